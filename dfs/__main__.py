@@ -1,0 +1,3 @@
+from dfs.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The `dfs` command line."""

@@ -1,0 +1,177 @@
+"""Cluster commands: locate, fsck, admin report/safemode/decommission, mount/umount."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+from dfs import errors
+from dfs.cli.common import human, resolve
+from dfs.rpc.convert import datanode_json
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("locate", help="block locations of a file (locality hints)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_locate)
+
+    p = sub.add_parser("fsck", help="check the health of files' blocks")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--files", action="store_true")
+    p.add_argument("--blocks", action="store_true")
+    p.add_argument("--locations", action="store_true")
+    p.add_argument("path", nargs="?", default="/", metavar="PATH")
+    p.set_defaults(func=cmd_fsck)
+
+    admin = sub.add_parser("admin", help="cluster administration")
+    asub = admin.add_subparsers(dest="admin_command", metavar="ADMIN_COMMAND", required=True)
+    p = asub.add_parser("report", help="datanodes and block health")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_report)
+    p = asub.add_parser("safemode", help="get, enter, leave or wait for safe mode")
+    p.add_argument("action", choices=["get", "enter", "leave", "wait"])
+    p.set_defaults(func=cmd_safemode)
+    p = asub.add_parser("decommission", help="drain a datanode")
+    p.add_argument("address", metavar="HOST:PORT")
+    p.set_defaults(func=cmd_decommission)
+
+    p = sub.add_parser("mount", help="mount dfs with FUSE")
+    p.add_argument("--foreground", action="store_true")
+    p.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.set_defaults(func=cmd_mount)
+    p = sub.add_parser("umount", help="unmount a dfs FUSE mount")
+    p.add_argument("mountpoint", metavar="MOUNTPOINT")
+    p.set_defaults(func=cmd_umount)
+
+
+def cmd_locate(args) -> int:
+    client, path = resolve(args, args.path)
+    locs = client.block_locations(path)
+    if args.json:
+        print(json.dumps([b.to_json() for b in locs]))
+        return 0
+    for b in locs:
+        where = ", ".join(f"{n} ({r})" for n, r in zip(b.names, b.racks)) or "NO LIVE REPLICA"
+        print(f"block {b.block_id} offset {b.offset} length {b.length}: {where}")
+    return 0
+
+
+def cmd_fsck(args) -> int:
+    client, path = resolve(args, args.path)
+    r = client.fsck(path)
+    if args.json:
+        out = {"status": r.status, "path": path, "files": r.files, "directories": r.directories,
+               "blocks": r.blocks, "total_size": r.total_size, "under_replicated": r.under_replicated,
+               "missing": r.missing, "corrupt": r.corrupt}
+        if args.files or args.blocks or args.locations:
+            out["details"] = [_file_json(f, args) for f in r.details]
+        print(json.dumps(out))
+    else:
+        if args.files or args.blocks or args.locations:
+            for f in r.details:
+                print(f"{f.path} {f.length} bytes, replication {f.replication}, {len(f.blocks)} block(s): {f.status}")
+                if args.blocks or args.locations:
+                    for b in f.blocks:
+                        line = f"  blk_{b.block.block_id} len={b.block.length} live_repl={len(b.locations)}"
+                        if args.locations:
+                            line += " [" + ", ".join(f"{d.address}{d.rack}" for d in b.locations) + "]"
+                        print(line)
+        print(f"Status: {r.status}")
+        print(f" Total size:\t{r.total_size} B")
+        print(f" Total dirs:\t{r.directories}")
+        print(f" Total files:\t{r.files}")
+        print(f" Total blocks:\t{r.blocks}")
+        print(f" Under-replicated blocks:\t{r.under_replicated}")
+        print(f" Missing blocks:\t{r.missing}")
+        print(f" Corrupt blocks:\t{r.corrupt}")
+        print(f"The filesystem under path '{path}' is {r.status}")
+    return 0 if r.status == "HEALTHY" else 1
+
+
+def _file_json(f, args) -> dict:
+    d = {"path": f.path, "length": f.length, "replication": f.replication, "status": f.status}
+    if args.blocks or args.locations:
+        d["blocks"] = [{"block_id": b.block.block_id, "length": b.block.length, "live_replicas": len(b.locations),
+                        **({"locations": [x.address for x in b.locations]} if args.locations else {})}
+                       for b in f.blocks]
+    return d
+
+
+def cmd_report(args) -> int:
+    client, _ = resolve(args, "/")
+    r = client.report()
+    nodes = [datanode_json(d) for d in r.datanodes]
+    live = [n for n in nodes if n["state"] != "dead"]
+    dead = [n for n in nodes if n["state"] == "dead"]
+    eta = r.pending_repair_bytes / r.repair_rate if r.repair_rate > 0 else None
+    if args.json:
+        print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
+                          "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
+                          "blocks": r.blocks, "files": r.files, "pending_repair_bytes": r.pending_repair_bytes,
+                          "repair_rate": r.repair_rate, "eta_seconds": eta}))
+        return 0
+    cap = sum(n["capacity"] for n in live)
+    used = sum(n["used"] for n in live)
+    print(f"Safe mode: {'ON' if r.safemode else 'off'}")
+    print(f"Configured capacity: {human(cap)}B   DFS used: {human(used)}B")
+    print(f"Files: {r.files}   Blocks: {r.blocks}")
+    print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}")
+    if r.pending_repair_bytes:
+        print(f"To copy: {human(r.pending_repair_bytes)}B" + (f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""))
+    print(f"\nDatanodes: {len(live)} live, {len(dead)} dead")
+    for n in nodes:
+        age = time.time() - n["last_heartbeat"]
+        print(f"  {n['address']:22} {n['rack']:14} {n['state']:16} blocks={n['blocks']:<6} "
+              f"used={human(n['used'])}B free={human(n['remaining'])}B last heartbeat {age:.1f}s ago")
+    return 0
+
+
+def cmd_safemode(args) -> int:
+    client, _ = resolve(args, "/")
+    if args.action == "wait":
+        while client.safemode("get").on:
+            time.sleep(0.5)
+        print("Safe mode is OFF")
+        return 0
+    r = client.safemode(args.action)
+    print(f"Safe mode is {'ON' if r.on else 'OFF'}" + (f" ({r.reason})" if r.on and r.reason else ""))
+    return 0
+
+
+def cmd_decommission(args) -> int:
+    client, _ = resolve(args, "/")
+    client.decommission(args.address)
+    print(f"Decommissioning {args.address}")
+    return 0
+
+
+def cmd_mount(args) -> int:
+    try:
+        from dfs_fuse.mount import mount
+    except ImportError as e:
+        raise errors.DfsError(f"FUSE support is not available ({e}); pip install 'dfs[fuse]'") from None
+    client, _ = resolve(args, "/")
+    opts = {}
+    for group in args.options:
+        for o in group.split(","):
+            k, _, v = o.partition("=")
+            opts[k.strip()] = v or True
+    return mount(client, args.mountpoint, foreground=args.foreground, options=opts)
+
+
+def cmd_umount(args) -> int:
+    for tool in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]):
+        try:
+            r = subprocess.run([*tool, args.mountpoint], capture_output=True, text=True, timeout=30)
+        except FileNotFoundError:
+            continue
+        if r.returncode == 0:
+            return 0
+        msg = (r.stderr.strip().splitlines() or ["unmount failed"])[-1]
+        print(f"dfs: umount: {args.mountpoint}: {msg}", file=sys.stderr)
+        return 1
+    raise errors.DfsError("no fusermount or umount found", args.mountpoint)

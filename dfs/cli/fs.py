@@ -1,0 +1,450 @@
+"""File commands: put, get, cat, ls, mkdir, rm, mv, cp, stat, du, touch, setrep, test, chmod, chown."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+
+from dfs import errors
+from dfs.cli.common import Progress, basename, human, join, mode_string, resolve
+from dfs.config import parse_size
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("put", help="copy local files (or - for stdin) into dfs")
+    p.add_argument("-f", action="store_true", dest="force", help="overwrite an existing destination")
+    p.add_argument("-r", action="store_true", dest="recursive", help="copy directories recursively")
+    p.add_argument("--replication", type=int, default=0, metavar="N")
+    p.add_argument("--block-size", type=parse_size, default=0, metavar="SIZE")
+    p.add_argument("sources", nargs="+", metavar="LOCAL")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=cmd_put)
+
+    p = sub.add_parser("get", help="copy files out of dfs")
+    p.add_argument("-f", action="store_true", dest="force")
+    p.add_argument("sources", nargs="+", metavar="SRC")
+    p.add_argument("dest", metavar="LOCALDEST")
+    p.set_defaults(func=cmd_get)
+
+    p = sub.add_parser("cat", help="print files to stdout")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_cat)
+
+    p = sub.add_parser("ls", help="list directories", add_help=False)
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("-R", action="store_true", dest="recursive")
+    p.add_argument("-h", action="store_true", dest="human")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("paths", nargs="*", default=["/"], metavar="PATH")
+    p.set_defaults(func=cmd_ls)
+
+    p = sub.add_parser("mkdir", help="create directories")
+    p.add_argument("-p", action="store_true", dest="parents")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_mkdir)
+
+    p = sub.add_parser("rm", help="remove files or directories")
+    p.add_argument("-r", "-R", action="store_true", dest="recursive")
+    p.add_argument("-f", action="store_true", dest="force", help="ignore missing paths")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(func=cmd_rm)
+
+    p = sub.add_parser("mv", help="move or rename (atomic)")
+    p.add_argument("sources", nargs="+", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=cmd_mv)
+
+    p = sub.add_parser("cp", help="copy within dfs")
+    p.add_argument("-f", action="store_true", dest="force")
+    p.add_argument("sources", nargs="+", metavar="SRC")
+    p.add_argument("dest", metavar="DEST")
+    p.set_defaults(func=cmd_cp)
+
+    p = sub.add_parser("stat", help="show a file's status")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_stat)
+
+    p = sub.add_parser("du", help="space used", add_help=False)
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    p.add_argument("-s", action="store_true", dest="summary")
+    p.add_argument("-h", action="store_true", dest="human")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_du)
+
+    p = sub.add_parser("touch", help="create an empty file or update its mtime")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_touch)
+
+    p = sub.add_parser("setrep", help="change the replication factor")
+    p.add_argument("-w", action="store_true", dest="wait", help="wait until it is reached")
+    p.add_argument("replication", type=int, metavar="N")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_setrep)
+
+    p = sub.add_parser("test", help="exit 0 if the test holds")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("-e", action="store_const", const="e", dest="test")
+    g.add_argument("-d", action="store_const", const="d", dest="test")
+    g.add_argument("-f", action="store_const", const="f", dest="test")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_test)
+
+    p = sub.add_parser("chmod", help="change permission bits (octal or u+x style)")
+    p.add_argument("mode", metavar="MODE")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_chmod)
+
+    p = sub.add_parser("chown", help="change owner and group")
+    p.add_argument("owner", metavar="OWNER[:GROUP]")
+    p.add_argument("path", metavar="PATH")
+    p.set_defaults(func=cmd_chown)
+
+
+# -- helpers ------------------------------------------------------------------
+def _stat_or_none(client, path):
+    try:
+        return client.stat(path)
+    except errors.DfsFileNotFoundError:
+        return None
+
+
+def _target(client, dest: str, name: str, many: bool):
+    """Where SRC named ``name`` lands for DEST (cp semantics)."""
+    st = _stat_or_none(client, dest)
+    if st is not None and st.is_dir:
+        return join(dest, name)
+    if many:
+        raise errors.DfsNotADirectoryError(path=dest) if st is not None else errors.DfsFileNotFoundError(path=dest)
+    if dest.endswith("/") and dest != "/":
+        raise errors.DfsNotADirectoryError(path=dest) if st is not None else errors.DfsFileNotFoundError(path=dest)
+    return dest
+
+
+# -- put / get / cat ------------------------------------------------------------
+def cmd_put(args) -> int:
+    client, dest = resolve(args, args.dest)
+    many = len(args.sources) > 1
+    kw = dict(overwrite=args.force, replication=args.replication, block_size=args.block_size, create_parent=False)
+    for src in args.sources:
+        if src == "-":
+            target = _target(client, dest, "", many)
+            if target.endswith("/"):
+                raise errors.DfsIsADirectoryError(path=dest)
+            _check_free(client, target, args.force)
+            client.upload(sys.stdin.buffer, target, progress=Progress("-", None), **kw)
+            continue
+        if not os.path.exists(src):
+            raise errors.DfsFileNotFoundError(path=src)
+        target = _target(client, dest, os.path.basename(os.path.normpath(src)), many)
+        if os.path.isdir(src):
+            if not args.recursive:
+                raise errors.DfsIsADirectoryError("Is a directory (use -r)", src)
+            _put_tree(client, src, target, args.force, kw)
+        else:
+            _put_file(client, src, target, args.force, kw)
+    return 0
+
+
+def _check_free(client, target: str, force: bool) -> None:
+    st = _stat_or_none(client, target)
+    if st is not None and (st.is_dir or not force):
+        raise errors.DfsIsADirectoryError(path=target) if st.is_dir else errors.DfsFileExistsError(path=target)
+
+
+def _put_file(client, src: str, target: str, force: bool, kw: dict) -> None:
+    _check_free(client, target, force)
+    size = os.path.getsize(src)
+    progress = Progress(os.path.basename(src), size)
+    with open(src, "rb") as f:
+        client.upload(f, target, progress=progress, **kw)
+    progress.close()
+
+
+def _put_tree(client, src: str, target: str, force: bool, kw: dict) -> None:
+    st = _stat_or_none(client, target)
+    if st is not None and not st.is_dir:
+        raise errors.DfsNotADirectoryError(path=target)
+    if st is None:
+        client.mkdir(target)
+    for root, dirs, files in os.walk(src):
+        rel = os.path.relpath(root, src)
+        base = target if rel == "." else join(target, rel.replace(os.sep, "/"))
+        for d in sorted(dirs):
+            if _stat_or_none(client, join(base, d)) is None:
+                client.mkdir(join(base, d))
+        for name in sorted(files):
+            _put_file(client, os.path.join(root, name), join(base, name), force, kw)
+
+
+def cmd_get(args) -> int:
+    many = len(args.sources) > 1
+    dest = args.dest
+    for src in args.sources:
+        client, path = resolve(args, src)
+        st = client.stat(path)
+        if dest == "-":
+            client.download(path, sys.stdout.buffer)
+            continue
+        if os.path.isdir(dest):
+            target = os.path.join(dest, basename(path))
+        elif many:
+            raise errors.DfsNotADirectoryError(path=dest)
+        else:
+            target = dest
+        if st.is_dir:
+            _get_tree(client, path, target, args.force)
+        else:
+            _get_file(client, path, target, st.size, args.force)
+    return 0
+
+
+def _get_file(client, path: str, target: str, size: int, force: bool) -> None:
+    if os.path.isdir(target):
+        raise errors.DfsIsADirectoryError(path=target)
+    if os.path.exists(target) and not force:
+        raise errors.DfsFileExistsError(path=target)
+    parent = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        raise errors.DfsFileNotFoundError(path=target)
+    # Write beside the target and rename: a half-copied file never has its name.
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part", dir=parent)
+    progress = Progress(basename(path), size)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            client.download(path, f, progress=progress)
+        os.replace(tmp, target)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    finally:
+        progress.close()
+
+
+def _get_tree(client, path: str, target: str, force: bool) -> None:
+    if os.path.exists(target) and not os.path.isdir(target):
+        raise errors.DfsNotADirectoryError(path=target)
+    os.makedirs(target, exist_ok=True)
+    for st in client.listdir(path):
+        local = os.path.join(target, basename(st.path))
+        if st.is_dir:
+            _get_tree(client, st.path, local, force)
+        else:
+            _get_file(client, st.path, local, st.size, force)
+
+
+def cmd_cat(args) -> int:
+    out = sys.stdout.buffer
+    for arg in args.paths:
+        client, path = resolve(args, arg)
+        st = client.stat(path)
+        if st.is_dir:
+            raise errors.DfsIsADirectoryError(path=path)
+        client.download(path, out)
+    out.flush()
+    return 0
+
+
+# -- listing ------------------------------------------------------------------
+def _ls_line(st, human_sizes: bool) -> str:
+    size = human(st.size) if human_sizes else str(st.size)
+    repl = "-" if st.is_dir else str(st.replication)
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(st.mtime))
+    return f"{mode_string(st.is_dir, st.mode)} {repl:>3} {st.owner} {st.group} {size:>10} {when} {st.path}"
+
+
+def _walk(client, path):
+    for st in client.listdir(path):
+        yield st
+        if st.is_dir:
+            yield from _walk(client, st.path)
+
+
+def cmd_ls(args) -> int:
+    everything = []
+    for arg in args.paths:
+        client, path = resolve(args, arg)
+        st = client.stat(path)
+        if not st.is_dir:
+            entries = [st]
+        elif args.recursive:
+            entries = list(_walk(client, path))
+        else:
+            entries = client.listdir(path)
+        if args.json:
+            everything += [e.to_json() for e in entries]
+            continue
+        if st.is_dir and not args.recursive:
+            print(f"Found {len(entries)} items")
+        for e in entries:
+            print(_ls_line(e, args.human))
+    if args.json:
+        print(json.dumps(everything, indent=None))
+    return 0
+
+
+def cmd_stat(args) -> int:
+    client, path = resolve(args, args.path)
+    st = client.stat(path)
+    if args.json:
+        print(json.dumps(st.to_json()))
+    else:
+        for k, v in st.to_json().items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_du(args) -> int:
+    client, path = resolve(args, args.path)
+    st = client.stat(path)
+    fmt = human if args.human else str
+    if args.summary or not st.is_dir:
+        s = client.content_summary(path)
+        print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {path}")
+        return 0
+    for e in client.listdir(path):
+        s = client.content_summary(e.path)
+        print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {e.path}")
+    return 0
+
+
+# -- namespace changes --------------------------------------------------------
+def cmd_mkdir(args) -> int:
+    for arg in args.paths:
+        client, path = resolve(args, arg)
+        client.mkdir(path, parents=args.parents)
+    return 0
+
+
+def cmd_rm(args) -> int:
+    status = 0
+    for arg in args.paths:
+        client, path = resolve(args, arg)
+        try:
+            st = client.stat(path)
+            if st.is_dir and not args.recursive:
+                raise errors.DfsIsADirectoryError(path=path)
+            client.delete(path, recursive=args.recursive)
+        except errors.DfsFileNotFoundError:
+            if not args.force:
+                raise
+    return status
+
+
+def cmd_mv(args) -> int:
+    many = len(args.sources) > 1
+    client, dest = resolve(args, args.dest)
+    for src in args.sources:
+        sclient, spath = resolve(args, src)
+        if sclient is not client:
+            raise errors.InvalidArgumentError("cannot move between clusters", src)
+        client.rename(spath, _target(client, dest, basename(spath), many))
+    return 0
+
+
+def cmd_cp(args) -> int:
+    many = len(args.sources) > 1
+    client, dest = resolve(args, args.dest)
+    for src in args.sources:
+        sclient, spath = resolve(args, src)
+        st = sclient.stat(spath)
+        target = _target(client, dest, basename(spath), many)
+        if st.is_dir:
+            raise errors.DfsIsADirectoryError("Is a directory (not copied)", spath)
+        _check_free(client, target, args.force)
+        w = client.create(target, overwrite=args.force, replication=st.replication, block_size=st.block_size,
+                          create_parent=False)
+        try:
+            for piece in sclient.open_read(spath).iter_range():
+                w.write(piece)
+        except BaseException:
+            w.abort()
+            raise
+        w.close()
+    return 0
+
+
+def cmd_touch(args) -> int:
+    client, path = resolve(args, args.path)
+    st = _stat_or_none(client, path)
+    if st is None:
+        client.create(path, create_parent=False).close()
+    else:
+        client.set_times(path, time.time())
+    return 0
+
+
+def cmd_setrep(args) -> int:
+    client, path = resolve(args, args.path)
+    st = client.stat(path)
+    files = [e for e in _walk(client, path) if not e.is_dir] if st.is_dir else [st]
+    for f in files:
+        client.set_replication(f.path, args.replication)
+    if args.wait:
+        deadline = time.monotonic() + float(os.environ.get("DFS_SETREP_TIMEOUT", "600"))
+        for f in files:
+            while True:
+                locs = client.block_locations(f.path)
+                if all(len(b.names) == args.replication for b in locs):
+                    break
+                if time.monotonic() > deadline:
+                    raise errors.DfsError(f"replication {args.replication} not reached in time", f.path)
+                time.sleep(0.5)
+    return 0
+
+
+def cmd_test(args) -> int:
+    client, path = resolve(args, args.path)
+    st = _stat_or_none(client, path)
+    ok = st is not None and (args.test == "e" or (args.test == "d") == st.is_dir)
+    return 0 if ok else 1
+
+
+def parse_mode(text: str, current: int) -> int:
+    if text.isdigit():
+        return int(text, 8)
+    mode = current
+    for clause in text.split(","):
+        who, op, perms = "", "", ""
+        i = 0
+        while i < len(clause) and clause[i] in "ugoa":
+            who += clause[i]
+            i += 1
+        if i >= len(clause) or clause[i] not in "+-=":
+            raise errors.InvalidArgumentError(f"invalid mode: {text}")
+        op, perms = clause[i], clause[i + 1:]
+        if set(perms) - set("rwxt"):
+            raise errors.InvalidArgumentError(f"invalid mode: {text}")
+        who = who or "a"
+        bits = 0
+        for w in ("u", "g", "o"):
+            if w in who or "a" in who:
+                shift = {"u": 6, "g": 3, "o": 0}[w]
+                bits |= sum({"r": 4, "w": 2, "x": 1}.get(c, 0) for c in perms) << shift
+        if "t" in perms:
+            bits |= 0o1000
+        if op == "+":
+            mode |= bits
+        elif op == "-":
+            mode &= ~bits
+        else:
+            mask = sum(7 << {"u": 6, "g": 3, "o": 0}[w] for w in "ugo" if w in who or "a" in who)
+            mode = (mode & ~mask) | bits
+    return mode
+
+
+def cmd_chmod(args) -> int:
+    client, path = resolve(args, args.path)
+    current = client.stat(path).mode if not args.mode.isdigit() else 0
+    client.chmod(path, parse_mode(args.mode, current))
+    return 0
+
+
+def cmd_chown(args) -> int:
+    client, path = resolve(args, args.path)
+    owner, _, group = args.owner.partition(":")
+    client.chown(path, owner, group)
+    return 0

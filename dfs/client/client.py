@@ -1,0 +1,213 @@
+"""DfsClient: the one object every front end (CLI, fsspec, FUSE, Dask) uses.
+
+Namespace calls go to the namenode over gRPC; file data goes through
+``FileReader`` / ``FileWriter`` straight to datanodes. Thread-safe and
+picklable (to its constructor arguments); gRPC channels are opened lazily
+and rebuilt after a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import BinaryIO, Callable
+
+from dfs import errors
+from dfs.config import default_namenode
+from dfs.client.namenode import NamenodeClient
+from dfs.client.reader import FileReader
+from dfs.client.writer import FileWriter
+from dfs.model import BlockLocation, FileStatus
+from dfs.rpc import convert
+from dfs.rpc.v1 import namenode_pb2 as pb
+
+LEASE_RENEW_INTERVAL = 20.0
+
+
+class DfsClient:
+    def __init__(self, namenode: str | None = None, *, user: str | None = None,
+                 retry_seconds: float | None = None, threads: int | None = None):
+        self.namenode = namenode or default_namenode()
+        self._args = dict(namenode=self.namenode, user=user, retry_seconds=retry_seconds, threads=threads)
+        self.nn = NamenodeClient(self.namenode, user=user, retry_seconds=retry_seconds)
+        self._threads = threads or max(2, min(4, os.cpu_count() or 2))
+        self._pool_obj: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._lock = threading.Lock()
+        self._writers: set[FileWriter] = set()
+        self._lease_thread: threading.Thread | None = None
+
+    def __reduce__(self):
+        return (_rebuild, (self._args,))
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._pool_obj is None or self._pool_pid != os.getpid():
+            with self._lock:
+                if self._pool_obj is None or self._pool_pid != os.getpid():
+                    self._pool_obj = ThreadPoolExecutor(self._threads, thread_name_prefix="dfs-codec")
+                    self._pool_pid = os.getpid()
+        return self._pool_obj
+
+    def close(self) -> None:
+        self.nn.close()
+        if self._pool_obj is not None and self._pool_pid == os.getpid():
+            self._pool_obj.shutdown(wait=False)
+        self._pool_obj = None
+
+    # -- namespace ------------------------------------------------------
+    def ping(self) -> None:
+        self.nn.call("Ping")
+
+    def stat(self, path: str) -> FileStatus:
+        return convert.status_from_pb(self.nn.call("GetFileInfo", pb.PathRequest(path=path)).status)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+            return True
+        except (errors.DfsFileNotFoundError, errors.DfsNotADirectoryError):
+            return False
+
+    def listdir(self, path: str) -> list[FileStatus]:
+        """Entries of a directory (or [status] of a file), all pages."""
+        out: list[FileStatus] = []
+        after = ""
+        while True:
+            r = self.nn.call("ListDir", pb.ListRequest(path=path, start_after=after, limit=5000))
+            out += [convert.status_from_pb(e) for e in r.entries]
+            if not r.has_more:
+                return out
+            after = out[-1].path.rpartition("/")[2]
+
+    def mkdir(self, path: str, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
+        return convert.status_from_pb(self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode)).status)
+
+    def delete(self, path: str, *, recursive: bool = False) -> bool:
+        return self.nn.call("Delete", pb.DeleteRequest(path=path, recursive=recursive)).value
+
+    def rename(self, src: str, dst: str, *, overwrite: bool = False) -> FileStatus:
+        return convert.status_from_pb(self.nn.call("Rename", pb.RenameRequest(src=src, dst=dst, overwrite=overwrite)).status)
+
+    def chmod(self, path: str, mode: int) -> FileStatus:
+        return convert.status_from_pb(self.nn.call("SetPermission", pb.SetPermissionRequest(path=path, mode=mode)).status)
+
+    def chown(self, path: str, owner: str = "", group: str = "") -> FileStatus:
+        return convert.status_from_pb(self.nn.call("SetOwner", pb.SetOwnerRequest(path=path, owner=owner, group=group)).status)
+
+    def set_replication(self, path: str, replication: int) -> FileStatus:
+        return convert.status_from_pb(self.nn.call(
+            "SetReplication", pb.SetReplicationRequest(path=path, replication=replication)).status)
+
+    def set_times(self, path: str, mtime: float) -> FileStatus:
+        return convert.status_from_pb(self.nn.call("SetTimes", pb.SetTimesRequest(path=path, mtime=mtime)).status)
+
+    def content_summary(self, path: str) -> dict:
+        s = self.nn.call("GetContentSummary", pb.PathRequest(path=path)).summary
+        return {"length": s.length, "files": s.files, "directories": s.directories,
+                "space_consumed": s.space_consumed}
+
+    # -- data -----------------------------------------------------------
+    def open_read(self, path: str) -> FileReader:
+        return FileReader(self, path, pool=self._pool)
+
+    def create(self, path: str, *, overwrite: bool = False, replication: int = 0, block_size: int = 0,
+               mode: int = 0o644, create_parent: bool = True) -> FileWriter:
+        """A writer; the file appears, complete, when it is closed."""
+        return FileWriter(self, path, overwrite=overwrite, replication=replication, block_size=block_size,
+                          mode=mode, create_parent=create_parent, pool=self._pool)
+
+    def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        r = self.open_read(path)
+        return b"".join(r.iter_range(offset, length))
+
+    def write_bytes(self, path: str, data: bytes, **kw) -> FileStatus:
+        w = self.create(path, **kw)
+        try:
+            w.write(data)
+        except BaseException:
+            w.abort()
+            raise
+        return convert.status_from_pb(w.close())
+
+    def upload(self, src: BinaryIO, path: str, *, progress: Callable[[int], None] | None = None, **kw) -> FileStatus:
+        w = self.create(path, **kw)
+        try:
+            while True:
+                piece = src.read(4 << 20)
+                if not piece:
+                    break
+                w.write(piece)
+                if progress:
+                    progress(len(piece))
+        except BaseException:
+            w.abort()
+            raise
+        return convert.status_from_pb(w.close())
+
+    def download(self, path: str, dst: BinaryIO, *, progress: Callable[[int], None] | None = None) -> int:
+        n = 0
+        for piece in self.open_read(path).iter_range():
+            dst.write(piece)
+            n += len(piece)
+            if progress:
+                progress(len(piece))
+        return n
+
+    def block_locations(self, path: str, start: int = 0, length: int | None = None) -> list[BlockLocation]:
+        req = pb.GetBlockLocationsRequest(path=path, offset=start, length=length or 0, all=length is None)
+        r = self.nn.call("GetBlockLocations", req)
+        if r.status.is_dir:
+            raise errors.DfsIsADirectoryError(path=path)
+        return [BlockLocation(offset=b.offset, length=b.block.length, block_id=b.block.block_id,
+                              names=[d.address for d in b.locations], racks=[d.rack for d in b.locations],
+                              corrupt=b.corrupt) for b in r.blocks]
+
+    def report_bad(self, block_id: int, address: str, reason: str = "") -> None:
+        try:
+            self.nn.call("ReportBadBlocks", pb.ReportBadBlocksRequest(
+                replicas=[pb.BadReplica(block_id=block_id, address=address, reason=reason)]), timeout=5.0)
+        except errors.DfsError:
+            pass   # best effort: the scanner will find it too
+
+    # -- admin ----------------------------------------------------------
+    def fsck(self, path: str = "/"):
+        return self.nn.call("Fsck", pb.FsckRequest(path=path), timeout=60.0)
+
+    def report(self):
+        return self.nn.call("Report", pb.ReportRequest())
+
+    def safemode(self, action: str = "get"):
+        return self.nn.call("Safemode", pb.SafemodeRequest(action=action))
+
+    def decommission(self, address: str) -> None:
+        self.nn.call("Decommission", pb.DecommissionRequest(address=address))
+
+    # -- leases ---------------------------------------------------------
+    def _lease_acquired(self, w: FileWriter) -> None:
+        with self._lock:
+            self._writers.add(w)
+            if self._lease_thread is None or not self._lease_thread.is_alive():
+                self._lease_thread = threading.Thread(target=self._renew_leases, name="dfs-lease", daemon=True)
+                self._lease_thread.start()
+
+    def _lease_released(self, w: FileWriter) -> None:
+        with self._lock:
+            self._writers.discard(w)
+
+    def _renew_leases(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(LEASE_RENEW_INTERVAL):
+            with self._lock:
+                if not self._writers:
+                    self._lease_thread = None
+                    return
+            try:
+                self.nn.call("RenewLease", pb.RenewLeaseRequest(), timeout=5.0)
+            except errors.DfsError:
+                pass
+
+
+def _rebuild(args: dict) -> DfsClient:
+    return DfsClient(**args)

@@ -1,0 +1,301 @@
+"""Writing a file: chunks are encoded on a thread pool and streamed through
+the datanode pipeline by a sender thread, so encoding overlaps sending.
+
+The file is created on the namenode lazily (at the first block or at
+close), so an empty file costs one RPC. A block's plaintext chunks are kept
+until its pipeline acknowledges it: if the first datanode fails, or every
+node does, the block is abandoned and written again (re-encoded: the AAD
+binds the block id) to a fresh pipeline without the failed nodes. A
+downstream node that fails only lowers that block's replica count; the
+namenode's replication monitor restores it.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from dfs import errors
+from dfs.codec import ChunkCodec, EncodedChunk
+from dfs.rpc import frames
+from dfs.rpc.v1 import common_pb2 as cpb
+from dfs.rpc.v1 import datatransfer_pb2 as dpb
+from dfs.rpc.v1 import namenode_pb2 as pb
+
+log = logging.getLogger(__name__)
+MAX_PIPELINE_ATTEMPTS = 5
+_END = object()
+
+
+class _Block:
+    def __init__(self, located: cpb.LocatedBlock):
+        self.block_id = located.block.block_id
+        self.genstamp = located.block.genstamp
+        self.targets = [d.address for d in located.locations]
+        self.plain: list = []          # plaintext chunks, kept for a retry
+        self.length = 0
+
+
+class FileWriter:
+    """A file being written. Not thread-safe: one writer thread, like a file object."""
+
+    def __init__(self, client, path: str, *, overwrite: bool = False, replication: int = 0,
+                 block_size: int = 0, mode: int = 0o644, create_parent: bool = True,
+                 pool: ThreadPoolExecutor):
+        self.client, self.path = client, path
+        self._opts = dict(overwrite=overwrite, replication=replication, block_size=block_size,
+                          mode=mode, create_parent=create_parent)
+        self._pool = pool
+        self.file_id = 0
+        self.codec: ChunkCodec | None = None
+        self.chunk_size = 0
+        self.block_size = block_size
+        self._pending = bytearray()
+        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._sender: threading.Thread | None = None
+        self._error: BaseException | None = None
+        self._excluded: list[str] = []
+        self._committed: tuple[int, int, list[str]] | None = None   # last acked block (id, len, nodes)
+        self.closed = False
+        self.bytes_written = 0
+        self.status = None
+
+    # -- namenode -------------------------------------------------------
+    def _create(self, complete: bool = False):
+        r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete, **self._opts))
+        self.file_id = r.file_id
+        self.codec = ChunkCodec(r.key.key)
+        self.chunk_size = r.key.chunk_size
+        self.block_size = r.status.block_size
+        self.client._lease_acquired(self)
+        return r
+
+    def _add_block(self) -> _Block:
+        req = pb.AddBlockRequest(file_id=self.file_id, excluded=self._excluded)
+        if self._committed is not None:
+            bid, length, nodes = self._committed
+            req.has_previous = True
+            req.previous.CopyFrom(cpb.Block(block_id=bid, length=length))
+            req.previous_nodes.extend(nodes)
+        r = self.client.nn.call("AddBlock", req)
+        self._committed = None
+        return _Block(r.block)
+
+    # -- writing --------------------------------------------------------
+    def write(self, data) -> int:
+        if self.closed:
+            raise ValueError("write to closed file")
+        self._raise_sender_error()
+        if self.codec is None:
+            self._create()
+            self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
+            self._sender.start()
+        n = len(data)
+        view = memoryview(data).cast("B")
+        if self._pending:
+            take = min(len(view), self.chunk_size - len(self._pending))
+            self._pending += view[:take]
+            view = view[take:]
+            if len(self._pending) == self.chunk_size:
+                self._submit(bytes(self._pending))
+                self._pending = bytearray()
+        while len(view) >= self.chunk_size:
+            piece = view[:self.chunk_size]
+            self._submit(bytes(piece) if not isinstance(data, bytes) else piece)
+            view = view[self.chunk_size:]
+        if len(view):
+            self._pending += view
+        self.bytes_written += n
+        return n
+
+    def _submit(self, plain) -> None:
+        self._raise_sender_error()
+        while True:
+            try:
+                self._queue.put(plain, timeout=1.0)
+                return
+            except queue.Full:
+                self._raise_sender_error()
+
+    def _raise_sender_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _send_loop(self) -> None:
+        """Turn plaintext chunks into blocks on the wire; runs on its own thread."""
+        try:
+            block: _Block | None = None
+            sock = None
+            inflight: deque[tuple[Future, int]] = deque()
+            while True:
+                item = self._queue.get()
+                if item is _END:
+                    break
+                if block is None:
+                    block = self._add_block()
+                    sock = self._open(block)
+                block.plain.append(item)
+                index = len(block.plain) - 1
+                inflight.append((self._pool.submit(self.codec.encode, item, block.block_id, index), index))
+                # Keep a couple of encodes ahead of the socket.
+                while len(inflight) > 2:
+                    sock = self._send_one(block, sock, inflight)
+                block.length += len(item)
+                if block.length >= self.block_size:
+                    while inflight:
+                        sock = self._send_one(block, sock, inflight)
+                    self._finish(block, sock)
+                    block, sock = None, None
+            if block is not None:
+                while inflight:
+                    sock = self._send_one(block, sock, inflight)
+                self._finish(block, sock)
+        except BaseException as e:   # surfaced to the writing thread
+            self._error = e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
+            while True:   # unblock a producer waiting on a full queue
+                try:
+                    self._queue.get_nowait()
+                except queue.Empty:
+                    break
+
+    def _open(self, block: _Block):
+        for attempt in range(MAX_PIPELINE_ATTEMPTS):
+            if not block.targets:
+                raise errors.NoDatanodesError(path=self.path)
+            try:
+                s = frames.connect(block.targets[0])
+                frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.WRITE_BLOCK, block_id=block.block_id,
+                                                genstamp=block.genstamp, downstream=block.targets[1:],
+                                                chunk_size=self.chunk_size))
+                return s
+            except OSError:
+                block = self._replace(block, block.targets[0])
+        raise errors.DatanodeError("could not open a write pipeline", self.path)
+
+    def _send_one(self, block: _Block, sock, inflight: deque):
+        fut, index = inflight.popleft()
+        enc: EncodedChunk = fut.result()
+        frame = dpb.ChunkFrame(meta=dpb.ChunkMeta(stored_length=enc.stored_length,
+                                                   plain_length=enc.plain_length, checksum=enc.checksum))
+        try:
+            frames.send_msg(sock, frame, *enc.parts)
+            return sock
+        except OSError:
+            return self._retry_block(block, sock, inflight)
+
+    def _finish(self, block: _Block, sock) -> None:
+        for attempt in range(MAX_PIPELINE_ATTEMPTS):
+            try:
+                frames.send_msg(sock, dpb.ChunkFrame(end=True))
+                ack = frames.recv_msg(sock, dpb.WriteAck)
+                sock.close()
+                if ack.stored:
+                    if ack.failed:
+                        log.warning("block %d stored on %d of %d nodes (failed: %s)", block.block_id,
+                                    len(ack.stored), len(block.targets), ", ".join(ack.failed))
+                        self._excluded += [a for a in ack.failed if a not in self._excluded]
+                    self._committed = (block.block_id, block.length, list(ack.stored))
+                    return
+                failed = list(ack.failed) or block.targets[:1]
+            except (OSError, frames.FrameError):
+                failed = block.targets[:1]
+            sock = self._rewrite(block, sock, failed)
+        raise errors.DatanodeError("block write failed on every pipeline tried", self.path)
+
+    def _retry_block(self, block: _Block, sock, inflight: deque):
+        """The head of the pipeline broke mid-block: start the block over elsewhere."""
+        for fut, _ in inflight:
+            fut.cancel()
+        inflight.clear()
+        sock = self._rewrite(block, sock, block.targets[:1])
+        return sock
+
+    def _replace(self, block: _Block, failed) -> _Block:
+        failed = [failed] if isinstance(failed, str) else failed
+        self._excluded += [a for a in failed if a not in self._excluded]
+        log.warning("pipeline for block %d failed at %s; retrying elsewhere", block.block_id, ", ".join(failed))
+        self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(file_id=self.file_id, block_id=block.block_id))
+        fresh = self._add_block()
+        fresh.plain, fresh.length = block.plain, block.length
+        block.__dict__.update(fresh.__dict__)
+        return block
+
+    def _rewrite(self, block: _Block, sock, failed: list[str]):
+        """Abandon ``block``'s pipeline and send every chunk so far to a new one."""
+        try:
+            if sock is not None:
+                sock.close()
+        except OSError:
+            pass
+        for attempt in range(MAX_PIPELINE_ATTEMPTS):
+            self._replace(block, failed)
+            sock = self._open(block)
+            try:
+                for i, plain in enumerate(block.plain):
+                    enc = self.codec.encode(plain, block.block_id, i)
+                    frames.send_msg(sock, dpb.ChunkFrame(meta=dpb.ChunkMeta(
+                        stored_length=enc.stored_length, plain_length=enc.plain_length,
+                        checksum=enc.checksum)), *enc.parts)
+                return sock
+            except OSError:
+                failed = block.targets[:1]
+        raise errors.DatanodeError("block write failed on every pipeline tried", self.path)
+
+    # -- closing --------------------------------------------------------
+    def close(self):
+        if self.closed:
+            return self.status
+        self.closed = True
+        try:
+            if self.codec is None:
+                r = self._create(complete=True)
+                self.client._lease_released(self)
+                self.status = r.status
+                return self.status
+            if self._pending:
+                self._submit(bytes(self._pending))
+                self._pending = bytearray()
+            self._queue.put(_END)
+            self._sender.join()
+            self._raise_sender_error()
+            req = pb.CompleteRequest(file_id=self.file_id)
+            if self._committed is not None:
+                bid, length, nodes = self._committed
+                req.has_last = True
+                req.last.CopyFrom(cpb.Block(block_id=bid, length=length))
+                req.last_nodes.extend(nodes)
+            self.status = self.client.nn.call("Complete", req).status
+            return self.status
+        except BaseException:
+            self.abort()
+            raise
+        finally:
+            self.client._lease_released(self)
+
+    def abort(self) -> None:
+        """Give up: the file never appears (the namenode drops it when the lease lapses)."""
+        self.closed = True
+        if self._sender is not None and self._sender.is_alive():
+            self._error = self._error or errors.DfsError("aborted")
+            try:
+                self._queue.put_nowait(_END)
+            except queue.Full:
+                pass
+        if self.file_id:
+            try:
+                self.client.nn.call("AbandonFile", pb.AbandonBlockRequest(file_id=self.file_id), timeout=2.0)
+            except errors.DfsError:
+                pass
+        self.client._lease_released(self)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

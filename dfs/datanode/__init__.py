@@ -1,0 +1,1 @@
+"""The datanode: stores encrypted block replicas, serves and forwards them."""

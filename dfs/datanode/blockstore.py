@@ -1,0 +1,250 @@
+"""Block replicas on disk. The datanode never holds a key: it stores records.
+
+Layout under ``--data-dir``:
+
+    datanode.json                 {"uuid": ...} identity, created at first start
+    current/XX/blk_<id>_<gs>.data   stored chunk records back to back (XX = id % 256, hex)
+    current/XX/blk_<id>_<gs>.meta   the block index (below); its presence commits the replica
+    tmp/                          replicas being written; emptied at every start
+
+Meta file (all integers big-endian):
+
+    magic "DFSM" | version u16 | chunk_size u32 | chunks u32 | block_length u64
+    chunks x (stored_length u32 | plain_length u32 | xxh3_64 u64)
+    xxh3_64 of everything above (u64)
+
+Writing a replica: records go to tmp/, then data and meta are fsynced, the
+data file is renamed into current/, then the meta file (the commit point),
+then the directory is fsynced. After a crash, a data file without its meta
+is an unfinished write and is deleted; a meta whose checksum fails or whose
+data file is shorter than the index says is a corrupt replica, never served.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import struct
+import threading
+import uuid as _uuid
+from dataclasses import dataclass
+
+import xxhash
+
+_HEAD = struct.Struct(">4sHIIQ")
+_ENTRY = struct.Struct(">IIQ")
+_TAIL = struct.Struct(">Q")
+
+
+@dataclass(frozen=True)
+class ChunkEntry:
+    stored_length: int
+    plain_length: int
+    checksum: int
+
+
+@dataclass
+class Replica:
+    block_id: int
+    genstamp: int
+    length: int            # plaintext bytes
+    data_path: str
+    meta_path: str
+    corrupt: bool = False
+    stored_bytes: int = 0
+
+
+def encode_meta(chunk_size: int, entries: list[ChunkEntry]) -> bytes:
+    length = sum(e.plain_length for e in entries)
+    body = _HEAD.pack(b"DFSM", 1, chunk_size, len(entries), length) + b"".join(
+        _ENTRY.pack(e.stored_length, e.plain_length, e.checksum) for e in entries)
+    return body + _TAIL.pack(xxhash.xxh3_64_intdigest(body))
+
+
+def decode_meta(raw: bytes) -> tuple[int, int, list[ChunkEntry]]:
+    """-> (chunk_size, block_length, entries). Raises ValueError if damaged."""
+    if len(raw) < _HEAD.size + _TAIL.size:
+        raise ValueError("meta file too short")
+    body, (check,) = raw[:-_TAIL.size], _TAIL.unpack(raw[-_TAIL.size:])
+    if xxhash.xxh3_64_intdigest(body) != check:
+        raise ValueError("meta file checksum mismatch")
+    magic, version, chunk_size, n, length = _HEAD.unpack_from(body)
+    if magic != b"DFSM" or version != 1 or len(body) != _HEAD.size + n * _ENTRY.size:
+        raise ValueError("meta file has a bad header")
+    entries = [ChunkEntry(*_ENTRY.unpack_from(body, _HEAD.size + i * _ENTRY.size)) for i in range(n)]
+    return chunk_size, length, entries
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class ReplicaWriter:
+    """Writes one replica into tmp/ and commits it with ``finalize``."""
+
+    def __init__(self, store: "BlockStore", block_id: int, genstamp: int, chunk_size: int):
+        self.store, self.block_id, self.genstamp, self.chunk_size = store, block_id, genstamp, chunk_size
+        tag = _uuid.uuid4().hex[:8]
+        self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")
+        self.tmp_meta = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.meta")
+        self.fd = os.open(self.tmp_data, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.entries: list[ChunkEntry] = []
+        self.stored = 0
+
+    def write(self, entry: ChunkEntry, record) -> None:
+        view = memoryview(record)
+        while view:
+            n = os.write(self.fd, view)
+            view = view[n:]
+        self.entries.append(entry)
+        self.stored += entry.stored_length
+
+    def finalize(self) -> Replica:
+        os.fsync(self.fd)
+        os.close(self.fd)
+        self.fd = -1
+        with open(self.tmp_meta, "wb") as f:
+            f.write(encode_meta(self.chunk_size, self.entries))
+            f.flush()
+            os.fsync(f.fileno())
+        return self.store._commit(self)
+
+    def abort(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+        for p in (self.tmp_data, self.tmp_meta):
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+
+class BlockStore:
+    """The replicas of one datanode. Thread-safe."""
+
+    def __init__(self, data_dir: str):
+        self.root = data_dir
+        self.current = os.path.join(data_dir, "current")
+        self.tmp = os.path.join(data_dir, "tmp")
+        os.makedirs(self.current, exist_ok=True)
+        shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
+        os.makedirs(self.tmp)
+        self.uuid = self._identity()
+        self._lock = threading.Lock()
+        self.replicas: dict[int, Replica] = {}
+        self._load()
+
+    def _identity(self) -> str:
+        path = os.path.join(self.root, "datanode.json")
+        if not os.path.exists(path):
+            with open(path + ".tmp", "w") as f:
+                json.dump({"uuid": str(_uuid.uuid4())}, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+        with open(path) as f:
+            return json.load(f)["uuid"]
+
+    def _dir_for(self, block_id: int) -> str:
+        return os.path.join(self.current, f"{block_id % 256:02x}")
+
+    def _load(self) -> None:
+        for sub in os.listdir(self.current):
+            d = os.path.join(self.current, sub)
+            names = set(os.listdir(d))
+            for name in names:
+                if not name.endswith(".meta"):
+                    continue
+                stem = name[:-5]
+                _, bid, gs = stem.split("_")
+                data = os.path.join(d, stem + ".data")
+                rep = Replica(int(bid), int(gs), 0, data, os.path.join(d, name))
+                try:
+                    _, rep.length, entries = self.read_meta(rep)
+                    rep.stored_bytes = sum(e.stored_length for e in entries)
+                    if os.path.getsize(data) != rep.stored_bytes:
+                        rep.corrupt = True
+                except (OSError, ValueError):
+                    rep.corrupt = True
+                old = self.replicas.get(rep.block_id)
+                if old is not None and old.genstamp > rep.genstamp:
+                    self._unlink(rep)
+                    continue
+                if old is not None:
+                    self._unlink(old)
+                self.replicas[rep.block_id] = rep
+            for name in names:
+                if name.endswith(".data") and name[:-5] + ".meta" not in names:
+                    os.unlink(os.path.join(d, name))   # data never committed
+
+    @staticmethod
+    def read_meta(rep: Replica) -> tuple[int, int, list[ChunkEntry]]:
+        with open(rep.meta_path, "rb") as f:
+            return decode_meta(f.read())
+
+    def writer(self, block_id: int, genstamp: int, chunk_size: int) -> ReplicaWriter:
+        return ReplicaWriter(self, block_id, genstamp, chunk_size)
+
+    def _commit(self, w: ReplicaWriter) -> Replica:
+        d = self._dir_for(w.block_id)
+        os.makedirs(d, exist_ok=True)
+        stem = os.path.join(d, f"blk_{w.block_id}_{w.genstamp}")
+        with self._lock:
+            old = self.replicas.get(w.block_id)
+            os.replace(w.tmp_data, stem + ".data")
+            os.replace(w.tmp_meta, stem + ".meta")
+            _fsync_dir(d)
+            rep = Replica(w.block_id, w.genstamp, sum(e.plain_length for e in w.entries),
+                          stem + ".data", stem + ".meta", stored_bytes=w.stored)
+            self.replicas[w.block_id] = rep
+            if old is not None and old.genstamp != w.genstamp:
+                self._unlink(old)
+        return rep
+
+    def get(self, block_id: int) -> Replica | None:
+        with self._lock:
+            return self.replicas.get(block_id)
+
+    def mark_corrupt(self, block_id: int) -> None:
+        with self._lock:
+            rep = self.replicas.get(block_id)
+            if rep is not None:
+                rep.corrupt = True
+
+    def delete(self, block_id: int) -> bool:
+        with self._lock:
+            rep = self.replicas.pop(block_id, None)
+        if rep is None:
+            return False
+        self._unlink(rep)
+        return True
+
+    @staticmethod
+    def _unlink(rep: Replica) -> None:
+        for p in (rep.meta_path, rep.data_path):   # meta first: uncommits the replica
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
+
+    def report(self) -> list[Replica]:
+        """Healthy replicas, for a full block report."""
+        with self._lock:
+            return [r for r in self.replicas.values() if not r.corrupt]
+
+    def corrupt_ids(self) -> list[int]:
+        with self._lock:
+            return [r.block_id for r in self.replicas.values() if r.corrupt]
+
+    def usage(self) -> tuple[int, int, int]:
+        """(capacity, used by replicas, remaining) in bytes."""
+        du = shutil.disk_usage(self.root)
+        with self._lock:
+            used = sum(r.stored_bytes for r in self.replicas.values())
+        return du.total, used, du.free

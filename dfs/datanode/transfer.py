@@ -1,0 +1,200 @@
+"""The block data server: receive-store-forward for writes, sendfile for reads.
+
+One thread per connection, one operation per connection. A write verifies
+each record's xxh3 before it is forwarded or stored, so a damaged record
+never spreads down the pipeline; a node that cannot reach its downstream
+keeps storing and reports the failure in its acknowledgement, so the writer
+is told which replicas exist instead of losing the block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+
+from dfs.codec import checksum_of
+from dfs.datanode.blockstore import BlockStore, ChunkEntry, Replica
+from dfs.rpc import frames
+from dfs.rpc.v1 import datatransfer_pb2 as pb
+
+log = logging.getLogger(__name__)
+
+
+class TransferServer:
+    def __init__(self, store: BlockStore, listen: str, address: str, on_received):
+        self.store = store
+        self.address = address
+        self.on_received = on_received        # callback(Replica)
+        host, _, port = listen.rpartition(":")
+        self.sock = socket.create_server((host, int(port)), backlog=128, reuse_port=False)
+        self.port = self.sock.getsockname()[1]
+        self.xceivers = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def serve_forever(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                if self._closed:
+                    return
+                continue
+            threading.Thread(target=self._handle, args=(conn,), daemon=True, name="xceiver").start()
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _handle(self, conn: socket.socket) -> None:
+        with self._lock:
+            self.xceivers += 1
+        try:
+            conn.settimeout(frames.DATA_TIMEOUT)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            hdr = frames.recv_msg(conn, pb.OpHeader)
+            if hdr.op == pb.OpHeader.WRITE_BLOCK:
+                self._write(conn, hdr)
+            elif hdr.op == pb.OpHeader.READ_BLOCK:
+                self._read(conn, hdr)
+            else:
+                frames.send_msg(conn, pb.ReadReply(error=f"unknown op {hdr.op}"))
+        except (OSError, frames.FrameError) as e:
+            log.debug("transfer connection failed: %s", e)
+        except Exception:
+            log.exception("transfer failed")
+        finally:
+            with self._lock:
+                self.xceivers -= 1
+            conn.close()
+
+    # -- write ----------------------------------------------------------
+    def _open_downstream(self, hdr: pb.OpHeader, failed: list[str]) -> socket.socket | None:
+        rest = list(hdr.downstream)
+        while rest:
+            target, rest = rest[0], rest[1:]
+            try:
+                s = frames.connect(target)
+                frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=hdr.block_id,
+                                               genstamp=hdr.genstamp, downstream=rest,
+                                               chunk_size=hdr.chunk_size))
+                return s
+            except OSError:
+                failed.append(target)
+        return None
+
+    def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
+        failed: list[str] = []
+        down = self._open_downstream(hdr, failed)
+        down_target = hdr.downstream[len(failed)] if down is not None else None
+        writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
+        buf = bytearray(hdr.chunk_size + 1024)
+        index = 0
+        try:
+            while True:
+                frame = frames.recv_msg(conn, pb.ChunkFrame)
+                if frame.end:
+                    break
+                m = frame.meta
+                if m.stored_length > len(buf):
+                    buf = bytearray(m.stored_length)
+                view = memoryview(buf)[:m.stored_length]
+                frames.recv_into(conn, view)
+                if checksum_of(view) != m.checksum:
+                    raise ValueError(f"checksum mismatch in chunk {index} of block {hdr.block_id}")
+                if down is not None:
+                    try:
+                        frames.send_msg(down, frame, view)
+                    except OSError:
+                        failed.append(down_target)  # type: ignore[arg-type]
+                        down.close()
+                        down = None
+                writer.write(ChunkEntry(m.stored_length, m.plain_length, m.checksum), view)
+                index += 1
+            if down is not None:
+                try:
+                    frames.send_msg(down, pb.ChunkFrame(end=True))
+                except OSError:
+                    failed.append(down_target)  # type: ignore[arg-type]
+                    down.close()
+                    down = None
+            replica = writer.finalize()
+        except ValueError as e:
+            writer.abort()
+            log.warning("rejected block %d: %s", hdr.block_id, e)
+            frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
+            return
+        except BaseException:
+            writer.abort()
+            raise
+        stored = [self.address]
+        if down is not None:
+            try:
+                ack = frames.recv_msg(down, pb.WriteAck)
+                stored += list(ack.stored)
+                failed += list(ack.failed)
+            except (OSError, frames.FrameError):
+                failed.append(down_target)  # type: ignore[arg-type]
+            finally:
+                down.close()
+        self.on_received(replica)
+        frames.send_msg(conn, pb.WriteAck(stored=stored, failed=failed))
+
+    # -- read -----------------------------------------------------------
+    def _read(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
+        rep = self.store.get(hdr.block_id)
+        if rep is None or rep.corrupt:
+            frames.send_msg(conn, pb.ReadReply(error="no such replica" if rep is None else "replica is corrupt"))
+            return
+        try:
+            chunk_size, length, entries = BlockStore.read_meta(rep)
+        except (OSError, ValueError) as e:
+            self.store.mark_corrupt(rep.block_id)
+            frames.send_msg(conn, pb.ReadReply(error=f"replica is corrupt: {e}"))
+            return
+        first = hdr.first_chunk
+        last = min(hdr.last_chunk, len(entries) - 1)   # clients ask 0xFFFFFFFF for "to the end"
+        offset = sum(e.stored_length for e in entries[:first])
+        want = entries[first:last + 1]
+        count = sum(e.stored_length for e in want)
+        with open(rep.data_path, "rb") as f:
+            if os.fstat(f.fileno()).st_size < offset + count:
+                self.store.mark_corrupt(rep.block_id)
+                frames.send_msg(conn, pb.ReadReply(error="replica is truncated"))
+                return
+            frames.send_msg(conn, pb.ReadReply(
+                first_chunk=first, block_length=length, chunk_size=chunk_size,
+                chunks=[pb.ChunkMeta(stored_length=e.stored_length, plain_length=e.plain_length,
+                                     checksum=e.checksum) for e in want]))
+            if count:
+                conn.sendfile(f, offset, count)
+
+
+def push_replica(store: BlockStore, rep: Replica, targets: list[str]) -> list[str]:
+    """Copy a replica's stored records to ``targets`` (a pipeline). Returns the nodes that stored it.
+
+    Used for re-replication: ciphertext moves, no key is needed. Records are
+    verified on the way out so a corrupt local copy is never propagated."""
+    chunk_size, _, entries = BlockStore.read_meta(rep)
+    s = frames.connect(targets[0])
+    try:
+        frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=rep.block_id,
+                                       genstamp=rep.genstamp, downstream=targets[1:], chunk_size=chunk_size))
+        with open(rep.data_path, "rb", buffering=0) as f:
+            for i, e in enumerate(entries):
+                rec = f.read(e.stored_length)
+                if len(rec) != e.stored_length or checksum_of(rec) != e.checksum:
+                    store.mark_corrupt(rep.block_id)
+                    raise ValueError(f"local replica of block {rep.block_id} is corrupt (chunk {i})")
+                frames.send_msg(s, pb.ChunkFrame(meta=pb.ChunkMeta(
+                    stored_length=e.stored_length, plain_length=e.plain_length, checksum=e.checksum)), rec)
+        frames.send_msg(s, pb.ChunkFrame(end=True))
+        ack = frames.recv_msg(s, pb.WriteAck)
+        return list(ack.stored)
+    finally:
+        s.close()

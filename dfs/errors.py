@@ -1,0 +1,151 @@
+"""The dfs error tree, and the one table that maps it to and from gRPC.
+
+    DfsError
+    ├── DfsFileNotFoundError      (FileNotFoundError)   No such file or directory
+    ├── DfsFileExistsError        (FileExistsError)     File exists
+    ├── DfsIsADirectoryError      (IsADirectoryError)   Is a directory
+    ├── DfsNotADirectoryError     (NotADirectoryError)  Not a directory
+    ├── DirectoryNotEmptyError    (OSError ENOTEMPTY)   Directory not empty
+    ├── DfsPermissionError        (PermissionError)     Permission denied
+    ├── InvalidPathError          (ValueError)          Invalid path
+    │   └── NameTooLongError                            File name too long
+    ├── InvalidArgumentError      (ValueError)
+    ├── SafeModeError                                   namenode is in safe mode
+    ├── NoDatanodesError                                no live datanodes ...
+    ├── LeaseError                                      file is being written by another client
+    ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
+    ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
+    └── DataIntegrityError
+        ├── ChecksumError                               stored bytes do not match their xxh3
+        ├── DecryptionError                             AES-GCM authentication failed
+        └── BlockMissingError                           no readable replica is left
+
+Each error's ``reason`` is the short phrase the CLI prints after the path.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+
+class DfsError(Exception):
+    reason = "error"
+
+    def __init__(self, message: str = "", path: str = ""):
+        self.path = path
+        self.detail = message or self.reason
+        super().__init__(f"{path}: {self.detail}" if path else self.detail)
+
+
+class DfsFileNotFoundError(DfsError, FileNotFoundError):
+    reason = "No such file or directory"
+
+
+class DfsFileExistsError(DfsError, FileExistsError):
+    reason = "File exists"
+
+
+class DfsIsADirectoryError(DfsError, IsADirectoryError):
+    reason = "Is a directory"
+
+
+class DfsNotADirectoryError(DfsError, NotADirectoryError):
+    reason = "Not a directory"
+
+
+class DirectoryNotEmptyError(DfsError, OSError):
+    reason = "Directory not empty"
+
+    @property
+    def errno(self) -> int:  # type: ignore[override]
+        return _errno.ENOTEMPTY
+
+
+class DfsPermissionError(DfsError, PermissionError):
+    reason = "Permission denied"
+
+
+class InvalidPathError(DfsError, ValueError):
+    reason = "Invalid path"
+
+
+class NameTooLongError(InvalidPathError):
+    reason = "File name too long"
+
+
+class InvalidArgumentError(DfsError, ValueError):
+    reason = "Invalid argument"
+
+
+class SafeModeError(DfsError):
+    reason = "namenode is in safe mode"
+
+
+class NoDatanodesError(DfsError):
+    reason = "no live datanodes to write to"
+
+
+class LeaseError(DfsError):
+    reason = "file is being written by another client"
+
+
+class NamenodeUnreachableError(DfsError, ConnectionError):
+    reason = "cannot reach namenode"
+
+
+class DatanodeError(DfsError, ConnectionError):
+    reason = "datanode transfer failed"
+
+
+class DataIntegrityError(DfsError):
+    reason = "data integrity error"
+
+
+class ChecksumError(DataIntegrityError):
+    reason = "checksum mismatch"
+
+
+class DecryptionError(DataIntegrityError):
+    reason = "authentication of encrypted chunk failed"
+
+
+class BlockMissingError(DataIntegrityError):
+    reason = "no readable replica of a block"
+
+
+#: Errors that travel over gRPC, by the name carried in the status details.
+WIRE_ERRORS: dict[str, type[DfsError]] = {
+    cls.__name__: cls
+    for cls in (
+        DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
+        DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
+        InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
+        LeaseError, DataIntegrityError, ChecksumError, BlockMissingError,
+    )
+}
+
+#: errno for each error (FUSE answers with these).
+ERRNO: dict[type[DfsError], int] = {
+    DfsFileNotFoundError: _errno.ENOENT,
+    DfsFileExistsError: _errno.EEXIST,
+    DfsIsADirectoryError: _errno.EISDIR,
+    DfsNotADirectoryError: _errno.ENOTDIR,
+    DirectoryNotEmptyError: _errno.ENOTEMPTY,
+    DfsPermissionError: _errno.EACCES,
+    NameTooLongError: _errno.ENAMETOOLONG,
+    InvalidPathError: _errno.EINVAL,
+    InvalidArgumentError: _errno.EINVAL,
+    SafeModeError: _errno.EROFS,
+    NoDatanodesError: _errno.ENOSPC,
+    LeaseError: _errno.EBUSY,
+    NamenodeUnreachableError: _errno.ENOTCONN,
+    DatanodeError: _errno.EIO,
+    DataIntegrityError: _errno.EIO,
+}
+
+
+def errno_for(exc: BaseException) -> int:
+    for cls in type(exc).__mro__:
+        if cls in ERRNO:
+            return ERRNO[cls]  # type: ignore[index]
+    return _errno.EIO

@@ -1,0 +1,1 @@
+"""The namenode: namespace, block map, placement, replication, liveness."""

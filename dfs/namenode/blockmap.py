@@ -1,0 +1,110 @@
+"""The block map: which datanodes hold which blocks. Pure: no I/O.
+
+Soft state, as in HDFS: the namespace knows each file's blocks, but where
+their replicas are is learnt from datanode block reports and rebuilt after
+every namenode restart. Not thread-safe; the namesystem lock guards it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class BlockInfo:
+    block_id: int
+    inode: int
+    genstamp: int
+    length: int
+    replication: int        # target number of replicas
+    complete: bool = True
+
+
+@dataclass
+class BlockMap:
+    blocks: dict[int, BlockInfo] = field(default_factory=dict)
+    replicas: dict[int, set[str]] = field(default_factory=dict)     # block -> node uuids
+    corrupt: dict[int, set[str]] = field(default_factory=dict)      # block -> node uuids
+    by_node: dict[str, set[int]] = field(default_factory=dict)      # node uuid -> blocks
+
+    def add_block(self, info: BlockInfo) -> None:
+        self.blocks[info.block_id] = info
+        self.replicas.setdefault(info.block_id, set())
+
+    def remove_block(self, block_id: int) -> set[str]:
+        """Forget a block; returns the nodes that hold a replica of it (to invalidate)."""
+        self.blocks.pop(block_id, None)
+        holders = self.replicas.pop(block_id, set()) | self.corrupt.pop(block_id, set())
+        for n in holders:
+            self.by_node.get(n, set()).discard(block_id)
+        return holders
+
+    def add_replica(self, block_id: int, node: str, genstamp: int, length: int) -> bool:
+        """Record a reported replica. False if the block is unknown or stale (delete it)."""
+        info = self.blocks.get(block_id)
+        if info is None or genstamp < info.genstamp:
+            return False
+        if info.complete and length != info.length:
+            self.mark_corrupt(block_id, node)
+            return True
+        if node in self.corrupt.get(block_id, ()):
+            return True
+        self.replicas[block_id].add(node)
+        self.by_node.setdefault(node, set()).add(block_id)
+        return True
+
+    def remove_replica(self, block_id: int, node: str) -> None:
+        self.replicas.get(block_id, set()).discard(node)
+        self.corrupt.get(block_id, set()).discard(node)
+        self.by_node.get(node, set()).discard(block_id)
+
+    def mark_corrupt(self, block_id: int, node: str) -> None:
+        if block_id not in self.blocks:
+            return
+        self.replicas.get(block_id, set()).discard(node)
+        self.corrupt.setdefault(block_id, set()).add(node)
+        self.by_node.setdefault(node, set()).add(block_id)
+
+    def node_report(self, node: str, reported: list[tuple[int, int, int]]) -> list[int]:
+        """Replace what ``node`` holds by a full report of (block_id, genstamp, length).
+
+        Returns the reported block ids the namenode does not want (to delete)."""
+        for b in list(self.by_node.get(node, ())):
+            self.replicas.get(b, set()).discard(node)
+        self.by_node[node] = set()
+        corrupt_here = {b for b, nodes in self.corrupt.items() if node in nodes}
+        unwanted = []
+        for block_id, genstamp, length in reported:
+            if block_id in corrupt_here:
+                self.by_node[node].add(block_id)
+                continue
+            if not self.add_replica(block_id, node, genstamp, length):
+                unwanted.append(block_id)
+        return unwanted
+
+    def remove_node(self, node: str) -> set[int]:
+        """Drop every replica a node held (it died). Returns those blocks."""
+        held = self.by_node.pop(node, set())
+        for b in held:
+            self.replicas.get(b, set()).discard(node)
+            self.corrupt.get(b, set()).discard(node)
+        return held
+
+    def holders(self, block_id: int) -> set[str]:
+        return self.replicas.get(block_id, set())
+
+    def counts(self, live: set[str]) -> tuple[int, int, int, int]:
+        """(blocks, under_replicated, missing, corrupt) over complete blocks."""
+        under = missing = corrupt = 0
+        for b, info in self.blocks.items():
+            if not info.complete:
+                continue
+            n = len(self.replicas.get(b, set()) & live)
+            if n == 0:
+                if self.corrupt.get(b):
+                    corrupt += 1
+                else:
+                    missing += 1
+            elif n < info.replication:
+                under += 1
+        return len(self.blocks), under, missing, corrupt

@@ -1,0 +1,423 @@
+"""Namespace operations: paths, inodes, permissions, leases, block lists.
+
+The rules live here; durability lives in the ``MetaStore``. Every method is
+called under the namesystem lock and takes ``now`` explicitly; none of them
+touches sockets, threads or the clock. The caller makes the result durable
+with ``store.sync()`` before replying (see service.py).
+"""
+
+from __future__ import annotations
+
+import stat as _stat
+from dataclasses import dataclass, field
+
+from dfs import errors
+from dfs.model import FileStatus
+from dfs.namenode.store import ROOT_ID, MetaStore
+
+MAX_NAME = 255
+MAX_PATH = 4096
+LEASE_SOFT_LIMIT = 60.0
+
+
+@dataclass(frozen=True)
+class Caller:
+    user: str
+    groups: tuple[str, ...] = ()
+    client_name: str = ""
+    host: str = ""
+
+
+@dataclass
+class BlockRef:
+    block_id: int
+    genstamp: int
+    length: int
+    committed: bool
+    offset: int = 0
+
+
+@dataclass
+class OpenFile:
+    """An inode under construction and its blocks (for the writer)."""
+
+    row: dict
+    blocks: list[BlockRef] = field(default_factory=list)
+
+
+def split_path(path: str) -> list[str]:
+    """'/a/b' -> ['a', 'b']. Refuses relative paths, '.', '..', empty components."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise errors.InvalidPathError("path must be absolute", path)
+    if len(path) > MAX_PATH:
+        raise errors.NameTooLongError(path=path[:64] + "...")
+    if path == "/":
+        return []
+    parts = path[1:].rstrip("/").split("/") if path != "/" else []
+    for p in parts:
+        if p in ("", ".", ".."):
+            raise errors.InvalidPathError("empty, '.' or '..' path component", path)
+        if "\0" in p:
+            raise errors.InvalidPathError("NUL in path", path)
+        if len(p.encode()) > MAX_NAME:
+            raise errors.NameTooLongError(path=path)
+    return parts
+
+
+def join(parts: list[str]) -> str:
+    return "/" + "/".join(parts)
+
+
+class Namespace:
+    def __init__(self, store: MetaStore, *, superuser: str, supergroup: str = "supergroup",
+                 default_replication: int = 3, default_block_size: int = 64 << 20,
+                 chunk_size: int = 1 << 20):
+        self.store = store
+        self.superuser = superuser
+        self.supergroup = supergroup
+        self.default_replication = default_replication
+        self.default_block_size = default_block_size
+        self.chunk_size = chunk_size
+        if store.get(ROOT_ID) is None:
+            store.insert(id=ROOT_ID, parent=None, name="", is_dir=1, mode=0o755,
+                         owner=superuser, grp=supergroup, mtime=0.0, ctime=0.0)
+            store.sync()
+
+    # -- resolution and permissions -----------------------------------
+    def _walk(self, parts: list[str], caller: Caller, path: str) -> list[dict]:
+        """Rows from the root down to the last existing component."""
+        rows = [self.store.get(ROOT_ID)]
+        for name in parts:
+            cur = rows[-1]
+            if not cur["is_dir"]:
+                raise errors.DfsNotADirectoryError(path=path)
+            self._check(cur, caller, _stat.S_IXOTH, path)
+            nxt = self.store.lookup(cur["id"], name)
+            if nxt is None:
+                break
+            rows.append(nxt)
+        return rows  # type: ignore[return-value]
+
+    def resolve(self, path: str, caller: Caller) -> dict:
+        parts = split_path(path)
+        rows = self._walk(parts, caller, path)
+        if len(rows) != len(parts) + 1:
+            raise errors.DfsFileNotFoundError(path=path)
+        return rows[-1]
+
+    def _parent(self, path: str, caller: Caller, *, create: bool = False, now: float = 0.0) -> tuple[dict, str]:
+        parts = split_path(path)
+        if not parts:
+            raise errors.InvalidPathError("cannot operate on the root", path)
+        if create:
+            parent = self._mkdirs(parts[:-1], caller, now, 0o755, path)
+        else:
+            parent = self.resolve(join(parts[:-1]), caller)
+        if not parent["is_dir"]:
+            raise errors.DfsNotADirectoryError(path=join(parts[:-1]))
+        return parent, parts[-1]
+
+    def _check(self, row: dict, caller: Caller, bits_other: int, path: str) -> None:
+        """POSIX permission check; bits_other is the 'other' form (r=4, w=2, x=1)."""
+        if caller.user == self.superuser or self.supergroup in caller.groups:
+            return
+        mode = row["mode"]
+        if caller.user == row["owner"]:
+            ok = mode & (bits_other << 6)
+        elif row["grp"] in caller.groups:
+            ok = mode & (bits_other << 3)
+        else:
+            ok = mode & bits_other
+        if not ok:
+            raise errors.DfsPermissionError(path=path)
+
+    def _check_owner(self, row: dict, caller: Caller, path: str) -> None:
+        if caller.user not in (self.superuser, row["owner"]):
+            raise errors.DfsPermissionError(path=path)
+
+    # -- status ---------------------------------------------------------
+    def status(self, row: dict, path: str) -> FileStatus:
+        d = bool(row["is_dir"])
+        return FileStatus(
+            path=path, type="directory" if d else "file", size=0 if d else row["length"],
+            replication=0 if d else row["replication"], block_size=0 if d else row["block_size"],
+            mode=row["mode"], owner=row["owner"], group=row["grp"], mtime=row["mtime"],
+            ctime=row["ctime"], inode_id=row["id"],
+            children=self.store.count_children(row["id"]) if d else 0)
+
+    def stat(self, path: str, caller: Caller) -> FileStatus:
+        return self.status(self.resolve(path, caller), normalize(path))
+
+    def list(self, path: str, caller: Caller, start_after: str = "", limit: int = 10000) -> tuple[FileStatus, list[FileStatus], bool]:
+        row = self.resolve(path, caller)
+        base = normalize(path)
+        st = self.status(row, base)
+        if not row["is_dir"]:
+            return st, [st], False
+        self._check(row, caller, _stat.S_IROTH, path)
+        rows = self.store.children(row["id"], start_after, limit + 1)
+        prefix = base.rstrip("/") + "/"
+        out = [self.status(r, prefix + r["name"]) if r["is_dir"] else self._file_status(r, prefix + r["name"])
+               for r in rows[:limit]]
+        return st, out, len(rows) > limit
+
+    def _file_status(self, r: dict, path: str) -> FileStatus:
+        return FileStatus(path=path, type="file", size=r["length"], replication=r["replication"],
+                          block_size=r["block_size"], mode=r["mode"], owner=r["owner"],
+                          group=r["grp"], mtime=r["mtime"], ctime=r["ctime"], inode_id=r["id"])
+
+    # -- directories ----------------------------------------------------
+    def _mkdirs(self, parts: list[str], caller: Caller, now: float, mode: int, path: str) -> dict:
+        rows = self._walk(parts, caller, path)
+        for name in parts[len(rows) - 1:]:
+            parent = rows[-1]
+            if not parent["is_dir"]:
+                raise errors.DfsNotADirectoryError(path=path)
+            self._check(parent, caller, _stat.S_IWOTH, path)
+            new_id = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode,
+                                       owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
+            self.store.update(parent["id"], mtime=now)
+            rows.append(self.store.get(new_id))  # type: ignore[arg-type]
+        if not rows[-1]["is_dir"]:
+            raise errors.DfsNotADirectoryError(path=path) if len(rows) - 1 < len(parts) else errors.DfsFileExistsError(path=path)
+        return rows[-1]
+
+    def mkdir(self, path: str, caller: Caller, now: float, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
+        parts = split_path(path)
+        if not parts:
+            if parents:
+                return self.stat("/", caller)
+            raise errors.DfsFileExistsError(path=path)
+        if parents:
+            row = self._mkdirs(parts, caller, now, mode & 0o7777, path)
+            return self.status(row, join(parts))
+        parent, name = self._parent(path, caller)
+        if self.store.lookup(parent["id"], name) is not None:
+            raise errors.DfsFileExistsError(path=path)
+        self._check(parent, caller, _stat.S_IWOTH, path)
+        new_id = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode & 0o7777,
+                                   owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
+        self.store.update(parent["id"], mtime=now)
+        return self.status(self.store.get(new_id), join(parts))  # type: ignore[arg-type]
+
+    # -- delete / rename ------------------------------------------------
+    def delete(self, path: str, caller: Caller, now: float, *, recursive: bool = False) -> list[int]:
+        """Remove path; returns the block ids to invalidate on datanodes."""
+        parts = split_path(path)
+        if not parts:
+            raise errors.InvalidPathError("cannot delete the root", path)
+        row = self.resolve(path, caller)
+        parent = self.store.get(row["parent"])
+        self._check(parent, caller, _stat.S_IWOTH, path)  # type: ignore[arg-type]
+        self._check_sticky(parent, row, caller, path)  # type: ignore[arg-type]
+        if row["is_dir"] and not recursive and self.store.count_children(row["id"]):
+            raise errors.DirectoryNotEmptyError(path=path)
+        self.store.update(row["parent"], mtime=now)
+        return self.store.delete_subtree(row["id"])
+
+    def _check_sticky(self, parent: dict, row: dict, caller: Caller, path: str) -> None:
+        if parent["mode"] & _stat.S_ISVTX and caller.user not in (self.superuser, row["owner"], parent["owner"]):
+            raise errors.DfsPermissionError(path=path)
+
+    def rename(self, src: str, dst: str, caller: Caller, now: float, *, overwrite: bool = False) -> tuple[FileStatus, list[int]]:
+        """Atomic rename of src to exactly dst. Returns (new status, blocks to invalidate)."""
+        sparts, dparts = split_path(src), split_path(dst)
+        if not sparts or not dparts:
+            raise errors.InvalidPathError("cannot rename the root", src if not sparts else dst)
+        row = self.resolve(src, caller)
+        if dparts[:len(sparts)] == sparts:
+            if dparts == sparts:
+                return self.status(row, join(dparts)), []
+            raise errors.InvalidArgumentError("cannot move a directory into itself", dst)
+        sparent = self.store.get(row["parent"])
+        self._check(sparent, caller, _stat.S_IWOTH, src)  # type: ignore[arg-type]
+        self._check_sticky(sparent, row, caller, src)  # type: ignore[arg-type]
+        dparent, dname = self._parent(dst, caller)
+        self._check(dparent, caller, _stat.S_IWOTH, dst)
+        dropped: list[int] = []
+        existing = self.store.lookup(dparent["id"], dname)
+        if existing is not None:
+            if existing["is_dir"]:
+                if not row["is_dir"]:
+                    raise errors.DfsIsADirectoryError(path=dst)
+                if self.store.count_children(existing["id"]):
+                    raise errors.DirectoryNotEmptyError(path=dst)
+                if not overwrite:
+                    raise errors.DfsFileExistsError(path=dst)
+            elif row["is_dir"]:
+                raise errors.DfsNotADirectoryError(path=dst)
+            elif not overwrite:
+                raise errors.DfsFileExistsError(path=dst)
+            dropped = self.store.delete_subtree(existing["id"])
+        self.store.update(row["id"], parent=dparent["id"], name=dname)
+        self.store.update(sparent["id"], mtime=now)  # type: ignore[index]
+        self.store.update(dparent["id"], mtime=now)
+        return self.status(self.store.get(row["id"]), join(dparts)), dropped  # type: ignore[arg-type]
+
+    # -- attributes -----------------------------------------------------
+    def chmod(self, path: str, mode: int, caller: Caller) -> FileStatus:
+        row = self.resolve(path, caller)
+        self._check_owner(row, caller, path)
+        self.store.update(row["id"], mode=mode & 0o7777)
+        return self.stat(path, caller)
+
+    def chown(self, path: str, owner: str, group: str, caller: Caller) -> FileStatus:
+        row = self.resolve(path, caller)
+        if owner and owner != row["owner"] and caller.user != self.superuser:
+            raise errors.DfsPermissionError(path=path)
+        if group and caller.user != self.superuser and (caller.user != row["owner"] or group not in caller.groups):
+            raise errors.DfsPermissionError(path=path)
+        self.store.update(row["id"], owner=owner or row["owner"], grp=group or row["grp"])
+        return self.stat(path, caller)
+
+    def set_times(self, path: str, mtime: float, caller: Caller) -> FileStatus:
+        row = self.resolve(path, caller)
+        if caller.user not in (self.superuser, row["owner"]):
+            self._check(row, caller, _stat.S_IWOTH, path)
+        self.store.update(row["id"], mtime=mtime)
+        return self.stat(path, caller)
+
+    def set_replication(self, path: str, replication: int, caller: Caller) -> tuple[FileStatus, list[int]]:
+        if not 1 <= replication <= 512:
+            raise errors.InvalidArgumentError(f"replication must be 1..512, not {replication}", path)
+        row = self.resolve(path, caller)
+        if row["is_dir"]:
+            raise errors.DfsIsADirectoryError(path=path)
+        self._check(row, caller, _stat.S_IWOTH, path)
+        self.store.update(row["id"], replication=replication)
+        return self.stat(path, caller), [b["id"] for b in self.store.blocks(row["id"])]
+
+    def content_summary(self, path: str, caller: Caller) -> dict:
+        row = self.resolve(path, caller)
+        length = files = dirs = space = 0
+        for r in self.store.subtree(row["id"]):
+            if r["is_dir"]:
+                dirs += 1
+            elif r["state"] == "C":
+                files += 1
+                length += r["length"]
+                space += r["length"] * r["replication"]
+        return {"length": length, "files": files, "directories": dirs, "space_consumed": space}
+
+    # -- files under construction ---------------------------------------
+    def create(self, path: str, caller: Caller, now: float, *, overwrite: bool, replication: int,
+               block_size: int, mode: int, create_parent: bool, wrapped_key: bytes | None = None,
+               key_for=None) -> dict:
+        """Start writing path. The inode stays invisible until complete()."""
+        parent, name = self._parent(path, caller, create=create_parent, now=now)
+        self._check(parent, caller, _stat.S_IWOTH, path)
+        existing = self.store.lookup(parent["id"], name)
+        if existing is not None:
+            if existing["is_dir"]:
+                raise errors.DfsIsADirectoryError(path=path)
+            if not overwrite:
+                raise errors.DfsFileExistsError(path=path)
+        replication = replication or self.default_replication
+        block_size = block_size or self.default_block_size
+        if block_size < 64 * 1024 or block_size % 512:
+            raise errors.InvalidArgumentError("block size must be a multiple of 512, at least 64KiB", path)
+        if not 1 <= replication <= 512:
+            raise errors.InvalidArgumentError("replication must be 1..512", path)
+        chunk = min(self.chunk_size, block_size)
+        while block_size % chunk:
+            chunk //= 2
+        file_id = self.store.insert(
+            parent=parent["id"], name=None, pending_name=name, is_dir=0, mode=mode & 0o7777,
+            owner=caller.user, grp=parent["grp"], mtime=now, ctime=now, replication=replication,
+            block_size=block_size, chunk_size=chunk, length=0, state="U", overwrite=int(overwrite),
+            lease_holder=caller.client_name, lease_expiry=now + LEASE_SOFT_LIMIT)
+        if key_for is not None:
+            self.store.update(file_id, key=key_for(file_id))
+        return self.store.get(file_id)  # type: ignore[return-value]
+
+    def open_file(self, file_id: int, caller: Caller | None) -> OpenFile:
+        row = self.store.get(file_id)
+        if row is None or row["state"] != "U":
+            raise errors.DfsFileNotFoundError("file is not open for writing", f"#{file_id}")
+        if caller is not None and row["lease_holder"] != caller.client_name:
+            raise errors.LeaseError(path=row["pending_name"] or "")
+        blocks, off = [], 0
+        for b in self.store.blocks(file_id):
+            blocks.append(BlockRef(b["id"], b["genstamp"], b["length"], bool(b["committed"]), off))
+            off += b["length"]
+        return OpenFile(row, blocks)
+
+    def commit_block(self, f: OpenFile, block_id: int, length: int) -> None:
+        for b in f.blocks:
+            if b.block_id == block_id:
+                if length > f.row["block_size"]:
+                    raise errors.InvalidArgumentError("block longer than the block size")
+                b.length, b.committed = length, True
+                self.store.set_block(block_id, length, True)
+                return
+        raise errors.InvalidArgumentError(f"block {block_id} is not part of this file")
+
+    def add_block(self, f: OpenFile, block_id: int, genstamp: int, now: float) -> BlockRef:
+        if f.blocks and not f.blocks[-1].committed:
+            raise errors.InvalidArgumentError("previous block not committed")
+        self.store.add_block(f.row["id"], len(f.blocks), block_id, genstamp)
+        self.store.update(f.row["id"], lease_expiry=now + LEASE_SOFT_LIMIT)
+        ref = BlockRef(block_id, genstamp, 0, False, sum(b.length for b in f.blocks))
+        f.blocks.append(ref)
+        return ref
+
+    def abandon_block(self, f: OpenFile, block_id: int) -> None:
+        if not f.blocks or f.blocks[-1].block_id != block_id:
+            raise errors.InvalidArgumentError(f"block {block_id} is not the last block")
+        self.store.remove_block(block_id)
+        f.blocks.pop()
+
+    def complete(self, f: OpenFile, caller: Caller | None, now: float) -> tuple[FileStatus, list[int]]:
+        """Give the file its name with its final length. Returns (status, blocks to invalidate)."""
+        row = f.row
+        dropped: list[int] = []
+        for b in [b for b in f.blocks if not b.committed]:
+            self.store.remove_block(b.block_id)
+            dropped.append(b.block_id)
+        length = sum(b.length for b in f.blocks if b.committed)
+        parent = self.store.get(row["parent"])
+        if parent is None:
+            self.store.delete_subtree(row["id"])
+            raise errors.DfsFileNotFoundError("parent directory was removed", row["pending_name"])
+        existing = self.store.lookup(parent["id"], row["pending_name"])
+        path = self._path_of(parent) + row["pending_name"]
+        if existing is not None:
+            if existing["is_dir"]:
+                raise errors.DfsIsADirectoryError(path=path)
+            if not row["overwrite"]:
+                raise errors.DfsFileExistsError(path=path)
+            dropped += self.store.delete_subtree(existing["id"])
+        self.store.update(row["id"], name=row["pending_name"], pending_name=None, state="C",
+                          length=length, mtime=now, lease_holder=None, lease_expiry=None)
+        self.store.update(parent["id"], mtime=now)
+        return self.status(self.store.get(row["id"]), path), dropped  # type: ignore[arg-type]
+
+    def _path_of(self, dir_row: dict) -> str:
+        names = []
+        row: dict | None = dir_row
+        while row is not None and row["id"] != ROOT_ID:
+            names.append(row["name"])
+            row = self.store.get(row["parent"])
+        return "/" + "".join(n + "/" for n in reversed(names))
+
+    def renew_leases(self, client_name: str, now: float) -> None:
+        for row in self.store.under_construction():
+            if row["lease_holder"] == client_name:
+                self.store.update(row["id"], lease_expiry=now + LEASE_SOFT_LIMIT)
+
+    def expired_leases(self, now: float) -> list[int]:
+        return [r["id"] for r in self.store.under_construction() if (r["lease_expiry"] or 0) < now]
+
+    def recover_lease(self, file_id: int, now: float) -> tuple[str, list[int]]:
+        """A writer vanished without closing: the file is removed.
+
+        A file appears only when its writer closes it (SPEC §4), so the
+        blocks it wrote are dropped rather than published as a truncated
+        file. Returns (what happened, blocks to invalidate)."""
+        row = self.store.get(file_id)
+        name = (row or {}).get("pending_name") or f"#{file_id}"
+        return f"removed unfinished file {name}", self.store.delete_subtree(file_id)
+
+
+def normalize(path: str) -> str:
+    return join(split_path(path))

@@ -1,0 +1,76 @@
+"""Namenode process wiring: files, gRPC server, monitor thread, signals."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import threading
+
+from dfs.namenode.namesystem import NameSystem
+from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
+from dfs.namenode.store import SqliteStore
+from dfs.rpc.channel import make_server
+from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
+
+log = logging.getLogger("dfs.namenode")
+
+
+def load_master_key(path: str) -> bytes:
+    """The master key wraps every file's data key; created 0600 at first start."""
+    if not os.path.exists(path):
+        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(os.urandom(32))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+    with open(path, "rb") as f:
+        key = f.read()
+    if len(key) != 32:
+        raise SystemExit(f"dfs: namenode: {path}: master key is corrupt")
+    return key
+
+
+class NamenodeServer:
+    def __init__(self, data_dir: str, listen: str, *, replication: int, block_size: int,
+                 heartbeat_interval: float, dead_timeout: float):
+        os.makedirs(data_dir, exist_ok=True)
+        self.store = SqliteStore(os.path.join(data_dir, "namespace.db"))
+        self.ns = NameSystem(self.store, load_master_key(os.path.join(data_dir, "master.key")),
+                             superuser=getpass.getuser(), replication=replication,
+                             block_size=block_size, heartbeat_interval=heartbeat_interval,
+                             dead_timeout=dead_timeout)
+        self.server, self.port = make_server(listen, max_workers=32)
+        grpc_pb.add_ClientNamenodeServicer_to_server(ClientNamenodeService(self.ns), self.server)
+        grpc_pb.add_DatanodeNamenodeServicer_to_server(DatanodeNamenodeService(self.ns), self.server)
+        self.listen = listen
+        self._stop = threading.Event()
+        self._interval = min(1.0, heartbeat_interval / 2)
+
+    def _monitor(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self.ns.tick()
+            except Exception:
+                log.exception("monitor tick failed")
+
+    def serve(self) -> None:
+        self.server.start()
+        t = threading.Thread(target=self._monitor, name="monitor", daemon=True)
+        t.start()
+        log.info("namenode listening on %s", self.listen)
+        print(f"namenode listening on {self.listen}", flush=True)
+        done = threading.Event()
+
+        def stop(signum, frame):
+            done.set()
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        done.wait()
+        self._stop.set()
+        self.server.stop(grace=2).wait()
+        with self.ns.lock:
+            self.store.close()
+        log.info("namenode stopped")

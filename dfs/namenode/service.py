@@ -1,0 +1,203 @@
+"""gRPC servicers of the namenode: protobuf in, NameSystem call, protobuf out."""
+
+from __future__ import annotations
+
+from dfs.model import DatanodeDescriptor
+from dfs.namenode.namespace import Caller
+from dfs.namenode.namesystem import LocatedBlock, NameSystem
+from dfs.rpc import convert
+from dfs.rpc.status import servicer_method as rpc
+from dfs.rpc.v1 import common_pb2 as cpb
+from dfs.rpc.v1 import namenode_pb2 as pb
+from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
+
+
+def _caller(c: pb.Caller, context) -> Caller:
+    host = c.host
+    if not host:
+        peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
+        if peer.startswith("ipv4:"):
+            host = peer[5:].rpartition(":")[0]
+    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name, host=host)
+
+
+def _status(st) -> pb.FileStatusReply:
+    return pb.FileStatusReply(status=convert.status_to_pb(st))
+
+
+def _located(lb: LocatedBlock, ns: NameSystem) -> cpb.LocatedBlock:
+    now = ns.clock()
+    return cpb.LocatedBlock(
+        block=cpb.Block(block_id=lb.block_id, genstamp=lb.genstamp, length=lb.length), offset=lb.offset,
+        locations=[convert.datanode_to_pb(d, ns.node_state(d, now)) for d in lb.locations],
+        corrupt=lb.corrupt)
+
+
+class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
+    def __init__(self, ns: NameSystem):
+        self.ns = ns
+
+    @rpc
+    def Ping(self, request, context):
+        return pb.Empty()
+
+    @rpc
+    def GetFileInfo(self, r, context):
+        return _status(self.ns.stat(_caller(r.caller, context), r.path))
+
+    @rpc
+    def ListDir(self, r, context):
+        st, entries, more = self.ns.listdir(_caller(r.caller, context), r.path, r.start_after, r.limit or 10000)
+        return pb.ListReply(entries=[convert.status_to_pb(e) for e in entries], has_more=more,
+                            dir=convert.status_to_pb(st))
+
+    @rpc
+    def Mkdir(self, r, context):
+        return _status(self.ns.mkdir(_caller(r.caller, context), r.path, r.parents, r.mode or 0o755))
+
+    @rpc
+    def Delete(self, r, context):
+        return pb.BoolReply(value=self.ns.delete(_caller(r.caller, context), r.path, r.recursive))
+
+    @rpc
+    def Rename(self, r, context):
+        return _status(self.ns.rename(_caller(r.caller, context), r.src, r.dst, r.overwrite))
+
+    @rpc
+    def SetPermission(self, r, context):
+        return _status(self.ns.chmod(_caller(r.caller, context), r.path, r.mode))
+
+    @rpc
+    def SetOwner(self, r, context):
+        return _status(self.ns.chown(_caller(r.caller, context), r.path, r.owner, r.group))
+
+    @rpc
+    def SetReplication(self, r, context):
+        return _status(self.ns.set_replication(_caller(r.caller, context), r.path, r.replication))
+
+    @rpc
+    def SetTimes(self, r, context):
+        return _status(self.ns.set_times(_caller(r.caller, context), r.path, r.mtime))
+
+    @rpc
+    def Create(self, r, context):
+        row, key, st = self.ns.create(
+            _caller(r.caller, context), r.path, overwrite=r.overwrite, replication=r.replication,
+            block_size=r.block_size, mode=r.mode or 0o644, create_parent=r.create_parent,
+            complete=r.complete)
+        reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]))
+        if st is not None:
+            reply.status.CopyFrom(convert.status_to_pb(st))
+        else:
+            reply.status.CopyFrom(cpb.FileStatus(path=r.path, replication=row["replication"],
+                                                 block_size=row["block_size"], chunk_size=row["chunk_size"]))
+        return reply
+
+    @rpc
+    def AddBlock(self, r, context):
+        prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
+        lb = self.ns.add_block(_caller(r.caller, context), r.file_id, prev, list(r.previous_nodes), list(r.excluded))
+        return pb.AddBlockReply(block=_located(lb, self.ns))
+
+    @rpc
+    def AbandonBlock(self, r, context):
+        self.ns.abandon_block(_caller(r.caller, context), r.file_id, r.block_id)
+        return pb.Empty()
+
+    @rpc
+    def AbandonFile(self, r, context):
+        self.ns.abandon_file(_caller(r.caller, context), r.file_id)
+        return pb.Empty()
+
+    @rpc
+    def Complete(self, r, context):
+        last = (r.last.block_id, r.last.length) if r.has_last else None
+        return _status(self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes)))
+
+    @rpc
+    def RenewLease(self, r, context):
+        self.ns.renew_lease(_caller(r.caller, context))
+        return pb.Empty()
+
+    @rpc
+    def GetBlockLocations(self, r, context):
+        st, blocks, key, chunk = self.ns.block_locations(
+            _caller(r.caller, context), r.path, r.offset, None if r.all or not r.length else r.length)
+        return pb.GetBlockLocationsReply(status=convert.status_to_pb(st),
+                                         blocks=[_located(b, self.ns) for b in blocks],
+                                         key=cpb.FileKey(key=key, chunk_size=chunk))
+
+    @rpc
+    def ReportBadBlocks(self, r, context):
+        for bad in r.replicas:
+            self.ns.report_bad(bad.block_id, bad.address)
+        return pb.Empty()
+
+    @rpc
+    def GetContentSummary(self, r, context):
+        s = self.ns.content_summary(_caller(r.caller, context), r.path)
+        return pb.ContentSummaryReply(summary=pb.ContentSummary(**s))
+
+    @rpc
+    def Fsck(self, r, context):
+        f = self.ns.fsck(_caller(r.caller, context), r.path)
+        now = self.ns.clock()
+        details = []
+        for d in f["details"]:
+            blocks = [cpb.LocatedBlock(block=cpb.Block(block_id=b["id"], genstamp=b["genstamp"], length=b["length"]),
+                                       locations=[convert.datanode_to_pb(n, self.ns.node_state(n, now)) for n in nodes])
+                      for b, nodes in d["blocks"]]
+            details.append(pb.FsckFile(path=d["path"], length=d["length"], replication=d["replication"],
+                                       status=d["status"], blocks=blocks))
+        return pb.FsckReply(status=f["status"], files=f["files"], blocks=f["blocks"],
+                            under_replicated=f["under_replicated"], missing=f["missing"],
+                            corrupt=f["corrupt"], details=details, directories=f["directories"],
+                            total_size=f["total_size"])
+
+    @rpc
+    def Report(self, r, context):
+        rep = self.ns.report()
+        return pb.ReportReply(
+            safemode=rep["safemode"], datanodes=[convert.datanode_to_pb(n, s) for n, s in rep["nodes"]],
+            under_replicated=rep["under_replicated"], missing=rep["missing"], corrupt=rep["corrupt"],
+            blocks=rep["blocks"], files=rep["files"], pending_repair_bytes=rep["pending_repair_bytes"],
+            repair_rate=rep["repair_rate"])
+
+    @rpc
+    def Safemode(self, r, context):
+        on, reason = self.ns.safemode(r.action or "get")
+        return pb.SafemodeReply(on=on, reason=reason)
+
+    @rpc
+    def Decommission(self, r, context):
+        self.ns.decommission(r.address)
+        return pb.Empty()
+
+
+class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
+    def __init__(self, ns: NameSystem):
+        self.ns = ns
+
+    @rpc
+    def Register(self, r, context):
+        self.ns.register(DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
+                                            capacity=r.capacity, used=r.used, remaining=r.remaining))
+        return pb.RegisterReply(heartbeat_interval=self.ns.members.heartbeat_interval)
+
+    @rpc
+    def Heartbeat(self, r, context):
+        rereg, cmds = self.ns.heartbeat(
+            r.uuid, dict(capacity=r.capacity, used=r.used, remaining=r.remaining, xceivers=r.xceivers,
+                         blocks=r.blocks),
+            [(b.block_id, b.genstamp, b.length) for b in r.received],
+            [b.block_id for b in r.deleted], list(r.corrupt))
+        return pb.HeartbeatReply(
+            reregister=rereg, invalidate=sorted(cmds.invalidate),
+            transfers=[pb.TransferCommand(block=cpb.Block(block_id=b, genstamp=gs, length=ln), targets=t)
+                       for b, gs, ln, t in cmds.transfers],
+            request_block_report=cmds.request_report)
+
+    @rpc
+    def BlockReport(self, r, context):
+        self.ns.block_report(r.uuid, [(b.block_id, b.genstamp, b.length) for b in r.blocks])
+        return pb.Empty()

@@ -1,0 +1,203 @@
+"""The metadata store: durable inodes and block lists behind one small interface.
+
+``MetaStore`` is the seam for a shared database later (namenode failover);
+``SqliteStore`` is the embedded default. Only the namespace calls it, always
+under the namesystem lock. Durability: WAL with synchronous=FULL; mutations
+run inside an open transaction that ``sync()`` commits, so mutations that
+pile up while one commit is fsyncing share the next commit (group commit).
+
+Schema:
+    inode(id, parent, name, is_dir, mode, owner, grp, mtime, ctime,
+          replication, block_size, chunk_size, length, state, pending_name,
+          overwrite, key, lease_holder, lease_expiry)
+      state: 'C' complete | 'U' under construction. An inode under
+      construction has name NULL (invisible to lookups) and pending_name set;
+      completing it gives it its name in the same transaction.
+    block(id, inode, idx, length, genstamp, committed)
+    meta(k, v)  counters and cluster identity
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from typing import Any, Iterable, Protocol
+
+INODE_COLS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtime", "ctime",
+              "replication", "block_size", "chunk_size", "length", "state", "pending_name",
+              "overwrite", "key", "lease_holder", "lease_expiry")
+
+ROOT_ID = 1
+
+
+class MetaStore(Protocol):
+    def get(self, inode_id: int) -> dict | None: ...
+    def lookup(self, parent: int, name: str) -> dict | None: ...
+    def children(self, parent: int, start_after: str = "", limit: int = -1) -> list[dict]: ...
+    def count_children(self, parent: int) -> int: ...
+    def insert(self, **fields: Any) -> int: ...
+    def update(self, inode_id: int, **fields: Any) -> None: ...
+    def delete_subtree(self, inode_id: int) -> list[int]: ...
+    def subtree(self, inode_id: int) -> list[dict]: ...
+    def blocks(self, inode_id: int) -> list[dict]: ...
+    def add_block(self, inode_id: int, idx: int, block_id: int, genstamp: int) -> None: ...
+    def set_block(self, block_id: int, length: int, committed: bool) -> None: ...
+    def remove_block(self, block_id: int) -> None: ...
+    def all_blocks(self) -> Iterable[tuple]: ...
+    def under_construction(self) -> list[dict]: ...
+    def next_id(self, counter: str) -> int: ...
+    def get_meta(self, key: str) -> str | None: ...
+    def set_meta(self, key: str, value: str) -> None: ...
+    def sync(self) -> None: ...
+    def rollback(self) -> None: ...
+
+
+class SqliteStore:
+    def __init__(self, path: str):
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(
+            """
+            CREATE TABLE IF NOT EXISTS inode (
+              id INTEGER PRIMARY KEY, parent INTEGER, name TEXT, is_dir INTEGER NOT NULL,
+              mode INTEGER NOT NULL, owner TEXT NOT NULL, grp TEXT NOT NULL,
+              mtime REAL NOT NULL, ctime REAL NOT NULL, replication INTEGER DEFAULT 0,
+              block_size INTEGER DEFAULT 0, chunk_size INTEGER DEFAULT 0,
+              length INTEGER DEFAULT 0, state TEXT NOT NULL DEFAULT 'C',
+              pending_name TEXT, overwrite INTEGER DEFAULT 0, key BLOB,
+              lease_holder TEXT, lease_expiry REAL);
+            CREATE UNIQUE INDEX IF NOT EXISTS inode_by_name ON inode(parent, name);
+            CREATE INDEX IF NOT EXISTS inode_uc ON inode(state) WHERE state = 'U';
+            CREATE TABLE IF NOT EXISTS block (
+              id INTEGER PRIMARY KEY, inode INTEGER NOT NULL, idx INTEGER NOT NULL,
+              length INTEGER NOT NULL DEFAULT 0, genstamp INTEGER NOT NULL,
+              committed INTEGER NOT NULL DEFAULT 0);
+            CREATE INDEX IF NOT EXISTS block_by_inode ON block(inode, idx);
+            CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+            """
+        )
+        self._commit_lock = threading.Lock()
+        self._in_tx = False
+
+    # -- transactions ---------------------------------------------------
+    def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
+        if not self._in_tx:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+        return self._db.execute(sql, args)
+
+    def sync(self) -> None:
+        """Make every mutation applied so far durable (one fsync for all of them)."""
+        if self._in_tx:
+            self._db.execute("COMMIT")
+            self._in_tx = False
+
+    def rollback(self) -> None:
+        if self._in_tx:
+            self._db.execute("ROLLBACK")
+            self._in_tx = False
+
+    def close(self) -> None:
+        self.sync()
+        self._db.close()
+
+    # -- inodes ---------------------------------------------------------
+    @staticmethod
+    def _row(r: sqlite3.Row | None) -> dict | None:
+        return dict(r) if r is not None else None
+
+    def get(self, inode_id: int) -> dict | None:
+        return self._row(self._db.execute("SELECT * FROM inode WHERE id=?", (inode_id,)).fetchone())
+
+    def lookup(self, parent: int, name: str) -> dict | None:
+        return self._row(self._db.execute(
+            "SELECT * FROM inode WHERE parent=? AND name=?", (parent, name)).fetchone())
+
+    def children(self, parent: int, start_after: str = "", limit: int = -1) -> list[dict]:
+        rows = self._db.execute(
+            "SELECT * FROM inode WHERE parent=? AND name IS NOT NULL AND name>? ORDER BY name LIMIT ?",
+            (parent, start_after, limit)).fetchall()
+        return [dict(r) for r in rows]
+
+    def count_children(self, parent: int) -> int:
+        return self._db.execute(
+            "SELECT count(*) FROM inode WHERE parent=? AND name IS NOT NULL", (parent,)).fetchone()[0]
+
+    def insert(self, **fields: Any) -> int:
+        cols = ",".join(fields)
+        marks = ",".join("?" * len(fields))
+        cur = self._w(f"INSERT INTO inode ({cols}) VALUES ({marks})", tuple(fields.values()))
+        return int(cur.lastrowid)
+
+    def update(self, inode_id: int, **fields: Any) -> None:
+        sets = ",".join(f"{k}=?" for k in fields)
+        self._w(f"UPDATE inode SET {sets} WHERE id=?", (*fields.values(), inode_id))
+
+    def subtree(self, inode_id: int) -> list[dict]:
+        rows = self._db.execute(
+            """WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
+                 SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)
+               SELECT inode.* FROM inode JOIN t USING(id)""", (inode_id,)).fetchall()
+        return [dict(r) for r in rows]
+
+    def delete_subtree(self, inode_id: int) -> list[int]:
+        ids = [r["id"] for r in self.subtree(inode_id)]
+        blocks: list[int] = []
+        for i in range(0, len(ids), 500):
+            part = ids[i:i + 500]
+            marks = ",".join("?" * len(part))
+            blocks += [r[0] for r in self._db.execute(
+                f"SELECT id FROM block WHERE inode IN ({marks})", part)]
+            self._w(f"DELETE FROM block WHERE inode IN ({marks})", tuple(part))
+            self._w(f"DELETE FROM inode WHERE id IN ({marks})", tuple(part))
+        return blocks
+
+    def under_construction(self) -> list[dict]:
+        return [dict(r) for r in self._db.execute("SELECT * FROM inode WHERE state='U'")]
+
+    # -- blocks ---------------------------------------------------------
+    def blocks(self, inode_id: int) -> list[dict]:
+        return [dict(r) for r in self._db.execute(
+            "SELECT * FROM block WHERE inode=? ORDER BY idx", (inode_id,))]
+
+    def add_block(self, inode_id: int, idx: int, block_id: int, genstamp: int) -> None:
+        self._w("INSERT INTO block (id, inode, idx, genstamp) VALUES (?,?,?,?)",
+                (block_id, inode_id, idx, genstamp))
+
+    def set_block(self, block_id: int, length: int, committed: bool) -> None:
+        self._w("UPDATE block SET length=?, committed=? WHERE id=?", (length, int(committed), block_id))
+
+    def remove_block(self, block_id: int) -> None:
+        self._w("DELETE FROM block WHERE id=?", (block_id,))
+
+    def all_blocks(self) -> Iterable[tuple]:
+        """(block_id, inode, genstamp, length, replication, complete) for every block."""
+        return self._db.execute(
+            """SELECT b.id, b.inode, b.genstamp, b.length, i.replication, i.state='C'
+               FROM block b JOIN inode i ON i.id=b.inode""").fetchall()
+
+    def block_owner(self, block_id: int) -> dict | None:
+        return self._row(self._db.execute(
+            "SELECT i.* FROM block b JOIN inode i ON i.id=b.inode WHERE b.id=?", (block_id,)).fetchone())
+
+    # -- counters -------------------------------------------------------
+    def next_id(self, counter: str) -> int:
+        cur = self.get_meta(counter)
+        nxt = int(cur or "0") + 1
+        self.set_meta(counter, str(nxt))
+        return nxt
+
+    def get_meta(self, key: str) -> str | None:
+        r = self._db.execute("SELECT v FROM meta WHERE k=?", (key,)).fetchone()
+        return r[0] if r else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self._w("INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
+                (key, value))
+
+    def stats(self) -> tuple[int, int]:
+        files = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=0 AND state='C'").fetchone()[0]
+        dirs = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=1").fetchone()[0]
+        return files, dirs

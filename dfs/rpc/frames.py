@@ -1,0 +1,73 @@
+"""Framing for the block data protocol (see proto/dfs/rpc/v1/datatransfer.proto).
+
+A header frame is a u32 big-endian length followed by a serialized protobuf
+message; raw chunk bytes follow some frames on the same socket. Every socket
+used here has a timeout, so a stalled peer surfaces as an error, not a hang.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+
+from dfs.config import parse_address
+
+_LEN = struct.Struct(">I")
+MAX_HEADER = 16 << 20
+DATA_TIMEOUT = float(os.environ.get("DFS_DATA_TIMEOUT", "20"))
+
+
+class FrameError(ConnectionError):
+    pass
+
+
+def connect(address: str, timeout: float = DATA_TIMEOUT) -> socket.socket:
+    host, port = parse_address(address)
+    s = socket.create_connection((host, port), timeout=min(timeout, 5.0))
+    s.settimeout(timeout)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def send_msg(sock: socket.socket, msg, *payload) -> None:
+    """Send a header frame and its payload buffers, all of it."""
+    body = msg.SerializeToString()
+    bufs = [memoryview(_LEN.pack(len(body))), memoryview(body), *(memoryview(p).cast("B") for p in payload)]
+    while bufs:
+        n = sock.sendmsg(bufs[:64])
+        while n and bufs:
+            if n >= len(bufs[0]):
+                n -= len(bufs[0])
+                bufs.pop(0)
+            else:
+                bufs[0] = bufs[0][n:]
+                n = 0
+
+
+def recv_into(sock: socket.socket, buf) -> None:
+    """Fill ``buf`` (a writable memoryview) completely."""
+    view = memoryview(buf)
+    got, n = 0, len(view)
+    while got < n:
+        k = sock.recv_into(view[got:], n - got)
+        if k == 0:
+            raise FrameError("connection closed mid-frame")
+        got += k
+
+
+def recv_exact(sock: socket.socket, n: int) -> bytearray:
+    buf = bytearray(n)
+    recv_into(sock, buf)
+    return buf
+
+
+def recv_msg(sock: socket.socket, cls):
+    head = bytearray(4)
+    recv_into(sock, head)
+    (n,) = _LEN.unpack(head)
+    if n > MAX_HEADER:
+        raise FrameError(f"header frame of {n} bytes is too large")
+    msg = cls()
+    msg.ParseFromString(bytes(recv_exact(sock, n)))
+    return msg

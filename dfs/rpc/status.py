@@ -1,0 +1,64 @@
+"""DfsError <-> gRPC status: the one table both sides use.
+
+The server aborts with a status code and details "ErrorClass\\0path\\0detail";
+the client turns that back into the same exception class.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import grpc
+
+from dfs import errors
+
+log = logging.getLogger(__name__)
+
+CODES: dict[type[errors.DfsError], grpc.StatusCode] = {
+    errors.DfsFileNotFoundError: grpc.StatusCode.NOT_FOUND,
+    errors.DfsFileExistsError: grpc.StatusCode.ALREADY_EXISTS,
+    errors.DfsPermissionError: grpc.StatusCode.PERMISSION_DENIED,
+    errors.SafeModeError: grpc.StatusCode.UNAVAILABLE,
+    errors.NoDatanodesError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.LeaseError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.DirectoryNotEmptyError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.InvalidPathError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.DataIntegrityError: grpc.StatusCode.DATA_LOSS,
+}
+
+
+def _code_for(exc: errors.DfsError) -> grpc.StatusCode:
+    for cls in type(exc).__mro__:
+        if cls in CODES:
+            return CODES[cls]  # type: ignore[index]
+    return grpc.StatusCode.FAILED_PRECONDITION
+
+
+def servicer_method(fn):
+    """Decorate a servicer method: DfsError -> status with the error's class."""
+
+    @functools.wraps(fn)
+    def wrapper(self, request, context):
+        try:
+            return fn(self, request, context)
+        except errors.DfsError as e:
+            context.abort(_code_for(e), f"{type(e).__name__}\0{e.path}\0{e.detail}")
+        except Exception:
+            log.exception("internal error in %s", fn.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "DfsError\0\0internal error in namenode")
+
+    return wrapper
+
+
+def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
+    code = e.code() if hasattr(e, "code") else None
+    details = (e.details() if hasattr(e, "details") else "") or ""
+    if "\0" in details:
+        name, path, detail = (details.split("\0", 2) + ["", ""])[:3]
+        cls = errors.WIRE_ERRORS.get(name, errors.DfsError)
+        return cls(detail, path)
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+        return errors.NamenodeUnreachableError(f"cannot reach namenode {address}")
+    return errors.DfsError(f"namenode {address}: {details or code}")

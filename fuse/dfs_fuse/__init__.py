@@ -1,0 +1,1 @@
+"""FUSE mount for dfs (see fuse/README.md)."""
