@@ -13,6 +13,7 @@ import sys
 
 from dfs import errors
 from dfs.cli import admin, fs, servers
+from dfs.tuning import tune_malloc
 
 
 class CliError(Exception):
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,

@@ -1,0 +1,48 @@
+"""Process-wide tuning for bulk data paths (called once by each entry point).
+
+glibc hands every allocation above 128 KiB to mmap and gives it back with
+munmap at once, so each 1 MiB chunk buffer costs page faults and zeroing:
+on this machine that made a `get` spend 5x more time in the kernel than in
+Python. Raising the mmap and trim thresholds keeps freed chunk buffers in
+the heap for reuse (BASELINES.md, "Allocation, not arithmetic").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_done = False
+
+
+def tune_malloc() -> None:
+    global _done
+    if _done or os.environ.get("DFS_NO_MALLOC_TUNING"):
+        return
+    _done = True
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 128 << 20)
+    except (OSError, AttributeError):
+        pass
+
+
+_libc = None
+
+
+def start_writeback(fd: int, offset: int, nbytes: int) -> None:
+    """Ask the kernel to start writing a range to disk now (sync_file_range,
+    SYNC_FILE_RANGE_WRITE), so the fsync that commits a block finds little left."""
+    global _libc
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc.sync_file_range.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+        except (OSError, AttributeError):
+            _libc = False
+    if _libc:
+        _libc.sync_file_range(fd, offset, nbytes, 2)

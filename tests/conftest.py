@@ -1,0 +1,39 @@
+"""Shared fixtures: real clusters of dfs processes on loopback addresses."""
+
+from __future__ import annotations
+
+import pytest
+
+from dfs.testing import Cluster
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _dump_on_failure(request, cluster: Cluster) -> None:
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(cluster.dump_logs())
+
+
+@pytest.fixture
+def cluster(tmp_path, request):
+    """A fresh 1 namenode + 3 datanode cluster (1 MiB blocks), per test."""
+    c = Cluster(str(tmp_path / "cluster"), datanodes=3)
+    c.start()
+    yield c
+    _dump_on_failure(request, c)
+    c.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_cluster(tmp_path_factory):
+    """One cluster for a whole module, for tests that do not break it."""
+    c = Cluster(str(tmp_path_factory.mktemp("shared")), datanodes=3)
+    c.start()
+    yield c
+    c.stop()
