@@ -73,6 +73,8 @@ class BlockMap:
             self.replicas.get(b, set()).discard(node)
         self.by_node[node] = set()
         corrupt_here = {b for b, nodes in self.corrupt.items() if node in nodes}
+        for b in corrupt_here - {r[0] for r in reported}:
+            self.corrupt[b].discard(node)   # no longer held: forget the bad copy
         unwanted = []
         for block_id, genstamp, length in reported:
             if block_id in corrupt_here:

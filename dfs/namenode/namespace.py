@@ -17,7 +17,7 @@ from dfs.namenode.store import ROOT_ID, MetaStore
 
 MAX_NAME = 255
 MAX_PATH = 4096
-LEASE_SOFT_LIMIT = 60.0
+LEASE_SOFT_LIMIT = 60.0   # seconds; the namenode may set Namespace.lease_limit
 
 
 @dataclass(frozen=True)
@@ -78,6 +78,7 @@ class Namespace:
         self.default_replication = default_replication
         self.default_block_size = default_block_size
         self.chunk_size = chunk_size
+        self.lease_limit = LEASE_SOFT_LIMIT
         if store.get(ROOT_ID) is None:
             store.insert(id=ROOT_ID, parent=None, name="", is_dir=1, mode=0o755,
                          owner=superuser, grp=supergroup, mtime=0.0, ctime=0.0)
@@ -110,7 +111,10 @@ class Namespace:
         if not parts:
             raise errors.InvalidPathError("cannot operate on the root", path)
         if create:
-            parent = self._mkdirs(parts[:-1], caller, now, 0o755, path)
+            try:
+                parent = self._mkdirs(parts[:-1], caller, now, 0o755, path)
+            except errors.DfsFileExistsError:  # the would-be parent is a file
+                raise errors.DfsNotADirectoryError(path=join(parts[:-1])) from None
         else:
             parent = self.resolve(join(parts[:-1]), caller)
         if not parent["is_dir"]:
@@ -301,9 +305,12 @@ class Namespace:
 
     # -- files under construction ---------------------------------------
     def create(self, path: str, caller: Caller, now: float, *, overwrite: bool, replication: int,
-               block_size: int, mode: int, create_parent: bool, wrapped_key: bytes | None = None,
-               key_for=None) -> dict:
-        """Start writing path. The inode stays invisible until complete()."""
+               block_size: int, mode: int, create_parent: bool, key_for=None,
+               complete: bool = False) -> tuple[dict, list[int]]:
+        """Start writing path: the inode stays invisible until complete().
+
+        With ``complete`` the file is created empty and visible at once (one
+        RPC for `touch` or an empty upload). Returns (row, blocks to invalidate)."""
         parent, name = self._parent(path, caller, create=create_parent, now=now)
         self._check(parent, caller, _stat.S_IWOTH, path)
         existing = self.store.lookup(parent["id"], name)
@@ -321,14 +328,22 @@ class Namespace:
         chunk = min(self.chunk_size, block_size)
         while block_size % chunk:
             chunk //= 2
-        file_id = self.store.insert(
-            parent=parent["id"], name=None, pending_name=name, is_dir=0, mode=mode & 0o7777,
-            owner=caller.user, grp=parent["grp"], mtime=now, ctime=now, replication=replication,
-            block_size=block_size, chunk_size=chunk, length=0, state="U", overwrite=int(overwrite),
-            lease_holder=caller.client_name, lease_expiry=now + LEASE_SOFT_LIMIT)
+        dropped: list[int] = []
+        fields = dict(parent=parent["id"], is_dir=0, mode=mode & 0o7777, owner=caller.user, grp=parent["grp"],
+                      mtime=now, ctime=now, replication=replication, block_size=block_size,
+                      chunk_size=chunk, length=0)
+        if complete:
+            if existing is not None:
+                dropped = self.store.delete_subtree(existing["id"])
+            file_id = self.store.insert(name=name, state="C", **fields)
+            self.store.update(parent["id"], mtime=now)
+        else:
+            file_id = self.store.insert(name=None, pending_name=name, state="U", overwrite=int(overwrite),
+                                        lease_holder=caller.client_name,
+                                        lease_expiry=now + self.lease_limit, **fields)
         if key_for is not None:
             self.store.update(file_id, key=key_for(file_id))
-        return self.store.get(file_id)  # type: ignore[return-value]
+        return self.store.get(file_id), dropped  # type: ignore[return-value]
 
     def open_file(self, file_id: int, caller: Caller | None) -> OpenFile:
         row = self.store.get(file_id)
@@ -356,7 +371,7 @@ class Namespace:
         if f.blocks and not f.blocks[-1].committed:
             raise errors.InvalidArgumentError("previous block not committed")
         self.store.add_block(f.row["id"], len(f.blocks), block_id, genstamp)
-        self.store.update(f.row["id"], lease_expiry=now + LEASE_SOFT_LIMIT)
+        self.store.update(f.row["id"], lease_expiry=now + self.lease_limit)
         ref = BlockRef(block_id, genstamp, 0, False, sum(b.length for b in f.blocks))
         f.blocks.append(ref)
         return ref
@@ -403,7 +418,7 @@ class Namespace:
     def renew_leases(self, client_name: str, now: float) -> None:
         for row in self.store.under_construction():
             if row["lease_holder"] == client_name:
-                self.store.update(row["id"], lease_expiry=now + LEASE_SOFT_LIMIT)
+                self.store.update(row["id"], lease_expiry=now + self.lease_limit)
 
     def expired_leases(self, now: float) -> list[int]:
         return [r["id"] for r in self.store.under_construction() if (r["lease_expiry"] or 0) < now]

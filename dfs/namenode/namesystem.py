@@ -177,13 +177,12 @@ class NameSystem:
         data_key = keys.new_key()
 
         def op():
-            row = self.ns.create(path, caller, self.clock(), overwrite=overwrite, replication=replication,
-                                 block_size=block_size, mode=mode, create_parent=create_parent,
-                                 key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
-            st = None
-            if complete:
-                st, dropped = self.ns.complete(self.ns.open_file(row["id"], caller), caller, self.clock())
-                self._invalidate_blocks(dropped)
+            row, dropped = self.ns.create(
+                path, caller, self.clock(), overwrite=overwrite, replication=replication,
+                block_size=block_size, mode=mode, create_parent=create_parent, complete=complete,
+                key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
+            self._invalidate_blocks(dropped)
+            st = self.ns.status(row, normalize(path)) if complete else None
             return row, data_key, st
         return self._mutate(op)
 

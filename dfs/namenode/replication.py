@@ -40,10 +40,14 @@ class InFlight:
     sources: dict[tuple[int, str], str] = field(default_factory=dict)
 
     def add(self, r: Replicate, deadline: float) -> None:
+        # One slot per (block, source), as done() releases it: a second copy of
+        # a block from the same source must not take a slot that is never freed.
+        serving = any(s == r.source for (b, _), s in self.sources.items() if b == r.block_id)
         for t in r.targets:
             self.targets.setdefault(r.block_id, {})[t] = deadline
             self.sources[(r.block_id, t)] = r.source
-        self.per_source[r.source] = self.per_source.get(r.source, 0) + 1
+        if not serving:
+            self.per_source[r.source] = self.per_source.get(r.source, 0) + 1
 
     def done(self, block_id: int, target: str) -> None:
         t = self.targets.get(block_id)

@@ -1,0 +1,270 @@
+"""The CLI as a user meets it: commands, cp semantics, errors, exit codes, JSON shapes."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ERROR_LINE = re.compile(rb"^dfs: [a-z ]+: .+\n$")
+
+
+def run(c, *args, **kw):
+    return c.cli(*args, **kw)
+
+
+def fails(r, reason: bytes, code: int = 1):
+    assert r.returncode == code, (r.returncode, r.stderr)
+    assert ERROR_LINE.match(r.stderr), r.stderr
+    assert reason in r.stderr, r.stderr
+    assert b"Traceback" not in r.stderr
+
+
+@pytest.fixture
+def c(shared_cluster):
+    return shared_cluster
+
+
+@pytest.fixture
+def d(c, request):
+    """A fresh directory for one test."""
+    path = "/" + re.sub(r"\W", "_", request.node.name)
+    c.cli("rm", "-r", "-f", path)
+    assert c.cli("mkdir", path).returncode == 0
+    return path
+
+
+def test_put_get_cat_stdin_and_empty(c, d, tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_bytes(b"")
+    assert run(c, "put", str(empty), f"{d}/empty").returncode == 0
+    assert run(c, "cat", f"{d}/empty").stdout == b""
+    st = json.loads(run(c, "stat", "--json", f"{d}/empty").stdout)
+    assert st["size"] == 0 and st["type"] == "file"
+    data = os.urandom(200_000)
+    assert run(c, "put", "-", f"{d}/stdin.bin", input=data).returncode == 0
+    assert run(c, "cat", f"{d}/stdin.bin").stdout == data
+    out = tmp_path / "out.bin"
+    assert run(c, "get", f"{d}/stdin.bin", str(out)).returncode == 0
+    assert out.read_bytes() == data
+
+
+def test_cp_semantics_into_directories(c, d, tmp_path):
+    a, b = tmp_path / "a.txt", tmp_path / "b.txt"
+    a.write_bytes(b"alpha\n")
+    b.write_bytes(b"beta\n")
+    assert run(c, "mkdir", f"{d}/sub").returncode == 0
+    assert run(c, "put", str(a), str(b), f"{d}/sub").returncode == 0
+    names = [e["path"] for e in json.loads(run(c, "ls", "--json", f"{d}/sub").stdout)]
+    assert names == [f"{d}/sub/a.txt", f"{d}/sub/b.txt"]
+    # Several sources need a directory.
+    fails(run(c, "put", str(a), str(b), f"{d}/nodir"), b"No such file or directory")
+    # Existing destination without -f is refused; with -f replaced.
+    fails(run(c, "put", str(b), f"{d}/sub/a.txt"), b"File exists")
+    assert run(c, "cat", f"{d}/sub/a.txt").stdout == b"alpha\n"
+    assert run(c, "put", "-f", str(b), f"{d}/sub/a.txt").returncode == 0
+    assert run(c, "cat", f"{d}/sub/a.txt").stdout == b"beta\n"
+    # get into an existing local directory, then refuse to overwrite without -f.
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    assert run(c, "get", f"{d}/sub/a.txt", f"{d}/sub/b.txt", str(outdir)).returncode == 0
+    assert (outdir / "a.txt").read_bytes() == b"beta\n"
+    fails(run(c, "get", f"{d}/sub/a.txt", str(outdir)), b"File exists")
+    assert run(c, "get", "-f", f"{d}/sub/b.txt", str(outdir / "a.txt")).returncode == 0
+    assert not [p for p in os.listdir(outdir) if p.endswith(".dfs-part")]
+    # mv and cp inside dfs.
+    assert run(c, "mv", f"{d}/sub/a.txt", f"{d}/moved.txt").returncode == 0
+    assert run(c, "cp", f"{d}/moved.txt", f"{d}/sub").returncode == 0
+    assert run(c, "cat", f"{d}/sub/moved.txt").stdout == b"beta\n"
+    assert run(c, "test", "-e", f"{d}/sub/a.txt").returncode == 1
+
+
+def test_put_recursive_and_get_directory(c, d, tmp_path):
+    src = tmp_path / "tree"
+    (src / "x" / "y").mkdir(parents=True)
+    (src / "top.txt").write_bytes(b"top")
+    (src / "x" / "y" / "deep.bin").write_bytes(os.urandom(70_000))
+    fails(run(c, "put", str(src), f"{d}/tree"), b"Is a directory")
+    assert run(c, "put", "-r", str(src), f"{d}/tree").returncode == 0
+    back = tmp_path / "back"
+    assert run(c, "get", f"{d}/tree", str(back)).returncode == 0
+    assert (back / "x" / "y" / "deep.bin").read_bytes() == (src / "x" / "y" / "deep.bin").read_bytes()
+    assert (back / "top.txt").read_bytes() == b"top"
+    listing = run(c, "ls", "-R", f"{d}/tree").stdout.decode()
+    assert f"{d}/tree/x/y/deep.bin" in listing
+
+
+def test_errors_are_one_line_with_the_right_reason(c, d):
+    fails(run(c, "cat", f"{d}/missing"), b"No such file or directory")
+    fails(run(c, "ls", f"{d}/missing"), b"No such file or directory")
+    assert run(c, "mkdir", f"{d}/full").returncode == 0
+    assert run(c, "touch", f"{d}/full/f").returncode == 0
+    fails(run(c, "rm", f"{d}/full"), b"Is a directory")
+    fails(run(c, "rm", "-r", f"{d}/full") if False else run(c, "mkdir", f"{d}/full"), b"File exists")
+    fails(run(c, "mkdir", f"{d}/a/b/c"), b"No such file or directory")
+    assert run(c, "mkdir", "-p", f"{d}/a/b/c").returncode == 0
+    fails(run(c, "cat", f"{d}/a"), b"Is a directory")
+    fails(run(c, "mkdir", f"{d}/full/f/g"), b"Not a directory")
+    fails(run(c, "ls", f"{d}/../etc"), b"path component")
+    fails(run(c, "ls", f"{d}//x"), b"path component")
+    fails(run(c, "rm", f"{d}/nope"), b"No such file or directory")
+    assert run(c, "rm", "-f", f"{d}/nope").returncode == 0
+    # A non-empty directory delete through mv-over is refused too.
+    assert run(c, "mkdir", f"{d}/empty").returncode == 0
+    fails(run(c, "mv", f"{d}/empty", f"{d}/full/f"), b"Not a directory")
+    # Usage errors exit 2.
+    r = run(c, "put")
+    assert r.returncode == 2 and b"Traceback" not in r.stderr
+    r = run(c, "setrep", "x", f"{d}/full/f")
+    assert r.returncode == 2
+
+
+def test_rm_recursive_and_test(c, d):
+    assert run(c, "mkdir", "-p", f"{d}/t/u").returncode == 0
+    assert run(c, "touch", f"{d}/t/u/f").returncode == 0
+    assert run(c, "test", "-d", f"{d}/t").returncode == 0
+    assert run(c, "test", "-f", f"{d}/t").returncode == 1
+    assert run(c, "test", "-f", f"{d}/t/u/f").returncode == 0
+    assert run(c, "rm", "-r", f"{d}/t").returncode == 0
+    assert run(c, "test", "-e", f"{d}/t").returncode == 1
+
+
+def test_json_shapes(c, d, tmp_path):
+    f = tmp_path / "f.bin"
+    f.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+    assert run(c, "put", "--replication", "2", "--block-size", "1MiB", str(f), f"{d}/f.bin").returncode == 0
+    st = json.loads(run(c, "stat", "--json", f"{d}/f.bin").stdout)
+    for key in ("path", "type", "size", "replication", "block_size", "mode", "owner", "group", "mtime"):
+        assert key in st
+    assert st["size"] == 2 * 1024 * 1024 + 5 and st["replication"] == 2 and st["block_size"] == 1 << 20
+    assert st["mode"] == "0644" and isinstance(st["mtime"], float)
+    ls = json.loads(run(c, "ls", "--json", d).stdout)
+    assert isinstance(ls, list) and ls[0]["path"] == f"{d}/f.bin"
+    locs = json.loads(run(c, "locate", "--json", f"{d}/f.bin").stdout)
+    assert [b["offset"] for b in locs] == [0, 1 << 20, 2 << 20]
+    assert [b["length"] for b in locs] == [1 << 20, 1 << 20, 5]
+    for b in locs:
+        assert len(b["names"]) == 2 and len(b["hosts"]) == 2 and len(b["racks"]) == 2
+        assert [n.rpartition(":")[0] for n in b["names"]] == b["hosts"]
+        assert len(set(b["names"])) == 2
+    fsck = json.loads(run(c, "fsck", "--json", d).stdout)
+    assert fsck["status"] == "HEALTHY" and fsck["files"] == 1 and fsck["blocks"] == 3
+    for key in ("under_replicated", "missing", "corrupt"):
+        assert fsck[key] == 0
+    assert run(c, "fsck", d).returncode == 0
+    rep = json.loads(run(c, "admin", "report", "--json").stdout)
+    assert rep["safemode"] is False and len(rep["live"]) == 3 and rep["dead"] == []
+    for node in rep["live"]:
+        for key in ("address", "rack", "capacity", "used", "blocks", "last_heartbeat"):
+            assert key in node
+
+
+def test_chmod_chown_touch_du_setrep(c, d, tmp_path):
+    assert run(c, "touch", f"{d}/f").returncode == 0
+    assert run(c, "chmod", "600", f"{d}/f").returncode == 0
+    assert json.loads(run(c, "stat", "--json", f"{d}/f").stdout)["mode"] == "0600"
+    assert run(c, "chmod", "g+r", f"{d}/f").returncode == 0
+    assert json.loads(run(c, "stat", "--json", f"{d}/f").stdout)["mode"] == "0640"
+    assert run(c, "chown", "alice:staff", f"{d}/f").returncode == 0
+    st = json.loads(run(c, "stat", "--json", f"{d}/f").stdout)
+    assert (st["owner"], st["group"]) == ("alice", "staff")
+    # A non-superuser may not take a file that is not theirs, nor write where it may not.
+    r = run(c, "chown", "bob", f"{d}/f", env={"DFS_USER": "mallory"})
+    fails(r, b"Permission denied")
+    assert run(c, "chmod", "755", d).returncode == 0
+    fails(run(c, "touch", f"{d}/g", env={"DFS_USER": "mallory"}), b"Permission denied")
+    before = json.loads(run(c, "stat", "--json", f"{d}/f").stdout)["mtime"]
+    time.sleep(0.05)
+    assert run(c, "touch", f"{d}/f").returncode == 0
+    assert json.loads(run(c, "stat", "--json", f"{d}/f").stdout)["mtime"] > before
+    data = tmp_path / "data"
+    data.write_bytes(b"x" * 3000)
+    assert run(c, "put", str(data), f"{d}/data").returncode == 0
+    du = run(c, "du", "-s", d).stdout.decode().split()
+    assert du[0] == "3000" and du[1] == str(3000 * 3)
+    assert run(c, "setrep", "-w", "2", f"{d}/data", timeout=60).returncode == 0
+    locs = json.loads(run(c, "locate", "--json", f"{d}/data").stdout)
+    assert all(len(b["names"]) == 2 for b in locs)
+
+
+def test_unreachable_namenode_fails_fast(tmp_path):
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:9", "ls", "/"],
+                       capture_output=True, timeout=30)
+    elapsed = time.monotonic() - start
+    fails(r, b"cannot reach namenode 127.0.0.1:9")
+    assert elapsed < 15
+
+
+def test_url_argument_names_the_namenode(c, d, tmp_path):
+    f = tmp_path / "u.txt"
+    f.write_bytes(b"via url")
+    url = f"dfs://{c.namenode_address}{d}/u.txt"
+    r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:9", "put", str(f), url],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([sys.executable, "-m", "dfs", "cat", url], capture_output=True, timeout=60,
+                       env={**os.environ, "DFS_NAMENODE": "127.0.0.1:9"})
+    assert r.stdout == b"via url"
+
+
+def test_progress_bar_only_on_a_terminal(c, d, tmp_path):
+    f = tmp_path / "p.bin"
+    f.write_bytes(os.urandom(3 << 20))
+    r = run(c, "put", str(f), f"{d}/quiet.bin")
+    assert r.returncode == 0 and r.stderr == b""
+    # Under a pseudo-terminal the bar is drawn on stderr.
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "put", str(f),
+                          f"{d}/loud.bin"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=slave, env={**os.environ, "DFS_NAMENODE": ""})
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            piece = os.read(master, 4096)
+        except OSError:
+            break
+        if not piece:
+            break
+        out += piece
+    assert p.wait(timeout=60) == 0
+    os.close(master)
+    assert b"100.0%" in out
+
+
+def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
+    port = 18000 + os.getpid() % 1000
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / "local"),
+                          "--datanodes", "2", "--port", str(port)], stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT)
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = p.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if b"Ctrl-C" in line:
+                break
+        assert any(f"127.0.0.1:{port}".encode() in ln for ln in lines), lines
+        r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/hello"],
+                           input=b"hello", capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        p.send_signal(signal.SIGINT)
+        assert p.wait(timeout=30) == 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+    # Nothing is left running on the port.
+    r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "ls", "/"],
+                       capture_output=True, timeout=30, env={**os.environ, "DFS_RETRY_SECONDS": "0"})
+    assert r.returncode == 1

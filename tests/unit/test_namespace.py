@@ -1,0 +1,766 @@
+"""Namespace rules over an in-memory SqliteStore: paths, directories, rename,
+files under construction, leases, permissions, and store durability."""
+
+from __future__ import annotations
+
+import pytest
+
+from dfs import errors
+from dfs.namenode.namespace import (
+    LEASE_SOFT_LIMIT,
+    MAX_NAME,
+    Caller,
+    Namespace,
+    normalize,
+    split_path,
+)
+from dfs.namenode.store import SqliteStore
+
+ROOT = Caller("root", ("supergroup",), client_name="root-client")
+ALICE = Caller("alice", ("users",), client_name="alice-1")
+ALICE2 = Caller("alice", ("users",), client_name="alice-2")
+BOB = Caller("bob", ("users",), client_name="bob-1")
+EVE = Caller("eve", ("others",), client_name="eve-1")
+BS = 64 * 1024
+
+
+@pytest.fixture
+def ns() -> Namespace:
+    return Namespace(SqliteStore(":memory:"), superuser="root")
+
+
+def names(ns: Namespace, path: str, caller: Caller = ROOT) -> list[str]:
+    _, entries, _ = ns.list(path, caller)
+    return [e.path.rsplit("/", 1)[-1] for e in entries]
+
+
+def create(ns: Namespace, path: str, caller: Caller = ROOT, now: float = 1.0, **kw) -> dict:
+    """Namespace.create with test defaults; returns the new row."""
+    row, dropped = create_full(ns, path, caller, now, **kw)
+    assert dropped == []
+    return row
+
+
+def create_full(
+    ns: Namespace,
+    path: str,
+    caller: Caller = ROOT,
+    now: float = 1.0,
+    *,
+    overwrite: bool = False,
+    create_parent: bool = False,
+    replication: int = 3,
+    mode: int = 0o644,
+    block_size: int = BS,
+    **kw,
+) -> tuple[dict, list[int]]:
+    return ns.create(
+        path,
+        caller,
+        now,
+        overwrite=overwrite,
+        replication=replication,
+        block_size=block_size,
+        mode=mode,
+        create_parent=create_parent,
+        **kw,
+    )
+
+
+_next_block = [1000]
+
+
+def write_file(
+    ns: Namespace, path: str, lengths: list[int], caller: Caller = ROOT, now: float = 1.0, **kw
+) -> tuple[list[int], object]:
+    """create + add/commit blocks + complete; returns (block ids, status)."""
+    row = create(ns, path, caller, now, **kw)
+    f = ns.open_file(row["id"], caller)
+    ids = []
+    for n in lengths:
+        _next_block[0] += 1
+        bid = _next_block[0]
+        ns.add_block(f, bid, 1, now)
+        ns.commit_block(f, bid, n)
+        ids.append(bid)
+    st, dropped = ns.complete(f, caller, now)
+    assert dropped == [] or kw.get("overwrite")
+    return ids, st
+
+
+# -- paths ---------------------------------------------------------------------
+
+
+def test_split_path_good():
+    assert split_path("/") == []
+    assert split_path("/a") == ["a"]
+    assert split_path("/a/b/c") == ["a", "b", "c"]
+    assert split_path("/a/b/") == ["a", "b"]
+    assert split_path("/ü/名前 with space") == ["ü", "名前 with space"]
+    assert split_path("/" + "x" * MAX_NAME) == ["x" * MAX_NAME]
+    assert normalize("/a/b/") == "/a/b"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    ["", "a", "a/b", "./a", "/a/../b", "/..", "/.", "/a/./b", "//", "/a//b", "//a", "/a\0b", "/\0"],
+)
+def test_split_path_rejects(bad):
+    with pytest.raises(errors.InvalidPathError):
+        split_path(bad)
+
+
+def test_split_path_rejects_non_str():
+    with pytest.raises(errors.InvalidPathError):
+        split_path(b"/a")  # type: ignore[arg-type]
+
+
+def test_name_too_long():
+    with pytest.raises(errors.NameTooLongError):
+        split_path("/" + "x" * (MAX_NAME + 1))
+    # the limit is in bytes, not characters
+    with pytest.raises(errors.NameTooLongError):
+        split_path("/" + "é" * 128)
+    assert split_path("/" + "é" * 127) == ["é" * 127]
+    with pytest.raises(errors.NameTooLongError):
+        split_path("/a" * 3000)
+    assert issubclass(errors.NameTooLongError, errors.InvalidPathError)
+
+
+def test_ops_validate_paths(ns):
+    with pytest.raises(errors.InvalidPathError):
+        ns.mkdir("rel", ROOT, 1.0)
+    with pytest.raises(errors.InvalidPathError):
+        ns.stat("/a/../b", ROOT)
+    with pytest.raises(errors.NameTooLongError):
+        create(ns, "/" + "n" * 300)
+
+
+# -- directories -----------------------------------------------------------------
+
+
+def test_root_exists(ns):
+    st = ns.stat("/", ROOT)
+    assert st.is_dir and st.path == "/" and st.owner == "root"
+
+
+def test_mkdir(ns):
+    ns.chmod("/", 0o777, ROOT)
+    st = ns.mkdir("/a", ALICE, 5.0, mode=0o750)
+    assert (
+        st.is_dir
+        and st.path == "/a"
+        and st.owner == "alice"
+        and st.mode == 0o750
+        and st.mtime == 5.0
+    )
+    assert ns.stat("/", ROOT).mtime == 5.0
+    assert ns.stat("/a", ALICE).is_dir
+
+
+def test_mkdir_without_parents_needs_parent(ns):
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.mkdir("/x/y", ROOT, 1.0)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/x", ROOT)
+
+
+def test_mkdir_parents(ns):
+    st = ns.mkdir("/x/y/z", ROOT, 1.0, parents=True)
+    assert st.path == "/x/y/z"
+    for p in ("/x", "/x/y", "/x/y/z"):
+        assert ns.stat(p, ROOT).is_dir
+    # idempotent with parents
+    assert ns.mkdir("/x/y/z", ROOT, 2.0, parents=True).inode_id == st.inode_id
+    assert ns.mkdir("/", ROOT, 2.0, parents=True).path == "/"
+
+
+def test_mkdir_existing(ns):
+    ns.mkdir("/a", ROOT, 1.0)
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir("/a", ROOT, 1.0)
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir("/", ROOT, 1.0)
+    write_file(ns, "/f", [10])
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir("/f", ROOT, 1.0)
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir("/f", ROOT, 1.0, parents=True)
+
+
+def test_mkdir_under_file(ns):
+    write_file(ns, "/f", [10])
+    with pytest.raises(errors.DfsNotADirectoryError):
+        ns.mkdir("/f/x", ROOT, 1.0)
+    with pytest.raises(errors.DfsNotADirectoryError):
+        ns.mkdir("/f/x/y", ROOT, 1.0, parents=True)
+    with pytest.raises(errors.DfsNotADirectoryError):
+        ns.stat("/f/x", ROOT)
+
+
+# -- listing ---------------------------------------------------------------------
+
+
+def test_list_sorted_and_paginated(ns):
+    ns.mkdir("/d", ROOT, 1.0)
+    wanted = ["b", "a", "c10", "c2", "Z", "e.txt"]
+    for n in wanted:
+        if n.endswith(".txt"):
+            write_file(ns, f"/d/{n}", [3, 4])
+        else:
+            ns.mkdir(f"/d/{n}", ROOT, 1.0)
+    st, entries, more = ns.list("/d", ROOT)
+    assert st.path == "/d" and st.children == len(wanted) and not more
+    assert [e.path for e in entries] == ["/d/" + n for n in sorted(wanted)]
+    f = [e for e in entries if e.path == "/d/e.txt"][0]
+    assert f.type == "file" and f.size == 7
+
+    seen, after = [], ""
+    while True:
+        _, page, more = ns.list("/d/", ROOT, start_after=after, limit=2)
+        seen += [e.path.rsplit("/", 1)[1] for e in page]
+        assert len(page) <= 2
+        if not more:
+            break
+        after = seen[-1]
+    assert seen == sorted(wanted)
+    _, page, more = ns.list("/d", ROOT, start_after="c2", limit=10)
+    assert [e.path for e in page] == ["/d/e.txt"] and not more
+    _, page, more = ns.list("/d", ROOT, limit=len(wanted))
+    assert len(page) == len(wanted) and not more
+
+
+def test_list_root_and_file(ns):
+    ns.mkdir("/a", ROOT, 1.0)
+    assert [e.path for e in ns.list("/", ROOT)[1]] == ["/a"]
+    write_file(ns, "/a/f", [5])
+    st, entries, more = ns.list("/a/f", ROOT)
+    assert entries == [st] and st.type == "file" and not more
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.list("/nope", ROOT)
+
+
+# -- delete ----------------------------------------------------------------------
+
+
+def test_delete_file_returns_blocks(ns):
+    ids, _ = write_file(ns, "/f", [10, 20])
+    assert sorted(ns.delete("/f", ROOT, 2.0)) == sorted(ids)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/f", ROOT)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.delete("/f", ROOT, 2.0)
+
+
+def test_delete_dir(ns):
+    ns.mkdir("/d/e", ROOT, 1.0, parents=True)
+    ids1, _ = write_file(ns, "/d/f1", [1, 2])
+    ids2, _ = write_file(ns, "/d/e/f2", [3])
+    with pytest.raises(errors.DirectoryNotEmptyError):
+        ns.delete("/d", ROOT, 2.0)
+    assert ns.stat("/d/e/f2", ROOT).size == 3
+    assert sorted(ns.delete("/d", ROOT, 2.0, recursive=True)) == sorted(ids1 + ids2)
+    for p in ("/d", "/d/e", "/d/f1", "/d/e/f2"):
+        with pytest.raises(errors.DfsFileNotFoundError):
+            ns.stat(p, ROOT)
+    ns.mkdir("/empty", ROOT, 1.0)
+    assert ns.delete("/empty", ROOT, 1.0) == []
+
+
+def test_delete_root_refused(ns):
+    with pytest.raises(errors.InvalidPathError):
+        ns.delete("/", ROOT, 1.0, recursive=True)
+
+
+# -- rename ----------------------------------------------------------------------
+
+
+def test_rename_file(ns):
+    ids, st0 = write_file(ns, "/a", [7])
+    ns.mkdir("/d", ROOT, 1.0)
+    st, dropped = ns.rename("/a", "/d/b", ROOT, 3.0)
+    assert dropped == [] and st.path == "/d/b" and st.size == 7 and st.inode_id == st0.inode_id
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/a", ROOT)
+    assert ns.stat("/d/b", ROOT).size == 7
+    assert ns.stat("/d", ROOT).mtime == 3.0 and ns.stat("/", ROOT).mtime == 3.0
+
+
+def test_rename_dir_moves_subtree(ns):
+    ns.mkdir("/a/b", ROOT, 1.0, parents=True)
+    write_file(ns, "/a/b/f", [4])
+    ns.rename("/a", "/z", ROOT, 2.0)
+    assert ns.stat("/z/b/f", ROOT).size == 4
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/a", ROOT)
+
+
+def test_rename_into_own_subtree_refused(ns):
+    ns.mkdir("/a/b", ROOT, 1.0, parents=True)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.rename("/a", "/a/b/c", ROOT, 1.0)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.rename("/a", "/a/x", ROOT, 1.0)
+    assert ns.stat("/a/b", ROOT).is_dir
+    # a sibling that merely shares a prefix is fine
+    assert ns.rename("/a", "/ab", ROOT, 1.0)[0].path == "/ab"
+
+
+def test_rename_to_itself_is_noop(ns):
+    write_file(ns, "/f", [1])
+    st, dropped = ns.rename("/f", "/f", ROOT, 1.0)
+    assert st.path == "/f" and dropped == []
+
+
+def test_rename_root_refused(ns):
+    ns.mkdir("/a", ROOT, 1.0)
+    with pytest.raises(errors.InvalidPathError):
+        ns.rename("/", "/a/b", ROOT, 1.0)
+    with pytest.raises(errors.InvalidPathError):
+        ns.rename("/a", "/", ROOT, 1.0)
+
+
+def test_rename_missing(ns):
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.rename("/nope", "/x", ROOT, 1.0)
+    write_file(ns, "/f", [1])
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.rename("/f", "/no/dir/x", ROOT, 1.0)
+    assert ns.stat("/f", ROOT).size == 1
+
+
+def test_rename_over_existing_file(ns):
+    ids_a, _ = write_file(ns, "/a", [1])
+    ids_b, _ = write_file(ns, "/b", [2, 3])
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.rename("/a", "/b", ROOT, 1.0)
+    assert ns.stat("/a", ROOT).size == 1 and ns.stat("/b", ROOT).size == 5
+    st, dropped = ns.rename("/a", "/b", ROOT, 2.0, overwrite=True)
+    assert sorted(dropped) == sorted(ids_b)
+    assert st.size == 1 and ns.stat("/b", ROOT).size == 1
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/a", ROOT)
+    assert ns.delete("/b", ROOT, 3.0) == ids_a
+
+
+def test_rename_type_conflicts(ns):
+    write_file(ns, "/f", [1])
+    ns.mkdir("/d", ROOT, 1.0)
+    ns.mkdir("/full/x", ROOT, 1.0, parents=True)
+    with pytest.raises(errors.DfsIsADirectoryError):
+        ns.rename("/f", "/d", ROOT, 1.0, overwrite=True)
+    with pytest.raises(errors.DfsNotADirectoryError):
+        ns.rename("/d", "/f", ROOT, 1.0, overwrite=True)
+    with pytest.raises(errors.DirectoryNotEmptyError):
+        ns.rename("/d", "/full", ROOT, 1.0, overwrite=True)
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.rename("/full", "/d", ROOT, 1.0)
+    st, dropped = ns.rename("/full", "/d", ROOT, 1.0, overwrite=True)  # empty dir replaced
+    assert dropped == [] and ns.stat("/d/x", ROOT).is_dir
+
+
+# -- files under construction -------------------------------------------------------
+
+
+def test_create_invisible_until_complete(ns):
+    ns.chmod("/", 0o777, ROOT)
+    row = create(ns, "/f", ALICE2, 1.0)
+    assert row["state"] == "U" and row["name"] is None and row["pending_name"] == "f"
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/f", ROOT)
+    assert names(ns, "/") == []
+    assert ns.stat("/", ROOT).children == 0
+
+    f = ns.open_file(row["id"], ALICE2)
+    assert f.blocks == []
+    b1 = ns.add_block(f, 11, 1, 2.0)
+    assert b1.offset == 0
+    ns.commit_block(f, 11, BS)
+    b2 = ns.add_block(f, 12, 2, 2.0)
+    assert b2.offset == BS
+    ns.commit_block(f, 12, 100)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/f", ROOT)
+    st, dropped = ns.complete(f, ALICE2, 9.0)
+    assert dropped == []
+    assert st.path == "/f" and st.size == BS + 100 and st.mtime == 9.0 and st.owner == "alice"
+    assert ns.stat("/f", ROOT) == st
+    assert names(ns, "/") == ["f"]
+    # reopened block list carries offsets
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.open_file(row["id"], ALICE2)
+
+
+def test_complete_drops_uncommitted_last_block(ns):
+    row = create(ns, "/f")
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 21, 1, 1.0)
+    ns.commit_block(f, 21, 50)
+    ns.add_block(f, 22, 1, 1.0)
+    st, dropped = ns.complete(f, ROOT, 2.0)
+    assert dropped == [22] and st.size == 50
+    assert [b["id"] for b in ns.store.blocks(st.inode_id)] == [21]
+
+
+def test_open_file_lists_blocks_with_offsets(ns):
+    row = create(ns, "/f")
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 31, 1, 1.0)
+    ns.commit_block(f, 31, 1000)
+    ns.add_block(f, 32, 1, 1.0)
+    again = ns.open_file(row["id"], ROOT)
+    assert [(b.block_id, b.offset, b.committed) for b in again.blocks] == [
+        (31, 0, True),
+        (32, 1000, False),
+    ]
+
+
+def test_create_existing(ns):
+    write_file(ns, "/f", [5])
+    with pytest.raises(errors.DfsFileExistsError):
+        create(ns, "/f")
+    ns.mkdir("/d", ROOT, 1.0)
+    with pytest.raises(errors.DfsIsADirectoryError):
+        create(ns, "/d", overwrite=True)
+
+
+def test_create_overwrite_replaces_at_complete(ns):
+    old_ids, old = write_file(ns, "/f", [5, 6])
+    row = create(ns, "/f", overwrite=True)
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 41, 1, 1.0)
+    ns.commit_block(f, 41, 3)
+    assert ns.stat("/f", ROOT).size == 11  # old file visible while writing
+    st, dropped = ns.complete(f, ROOT, 2.0)
+    assert sorted(dropped) == sorted(old_ids)
+    assert st.size == 3 and st.inode_id != old.inode_id
+    assert ns.stat("/f", ROOT).size == 3
+    assert names(ns, "/") == ["f"]
+
+
+def test_complete_conflict_when_name_taken_meanwhile(ns):
+    row = create(ns, "/f")
+    write_file(ns, "/f", [1])
+    f = ns.open_file(row["id"], ROOT)
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.complete(f, ROOT, 2.0)
+
+
+def test_create_parent(ns):
+    with pytest.raises(errors.DfsFileNotFoundError):
+        create(ns, "/p/q/f")
+    row = create(ns, "/p/q/f", create_parent=True)
+    assert ns.stat("/p/q", ROOT).is_dir
+    st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 1.0)
+    assert st.path == "/p/q/f"
+
+
+def test_create_under_file(ns):
+    write_file(ns, "/f", [1])
+    with pytest.raises(errors.DfsNotADirectoryError):
+        create(ns, "/f/g")
+    with pytest.raises(errors.DfsNotADirectoryError):
+        create(ns, "/f/g", create_parent=True)
+
+
+def test_create_validates_sizes(ns):
+    for bad in (1000, BS - 512, BS + 1):
+        with pytest.raises(errors.InvalidArgumentError):
+            create(ns, "/f", block_size=bad)
+    for bad in (-1, 513):
+        with pytest.raises(errors.InvalidArgumentError):
+            create(ns, "/f", replication=bad)
+    row = create(ns, "/f", replication=0, block_size=0)
+    assert row["replication"] == ns.default_replication
+    assert row["block_size"] == ns.default_block_size
+    assert row["block_size"] % row["chunk_size"] == 0
+    row = create(ns, "/g", replication=1, block_size=BS + 512)
+    assert row["chunk_size"] <= row["block_size"] and row["block_size"] % row["chunk_size"] == 0
+
+
+def test_create_stores_key(ns):
+    row = create(ns, "/f", key_for=lambda fid: b"key-%d" % fid)
+    assert row["key"] == b"key-%d" % row["id"]
+
+
+def test_create_complete_at_once(ns):
+    row, dropped = create_full(ns, "/empty", complete=True, mode=0o600)
+    assert dropped == [] and row["state"] == "C"
+    st = ns.stat("/empty", ROOT)
+    assert st.size == 0 and st.mode == 0o600 and st.inode_id == row["id"]
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.open_file(row["id"], ROOT)
+    with pytest.raises(errors.DfsFileExistsError):
+        create_full(ns, "/empty", complete=True)
+    ids, _ = write_file(ns, "/full", [4, 5])
+    row, dropped = create_full(ns, "/full", complete=True, overwrite=True)
+    assert sorted(dropped) == sorted(ids) and ns.stat("/full", ROOT).size == 0
+
+
+def test_open_file_lease(ns):
+    ns.mkdir("/home", ROOT, 1.0)
+    ns.chmod("/home", 0o777, ROOT)
+    row = create(ns, "/home/f", ALICE, 1.0)
+    ns.open_file(row["id"], ALICE)
+    ns.open_file(row["id"], None)  # internal use: no lease check
+    with pytest.raises(errors.LeaseError):
+        ns.open_file(row["id"], ALICE2)  # same user, other client
+    with pytest.raises(errors.LeaseError):
+        ns.open_file(row["id"], BOB)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.open_file(99999, ALICE)
+
+
+def test_add_block_requires_previous_committed(ns):
+    row = create(ns, "/f")
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 51, 1, 1.0)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.add_block(f, 52, 1, 1.0)
+    ns.commit_block(f, 51, 10)
+    ns.add_block(f, 52, 1, 1.0)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.commit_block(f, 999, 10)  # not this file's block
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.commit_block(f, 52, BS + 1)  # longer than the block size
+
+
+def test_abandon_block(ns):
+    row = create(ns, "/f")
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 61, 1, 1.0)
+    ns.commit_block(f, 61, 10)
+    ns.add_block(f, 62, 1, 1.0)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.abandon_block(f, 61)  # only the last block
+    ns.abandon_block(f, 62)
+    assert [b.block_id for b in f.blocks] == [61]
+    assert [b.block_id for b in ns.open_file(row["id"], ROOT).blocks] == [61]
+    ns.add_block(f, 63, 2, 1.0)  # previous (61) is committed
+    ns.commit_block(f, 63, 5)
+    st, dropped = ns.complete(f, ROOT, 1.0)
+    assert st.size == 15 and dropped == []
+
+
+def test_complete_after_parent_removed(ns):
+    ns.mkdir("/d", ROOT, 1.0)
+    row = create(ns, "/d/f")
+    ns.delete("/d", ROOT, 1.0)  # only an invisible file inside: not "non-empty"
+    f_row = ns.store.get(row["id"])
+    assert f_row is None  # removed with its parent
+
+
+def test_leases_expire_and_recover(ns):
+    row = create(ns, "/f", now=100.0)
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 71, 1, 100.0)
+    ns.commit_block(f, 71, 10)
+    assert ns.expired_leases(100.0 + LEASE_SOFT_LIMIT - 1) == []
+    ns.renew_leases("root-client", 150.0)
+    assert ns.expired_leases(100.0 + LEASE_SOFT_LIMIT + 1) == []
+    ns.renew_leases("someone-else", 500.0)
+    expired = ns.expired_leases(150.0 + LEASE_SOFT_LIMIT + 1)
+    assert expired == [row["id"]]
+    what, dropped = ns.recover_lease(row["id"], 300.0)
+    assert "f" in what and dropped == [71]
+    assert ns.store.get(row["id"]) is None
+    assert ns.expired_leases(1e9) == []
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/f", ROOT)
+
+
+# -- permissions -------------------------------------------------------------------
+
+
+@pytest.fixture
+def shared(ns) -> Namespace:
+    """/home (root 0755), /home/alice (alice 0755), /tmp (root 1777)."""
+    ns.mkdir("/home/alice", ROOT, 1.0, parents=True)
+    ns.chown("/home/alice", "alice", "users", ROOT)
+    ns.mkdir("/tmp", ROOT, 1.0, mode=0o1777)
+    return ns
+
+
+def test_write_permission_on_parent(shared):
+    ns = shared
+    with pytest.raises(errors.DfsPermissionError):
+        ns.mkdir("/home/bob", BOB, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/home/x", BOB)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.mkdir("/home/alice/sub", BOB, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.mkdir("/home/alice/a/b", BOB, 1.0, parents=True)
+    ns.mkdir("/home/alice/sub", ALICE, 1.0)
+    write_file(ns, "/home/alice/f", [1], caller=ALICE)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.delete("/home/alice/f", BOB, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.rename("/home/alice/f", "/tmp/f", BOB, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.rename("/tmp", "/home/tmp2", BOB, 1.0)
+    # superuser (by name or by supergroup) bypasses
+    ns.mkdir("/home/alice/by-root", ROOT, 1.0)
+    ns.mkdir("/home/alice/by-admin", Caller("admin", ("supergroup",)), 1.0)
+    ns.delete("/home/alice/f", ROOT, 1.0)
+
+
+def test_rename_needs_write_on_destination_parent(shared):
+    ns = shared
+    write_file(ns, "/tmp/bobs", [1], caller=BOB)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.rename("/tmp/bobs", "/home/alice/bobs", BOB, 1.0)
+    assert ns.stat("/tmp/bobs", BOB).size == 1
+    st, _ = ns.rename("/tmp/bobs", "/tmp/bobs2", BOB, 1.0)
+    assert st.path == "/tmp/bobs2"
+
+
+def test_group_and_other_bits(shared):
+    ns = shared
+    ns.chmod("/home/alice", 0o770, ALICE)
+    ns.mkdir("/home/alice/g", BOB, 1.0)  # bob is in group users
+    with pytest.raises(errors.DfsPermissionError):
+        ns.mkdir("/home/alice/e", EVE, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.stat("/home/alice/g", EVE)  # no x on /home/alice
+    with pytest.raises(errors.DfsPermissionError):
+        ns.list("/home/alice", EVE)
+    # owner bits apply to the owner even when "other" would allow
+    ns.chmod("/home/alice", 0o077, ALICE)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.mkdir("/home/alice/o", ALICE, 1.0)
+
+
+def test_list_needs_read(shared):
+    ns = shared
+    ns.chmod("/home/alice", 0o711, ALICE)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.list("/home/alice", BOB)
+    assert ns.stat("/home/alice", BOB).is_dir
+    ns.list("/home/alice", ALICE)
+
+
+def test_sticky_bit(shared):
+    ns = shared
+    write_file(ns, "/tmp/a", [1], caller=ALICE)
+    write_file(ns, "/tmp/b", [1], caller=ALICE)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.delete("/tmp/a", BOB, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.rename("/tmp/a", "/tmp/c", BOB, 1.0)
+    ns.delete("/tmp/a", ALICE, 1.0)  # owner of the file
+    ns.delete("/tmp/b", ROOT, 1.0)  # superuser
+    ns.mkdir("/tmp/bobdir", BOB, 1.0)
+    ns.delete("/tmp/bobdir", BOB, 1.0)
+    # without the sticky bit, write on the parent is enough
+    ns.chmod("/tmp", 0o777, ROOT)
+    write_file(ns, "/tmp/c", [1], caller=ALICE)
+    ns.delete("/tmp/c", BOB, 1.0)
+
+
+def test_chmod_owner_rules(shared):
+    ns = shared
+    with pytest.raises(errors.DfsPermissionError):
+        ns.chmod("/home/alice", 0o777, BOB)
+    assert ns.chmod("/home/alice", 0o10700, ALICE).mode == 0o0700
+    assert ns.chmod("/home/alice", 0o1755, ROOT).mode == 0o1755
+    assert ns.stat("/home/alice", BOB).mode == 0o1755
+
+
+def test_chown_owner_rules(shared):
+    ns = shared
+    with pytest.raises(errors.DfsPermissionError):
+        ns.chown("/home/alice", "bob", "", ALICE)  # only the superuser gives away
+    with pytest.raises(errors.DfsPermissionError):
+        ns.chown("/home/alice", "", "others", ALICE)  # alice is not in "others"
+    with pytest.raises(errors.DfsPermissionError):
+        ns.chown("/home/alice", "", "users", BOB)  # not the owner
+    st = ns.chown("/home/alice", "", "users", ALICE)
+    assert st.owner == "alice" and st.group == "users"
+    st = ns.chown("/home/alice", "bob", "staff", ROOT)
+    assert st.owner == "bob" and st.group == "staff"
+    st = ns.chown("/home/alice", "", "", ROOT)
+    assert st.owner == "bob" and st.group == "staff"
+
+
+def test_set_times(shared):
+    ns = shared
+    assert ns.set_times("/home/alice", 42.0, ALICE).mtime == 42.0
+    with pytest.raises(errors.DfsPermissionError):
+        ns.set_times("/home/alice", 43.0, BOB)
+
+
+# -- replication, summaries -----------------------------------------------------------
+
+
+def test_set_replication(ns):
+    ids, _ = write_file(ns, "/f", [1, 2], replication=3)
+    st, blocks = ns.set_replication("/f", 2, ROOT)
+    assert st.replication == 2 and sorted(blocks) == sorted(ids)
+    assert ns.set_replication("/f", 1, ROOT)[0].replication == 1
+    assert ns.set_replication("/f", 512, ROOT)[0].replication == 512
+    for bad in (0, -1, 513):
+        with pytest.raises(errors.InvalidArgumentError):
+            ns.set_replication("/f", bad, ROOT)
+    ns.mkdir("/d", ROOT, 1.0)
+    with pytest.raises(errors.DfsIsADirectoryError):
+        ns.set_replication("/d", 2, ROOT)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.set_replication("/f", 2, BOB)  # 0644 root file
+
+
+def test_content_summary(ns):
+    ns.mkdir("/s/t", ROOT, 1.0, parents=True)
+    write_file(ns, "/s/a", [10, 20], replication=3)
+    write_file(ns, "/s/t/b", [5], replication=2)
+    create(ns, "/s/t/pending")  # not counted
+    cs = ns.content_summary("/s", ROOT)
+    assert cs == {"length": 35, "files": 2, "directories": 2, "space_consumed": 30 * 3 + 5 * 2}
+    assert ns.content_summary("/s/a", ROOT) == {
+        "length": 30,
+        "files": 1,
+        "directories": 0,
+        "space_consumed": 90,
+    }
+
+
+# -- durability -------------------------------------------------------------------------
+
+
+def test_store_persists_after_sync(tmp_path):
+    db = str(tmp_path / "meta.db")
+    store = SqliteStore(db)
+    ns = Namespace(store, superuser="root")
+    ns.mkdir("/kept/deep", ROOT, 1.0, parents=True)
+    ids, _ = write_file(ns, "/kept/f", [100, 23])
+    store.set_meta("cluster", "abc")
+    store.sync()
+    ns.mkdir("/lost", ROOT, 2.0)  # never synced
+    write_file(ns, "/kept/lost-file", [5])
+    store.set_meta("cluster", "zzz")
+    store._db.close()  # crash: no commit
+
+    store2 = SqliteStore(db)
+    ns2 = Namespace(store2, superuser="root")
+    assert ns2.stat("/kept/deep", ROOT).is_dir
+    assert ns2.stat("/kept/f", ROOT).size == 123
+    assert [b["id"] for b in store2.blocks(ns2.stat("/kept/f", ROOT).inode_id)] == ids
+    assert store2.get_meta("cluster") == "abc"
+    for p in ("/lost", "/kept/lost-file"):
+        with pytest.raises(errors.DfsFileNotFoundError):
+            ns2.stat(p, ROOT)
+    assert names(ns2, "/") == ["kept"]
+    store2.close()
+
+    store3 = SqliteStore(db)  # close() syncs
+    assert Namespace(store3, superuser="root").stat("/kept/f", ROOT).size == 123
+
+
+def test_store_counters_and_rollback():
+    store = SqliteStore(":memory:")
+    assert [store.next_id("block_id") for _ in range(3)] == [1, 2, 3]
+    store.sync()
+    store.next_id("block_id")
+    store.rollback()
+    assert store.next_id("block_id") == 4
+    assert store.get_meta("missing") is None

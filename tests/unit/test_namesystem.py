@@ -1,0 +1,600 @@
+"""NameSystem end to end, without sockets or threads: a fake clock, an in-memory
+(or tmp_path) SqliteStore, datanodes that are just descriptors and calls."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+
+from dfs import errors
+from dfs.model import DatanodeDescriptor
+from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
+from dfs.namenode.namesystem import NameSystem, NodeCommands
+from dfs.namenode.store import SqliteStore
+
+ROOT = Caller("root", ("supergroup",), client_name="client-1", host="10.9.9.9")
+BS = 64 * 1024
+HB, DEAD = 3.0, 30.0
+
+
+class Clock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> None:
+        self.t += dt
+
+
+def make(store=None, clock=None, **kw) -> NameSystem:
+    return NameSystem(
+        store or SqliteStore(":memory:"),
+        kw.pop("master_key", os.urandom(32)),
+        superuser="root",
+        replication=kw.pop("replication", 3),
+        block_size=BS,
+        heartbeat_interval=HB,
+        dead_timeout=DEAD,
+        clock=clock or Clock(),
+        rng=random.Random(0),
+        **kw,
+    )
+
+
+def dn(i: int, rack: str = "/r0") -> DatanodeDescriptor:
+    return DatanodeDescriptor(
+        uuid=f"dn{i}", address=f"127.0.0.{i}:9866", rack=rack, capacity=10 << 30, remaining=10 << 30
+    )
+
+
+def register(ns: NameSystem, n: int, racks: int = 2) -> list[DatanodeDescriptor]:
+    nodes = [dn(i + 1, f"/r{i % racks}") for i in range(n)]
+    for d in nodes:
+        ns.register(d)
+    return nodes
+
+
+def beat(ns: NameSystem, nodes, **kw) -> dict[str, NodeCommands]:
+    out = {}
+    for d in nodes:
+        rereg, cmds = ns.heartbeat(
+            d.uuid,
+            {"remaining": 10 << 30, "xceivers": 0},
+            kw.get("received", {}).get(d.uuid, []),
+            [],
+            [],
+        )
+        assert not rereg
+        out[d.uuid] = cmds
+    return out
+
+
+def write(
+    ns: NameSystem,
+    path: str,
+    lengths: list[int],
+    caller: Caller = ROOT,
+    *,
+    replication: int = 0,
+    overwrite: bool = False,
+) -> tuple[int, list[tuple[int, list[str]]], bytes]:
+    """Write a file the way a client does. Returns (file id, [(block id, node addresses)], key)."""
+    row, key, st = ns.create(
+        caller,
+        path,
+        overwrite=overwrite,
+        replication=replication,
+        block_size=BS,
+        mode=0o644,
+        create_parent=True,
+        complete=False,
+    )
+    assert st is None
+    fid = row["id"]
+    prev, prev_nodes, blocks = None, [], []
+    for n in lengths:
+        lb = ns.add_block(caller, fid, prev, prev_nodes, [])
+        prev, prev_nodes = (lb.block_id, n), [d.address for d in lb.locations]
+        blocks.append((lb.block_id, prev_nodes))
+    ns.complete(caller, fid, prev, prev_nodes)
+    return fid, blocks, key
+
+
+def holders(ns: NameSystem, block_id: int) -> set[str]:
+    return set(ns.bmap.holders(block_id))
+
+
+# -- writing and reading ---------------------------------------------------------
+
+
+def test_write_and_list():
+    ns = make()
+    nodes = register(ns, 3)
+    assert not ns.in_safemode()
+    fid, blocks, key = write(ns, "/data/f.bin", [BS, BS, 123])
+    assert len(key) == 32
+    for bid, addrs in blocks:
+        assert len(addrs) == 3 and len(set(addrs)) == 3
+        assert holders(ns, bid) == {d.uuid for d in nodes}
+    _, entries, more = ns.listdir(ROOT, "/data", "", 100)
+    assert [(e.path, e.size, e.replication) for e in entries] == [("/data/f.bin", 2 * BS + 123, 3)]
+    st, located, key2, chunk = ns.block_locations(ROOT, "/data/f.bin")
+    assert key2 == key and st.size == 2 * BS + 123 and BS % chunk == 0
+    assert [(b.block_id, b.offset, b.length) for b in located] == [
+        (blocks[0][0], 0, BS),
+        (blocks[1][0], BS, BS),
+        (blocks[2][0], 2 * BS, 123),
+    ]
+    assert all(len(b.locations) == 3 for b in located)
+    # a range picks the overlapping blocks only
+    _, located, _, _ = ns.block_locations(ROOT, "/data/f.bin", BS + 1, 10)
+    assert [b.block_id for b in located] == [blocks[1][0]]
+    assert ns.fsck(ROOT, "/")["status"] == "HEALTHY"
+    rep = ns.report()
+    assert rep["files"] == 1 and rep["blocks"] == 3 and rep["under_replicated"] == 0
+
+
+def test_file_invisible_until_complete():
+    ns = make()
+    register(ns, 3)
+    row, _, _ = ns.create(
+        ROOT,
+        "/f",
+        overwrite=False,
+        replication=0,
+        block_size=BS,
+        mode=0o644,
+        create_parent=False,
+        complete=False,
+    )
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/f")
+    other = Caller("root", ("supergroup",), client_name="client-2")
+    with pytest.raises(errors.LeaseError):
+        ns.add_block(other, row["id"], (lb.block_id, 10), [], [])
+    st = ns.complete(ROOT, row["id"], (lb.block_id, 10), [d.address for d in lb.locations])
+    assert st.size == 10 and ns.stat(ROOT, "/f").size == 10
+
+
+def test_create_complete_immediately():
+    ns = make()
+    row, key, st = ns.create(
+        ROOT,
+        "/empty",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o600,
+        create_parent=False,
+        complete=True,
+    )
+    assert st is not None and st.size == 0 and st.mode == 0o600
+    assert ns.stat(ROOT, "/empty").size == 0
+
+
+def test_first_replica_on_writer_host():
+    ns = make()
+    nodes = register(ns, 4)
+    caller = Caller("root", ("supergroup",), client_name="c", host=nodes[2].host)
+    _, blocks, _ = write(ns, "/f", [10, 10, 10], caller)
+    assert all(addrs[0] == nodes[2].address for _, addrs in blocks)
+    # readers get the local replica first
+    _, located, _, _ = ns.block_locations(caller, "/f")
+    assert all(b.locations[0].uuid == nodes[2].uuid for b in located)
+
+
+def test_no_datanodes():
+    ns = make()
+    row, _, _ = ns.create(
+        ROOT,
+        "/f",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o644,
+        create_parent=False,
+        complete=False,
+    )
+    with pytest.raises(errors.NoDatanodesError):
+        ns.add_block(ROOT, row["id"], None, [], [])
+    # all datanodes gone silent: same thing
+    register(ns, 3)
+    ns.clock.advance(DEAD + 1)
+    with pytest.raises(errors.NoDatanodesError):
+        ns.add_block(ROOT, row["id"], None, [], [])
+
+
+def test_fewer_datanodes_than_replication_still_writes():
+    ns = make()
+    register(ns, 2)
+    _, blocks, _ = write(ns, "/f", [10])
+    assert len(blocks[0][1]) == 2
+    assert ns.fsck(ROOT, "/f")["status"] == "DEGRADED"
+
+
+def test_excluded_nodes_are_avoided():
+    ns = make()
+    nodes = register(ns, 4)
+    row, _, _ = ns.create(
+        ROOT,
+        "/f",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o644,
+        create_parent=False,
+        complete=False,
+    )
+    lb = ns.add_block(ROOT, row["id"], None, [], [nodes[0].address])
+    assert nodes[0].address not in [d.address for d in lb.locations]
+
+
+# -- safemode ---------------------------------------------------------------------
+
+
+def test_safemode_after_restart(tmp_path):
+    db = str(tmp_path / "meta.db")
+    master = os.urandom(32)
+    clock = Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 3)
+    _, blocks, key = write(ns1, "/f", [BS, 77])
+    ns1.store.close()
+
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    assert ns2.in_safemode()
+    assert ns2.safemode("get") == (True, "waiting for block reports")
+    # reads work, mutations do not
+    assert ns2.stat(ROOT, "/f").size == BS + 77
+    for op in (
+        lambda: ns2.mkdir(ROOT, "/d", False, 0o755),
+        lambda: ns2.delete(ROOT, "/f", False),
+        lambda: ns2.rename(ROOT, "/f", "/g", False),
+        lambda: ns2.chmod(ROOT, "/f", 0o600),
+        lambda: ns2.create(
+            ROOT,
+            "/h",
+            overwrite=False,
+            replication=0,
+            block_size=0,
+            mode=0o644,
+            create_parent=False,
+            complete=True,
+        ),
+    ):
+        with pytest.raises(errors.SafeModeError):
+            op()
+    _, located, key2, _ = ns2.block_locations(ROOT, "/f")
+    assert key2 == key and all(not b.locations for b in located)
+
+    gs = {b["id"]: b["genstamp"] for b in ns2.store.blocks(ns2.stat(ROOT, "/f").inode_id)}
+    for d in nodes:
+        ns2.register(dn(int(d.uuid[2:]), d.rack))
+    # a report covering only some blocks is not enough
+    ns2.block_report(nodes[0].uuid, [(blocks[0][0], gs[blocks[0][0]], BS)])
+    ns2.tick()
+    assert ns2.in_safemode()
+    ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (9999, 1, 5)])
+    assert not ns2.in_safemode()
+    assert ns2.safemode("get") == (False, "")
+    cmds = beat(ns2, [nodes[1]])
+    assert 9999 in cmds[nodes[1].uuid].invalidate  # unknown block reported
+    ns2.mkdir(ROOT, "/d", False, 0o755)
+    assert ns2.fsck(ROOT, "/f")["status"] == "DEGRADED"
+
+
+def test_manual_safemode():
+    ns = make()
+    ns.safemode("enter")
+    with pytest.raises(errors.SafeModeError):
+        ns.mkdir(ROOT, "/d", False, 0o755)
+    assert ns.safemode("get") == (True, "entered by an administrator")
+    ns.safemode("leave")
+    ns.mkdir(ROOT, "/d", False, 0o755)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.safemode("bogus")
+
+
+def test_failed_mutation_rolls_back(tmp_path):
+    db = str(tmp_path / "meta.db")
+    ns = make(SqliteStore(db))
+    ns.mkdir(ROOT, "/a", False, 0o755)
+    # create_parent makes /new/dir first, then the create fails: nothing may remain
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.create(
+            ROOT,
+            "/new/dir/f",
+            overwrite=False,
+            replication=513,
+            block_size=0,
+            mode=0o644,
+            create_parent=True,
+            complete=False,
+        )
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/new")
+    ns.mkdir(ROOT, "/b", False, 0o755)  # the next commit must not carry it either
+    ns.store.close()
+    ns2 = make(SqliteStore(db))
+    assert ns2.stat(ROOT, "/a").is_dir and ns2.stat(ROOT, "/b").is_dir
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns2.stat(ROOT, "/new")
+
+
+def test_create_parent_under_a_file():
+    ns = make()
+    ns.create(
+        ROOT,
+        "/x/y",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o644,
+        create_parent=True,
+        complete=True,
+    )
+    for path in ("/x/y/f", "/x/y/a/b/f"):
+        with pytest.raises(errors.DfsNotADirectoryError):
+            ns.create(
+                ROOT,
+                path,
+                overwrite=False,
+                replication=0,
+                block_size=0,
+                mode=0o644,
+                create_parent=True,
+                complete=False,
+            )
+    _, entries, _ = ns.listdir(ROOT, "/x", "", 10)
+    assert [e.path for e in entries] == ["/x/y"] and ns.stat(ROOT, "/x/y").type == "file"
+
+
+# -- failures and repair -----------------------------------------------------------
+
+
+def test_dead_node_triggers_rereplication():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [100, 200])
+    ids = [b for b, _ in blocks]
+    victim_uuid = next(iter(holders(ns, ids[0])))
+    victim = next(d for d in nodes if d.uuid == victim_uuid)
+    others = [d for d in nodes if d is not victim]
+
+    clock.advance(DEAD - 1)
+    beat(ns, others)
+    ns.tick()
+    assert ns.report()["under_replicated"] == 0  # not dead yet
+    clock.advance(2)
+    beat(ns, others)
+    ns.tick()
+    rep = ns.report()
+    assert [d.uuid for d, s in rep["nodes"] if s == "dead"] == [victim.uuid]
+    assert all(victim.uuid not in holders(ns, b) for b in ids)
+    assert ns.fsck(ROOT, "/f")["status"] == "DEGRADED"
+
+    cmds = beat(ns, others)
+    transfers = [(src, t) for src, c in cmds.items() for t in c.transfers]
+    lost = [b for b in ids if len(holders(ns, b)) < 3]
+    assert sorted(t[0] for _, t in transfers) == sorted(lost)
+    received: dict[str, list] = {}
+    for src, (bid, gs, length, targets) in transfers:
+        assert src in holders(ns, bid)
+        assert length == {ids[0]: 100, ids[1]: 200}[bid]
+        assert len(targets) == 1
+        target = next(d for d in others if d.address == targets[0])
+        assert target.uuid not in holders(ns, bid)
+        received.setdefault(target.uuid, []).append((bid, gs, length))
+    # planned once: not again on the next tick while in flight
+    ns.tick()
+    assert all(not c.transfers for c in beat(ns, others).values())
+    beat(ns, others, received=received)
+    assert all(len(holders(ns, b)) == 3 for b in ids)
+    assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
+    assert ns.in_flight.targets == {}
+
+
+def test_unfinished_transfer_is_retried_after_deadline():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 5)
+    _, blocks, _ = write(ns, "/f", [100])
+    bid = blocks[0][0]
+    victim = next(d for d in nodes if d.uuid in holders(ns, bid))
+    others = [d for d in nodes if d is not victim]
+    clock.advance(DEAD + 1)
+    beat(ns, others)
+    ns.tick()
+    first = [t for c in beat(ns, others).values() for t in c.transfers]
+    assert len(first) == 1
+    for _ in range(12):  # the copy never lands
+        clock.advance(HB)
+        beat(ns, others)
+        ns.tick()
+        again = [t for c in beat(ns, others).values() for t in c.transfers]
+        if again:
+            break
+    assert again and again[0][0] == bid
+
+
+def test_delete_queues_invalidations():
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/d/f", [10, 20])
+    ids = {b for b, _ in blocks}
+    assert ns.delete(ROOT, "/d", True)
+    cmds = beat(ns, nodes)
+    for d in nodes:
+        assert cmds[d.uuid].invalidate == ids
+    assert all(not c.invalidate for c in beat(ns, nodes).values())  # delivered once
+    assert all(b not in ns.bmap.blocks for b in ids)
+    ns.mkdir(ROOT, "/e/f", True, 0o755)
+    with pytest.raises(errors.DirectoryNotEmptyError):
+        ns.delete(ROOT, "/e", False)
+
+
+def test_overwrite_invalidates_old_blocks():
+    ns = make()
+    nodes = register(ns, 3)
+    _, old, _ = write(ns, "/f", [10])
+    _, new, _ = write(ns, "/f", [20], overwrite=True)
+    assert ns.stat(ROOT, "/f").size == 20
+    cmds = beat(ns, nodes)
+    assert all(cmds[d.uuid].invalidate == {old[0][0]} for d in nodes)
+    assert new[0][0] in ns.bmap.blocks
+
+
+def test_set_replication_down_invalidates_excess():
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    ns.set_replication(ROOT, "/f", 1)
+    ns.tick()
+    cmds = beat(ns, nodes)
+    assert sum(bid in c.invalidate for c in cmds.values()) == 2
+    assert len(holders(ns, bid)) == 1
+    assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
+
+
+def test_fsck_statuses():
+    ns = make()
+    nodes = register(ns, 3)
+    write(ns, "/ok", [10])
+    _, bad, _ = write(ns, "/bad", [10, 10])
+    assert ns.fsck(ROOT, "/")["status"] == "HEALTHY"
+    b0 = bad[0][0]
+    ns.report_bad(b0, nodes[0].address)
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["under_replicated"], r["corrupt"], r["missing"]) == ("DEGRADED", 1, 0, 0)
+    assert ns.fsck(ROOT, "/ok")["status"] == "HEALTHY"
+    # the corrupt replica is never offered to readers
+    _, located, _, _ = ns.block_locations(ROOT, "/bad")
+    assert nodes[0].uuid not in [d.uuid for d in located[0].locations]
+    for d in nodes[1:]:
+        ns.report_bad(b0, d.address)
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["corrupt"], r["files"], r["blocks"]) == ("CORRUPT", 1, 2, 3)
+    _, located, _, _ = ns.block_locations(ROOT, "/bad")
+    assert located[0].corrupt and located[0].locations == []
+    assert ns.fsck(ROOT, "/ok")["status"] == "HEALTHY"
+    statuses = {d["path"]: d["status"] for d in ns.fsck(ROOT, "/")["details"]}
+    assert statuses == {"/ok": "HEALTHY", "/bad": "CORRUPT"}
+    # every node silent past the timeout: blocks missing
+    ns.clock.advance(DEAD + 1)
+    ns.tick()
+    r = ns.fsck(ROOT, "/ok")
+    assert (r["status"], r["missing"]) == ("CORRUPT", 1)
+
+
+def test_corrupt_replica_replaced_from_good_one():
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    bad = next(d for d in nodes if d.uuid in holders(ns, bid))
+    spare = next(d for d in nodes if d.uuid not in holders(ns, bid))
+    ns.report_bad(bid, bad.address)
+    ns.tick()
+    cmds = beat(ns, nodes)
+    assert bid in cmds[bad.uuid].invalidate
+    transfers = [t for c in cmds.values() for t in c.transfers]
+    assert len(transfers) == 1 and transfers[0][3] == [spare.address]
+
+
+def test_decommission():
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = next(d for d in nodes if d.uuid in holders(ns, bid))
+    spare = next(d for d in nodes if d.uuid not in holders(ns, bid))
+    ns.decommission(leaving.address)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.decommission("10.1.1.1:1")
+    ns.tick()
+    assert leaving.admin_state == "decommissioning"
+    cmds = beat(ns, nodes)
+    transfers = [t for c in cmds.values() for t in c.transfers]
+    assert len(transfers) == 1 and transfers[0][3] == [spare.address]
+    beat(ns, [spare], received={spare.uuid: [(bid, transfers[0][1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+    # a decommissioned node takes no new blocks
+    _, more, _ = write(ns, "/g", [10])
+    assert leaving.address not in more[0][1]
+
+
+def test_expired_lease_removes_unfinished_file():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 3)
+    row, _, _ = ns.create(
+        ROOT,
+        "/f",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o644,
+        create_parent=False,
+        complete=False,
+    )
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    received = {d.uuid: [(lb.block_id, lb.genstamp, 5)] for d in lb.locations}
+    beat(ns, nodes, received=received)
+    clock.advance(LEASE_SOFT_LIMIT - 1)
+    ns.renew_lease(ROOT)
+    clock.advance(LEASE_SOFT_LIMIT - 1)
+    beat(ns, nodes)
+    ns.tick()
+    assert ns.store.get(row["id"]) is not None
+    clock.advance(2)
+    beat(ns, nodes)
+    ns.tick()
+    assert ns.store.get(row["id"]) is None
+    cmds = beat(ns, nodes)
+    assert {d.uuid for d in nodes if lb.block_id in cmds[d.uuid].invalidate} == set(received)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.complete(ROOT, row["id"], (lb.block_id, 5), [])
+
+
+def test_heartbeat_from_unknown_or_dead_node_asks_reregistration():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 1)
+    assert ns.heartbeat("nobody", {}, [], [], [])[0] is True
+    clock.advance(DEAD + 1)
+    ns.tick()
+    assert ns.heartbeat(nodes[0].uuid, {}, [], [], [])[0] is True
+    ns.register(dn(1))
+    assert ns.heartbeat(nodes[0].uuid, {}, [], [], [])[0] is False
+
+
+def test_abandon_block_and_file():
+    ns = make()
+    nodes = register(ns, 3)
+    row, _, _ = ns.create(
+        ROOT,
+        "/f",
+        overwrite=False,
+        replication=0,
+        block_size=0,
+        mode=0o644,
+        create_parent=False,
+        complete=False,
+    )
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    beat(ns, nodes, received={d.uuid: [(lb.block_id, lb.genstamp, 3)] for d in lb.locations})
+    ns.abandon_block(ROOT, row["id"], lb.block_id)
+    assert lb.block_id not in ns.bmap.blocks
+    cmds = beat(ns, nodes)
+    assert all(lb.block_id in cmds[d.uuid].invalidate for d in lb.locations)
+    lb2 = ns.add_block(ROOT, row["id"], None, [], [])
+    ns.abandon_file(ROOT, row["id"])
+    assert ns.store.get(row["id"]) is None and lb2.block_id not in ns.bmap.blocks

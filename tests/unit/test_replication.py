@@ -1,0 +1,298 @@
+"""replication.plan and InFlight: what to copy, what to delete, in which order."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+from dfs.model import DatanodeDescriptor
+from dfs.namenode.blockmap import BlockInfo, BlockMap
+from dfs.namenode.replication import InFlight, Invalidate, Replicate, plan
+
+
+def cluster(n: int, racks: int = 2) -> dict[str, DatanodeDescriptor]:
+    return {
+        f"n{i}": DatanodeDescriptor(
+            uuid=f"n{i}", address=f"10.0.0.{i}:9866", rack=f"/r{i % racks}", remaining=1 << 30
+        )
+        for i in range(n)
+    }
+
+
+def bmap(blocks: dict[int, list[str]], *, repl: int = 3, length: int = 1000) -> BlockMap:
+    m = BlockMap()
+    for b, holders in blocks.items():
+        m.add_block(BlockInfo(b, inode=1, genstamp=1, length=length, replication=repl))
+        for h in holders:
+            assert m.add_replica(b, h, 1, length)
+    return m
+
+
+def run(m: BlockMap, nodes, live=None, writable=None, in_flight=None, seed=0, **kw):
+    live = set(nodes) if live is None else live
+    writable = set(live) if writable is None else writable
+    return plan(m, nodes, live, writable, in_flight or InFlight(), random.Random(seed), **kw)
+
+
+def test_healthy_cluster_needs_nothing():
+    nodes = cluster(5)
+    m = bmap({1: ["n0", "n1", "n2"], 2: ["n2", "n3", "n4"]})
+    assert run(m, nodes) == ([], [])
+
+
+def test_under_replicated_gets_copy():
+    nodes = cluster(5)
+    m = bmap({7: ["n0"]})
+    copies, drops = run(m, nodes)
+    assert drops == []
+    assert len(copies) == 1
+    c = copies[0]
+    assert c.block_id == 7 and c.source == "n0"
+    assert len(c.targets) == 2 and len(set(c.targets)) == 2
+    assert "n0" not in c.targets and set(c.targets) <= set(nodes)
+
+
+def test_targets_only_writable_non_holders_and_sources_only_live():
+    nodes = cluster(6)
+    m = bmap({1: ["n0", "n1"]})
+    live = {"n0", "n2", "n3", "n4", "n5"}  # n1 is dead
+    writable = {"n2", "n3"}  # n4, n5 stale / full
+    copies, _ = run(m, nodes, live, writable)
+    assert len(copies) == 1
+    c = copies[0]
+    assert c.source == "n0"
+    assert len(c.targets) == 2 and set(c.targets) == {"n2", "n3"}
+
+
+def test_missing_and_incomplete_blocks_are_not_planned():
+    nodes = cluster(4)
+    m = bmap({1: []})
+    m.add_block(BlockInfo(2, inode=1, genstamp=1, length=0, replication=3, complete=False))
+    m.add_replica(2, "n0", 1, 10)
+    assert run(m, nodes) == ([], [])
+    m3 = bmap({3: ["n0"]})
+    assert run(m3, nodes, live={"n1", "n2", "n3"}) == ([], [])  # only holder is dead
+
+
+def test_no_target_available_plans_nothing():
+    nodes = cluster(3)
+    m = bmap({1: ["n0", "n1", "n2"]}, repl=5)
+    assert run(m, nodes) == ([], [])
+
+
+def test_most_endangered_first():
+    nodes = cluster(8)
+    m = bmap({1: ["n0", "n1"], 2: ["n2"], 3: ["n3", "n4"], 4: ["n5"]})
+    copies, _ = run(m, nodes)
+    assert [c.block_id for c in copies] == [2, 4, 1, 3]
+    copies, _ = run(m, nodes, max_commands=2)
+    assert sorted(c.block_id for c in copies) == [2, 4]
+    copies, _ = run(m, nodes, max_commands=1)
+    assert [c.block_id for c in copies] == [2]
+
+
+def test_priority_is_relative_to_target():
+    nodes = cluster(8)
+    m = BlockMap()
+    m.add_block(BlockInfo(1, 1, 1, 10, replication=2))  # 1 of 2 = 50%
+    m.add_block(BlockInfo(2, 1, 1, 10, replication=5))  # 2 of 5 = 40%
+    m.add_replica(1, "n0", 1, 10)
+    m.add_replica(2, "n1", 1, 10)
+    m.add_replica(2, "n2", 1, 10)
+    copies, _ = run(m, nodes)
+    assert [c.block_id for c in copies] == [2, 1]
+
+
+def test_max_streams_per_source():
+    nodes = cluster(6)
+    m = bmap({b: ["n0"] for b in range(10)})
+    copies, _ = run(m, nodes, max_streams=3)
+    assert len(copies) == 3 and all(c.source == "n0" for c in copies)
+    fl = InFlight()
+    for c in copies:
+        fl.add(c, deadline=100.0)
+    assert fl.per_source["n0"] == 3
+    assert run(m, nodes, in_flight=fl, max_streams=3)[0] == []
+    more, _ = run(m, nodes, in_flight=fl, max_streams=4)
+    assert len(more) == 1 and more[0].block_id not in {c.block_id for c in copies}
+
+
+def test_load_spreads_over_sources():
+    nodes = cluster(8)
+    m = bmap({b: ["n0", "n1"] for b in range(8)})
+    copies, _ = run(m, nodes, max_streams=4)
+    assert len(copies) == 8
+    assert Counter(c.source for c in copies) == Counter({"n0": 4, "n1": 4})
+
+
+def test_in_flight_not_replanned_and_expiry():
+    nodes = cluster(5)
+    m = bmap({1: ["n0"], 2: ["n1"]})
+    fl = InFlight()
+    copies, _ = run(m, nodes, in_flight=fl)
+    assert len(copies) == 2
+    for c in copies:
+        fl.add(c, deadline=50.0)
+    assert fl.pending(1) == 2 and fl.pending(2) == 2
+    assert run(m, nodes, in_flight=fl) == ([], [])
+
+    # one copy of block 1 lands: still nothing to do (1 live + 1 pending... + 1 landed)
+    c1 = next(c for c in copies if c.block_id == 1)
+    landed = c1.targets[0]
+    m.add_replica(1, landed, 1, 1000)
+    fl.done(1, landed)
+    assert fl.pending(1) == 1 and fl.is_pending(1, c1.targets[1]) and not fl.is_pending(1, landed)
+    assert run(m, nodes, in_flight=fl) == ([], [])
+
+    fl.expire(49.0)  # not yet
+    assert fl.pending(1) == 1 and fl.pending(2) == 2
+    fl.expire(51.0)
+    assert fl.pending(1) == 0 and fl.pending(2) == 0
+    assert fl.targets == {} and fl.sources == {}
+    assert all(v == 0 for v in fl.per_source.values())
+    again, _ = run(m, nodes, in_flight=fl)
+    assert sorted(c.block_id for c in again) == [1, 2]
+    need = {c.block_id: len(c.targets) for c in again}
+    assert need == {1: 1, 2: 2}
+
+
+def test_in_flight_done_releases_source_slot():
+    fl = InFlight()
+    fl.add(Replicate(1, "s", ("t1", "t2")), 10.0)
+    fl.add(Replicate(2, "s", ("t3",)), 10.0)
+    assert fl.per_source["s"] == 2
+    fl.done(1, "t1")
+    assert fl.per_source["s"] == 2  # t2 still copying from s
+    fl.done(1, "t2")
+    assert fl.per_source["s"] == 1
+    fl.done(1, "t2")  # twice: no effect
+    fl.done(9, "x")
+    assert fl.per_source["s"] == 1
+    fl.done(2, "t3")
+    assert fl.per_source["s"] == 0 and fl.targets == {}
+
+
+def test_in_flight_same_source_twice_for_a_block_does_not_leak():
+    """A second copy of a block from the same source while the first is in flight
+    (another holder died meanwhile, so plan() asks for one more) must give back
+    every stream slot it took."""
+    nodes = cluster(6)
+    m = bmap({1: ["n0", "n1", "n2"]})
+    fl = InFlight()
+    m.remove_node("n2")
+    first, _ = run(m, nodes, in_flight=fl, seed=3)
+    assert len(first) == 1 and len(first[0].targets) == 1
+    fl.add(first[0], 10.0)
+    m.remove_node("n1" if first[0].source == "n0" else "n0")  # the other holder dies too
+    second, _ = run(m, nodes, in_flight=fl)
+    assert len(second) == 1 and second[0].source == first[0].source
+    fl.add(second[0], 20.0)
+    fl.done(1, first[0].targets[0])
+    fl.done(1, second[0].targets[0])
+    assert fl.per_source.get(first[0].source, 0) == 0
+    # and through expiry
+    fl.add(Replicate(1, "n0", ("n3",)), 10.0)
+    fl.add(Replicate(1, "n0", ("n4",)), 10.0)
+    fl.expire(11.0)
+    assert fl.per_source.get("n0", 0) == 0 and fl.targets == {} and fl.sources == {}
+
+
+def test_over_replicated_invalidates_excess():
+    nodes = cluster(6, racks=3)
+    m = bmap({1: ["n0", "n1", "n2", "n3", "n4"]})
+    copies, drops = run(m, nodes)
+    assert copies == []
+    assert len(drops) == 2 and all(isinstance(d, Invalidate) and d.block_id == 1 for d in drops)
+    kept = {"n0", "n1", "n2", "n3", "n4"} - {d.node for d in drops}
+    assert len({nodes[n].rack for n in kept}) == 3  # spread kept
+    # not while a copy of that block is in flight
+    fl = InFlight()
+    fl.add(Replicate(1, "n0", ("n5",)), 10.0)
+    assert run(m, nodes, in_flight=fl)[1] == []
+
+
+def test_corrupt_replica_invalidated_when_good_exists():
+    nodes = cluster(5)
+    m = bmap({1: ["n0", "n1", "n2"]})
+    m.mark_corrupt(1, "n1")
+    copies, drops = run(m, nodes)
+    assert drops == [Invalidate(1, "n1")]
+    assert len(copies) == 1 and copies[0].source in {"n0", "n2"}
+    assert len(copies[0].targets) == 1 and copies[0].targets[0] in {"n3", "n4"}
+
+
+def test_only_corrupt_replicas_are_kept():
+    nodes = cluster(5)
+    m = bmap({1: ["n0"]})
+    m.mark_corrupt(1, "n0")
+    assert run(m, nodes) == ([], [])
+
+
+def test_decommissioning_replica_not_counted_but_serves():
+    nodes = cluster(5)
+    nodes["n2"].admin_state = "decommissioning"
+    m = bmap({1: ["n0", "n1", "n2"]})
+    writable = {"n0", "n1", "n3", "n4"}
+    copies, drops = run(m, nodes, writable=writable)
+    assert drops == []
+    assert len(copies) == 1 and copies[0].targets[0] in {"n3", "n4"} and len(copies[0].targets) == 1
+
+    # the only replica is on a decommissioning node: it is the source
+    m2 = bmap({2: ["n2"]})
+    copies, drops = run(m2, nodes, writable=writable)
+    assert drops == []
+    assert len(copies) == 1 and copies[0].source == "n2"
+    assert len(copies[0].targets) == 3 and "n2" not in copies[0].targets
+
+    # fully replicated elsewhere: the decommissioning copy is not "excess"
+    m3 = bmap({3: ["n0", "n1", "n3", "n2"]})
+    assert run(m3, nodes, writable=writable) == ([], [])
+
+
+def test_random_plans_respect_invariants():
+    for seed in range(200):
+        rng = random.Random(seed)
+        nodes = cluster(rng.randint(1, 12), racks=rng.randint(1, 4))
+        ids = list(nodes)
+        live = {n for n in ids if rng.random() < 0.85}
+        writable = {n for n in live if rng.random() < 0.9}
+        for n in ids:
+            if rng.random() < 0.1:
+                nodes[n].admin_state = "decommissioning"
+                writable.discard(n)
+        m = BlockMap()
+        for b in range(rng.randint(0, 40)):
+            m.add_block(BlockInfo(b, 1, 1, 10, replication=rng.randint(1, 4)))
+            for n in rng.sample(ids, rng.randint(0, len(ids))):
+                m.add_replica(b, n, 1, 10)
+            if ids and rng.random() < 0.2:
+                m.mark_corrupt(b, rng.choice(ids))
+        fl = InFlight()
+        max_streams = rng.randint(1, 4)
+        copies, drops = plan(m, nodes, live, writable, fl, rng, max_streams=max_streams)
+        per_source = Counter(c.source for c in copies)
+        assert all(v <= max_streams for v in per_source.values())
+        assert len({c.block_id for c in copies}) == len(copies)
+        for c in copies:
+            assert c.source in live and c.source in m.holders(c.block_id)
+            assert c.targets and len(set(c.targets)) == len(c.targets)
+            assert set(c.targets) <= writable
+            assert not set(c.targets) & (m.holders(c.block_id) | m.corrupt.get(c.block_id, set()))
+            usable = [
+                n for n in m.holders(c.block_id) if n in live and nodes[n].admin_state == "normal"
+            ]
+            assert len(usable) + len(c.targets) <= m.blocks[c.block_id].replication
+        for d in drops:
+            in_good = d.node in m.holders(d.block_id) and d.node in live
+            in_bad = d.node in m.corrupt.get(d.block_id, set())
+            assert in_good or in_bad
+            if in_good:  # excess: still enough usable copies afterwards
+                usable = [
+                    n
+                    for n in m.holders(d.block_id)
+                    if n in live and nodes[n].admin_state == "normal"
+                ]
+                dropped = [x for x in drops if x.block_id == d.block_id and x.node in usable]
+                assert len(usable) - len(dropped) == m.blocks[d.block_id].replication
+            else:  # corrupt: only when a good copy exists
+                assert m.holders(d.block_id) & live
