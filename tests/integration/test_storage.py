@@ -1,0 +1,177 @@
+"""Storage properties checked from outside: round trips, encryption at rest,
+compression, crash safety of the namenode, integrity checks at both ends."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+import socket
+
+import pytest
+
+from dfs.codec import checksum_of
+from dfs.rpc import frames
+from dfs.rpc.v1 import datatransfer_pb2 as dpb
+from dfs.testing import Cluster
+
+
+def csv_text(n_bytes: int) -> bytes:
+    rows, i = [], 0
+    size = 0
+    while size < n_bytes:
+        row = b"%d,2026-11-%02d,customer-%05d,%.2f,widget %s\n" % (i, i % 28 + 1, i % 7919, i * 1.37, b"blue" if i % 3 else b"red")
+        rows.append(row)
+        size += len(row)
+        i += 1
+    return b"".join(rows)[:n_bytes]
+
+
+def datanode_files(cluster: Cluster) -> list[str]:
+    out = []
+    for d in cluster.datanodes:
+        out += [p for p in glob.glob(os.path.join(d.data_dir, "**"), recursive=True) if os.path.isfile(p)]
+    return out
+
+
+@pytest.mark.parametrize("block_size,size", [
+    ("64KiB", 64 * 1024 * 5 + 17),        # many small blocks, last one partial
+    ("1MiB", 3 * 1024 * 1024),            # exact multiple of the block size
+    ("64MiB", 64 * 1024 * 1024 + 4096),   # the default block size, two blocks
+])
+def test_multi_block_round_trip(shared_cluster, tmp_path, block_size, size):
+    data = os.urandom(size)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    path = f"/roundtrip-{block_size}"
+    r = shared_cluster.cli("put", "-f", "--block-size", block_size, str(src), path)
+    assert r.returncode == 0, r.stderr
+    locs = json.loads(shared_cluster.cli("locate", "--json", path).stdout)
+    bs = {"64KiB": 65536, "1MiB": 1 << 20, "64MiB": 64 << 20}[block_size]
+    assert len(locs) == -(-size // bs)
+    assert all(len(b["names"]) == 3 for b in locs)
+    out = tmp_path / "out"
+    assert shared_cluster.cli("get", path, str(out)).returncode == 0
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(data).digest()
+    # A ranged read through the client API matches too.
+    client = shared_cluster.client()
+    assert client.read_bytes(path, size // 3, 100_000) == data[size // 3: size // 3 + 100_000]
+
+
+def test_no_plaintext_at_rest_and_compression_pays(cluster, tmp_path):
+    text = csv_text(6 * 1024 * 1024)
+    marker = os.urandom(24).hex().encode()          # 48 printable bytes, unique
+    text = text[:1000] + marker + text[1000 + len(marker):]
+    rnd = os.urandom(2 * 1024 * 1024)
+    (tmp_path / "t.csv").write_bytes(text)
+    (tmp_path / "r.bin").write_bytes(rnd)
+    assert cluster.cli("put", str(tmp_path / "t.csv"), "/t.csv").returncode == 0
+    assert cluster.cli("put", str(tmp_path / "r.bin"), "/r.bin").returncode == 0
+    probes = [marker, text[5000:5032], text[-64:-32], rnd[:32], rnd[1 << 20:(1 << 20) + 32], rnd[-32:]]
+    files = datanode_files(cluster)
+    assert files
+    for path in files:
+        with open(path, "rb") as f:
+            blob = f.read()
+        for p in probes:
+            assert p not in blob, f"plaintext found in {path}"
+    # Three replicas of compressible text take less room than one plain copy.
+    stored = sum(os.path.getsize(p) for p in glob.glob(os.path.join(cluster.base, "datanode*", "current", "*", "*.data"))
+                 if _block_of(p) in _blocks(cluster, "/t.csv"))
+    assert 0 < stored < len(text), (stored, len(text))
+    assert cluster.client().read_bytes("/t.csv") == text
+
+
+def _blocks(cluster, path):
+    return {b["block_id"] for b in json.loads(cluster.cli("locate", "--json", path).stdout)}
+
+
+def _block_of(data_path: str) -> int:
+    return int(os.path.basename(data_path).split("_")[1])
+
+
+def test_namenode_sigkill_loses_no_acknowledged_file(cluster, tmp_path):
+    files = {}
+    for i in range(6):
+        data = os.urandom(300_000 * (i + 1))
+        files[f"/ack/f{i}"] = data
+        (tmp_path / f"f{i}").write_bytes(data)
+    assert cluster.cli("mkdir", "/ack").returncode == 0
+    for i, (path, data) in enumerate(files.items()):
+        assert cluster.cli("put", str(tmp_path / f"f{i}"), path).returncode == 0
+    assert cluster.cli("mkdir", "-p", "/ack/dir/sub").returncode == 0
+    assert cluster.cli("mv", "/ack/f5", "/ack/dir/sub/f5").returncode == 0
+    files["/ack/dir/sub/f5"] = files.pop("/ack/f5")
+    cluster.kill(cluster.namenode)
+    cluster.restart(cluster.namenode)
+    cluster.wait_for_datanodes(3)
+    client = cluster.client()
+    for path, data in files.items():
+        assert client.read_bytes(path) == data, path
+    assert cluster.fsck()["status"] == "HEALTHY"
+
+
+def test_writes_with_fewer_datanodes_than_replication(tmp_path):
+    with Cluster(str(tmp_path / "c"), datanodes=2, replication=3) as c:
+        (tmp_path / "x").write_bytes(b"x" * 100_000)
+        r = c.cli("put", str(tmp_path / "x"), "/x")
+        assert r.returncode == 0, r.stderr
+        f = c.fsck()
+        assert f["status"] == "DEGRADED" and f["under_replicated"] == 1
+        assert c.cli("fsck", "/").returncode == 1
+        assert c.cli("cat", "/x").stdout == b"x" * 100_000
+
+
+def test_no_live_datanodes_fails_clearly(tmp_path):
+    with Cluster(str(tmp_path / "c"), datanodes=0, replication=1) as c:
+        (tmp_path / "x").write_bytes(b"data")
+        r = c.cli("put", str(tmp_path / "x"), "/x")
+        assert r.returncode == 1
+        assert b"no live datanodes" in r.stderr and b"Traceback" not in r.stderr
+        assert c.cli("test", "-e", "/x").returncode == 1
+
+
+def test_datanode_rejects_a_chunk_with_a_wrong_checksum(shared_cluster):
+    node = shared_cluster.datanodes[0]
+    block_id = 987_654_321
+    record = os.urandom(4096)
+    s = frames.connect(node.address)
+    try:
+        frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.WRITE_BLOCK, block_id=block_id, genstamp=1,
+                                        chunk_size=1 << 20))
+        frames.send_msg(s, dpb.ChunkFrame(meta=dpb.ChunkMeta(stored_length=len(record), plain_length=4000,
+                                                               checksum=checksum_of(record) ^ 1)), record)
+        frames.send_msg(s, dpb.ChunkFrame(end=True))
+        ack = frames.recv_msg(s, dpb.WriteAck)
+    finally:
+        s.close()
+    assert "checksum" in ack.error and not ack.stored
+    assert shared_cluster.replica_files(block_id) == []
+    assert not os.listdir(os.path.join(node.data_dir, "tmp"))
+
+
+def test_tampered_chunks_never_reach_the_reader(cluster, tmp_path):
+    data = os.urandom(2 * 1024 * 1024 + 333)
+    (tmp_path / "d").write_bytes(data)
+    assert cluster.cli("put", str(tmp_path / "d"), "/d").returncode == 0
+    blocks = json.loads(cluster.cli("locate", "--json", "/d").stdout)
+    first = blocks[0]["block_id"]
+    holders = [n for n, _ in cluster.replica_files(first)]
+    # One bad replica: the read goes on from another and returns the right bytes.
+    cluster.corrupt_replica(first, holders[0])
+    for _ in range(3):
+        r = cluster.cli("cat", "/d")
+        assert r.returncode == 0 and r.stdout == data
+    # Every replica bad: the read fails with a clear error, never with wrong bytes.
+    second = blocks[1]["block_id"]
+    for node, _ in cluster.replica_files(second):
+        cluster.corrupt_replica(second, node)
+    r = cluster.cli("cat", "/d")
+    assert r.returncode == 1
+    assert r.stdout == data[:len(r.stdout)]     # whatever came out before the bad block is right
+    assert len(r.stdout) <= 1 << 20
+    assert b"no readable replica" in r.stderr and b"Traceback" not in r.stderr
+    out = tmp_path / "o"
+    assert cluster.cli("get", "/d", str(out)).returncode == 1
+    assert not out.exists()
