@@ -67,10 +67,11 @@ class FileWriter:
     def _create(self, complete: bool = False):
         r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete, **self._opts))
         self.file_id = r.file_id
-        self.codec = ChunkCodec(r.key.key)
-        self.chunk_size = r.key.chunk_size
-        self.block_size = r.status.block_size
-        self.client._lease_acquired(self)
+        if not complete:
+            self.codec = ChunkCodec(r.key.key)
+            self.chunk_size = r.key.chunk_size
+            self.block_size = r.status.block_size
+            self.client._lease_acquired(self)
         return r
 
     def _add_block(self) -> _Block:
@@ -252,7 +253,6 @@ class FileWriter:
         try:
             if self.codec is None:
                 r = self._create(complete=True)
-                self.client._lease_released(self)
                 self.status = r.status
                 return self.status
             if self._pending:

@@ -329,9 +329,16 @@ class Namespace:
         while block_size % chunk:
             chunk //= 2
         dropped: list[int] = []
+        if key_for is not None:
+            # The wrapped key is bound to the inode id, so learn the id first
+            # and write the row once.
+            file_id = self.store.next_inode_id()
+            fields_key = dict(id=file_id, key=key_for(file_id))
+        else:
+            fields_key = {}
         fields = dict(parent=parent["id"], is_dir=0, mode=mode & 0o7777, owner=caller.user, grp=parent["grp"],
                       mtime=now, ctime=now, replication=replication, block_size=block_size,
-                      chunk_size=chunk, length=0)
+                      chunk_size=chunk, length=0, **fields_key)
         if complete:
             if existing is not None:
                 dropped = self.store.delete_subtree(existing["id"])
@@ -341,8 +348,6 @@ class Namespace:
             file_id = self.store.insert(name=None, pending_name=name, state="U", overwrite=int(overwrite),
                                         lease_holder=caller.client_name,
                                         lease_expiry=now + self.lease_limit, **fields)
-        if key_for is not None:
-            self.store.update(file_id, key=key_for(file_id))
         return self.store.get(file_id), dropped  # type: ignore[return-value]
 
     def open_file(self, file_id: int, caller: Caller | None) -> OpenFile:

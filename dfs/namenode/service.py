@@ -12,9 +12,10 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 
-def _caller(c: pb.Caller, context) -> Caller:
+def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
+    """The caller; its host (for placement and replica order) only when asked."""
     host = c.host
-    if not host:
+    if not host and need_host:
         peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
         if peer.startswith("ipv4:"):
             host = peer[5:].rpartition(":")[0]
@@ -96,7 +97,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def AddBlock(self, r, context):
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
-        lb = self.ns.add_block(_caller(r.caller, context), r.file_id, prev, list(r.previous_nodes), list(r.excluded))
+        lb = self.ns.add_block(_caller(r.caller, context, True), r.file_id, prev, list(r.previous_nodes), list(r.excluded))
         return pb.AddBlockReply(block=_located(lb, self.ns))
 
     @rpc
@@ -122,7 +123,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def GetBlockLocations(self, r, context):
         st, blocks, key, chunk = self.ns.block_locations(
-            _caller(r.caller, context), r.path, r.offset, None if r.all or not r.length else r.length)
+            _caller(r.caller, context, True), r.path, r.offset, None if r.all or not r.length else r.length)
         return pb.GetBlockLocationsReply(status=convert.status_to_pb(st),
                                          blocks=[_located(b, self.ns) for b in blocks],
                                          key=cpb.FileKey(key=key, chunk_size=chunk))

@@ -1,0 +1,275 @@
+"""dfs benchmarks: each figure beside a ceiling measured in the same run.
+
+    scripts/bench [--size-mib 1024] [--runs 3] [--sections core,meta,repair,fuse,pydata]
+
+Core: `dfs put` / `dfs get` of a file (incompressible and CSV-like text) on a
+local 3-datanode cluster at replication 3, beside: the chunk codec alone (all
+cores), raw disk writing 3 copies with fsync, and a 3-hop socket chain with
+fsync. Meta: mkdir, create-and-close, stat and listing a 10,000-entry
+directory from one client thread, beside a no-op RPC. Medians of --runs.
+The repair, fuse and pydata sections run scripts/bench_*.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(HERE))
+
+from dfs.codec import ChunkCodec  # noqa: E402
+from dfs.testing import Cluster  # noqa: E402
+from dfs.tuning import tune_malloc  # noqa: E402
+
+MB = 1e6
+
+
+def median_time(fn, runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def make_inputs(workdir: str, size: int) -> dict[str, str]:
+    rnd = os.path.join(workdir, "random.bin")
+    with open(rnd, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    csv = os.path.join(workdir, "text.csv")
+    rows = b"".join(b"%d,2026-11-%02d,customer-%05d,%.2f,widget %s,region-%d\n" % (
+        i, i % 28 + 1, (i * 7919) % 100000, i * 1.37 % 9999, b"blue" if i % 3 else b"red", i % 17)
+        for i in range(200_000))
+    with open(csv, "wb") as f:
+        written = 0
+        while written < size:
+            piece = rows[:size - written]
+            f.write(piece)
+            written += len(piece)
+    return {"incompressible": rnd, "compressible": csv}
+
+
+# -- ceilings ------------------------------------------------------------------
+def codec_ceiling(path: str, size: int, runs: int) -> tuple[float, float]:
+    """Encode and decode MB/s of the file's first 256 MiB on all cores."""
+    codec = ChunkCodec(os.urandom(32))
+    n = min(size, 256 << 20) >> 20
+    with open(path, "rb") as f:
+        chunks = [f.read(1 << 20) for _ in range(n)]
+    threads = os.cpu_count() or 2
+    with ThreadPoolExecutor(threads) as pool:
+        encoded = list(pool.map(lambda i: codec.encode(chunks[i], 1, i), range(n)))
+        records = [b"".join(e.parts) for e in encoded]
+        enc = median_time(lambda: list(pool.map(lambda i: codec.encode(chunks[i], 1, i), range(n))), runs)
+        dec = median_time(lambda: list(pool.map(
+            lambda i: codec.decode(records[i], 1, i, encoded[i].plain_length, encoded[i].checksum), range(n))), runs)
+    return n * (1 << 20) / enc / MB, n * (1 << 20) / dec / MB
+
+
+def disk_ceiling(src: str, workdir: str, size: int, runs: int) -> float:
+    """Three fsync'd copies written at once (plain buffered writes), MB/s of one copy."""
+    def copy(i: int) -> None:
+        dst = os.path.join(workdir, f"disk{i}.out")
+        with open(src, "rb", buffering=0) as f, open(dst, "wb", buffering=0) as g:
+            while True:
+                b = f.read(4 << 20)
+                if not b:
+                    break
+                g.write(b)
+            os.fsync(g.fileno())
+        os.unlink(dst)
+
+    def run():
+        ts = [threading.Thread(target=copy, args=(i,)) for i in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    return size / median_time(run, runs) / MB
+
+
+def chain_ceiling(src: str, workdir: str, size: int, runs: int, mode: str) -> float:
+    def run():
+        ports = [free_port() for _ in range(3)]
+        procs = []
+        for i in (2, 1, 0):
+            nxt = str(ports[i + 1]) if i < 2 else "-"
+            p = subprocess.Popen([sys.executable, os.path.join(HERE, "bench_chain.py"), "node", str(ports[i]), nxt,
+                                  os.path.join(workdir, f"chain{i}.out"), mode], stdout=subprocess.PIPE)
+            p.stdout.readline()
+            procs.append(p)
+        import socket
+        s = socket.create_connection(("127.0.0.1", ports[0]))
+        with open(src, "rb", buffering=0) as f:
+            while True:
+                b = f.read(1 << 20)
+                if not b:
+                    break
+                s.sendall(b)
+        s.shutdown(socket.SHUT_WR)
+        s.recv(1)
+        s.close()
+        for p in procs:
+            p.wait()
+    t = median_time(run, runs)
+    for i in range(3):
+        try:
+            os.unlink(os.path.join(workdir, f"chain{i}.out"))
+        except FileNotFoundError:
+            pass
+    return size / t / MB
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- dfs ------------------------------------------------------------------------
+def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) -> dict:
+    out = {}
+    for kind, path in inputs.items():
+        def put():
+            r = c.cli("put", "-f", path, f"/bench/{kind}", timeout=600)
+            assert r.returncode == 0, r.stderr
+        c.cli("mkdir", "-p", "/bench")
+        out[f"put {kind}"] = size / median_time(put, runs) / MB
+        dst = os.path.join(workdir, f"get-{kind}")
+
+        def get():
+            r = c.cli("get", "-f", f"/bench/{kind}", dst, timeout=600)
+            assert r.returncode == 0, r.stderr
+        out[f"get {kind}"] = size / median_time(get, runs) / MB
+        if not _same(path, dst):
+            raise SystemExit(f"bench: {kind}: data read back differs")
+        os.unlink(dst)
+        client = c.client()
+
+        def read():
+            for _ in client.open_read(f"/bench/{kind}").iter_range():
+                pass
+        out[f"read {kind} (API, no local write)"] = size / median_time(read, runs) / MB
+    return out
+
+
+def _same(a: str, b: str) -> bool:
+    with open(a, "rb") as f, open(b, "rb") as g:
+        while True:
+            x, y = f.read(16 << 20), g.read(16 << 20)
+            if x != y:
+                return False
+            if not x:
+                return True
+
+
+def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000) -> dict:
+    client = c.client()
+    client.ping()
+    rates: dict[str, list[float]] = {k: [] for k in ("no-op RPC", "mkdir", "create+close", "stat")}
+    for r in range(runs):
+        base = f"/meta{r}"
+        client.mkdir(base)
+        for name, fn in (("no-op RPC", lambda i: client.ping()),
+                         ("mkdir", lambda i: client.mkdir(f"{base}/d{i}")),
+                         ("create+close", lambda i: client.create(f"{base}/f{i}").close()),
+                         ("stat", lambda i: client.stat(f"{base}/f{i}"))):
+            t = time.perf_counter()
+            for i in range(n):
+                fn(i)
+            rates[name].append(n / (time.perf_counter() - t))
+    out = {k: statistics.median(v) for k, v in rates.items()}
+    big = "/listing"
+    client.mkdir(big)
+    for i in range(listing):
+        client.create(f"{big}/f{i:05d}").close()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        got = len(client.listdir(big))
+        times.append(time.perf_counter() - t)
+    assert got == listing
+    out[f"list {listing} entries (entries/s)"] = listing / statistics.median(times)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--sections", default="core,meta")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    tune_malloc()
+    sections = set(args.sections.split(","))
+    size = args.size_mib << 20
+    workdir = tempfile.mkdtemp(prefix="dfs-bench-", dir=args.workdir)
+    print(f"dfs bench: {args.size_mib} MiB, median of {args.runs}, {os.cpu_count()} cores, workdir {workdir}\n")
+    try:
+        if "core" in sections or "meta" in sections:
+            with Cluster(os.path.join(workdir, "cluster"), datanodes=3, replication=3, block_size="64MiB",
+                         heartbeat=3.0, dead_timeout=30.0) as c:
+                if "core" in sections:
+                    core(c, workdir, size, args.runs)
+                if "meta" in sections:
+                    meta = metadata_rates(c, args.runs)
+                    noop = meta["no-op RPC"]
+                    print("metadata, one client thread (ops/s)          rate   vs no-op RPC")
+                    for k, v in meta.items():
+                        ratio = f"{v / noop:10.2f}" if "entries" not in k else ""
+                        print(f"  {k:42} {v:8.0f} {ratio}")
+                    print()
+        for name in ("repair", "fuse", "pydata"):
+            if name in sections:
+                script = os.path.join(HERE, f"bench_{name}.py")
+                print(f"== {name}: {script}", flush=True)
+                subprocess.run([sys.executable, script], check=False)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def core(c: Cluster, workdir: str, size: int, runs: int) -> None:
+    inputs = make_inputs(workdir, size)
+    figures = dfs_put_get(c, inputs, workdir, size, runs)
+    enc_r, dec_r = codec_ceiling(inputs["incompressible"], size, runs)
+    enc_c, dec_c = codec_ceiling(inputs["compressible"], size, runs)
+    disk = disk_ceiling(inputs["incompressible"], workdir, size, runs)
+    chain_b = chain_ceiling(inputs["incompressible"], workdir, size, runs, "buffered")
+    chain_d = chain_ceiling(inputs["incompressible"], workdir, size, runs, "direct")
+    chain = max(chain_b, chain_d)
+    print("ceilings (MB/s)")
+    print(f"  codec encode / decode, incompressible, all cores   {enc_r:8.0f} / {dec_r:.0f}")
+    print(f"  codec encode / decode, compressible, all cores     {enc_c:8.0f} / {dec_c:.0f}")
+    print(f"  raw disk, 3 fsync'd copies at once (per copy)      {disk:8.0f}")
+    print(f"  3-hop socket chain + fsync, buffered / O_DIRECT     {chain_b:8.0f} / {chain_d:.0f}")
+    print()
+    print("dfs (MB/s)                                          rate   ceiling   ratio")
+    rows = [
+        ("put incompressible", "3-hop chain", chain),
+        ("put compressible", "3-hop chain", chain),
+        ("get incompressible", "decode", dec_r),
+        ("get compressible", "decode", dec_c),
+        ("read incompressible (API, no local write)", "decode", dec_r),
+        ("read compressible (API, no local write)", "decode", dec_c),
+    ]
+    for key, cname, ceil in rows:
+        v = figures[key]
+        print(f"  {key:46} {v:8.0f} {ceil:8.0f}  {v / ceil:6.2f}  ({cname})")
+    print()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
