@@ -27,12 +27,21 @@ _ALL = 0xFFFFFFFF
 
 
 class FileReader:
-    def __init__(self, client, path: str, *, pool: ThreadPoolExecutor):
+    def __init__(self, client, path: str, *, pool: ThreadPoolExecutor, start: int = 0,
+                 length: int | None = None):
+        """``start``/``length`` limit the block locations loaded to the blocks overlapping
+        that range (a Dask task reading one block of a huge file); reads must stay inside."""
         self.client, self.path, self._pool = client, path, pool
+        self.window = None if length is None else (start, start + max(1, length))
         self._load()
 
     def _load(self) -> None:
-        r = self.client.nn.call("GetBlockLocations", pb.GetBlockLocationsRequest(path=self.path, all=True))
+        if self.window is None:
+            req = pb.GetBlockLocationsRequest(path=self.path, all=True)
+        else:
+            req = pb.GetBlockLocationsRequest(path=self.path, offset=self.window[0],
+                                              length=self.window[1] - self.window[0])
+        r = self.client.nn.call("GetBlockLocations", req)
         self.status = r.status
         self.size = r.status.length
         self.blocks = list(r.blocks)
@@ -41,6 +50,16 @@ class FileReader:
         self._dead: set[str] = set()
 
     # -- public ---------------------------------------------------------
+    @property
+    def covered(self) -> tuple[int, int]:
+        """The byte range whose block locations are loaded (the whole file unless windowed)."""
+        if self.window is None:
+            return 0, self.size
+        if not self.blocks:
+            return 0, 0
+        last = self.blocks[-1]
+        return self.blocks[0].offset, last.offset + last.block.length
+
     def read_range(self, offset: int, length: int) -> bytes:
         return b"".join(self.iter_range(offset, length, prefetch=False))
 
@@ -49,9 +68,13 @@ class FileReader:
         end = self.size if length is None else min(self.size, offset + length)
         if offset >= end:
             return iter(())
+        if self.window is not None:
+            lo, hi = self.covered
+            if not (lo <= offset and end <= hi):
+                raise ValueError(f"{self.path}: range {offset}-{end} is outside the blocks this reader loaded")
         segments = list(self._segments(offset, end))
         if not prefetch or len(segments) == 1:
-            return (self._cut(seg, self._fetch(*seg[:3])) for seg in segments)
+            return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
         return self._prefetched(segments)
 
     # -- planning -------------------------------------------------------
@@ -69,13 +92,18 @@ class FileReader:
                 seg_start = boff + f * cs
                 yield (bi, f, l, seg_start, max(start, seg_start), min(end, boff + (l + 1) * cs))
 
-    @staticmethod
-    def _cut(seg, chunks: list[bytes]) -> bytes:
-        _, _, _, seg_start, lo, hi = seg
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        if lo == seg_start and hi - lo == len(data):
-            return data
-        return data[lo - seg_start:hi - seg_start]
+    def _cut(self, seg, chunks: list[bytes]) -> list[bytes]:
+        """The chunks of one segment trimmed to the wanted range, unjoined:
+        joining would copy every byte once more."""
+        _, first, _, seg_start, lo, hi = seg
+        cs = self.chunk_size
+        out = []
+        for i, c in enumerate(chunks):
+            c_start = seg_start + i * cs
+            a, b = max(lo, c_start) - c_start, min(hi, c_start + len(c)) - c_start
+            if b > a:
+                out.append(c if (a, b) == (0, len(c)) else c[a:b])
+        return out
 
     def _prefetched(self, segments) -> Iterator[bytes]:
         q: queue.Queue = queue.Queue(maxsize=2)
@@ -100,7 +128,7 @@ class FileReader:
                     return
                 if isinstance(item, BaseException):
                     raise item
-                yield item
+                yield from item
         finally:
             stop.set()
             while t.is_alive():
