@@ -15,7 +15,7 @@ import socket
 import threading
 
 from dfs.codec import checksum_of
-from dfs.datanode.blockstore import BlockStore, ChunkEntry, Replica
+from dfs.datanode.blockstore import BlockStore, ChunkEntry, Replica, StorageError
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
 
@@ -124,7 +124,7 @@ class TransferServer:
                     down.close()
                     down = None
             replica = writer.finalize()
-        except ValueError as e:
+        except (ValueError, StorageError) as e:
             writer.abort()
             log.warning("rejected block %d: %s", hdr.block_id, e)
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
