@@ -109,8 +109,9 @@ class DfsClient:
                 "space_consumed": s.space_consumed}
 
     # -- data -----------------------------------------------------------
-    def open_read(self, path: str) -> FileReader:
-        return FileReader(self, path, pool=self._pool)
+    def open_read(self, path: str, *, start: int = 0, length: int | None = None) -> FileReader:
+        """A reader; with ``length``, it loads only the locations of the blocks in that range."""
+        return FileReader(self, path, pool=self._pool, start=start, length=length)
 
     def create(self, path: str, *, overwrite: bool = False, replication: int = 0, block_size: int = 0,
                mode: int = 0o644, create_parent: bool = True) -> FileWriter:
