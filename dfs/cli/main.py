@@ -38,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+    # Client commands keep stderr to the one error line (SPEC §3): replica
+    # failover and pipeline retries are logged only with --debug.
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("namenode", "datanode", "cluster"):
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)

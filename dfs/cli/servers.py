@@ -34,6 +34,9 @@ def add_parsers(sub) -> None:
     p.add_argument("--rack", default="/default-rack")
     p.add_argument("--heartbeat-interval", type=float, default=config.DEFAULT_HEARTBEAT)
     p.add_argument("--scan-interval", type=float, default=6 * 3600.0)
+    p.add_argument("--repair-bandwidth", type=parse_size, default=0, metavar="SIZE",
+                   help="cap on bytes/s this node sends for re-replication (default: no cap; "
+                        "copies always yield to client traffic)")
     p.set_defaults(func=cmd_datanode)
 
     cluster = sub.add_parser("cluster", help="local development cluster")
@@ -60,7 +63,8 @@ def cmd_namenode(args) -> int:
 def cmd_datanode(args) -> int:
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
-                   heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval).serve()
+                   heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
+                   repair_bandwidth=args.repair_bandwidth).serve()
     return 0
 
 

@@ -187,7 +187,10 @@ class ReplicaWriter:
 
     def _release(self) -> None:
         for b in self._bufs:
-            b.close()
+            try:
+                b.close()
+            except BufferError:
+                pass   # a failed write's traceback still views it; the GC frees it
         self._bufs = []
 
     def abort(self) -> None:

@@ -2,13 +2,17 @@
 
 A full pass starts every ``interval`` seconds and reads at most ``rate``
 bytes per second, so scanning never competes seriously with clients. A
-replica whose record checksum, meta checksum or length is wrong is marked
-corrupt: it is never served again and is reported in the next heartbeat.
+replica whose record checksum, meta checksum or length is wrong (flipped
+bytes, a truncated or deleted data file) is marked corrupt: it is never
+served again and is reported in the next heartbeat, and the namenode has it
+replaced from a good copy, then deleted. A replica whose files are both gone
+is reported deleted.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 
@@ -37,8 +41,10 @@ def verify_replica(rep: Replica) -> str | None:
 
 
 class Scanner:
-    def __init__(self, store: BlockStore, interval: float, on_corrupt, rate: float = 256 << 20):
+    def __init__(self, store: BlockStore, interval: float, on_corrupt, rate: float = 256 << 20,
+                 on_lost=None):
         self.store, self.interval, self.on_corrupt, self.rate = store, interval, on_corrupt, rate
+        self.on_lost = on_lost
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -56,6 +62,12 @@ class Scanner:
             if rep.corrupt:
                 continue
             t0 = time.monotonic()
+            if (self.on_lost is not None and not os.path.exists(rep.meta_path)
+                    and not os.path.exists(rep.data_path)):
+                if self.store.get(rep.block_id) is rep and self.store.delete(rep.block_id):
+                    log.warning("replica of block %d is gone from disk", rep.block_id)
+                    self.on_lost(rep)
+                continue
             problem = verify_replica(rep)
             if problem and self.store.get(rep.block_id) is rep:
                 log.warning("replica of block %d is corrupt: %s", rep.block_id, problem)

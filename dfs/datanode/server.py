@@ -2,23 +2,27 @@
 
 The heartbeat loop registers with the namenode, sends a full block report,
 then beats every interval carrying incremental reports (blocks received,
-deleted, found corrupt); the namenode's reply carries commands (delete
-these blocks, copy that block to those nodes), executed here.
+deleted, found corrupt, copies that failed); the namenode's reply carries
+commands (delete these blocks, copy that block to those nodes: see
+replicator.py) and may ask for the next beat sooner while repairs are under
+way. News (a replica received, a copy done) triggers a beat at once, at
+most 10 per second.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
 from dfs.datanode.blockstore import BlockStore, Replica
+from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
-from dfs.datanode.transfer import TransferServer, push_replica
+from dfs.datanode.transfer import TransferServer
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -26,12 +30,13 @@ from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 log = logging.getLogger("dfs.datanode")
 RPC_TIMEOUT = 10.0
+MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
 
 
 class DatanodeServer:
     def __init__(self, data_dir: str, namenode: str, listen: str, *, rack: str = "/default-rack",
                  heartbeat_interval: float = 3.0, scan_interval: float = 6 * 3600.0,
-                 max_transfers: int = 4):
+                 max_transfers: int = MAX_TRANSFERS, repair_bandwidth: float = 0.0):
         self.store = BlockStore(data_dir)
         self.namenode = namenode
         self.rack = rack
@@ -43,10 +48,16 @@ class DatanodeServer:
         self._received: list[cpb.Block] = []
         self._deleted: list[cpb.Block] = []
         self._corrupt: set[int] = set()
+        self._failed: list[pb.TransferFailure] = []
+        self._next_beat = 0.0          # the namenode's hint: beat again sooner than the interval
+        self._clients_active = False   # the namenode says some datanode serves clients
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=max_transfers, thread_name_prefix="replicate")
-        self.scanner = Scanner(self.store, scan_interval, self._found_corrupt)
+        self.replicator = Replicator(self.store, max_transfers=max_transfers, bandwidth=repair_bandwidth,
+                                     foreground=lambda: self.transfer.foreground or self._clients_active,
+                                     on_corrupt=self._found_corrupt, on_failed=self._copy_failed,
+                                     on_done=self._wake.set)
+        self.scanner = Scanner(self.store, scan_interval, self._found_corrupt, on_lost=self._lost)
         self._registered = False
 
     # -- callbacks from the transfer server and the scanner --------------
@@ -58,6 +69,18 @@ class DatanodeServer:
     def _found_corrupt(self, block_id: int) -> None:
         with self._lock:
             self._corrupt.add(block_id)
+        self._wake.set()
+
+    def _lost(self, rep: Replica) -> None:
+        """A replica's files vanished from disk: tell the namenode it is gone."""
+        with self._lock:
+            self._deleted.append(cpb.Block(block_id=rep.block_id, genstamp=rep.genstamp))
+        self._wake.set()
+
+    def _copy_failed(self, block_id: int, targets: list[str], reason: str) -> None:
+        with self._lock:
+            self._failed.append(pb.TransferFailure(block=cpb.Block(block_id=block_id), targets=targets,
+                                                   reason=reason[:200]))
         self._wake.set()
 
     # -- namenode conversation -----------------------------------------
@@ -82,18 +105,25 @@ class DatanodeServer:
             deleted, self._deleted = self._deleted, []
             corrupt = sorted(self._corrupt | set(self.store.corrupt_ids()))
             self._corrupt.clear()
+            failed, self._failed = self._failed, []
         try:
             reply = self.stub.Heartbeat(pb.HeartbeatRequest(
                 uuid=self.store.uuid, capacity=cap, used=used, remaining=free,
-                xceivers=self.transfer.xceivers, blocks=len(self.store.replicas),
-                received=received, deleted=deleted, corrupt=corrupt), timeout=RPC_TIMEOUT)
+                xceivers=self.transfer.xceivers + self.replicator.active, blocks=len(self.store.replicas),
+                received=received, deleted=deleted, corrupt=corrupt, failed_transfers=failed,
+                repair_bytes=self.replicator.copied_bytes, client_ops=self.transfer.foreground),
+                timeout=RPC_TIMEOUT)
         except grpc.RpcError:
             with self._lock:   # not delivered: send again next time
                 self._received = received + self._received
                 self._deleted = deleted + self._deleted
+                self._failed = failed + self._failed
             raise
+        self._next_beat = reply.next_heartbeat
+        self._clients_active = reply.clients_active
         if reply.reregister:
             self._registered = False
+            self._wake.set()
             return
         for block_id in reply.invalidate:
             rep = self.store.get(block_id)
@@ -101,21 +131,9 @@ class DatanodeServer:
                 with self._lock:
                     self._deleted.append(cpb.Block(block_id=block_id, genstamp=rep.genstamp))
         for cmd in reply.transfers:
-            self._pool.submit(self._replicate, cmd.block.block_id, list(cmd.targets))
+            self.replicator.submit(cmd.block.block_id, list(cmd.targets), urgent=cmd.urgent)
         if reply.request_block_report:
             self._block_report()
-
-    def _replicate(self, block_id: int, targets: list[str]) -> None:
-        rep = self.store.get(block_id)
-        if rep is None or rep.corrupt:
-            return
-        try:
-            stored = push_replica(self.store, rep, targets)
-            log.info("copied block %d to %s", block_id, ",".join(stored))
-        except Exception as e:
-            log.warning("copying block %d to %s failed: %s", block_id, targets, e)
-            if self.store.get(block_id) is not None and self.store.get(block_id).corrupt:  # type: ignore[union-attr]
-                self._found_corrupt(block_id)
 
     def _heartbeat_loop(self) -> None:
         last = 0.0
@@ -128,8 +146,10 @@ class DatanodeServer:
                 log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
             last = time.monotonic()
-            # Beat every interval, or sooner (but at most 10/s) when there is news.
-            self._wake.wait(self.interval)
+            # Beat every interval -- sooner while the namenode asks for it (repairs
+            # under way) -- and at once (but at most 10/s) when there is news.
+            wait = self.interval if self._next_beat <= 0 else min(self.interval, self._next_beat)
+            self._wake.wait(wait)
             self._wake.clear()
             time.sleep(max(0.0, 0.1 - (time.monotonic() - last)))
 
@@ -145,5 +165,5 @@ class DatanodeServer:
         self._stop.set()
         self.scanner.stop()
         self.transfer.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.replicator.shutdown()
         log.info("datanode stopped")

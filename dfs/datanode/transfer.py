@@ -15,7 +15,7 @@ import socket
 import threading
 
 from dfs.codec import checksum_of
-from dfs.datanode.blockstore import BlockStore, ChunkEntry, Replica, StorageError
+from dfs.datanode.blockstore import BlockStore, ChunkEntry, StorageError
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
 
@@ -31,6 +31,7 @@ class TransferServer:
         self.sock = socket.create_server((host, int(port)), backlog=128, reuse_port=False)
         self.port = self.sock.getsockname()[1]
         self.xceivers = 0
+        self.foreground = 0        # of which client reads and writes (not re-replication copies)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -58,12 +59,21 @@ class TransferServer:
             conn.settimeout(frames.DATA_TIMEOUT)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             hdr = frames.recv_msg(conn, pb.OpHeader)
-            if hdr.op == pb.OpHeader.WRITE_BLOCK:
-                self._write(conn, hdr)
-            elif hdr.op == pb.OpHeader.READ_BLOCK:
-                self._read(conn, hdr)
-            else:
-                frames.send_msg(conn, pb.ReadReply(error=f"unknown op {hdr.op}"))
+            fg = not hdr.background
+            if fg:
+                with self._lock:
+                    self.foreground += 1
+            try:
+                if hdr.op == pb.OpHeader.WRITE_BLOCK:
+                    self._write(conn, hdr)
+                elif hdr.op == pb.OpHeader.READ_BLOCK:
+                    self._read(conn, hdr)
+                else:
+                    frames.send_msg(conn, pb.ReadReply(error=f"unknown op {hdr.op}"))
+            finally:
+                if fg:
+                    with self._lock:
+                        self.foreground -= 1
         except (OSError, frames.FrameError) as e:
             log.debug("transfer connection failed: %s", e)
         except Exception:
@@ -82,7 +92,7 @@ class TransferServer:
                 s = frames.connect(target)
                 frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=hdr.block_id,
                                                genstamp=hdr.genstamp, downstream=rest,
-                                               chunk_size=hdr.chunk_size))
+                                               chunk_size=hdr.chunk_size, background=hdr.background))
                 return s
             except OSError:
                 failed.append(target)
@@ -173,28 +183,3 @@ class TransferServer:
                                      checksum=e.checksum) for e in want]))
             if count:
                 conn.sendfile(f, offset, count)
-
-
-def push_replica(store: BlockStore, rep: Replica, targets: list[str]) -> list[str]:
-    """Copy a replica's stored records to ``targets`` (a pipeline). Returns the nodes that stored it.
-
-    Used for re-replication: ciphertext moves, no key is needed. Records are
-    verified on the way out so a corrupt local copy is never propagated."""
-    chunk_size, _, entries = BlockStore.read_meta(rep)
-    s = frames.connect(targets[0])
-    try:
-        frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=rep.block_id,
-                                       genstamp=rep.genstamp, downstream=targets[1:], chunk_size=chunk_size))
-        with open(rep.data_path, "rb", buffering=0) as f:
-            for i, e in enumerate(entries):
-                rec = f.read(e.stored_length)
-                if len(rec) != e.stored_length or checksum_of(rec) != e.checksum:
-                    store.mark_corrupt(rep.block_id)
-                    raise ValueError(f"local replica of block {rep.block_id} is corrupt (chunk {i})")
-                frames.send_msg(s, pb.ChunkFrame(meta=pb.ChunkMeta(
-                    stored_length=e.stored_length, plain_length=e.plain_length, checksum=e.checksum)), rec)
-        frames.send_msg(s, pb.ChunkFrame(end=True))
-        ack = frames.recv_msg(s, pb.WriteAck)
-        return list(ack.stored)
-    finally:
-        s.close()

@@ -60,6 +60,14 @@ class Membership:
             self.dead.add(n.uuid)
         return out
 
+    def next_death(self) -> float | None:
+        """When the next node still counted alive will be declared dead, if it stays silent."""
+        times = [n.last_heartbeat + self.dead_timeout for n in self.nodes.values() if n.uuid not in self.dead]
+        return min(times) if times else None
+
+    def stale_ids(self, now: float) -> set[str]:
+        return {n.uuid for n in self.nodes.values() if self.state(n, now) == STALE}
+
     def live(self, now: float, *, include_stale: bool = True) -> list[DatanodeDescriptor]:
         ok = (LIVE, STALE) if include_stale else (LIVE,)
         return [n for n in self.nodes.values() if self.state(n, now) in ok]

@@ -10,7 +10,9 @@ mutations share one commit).
 
 from __future__ import annotations
 
+import collections
 import logging
+import os
 import random
 import threading
 import time
@@ -31,12 +33,26 @@ log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
+# Replication tuning (see dfs/namenode/replication.py and docs/healing.md).
+MAX_STREAMS = int(os.environ.get("DFS_REPLICATION_MAX_STREAMS", "4"))        # per source, HDFS: 2
+HARD_LIMIT = int(os.environ.get("DFS_REPLICATION_HARD_LIMIT", "6"))          # endangered blocks, HDFS: 4
+MAX_INCOMING = int(os.environ.get("DFS_REPLICATION_MAX_INCOMING", "8"))      # per target
+MAX_INFLIGHT_BYTES = int(float(os.environ.get("DFS_REPLICATION_MAX_INFLIGHT_GB", "4")) * (1 << 30))
+PENDING_TIMEOUT = float(os.environ.get("DFS_REPLICATION_TIMEOUT", "30"))     # HDFS: 300 s
+MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it counts as late
+FULL_SCAN_INTERVAL = 1.0          # every block is looked at this often; events wake it sooner
+RATE_WINDOW = 10.0                # seconds of copying behind the repair rate
+CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
+
 
 @dataclass
 class NodeCommands:
     invalidate: set[int] = field(default_factory=set)
     transfers: list[tuple[int, int, int, list[str]]] = field(default_factory=list)  # (block, gs, len, target addrs)
     request_report: bool = False
+    next_heartbeat: float = 0.0   # seconds until the node should beat again (0: its own interval)
+    clients_active: bool = False  # some datanode serves clients: repair copies yield to them
+    urgent: set[int] = field(default_factory=set)   # transfers of endangered blocks: no yielding
 
 
 @dataclass
@@ -66,8 +82,17 @@ class NameSystem:
         self.bmap = BlockMap()
         self.commands: dict[str, NodeCommands] = {}
         self.in_flight = planner.InFlight()
+        self.needed: set[int] = set()          # blocks to look at in the next plan (events add them)
+        self._work = threading.Event()         # wakes the monitor: something to plan, or to stop
+        self._last_full_plan = float("-inf")
         self.repair_started: float | None = None
         self.repaired_bytes = 0.0
+        self._repaired: collections.deque[tuple[float, int]] = collections.deque()   # (when, bytes)
+        self._corrupt_seen: dict[int, float] = {}   # block -> when a replica of it was last found corrupt
+        self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
+        self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
+        self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+        self._clients_seen: dict[str, float] = {}  # datanode -> when it last reported client traffic
         self.safemode_manual = False
         self.safemode_auto = True
         self.started = clock()
@@ -101,6 +126,7 @@ class NameSystem:
         for b in block_ids:
             for node in self.bmap.remove_block(b):
                 self._cmds(node).invalidate.add(b)
+            self.in_flight.forget_block(b)
 
     def _cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
@@ -164,6 +190,8 @@ class NameSystem:
             for b in blocks:
                 if b in self.bmap.blocks:
                     self.bmap.blocks[b].replication = n
+                    self.needed.add(b)
+            self._work.set()
             return st
         return self._mutate(op)
 
@@ -193,11 +221,20 @@ class NameSystem:
             info.length, info.complete = length, True
             for uuid in self._ids_for(nodes):
                 self.bmap.add_replica(block_id, uuid, info.genstamp, length)
+            if len(self.bmap.replicas.get(block_id, ())) < info.replication:
+                self.needed.add(block_id)   # a pipeline node failed: repair it soon
+                self._work.set()
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
                   previous_nodes: list[str], excluded: list[str]) -> LocatedBlock:
         def op():
             f = self.ns.open_file(file_id, caller)
+            if f.blocks and not f.blocks[-1].committed and (previous is None or previous[0] != f.blocks[-1].block_id):
+                # Allocated by an AddBlock whose reply never reached the writer (the
+                # namenode died after committing it): the writer is retrying; drop it.
+                orphan = f.blocks[-1].block_id
+                self.ns.abandon_block(f, orphan)
+                self._invalidate_blocks([orphan])
             if previous is not None:
                 self._commit(f, previous[0], previous[1], previous_nodes)
             now = self.clock()
@@ -270,6 +307,9 @@ class NameSystem:
                     reader_rack = n.rack
                     break
             stale = {n.uuid for n in self.members.nodes.values() if self.members.state(n, now) == STALE}
+            # Nodes leaving service come last; a decommissioned node's copies are
+            # offered only when no node in service has one.
+            leaving = {n.uuid for n in self.members.nodes.values() if n.admin_state != "normal"}
             live = self.members.live_ids(now)
             end = st.size if length is None else offset + length
             out, off = [], 0
@@ -278,7 +318,9 @@ class NameSystem:
                 if off < end and off + blen > offset or (blen == 0 and offset <= off < end):
                     holders = [self.members.nodes[u] for u in self.bmap.holders(b["id"])
                                if u in live and u in self.members.nodes]
-                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale, self.rng)
+                    if any(h.admin_state == "normal" for h in holders):
+                        holders = [h for h in holders if h.admin_state != "decommissioned"]
+                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, self.rng)
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
                 off += blen
@@ -290,32 +332,94 @@ class NameSystem:
             if d is not None:
                 log.warning("replica of block %d on %s reported corrupt", block_id, address)
                 self.bmap.mark_corrupt(block_id, d.uuid)
+                self._corrupt_seen[block_id] = self.clock()
+                self.needed.add(block_id)
+                self._work.set()
 
     # -- datanodes ------------------------------------------------------
     def register(self, node: DatanodeDescriptor) -> None:
         with self.lock:
-            self.members.register(node, self.clock())
+            now = self.clock()
+            old = self.members.nodes.get(node.uuid)
+            was_dead = old is not None and node.uuid in self.members.dead
+            self.members.register(node, now)
             self.commands.pop(node.uuid, None)
+            # Copies it was sending or receiving died with its previous life
+            # (a datanode wipes tmp/ at start): plan them again.
+            self.needed |= self.in_flight.drop_node(node.uuid)
+            if node.admin_state == "normal":
+                saved = self.store.get_meta(f"admin_state:{node.address}")
+                if saved in ("decommissioning", "decommissioned"):
+                    node.admin_state = saved
+            if was_dead:
+                log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
 
     def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
-                  deleted: list[int], corrupt: list[int]) -> tuple[bool, NodeCommands]:
+                  deleted: list[int], corrupt: list[int],
+                  failed: list[tuple[int, list[str], str]] = (),
+                  repair_bytes: int | None = None, client_ops: int = 0) -> tuple[bool, NodeCommands]:
+        """A datanode's beat: its stats and news; the reply carries its commands.
+
+        failed: copies this node was told to make and could not,
+        as (block id, target addresses, reason); repair_bytes: the bytes its
+        copies have delivered since it started (a counter, for the repair rate);
+        client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
         with self.lock:
             now = self.clock()
             node = self.members.heartbeat(uuid, now, **stats)
             if node is None:
                 return True, NodeCommands()
+            if client_ops:
+                self._clients_seen[uuid] = now
+            if repair_bytes is not None:
+                last = self._sent_counter.get(uuid)
+                self._sent_counter[uuid] = repair_bytes
+                if last is not None and repair_bytes > last and self.repair_started is not None:
+                    self._sent.append((now, repair_bytes - last))
+                    self.repair_sent += repair_bytes - last
+            news = False
             for b, gs, length in received:
                 if not self.bmap.add_replica(b, uuid, gs, length) and b not in self.bmap.blocks:
                     self._cmds(uuid).invalidate.add(b)
+                    continue
                 if self.in_flight.is_pending(b, uuid):
                     self.in_flight.done(b, uuid)
+                    self._repaired.append((now, length))
                     self.repaired_bytes += length
+                    news = True   # a stream slot is free again
+                info = self.bmap.blocks.get(b)
+                if info is not None and info.complete:
+                    self.needed.add(b)
             for b in deleted:
                 self.bmap.remove_replica(b, uuid)
+                if b in self.bmap.blocks:
+                    self.needed.add(b)
             for b in corrupt:
+                if uuid not in self.bmap.corrupt.get(b, ()):
+                    log.warning("datanode %s reports its replica of block %d corrupt", node.address, b)
+                    self._corrupt_seen[b] = now
                 self.bmap.mark_corrupt(b, uuid)
+                self.needed.add(b)
+                news = True
+            for b, targets, reason in failed:
+                gone = self.in_flight.failed(b, uuid, self._ids_for(targets), now, avoid_for=2 * PENDING_TIMEOUT)
+                log.warning("copy of block %d from %s to %s failed: %s", b, node.address,
+                            ",".join(targets) or "?", reason)
+                if gone or b in self.bmap.blocks:
+                    self.needed.add(b)
+                    news = True
+            if news:
+                self._work.set()
             cmds = self.commands.pop(uuid, NodeCommands())
+            if self._hurry or self.in_flight.per_source.get(uuid) or self.in_flight.per_target.get(uuid):
+                cmds.next_heartbeat = self.fast_heartbeat
+                cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
             return False, cmds
+
+    @property
+    def fast_heartbeat(self) -> float:
+        """How often datanodes beat while repairs are under way or a node is stale (it may be dying)."""
+        return min(self.members.heartbeat_interval, max(0.1, self.members.heartbeat_interval / 10))
 
     def block_report(self, uuid: str, blocks: list[tuple[int, int, int]]) -> None:
         with self.lock:
@@ -326,8 +430,27 @@ class NameSystem:
                 self._cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)
             self._update_safemode()
+            # A node that comes back brings replicas that may now be surplus.
+            self.needed.update(b for b, _, _ in blocks if b in self.bmap.blocks)
+            self._work.set()
 
     # -- background -----------------------------------------------------
+    _hurry = False
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until the next tick is due: ``timeout``, or sooner when a node
+        is about to be declared dead or there is new replication work."""
+        with self.lock:
+            due = self.members.next_death()
+            now = self.clock()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - now) + 0.005)
+        self._work.wait(timeout)
+        self._work.clear()
+
+    def wake(self) -> None:
+        self._work.set()
+
     def tick(self) -> None:
         """Liveness, lease expiry, safemode and replication planning (monitor thread)."""
         with self.lock:
@@ -335,7 +458,9 @@ class NameSystem:
             for node in self.members.newly_dead(now):
                 lost = self.bmap.remove_node(node.uuid)
                 self.commands.pop(node.uuid, None)
-                log.warning("datanode %s declared dead; %d blocks to re-replicate", node.address, len(lost))
+                self.needed |= lost | self.in_flight.drop_node(node.uuid)
+                log.warning("datanode %s declared dead (silent %.1fs); %d blocks to re-replicate",
+                            node.address, now - node.last_heartbeat, len(lost))
             self._update_safemode()
             if self.in_safemode():
                 return
@@ -343,28 +468,66 @@ class NameSystem:
                 outcome, dropped = self.ns.recover_lease(fid, now)
                 log.warning("lease on file #%d expired: %s", fid, outcome)
                 self._invalidate_blocks(dropped)
-            self.in_flight.expire(now)
-            self._plan(now)
+            for b, src, t in self.in_flight.expire(now, avoid_for=2 * PENDING_TIMEOUT):
+                self.needed.add(b)
+                log.warning("copy of block %d from %s to %s timed out; retrying elsewhere", b,
+                            self._address(src), self._address(t))
+            full = now - self._last_full_plan >= FULL_SCAN_INTERVAL
+            if full:
+                self._last_full_plan = now
+            self._plan(now, full)
             self._check_decommission(now)
         self._sync()
 
-    def _plan(self, now: float) -> None:
+    def _address(self, uuid: str) -> str:
+        n = self.members.nodes.get(uuid)
+        return n.address if n is not None else uuid or "?"
+
+    def _plan(self, now: float, full: bool = True) -> None:
         live = self.members.live_ids(now)
-        writable = {n.uuid for n in self._writable(now)}
-        copies, drops = planner.plan(self.bmap, self.members.nodes, live, writable,
-                                         self.in_flight, self.rng)
+        stale = self.members.stale_ids(now)
+        blocks, self.needed = (None if full else self.needed), set()
+        backlog: set[int] = set()
+        copies: list[planner.Replicate] = []
+        drops: list[planner.Invalidate] = []
+        if blocks is None or blocks:
+            writable = {n.uuid for n in self._writable(now)}
+            # A corrupt replica may go before its replacement exists (its node being the
+            # only possible target) once no other replica of the block was found bad lately.
+            grace = max(2.0, 3 * self.members.heartbeat_interval)
+            for b in [b for b, t in self._corrupt_seen.items() if not self.bmap.corrupt.get(b) and t < now - grace]:
+                del self._corrupt_seen[b]
+            settled = {b for b in self.bmap.corrupt if self._corrupt_seen.get(b, 0.0) <= now - grace}
+            copies, drops = planner.plan(
+                self.bmap, self.members.nodes, live, writable, self.in_flight, self.rng,
+                max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
+                max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
+                fix_racks=True, delete_first=settled, now=now)
+        self.needed = backlog   # waiting for a free stream: looked at again when one frees up
+        hb = self.members.heartbeat_interval
         for c in copies:
             info = self.bmap.blocks[c.block_id]
             addrs = [self.members.nodes[t].address for t in c.targets]
             self._cmds(c.source).transfers.append((c.block_id, info.genstamp, info.length, addrs))
-            self.in_flight.add(c, now + max(30.0, 4 * self.members.heartbeat_interval))
+            if c.priority == planner.ENDANGERED:
+                self._cmds(c.source).urgent.add(c.block_id)
+            # Late means: not done within the timeout plus the copy's time at a slow rate
+            # (the source may have other copies queued ahead of it).
+            slack = (self.in_flight.per_source.get(c.source, 0) + 1) * info.length * len(addrs) / MIN_COPY_RATE
+            self.in_flight.add(c, now + max(PENDING_TIMEOUT, 10 * hb) + slack)
             if self.repair_started is None:
-                self.repair_started, self.repaired_bytes = now, 0.0
+                self.repair_started, self.repaired_bytes, self.repair_sent = now, 0.0, 0
+                self._repaired.clear()
+                self._sent.clear()
+            log.debug("copy block %d (%s) from %s to %s", c.block_id, planner.PRIORITY_NAMES[c.priority],
+                      self._address(c.source), ",".join(addrs))
         for d in drops:
             self._cmds(d.node).invalidate.add(d.block_id)
             self.bmap.remove_replica(d.block_id, d.node)
-        if not copies and not self.in_flight.targets:
+        if not copies and not self.in_flight.targets and not backlog:
             self.repair_started = None
+        self._hurry = bool(self.in_flight.targets or backlog or stale
+                           or any(c.transfers or c.invalidate for c in self.commands.values()))
 
     # -- admin ----------------------------------------------------------
     def node_state(self, node: DatanodeDescriptor, now: float) -> str:
@@ -378,11 +541,11 @@ class NameSystem:
             now = self.clock()
             live = self.members.live_ids(now)
             nblocks, under, missing, corrupt = self.bmap.counts(live)
-            pending = sum(info.length * max(0, info.replication - len(self.bmap.replicas.get(b, set()) & live))
-                          for b, info in self.bmap.blocks.items() if info.complete)
-            rate = 0.0
-            if self.repair_started is not None and now > self.repair_started:
-                rate = self.repaired_bytes / (now - self.repair_started)
+            # Copies in flight are partly done: what their sources have sent is not pending.
+            partial = min(self.in_flight.bytes, max(0, self.repair_sent - int(self.repaired_bytes)))
+            pending = max(0, self._pending_bytes(live) - partial) if self.repair_started is not None \
+                else self._pending_bytes(live)
+            rate = self._repair_rate(now)
             files, dirs = self.store.stats()  # type: ignore[attr-defined]
             return {
                 "safemode": self.in_safemode(),
@@ -391,6 +554,34 @@ class NameSystem:
                 "blocks": nblocks, "files": files, "pending_repair_bytes": float(pending),
                 "repair_rate": rate,
             }
+
+    def _pending_bytes(self, live: set[str]) -> int:
+        """Bytes still to copy: each repairable block's length times the replicas it lacks
+        (on nodes in service; a decommissioning node's copies are being moved off)."""
+        total = 0
+        nodes = self.members.nodes
+        for b, info in self.bmap.blocks.items():
+            if not info.complete:
+                continue
+            good = [u for u in self.bmap.replicas.get(b, ()) if u in live]
+            usable = sum(1 for u in good if nodes[u].admin_state == "normal")
+            if good and usable < info.replication:
+                total += info.length * (info.replication - usable)
+        return total
+
+    def _repair_rate(self, now: float) -> float:
+        """Bytes/s copied over the last RATE_WINDOW seconds of this repair: from the
+        datanodes' byte counters, or from completed copies if they send none."""
+        if self.repair_started is None:
+            return 0.0
+        for q in (self._sent, self._repaired):
+            while q and q[0][0] < now - RATE_WINDOW:
+                q.popleft()
+        span = min(RATE_WINDOW, now - self.repair_started)
+        q = self._sent or self._repaired
+        if span <= 0 or not q:
+            return 0.0
+        return sum(n for _, n in q) / span
 
     def fsck(self, caller: Caller, path: str) -> dict:
         with self.lock:
@@ -457,6 +648,13 @@ class NameSystem:
                 raise errors.DfsFileNotFoundError("no such datanode", address)
             if d.admin_state == "normal":
                 d.admin_state = "decommissioning"
+                log.info("decommissioning datanode %s: %d blocks to move off", d.address,
+                         len(self.bmap.by_node.get(d.uuid, ())))
+                # Remembered across namenode restarts (like HDFS's exclude file).
+                self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
+                self.needed.update(self.bmap.by_node.get(d.uuid, ()))
+                self._work.set()
+        self._sync()
 
     def _check_decommission(self, now: float) -> None:
         """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
@@ -476,6 +674,9 @@ class NameSystem:
                     break
             if done:
                 d.admin_state = "decommissioned"
+                self.store.set_meta(f"admin_state:{d.address}", "decommissioned")
+                log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
+                         d.address)
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

@@ -42,6 +42,9 @@ class NamenodeServer:
                              superuser=getpass.getuser(), replication=replication,
                              block_size=block_size, heartbeat_interval=heartbeat_interval,
                              dead_timeout=dead_timeout)
+        lease = os.environ.get("DFS_LEASE_SOFT_LIMIT")   # seconds; tests shorten it
+        if lease:
+            self.ns.ns.lease_limit = float(lease)
         self.server, self.port = make_server(listen, max_workers=32)
         grpc_pb.add_ClientNamenodeServicer_to_server(ClientNamenodeService(self.ns), self.server)
         grpc_pb.add_DatanodeNamenodeServicer_to_server(DatanodeNamenodeService(self.ns), self.server)
@@ -50,11 +53,17 @@ class NamenodeServer:
         self._interval = min(1.0, heartbeat_interval / 2)
 
     def _monitor(self) -> None:
-        while not self._stop.wait(self._interval):
+        # A tick is due every interval, at the moment a silent node reaches the
+        # dead timeout, and soon after news that frees or creates repair work.
+        while not self._stop.is_set():
+            self.ns.wait_for_work(self._interval)
+            if self._stop.is_set():
+                return
             try:
                 self.ns.tick()
             except Exception:
                 log.exception("monitor tick failed")
+            self._stop.wait(0.02)   # batch bursts of news
 
     def serve(self) -> None:
         self.server.start()
@@ -70,6 +79,7 @@ class NamenodeServer:
         signal.signal(signal.SIGINT, stop)
         done.wait()
         self._stop.set()
+        self.ns.wake()
         self.server.stop(grace=2).wait()
         with self.ns.lock:
             self.store.close()

@@ -191,12 +191,16 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
             r.uuid, dict(capacity=r.capacity, used=r.used, remaining=r.remaining, xceivers=r.xceivers,
                          blocks=r.blocks),
             [(b.block_id, b.genstamp, b.length) for b in r.received],
-            [b.block_id for b in r.deleted], list(r.corrupt))
+            [b.block_id for b in r.deleted], list(r.corrupt),
+            [(f.block.block_id, list(f.targets), f.reason) for f in r.failed_transfers],
+            r.repair_bytes, r.client_ops)
         return pb.HeartbeatReply(
             reregister=rereg, invalidate=sorted(cmds.invalidate),
-            transfers=[pb.TransferCommand(block=cpb.Block(block_id=b, genstamp=gs, length=ln), targets=t)
+            transfers=[pb.TransferCommand(block=cpb.Block(block_id=b, genstamp=gs, length=ln), targets=t,
+                                          urgent=b in cmds.urgent)
                        for b, gs, ln, t in cmds.transfers],
-            request_block_report=cmds.request_report)
+            request_block_report=cmds.request_report, next_heartbeat=cmds.next_heartbeat,
+            clients_active=cmds.clients_active)
 
     @rpc
     def BlockReport(self, r, context):

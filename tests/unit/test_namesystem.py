@@ -503,9 +503,18 @@ def test_corrupt_replica_replaced_from_good_one():
     ns.report_bad(bid, bad.address)
     ns.tick()
     cmds = beat(ns, nodes)
-    assert bid in cmds[bad.uuid].invalidate
+    # replaced from a good copy first ...
+    assert all(bid not in c.invalidate for c in cmds.values())
     transfers = [t for c in cmds.values() for t in c.transfers]
     assert len(transfers) == 1 and transfers[0][3] == [spare.address]
+    _, located, _, _ = ns.block_locations(ROOT, "/f")
+    assert bad.address not in [d.address for d in located[0].locations]   # never served
+    beat(ns, [spare], received={spare.uuid: [(bid, transfers[0][1], 10)]})
+    ns.tick()
+    # ... then deleted
+    cmds = beat(ns, nodes)
+    assert bid in cmds[bad.uuid].invalidate
+    assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
 
 
 def test_decommission():
@@ -598,3 +607,71 @@ def test_abandon_block_and_file():
     lb2 = ns.add_block(ROOT, row["id"], None, [], [])
     ns.abandon_file(ROOT, row["id"])
     assert ns.store.get(row["id"]) is None and lb2.block_id not in ns.bmap.blocks
+
+
+# -- healing: hints, failures reported by datanodes, restarts ------------------------------------
+
+
+def test_add_block_retry_after_a_lost_reply_drops_the_orphan():
+    ns = make()
+    nodes = register(ns, 3)
+    row, _, _ = ns.create(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    first = ns.add_block(ROOT, row["id"], None, [], [])
+    orphan = ns.add_block(ROOT, row["id"], (first.block_id, 10), [d.address for d in first.locations], [])
+    beat(ns, nodes, received={d.uuid: [(orphan.block_id, orphan.genstamp, 0)] for d in orphan.locations})
+    # the reply of that second call was lost: the writer asks again for the same step
+    again = ns.add_block(ROOT, row["id"], (first.block_id, 10), [d.address for d in first.locations], [])
+    assert again.block_id != orphan.block_id and orphan.block_id not in ns.bmap.blocks
+    ns.complete(ROOT, row["id"], (again.block_id, 5), [d.address for d in again.locations])
+    assert ns.stat(ROOT, "/f").size == 15
+    cmds = beat(ns, nodes)
+    assert any(orphan.block_id in c.invalidate for c in cmds.values())
+
+
+def test_heartbeat_hint_and_reported_copy_failure_retries_elsewhere():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 5)
+    _, blocks, _ = write(ns, "/f", [100])
+    bid = blocks[0][0]
+    assert beat(ns, nodes)[nodes[0].uuid].next_heartbeat == 0.0      # nothing going on: own interval
+    victim = next(d for d in nodes if d.uuid in holders(ns, bid))
+    others = [d for d in nodes if d is not victim]
+    clock.advance(2 * HB + 1)
+    beat(ns, others)
+    ns.tick()
+    # a node is stale: the others beat fast (it may be about to die)
+    assert beat(ns, others)[others[0].uuid].next_heartbeat == ns.fast_heartbeat < HB
+    clock.advance(DEAD)
+    beat(ns, others)
+    ns.tick()
+    cmds = beat(ns, others)
+    (src, (b, gs, length, targets)), = [(u, t) for u, c in cmds.items() for t in c.transfers]
+    assert b == bid and cmds[src].next_heartbeat == ns.fast_heartbeat
+    # the source says the copy failed: planned again at once, to another target
+    rereg, _ = ns.heartbeat(src, {}, [], [], [], [(bid, targets, "connection refused")])
+    assert not rereg
+    ns.tick()
+    retry = [t for c in beat(ns, others).values() for t in c.transfers]
+    assert len(retry) == 1 and retry[0][0] == bid and retry[0][3] != targets
+
+
+def test_restarted_datanode_drops_its_copies_in_flight():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [100])
+    bid = blocks[0][0]
+    victim = next(d for d in nodes if d.uuid in holders(ns, bid))
+    others = [d for d in nodes if d is not victim]
+    clock.advance(DEAD + 1)
+    beat(ns, others)
+    ns.tick()
+    (t,) = [t for c in beat(ns, others).values() for t in c.transfers]
+    target = next(d for d in others if d.address == t[3][0])
+    assert ns.in_flight.pending(bid) == 1
+    ns.register(dn(int(target.address.split(".")[3].split(":")[0])))   # the target restarts
+    assert ns.in_flight.pending(bid) == 0
+    ns.tick()
+    assert [t[0] for c in beat(ns, others).values() for t in c.transfers] == [bid]

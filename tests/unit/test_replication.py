@@ -7,7 +7,8 @@ from collections import Counter
 
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.replication import InFlight, Invalidate, Replicate, plan
+from dfs.namenode.replication import (ENDANGERED, MISPLACED, UNDER, VERY_UNDER, InFlight, Invalidate, Replicate,
+                                       plan)
 
 
 def cluster(n: int, racks: int = 2) -> dict[str, DatanodeDescriptor]:
@@ -100,7 +101,21 @@ def test_priority_is_relative_to_target():
     m.add_replica(2, "n1", 1, 10)
     m.add_replica(2, "n2", 1, 10)
     copies, _ = run(m, nodes)
-    assert [c.block_id for c in copies] == [2, 1]
+    # one replica left is the top priority (HDFS's queue 0), whatever the target
+    assert [c.block_id for c in copies] == [1, 2]
+    assert [c.priority for c in copies] == [ENDANGERED, UNDER]
+    # within a level, the lower fraction of the target goes first
+    m.add_replica(1, "n3", 1, 10)                          # 2 of 2: done
+    m.add_block(BlockInfo(3, 1, 1, 10, replication=4))    # 2 of 4 = 50%
+    m.add_replica(3, "n4", 1, 10)
+    m.add_replica(3, "n5", 1, 10)
+    copies, _ = run(m, nodes)
+    assert [c.block_id for c in copies] == [2, 3]
+    m.add_block(BlockInfo(4, 1, 1, 10, replication=7))    # 2 of 7: 2 * 3 < 7
+    m.add_replica(4, "n6", 1, 10)
+    m.add_replica(4, "n7", 1, 10)
+    copies, _ = run(m, nodes)
+    assert copies[0].block_id == 4 and copies[0].priority == VERY_UNDER
 
 
 def test_max_streams_per_source():
@@ -215,10 +230,29 @@ def test_corrupt_replica_invalidated_when_good_exists():
     nodes = cluster(5)
     m = bmap({1: ["n0", "n1", "n2"]})
     m.mark_corrupt(1, "n1")
+    # replaced first: the bad copy stays until the good ones are back to target
     copies, drops = run(m, nodes)
-    assert drops == [Invalidate(1, "n1")]
+    assert drops == []
     assert len(copies) == 1 and copies[0].source in {"n0", "n2"}
     assert len(copies[0].targets) == 1 and copies[0].targets[0] in {"n3", "n4"}
+    fl = InFlight()
+    fl.add(copies[0], 10.0)
+    assert run(m, nodes, in_flight=fl) == ([], [])
+    m.add_replica(1, copies[0].targets[0], 1, 1000)
+    fl.done(1, copies[0].targets[0])
+    # ... then deleted
+    assert run(m, nodes, in_flight=fl) == ([], [Invalidate(1, "n1")])
+
+
+def test_corrupt_replica_deleted_first_when_its_node_is_the_only_target():
+    nodes = cluster(3)
+    m = bmap({1: ["n0", "n1", "n2"]})
+    m.mark_corrupt(1, "n1")
+    copies, drops = run(m, nodes)
+    assert copies == [] and drops == [Invalidate(1, "n1")]
+    m.remove_replica(1, "n1")          # the node reports it deleted
+    copies, drops = run(m, nodes)
+    assert drops == [] and [c.targets for c in copies] == [("n1",)]
 
 
 def test_only_corrupt_replicas_are_kept():
@@ -296,3 +330,88 @@ def test_random_plans_respect_invariants():
                 assert len(usable) - len(dropped) == m.blocks[d.block_id].replication
             else:  # corrupt: only when a good copy exists
                 assert m.holders(d.block_id) & live
+
+
+# -- healing: failures, avoidance, throttles, stale holders, racks ------------------------------
+
+
+def test_in_flight_failed_and_drop_node_free_slots_and_avoid():
+    fl = InFlight()
+    fl.add(Replicate(1, "s", ("t1", "t2"), length=10), 100.0)
+    fl.add(Replicate(2, "s", ("t3",), length=20), 100.0)
+    assert fl.bytes == 40 and fl.per_target == {"t1": 1, "t2": 1, "t3": 1}
+    assert fl.failed(1, "s", ["t2"], now=5.0, avoid_for=10.0) == ["t2"]
+    assert fl.is_pending(1, "t1") and not fl.is_pending(1, "t2") and fl.per_source["s"] == 2
+    assert fl.avoided(1, 6.0) == {"t2"} and fl.avoided(1, 16.0) == set()
+    assert fl.drop_node("t3") == {2}
+    assert fl.per_source["s"] == 1 and fl.bytes == 10
+    assert fl.drop_node("s") == {1}
+    assert fl.targets == {} and fl.sources == {} and fl.bytes == 0 and fl.per_source["s"] == 0
+
+
+def test_expired_copy_is_retried_from_another_source_and_target():
+    nodes = cluster(6)
+    m = bmap({1: ["n0", "n1"]})
+    fl = InFlight()
+    first, _ = run(m, nodes, in_flight=fl)
+    fl.add(first[0], 10.0)
+    fl.expire(11.0, avoid_for=60.0)
+    again, _ = run(m, nodes, in_flight=fl, now=12.0)
+    assert again[0].source != first[0].source and again[0].targets != first[0].targets
+    # with no alternative, the avoided ones are used anyway
+    m2 = bmap({2: ["n0", "n1"]})
+    fl2 = InFlight()
+    fl2.add(Replicate(2, "n0", ("n2",)), 1.0)
+    fl2.expire(2.0, avoid_for=60.0)
+    retry, _ = run(m2, nodes, live=set(nodes), writable={"n0", "n1", "n2"}, in_flight=fl2, now=3.0)
+    assert [(c.source, c.targets) for c in retry] == [("n1", ("n2",))]
+
+
+def test_bytes_budget_and_incoming_cap():
+    nodes = cluster(6)
+    m = bmap({b: ["n0", "n1"] for b in range(10)}, length=100)
+    copies, _ = run(m, nodes, max_bytes=350)
+    assert len(copies) == 4                                  # stops once 350 bytes are in flight
+    backlog: set[int] = set()
+    copies, _ = run(m, nodes, max_incoming=1, backlog=backlog)
+    assert len(copies) == 4 and len({c.targets[0] for c in copies}) == 4
+    assert backlog == set(range(10)) - {c.block_id for c in copies}
+    # endangered blocks are not held back by the byte budget, and get the hard limit
+    m1 = bmap({b: ["n0"] for b in range(8)}, length=100)
+    copies, _ = run(m1, nodes, max_bytes=1, max_streams=2, hard_limit=5)
+    assert len(copies) == 5 and all(c.priority == ENDANGERED for c in copies)
+
+
+def test_no_trimming_while_a_holder_is_stale():
+    nodes = cluster(5)
+    m = bmap({1: ["n0", "n1", "n2", "n3"]})
+    assert run(m, nodes, stale={"n3"}) == ([], [])
+    _, drops = run(m, nodes)
+    assert len(drops) == 1
+
+
+def test_stale_source_is_the_last_choice():
+    nodes = cluster(5)
+    m = bmap({1: ["n0", "n1"]})
+    for seed in range(10):
+        copies, _ = run(m, nodes, stale={"n0"}, seed=seed)
+        assert copies[0].source == "n1"
+
+
+def test_blocks_on_one_rack_get_a_copy_on_another_then_the_surplus_goes():
+    nodes = cluster(6, racks=2)                 # n0, n2, n4 on /r0; n1, n3, n5 on /r1
+    m = bmap({1: ["n0", "n2", "n4"]})
+    assert run(m, nodes) == ([], [])            # only when asked to fix racks
+    copies, _ = run(m, nodes, fix_racks=True)
+    assert len(copies) == 1 and copies[0].priority == MISPLACED
+    assert nodes[copies[0].targets[0]].rack == "/r1"
+    m.add_replica(1, copies[0].targets[0], 1, 1000)
+    copies, drops = run(m, nodes, fix_racks=True)
+    assert copies == [] and len(drops) == 1 and nodes[drops[0].node].rack == "/r0"
+
+
+def test_only_the_given_blocks_are_planned():
+    nodes = cluster(5)
+    m = bmap({1: ["n0"], 2: ["n1"], 3: ["n2"]})
+    copies, _ = run(m, nodes, blocks=[2, 99])
+    assert [c.block_id for c in copies] == [2]

@@ -404,7 +404,7 @@ class RegisterReply(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("uuid", "capacity", "used", "remaining", "xceivers", "blocks", "received", "deleted", "corrupt")
+    __slots__ = ("uuid", "capacity", "used", "remaining", "xceivers", "blocks", "received", "deleted", "corrupt", "failed_transfers", "repair_bytes", "client_ops")
     UUID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     USED_FIELD_NUMBER: _ClassVar[int]
@@ -414,6 +414,9 @@ class HeartbeatRequest(_message.Message):
     RECEIVED_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     CORRUPT_FIELD_NUMBER: _ClassVar[int]
+    FAILED_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
+    REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CLIENT_OPS_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     capacity: int
     used: int
@@ -423,27 +426,46 @@ class HeartbeatRequest(_message.Message):
     received: _containers.RepeatedCompositeFieldContainer[_common_pb2.Block]
     deleted: _containers.RepeatedCompositeFieldContainer[_common_pb2.Block]
     corrupt: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, uuid: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., xceivers: _Optional[int] = ..., blocks: _Optional[int] = ..., received: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., deleted: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., corrupt: _Optional[_Iterable[int]] = ...) -> None: ...
+    failed_transfers: _containers.RepeatedCompositeFieldContainer[TransferFailure]
+    repair_bytes: int
+    client_ops: int
+    def __init__(self, uuid: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., xceivers: _Optional[int] = ..., blocks: _Optional[int] = ..., received: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., deleted: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., corrupt: _Optional[_Iterable[int]] = ..., failed_transfers: _Optional[_Iterable[_Union[TransferFailure, _Mapping]]] = ..., repair_bytes: _Optional[int] = ..., client_ops: _Optional[int] = ...) -> None: ...
 
-class TransferCommand(_message.Message):
-    __slots__ = ("block", "targets")
+class TransferFailure(_message.Message):
+    __slots__ = ("block", "targets", "reason")
     BLOCK_FIELD_NUMBER: _ClassVar[int]
     TARGETS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
     block: _common_pb2.Block
     targets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, block: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., targets: _Optional[_Iterable[str]] = ...) -> None: ...
+    reason: str
+    def __init__(self, block: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., targets: _Optional[_Iterable[str]] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class TransferCommand(_message.Message):
+    __slots__ = ("block", "targets", "urgent")
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    URGENT_FIELD_NUMBER: _ClassVar[int]
+    block: _common_pb2.Block
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    urgent: bool
+    def __init__(self, block: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., targets: _Optional[_Iterable[str]] = ..., urgent: _Optional[bool] = ...) -> None: ...
 
 class HeartbeatReply(_message.Message):
-    __slots__ = ("reregister", "invalidate", "transfers", "request_block_report")
+    __slots__ = ("reregister", "invalidate", "transfers", "request_block_report", "next_heartbeat", "clients_active")
     REREGISTER_FIELD_NUMBER: _ClassVar[int]
     INVALIDATE_FIELD_NUMBER: _ClassVar[int]
     TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     REQUEST_BLOCK_REPORT_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    CLIENTS_ACTIVE_FIELD_NUMBER: _ClassVar[int]
     reregister: bool
     invalidate: _containers.RepeatedScalarFieldContainer[int]
     transfers: _containers.RepeatedCompositeFieldContainer[TransferCommand]
     request_block_report: bool
-    def __init__(self, reregister: _Optional[bool] = ..., invalidate: _Optional[_Iterable[int]] = ..., transfers: _Optional[_Iterable[_Union[TransferCommand, _Mapping]]] = ..., request_block_report: _Optional[bool] = ...) -> None: ...
+    next_heartbeat: float
+    clients_active: bool
+    def __init__(self, reregister: _Optional[bool] = ..., invalidate: _Optional[_Iterable[int]] = ..., transfers: _Optional[_Iterable[_Union[TransferCommand, _Mapping]]] = ..., request_block_report: _Optional[bool] = ..., next_heartbeat: _Optional[float] = ..., clients_active: _Optional[bool] = ...) -> None: ...
 
 class BlockReportRequest(_message.Message):
     __slots__ = ("uuid", "blocks")

@@ -1,0 +1,395 @@
+"""Self-healing under real faults (SPEC §6): datanodes SIGKILLed before, during
+and after writes, SIGSTOPped (stale), bytes flipped, block files truncated or
+deleted, disks full; decommissioning. Every test ends by reading all its data
+back byte-identical."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from dfs.testing import Cluster
+from dfs.testing.faults import (
+    FAST,
+    MiB,
+    all_blocks,
+    block_ids_on,
+    busiest,
+    check_all,
+    exactly_n_on_disk,
+    locations,
+    log_text,
+    node_state,
+    put_bytes,
+    replica_files,
+    start_put,
+    tmp_files,
+    wait_for_tmp,
+    wait_state,
+)
+
+
+@pytest.fixture
+def make_cluster(tmp_path, request):
+    made: list[Cluster] = []
+
+    def make(start: bool = True, **kw) -> Cluster:
+        opts = {**FAST, "datanodes": 3, **kw}
+        c = Cluster(str(tmp_path / f"cluster{len(made)}"), **opts)
+        made.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for c in made:
+        if rep is not None and rep.failed:
+            print(c.dump_logs(60))
+        c.stop()
+
+
+# -- liveness: dead, back, stale ----------------------------------------------------------
+
+
+def test_dead_datanode_is_repaired_and_its_return_is_trimmed(make_cluster):
+    c = make_cluster(datanodes=4)
+    files = {"/a": os.urandom(5 * MiB + 1), "/b": os.urandom(3 * MiB), "/c": os.urandom(100)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    victim = busiest(c)
+    held = block_ids_on(victim)
+    assert held
+    c.kill(victim, signal.SIGKILL)
+    wait_state(c, victim, "dead")
+    rep = c.report()
+    assert [n["address"] for n in rep["dead"]] == [victim.address]
+    c.wait_for_status("HEALTHY", timeout=30)
+    blocks = all_blocks(c, files)
+    assert all(len(b["names"]) == 3 and victim.address not in b["names"] for b in blocks)
+    rep = c.report()
+    assert (rep["under_replicated"], rep["missing"], rep["corrupt"]) == (0, 0, 0)
+    check_all(c, files)
+
+    # The node comes back with its old replicas: it re-registers, reports them,
+    # and the surplus is trimmed back to exactly 3 -- on disk too.
+    c.restart(victim)
+    wait_state(c, victim, "live")
+    ids = [b["block_id"] for b in blocks]
+    c.wait_for(lambda: exactly_n_on_disk(c, ids, 3), 30, "surplus replicas to be deleted")
+    assert all(len(b["names"]) == 3 for b in all_blocks(c, files))
+    assert c.fsck()["status"] == "HEALTHY"
+    check_all(c, files)
+
+
+def test_stopped_datanode_is_stale_skipped_for_writes_and_last_for_reads(make_cluster):
+    c = make_cluster(datanodes=4, dead_timeout=20.0)
+    files = {"/before": os.urandom(4 * MiB)}
+    put_bytes(c, "/before", files["/before"])
+    c.wait_for_status("HEALTHY")
+    victim = busiest(c)
+    c.pause(victim)                                   # SIGSTOP: alive, but silent
+    try:
+        wait_state(c, victim, "stale", timeout=10)
+        files["/during"] = os.urandom(4 * MiB)
+        put_bytes(c, "/during", files["/during"])
+        assert all(victim.address not in b["names"] for b in locations(c, "/during"))
+        for b in locations(c, "/before"):
+            if victim.address in b["names"]:
+                assert b["names"][-1] == victim.address      # last choice for reads
+        check_all(c, files)                                   # reads do not wait on it
+    finally:
+        c.resume(victim)
+    wait_state(c, victim, "live")
+    c.wait_for_status("HEALTHY")
+    check_all(c, files)
+
+
+def test_datanode_killed_before_and_after_writes(make_cluster):
+    """With 3 nodes and replication 3 a dead node leaves every block short:
+    writes still succeed (2 replicas, DEGRADED) and heal when it is back."""
+    c = make_cluster(datanodes=3)
+    files = {"/old": os.urandom(3 * MiB)}
+    put_bytes(c, "/old", files["/old"])
+    victim = c.datanodes[1]
+    c.kill(victim, signal.SIGKILL)
+    wait_state(c, victim, "dead")
+    files["/new"] = os.urandom(3 * MiB)
+    r = c.cli("put", "-", "/new", input=files["/new"])
+    assert r.returncode == 0, r.stderr
+    f = c.fsck()
+    assert f["status"] == "DEGRADED" and f["under_replicated"] == 6
+    r = c.cli("fsck", "/")
+    assert r.returncode == 1 and b"DEGRADED" in r.stdout
+    check_all(c, files)
+    c.restart(victim)
+    c.wait_for_status("HEALTHY", timeout=30)
+    check_all(c, files)
+
+
+# -- write pipeline recovery ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["sigkill", "sigstop"])
+@pytest.mark.parametrize("where", ["head", "downstream"])
+def test_datanode_fails_in_the_middle_of_a_put(make_cluster, sig, where):
+    c = make_cluster(datanodes=4, env={"DFS_DATA_TIMEOUT": "2"})
+    head = c.datanodes[0]
+    # The first replica goes to the writer's own host when a datanode runs there.
+    data = os.urandom(20 * MiB)
+    p = start_put(c, "/victim.bin", env={"DFS_CLIENT_HOST": head.address.rpartition(":")[0]},
+                  args=["--block-size", "3MiB"])
+    victim = None
+    try:
+        # `put -` reads stdin 4 MiB at a time: block 1 is stored, block 2 is half sent
+        # and its pipeline waits for more.
+        p.stdin.write(data[:6 * MiB])
+        p.stdin.flush()
+        if where == "head":
+            victim = head
+            wait_for_tmp(c, [head])
+        else:
+            victim = c.wait_for(lambda: next((d for d in c.datanodes[1:] if tmp_files(d)), None), 20,
+                                "a downstream node receiving a block", interval=0.02)
+        c.kill(victim, sig)
+        p.stdin.write(data[6 * MiB:])
+        p.stdin.close()
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+        if sig == signal.SIGSTOP and victim is not None:
+            c.resume(victim)
+    check_all(c, {"/victim.bin": data})
+    c.wait_for_status("HEALTHY", timeout=40)
+    check_all(c, {"/victim.bin": data})
+
+
+# -- corrupt replicas -------------------------------------------------------------------------
+
+
+def test_flipped_bytes_found_by_the_scanner_are_replaced_then_deleted(make_cluster):
+    c = make_cluster(datanodes=4, scan_interval=0.5)
+    files = {"/f": os.urandom(3 * MiB)}
+    put_bytes(c, "/f", files["/f"])
+    c.wait_for_status("HEALTHY")
+    block = locations(c, "/f")[1]
+    bid = block["block_id"]
+    bad_node = next(d for d in c.datanodes if d.address == block["names"][0])
+    c.corrupt_replica(bid, bad_node)
+    # Never served again, a good copy made elsewhere, then the bad one deleted.
+    c.wait_for(lambda: bid not in block_ids_on(bad_node), 30, "the corrupt replica to be deleted")
+    c.wait_for_status("HEALTHY", timeout=30)
+    assert exactly_n_on_disk(c, [bid], 3)
+    assert "corrupt" in log_text(bad_node)
+    check_all(c, files)
+
+
+def test_reader_reports_bad_replicas_and_they_are_replaced(make_cluster):
+    c = make_cluster(datanodes=3)
+    data = os.urandom(2 * MiB)
+    put_bytes(c, "/r", data)
+    bid = locations(c, "/r")[0]["block_id"]
+    holders = [d for d in c.datanodes if bid in block_ids_on(d)]
+    for d in holders[:2]:
+        c.corrupt_replica(bid, d)                      # only one good copy left
+    r = c.cli("get", "/r", "-")
+    assert r.returncode == 0 and r.stdout == data        # read went on from the good replica
+    for _ in range(3):    # reads start at a random replica: make sure both bad ones get reported
+        c.cli("cat", "/r")
+    c.wait_for(lambda: c.fsck()["status"] == "HEALTHY" and exactly_n_on_disk(c, [bid], 3), 30,
+               "the bad replicas to be replaced")
+    # the new copies are good: every replica now passes a read
+    for d in c.datanodes:
+        assert bid in block_ids_on(d)
+    check_all(c, {"/r": data})
+
+
+def test_truncated_and_deleted_block_files_are_repaired(make_cluster):
+    c = make_cluster(datanodes=4, scan_interval=0.5)
+    files = {"/t": os.urandom(2 * MiB + 5), "/d": os.urandom(2 * MiB)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    t_bid = locations(c, "/t")[0]["block_id"]
+    d_bid = locations(c, "/d")[1]["block_id"]
+    t_node, t_path = c.replica_files(t_bid)[0]
+    with open(t_path, "r+b") as f:
+        f.truncate(os.path.getsize(t_path) // 2)
+    d_node, d_path = c.replica_files(d_bid)[-1]
+    os.unlink(d_path)                                  # data file gone
+    os.unlink(d_path[:-5] + ".meta")                   # and its index
+    c.wait_for(lambda: exactly_n_on_disk(c, [t_bid, d_bid], 3) and c.fsck()["status"] == "HEALTHY",
+               30, "the damaged replicas to be replaced")
+    for _node, path in c.replica_files(t_bid):
+        assert os.path.getsize(path) > 0
+    check_all(c, files)
+
+
+def test_all_replicas_corrupt_is_never_served(make_cluster, tmp_path):
+    c = make_cluster(datanodes=3)
+    good, bad = os.urandom(MiB), os.urandom(2 * MiB)
+    put_bytes(c, "/good", good)
+    put_bytes(c, "/bad", bad)
+    bid = locations(c, "/bad")[1]["block_id"]
+    for d in c.datanodes:
+        c.corrupt_replica(bid, d)
+    out = tmp_path / "out"
+    r = c.cli("get", "/bad", str(out))
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert err.strip().splitlines()[-1].startswith("dfs: get: /bad: "), err
+    assert "replica" in err.strip().splitlines()[-1] and "Traceback" not in err
+    # it is not in the output: nothing of the bad block was written out as data
+    assert not out.exists() or bad[MiB:] not in out.read_bytes()
+    r = c.cli("fsck", "/")
+    assert r.returncode == 1 and b"CORRUPT" in r.stdout
+    f = c.fsck()
+    assert f["status"] == "CORRUPT" and f["corrupt"] == 1 and f["missing"] == 0
+    assert c.fsck("/good")["status"] == "HEALTHY"
+    assert c.report()["corrupt"] == 1
+    assert locations(c, "/bad")[1]["names"] == []
+    # the corrupt replicas are kept (evidence, and the namenode waits a while for more
+    # reports before it deletes a bad copy to make room), nothing is made from them
+    time.sleep(2.5)
+    assert len(c.replica_files(bid)) == 3
+    assert c.fsck()["status"] == "CORRUPT"
+    check_all(c, {"/good": good})
+    r = c.cli("cat", "/bad")
+    assert r.returncode == 1 and bad[MiB:] not in r.stdout
+
+
+# -- decommissioning and replication changes -----------------------------------------------
+
+
+def test_decommission_drains_a_node(make_cluster):
+    c = make_cluster(datanodes=4)
+    files = {"/x": os.urandom(4 * MiB), "/y": os.urandom(2 * MiB)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    leaving = busiest(c)
+    held = block_ids_on(leaving)
+    r = c.cli("admin", "decommission", leaving.address)
+    assert r.returncode == 0, r.stderr
+    assert node_state(c, leaving.address) in ("decommissioning", "decommissioned")
+    wait_state(c, leaving, "decommissioned", timeout=30)
+    others = [d for d in c.datanodes if d is not leaving]
+    for b in all_blocks(c, files):
+        assert leaving.address not in b["names"] and len(b["names"]) == 3
+        assert sum(b["block_id"] in block_ids_on(d) for d in others) == 3
+    assert block_ids_on(leaving) == held               # it keeps its copies; it can be switched off
+    # new blocks avoid it
+    files["/z"] = os.urandom(2 * MiB)
+    put_bytes(c, "/z", files["/z"])
+    assert all(leaving.address not in b["names"] for b in locations(c, "/z"))
+    c.kill(leaving, signal.SIGKILL)
+    c.wait_for_status("HEALTHY")
+    check_all(c, files)
+
+
+def test_setrep_w_waits_until_reached(make_cluster):
+    c = make_cluster(datanodes=4)
+    data = os.urandom(3 * MiB)
+    put_bytes(c, "/s", data)
+    r = c.cli("setrep", "-w", "2", "/s", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert all(len(b["names"]) == 2 for b in locations(c, "/s"))
+    ids = [b["block_id"] for b in locations(c, "/s")]
+    c.wait_for(lambda: exactly_n_on_disk(c, ids, 2), 20, "the surplus to leave the disks")
+    r = c.cli("setrep", "-w", "4", "/s", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert all(len(b["names"]) == 4 for b in locations(c, "/s"))
+    assert c.fsck("/s")["status"] == "HEALTHY"
+    check_all(c, {"/s": data})
+
+
+# -- full disks -------------------------------------------------------------------------------
+
+
+def _tmpfs(path: str, size: str) -> None:
+    os.makedirs(path, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
+
+
+def _umount(path: str) -> None:
+    subprocess.run(["umount", "-l", path], check=False)
+
+
+def test_full_datanode_disk_sends_writes_elsewhere(make_cluster):
+    c = make_cluster(datanodes=4, start=False)
+    small = c.datanodes[0]
+    _tmpfs(small.data_dir, "8m")
+    try:
+        c.start()
+        files = {f"/fill{i}": os.urandom(6 * MiB + i) for i in range(4)}
+        for p, d in files.items():
+            r = c.cli("put", "-", p, input=d)
+            assert r.returncode == 0, r.stderr
+        c.wait_for_status("HEALTHY", timeout=30)
+        blocks = all_blocks(c, files)
+        assert all(len(b["names"]) == 3 for b in blocks)
+        assert len(replica_files(small)) <= 8           # it took what fit, the rest went elsewhere
+        check_all(c, files)
+    finally:
+        c.stop()
+        _umount(small.data_dir)
+
+
+def test_no_room_anywhere_fails_with_a_clear_error(make_cluster):
+    c = make_cluster(datanodes=2, replication=2, start=False)
+    for d in c.datanodes:
+        _tmpfs(d.data_dir, "4m")
+    try:
+        c.start()
+        first = os.urandom(MiB)
+        r = c.cli("put", "-", "/first", input=first)
+        assert r.returncode == 0, r.stderr
+        r = c.cli("put", "-", "/huge", input=os.urandom(12 * MiB))
+        assert r.returncode == 1
+        err = r.stderr.decode().strip().splitlines()[-1]
+        assert err.startswith("dfs: put: ") and ("room" in err or "space" in err), r.stderr
+        assert c.cli("test", "-e", "/huge").returncode == 1     # no half-written file
+        check_all(c, {"/first": first})
+    finally:
+        c.stop()
+        for d in c.datanodes:
+            _umount(d.data_dir)
+
+
+# -- visibility -------------------------------------------------------------------------------
+
+
+def test_admin_report_shows_states_counts_and_eta(make_cluster):
+    c = make_cluster(datanodes=4, dead_timeout=4.0)
+    data = os.urandom(6 * MiB)
+    put_bytes(c, "/v", data)
+    rep = c.report()
+    for key in ("safemode", "live", "dead", "under_replicated", "missing", "corrupt",
+                "pending_repair_bytes", "repair_rate", "eta_seconds"):
+        assert key in rep
+    assert {n["state"] for n in rep["live"]} == {"live"} and rep["dead"] == []
+    for n in rep["live"]:
+        for key in ("address", "rack", "capacity", "used", "blocks", "last_heartbeat"):
+            assert key in n
+    stale = c.datanodes[3]
+    c.pause(stale)
+    try:
+        wait_state(c, stale, "stale", timeout=10)
+    finally:
+        c.resume(stale)
+    victim = busiest(c, c.datanodes[:3])
+    c.kill(victim, signal.SIGKILL)
+    wait_state(c, victim, "dead")
+    c.wait_for_status("HEALTHY", timeout=30)
+    rep = c.report()
+    assert [n["address"] for n in rep["dead"]] == [victim.address]
+    assert rep["pending_repair_bytes"] == 0 and rep["under_replicated"] == 0
+    text = c.cli("admin", "report").stdout.decode()
+    assert "dead" in text and victim.address in text
+    check_all(c, {"/v": data})
