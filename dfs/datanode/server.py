@@ -30,6 +30,7 @@ from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 log = logging.getLogger("dfs.datanode")
 RPC_TIMEOUT = 10.0
+BLOCK_REPORT_INTERVAL = float(os.environ.get("DFS_BLOCK_REPORT_INTERVAL", str(6 * 3600)))
 MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
 
 
@@ -59,6 +60,7 @@ class DatanodeServer:
                                      on_done=self._wake.set)
         self.scanner = Scanner(self.store, scan_interval, self._found_corrupt, on_lost=self._lost)
         self._registered = False
+        self._last_report = 0.0
 
     # -- callbacks from the transfer server and the scanner --------------
     def _received(self, rep: Replica) -> None:
@@ -97,6 +99,7 @@ class DatanodeServer:
             self._received.clear()   # the full report below covers them
         blocks = [cpb.Block(block_id=r.block_id, genstamp=r.genstamp, length=r.length) for r in self.store.report()]
         self.stub.BlockReport(pb.BlockReportRequest(uuid=self.store.uuid, blocks=blocks), timeout=60)
+        self._last_report = time.monotonic()
 
     def _heartbeat(self) -> None:
         cap, used, free = self.store.usage()
@@ -141,6 +144,10 @@ class DatanodeServer:
             try:
                 if not self._registered:
                     self._register()
+                elif time.monotonic() - self._last_report > BLOCK_REPORT_INTERVAL:
+                    # Periodic full report, as HDFS: heals any drift between the
+                    # namenode's soft block map and what is really on disk.
+                    self._block_report()
                 self._heartbeat()
             except grpc.RpcError as e:
                 log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
