@@ -77,6 +77,12 @@ class FileReader:
             return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
         return self._prefetched(segments)
 
+    def fetch_chunks(self, block_index: int, first: int, last: int) -> list[bytes]:
+        """Plaintext of chunks ``first..last`` of ``self.blocks[block_index]``, with replica failover.
+
+        For callers that cache whole chunks (the FUSE mount's block cache)."""
+        return self._fetch(block_index, first, last)
+
     # -- planning -------------------------------------------------------
     def _segments(self, start: int, end: int):
         """(block index, first chunk, last chunk, byte offset of first chunk, start, end) pieces."""

@@ -1,0 +1,451 @@
+"""Open files: what a path holds while this mount has handles on it, and how it is committed.
+
+dfs files are write-once: a new version is created with ``create(overwrite=
+True)``, written front to back, and swapped in atomically when it is closed.
+POSIX programs write anywhere, any time. An ``OpenFile`` bridges the two; all
+handles this mount has open on one path share it, so they see each other's
+writes at once. Its content is
+
+    [0, streamed)            already sent down a FileWriter (``stream``)
+    staged pages             full 1 MiB pages (staging.py), written here
+    [.., base_len)           elsewhere: the committed version (``version``)
+    beyond                   zeros, up to ``size``
+
+A file written in order from byte 0 *streams*: once ``STREAM_AFTER`` pages
+are complete, a FileWriter is started and every completed page is pushed to
+it, so the upload runs through the datanode pipeline while the application
+is still writing and memory stays bounded. Anything else - a write behind
+what was streamed, a read of it, a truncate into it - first *commits* (the
+current content becomes a new version: like an fsync) and the file carries on
+staged, reading unchanged ranges from that version.
+
+``commit`` runs on flush (every close), fsync and release: close-to-open
+consistency - once close() returns, every client sees the new content. The
+new version keeps the file's mode, owner, group and any mtime set while it
+was dirty. Every method takes ``lock`` (an RLock). ``FileTable`` maps paths
+and handle numbers to OpenFiles under its own lock, the innermost one: it may
+be taken while an OpenFile's lock is held, never the other way round.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from dfs import errors
+from dfs.model import FileStatus
+from dfs.rpc import convert
+from dfs_fuse.cache import BlockCache, Version
+from dfs_fuse.meta import Ids, MetaCache
+from dfs_fuse.staging import PAGE, ZERO_PAGE, PageBudget, Pages
+
+log = logging.getLogger(__name__)
+STREAM_AFTER = 2  # complete pages from byte 0 before a file starts streaming
+RA_SLACK = 1 << 20  # reads this close to the last one still count as sequential
+
+
+@dataclass
+class MountContext:
+    """What every open file shares: the client, the caches and the mount's settings."""
+
+    client: object
+    meta: MetaCache
+    cache: BlockCache
+    budget: PageBudget
+    ids: Ids
+    readahead: int = 32 << 20
+    streaming: bool = True
+    readonly: bool = False
+    writeback: bool = False
+    kernel_idents: OrderedDict = field(default_factory=OrderedDict)
+
+
+class OpenFile:
+    """One path's content while this mount has it open (module docstring). Mutated only
+    under ``lock``; ``handles``/``writers``/``pending`` belong to the FileTable's lock."""
+
+    def __init__(
+        self, ctx: MountContext, path: str, status: FileStatus, version: Version | None = None
+    ):
+        self.ctx = ctx
+        self.lock = threading.RLock()
+        self.path = path
+        self.status = status
+        self.handles = 0
+        self.writers = 0  # handles open for writing: one of them will commit
+        self.pending = 0  # queued background commits (-o writeback)
+        self.queued = False  # a background commit is queued and has not started
+        self.size = status.size
+        self.base_len = status.size
+        self.version = version
+        self.pages = Pages(ctx.budget)
+        self.stream = None
+        self.streamed = 0
+        self.dirty = False
+        self.mtime = status.mtime
+        self.pending_mtime: float | None = None
+        self.orphan = False  # unlinked (or hidden by libfuse): never committed again
+        self.broken: BaseException | None = None  # streamed data was lost
+
+    # -- attributes -----------------------------------------------------
+    def overlay(self) -> tuple[FileStatus, int, float] | None:
+        """(status, size, mtime) while this file's content differs from the namenode's."""
+        with self.lock:
+            if not (self.dirty or self.stream is not None or self.pending_mtime is not None):
+                return None
+            mtime = self.pending_mtime if self.pending_mtime is not None else self.mtime
+            return self.status, self.size, mtime
+
+    def _version(self) -> Version:
+        if self.version is None:
+            v = Version(self.ctx.client.open_read(self.path))
+            if not self.dirty and self.stream is None and v.ident != self._ident():
+                # Replaced by another client since we last looked: take the new content.
+                self.status, self.size, self.base_len = v.status, v.size, v.size
+            self.version = v
+        return self.version
+
+    def _ident(self):
+        st = self.status
+        return (st.inode_id, st.size, st.mtime)
+
+    def revalidate(self) -> None:
+        """A new open: forget the committed version so the next read looks it up again."""
+        with self.lock:
+            if not self.dirty and self.stream is None and self.pending_mtime is None:
+                self.version = None
+
+    # -- reading --------------------------------------------------------
+    def read(self, off: int, size: int, h: Handle) -> bytes:
+        with self.lock:
+            self._check()
+            if self.stream is not None and off < self.streamed:
+                self._commit()
+            end = min(off + size, self.size)
+            if off >= end:
+                return b""
+            staged = self.pages and any(
+                i in self.pages for i in range(off // PAGE, (end - 1) // PAGE + 1)
+            )
+            if staged or end > self.base_len:
+                return self._read_mixed(off, end)
+            v = self._version()
+        # Clean range of a committed version: serve it without holding the lock.
+        cache = self.ctx.cache
+        seq = h.next_off - RA_SLACK <= off <= h.next_off + RA_SLACK
+        h.next_off = max(h.next_off, end) if seq else end
+        if seq and self.ctx.readahead:
+            window = self.ctx.readahead
+            if end + window // 2 > h.ra_end:
+                start = max(h.ra_end, off)
+                h.ra_end = min(v.size, end + window)
+                cache.prefetch(v, start, h.ra_end)
+        return cache.read(v, off, end - off)
+
+    def _read_mixed(self, off: int, end: int) -> bytes:
+        out = []
+        pos = off
+        while pos < end:
+            i, po = divmod(pos, PAGE)
+            take = min(PAGE - po, end - pos)
+            if i in self.pages:
+                out.append(self.pages.read(i, po, take))
+            elif pos < self.base_len:
+                n = min(take, self.base_len - pos)
+                out.append(self.ctx.cache.read(self._version(), pos, n))
+                if n < take:
+                    out.append(ZERO_PAGE[: take - n])
+            else:
+                out.append(ZERO_PAGE[:take])
+            pos += take
+        return b"".join(out)
+
+    # -- writing --------------------------------------------------------
+    def write(self, off: int, data: bytes) -> int:
+        with self.lock:
+            self._check()
+            if self.stream is not None and off < self.streamed:
+                self._commit()
+            end = off + len(data)
+            if (
+                self.stream is not None
+                and off == self.streamed == self.size
+                and len(data) % PAGE == 0
+                and not self.pages
+            ):
+                # Whole pages right at the end of a stream (dd bs=1M): straight down the pipeline.
+                self._stream_write(data)
+                self.streamed = self.size = end
+                self._modified()
+                return len(data)
+            view = memoryview(data)
+            pos = off
+            while pos < end:
+                i, po = divmod(pos, PAGE)
+                take = min(PAGE - po, end - pos)
+                if i not in self.pages:
+                    whole = po == 0 and (
+                        take == PAGE or pos + take >= max(self.size, self.base_len)
+                    )
+                    self.pages.new(i, b"" if whole else self._base_page(i))
+                self.pages.write(i, po, view[pos - off : pos - off + take])
+                pos += take
+            self.size = max(self.size, end)
+            self._modified()
+            self._push()
+            return len(data)
+
+    def truncate(self, length: int) -> None:
+        with self.lock:
+            self._check()
+            if length == self.size:
+                if self.dirty or self.stream is not None:
+                    self._modified()
+                return
+            if self.stream is not None and length < self.streamed:
+                self._commit()
+            if length < self.size:
+                self.base_len = min(self.base_len, length)
+                i, po = divmod(length, PAGE)
+                self.pages.drop_from(i + 1 if po else i)
+                if po:
+                    self.pages.zero_from(i, po)
+            self.size = length
+            self._modified()
+
+    def set_mtime(self, mtime: float) -> bool:
+        """Remember an mtime set while dirty (the commit would overwrite it); False if clean."""
+        with self.lock:
+            if not (self.dirty or self.stream is not None):
+                return False
+            self.pending_mtime = mtime
+            return True
+
+    def _modified(self) -> None:
+        self.dirty = True
+        self.mtime = time.time()
+        self.pending_mtime = None
+
+    def _base_page(self, i: int) -> bytes:
+        start = i * PAGE
+        if start >= self.base_len:
+            return b""
+        return self.ctx.cache.read(self._version(), start, min(PAGE, self.base_len - start))
+
+    def _push(self) -> None:
+        """Send completed pages down the stream, starting one for a file written in order."""
+        if self.stream is None:
+            if (
+                self.base_len
+                or self.orphan
+                or not self.ctx.streaming
+                or self.size < STREAM_AFTER * PAGE
+            ):
+                return
+            self.stream = self._writer()
+            self.streamed = 0
+        while self.streamed + PAGE <= self.size:
+            i = self.streamed // PAGE
+            self._stream_write(self.pages.take(i) if i in self.pages else ZERO_PAGE)
+            self.streamed += PAGE
+
+    def _stream_write(self, data) -> None:
+        try:
+            self.stream.write(data)
+        except BaseException as e:
+            self._break(e)
+            raise
+
+    def _writer(self):
+        st = self.status
+        return self.ctx.client.create(
+            self.path,
+            overwrite=True,
+            mode=st.mode & 0o7777,
+            replication=st.replication,
+            block_size=st.block_size,
+            create_parent=False,
+        )
+
+    # -- committing -----------------------------------------------------
+    def commit(self) -> None:
+        with self.lock:
+            self._commit()
+
+    def _commit(self) -> None:
+        self._check()
+        if self.orphan:
+            return  # unlinked while open: the open descriptors still read what is staged
+        if not (self.dirty or self.stream is not None):
+            if self.pending_mtime is not None:
+                self._set_status(self.ctx.client.set_times(self.path, self.pending_mtime))
+                self.pending_mtime = None
+            return
+        w, start = (self.stream, self.streamed) if self.stream is not None else (self._writer(), 0)
+        self.stream = None
+        try:
+            pos = start
+            while pos < self.size:
+                i = pos // PAGE
+                take = min(PAGE, self.size - pos)
+                if i in self.pages:
+                    data = self.pages.read(i, 0, take)
+                elif pos < self.base_len:
+                    n = min(take, self.base_len - pos)
+                    data = self.ctx.cache.read(self._version(), pos, n)
+                    if n < take:
+                        data += ZERO_PAGE[: take - n]
+                else:
+                    data = ZERO_PAGE[:take]
+                w.write(data)
+                pos += take
+            st = convert.status_from_pb(w.close())
+        except BaseException as e:
+            w.abort()
+            if start:
+                self._break(e)
+            raise
+        want = self.status
+        owner = want.owner if want.owner != st.owner else ""
+        group = want.group if want.group != st.group else ""
+        self.pages.clear()
+        self.version, self.streamed, self.dirty = None, 0, False
+        self.size = self.base_len = st.size
+        self.status = st
+        if owner or group:
+            try:
+                st = self.ctx.client.chown(self.path, owner, group)
+            except errors.DfsError as e:
+                log.warning("%s: could not restore owner %s:%s: %s", self.path, owner, group, e)
+        if st.mode != want.mode:  # a stream was created before a chmod (cp -p)
+            st = self.ctx.client.chmod(self.path, want.mode)
+        if self.pending_mtime is not None:
+            st = self.ctx.client.set_times(self.path, self.pending_mtime)
+            self.pending_mtime = None
+        self._set_status(st)
+
+    def _set_status(self, st: FileStatus) -> None:
+        self.status = st
+        self.ctx.meta.put(self.path, st)
+        self.ctx.meta.touched(self.path, st.mtime)
+
+    def _break(self, e: BaseException) -> None:
+        log.error("%s: write failed, data since the last commit is lost: %s", self.path, e)
+        self.broken = (
+            e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
+        )
+        self.discard()
+
+    def _check(self) -> None:
+        if self.broken is not None:
+            raise self.broken
+
+    def discard(self) -> None:
+        """Drop staged content and any stream (the file was unlinked, or failed)."""
+        with self.lock:
+            if self.stream is not None:
+                self.stream.abort()
+                self.stream = None
+            self.pages.clear()
+            self.streamed = 0
+            self.dirty = False
+
+
+class Handle:
+    """One open file description (``fi.fh``)."""
+
+    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end")
+
+    def __init__(self, fh: int, of: OpenFile, writable: bool, append: bool):
+        self.fh, self.of, self.writable, self.append = fh, of, writable, append
+        self.next_off = 0
+        self.ra_end = 0
+
+
+class FileTable:
+    """Open files by path and handles by number. Thread-safe; its lock is the innermost."""
+
+    def __init__(self):
+        self._by_path: dict[str, OpenFile] = {}
+        self._handles: dict[int, Handle] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def get(self, path: str) -> OpenFile | None:
+        with self._lock:
+            return self._by_path.get(path)
+
+    def handle(self, fh: int) -> Handle:
+        with self._lock:
+            h = self._handles.get(fh)
+        if h is None:
+            raise errors.InvalidArgumentError("bad file handle")
+        return h
+
+    def open(self, path: str, make, *, writable: bool, append: bool) -> Handle:
+        """A handle on ``path``'s OpenFile; ``make()`` builds one if needed (outside the lock)."""
+        with self._lock:
+            of = self._by_path.get(path)
+            if of is not None:
+                of.handles += 1
+                of.writers += writable
+        if of is None:
+            fresh = make()
+            with self._lock:
+                of = self._by_path.setdefault(path, fresh)
+                of.handles += 1
+                of.writers += writable
+        else:
+            of.revalidate()
+        with self._lock:
+            h = Handle(next(self._ids), of, writable, append)
+            self._handles[h.fh] = h
+        return h
+
+    def release(self, fh: int) -> None:
+        with self._lock:
+            h = self._handles.pop(fh, None)
+            if h is None:
+                return
+            h.of.handles -= 1
+            h.of.writers -= h.writable
+        self._maybe_drop(h.of)
+
+    def hold(self, of: OpenFile) -> None:
+        """Keep ``of`` in the table, handles or not, until ``unhold`` (a queued commit)."""
+        with self._lock:
+            of.pending += 1
+
+    def unhold(self, of: OpenFile) -> None:
+        with self._lock:
+            of.pending -= 1
+        self._maybe_drop(of)
+
+    def _maybe_drop(self, of: OpenFile) -> None:
+        with self._lock:
+            if of.handles > 0 or of.pending > 0:
+                return
+            if self._by_path.get(of.path) is of:
+                del self._by_path[of.path]
+        of.discard()
+
+    def under(self, path: str) -> list[OpenFile]:
+        prefix = path.rstrip("/") + "/"
+        with self._lock:
+            return [of for p, of in self._by_path.items() if p == path or p.startswith(prefix)]
+
+    def moved(self, old: str, new: str) -> None:
+        prefix = old.rstrip("/") + "/"
+        with self._lock:
+            for p in [p for p in self._by_path if p == old or p.startswith(prefix)]:
+                of = self._by_path.pop(p)
+                of.path = new + p[len(old) :]
+                self._by_path[of.path] = of
+
+    def all(self) -> list[OpenFile]:
+        with self._lock:
+            return list(self._by_path.values())

@@ -1,0 +1,288 @@
+"""`dfs mount`: serve a cluster as a FUSE file system, here or in a background process.
+
+``mount()`` is what the CLI calls. In the foreground it serves in this
+process until unmounted; SIGINT, SIGTERM or SIGHUP commit dirty files and
+unmount (lazily, so a busy mount point detaches). In the background it starts
+``python -m dfs_fuse`` in a new session and returns 0 only once the mount
+point answers a stat; otherwise it stops the child and fails with the reason
+from the child's log.
+
+Signals: libfuse installs handlers that only set a flag, and a flag set on one
+of our Python threads would never wake libfuse's loop. So ``serve`` blocks
+the three signals before any thread exists (every thread inherits the mask)
+and one thread takes them with sigwait.
+
+Options (``-o a,b=c``; unknown ones go to libfuse as they are):
+
+    ro               read-only mount
+    strict           zero attribute/entry cache timeouts (conformance runs)
+    attr_timeout=S, entry_timeout=S   kernel and mount cache timeouts (1 s)
+    cache_size=SIZE  block cache (128MiB)     readahead=SIZE  per reader (32MiB)
+    read_ahead_kb=N  the kernel's read-ahead for the mount (4096; 0 leaves it)
+    write_buffer=SIZE  staged pages in memory before spilling (256MiB)
+    cache_dir=DIR    spill files and the background mount's log
+    nostream         stage whole files until close, never stream (diagnostics)
+    writeback        commit after close in the background (see writeback.py)
+    allow_other      let other users in (default when mounted by root)
+    debug            libfuse debug output and debug logs
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from dfs import errors
+from dfs.config import parse_size
+
+log = logging.getLogger(__name__)
+READY_TIMEOUT = 30.0
+_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
+@dataclass
+class MountOptions:
+    """The parsed ``-o`` options (module docstring); built once by ``parse``."""
+
+    readonly: bool = False
+    attr_timeout: float = 1.0
+    entry_timeout: float = 1.0
+    cache_size: int = 128 << 20
+    readahead: int = 32 << 20
+    read_ahead_kb: int = 4096
+    write_buffer: int = 256 << 20
+    cache_dir: str = ""
+    streaming: bool = True
+    writeback: bool = False
+    allow_other: bool = False
+    debug: bool = False
+    fuse: dict = field(default_factory=dict)  # passed to libfuse untouched
+
+    @classmethod
+    def parse(cls, opts: dict | None) -> MountOptions:
+        o = cls(allow_other=os.geteuid() == 0)
+        for key, value in (opts or {}).items():
+            try:
+                if key == "ro":
+                    o.readonly = True
+                elif key == "rw":
+                    o.readonly = False
+                elif key == "strict":
+                    o.attr_timeout = o.entry_timeout = 0.0
+                elif key in ("attr_timeout", "entry_timeout"):
+                    setattr(o, key, float(value))
+                elif key in ("cache_size", "readahead", "write_buffer"):
+                    setattr(o, key, parse_size(value))
+                elif key == "read_ahead_kb":
+                    o.read_ahead_kb = int(value)
+                elif key == "cache_dir":
+                    o.cache_dir = str(value)
+                elif key == "nostream":
+                    o.streaming = False
+                elif key == "writeback":
+                    o.writeback = True
+                elif key == "allow_other":
+                    o.allow_other = True
+                elif key == "debug":
+                    o.debug = True
+                else:
+                    o.fuse[key] = value
+            except ValueError:
+                raise errors.InvalidArgumentError(f"bad mount option {key}={value}") from None
+        if not o.cache_dir:
+            o.cache_dir = os.path.join(tempfile.gettempdir(), f"dfs-fuse-{os.geteuid()}")
+        return o
+
+
+def option_string(opts: dict) -> str:
+    return ",".join(k if v is True else f"{k}={v}" for k, v in opts.items())
+
+
+def parse_option_strings(groups: list[str]) -> dict:
+    out: dict = {}
+    for group in groups:
+        for item in group.split(","):
+            if item.strip():
+                k, _, v = item.partition("=")
+                out[k.strip()] = v or True
+    return out
+
+
+def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | None = None) -> int:
+    mnt = os.path.abspath(mountpoint)
+    try:
+        st = os.stat(mnt)
+    except FileNotFoundError:
+        raise errors.DfsFileNotFoundError(path=mnt) from None
+    except OSError as e:   # ENOTCONN: a mount whose process died
+        raise errors.DfsError(f"{e.strerror} (a stale mount? dfs umount {mnt})", mnt) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise errors.DfsNotADirectoryError(path=mnt)
+    if os.path.ismount(mnt):
+        try:
+            with os.scandir(mnt) as it:  # cached attributes can hide a dead mount; a listing not
+                next(it, None)
+        except OSError as e:
+            raise errors.DfsError(f"{e.strerror} (a stale mount? dfs umount {mnt})", mnt) from None
+        raise errors.DfsError("already a mount point", mnt)
+    opts = MountOptions.parse(options)
+    if foreground:
+        signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before ping() starts gRPC's threads
+    client.ping()  # a clear "cannot reach namenode" now rather than a dead mount later
+    if foreground:
+        return serve(client.namenode, mnt, opts, user=client.nn.caller.user)
+    return _background(client.namenode, mnt, options or {}, opts)
+
+
+def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
+    os.makedirs(opts.cache_dir, exist_ok=True)
+    log_path = os.path.join(opts.cache_dir, "mount-" + mnt.strip("/").replace("/", "_") + ".log")
+    cmd = [sys.executable, "-m", "dfs_fuse", "--namenode", namenode]
+    if raw:
+        cmd += ["-o", option_string(raw)]
+    cmd.append(mnt)
+    with open(log_path, "ab") as logf:
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=logf,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    deadline = time.monotonic() + READY_TIMEOUT
+    problem = f"no answer within {READY_TIMEOUT:.0f} s"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            problem = _last_line(log_path) or f"mount process exited with status {proc.returncode}"
+            break
+        if os.path.ismount(mnt):
+            try:
+                os.stat(mnt)
+                return 0
+            except OSError as e:
+                problem = f"mounted but not answering: {e.strerror}"
+                break
+        time.sleep(0.05)
+    _unmount(mnt)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    raise errors.DfsError(f"{problem} (log: {log_path})", mnt)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f.readlines()[-20:] if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def _unmount(mnt: str) -> None:
+    for tool in (["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]):
+        try:
+            if subprocess.run([*tool, mnt], capture_output=True, timeout=30).returncode == 0:
+                return
+        except (FileNotFoundError, subprocess.TimeoutExpired):
+            continue
+
+
+def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | None = None) -> int:
+    """Serve the mount in this process until it is unmounted. Returns an exit code."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before any thread: see the docstring
+    from dfs.client import DfsClient
+    from dfs_fuse._binding import DfsFUSE, fuse_version_major, fuse_version_minor
+    from dfs_fuse.cache import BlockCache
+    from dfs_fuse.files import MountContext
+    from dfs_fuse.meta import Ids, MetaCache
+    from dfs_fuse.operations import DfsOperations
+    from dfs_fuse.staging import PageBudget
+
+    client = DfsClient(namenode, user=user)
+    ttl = opts.attr_timeout
+    ctx = MountContext(
+        client=client,
+        meta=MetaCache(client, ttl),
+        cache=BlockCache(opts.cache_size),
+        budget=PageBudget(opts.write_buffer, opts.cache_dir),
+        ids=Ids(client.nn.caller.user),
+        readahead=opts.readahead,
+        streaming=opts.streaming,
+        readonly=opts.readonly,
+        writeback=opts.writeback,
+    )
+    ops = DfsOperations(ctx, attr_timeout=opts.attr_timeout, entry_timeout=opts.entry_timeout)
+    threading.Thread(
+        target=_on_signal, args=(ops, mountpoint), name="dfs-fuse-signals", daemon=True
+    ).start()
+    if opts.read_ahead_kb:
+        threading.Thread(
+            target=_tune_readahead,
+            args=(mountpoint, opts.read_ahead_kb),
+            name="dfs-fuse-bdi",
+            daemon=True,
+        ).start()
+    kwargs = dict(opts.fuse)
+    kwargs.update(fsname=f"dfs:{namenode}", subtype="dfs", default_permissions=True)
+    if (fuse_version_major, fuse_version_minor) >= (3, 12):
+        kwargs.setdefault("max_threads", 16)  # libfuse's default is 10
+    if opts.allow_other:
+        kwargs["allow_other"] = True
+    if opts.readonly:
+        kwargs["ro"] = True
+    log.info("serving dfs://%s on %s", namenode, mountpoint)
+    try:
+        DfsFUSE(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=opts.debug,
+                **kwargs)
+    except RuntimeError as e:
+        print(f"dfs: mount: {mountpoint}: FUSE failed ({e})", file=sys.stderr)
+        return 1
+    finally:
+        if ops.committer is not None:
+            ops.committer.close()
+        ctx.cache.close()
+        client.close()
+    return 0
+
+
+def _tune_readahead(mountpoint: str, kb: int) -> None:
+    """Raise the kernel's read-ahead for this mount (root only).
+
+    The kernel caps a FUSE mount's read-ahead at its bdi's read_ahead_kb,
+    128 KiB by default, and libfuse can only lower it: sequential reads then
+    arrive as 128 KiB requests, eight Python calls per MiB. With a larger
+    window they arrive as 1 MiB requests (libfuse3's max_pages)."""
+    parent = os.stat(os.path.dirname(mountpoint) or "/").st_dev
+    for _ in range(200):
+        try:
+            st = os.stat(mountpoint)
+        except OSError:
+            return
+        if st.st_dev != parent:
+            path = f"/sys/class/bdi/{os.major(st.st_dev)}:{os.minor(st.st_dev)}/read_ahead_kb"
+            try:
+                with open(path, "w") as f:
+                    f.write(str(kb))
+            except OSError as e:
+                log.info("cannot raise read-ahead (%s): %s", path, e.strerror)
+            return
+        time.sleep(0.05)
+
+
+def _on_signal(ops, mountpoint: str) -> None:
+    sig = signal.sigwait(_SIGNALS)
+    log.info("%s: unmounting %s", signal.Signals(sig).name, mountpoint)
+    ops.flush_all()
+    _unmount(mountpoint)

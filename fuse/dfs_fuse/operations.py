@@ -1,0 +1,442 @@
+"""DfsOperations: the FUSE callbacks, a thin adapter over DfsClient.
+
+Paths arrive whole (libfuse's high-level API); every callback checks them
+against NAME_MAX/PATH_MAX first, so over-long names fail with ENAMETOOLONG
+before any RPC. Errors become errno through ``dfs.errors.errno_for``, the one
+table. Permission checks are the kernel's (``default_permissions``) against
+the modes, owners and groups we report; the namenode sees every call as the
+mounting user. File content goes through files.py; attributes through
+meta.py. Callbacks run on libfuse's worker threads, concurrently.
+
+No hard links or symbolic links in dfs: link/symlink/mknod of anything but a
+regular file fail with EPERM, as POSIX asks of a file system without them.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import os
+import stat as _stat
+import threading
+import time
+
+from dfs import errors
+from dfs.rpc import convert
+from dfs_fuse._binding import FUSE_CAP_HANDLE_KILLPRIV, FuseOSError, Operations, fuse_get_context
+from dfs_fuse.cache import Version
+from dfs_fuse.files import FileTable, MountContext, OpenFile
+from dfs_fuse.meta import parent_of, stat_dict
+from dfs_fuse.writeback import Committer
+
+log = logging.getLogger(__name__)
+
+NAME_MAX = 255
+PATH_MAX = 4096
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+KEEP_IDENTS = 4096
+STATFS_TTL = 2.0
+FRSIZE = 4096
+HIDDEN = ".fuse_hidden"  # libfuse renames an unlinked open file to .fuse_hiddenXXXX
+
+
+def _fuse_errors(fn):
+    """Turn whatever a callback raises into an errno for the kernel."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FuseOSError:
+            raise
+        except errors.DfsError as e:
+            raise FuseOSError(errors.errno_for(e)) from None
+        except OSError as e:
+            raise FuseOSError(e.errno or errno.EIO) from None
+        except Exception:
+            log.exception("%s failed", fn.__name__)
+            raise FuseOSError(errno.EIO) from None
+
+    return wrapper
+
+
+def check_path(path: str) -> str:
+    raw = path.encode("utf-8", "surrogateescape")
+    if len(raw) >= PATH_MAX or any(len(p) > NAME_MAX for p in raw.split(b"/")):
+        raise FuseOSError(errno.ENAMETOOLONG)
+    return path
+
+
+class DfsOperations(Operations):
+    """The callbacks mfusepy calls; state lives in ``ctx`` (shared caches) and ``files``."""
+
+    use_ns = True  # integer nanoseconds in getattr/utimens (mfusepy)
+
+    def __init__(self, ctx: MountContext, *, attr_timeout: float = 1.0, entry_timeout: float = 1.0):
+        self.ctx = ctx
+        self.client = ctx.client
+        self.meta = ctx.meta
+        self.ids = ctx.ids
+        self.files = FileTable()
+        self.committer = Committer(self.files) if ctx.writeback else None
+        self.attr_timeout = attr_timeout
+        self.entry_timeout = entry_timeout
+        self._statfs: tuple[float, dict] | None = None
+        self._idents_lock = threading.Lock()
+
+    # -- lifecycle ------------------------------------------------------
+    def init_with_config(self, conn, config) -> None:
+        if conn is not None:
+            conn.want &= ~FUSE_CAP_HANDLE_KILLPRIV  # the kernel clears SUID/SGID for us
+        if config is not None:
+            config.attr_timeout = self.attr_timeout
+            config.entry_timeout = self.entry_timeout
+            config.negative_timeout = 0.0
+            config.use_ino = 0  # libfuse's inode numbers stay put across new versions
+            config.readdir_ino = 1
+            config.hard_remove = 0  # unlink of an open file: libfuse renames it aside
+            config.kernel_cache = 0
+            config.auto_cache = 0
+
+    def destroy(self, path) -> None:
+        self.flush_all()
+
+    def flush_all(self) -> None:
+        """Commit every dirty file (unmount, signal): best effort, errors logged."""
+        if self.committer is not None:
+            self.committer.drain()
+        for of in self.files.all():
+            try:
+                of.commit()
+            except Exception as e:  # noqa: BLE001
+                log.error("%s: not committed at unmount: %s", of.path, e)
+
+    # -- attributes -----------------------------------------------------
+    @_fuse_errors
+    def getattr(self, path, fh=None):
+        if fh is not None:
+            of = self.files.handle(fh.fh).of
+            path = of.path
+        else:
+            check_path(path)
+            of = self.files.get(path)
+        over = of.overlay() if of is not None else None
+        if over is not None:
+            st, size, mtime = over
+            return stat_dict(st, self.ids, 1, size=size, mtime=mtime)
+        st = self.meta.get(path)
+        return stat_dict(st, self.ids, self.meta.nlink(path, st))
+
+    @_fuse_errors
+    def readdir(self, path, fh):
+        check_path(path)
+        out = [(".", {"st_mode": _stat.S_IFDIR}, 0), ("..", {"st_mode": _stat.S_IFDIR}, 0)]
+        for e in self.meta.listing(path):
+            kind = _stat.S_IFDIR if e.is_dir else _stat.S_IFREG
+            out.append((e.path.rpartition("/")[2], {"st_mode": kind}, 0))
+        return out
+
+    @_fuse_errors
+    def statfs(self, path):
+        now = time.monotonic()
+        if self._statfs is None or self._statfs[0] < now:
+            live = [d for d in self.client.report().datanodes if d.state == "live"]
+            blocks = sum(d.capacity for d in live) // FRSIZE
+            free = sum(d.remaining for d in live) // FRSIZE
+            st = dict(f_bsize=1 << 20, f_frsize=FRSIZE, f_blocks=blocks, f_bfree=free,
+                      f_bavail=free, f_files=1 << 32, f_ffree=1 << 31, f_favail=1 << 31,
+                      f_namemax=NAME_MAX)
+            self._statfs = (now + STATFS_TTL, st)
+        return self._statfs[1]
+
+    @_fuse_errors
+    def chmod(self, path, mode):
+        self._writable(path)
+        self._set_attr(path, lambda: self.client.chmod(path, mode & 0o7777))
+
+    @_fuse_errors
+    def chown(self, path, uid, gid):
+        self._writable(path)
+        owner = self.ids.user_name(uid) if uid != -1 else ""
+        group = self.ids.group_name(gid) if gid != -1 else ""
+        if owner or group:
+            self._set_attr(path, lambda: self.client.chown(path, owner, group))
+
+    @_fuse_errors
+    def utimens(self, path, times=None):
+        self._writable(path)
+        mtime_ns = UTIME_NOW if times is None else times[1]
+        if mtime_ns == UTIME_OMIT:
+            return
+        mtime = time.time() if mtime_ns == UTIME_NOW else mtime_ns / 1e9
+        self._set_attr(path, lambda: self.client.set_times(path, mtime), mtime=mtime)
+
+    def _set_attr(self, path: str, rpc, *, mtime: float | None = None) -> None:
+        """Change attributes; for an open file under its lock, so no commit runs
+        in between and the next version carries the change."""
+        of = self.files.get(path)
+        if of is None:
+            self.meta.put(path, rpc())
+            return
+        with of.lock:
+            if mtime is not None and of.set_mtime(mtime):
+                return  # dirty: the commit sets it on the new version
+            st = rpc()
+            of.status = st
+            self.meta.put(of.path, st)
+
+    # -- namespace ------------------------------------------------------
+    @_fuse_errors
+    def mkdir(self, path, mode):
+        self._writable(path)
+        parent = self.meta.get(parent_of(path))
+        mode &= 0o7777
+        if parent.mode & _stat.S_ISGID:
+            mode |= _stat.S_ISGID  # as Linux does: subdirectories of a SGID directory inherit it
+        st = self._own(path, self.client.mkdir(path, mode=mode), parent)
+        self.meta.added(path, st)
+
+    @_fuse_errors
+    def rmdir(self, path):
+        self._writable(path)
+        self.client.delete(path, recursive=False)
+        self.meta.removed(path, is_dir=True)
+
+    @_fuse_errors
+    def unlink(self, path):
+        self._writable(path)
+        of = self.files.get(path)
+        if of is None:
+            self.client.delete(path, recursive=False)
+        else:
+            with of.lock:  # not while a commit of it runs: that would bring it back
+                self.client.delete(path, recursive=False)
+                of.orphan = True
+                of.discard()
+        self.meta.removed(path, is_dir=False)
+
+    @_fuse_errors
+    def rename(self, old, new, flags=0):
+        self._writable(old)
+        check_path(new)
+        if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
+            raise FuseOSError(errno.EINVAL)
+        moving = sorted(self.files.under(old), key=id)
+        for of in moving:
+            of.lock.acquire()
+        try:
+            for of in moving:
+                # A stream's file takes its name at close: publish it under the old name first.
+                if of.path == old and of.stream is not None:
+                    of._commit()
+            st = self.client.rename(old, new, overwrite=not flags & RENAME_NOREPLACE)
+            self.files.moved(old, new)
+            if new.rpartition("/")[2].startswith(HIDDEN):
+                # libfuse's stand-in for unlinking an open file: it is removed at the last
+                # close, so what is written to it from now on is never uploaded.
+                for of in moving:
+                    of.orphan = True
+        finally:
+            for of in moving:
+                of.lock.release()
+        for p in (old, new):
+            self.meta.forget(p, tree=True, parent=True)
+        self.meta.put(new, st)
+
+    @_fuse_errors
+    def link(self, target, source):
+        raise FuseOSError(errno.EPERM)
+
+    @_fuse_errors
+    def symlink(self, target, source):
+        raise FuseOSError(errno.EPERM)
+
+    @_fuse_errors
+    def readlink(self, path):
+        raise FuseOSError(errno.EINVAL)
+
+    @_fuse_errors
+    def mknod(self, path, mode, dev):
+        if not _stat.S_ISREG(mode):
+            raise FuseOSError(errno.EPERM)
+        self._writable(path)
+        self._create_empty(path, mode)
+
+    # -- files ----------------------------------------------------------
+    @_fuse_errors
+    def create(self, path, mode, fi):
+        self._writable(path)
+        try:
+            st = self._create_empty(path, mode)
+        except errors.DfsFileExistsError:
+            if fi.flags & os.O_EXCL:
+                raise
+            return self.open(path, fi)  # created meanwhile by someone else: plain open
+        h = self.files.open(
+            path,
+            lambda: OpenFile(self.ctx, path, st),
+            writable=True,
+            append=bool(fi.flags & os.O_APPEND),
+        )
+        fi.fh = h.fh
+        return 0
+
+    def _create_empty(self, path: str, mode: int):
+        parent = self.meta.get(parent_of(path))
+        # A writer closed before any write costs one Create RPC; write_bytes(b"") costs three.
+        w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
+        st = convert.status_from_pb(w.close())
+        st = self._own(path, st, parent)
+        self.meta.added(path, st)
+        return st
+
+    @_fuse_errors
+    def open(self, path, fi):
+        check_path(path)
+        flags = fi.flags
+        writable = flags & os.O_ACCMODE != os.O_RDONLY
+        if writable and self.ctx.readonly:
+            raise FuseOSError(errno.EROFS)
+        trunc = writable and bool(flags & os.O_TRUNC)
+
+        def make() -> OpenFile:
+            if trunc:
+                return OpenFile(self.ctx, path, self.meta.get(path))
+            v = Version(self.client.open_read(path))
+            if v.status.is_dir:
+                raise errors.DfsIsADirectoryError(path=path)
+            self.meta.put(path, v.status)
+            return OpenFile(self.ctx, path, v.status, v)
+
+        h = self.files.open(path, make, writable=writable, append=bool(flags & os.O_APPEND))
+        try:
+            if trunc:
+                h.of.truncate(0)
+            fi.keep_cache = self._keep_cache(path, h.of)
+        except BaseException:
+            self.files.release(h.fh)
+            raise
+        fi.fh = h.fh
+        return 0
+
+    def _keep_cache(self, path: str, of: OpenFile) -> int:
+        """Keep the kernel's cached pages only when they are of the version it cached them from."""
+        with of.lock:
+            v = of.version
+            dirty = v is None or of.dirty or of.stream is not None
+        idents = self.ctx.kernel_idents
+        with self._idents_lock:
+            if dirty:
+                idents.pop(path, None)
+                return 0
+            keep = idents.get(path) == v.ident
+            idents[path] = v.ident
+            idents.move_to_end(path)
+            while len(idents) > KEEP_IDENTS:
+                idents.popitem(last=False)
+        return int(keep)
+
+    @_fuse_errors
+    def read(self, path, size, offset, fi):
+        h = self.files.handle(fi.fh)
+        return h.of.read(offset, size, h)
+
+    @_fuse_errors
+    def write(self, path, data, offset, fi):
+        h = self.files.handle(fi.fh)
+        if self.ctx.readonly:
+            raise FuseOSError(errno.EROFS)
+        if h.append:
+            with h.of.lock:  # O_APPEND: our size is the truth, whatever the kernel cached
+                return h.of.write(h.of.size, data)
+        return h.of.write(offset, data)
+
+    @_fuse_errors
+    def truncate(self, path, length, fh=None):
+        self._writable(path)
+        of = self.files.get(path)
+        if of is not None:
+            with of.lock:
+                of.truncate(length)
+                if of.writers == 0:   # open only for reading: no close will commit it
+                    of.commit()
+            return
+        st = self.meta.get(path)
+        if st.is_dir:
+            raise FuseOSError(errno.EISDIR)
+        if length == st.size:
+            return
+        of = OpenFile(self.ctx, path, st)
+        try:
+            of.truncate(length)
+            of.commit()
+        finally:
+            of.discard()
+
+    @_fuse_errors
+    def fallocate(self, path, mode, offset, length, fi):
+        if mode != 0:
+            raise FuseOSError(errno.EOPNOTSUPP)
+        of = self.files.handle(fi.fh).of
+        with of.lock:
+            if offset + length > of.size:
+                of.truncate(offset + length)
+
+    @_fuse_errors
+    def flush(self, path, fi):
+        h = self.files.handle(fi.fh)
+        if h.writable:
+            if self.committer is not None:
+                self.committer.submit(h.of)
+            else:
+                h.of.commit()
+
+    @_fuse_errors
+    def fsync(self, path, datasync, fi):
+        h = self.files.handle(fi.fh)
+        if h.writable:
+            h.of.commit()
+
+    @_fuse_errors
+    def release(self, path, fi):
+        fh = fi.fh
+        h = self.files.handle(fh)
+        try:
+            if h.writable and self.committer is not None:
+                self.committer.submit(h.of)
+            elif h.writable:
+                h.of.commit()
+        except Exception as e:  # noqa: BLE001 - nobody is left to tell; the data is dropped
+            log.error("%s: changes lost at close: %s", h.of.path, e)
+        finally:
+            self.files.release(fh)
+
+    # -- helpers --------------------------------------------------------
+    def _writable(self, path: str) -> None:
+        check_path(path)
+        if self.ctx.readonly:
+            raise FuseOSError(errno.EROFS)
+
+    def _own(self, path: str, st, parent):
+        """Give a new file or directory the caller's owner (and group, unless in a SGID dir)."""
+        uid, gid, _ = fuse_get_context()
+        owner = self.ids.user_name(uid)
+        owner = owner if owner != st.owner else ""
+        group = ""
+        if not parent.mode & _stat.S_ISGID and self.ids.gid_of(st.group) != gid:
+            group = self.ids.group_name(gid)
+        if not (owner or group):
+            return st
+        try:
+            return self.client.chown(path, owner, group)
+        except errors.DfsPermissionError:
+            log.warning(
+                "%s: cannot give it to %s:%s (the mount's user is not the namenode's superuser)",
+                path,
+                owner or st.owner,
+                group or st.group,
+            )
+            return st

@@ -1,0 +1,210 @@
+"""`dfs mount` / `dfs umount` as a user meets them: start-up, errors, signals, -o ro, outages."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from dfs.testing import Cluster
+
+pytestmark = pytest.mark.fuse
+
+
+def dfs(cluster: Cluster, *args: str, env: dict | None = None, timeout: float = 60):
+    return subprocess.run(
+        [sys.executable, "-m", "dfs", "--namenode", cluster.namenode_address, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**cluster.env, **(env or {})},
+    )
+
+
+def wait_for(pred, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_mount_and_umount(fuse_cluster, mount_root, fuse_mount):
+    unmount = fuse_mount.unmount
+    mnt = os.path.join(mount_root, "cycle")
+    os.makedirs(mnt)
+    r = dfs(fuse_cluster, "mount", mnt)
+    assert r.returncode == 0, r.stderr
+    try:
+        assert os.path.ismount(mnt)
+        assert os.path.isdir(mnt) and os.listdir(mnt) is not None  # answers at once
+        assert fuse_mount.daemons(mnt)
+        r = dfs(fuse_cluster, "mount", mnt)
+        assert r.returncode == 1 and "already a mount point" in r.stderr
+        r = dfs(fuse_cluster, "umount", mnt)
+        assert r.returncode == 0, r.stderr
+        assert not os.path.ismount(mnt)
+        wait_for(lambda: not fuse_mount.daemons(mnt))
+    finally:
+        unmount(mnt)
+
+
+def test_mount_errors(fuse_cluster, mount_root, tmp_path):
+    r = dfs(fuse_cluster, "mount", str(tmp_path / "missing"))
+    assert r.returncode == 1
+    assert r.stderr.strip().endswith("No such file or directory") and "Traceback" not in r.stderr
+    mnt = os.path.join(mount_root, "nowhere")
+    os.makedirs(mnt)
+    t = time.monotonic()
+    r = subprocess.run(
+        [sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:1", "mount", mnt],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "DFS_RETRY_SECONDS": "1"},
+    )
+    assert r.returncode == 1 and "cannot reach namenode" in r.stderr, r.stderr
+    assert time.monotonic() - t < 15
+    assert not os.path.ismount(mnt)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_foreground_signal_unmounts_cleanly(fuse_cluster, mount_root, fuse_mount, sig):
+    unmount = fuse_mount.unmount
+    mnt = os.path.join(mount_root, f"fg-{sig.name}")
+    os.makedirs(mnt)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dfs",
+            "--namenode",
+            fuse_cluster.namenode_address,
+            "mount",
+            "--foreground",
+            mnt,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=fuse_cluster.env,
+    )
+    try:
+        wait_for(lambda: os.path.ismount(mnt))
+        name = f"dirty-{sig.name}"
+        f = open(os.path.join(mnt, name), "wb")
+        f.write(b"written before the signal")
+        f.flush()  # in the mount, not yet closed
+        proc.send_signal(sig)
+        wait_for(lambda: not os.path.ismount(mnt))
+        # The dirty file was committed on the way out.
+        r = fuse_cluster.cli("cat", f"/{name}")
+        assert r.stdout == b"written before the signal", r.stderr
+        f.close()  # the lazily unmounted file system lets go now
+        assert proc.wait(timeout=20) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        unmount(mnt)
+
+
+def test_read_only_mount(fuse_cluster, mount_root, tmp_path, fuse_mount):
+    local = tmp_path / "ro"
+    local.write_bytes(b"readable")
+    assert fuse_cluster.cli("put", "-f", str(local), "/ro-file").returncode == 0
+    mnt = os.path.join(mount_root, "ro")
+    fuse_mount(fuse_cluster, mnt, "ro")
+    try:
+        with open(os.path.join(mnt, "ro-file"), "rb") as f:
+            assert f.read() == b"readable"
+        for fn in (
+            lambda: open(os.path.join(mnt, "new"), "wb"),
+            lambda: open(os.path.join(mnt, "ro-file"), "ab"),
+            lambda: os.mkdir(os.path.join(mnt, "d")),
+            lambda: os.unlink(os.path.join(mnt, "ro-file")),
+            lambda: os.chmod(os.path.join(mnt, "ro-file"), 0o600),
+        ):
+            with pytest.raises(OSError) as ei:
+                fn()
+            assert ei.value.errno == errno.EROFS
+    finally:
+        fuse_mount.unmount(mnt)
+
+
+def test_namenode_outage_returns_errors_not_hangs(tmp_path, mount_root, fuse_mount):
+    c = Cluster(str(tmp_path / "outage"), datanodes=1, heartbeat=1.0)
+    c.start()
+    mnt = os.path.join(mount_root, "outage")
+    try:
+        fuse_mount(c, mnt, env={"DFS_RETRY_SECONDS": "2"})
+        with open(os.path.join(mnt, "before"), "wb") as f:
+            f.write(b"x")
+        c.kill(c.namenode)
+        for op in (
+            lambda: os.stat(os.path.join(mnt, "never-seen")),
+            lambda: os.listdir(mnt),
+            lambda: open(os.path.join(mnt, "new-file"), "wb"),
+        ):
+            t = time.monotonic()
+            with pytest.raises(OSError) as ei:
+                op()
+            assert ei.value.errno in (errno.EIO, errno.ENOTCONN), ei.value
+            assert time.monotonic() - t < 10
+        c.restart(c.namenode)
+        c.wait_for_datanodes(1)
+        wait_for(lambda: _ok(lambda: os.listdir(mnt)), timeout=30)
+        with open(os.path.join(mnt, "before"), "rb") as f:
+            assert f.read() == b"x"
+    finally:
+        fuse_mount.unmount(mnt)
+        c.stop()
+
+
+def _ok(fn) -> bool:
+    try:
+        fn()
+        return True
+    except OSError:
+        return False
+
+
+def test_killed_mount_process_is_reported_and_cleaned_up(fuse_cluster, mount_root, fuse_mount):
+    mnt = os.path.join(mount_root, "killed")
+    fuse_mount(fuse_cluster, mnt)
+    try:
+        for pid in fuse_mount.daemons(mnt):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not fuse_mount.daemons(mnt))
+        with pytest.raises(OSError) as ei:
+            os.listdir(mnt)
+        assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+        r = dfs(fuse_cluster, "mount", mnt)
+        assert r.returncode == 1 and "stale mount" in r.stderr, r.stderr
+        assert dfs(fuse_cluster, "umount", mnt).returncode == 0
+        assert not os.path.ismount(mnt)
+        assert dfs(fuse_cluster, "mount", mnt).returncode == 0   # and it mounts again
+        assert os.path.ismount(mnt)
+    finally:
+        fuse_mount.unmount(mnt)
+
+
+def test_staging_spills_to_disk(fuse_cluster, mount_root, fuse_mount, tmp_path):
+    """With a 2 MiB memory budget and no streaming, a 12 MiB file is staged mostly on disk."""
+    mnt = os.path.join(mount_root, "spill")
+    cache = tmp_path / "cache"
+    fuse_mount(fuse_cluster, mnt, f"nostream,write_buffer=2M,cache_dir={cache}")
+    try:
+        data = bytearray(os.urandom(12 << 20))
+        with open(os.path.join(mnt, "spilled"), "wb") as f:
+            f.write(data)
+            for off in (3, 5 << 20, (12 << 20) - 7):
+                f.seek(off)
+                f.write(b"patch!!")
+                data[off:off + 7] = b"patch!!"
+            assert [p.name for p in cache.iterdir() if p.name.startswith("spill")] == []  # unlinked
+        assert fuse_cluster.client().read_bytes("/spilled") == bytes(data)
+    finally:
+        fuse_mount.unmount(mnt)

@@ -1,0 +1,521 @@
+"""POSIX conformance of the mount: the pjdfstest categories that matter, in Python.
+
+rename, link counts, unlink of an open file, truncate, chmod/chown/utimens
+(UTIME_NOW/UTIME_OMIT), sticky and SGID rules, SUID clearing, ENAMETOOLONG,
+the errno of each failure, open flags, random writes, mmap. Tests that need an
+unprivileged caller run small commands as nobody (the mount is made by root,
+so it has allow_other and default_permissions).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import mmap
+import os
+import pwd
+import stat
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.fuse
+
+NOBODY = pwd.getpwnam("nobody")
+libc = ctypes.CDLL(None, use_errno=True)
+AT_FDCWD = -100
+UTIME_NOW, UTIME_OMIT = (1 << 30) - 1, (1 << 30) - 2
+RENAME_NOREPLACE = 1
+
+
+class Timespec(ctypes.Structure):
+    _fields_ = [("tv_sec", ctypes.c_long), ("tv_nsec", ctypes.c_long)]
+
+
+def utimensat(path: str, atime: tuple[int, int], mtime: tuple[int, int]) -> None:
+    ts = (Timespec * 2)(Timespec(*atime), Timespec(*mtime))
+    if libc.utimensat(AT_FDCWD, path.encode(), ts, 0) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+
+
+def renameat2(src: str, dst: str, flags: int) -> None:
+    if libc.renameat2(AT_FDCWD, src.encode(), AT_FDCWD, dst.encode(), flags) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), dst)
+
+
+def as_nobody(*cmd: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        list(cmd),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd="/",
+        user=NOBODY.pw_uid,
+        group=NOBODY.pw_gid,
+        extra_groups=[],
+    )
+
+
+def write(path: str, data: bytes) -> None:
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def dfs_path(mnt: str, path: str) -> str:
+    return "/" + os.path.relpath(path, mnt)
+
+
+def cli_cat(cluster, mnt: str, path: str) -> bytes:
+    r = cluster.cli("cat", dfs_path(mnt, path))
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def expect(err: int, fn, *args, **kwargs):
+    with pytest.raises(OSError) as ei:
+        fn(*args, **kwargs)
+    assert ei.value.errno == err, (
+        f"{fn.__name__}{args}: {ei.value!r}, expected {errno.errorcode[err]}"
+    )
+
+
+# -- rename ------------------------------------------------------------------
+def test_rename_over_file_is_atomic_replace(work, fuse_cluster, mnt):
+    a, b = os.path.join(work, "a"), os.path.join(work, "b")
+    write(a, b"new")
+    write(b, b"old content")
+    os.rename(a, b)
+    assert not os.path.exists(a)
+    assert read(b) == b"new"
+    assert cli_cat(fuse_cluster, mnt, b) == b"new"
+    assert sorted(os.listdir(work)) == ["b"]
+
+
+def test_rename_directories(work):
+    src, empty, full, f = (os.path.join(work, n) for n in ("src", "empty", "full", "f"))
+    for d in (src, empty, full):
+        os.mkdir(d)
+    write(os.path.join(src, "x"), b"x")
+    write(os.path.join(full, "y"), b"y")
+    write(f, b"f")
+    expect(errno.ENOTEMPTY, os.rename, src, full)
+    expect(errno.ENOTDIR, os.rename, src, f)
+    expect(errno.EISDIR, os.rename, f, empty)
+    expect(errno.EINVAL, os.rename, src, os.path.join(src, "sub"))
+    os.rename(src, empty)  # over an empty directory
+    assert read(os.path.join(empty, "x")) == b"x"
+    assert not os.path.exists(src)
+    os.rename(empty, os.path.join(full, "moved"))
+    assert read(os.path.join(full, "moved", "x")) == b"x"
+
+
+def test_renameat2_noreplace(work):
+    a, b = os.path.join(work, "a"), os.path.join(work, "b")
+    write(a, b"a")
+    write(b, b"b")
+    expect(errno.EEXIST, renameat2, a, b, RENAME_NOREPLACE)
+    assert read(b) == b"b"
+    renameat2(a, os.path.join(work, "c"), RENAME_NOREPLACE)
+    assert read(os.path.join(work, "c")) == b"a"
+
+
+def test_rename_open_file_while_writing(work, fuse_cluster, mnt):
+    a, b = os.path.join(work, "a"), os.path.join(work, "b")
+    chunk = os.urandom(3 << 20)  # big enough to be streaming when renamed
+    with open(a, "wb") as f:
+        f.write(chunk)
+        os.rename(a, b)
+        f.write(b"tail")
+    assert not os.path.exists(a)
+    assert read(b) == chunk + b"tail"
+    assert cli_cat(fuse_cluster, mnt, b) == chunk + b"tail"
+
+
+# -- links -------------------------------------------------------------------
+def test_link_counts(work):
+    d = os.path.join(work, "d")
+    os.mkdir(d)
+    assert os.stat(d).st_nlink == 2
+    os.mkdir(os.path.join(d, "a"))
+    os.mkdir(os.path.join(d, "b"))
+    write(os.path.join(d, "f"), b"")
+    assert os.stat(d).st_nlink == 4
+    assert os.stat(os.path.join(d, "f")).st_nlink == 1
+    os.rmdir(os.path.join(d, "a"))
+    assert os.stat(d).st_nlink == 3
+
+
+def test_no_hard_or_symbolic_links(work):
+    f = os.path.join(work, "f")
+    write(f, b"x")
+    expect(errno.EPERM, os.link, f, os.path.join(work, "g"))
+    expect(errno.EPERM, os.symlink, f, os.path.join(work, "s"))
+    assert sorted(os.listdir(work)) == ["f"]
+
+
+def test_unlink_open_file_keeps_it_readable(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    data = os.urandom(5 << 20)
+    write(f, data)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        assert os.read(fd, 10) == data[:10]
+        os.unlink(f)
+        assert not os.path.exists(f)
+        assert "f" not in os.listdir(work)
+        assert fuse_cluster.cli("test", "-e", dfs_path(mnt, f)).returncode == 1
+        assert os.pread(fd, len(data), 0) == data
+        assert os.fstat(fd).st_size == len(data)
+    finally:
+        os.close(fd)
+
+
+def test_unlink_open_file_being_written(work):
+    f = os.path.join(work, "f")
+    big = os.urandom(5 << 20)
+    fd = os.open(f, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, b"hello")
+        os.unlink(f)            # a temporary file, as tempfile.TemporaryFile makes them
+        os.write(fd, b" world")
+        os.write(fd, big)
+        os.fsync(fd)
+        assert os.pread(fd, 11, 0) == b"hello world"
+        assert os.pread(fd, len(big), 11) == big
+        assert os.fstat(fd).st_size == 11 + len(big)
+    finally:
+        os.close(fd)
+    assert not os.path.exists(f)
+    assert os.listdir(work) == []
+
+
+# -- truncate ----------------------------------------------------------------
+def test_truncate_down_and_up(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    data = os.urandom((5 << 20) + 77)
+    write(f, data)
+    os.truncate(f, (3 << 20) + 123)
+    assert os.stat(f).st_size == (3 << 20) + 123
+    os.truncate(f, 6 << 20)
+    want = data[: (3 << 20) + 123] + bytes((6 << 20) - (3 << 20) - 123)
+    assert read(f) == want
+    assert cli_cat(fuse_cluster, mnt, f) == want
+    os.truncate(f, 0)
+    assert os.stat(f).st_size == 0 and read(f) == b""
+
+
+def test_truncate_while_open_for_reading(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    write(f, b"x" * 1000)
+    fd = os.open(f, os.O_RDONLY)
+    try:
+        os.truncate(f, 10)
+        assert cli_cat(fuse_cluster, mnt, f) == b"x" * 10
+        assert os.pread(fd, 100, 0) == b"x" * 10
+    finally:
+        os.close(fd)
+    assert cli_cat(fuse_cluster, mnt, f) == b"x" * 10
+
+
+def test_ftruncate_on_open_file(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    with open(f, "w+b") as fh:
+        fh.write(b"a" * 10000)
+        fh.flush()
+        os.ftruncate(fh.fileno(), 100)
+        assert os.fstat(fh.fileno()).st_size == 100
+        fh.seek(0, os.SEEK_END)
+        fh.write(b"b")
+        os.ftruncate(fh.fileno(), 200)
+    assert read(f) == b"a" * 100 + b"b" + bytes(99)
+    assert cli_cat(fuse_cluster, mnt, f) == b"a" * 100 + b"b" + bytes(99)
+
+
+# -- attributes --------------------------------------------------------------
+def test_chmod(work, fuse_cluster, mnt):
+    f, d = os.path.join(work, "f"), os.path.join(work, "d")
+    write(f, b"x")
+    os.mkdir(d)
+    for mode in (0o600, 0o4755, 0o2711, 0o1777, 0o000):
+        os.chmod(f, mode)
+        assert stat.S_IMODE(os.stat(f).st_mode) == mode
+        assert stat.S_ISREG(os.stat(f).st_mode)
+    os.chmod(d, 0o1777)
+    assert stat.S_IMODE(os.stat(d).st_mode) == 0o1777 and stat.S_ISDIR(os.stat(d).st_mode)
+    out = fuse_cluster.cli("stat", "--json", dfs_path(mnt, d)).stdout
+    assert b'"mode": "1777"' in out
+
+
+def test_chown(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    write(f, b"x")
+    os.chown(f, NOBODY.pw_uid, NOBODY.pw_gid)
+    st = os.stat(f)
+    assert (st.st_uid, st.st_gid) == (NOBODY.pw_uid, NOBODY.pw_gid)
+    os.chown(f, -1, 0)  # -1 leaves the owner alone
+    st = os.stat(f)
+    assert (st.st_uid, st.st_gid) == (NOBODY.pw_uid, 0)
+    out = fuse_cluster.cli("stat", "--json", dfs_path(mnt, f)).stdout
+    assert b'"owner": "nobody"' in out
+    # A new version (rewrite through the mount) keeps the owner.
+    write(f, b"rewritten")
+    assert os.stat(f).st_uid == NOBODY.pw_uid
+    assert b'"owner": "nobody"' in fuse_cluster.cli("stat", "--json", dfs_path(mnt, f)).stdout
+
+
+def test_utimens_ns_now_omit(work):
+    f = os.path.join(work, "f")
+    write(f, b"x")
+    os.utime(f, ns=(1_000_000_000_000_000_000, 1_234_567_890_123_456_000))
+    assert os.stat(f).st_mtime_ns == 1_234_567_890_123_456_000
+    utimensat(f, (0, UTIME_NOW), (0, UTIME_OMIT))  # atime only: mtime stays
+    assert os.stat(f).st_mtime_ns == 1_234_567_890_123_456_000
+    before = time.time()
+    utimensat(f, (0, UTIME_OMIT), (0, UTIME_NOW))
+    assert abs(os.stat(f).st_mtime - before) < 5
+    os.utime(f, (1000.5, 2000.25))
+    assert os.stat(f).st_mtime == 2000.25
+
+
+def test_mtime_set_while_writing_survives_close(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    with open(f, "wb") as fh:
+        fh.write(b"data")
+        fh.flush()
+        os.utime(fh.fileno(), ns=(0, 1_500_000_000_000_000_000))
+    assert os.stat(f).st_mtime_ns == 1_500_000_000_000_000_000
+    assert read(f) == b"data"
+
+
+def test_utime_permissions(work):
+    f = os.path.join(work, "f")
+    write(f, b"x")
+    os.chmod(work, 0o777)
+    os.chmod(f, 0o666)
+    # Anyone who may write may set the times to now; only the owner may set other times.
+    assert as_nobody("touch", f).returncode == 0
+    r = as_nobody("touch", "-d", "2001-01-01", f)
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr
+
+
+def test_sticky_directory(work):
+    d = os.path.join(work, "tmp")
+    os.mkdir(d)
+    os.chmod(d, 0o1777)
+    root_file = os.path.join(d, "root-file")
+    write(root_file, b"x")
+    r = as_nobody("rm", "-f", root_file)
+    assert r.returncode != 0 and "Operation not permitted" in r.stderr
+    r = as_nobody("mv", root_file, os.path.join(d, "stolen"))
+    assert r.returncode != 0
+    assert os.path.exists(root_file)
+    mine = os.path.join(d, "nobody-file")
+    assert as_nobody("sh", "-c", f"echo hi > {mine}").returncode == 0
+    st = os.stat(mine)
+    assert (st.st_uid, st.st_gid) == (NOBODY.pw_uid, NOBODY.pw_gid)
+    assert as_nobody("rm", mine).returncode == 0
+    assert not os.path.exists(mine)
+
+
+def test_sgid_directory_inheritance(work):
+    d = os.path.join(work, "shared")
+    os.mkdir(d)
+    os.chown(d, 0, NOBODY.pw_gid)
+    os.chmod(d, 0o2777)
+    f = os.path.join(d, "f")
+    write(f, b"x")
+    assert os.stat(f).st_gid == NOBODY.pw_gid  # group of the directory, not the creator's
+    sub = os.path.join(d, "sub")
+    os.mkdir(sub, 0o755)
+    st = os.stat(sub)
+    assert st.st_gid == NOBODY.pw_gid and st.st_mode & stat.S_ISGID
+    plain = os.path.join(work, "plain")
+    os.mkdir(plain)
+    os.chown(plain, 0, NOBODY.pw_gid)
+    write(os.path.join(plain, "g"), b"x")
+    assert os.stat(os.path.join(plain, "g")).st_gid == 0  # without SGID: the creator's group
+
+
+def test_write_by_other_user_clears_suid(work):
+    f = os.path.join(work, "prog")
+    write(f, b"#!/bin/sh\n")
+    os.chmod(work, 0o777)
+    os.chmod(f, 0o6777)
+    assert as_nobody("sh", "-c", f"echo more >> {f}").returncode == 0
+    mode = stat.S_IMODE(os.stat(f).st_mode)
+    assert not mode & stat.S_ISUID and not mode & stat.S_ISGID, oct(mode)
+    assert read(f) == b"#!/bin/sh\nmore\n"
+
+
+def test_permissions_enforced(work):
+    f = os.path.join(work, "secret")
+    write(f, b"x")
+    os.chmod(f, 0o600)
+    r = as_nobody("cat", f)
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    r = as_nobody("touch", os.path.join(work, "new"))
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+
+
+# -- names and errors --------------------------------------------------------
+def test_enametoolong(work):
+    ok = os.path.join(work, "n" * 255)
+    write(ok, b"x")
+    assert os.path.exists(ok)
+    too_long = os.path.join(work, "n" * 256)
+    expect(errno.ENAMETOOLONG, os.open, too_long, os.O_CREAT | os.O_WRONLY)
+    expect(errno.ENAMETOOLONG, os.mkdir, too_long)
+    expect(errno.ENAMETOOLONG, os.stat, too_long)
+    # A path longer than PATH_MAX, reached one directory at a time.
+    fd = os.open(work, os.O_RDONLY | os.O_DIRECTORY)
+    name = "d" * 200
+    try:
+        with pytest.raises(OSError) as ei:
+            for _ in range(25):
+                os.mkdir(name, dir_fd=fd)
+                nxt = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        assert ei.value.errno == errno.ENAMETOOLONG
+    finally:
+        os.close(fd)
+
+
+def test_errnos(work):
+    f, d = os.path.join(work, "f"), os.path.join(work, "d")
+    write(f, b"x")
+    os.mkdir(d)
+    write(os.path.join(d, "inner"), b"y")
+    expect(errno.EEXIST, os.mkdir, d)
+    expect(errno.EEXIST, os.mkdir, f)
+    expect(errno.ENOENT, os.stat, os.path.join(work, "missing"))
+    expect(errno.ENOENT, os.open, os.path.join(work, "missing"), os.O_RDONLY)
+    expect(errno.ENOENT, os.mkdir, os.path.join(work, "missing", "x"))
+    expect(errno.ENOENT, os.unlink, os.path.join(work, "missing"))
+    expect(errno.ENOTDIR, os.stat, os.path.join(f, "x"))
+    expect(errno.ENOTDIR, os.mkdir, os.path.join(f, "x"))
+    expect(errno.ENOTDIR, os.rmdir, f)
+    expect(errno.ENOTDIR, os.listdir, f)
+    expect(errno.EISDIR, os.open, d, os.O_WRONLY)
+    expect(errno.EISDIR, os.unlink, d)
+    expect(errno.ENOTEMPTY, os.rmdir, d)
+    expect(errno.EPERM, os.mknod, os.path.join(work, "fifo"), stat.S_IFIFO | 0o644)
+
+
+# -- open flags --------------------------------------------------------------
+def test_o_excl(work):
+    f = os.path.join(work, "lock")
+    fd = os.open(f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    os.close(fd)
+    expect(errno.EEXIST, os.open, f, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+
+
+def test_o_trunc(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    write(f, b"old old old")
+    fd = os.open(f, os.O_WRONLY | os.O_TRUNC)
+    try:
+        assert os.fstat(fd).st_size == 0
+        assert os.stat(f).st_size == 0
+        os.write(fd, b"new")
+    finally:
+        os.close(fd)
+    assert read(f) == b"new"
+    assert cli_cat(fuse_cluster, mnt, f) == b"new"
+    os.close(os.open(f, os.O_WRONLY | os.O_TRUNC))
+    assert read(f) == b"" and cli_cat(fuse_cluster, mnt, f) == b""
+
+
+def test_o_append(work, fuse_cluster, mnt):
+    f = os.path.join(work, "log")
+    write(f, b"one\n")
+    for line in (b"two\n", b"three\n"):
+        fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.lseek(fd, 0, os.SEEK_SET)  # ignored for O_APPEND
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+    assert read(f) == b"one\ntwo\nthree\n"
+    assert cli_cat(fuse_cluster, mnt, f) == b"one\ntwo\nthree\n"
+
+
+# -- content -----------------------------------------------------------------
+def test_random_writes_and_holes(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    base = bytearray(os.urandom(9 << 20))  # more than two 4 MiB blocks
+    write(f, bytes(base))
+    fd = os.open(f, os.O_RDWR)
+    try:
+        for off, n in ((5, 100), ((1 << 20) - 3, 10), ((4 << 20) + 17, 70000), ((9 << 20) - 1, 1)):
+            piece = os.urandom(n)
+            os.pwrite(fd, piece, off)
+            base[off : off + n] = piece
+        os.pwrite(fd, b"end", (12 << 20))  # past the end: a hole of zeros
+        base += bytes((12 << 20) - len(base)) + b"end"
+        assert os.pread(fd, 64, (1 << 20) - 10) == bytes(base[(1 << 20) - 10 : (1 << 20) + 54])
+    finally:
+        os.close(fd)
+    assert read(f) == bytes(base)
+    assert cli_cat(fuse_cluster, mnt, f) == bytes(base)
+
+
+def test_fsync_publishes_before_close(work, fuse_cluster, mnt):
+    f = os.path.join(work, "f")
+    with open(f, "wb") as fh:
+        fh.write(b"durable")
+        fh.flush()
+        os.fsync(fh.fileno())
+        assert cli_cat(fuse_cluster, mnt, f) == b"durable"
+        fh.write(b" and more")
+    assert cli_cat(fuse_cluster, mnt, f) == b"durable and more"
+
+
+def test_two_handles_see_each_other(work):
+    f = os.path.join(work, "f")
+    write(f, b"0123456789")
+    a = os.open(f, os.O_RDWR)
+    b = os.open(f, os.O_RDONLY)
+    try:
+        os.pwrite(a, b"AB", 3)
+        assert os.pread(b, 10, 0) == b"012AB56789"
+        assert os.fstat(b).st_size == 10
+    finally:
+        os.close(a)
+        os.close(b)
+
+
+def test_shared_mmap_write(work, fuse_cluster, mnt):
+    f = os.path.join(work, "m")
+    write(f, bytes(8192))
+    with open(f, "r+b") as fh:
+        m = mmap.mmap(fh.fileno(), 8192)
+        m[100:105] = b"hello"
+        m[5000:5003] = b"abc"
+        m.flush()
+        m.close()
+    data = read(f)
+    assert data[100:105] == b"hello" and data[5000:5003] == b"abc" and len(data) == 8192
+    assert cli_cat(fuse_cluster, mnt, f) == data
+
+
+def test_statfs(mnt):
+    s = os.statvfs(mnt)
+    assert s.f_blocks > 0 and s.f_bavail > 0 and s.f_namemax == 255
+
+
+def test_strict_mount_sees_other_clients_at_once(fuse_cluster, strict_mnt, tmp_path):
+    local = tmp_path / "x"
+    local.write_bytes(b"from the cli")
+    assert fuse_cluster.cli("put", str(local), "/strict-x").returncode == 0
+    assert read(os.path.join(strict_mnt, "strict-x")) == b"from the cli"
+    assert fuse_cluster.cli("rm", "/strict-x").returncode == 0
+    assert not os.path.exists(os.path.join(strict_mnt, "strict-x"))
