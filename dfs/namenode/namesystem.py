@@ -258,8 +258,12 @@ class NameSystem:
         return self._mutate(op)
 
     def _writable(self, now: float) -> list[DatanodeDescriptor]:
-        return [n for n in self.members.live(now, include_stale=False)
-                if n.admin_state == "normal" and n.remaining > 0]
+        """Nodes that may take new replicas: fresh ones; stale ones only when no
+        fresh node is left (a busy cluster whose heartbeats lag must still take
+        writes; a truly dead node is dropped after the dead-node timeout)."""
+        usable = [n for n in self.members.live(now) if n.admin_state == "normal" and n.remaining > 0]
+        fresh = [n for n in usable if self.members.state(n, now) == LIVE]
+        return fresh or usable
 
     def abandon_block(self, caller: Caller, file_id: int, block_id: int) -> None:
         def op():

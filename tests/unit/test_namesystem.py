@@ -675,3 +675,31 @@ def test_restarted_datanode_drops_its_copies_in_flight():
     assert ns.in_flight.pending(bid) == 0
     ns.tick()
     assert [t[0] for c in beat(ns, others).values() for t in c.transfers] == [bid]
+
+
+def test_stale_nodes_take_writes_only_when_no_fresh_node_is_left(tmp_path):
+    import os as _os
+    import random as _random
+
+    from dfs.model import DatanodeDescriptor
+    from dfs.namenode.namespace import Caller
+    from dfs.namenode.namesystem import NameSystem
+    from dfs.namenode.store import SqliteStore
+
+    now = [1000.0]
+    ns = NameSystem(SqliteStore(":memory:"), _os.urandom(32), superuser="root", replication=1,
+                    heartbeat_interval=1.0, dead_timeout=30.0, clock=lambda: now[0], rng=_random.Random(0))
+    for i in range(2):
+        ns.register(DatanodeDescriptor(uuid=f"u{i}", address=f"10.0.0.{i}:1", remaining=1 << 40))
+    ns.safemode("leave")
+    caller = Caller("root", (), "c1")
+    now[0] += 5.0                                    # both stale (> 2 intervals), not dead
+    ns.heartbeat("u1", {"remaining": 1 << 40}, [], [], [])   # u1 fresh again
+    row, _, _ = ns.create(caller, "/f", overwrite=False, replication=1, block_size=0, mode=0o644,
+                          create_parent=True, complete=False)
+    lb = ns.add_block(caller, row["id"], None, [], [])
+    assert [d.uuid for d in lb.locations] == ["u1"]
+    now[0] += 5.0                                    # every node stale: still writable
+    row2, _, _ = ns.create(caller, "/g", overwrite=False, replication=1, block_size=0, mode=0o644,
+                           create_parent=True, complete=False)
+    assert ns.add_block(caller, row2["id"], None, [], []).locations
