@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dfs.testing import Cluster
+from dfs.testing.faults import FAST
 
 
 @pytest.hookimpl(tryfirst=True, hookwrapper=True)
@@ -37,3 +38,23 @@ def shared_cluster(tmp_path_factory):
     c.start()
     yield c
     c.stop()
+
+
+@pytest.fixture
+def make_cluster(tmp_path, request):
+    """A factory of fast-failing clusters (short heartbeats and dead timeout);
+    make_cluster(datanodes=4, start=False, env={...}). All stopped at teardown."""
+    made: list[Cluster] = []
+
+    def make(start: bool = True, **kw) -> Cluster:
+        opts = {**FAST, "datanodes": 3, **kw}
+        c = Cluster(str(tmp_path / f"cluster{len(made)}"), **opts)
+        made.append(c)
+        if start:
+            c.start()
+        return c
+
+    yield make
+    for c in made:
+        _dump_on_failure(request, c)
+        c.stop()

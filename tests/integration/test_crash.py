@@ -10,12 +10,10 @@ import signal
 import threading
 import time
 
-import pytest
 
 from dfs import errors
 from dfs.testing import Cluster
 from dfs.testing.faults import (
-    FAST,
     MiB,
     check_all,
     locations,
@@ -26,25 +24,6 @@ from dfs.testing.faults import (
     wait_for_tmp,
     wait_state,
 )
-
-
-@pytest.fixture
-def make_cluster(tmp_path, request):
-    made: list[Cluster] = []
-
-    def make(**kw) -> Cluster:
-        opts = {**FAST, "datanodes": 3, **kw}
-        c = Cluster(str(tmp_path / f"cluster{len(made)}"), **opts)
-        made.append(c)
-        c.start()
-        return c
-
-    yield make
-    rep = getattr(request.node, "rep_call", None)
-    for c in made:
-        if rep is not None and rep.failed:
-            print(c.dump_logs(60))
-        c.stop()
 
 
 def test_namenode_sigkill_during_writes(make_cluster):

@@ -12,9 +12,7 @@ import time
 
 import pytest
 
-from dfs.testing import Cluster
 from dfs.testing.faults import (
-    FAST,
     MiB,
     all_blocks,
     block_ids_on,
@@ -31,26 +29,6 @@ from dfs.testing.faults import (
     wait_for_tmp,
     wait_state,
 )
-
-
-@pytest.fixture
-def make_cluster(tmp_path, request):
-    made: list[Cluster] = []
-
-    def make(start: bool = True, **kw) -> Cluster:
-        opts = {**FAST, "datanodes": 3, **kw}
-        c = Cluster(str(tmp_path / f"cluster{len(made)}"), **opts)
-        made.append(c)
-        if start:
-            c.start()
-        return c
-
-    yield make
-    rep = getattr(request.node, "rep_call", None)
-    for c in made:
-        if rep is not None and rep.failed:
-            print(c.dump_logs(60))
-        c.stop()
 
 
 # -- liveness: dead, back, stale ----------------------------------------------------------
