@@ -11,6 +11,10 @@ import time
 from dfs import errors
 from dfs.cli.common import Progress, basename, human, join, mode_string, resolve
 from dfs.config import parse_size
+from dfs.directio import DirectFile
+
+# Large downloads bypass the page cache: see dfs/directio.py.
+DIRECT_IO_MIN = 64 << 20
 
 
 def add_parsers(sub) -> None:
@@ -214,8 +218,16 @@ def _get_file(client, path: str, target: str, size: int, force: bool) -> None:
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part", dir=parent)
     progress = Progress(basename(path), size)
     try:
-        with os.fdopen(fd, "wb") as f:
-            client.download(path, f, progress=progress)
+        if size >= DIRECT_IO_MIN:
+            os.close(fd)
+            with DirectFile(tmp) as f:
+                client.download(path, f, progress=progress)
+        else:
+            with os.fdopen(fd, "wb") as f:
+                client.download(path, f, progress=progress)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, target)
     except BaseException:
         os.unlink(tmp)
