@@ -40,6 +40,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from dfs.testing import Cluster  # noqa: E402
+from dfs.testing.faults import until as wait  # noqa: E402
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -56,19 +57,23 @@ def evict(path: str) -> None:
         os.close(fd)
 
 
+def _random_file(path: str, size: int) -> str:
+    block = os.urandom(8 * MiB)
+    with open(path, "wb") as f:
+        for _ in range(size // len(block)):
+            f.write(block)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
 def disk_copy_ceiling(base: str, size: int = 256 * MiB, runs: int = 3) -> float:
     """Best bytes/s of copying a file (not in the page cache) between two directories,
     fsync included."""
     a, b = os.path.join(base, "ceiling-a"), os.path.join(base, "ceiling-b")
     os.makedirs(a, exist_ok=True)
     os.makedirs(b, exist_ok=True)
-    src = os.path.join(a, "f")
-    block = os.urandom(8 * MiB)
-    with open(src, "wb") as f:
-        for _ in range(size // len(block)):
-            f.write(block)
-        f.flush()
-        os.fsync(f.fileno())
+    src = _random_file(os.path.join(a, "f"), size)
     best = 0.0
     try:
         for i in range(runs):
@@ -95,13 +100,7 @@ def socket_copy_ceiling(base: str, size: int = 256 * MiB, runs: int = 3) -> floa
     one datanode-to-datanode copy with nothing else in the way."""
     d = os.path.join(base, "ceiling-s")
     os.makedirs(d, exist_ok=True)
-    src = os.path.join(d, "src")
-    block = os.urandom(8 * MiB)
-    with open(src, "wb") as f:
-        for _ in range(size // len(block)):
-            f.write(block)
-        f.flush()
-        os.fsync(f.fileno())
+    src = _random_file(os.path.join(d, "src"), size)
     best = 0.0
     try:
         for i in range(runs):
@@ -174,16 +173,6 @@ def replicas_per_node(client, paths) -> dict[str, int]:
 def node_states(client) -> dict[str, dict]:
     r = client.report()
     return {d.address: {"state": d.state, "used": d.used, "blocks": d.blocks} for d in r.datanodes}
-
-
-def wait(pred, timeout: float, what: str, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def exactly(client, paths, n: int) -> bool:
