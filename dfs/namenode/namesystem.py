@@ -22,7 +22,7 @@ from typing import Callable
 from dfs import errors
 from dfs.codec import keys
 from dfs.model import DatanodeDescriptor, FileStatus
-from dfs.namenode import placement
+from dfs.namenode import health, placement
 from dfs.namenode import replication as planner
 from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
@@ -590,47 +590,9 @@ class NameSystem:
     def fsck(self, caller: Caller, path: str) -> dict:
         with self.lock:
             row = self.ns.resolve(path, caller)
-            now = self.clock()
-            live = self.members.live_ids(now)
-            files = dirs = nblocks = under = missing = corrupt = total = 0
-            details = []
-            base = normalize(path).rstrip("/")
-            paths = {row["id"]: base or "/"}
-            for r in self.store.subtree(row["id"]):  # type: ignore[attr-defined]
-                if r["id"] != row["id"]:
-                    parent_path = paths.get(r["parent"], "")
-                    name = r["name"] if r["name"] is not None else r["pending_name"] + " (being written)"
-                    paths[r["id"]] = parent_path.rstrip("/") + "/" + name
-                if r["is_dir"]:
-                    dirs += 1
-                    continue
-                if r["state"] != "C":
-                    continue
-                files += 1
-                total += r["length"]
-                fstatus = "HEALTHY"
-                blocks = []
-                for b in self.store.blocks(r["id"]):
-                    nblocks += 1
-                    good = self.bmap.replicas.get(b["id"], set()) & live
-                    bad = bool(self.bmap.corrupt.get(b["id"]))
-                    if not good:
-                        if bad:
-                            corrupt += 1
-                        else:
-                            missing += 1
-                        fstatus = "CORRUPT"
-                    elif len(good) < r["replication"]:
-                        under += 1
-                        if fstatus == "HEALTHY":
-                            fstatus = "DEGRADED"
-                    blocks.append((b, [self.members.nodes[u] for u in good if u in self.members.nodes]))
-                details.append({"path": paths[r["id"]], "length": r["length"], "replication": r["replication"],
-                                "status": fstatus, "blocks": blocks})
-            status = "CORRUPT" if (missing or corrupt) else "DEGRADED" if under else "HEALTHY"
-            return {"status": status, "files": files, "directories": dirs, "blocks": nblocks,
-                    "under_replicated": under, "missing": missing, "corrupt": corrupt,
-                    "total_size": total, "details": details}
+            return health.check_tree(self.store.subtree(row["id"]), row["id"],  # type: ignore[attr-defined]
+                                     normalize(path), self.store.blocks, self.bmap,
+                                     self.members.live_ids(self.clock()), self.members.nodes)
 
     def safemode(self, action: str) -> tuple[bool, str]:
         with self.lock:

@@ -703,3 +703,21 @@ def test_stale_nodes_take_writes_only_when_no_fresh_node_is_left(tmp_path):
     row2, _, _ = ns.create(caller, "/g", overwrite=False, replication=1, block_size=0, mode=0o644,
                            create_parent=True, complete=False)
     assert ns.add_block(caller, row2["id"], None, [], []).locations
+
+
+def test_fsck_tree_names_nested_files_whatever_the_row_order():
+    from dfs.namenode.blockmap import BlockInfo, BlockMap
+    from dfs.namenode.health import check_tree
+
+    rows = [
+        {"id": 3, "parent": 2, "name": "f", "pending_name": None, "is_dir": 0, "state": "C", "length": 10, "replication": 2},
+        {"id": 2, "parent": 1, "name": "d", "pending_name": None, "is_dir": 1, "state": "C", "length": 0, "replication": 0},
+        {"id": 1, "parent": None, "name": "", "pending_name": None, "is_dir": 1, "state": "C", "length": 0, "replication": 0},
+        {"id": 4, "parent": 2, "name": None, "pending_name": "w", "is_dir": 0, "state": "U", "length": 0, "replication": 2},
+    ]
+    bmap = BlockMap()
+    bmap.add_block(BlockInfo(7, 3, 1, 10, 2))
+    bmap.add_replica(7, "a", 1, 10)
+    out = check_tree(rows, 1, "/", lambda i: [{"id": 7, "length": 10}] if i == 3 else [], bmap, {"a"}, {})
+    assert [d["path"] for d in out["details"]] == ["/d/f"]
+    assert (out["status"], out["files"], out["directories"], out["under_replicated"]) == ("DEGRADED", 1, 2, 1)
