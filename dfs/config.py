@@ -10,7 +10,6 @@ DEFAULT_NAMENODE = "127.0.0.1:8020"
 DEFAULT_DATANODE = "127.0.0.1:9866"
 DEFAULT_REPLICATION = 3
 DEFAULT_BLOCK_SIZE = 64 * 1024 * 1024
-DEFAULT_CHUNK_SIZE = 1024 * 1024
 MIN_BLOCK_SIZE = 64 * 1024
 DEFAULT_HEARTBEAT = 3.0
 DEFAULT_DEAD_TIMEOUT = 30.0
@@ -37,14 +36,6 @@ def parse_address(text: str, default_port: int = 0) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"invalid address: {text!r} (expected HOST:PORT)")
     return host.strip("[]"), int(port)
-
-
-def format_size(n: float) -> str:
-    for unit in ("", "K", "M", "G", "T"):
-        if abs(n) < 1024 or unit == "T":
-            return f"{n:.0f}" if unit == "" else f"{n:.1f}{unit}"
-        n /= 1024
-    return str(n)
 
 
 def split_url(arg: str) -> tuple[str | None, str]:

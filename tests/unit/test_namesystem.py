@@ -73,6 +73,13 @@ def beat(ns: NameSystem, nodes, **kw) -> dict[str, NodeCommands]:
     return out
 
 
+def start(ns: NameSystem, path: str, caller: Caller = ROOT) -> dict:
+    """Open ``path`` for writing (under construction, default replication)."""
+    row, _, _ = ns.create(caller, path, overwrite=False, replication=0, block_size=0, mode=0o644,
+                          create_parent=False, complete=False)
+    return row
+
+
 def write(
     ns: NameSystem,
     path: str,
@@ -190,16 +197,7 @@ def test_first_replica_on_writer_host():
 
 def test_no_datanodes():
     ns = make()
-    row, _, _ = ns.create(
-        ROOT,
-        "/f",
-        overwrite=False,
-        replication=0,
-        block_size=0,
-        mode=0o644,
-        create_parent=False,
-        complete=False,
-    )
+    row = start(ns, "/f")
     with pytest.raises(errors.NoDatanodesError):
         ns.add_block(ROOT, row["id"], None, [], [])
     # all datanodes gone silent: same thing
@@ -220,16 +218,7 @@ def test_fewer_datanodes_than_replication_still_writes():
 def test_excluded_nodes_are_avoided():
     ns = make()
     nodes = register(ns, 4)
-    row, _, _ = ns.create(
-        ROOT,
-        "/f",
-        overwrite=False,
-        replication=0,
-        block_size=0,
-        mode=0o644,
-        create_parent=False,
-        complete=False,
-    )
+    row = start(ns, "/f")
     lb = ns.add_block(ROOT, row["id"], None, [], [nodes[0].address])
     assert nodes[0].address not in [d.address for d in lb.locations]
 
@@ -544,16 +533,7 @@ def test_expired_lease_removes_unfinished_file():
     clock = Clock()
     ns = make(clock=clock)
     nodes = register(ns, 3)
-    row, _, _ = ns.create(
-        ROOT,
-        "/f",
-        overwrite=False,
-        replication=0,
-        block_size=0,
-        mode=0o644,
-        create_parent=False,
-        complete=False,
-    )
+    row = start(ns, "/f")
     lb = ns.add_block(ROOT, row["id"], None, [], [])
     received = {d.uuid: [(lb.block_id, lb.genstamp, 5)] for d in lb.locations}
     beat(ns, nodes, received=received)
@@ -588,16 +568,7 @@ def test_heartbeat_from_unknown_or_dead_node_asks_reregistration():
 def test_abandon_block_and_file():
     ns = make()
     nodes = register(ns, 3)
-    row, _, _ = ns.create(
-        ROOT,
-        "/f",
-        overwrite=False,
-        replication=0,
-        block_size=0,
-        mode=0o644,
-        create_parent=False,
-        complete=False,
-    )
+    row = start(ns, "/f")
     lb = ns.add_block(ROOT, row["id"], None, [], [])
     beat(ns, nodes, received={d.uuid: [(lb.block_id, lb.genstamp, 3)] for d in lb.locations})
     ns.abandon_block(ROOT, row["id"], lb.block_id)
