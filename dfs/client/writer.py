@@ -1,8 +1,10 @@
 """Writing a file: chunks are encoded on a thread pool and streamed through
 the datanode pipeline by a sender thread, so encoding overlaps sending.
 
-The file is created on the namenode lazily (at the first block or at
-close), so an empty file costs one RPC. A block's plaintext chunks are kept
+The file is created on the namenode lazily: once ``SMALL_FILE`` bytes are
+buffered, or at close. An empty file costs one RPC; a small one costs Create
+(which also allocates the first block) and Complete around one pipeline,
+sent from the closing thread without starting a sender thread. A block's plaintext chunks are kept
 until its pipeline acknowledges it: if the first datanode fails, or every
 node does, the block is abandoned and written again (re-encoded: the AAD
 binds the block id) to a fresh pipeline without the failed nodes. A
@@ -27,6 +29,8 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 
 log = logging.getLogger(__name__)
 MAX_PIPELINE_ATTEMPTS = 5
+SMALL_FILE = 1 << 20        # bytes buffered before the file is created on the namenode
+_INLINE_CHUNKS = 7          # a file of at most this many chunks is sent by close() itself
 _END = object()
 
 
@@ -59,22 +63,40 @@ class FileWriter:
         self._error: BaseException | None = None
         self._excluded: list[str] = []
         self._committed: tuple[int, int, list[str]] | None = None   # last acked block (id, len, nodes)
+        self._first: _Block | None = None     # allocated by Create, not yet used
         self.closed = False
         self.bytes_written = 0
         self.status = None
 
     # -- namenode -------------------------------------------------------
     def _create(self, complete: bool = False):
-        r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete, **self._opts))
+        r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete,
+                                                           add_block=not complete, **self._opts))
         self.file_id = r.file_id
         if not complete:
             self.codec = ChunkCodec(r.key.key)
             self.chunk_size = r.key.chunk_size
             self.block_size = r.status.block_size
+            if r.HasField("block"):
+                self._first = _Block(r.block)
             self.client._lease_acquired(self)
         return r
 
+    def _start(self, closing: bool = False) -> None:
+        """Create the file and chunk what was buffered before its chunk size was known."""
+        self._create()
+        buffered, self._pending = self._pending, bytearray()
+        if not closing or len(buffered) > _INLINE_CHUNKS * self.chunk_size:
+            self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
+            self._sender.start()
+        else:
+            self._queue = queue.Queue()   # unbounded: close() fills it before sending
+        self._feed(memoryview(buffered))
+
     def _add_block(self) -> _Block:
+        if self._first is not None:
+            block, self._first = self._first, None
+            return block
         req = pb.AddBlockRequest(file_id=self.file_id, excluded=self._excluded)
         if self._committed is not None:
             bid, length, nodes = self._committed
@@ -90,12 +112,19 @@ class FileWriter:
         if self.closed:
             raise ValueError("write to closed file")
         self._raise_sender_error()
-        if self.codec is None:
-            self._create()
-            self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
-            self._sender.start()
-        n = len(data)
         view = memoryview(data).cast("B")
+        n = len(view)
+        self.bytes_written += n
+        if self.codec is None:
+            if len(self._pending) + n < SMALL_FILE:
+                self._pending += view
+                return n
+            self._start()
+        self._feed(view)
+        return n
+
+    def _feed(self, view: memoryview) -> None:
+        """Queue whole chunks of ``view``; keep the tail in ``_pending``."""
         if self._pending:
             take = min(len(view), self.chunk_size - len(self._pending))
             self._pending += view[:take]
@@ -105,12 +134,10 @@ class FileWriter:
                 self._pending = bytearray()
         while len(view) >= self.chunk_size:
             piece = view[:self.chunk_size]
-            self._submit(bytes(piece) if not isinstance(data, bytes) else piece)
+            self._submit(piece if isinstance(view.obj, bytes) else bytes(piece))
             view = view[self.chunk_size:]
         if len(view):
             self._pending += view
-        self.bytes_written += n
-        return n
 
     def _submit(self, plain) -> None:
         self._raise_sender_error()
@@ -251,15 +278,20 @@ class FileWriter:
             return self.status
         self.closed = True
         try:
-            if self.codec is None:
+            if self.codec is None and not self._pending:
                 r = self._create(complete=True)
                 self.status = r.status
                 return self.status
+            if self.codec is None:
+                self._start(closing=True)
             if self._pending:
                 self._submit(bytes(self._pending))
                 self._pending = bytearray()
             self._queue.put(_END)
-            self._sender.join()
+            if self._sender is None:
+                self._send_loop()          # a small file: no thread to start and hand over to
+            else:
+                self._sender.join()
             self._raise_sender_error()
             req = pb.CompleteRequest(file_id=self.file_id)
             if self._committed is not None:

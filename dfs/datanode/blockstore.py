@@ -13,15 +13,22 @@ Meta file (all integers big-endian):
     chunks x (stored_length u32 | plain_length u32 | xxh3_64 u64)
     xxh3_64 of everything above (u64)
 
-Writing a replica: records go to tmp/, then data and meta are fsynced, the
-data file is renamed into current/, then the meta file (the commit point),
-then the directory is fsynced. After a crash, a data file without its meta
-is an unfinished write and is deleted; a meta whose checksum fails or whose
-data file is shorter than the index says is a corrupt replica, never served.
+Writing a replica: records go to tmp/ and the meta file is written beside
+them; the data file is renamed into current/, then the meta file (the commit
+point); then meta, data and directory are fsynced, and only then is the
+replica acknowledged. Renaming before the fsyncs lets one journal commit
+carry all of it (three fsyncs cost ~0.6 ms here instead of ~0.9 ms). After a
+crash, a data file without its meta is an unfinished write and is deleted; a
+meta whose checksum fails or whose data file is shorter than the index says
+is a corrupt replica, never served. A replica a crash caught between its
+renames and its fsyncs was never acknowledged: the writer started that block
+over under a new id, and the namenode deletes this one when it is reported.
 """
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import json
 import mmap
 import os
@@ -105,22 +112,26 @@ class ReplicaWriter:
     kernel CPU per GiB (page-cache copies and reclaim) against ~0.2 s
     direct, and with three datanodes and a client on two cores that CPU is
     the write path's ceiling (docs/transport.md). File systems without
-    O_DIRECT (tmpfs) get ordinary buffered writes.
+    O_DIRECT (tmpfs) get ordinary buffered writes. A replica that never fills
+    a buffer (a small file) is written buffered at finalize: one synchronous
+    O_DIRECT write of it would cost more than the fsync that follows, and its
+    buffers are only mapped when first needed.
     """
 
     def __init__(self, store: "BlockStore", block_id: int, genstamp: int, chunk_size: int):
         self.store, self.block_id, self.genstamp, self.chunk_size = store, block_id, genstamp, chunk_size
-        tag = _uuid.uuid4().hex[:8]
+        tag = next(store._tags)
         self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")
         self.tmp_meta = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.meta")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-        self._bufs: list[mmap.mmap] = []
+        self._bufs: list[mmap.mmap | None] = []
         try:
             self.fd = os.open(self.tmp_data, flags | getattr(os, "O_DIRECT", 0), 0o600)
             if hasattr(os, "O_DIRECT"):
-                self._bufs = [mmap.mmap(-1, _DIRECT_BUF), mmap.mmap(-1, _DIRECT_BUF)]
+                self._bufs = [None, None]
         except OSError:
             self.fd = os.open(self.tmp_data, flags, 0o600)
+        self._submitted = False
         self._cur = 0
         self._fill = 0
         self._pending: Future | None = None
@@ -152,6 +163,8 @@ class ReplicaWriter:
         else:
             while view:
                 buf = self._bufs[self._cur]
+                if buf is None:
+                    buf = self._bufs[self._cur] = mmap.mmap(-1, _DIRECT_BUF)
                 take = min(len(view), _DIRECT_BUF - self._fill)
                 buf[self._fill:self._fill + take] = view[:take]
                 self._fill += take
@@ -159,6 +172,7 @@ class ReplicaWriter:
                 if self._fill == _DIRECT_BUF:
                     self._wait()                       # the other buffer is free again
                     self._pending = self.store.disk.submit(self._write_all, buf)
+                    self._submitted = True
                     self._cur ^= 1
                     self._fill = 0
         self.entries.append(entry)
@@ -166,27 +180,35 @@ class ReplicaWriter:
 
     def finalize(self) -> Replica:
         self._wait()
-        if self._bufs and self._fill:
+        if self._bufs and self._fill and not self._submitted:
+            fcntl.fcntl(self.fd, fcntl.F_SETFL, fcntl.fcntl(self.fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+            self._write_all(memoryview(self._bufs[self._cur])[:self._fill])
+        elif self._bufs and self._fill:
             buf = self._bufs[self._cur]
             padded = (self._fill + _ALIGN - 1) // _ALIGN * _ALIGN
             buf[self._fill:padded] = bytes(padded - self._fill)
             self._write_all(memoryview(buf)[:padded])
             os.ftruncate(self.fd, self.stored)
+        self._release()
+        meta_fd = -1
         try:
-            os.fsync(self.fd)
-            os.close(self.fd)
-            self.fd = -1
-            self._release()
-            with open(self.tmp_meta, "wb") as f:
-                f.write(encode_meta(self.chunk_size, self.entries))
-                f.flush()
-                os.fsync(f.fileno())
+            meta_fd = os.open(self.tmp_meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            raw = encode_meta(self.chunk_size, self.entries)
+            if os.write(meta_fd, raw) != len(raw):
+                raise OSError("short write of the meta file")
+            return self.store._commit(self, meta_fd)
         except OSError as e:
             raise StorageError(f"committing block {self.block_id}: {e.strerror or e}") from None
-        return self.store._commit(self)
+        finally:
+            if meta_fd >= 0:
+                os.close(meta_fd)
+            os.close(self.fd)
+            self.fd = -1
 
     def _release(self) -> None:
         for b in self._bufs:
+            if b is None:
+                continue
             try:
                 b.close()
             except BufferError:
@@ -221,6 +243,7 @@ class BlockStore:
         os.makedirs(self.tmp)
         self.uuid = self._identity()
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes
+        self._tags = itertools.count()   # tmp/ names; tmp/ is emptied at every start
         self._lock = threading.Lock()
         self.replicas: dict[int, Replica] = {}
         self._load()
@@ -276,7 +299,7 @@ class BlockStore:
     def writer(self, block_id: int, genstamp: int, chunk_size: int) -> ReplicaWriter:
         return ReplicaWriter(self, block_id, genstamp, chunk_size)
 
-    def _commit(self, w: ReplicaWriter) -> Replica:
+    def _commit(self, w: ReplicaWriter, meta_fd: int) -> Replica:
         d = self._dir_for(w.block_id)
         os.makedirs(d, exist_ok=True)
         stem = os.path.join(d, f"blk_{w.block_id}_{w.genstamp}")
@@ -284,7 +307,18 @@ class BlockStore:
             old = self.replicas.get(w.block_id)
             os.replace(w.tmp_data, stem + ".data")
             os.replace(w.tmp_meta, stem + ".meta")
+        try:
+            os.fsync(meta_fd)
+            os.fsync(w.fd)
             _fsync_dir(d)
+        except OSError:
+            for p in (stem + ".meta", stem + ".data"):   # meta first: uncommits it
+                try:
+                    os.unlink(p)
+                except FileNotFoundError:
+                    pass
+            raise
+        with self._lock:
             rep = Replica(w.block_id, w.genstamp, sum(e.plain_length for e in w.entries),
                           stem + ".data", stem + ".meta", stored_bytes=w.stored)
             self.replicas[w.block_id] = rep

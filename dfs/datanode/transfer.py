@@ -33,6 +33,7 @@ class TransferServer:
         self.xceivers = 0
         self.foreground = 0        # of which client reads and writes (not re-replication copies)
         self._lock = threading.Lock()
+        self._buffers: list[bytearray] = []
         self._closed = False
 
     def serve_forever(self) -> None:
@@ -84,6 +85,20 @@ class TransferServer:
             conn.close()
 
     # -- write ----------------------------------------------------------
+    def _take_buffer(self, size: int) -> bytearray:
+        """A receive buffer from the pool: a fresh 1 MiB bytearray is zero-filled, which
+        costs more than the rest of a small block's receive."""
+        with self._lock:
+            for i, b in enumerate(self._buffers):
+                if len(b) >= size:
+                    return self._buffers.pop(i)
+        return bytearray(size)
+
+    def _give_buffer(self, buf: bytearray) -> None:
+        with self._lock:
+            if len(self._buffers) < 16:
+                self._buffers.append(buf)
+
     def _open_downstream(self, hdr: pb.OpHeader, failed: list[str]) -> socket.socket | None:
         rest = list(hdr.downstream)
         while rest:
@@ -103,7 +118,7 @@ class TransferServer:
         down = self._open_downstream(hdr, failed)
         down_target = hdr.downstream[len(failed)] if down is not None else None
         writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
-        buf = bytearray(hdr.chunk_size + 1024)
+        buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
         try:
             while True:
@@ -142,6 +157,8 @@ class TransferServer:
         except BaseException:
             writer.abort()
             raise
+        finally:
+            self._give_buffer(buf)
         stored = [self.address]
         if down is not None:
             try:

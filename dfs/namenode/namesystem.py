@@ -5,7 +5,10 @@ membership (soft state), safemode and the per-datanode command queues. The
 gRPC servicers call these methods and nothing else; background monitors call
 ``tick``. Every public method takes the lock; mutations return only after
 ``store.sync()`` made them durable (outside the lock, so concurrent
-mutations share one commit).
+mutations share one commit). Steps of a write that nobody can see yet
+(creating a file under construction, allocating and abandoning its blocks)
+are committed without an fsync: Complete's fsync makes them durable with it
+(store.py).
 """
 
 from __future__ import annotations
@@ -139,7 +142,7 @@ class NameSystem:
                 out.append(d.uuid)
         return out
 
-    def _mutate(self, fn):
+    def _mutate(self, fn, durable: bool = True):
         with self.lock:
             self._mutating()
             try:
@@ -147,6 +150,8 @@ class NameSystem:
             except BaseException:
                 self.store.rollback()
                 raise
+            if durable:
+                self.store.want_durable()
         self._sync()
         return result
 
@@ -210,9 +215,11 @@ class NameSystem:
                 block_size=block_size, mode=mode, create_parent=create_parent, complete=complete,
                 key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
             self._invalidate_blocks(dropped)
+            if complete or dropped:
+                self.store.want_durable()   # visible at once
             st = self.ns.status(row, normalize(path)) if complete else None
             return row, data_key, st
-        return self._mutate(op)
+        return self._mutate(op, durable=False)
 
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
@@ -255,7 +262,7 @@ class NameSystem:
             for t in targets:
                 t.xceivers += 1  # until its next heartbeat says otherwise
             return LocatedBlock(block_id, gs, ref.offset, 0, targets)
-        return self._mutate(op)
+        return self._mutate(op, durable=False)
 
     def _writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
@@ -270,13 +277,13 @@ class NameSystem:
             f = self.ns.open_file(file_id, caller)
             self.ns.abandon_block(f, block_id)
             self._invalidate_blocks([block_id])
-        self._mutate(op)
+        self._mutate(op, durable=False)
 
     def abandon_file(self, caller: Caller, file_id: int) -> None:
         def op():
             self.ns.open_file(file_id, caller)
             self._invalidate_blocks(self.ns.store.delete_subtree(file_id))
-        self._mutate(op)
+        self._mutate(op, durable=False)
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
                  last_nodes: list[str]) -> FileStatus:

@@ -82,11 +82,19 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Create(self, r, context):
+        caller = _caller(r.caller, context, r.add_block)
         row, key, st = self.ns.create(
-            _caller(r.caller, context), r.path, overwrite=r.overwrite, replication=r.replication,
+            caller, r.path, overwrite=r.overwrite, replication=r.replication,
             block_size=r.block_size, mode=r.mode or 0o644, create_parent=r.create_parent,
             complete=r.complete)
         reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]))
+        if r.add_block and not r.complete:
+            try:
+                lb = self.ns.add_block(caller, row["id"], None, [], [])
+            except BaseException:
+                self.ns.abandon_file(caller, row["id"])   # the writer never learns the file's id
+                raise
+            reply.block.CopyFrom(_located(lb, self.ns))
         if st is not None:
             reply.status.CopyFrom(convert.status_to_pb(st))
         else:

@@ -2,9 +2,21 @@
 
 ``MetaStore`` is the seam for a shared database later (namenode failover);
 ``SqliteStore`` is the embedded default. Only the namespace calls it, always
-under the namesystem lock. Durability: WAL with synchronous=FULL; mutations
-run inside an open transaction that ``sync()`` commits, so mutations that
-pile up while one commit is fsyncing share the next commit (group commit).
+under the namesystem lock. Durability: WAL; mutations run inside an open
+transaction that ``sync()`` commits, so mutations that pile up while one
+commit is fsyncing share the next commit (group commit).
+
+A commit is fsynced only if one of its mutations asked for it
+(``want_durable``): then the WAL file is fsynced after COMMIT, before any
+reply - what synchronous=FULL does, made per commit (SQLite refuses to change
+the synchronous level inside a transaction, and the connection runs with
+NORMAL). Steps no caller has been promised anything about yet - creating a
+file that stays invisible until it is completed, allocating its blocks - are
+written to the WAL (a SIGKILL of the namenode loses nothing) but not
+fsynced; the completing call's fsync covers them, the WAL being one
+sequential file. Block ids and genstamps are handed out from
+durable reservations of ``ID_BATCH``, so a power loss can never make an id
+that reached a datanode be given out again.
 
 Schema:
     inode(id, parent, name, is_dir, mode, owner, grp, mtime, ctime,
@@ -19,6 +31,7 @@ Schema:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from typing import Any, Iterable, Protocol
@@ -28,6 +41,7 @@ INODE_COLS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtime",
               "overwrite", "key", "lease_holder", "lease_expiry")
 
 ROOT_ID = 1
+ID_BATCH = 1024
 
 
 class MetaStore(Protocol):
@@ -49,6 +63,7 @@ class MetaStore(Protocol):
     def next_id(self, counter: str) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
+    def want_durable(self) -> None: ...
     def sync(self) -> None: ...
     def rollback(self) -> None: ...
 
@@ -58,7 +73,10 @@ class SqliteStore:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")   # + an fsync of the WAL per durable commit
+        self._wal_path = path + "-wal"
+        self._wal_fd = -1
+        self._wal_ino = 0
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS inode (
@@ -81,6 +99,8 @@ class SqliteStore:
         )
         self._commit_lock = threading.Lock()
         self._in_tx = False
+        self._durable = False                      # the open transaction must be fsynced
+        self._ids: dict[str, tuple[int, int]] = {}  # counter -> (next id, last reserved id)
 
     # -- transactions ---------------------------------------------------
     def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
@@ -89,20 +109,42 @@ class SqliteStore:
             self._in_tx = True
         return self._db.execute(sql, args)
 
+    def want_durable(self) -> None:
+        """The open transaction holds a mutation that must be on disk before its reply."""
+        self._durable = True
+
     def sync(self) -> None:
-        """Make every mutation applied so far durable (one fsync for all of them)."""
-        if self._in_tx:
-            self._db.execute("COMMIT")
-            self._in_tx = False
+        """Commit every mutation applied so far; fsync (once for all) if any wants it."""
+        if not self._in_tx:
+            return
+        self._db.execute("COMMIT")
+        durable, self._in_tx, self._durable = self._durable, False, False
+        if durable and self._wal_path != ":memory:-wal":
+            os.fsync(self._wal())
+
+    def _wal(self) -> int:
+        """A descriptor of the WAL file, reopened if SQLite ever replaced the file."""
+        ino = os.stat(self._wal_path).st_ino
+        if ino != self._wal_ino:
+            if self._wal_fd >= 0:
+                os.close(self._wal_fd)
+            self._wal_fd = os.open(self._wal_path, os.O_RDONLY)
+            self._wal_ino = ino
+        return self._wal_fd
 
     def rollback(self) -> None:
         if self._in_tx:
             self._db.execute("ROLLBACK")
-            self._in_tx = False
+            self._in_tx = self._durable = False
+            self._ids.clear()   # reservations made in the rolled-back transaction are gone
 
     def close(self) -> None:
+        self.want_durable()
         self.sync()
         self._db.close()
+        if self._wal_fd >= 0:
+            os.close(self._wal_fd)
+            self._wal_fd = -1
 
     # -- inodes ---------------------------------------------------------
     @staticmethod
@@ -189,9 +231,16 @@ class SqliteStore:
 
     # -- counters -------------------------------------------------------
     def next_id(self, counter: str) -> int:
-        cur = self.get_meta(counter)
-        nxt = int(cur or "0") + 1
-        self.set_meta(counter, str(nxt))
+        """A never-reused id. The stored value is the highest id reserved so far."""
+        nxt, reserved = self._ids.get(counter, (0, 0))
+        if not nxt:
+            reserved = int(self.get_meta(counter) or "0")
+            nxt = reserved + 1
+        if nxt > reserved:
+            reserved = nxt + ID_BATCH - 1
+            self.set_meta(counter, str(reserved))
+            self.want_durable()
+        self._ids[counter] = (nxt + 1, reserved)
         return nxt
 
     def get_meta(self, key: str) -> str | None:

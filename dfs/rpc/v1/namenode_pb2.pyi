@@ -142,7 +142,7 @@ class BoolReply(_message.Message):
     def __init__(self, value: _Optional[bool] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
-    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete")
+    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete", "add_block")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
@@ -151,6 +151,7 @@ class CreateRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     CREATE_PARENT_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    ADD_BLOCK_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     overwrite: bool
@@ -159,17 +160,20 @@ class CreateRequest(_message.Message):
     mode: int
     create_parent: bool
     complete: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ...) -> None: ...
+    add_block: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ...) -> None: ...
 
 class CreateReply(_message.Message):
-    __slots__ = ("status", "key", "file_id")
+    __slots__ = ("status", "key", "file_id", "block")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
+    BLOCK_FIELD_NUMBER: _ClassVar[int]
     status: _common_pb2.FileStatus
     key: _common_pb2.FileKey
     file_id: int
-    def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ...) -> None: ...
+    block: _common_pb2.LocatedBlock
+    def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ..., block: _Optional[_Union[_common_pb2.LocatedBlock, _Mapping]] = ...) -> None: ...
 
 class AddBlockRequest(_message.Message):
     __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous")
