@@ -64,6 +64,7 @@ class FileWriter:
         self._excluded: list[str] = []
         self._committed: tuple[int, int, list[str]] | None = None   # last acked block (id, len, nodes)
         self._first: _Block | None = None     # allocated by Create, not yet used
+        self._started = False                 # sending has begun (thread or inline)
         self.closed = False
         self.bytes_written = 0
         self.status = None
@@ -72,20 +73,40 @@ class FileWriter:
     def _create(self, complete: bool = False):
         r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete,
                                                            add_block=not complete, **self._opts))
-        self.file_id = r.file_id
-        if not complete:
-            self.codec = ChunkCodec(r.key.key)
-            self.chunk_size = r.key.chunk_size
-            self.block_size = r.status.block_size
-            if r.HasField("block"):
-                self._first = _Block(r.block)
-            self.client._lease_acquired(self)
+        if complete:
+            self.file_id = r.file_id
+        else:
+            self._adopt(r)
         return r
 
+    def _adopt(self, r) -> None:
+        """Take over the file under construction a Create reply describes."""
+        self.file_id = r.file_id
+        self.codec = ChunkCodec(r.key.key)
+        self.chunk_size = r.key.chunk_size
+        self.block_size = r.status.block_size
+        if r.HasField("block"):
+            self._first = _Block(r.block)
+        self.client._lease_acquired(self)
+
+    @classmethod
+    def create_empty_and_open(cls, client, path: str, *, mode: int = 0o644):
+        """Create ``path`` as an empty file and, in the same namenode call, begin its
+        next version: -> (the empty file's status, a writer of the next version).
+        A FUSE create() is followed by writes and a close that replaces the empty
+        file; this saves that close a Create call."""
+        w = cls(client, path, overwrite=True, mode=mode, create_parent=False, pool=client._pool)
+        r = client.nn.call("Create", pb.CreateRequest(path=path, complete=True, add_block=True,
+                                                      overwrite=False, mode=mode, create_parent=False))
+        w._adopt(r)
+        return r.status, w
+
     def _start(self, closing: bool = False) -> None:
-        """Create the file and chunk what was buffered before its chunk size was known."""
-        self._create()
+        """Begin sending: create the file if that is not done, and chunk what was buffered."""
+        if self.codec is None:
+            self._create()
         buffered, self._pending = self._pending, bytearray()
+        self._started = True
         if not closing or len(buffered) > _INLINE_CHUNKS * self.chunk_size:
             self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
             self._sender.start()
@@ -115,7 +136,7 @@ class FileWriter:
         view = memoryview(data).cast("B")
         n = len(view)
         self.bytes_written += n
-        if self.codec is None:
+        if not self._started:
             if len(self._pending) + n < SMALL_FILE:
                 self._pending += view
                 return n
@@ -282,7 +303,7 @@ class FileWriter:
                 r = self._create(complete=True)
                 self.status = r.status
                 return self.status
-            if self.codec is None:
+            if not self._started:
                 self._start(closing=True)
             if self._pending:
                 self._submit(bytes(self._pending))
@@ -293,6 +314,10 @@ class FileWriter:
             else:
                 self._sender.join()
             self._raise_sender_error()
+            if self._first is not None:   # allocated with the file, never written
+                self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(
+                    file_id=self.file_id, block_id=self._first.block_id))
+                self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
             if self._committed is not None:
                 bid, length, nodes = self._committed

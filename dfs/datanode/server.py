@@ -5,8 +5,8 @@ then beats every interval carrying incremental reports (blocks received,
 deleted, found corrupt, copies that failed); the namenode's reply carries
 commands (delete these blocks, copy that block to those nodes: see
 replicator.py) and may ask for the next beat sooner while repairs are under
-way. News (a replica received, a copy done) triggers a beat at once, at
-most 10 per second.
+way. News (a replica received, a copy done) triggers a beat soon: at most
+2 per second, or 10 while repairs are under way.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 log = logging.getLogger("dfs.datanode")
 RPC_TIMEOUT = 10.0
 BLOCK_REPORT_INTERVAL = float(os.environ.get("DFS_BLOCK_REPORT_INTERVAL", str(6 * 3600)))
+NEWS_GAP = 0.5        # seconds between news-triggered heartbeats
+NEWS_GAP_FAST = 0.1   # ... while the namenode asks for fast beats or copies are running
 MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
 
 
@@ -154,11 +156,16 @@ class DatanodeServer:
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
             last = time.monotonic()
             # Beat every interval -- sooner while the namenode asks for it (repairs
-            # under way) -- and at once (but at most 10/s) when there is news.
-            wait = self.interval if self._next_beat <= 0 else min(self.interval, self._next_beat)
+            # under way: at most 10/s) -- and soon when there is news, at most
+            # 2/s: a stream of small files would otherwise cost every datanode and
+            # the namenode a heartbeat RPC per file (writers report their replicas
+            # with Complete anyway).
+            fast = self._next_beat > 0
+            wait = self.interval if not fast else min(self.interval, self._next_beat)
             self._wake.wait(wait)
             self._wake.clear()
-            time.sleep(max(0.0, 0.1 - (time.monotonic() - last)))
+            gap = NEWS_GAP_FAST if fast or self.replicator.active else NEWS_GAP
+            time.sleep(max(0.0, gap - (time.monotonic() - last)))
 
     def serve(self) -> None:
         threading.Thread(target=self.transfer.serve_forever, name="transfer", daemon=True).start()

@@ -13,8 +13,10 @@ operations object: mfusepy's own libfuse3 wrapper drops them, which would turn
 
 from __future__ import annotations
 
+import ctypes
 import ctypes.util
 import os
+import threading
 
 if not os.environ.get("FUSE_LIBRARY_PATH") and not os.environ.get("FUSE_LIBRARY_NAME"):
     _lib3 = ctypes.util.find_library("fuse3")
@@ -54,8 +56,24 @@ __all__ = [
 FUSE_CAP_HANDLE_KILLPRIV = 1 << 20
 
 
+_thread = threading.local()
+
+
 class DfsFUSE(FUSE):
-    """mfusepy's FUSE, with rename flags passed through."""
+    """mfusepy's FUSE, with rename flags passed through, and a Python thread state
+    kept per libfuse worker thread.
+
+    libfuse's threads are foreign to Python: ctypes builds a thread state at the
+    start of every callback and frees it at the end (an allocation, a 16 KiB
+    mmap/munmap and the GIL dance each time). Taking one extra reference on the
+    first callback of a thread keeps its state alive for the next ones.
+    """
+
+    def _wrapper(self, func, *args, **kwargs):
+        if not getattr(_thread, "held", False):
+            ctypes.pythonapi.PyGILState_Ensure()
+            _thread.held = True
+        return super()._wrapper(func, *args, **kwargs)
 
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return self.operations.rename(

@@ -85,6 +85,7 @@ class OpenFile:
         self.pages = Pages(ctx.budget)
         self.stream = None
         self.streamed = 0
+        self.successor = None  # a writer of the next version, begun with the file (create)
         self.dirty = False
         self.mtime = status.mtime
         self.pending_mtime: float | None = None
@@ -261,6 +262,9 @@ class OpenFile:
             raise
 
     def _writer(self):
+        if self.successor is not None:
+            w, self.successor = self.successor, None
+            return w
         st = self.status
         return self.ctx.client.create(
             self.path,
@@ -328,6 +332,13 @@ class OpenFile:
             self.pending_mtime = None
         self._set_status(st)
 
+    def drop_successor(self) -> None:
+        """Give up the next version begun at create (the file moved, or was not written)."""
+        with self.lock:
+            if self.successor is not None:
+                w, self.successor = self.successor, None
+                w.abort()
+
     def _set_status(self, st: FileStatus) -> None:
         self.status = st
         self.ctx.meta.put(self.path, st)
@@ -350,6 +361,7 @@ class OpenFile:
             if self.stream is not None:
                 self.stream.abort()
                 self.stream = None
+            self.drop_successor()
             self.pages.clear()
             self.streamed = 0
             self.dirty = False
@@ -440,11 +452,16 @@ class FileTable:
 
     def moved(self, old: str, new: str) -> None:
         prefix = old.rstrip("/") + "/"
+        ofs: list[OpenFile] = []
         with self._lock:
-            for p in [p for p in self._by_path if p == old or p.startswith(prefix)]:
+            moved = [p for p in self._by_path if p == old or p.startswith(prefix)]
+            for p in moved:
                 of = self._by_path.pop(p)
                 of.path = new + p[len(old) :]
                 self._by_path[of.path] = of
+                ofs.append(of)
+        for of in ofs:  # a next version begun under the old name would land there
+            of.drop_successor()
 
     def all(self) -> list[OpenFile]:
         with self._lock:

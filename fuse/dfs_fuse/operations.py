@@ -23,6 +23,7 @@ import threading
 import time
 
 from dfs import errors
+from dfs.client.writer import FileWriter
 from dfs.rpc import convert
 from dfs_fuse._binding import FUSE_CAP_HANDLE_KILLPRIV, FuseOSError, Operations, fuse_get_context
 from dfs_fuse.cache import Version
@@ -270,28 +271,37 @@ class DfsOperations(Operations):
     def create(self, path, mode, fi):
         self._writable(path)
         try:
-            st = self._create_empty(path, mode)
+            st, successor = self._create_empty(path, mode, open_next=True)
         except errors.DfsFileExistsError:
             if fi.flags & os.O_EXCL:
                 raise
             return self.open(path, fi)  # created meanwhile by someone else: plain open
-        h = self.files.open(
-            path,
-            lambda: OpenFile(self.ctx, path, st),
-            writable=True,
-            append=bool(fi.flags & os.O_APPEND),
-        )
+
+        def make() -> OpenFile:
+            of = OpenFile(self.ctx, path, st)
+            of.successor, made[0] = successor, True
+            return of
+
+        made = [False]
+        h = self.files.open(path, make, writable=True, append=bool(fi.flags & os.O_APPEND))
+        if not made[0]:
+            successor.abort()   # another handle's OpenFile already stands for this path
         fi.fh = h.fh
         return 0
 
-    def _create_empty(self, path: str, mode: int):
+    def _create_empty(self, path: str, mode: int, *, open_next: bool = False):
+        """Create an empty file; with ``open_next`` also begin its next version, in the
+        same namenode call (the writes that usually follow replace the empty file):
+        -> (status, writer of the next version)."""
         parent = self.meta.get(parent_of(path))
-        # A writer closed before any write costs one Create RPC; write_bytes(b"") costs three.
-        w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
-        st = convert.status_from_pb(w.close())
-        st = self._own(path, st, parent)
+        if open_next:
+            raw, successor = FileWriter.create_empty_and_open(self.client, path, mode=mode & 0o7777)
+        else:
+            w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
+            raw, successor = w.close(), None
+        st = self._own(path, convert.status_from_pb(raw), parent)
         self.meta.added(path, st)
-        return st
+        return (st, successor) if open_next else st
 
     @_fuse_errors
     def open(self, path, fi):

@@ -61,11 +61,12 @@ class Pages:
         return i in self.mem or i in self.disk
 
     def new(self, i: int, fill) -> None:
-        """Create page ``i`` holding ``fill`` (at most PAGE bytes) followed by zeros."""
+        """Create page ``i`` holding ``fill`` (at most PAGE bytes) followed by zeros.
+
+        A page in memory holds only the bytes written so far (the rest reads as
+        zeros): a 4 KiB file must not cost a zero-filled 1 MiB buffer."""
         if self.budget.take(PAGE):
-            page = bytearray(PAGE)
-            page[: len(fill)] = fill
-            self.mem[i] = page
+            self.mem[i] = bytearray(fill)
             return
         if self._fd is None:
             os.makedirs(self.budget.spill_dir, exist_ok=True)
@@ -79,6 +80,8 @@ class Pages:
     def write(self, i: int, offset: int, data) -> None:
         page = self.mem.get(i)
         if page is not None:
+            if offset > len(page):
+                page.extend(ZERO_PAGE[: offset - len(page)])
             page[offset : offset + len(data)] = data
         else:
             _pwrite_all(self._fd, data, i * PAGE + offset)  # type: ignore[arg-type]
@@ -86,9 +89,8 @@ class Pages:
     def read(self, i: int, offset: int = 0, length: int = PAGE) -> bytes:
         page = self.mem.get(i)
         if page is not None:
-            return (
-                bytes(page[offset : offset + length]) if (offset or length != PAGE) else bytes(page)
-            )
+            data = bytes(page[offset : offset + length])
+            return data + ZERO_PAGE[: length - len(data)] if len(data) < length else data
         return os.pread(self._fd, length, i * PAGE + offset)  # type: ignore[arg-type]
 
     def take(self, i: int):
@@ -96,13 +98,18 @@ class Pages:
         page = self.mem.pop(i, None)
         if page is not None:
             self.budget.give(PAGE)
+            if len(page) < PAGE:
+                page.extend(ZERO_PAGE[: PAGE - len(page)])
             return page
         data = self.read(i)
         self.drop(i)
         return data
 
     def zero_from(self, i: int, offset: int) -> None:
-        if i in self:
+        page = self.mem.get(i)
+        if page is not None:
+            del page[offset:]
+        elif i in self:
             self.write(i, offset, ZERO_PAGE[offset:])
 
     def drop(self, i: int) -> None:
