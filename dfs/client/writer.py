@@ -218,7 +218,9 @@ class FileWriter:
                 s = frames.connect(block.targets[0])
                 frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.WRITE_BLOCK, block_id=block.block_id,
                                                 genstamp=block.genstamp, downstream=block.targets[1:],
-                                                chunk_size=self.chunk_size))
+                                                chunk_size=self.chunk_size,
+                                                # a small file's one block: latency, not bandwidth
+                                                fanout=self._sender is None))
                 return s
             except OSError:
                 block = self._replace(block, block.targets[0])

@@ -99,24 +99,45 @@ class TransferServer:
             if len(self._buffers) < 16:
                 self._buffers.append(buf)
 
-    def _open_downstream(self, hdr: pb.OpHeader, failed: list[str]) -> socket.socket | None:
+    def _open_downstream(self, hdr: pb.OpHeader, failed: list[str]) -> list[tuple[str, socket.socket]]:
+        """Connections to forward to: the next node of the chain (which forwards to the
+        rest), or with ``fanout`` every downstream node directly. A small block's write
+        is latency-bound, and a chain adds a hop of latency per node."""
+        out: list[tuple[str, socket.socket]] = []
         rest = list(hdr.downstream)
         while rest:
             target, rest = rest[0], rest[1:]
             try:
                 s = frames.connect(target)
                 frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=hdr.block_id,
-                                               genstamp=hdr.genstamp, downstream=rest,
+                                               genstamp=hdr.genstamp, downstream=[] if hdr.fanout else rest,
                                                chunk_size=hdr.chunk_size, background=hdr.background))
-                return s
+                out.append((target, s))
+                if not hdr.fanout:
+                    break
             except OSError:
                 failed.append(target)
-        return None
+        return out
+
+    @staticmethod
+    def _forward(downs: list, failed: list[str], *msg) -> None:
+        """Send to every downstream; one that fails is dropped and reported, not fatal."""
+        for d in list(downs):
+            try:
+                frames.send_msg(d[1], *msg)
+            except OSError:
+                failed.append(d[0])
+                d[1].close()
+                downs.remove(d)
+
+    @staticmethod
+    def _close_all(downs: list) -> None:
+        for _, d in downs:
+            d.close()
 
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
-        down = self._open_downstream(hdr, failed)
-        down_target = hdr.downstream[len(failed)] if down is not None else None
+        downs = self._open_downstream(hdr, failed)
         writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
@@ -132,43 +153,35 @@ class TransferServer:
                 frames.recv_into(conn, view)
                 if checksum_of(view) != m.checksum:
                     raise ValueError(f"checksum mismatch in chunk {index} of block {hdr.block_id}")
-                if down is not None:
-                    try:
-                        frames.send_msg(down, frame, view)
-                    except OSError:
-                        failed.append(down_target)  # type: ignore[arg-type]
-                        down.close()
-                        down = None
+                if downs:
+                    self._forward(downs, failed, frame, view)
                 writer.write(ChunkEntry(m.stored_length, m.plain_length, m.checksum), view)
                 index += 1
-            if down is not None:
-                try:
-                    frames.send_msg(down, pb.ChunkFrame(end=True))
-                except OSError:
-                    failed.append(down_target)  # type: ignore[arg-type]
-                    down.close()
-                    down = None
+            if downs:
+                self._forward(downs, failed, pb.ChunkFrame(end=True))
             replica = writer.finalize()
         except (ValueError, StorageError) as e:
             writer.abort()
+            self._close_all(downs)
             log.warning("rejected block %d: %s", hdr.block_id, e)
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
             return
         except BaseException:
             writer.abort()
+            self._close_all(downs)
             raise
         finally:
             self._give_buffer(buf)
         stored = [self.address]
-        if down is not None:
+        for target, d in downs:
             try:
-                ack = frames.recv_msg(down, pb.WriteAck)
+                ack = frames.recv_msg(d, pb.WriteAck)
                 stored += list(ack.stored)
                 failed += list(ack.failed)
             except (OSError, frames.FrameError):
-                failed.append(down_target)  # type: ignore[arg-type]
+                failed.append(target)
             finally:
-                down.close()
+                d.close()
         self.on_received(replica)
         frames.send_msg(conn, pb.WriteAck(stored=stored, failed=failed))
 

@@ -18,7 +18,7 @@ class ChunkMeta(_message.Message):
     def __init__(self, stored_length: _Optional[int] = ..., plain_length: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class OpHeader(_message.Message):
-    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background")
+    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background", "fanout")
     class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[OpHeader.Op]
@@ -35,6 +35,7 @@ class OpHeader(_message.Message):
     LAST_CHUNK_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
     BACKGROUND_FIELD_NUMBER: _ClassVar[int]
+    FANOUT_FIELD_NUMBER: _ClassVar[int]
     op: OpHeader.Op
     block_id: int
     genstamp: int
@@ -43,7 +44,8 @@ class OpHeader(_message.Message):
     last_chunk: int
     chunk_size: int
     background: bool
-    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ...) -> None: ...
+    fanout: bool
+    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ..., fanout: _Optional[bool] = ...) -> None: ...
 
 class ChunkFrame(_message.Message):
     __slots__ = ("meta", "end")
