@@ -1,29 +1,68 @@
 """Reading a file: nearest replica first, failover on any error, never wrong bytes.
 
-A read asks a datanode for just the chunks covering the range; records are
-received on this thread and decoded (xxh3, AES-GCM, zstd) on a thread pool,
-so receiving the next record overlaps decoding this one. A record that fails
-its checksum or authentication is reported to the namenode and the read goes
-on from the next replica at the chunk where it stopped.
+A read asks a datanode for just the chunks covering the range. Every record
+is checked (xxh3 as it arrives, then the AES-GCM tag) before its plaintext
+is handed on; a record that fails is reported to the namenode and the read
+goes on from the next replica at the chunk where it stopped.
+
+Records are received into reused buffers (``recv_into``, no new zero-filled
+1 MiB objects). Three ways through, one failover logic (``_records``):
+
+- ``fetch_chunks`` / unprefetched ``iter_range``: a segment at a time on the
+  caller's thread, records decoded on the pool.
+- ``iter_range`` of more than one segment: a read-ahead thread receives the
+  records and decodes raw ones itself (AES-GCM costs less than a hand-off)
+  and compressed ones on the pool; the next request is sent before the
+  current one is drained, so a datanode is always sending.
+- ``copy_to`` a sink that lends its buffer (``dfs.directio.DirectFile``,
+  what ``dfs get`` writes big files with): two read-ahead threads receive
+  alternate segments (two datanodes' disks at once) and the caller's thread
+  decrypts raw chunks straight into the page-aligned buffer the disk thread
+  writes from (compressed ones on the pool), so the plaintext is never
+  copied and disk, network and decryption all overlap.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import queue
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable, Iterator
 
 from dfs import errors
-from dfs.codec import ChunkCodec
+from dfs.codec import ChunkCodec, checksum_of
+from dfs.codec.chunk import FLAG_ZSTD, OVERHEAD
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 from dfs.rpc.v1 import namenode_pb2 as pb
 
 log = logging.getLogger(__name__)
 SEGMENT_CHUNKS = 16
+STREAM_BYTES = 32 << 20          # one request of a streamed read (the next is sent while it drains)
 _ALL = 0xFFFFFFFF
+_AHEAD = 32                      # decoded records queued ahead of an iter_range consumer
+COPY_LANES = 2                   # copy_to receives two segments at once (two datanodes' disks)...
+_COPY_DEPTH = 8                  # ...each up to this many records ahead of the decryption
+_ZSTD_IN_FLIGHT = 4              # compressed chunks copy_to has on the pool at once
+_FREE_RECORDS = 64               # receive buffers kept for reuse, per process
+_free_records: list[bytearray] = []
+
+
+@dataclass(slots=True)
+class _Record:
+    """One received record, its xxh3 checked; ``view`` lies in ``buf``, which goes back
+    to the free list when done."""
+    bi: int
+    bid: int
+    boff: int           # byte offset of the block in the file
+    index: int          # chunk index in the block
+    addr: str
+    plain_length: int
+    buf: bytearray
+    view: memoryview
 
 
 class FileReader:
@@ -65,17 +104,13 @@ class FileReader:
 
     def iter_range(self, offset: int = 0, length: int | None = None, *, prefetch: bool = True) -> Iterator[bytes]:
         """Plaintext of [offset, offset+length) in pieces, in order."""
-        end = self.size if length is None else min(self.size, offset + length)
+        end = self._end(offset, length)
         if offset >= end:
             return iter(())
-        if self.window is not None:
-            lo, hi = self.covered
-            if not (lo <= offset and end <= hi):
-                raise ValueError(f"{self.path}: range {offset}-{end} is outside the blocks this reader loaded")
         segments = list(self._segments(offset, end))
         if not prefetch or len(segments) == 1:
             return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
-        return self._prefetched(segments)
+        return self._pipelined(offset, end)
 
     def fetch_chunks(self, block_index: int, first: int, last: int) -> list[bytes]:
         """Plaintext of chunks ``first..last`` of ``self.blocks[block_index]``, with replica failover.
@@ -83,8 +118,36 @@ class FileReader:
         For callers that cache whole chunks (the FUSE mount's block cache)."""
         return self._fetch(block_index, first, last)
 
+    def copy_to(self, out, offset: int = 0, length: int | None = None, *,
+                progress: Callable[[int], None] | None = None) -> int:
+        """Write the plaintext of [offset, offset+length) to ``out`` and return its length.
+
+        ``out`` has ``write``; if it also lends room in its own buffer
+        (``reserve(n)`` -> writable view or None, ``commit(n)``, ``cancel()``:
+        see ``DirectFile``), whole chunks are decrypted straight into it.
+        Nothing of a record that fails its checks reaches ``out``."""
+        end = self._end(offset, length)
+        pos = offset
+        excluded: dict[int, set[str]] = {}
+        while pos < end:
+            pos, bad = self._copy_pass(out, pos, end, excluded, progress)
+            if bad is not None:
+                rec, e = bad
+                log.warning("block %d on %s: %s; trying another replica", rec.bid, rec.addr, e)
+                self.client.report_bad(rec.bid, rec.addr, str(e))
+                excluded.setdefault(rec.bi, set()).add(rec.addr)
+        return max(0, end - offset)
+
+    def _end(self, offset: int, length: int | None) -> int:
+        end = self.size if length is None else min(self.size, offset + length)
+        if offset < end and self.window is not None:
+            lo, hi = self.covered
+            if not (lo <= offset and end <= hi):
+                raise ValueError(f"{self.path}: range {offset}-{end} is outside the blocks this reader loaded")
+        return end
+
     # -- planning -------------------------------------------------------
-    def _segments(self, start: int, end: int):
+    def _segments(self, start: int, end: int, per: int = SEGMENT_CHUNKS):
         """(block index, first chunk, last chunk, byte offset of first chunk, start, end) pieces."""
         cs = self.chunk_size
         for bi, b in enumerate(self.blocks):
@@ -93,10 +156,13 @@ class FileReader:
                 continue
             lo, hi = max(start, boff) - boff, min(end, boff + blen) - boff
             first, last = lo // cs, (hi - 1) // cs
-            for f in range(first, last + 1, SEGMENT_CHUNKS):
-                l = min(last, f + SEGMENT_CHUNKS - 1)
+            for f in range(first, last + 1, per):
+                l = min(last, f + per - 1)
                 seg_start = boff + f * cs
                 yield (bi, f, l, seg_start, max(start, seg_start), min(end, boff + (l + 1) * cs))
+
+    def _stream_segments(self, start: int, end: int) -> list:
+        return list(self._segments(start, end, max(SEGMENT_CHUNKS, STREAM_BYTES // self.chunk_size)))
 
     def _cut(self, seg, chunks: list[bytes]) -> list[bytes]:
         """The chunks of one segment trimmed to the wanted range, unjoined:
@@ -111,90 +177,382 @@ class FileReader:
                 out.append(c if (a, b) == (0, len(c)) else c[a:b])
         return out
 
-    def _prefetched(self, segments) -> Iterator[bytes]:
-        q: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-
-        def produce():
-            try:
-                for seg in segments:
-                    if stop.is_set():
-                        return
-                    q.put(self._cut(seg, self._fetch(*seg[:3])))
-                q.put(None)
-            except BaseException as e:
-                q.put(e)
-
-        t = threading.Thread(target=produce, name="dfs-readahead", daemon=True)
-        t.start()
+    # -- receive buffers ------------------------------------------------
+    def _recv_buffer(self, n: int) -> bytearray:
         try:
-            while True:
-                item = q.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield from item
-        finally:
-            stop.set()
-            while t.is_alive():
-                try:
-                    q.get(timeout=0.1)
-                except queue.Empty:
-                    pass
+            buf = _free_records.pop()
+        except IndexError:
+            buf = None
+        if buf is None or len(buf) < n:
+            buf = bytearray(max(n, self.chunk_size + OVERHEAD))
+        return buf
 
-    # -- fetching with failover -----------------------------------------
+    @staticmethod
+    def _recycle(buf: bytearray) -> None:
+        if len(_free_records) < _FREE_RECORDS:
+            _free_records.append(buf)
+
+    def _release(self, rec: _Record) -> None:
+        rec.view.release()
+        self._recycle(rec.buf)
+
+    def _decode(self, rec: _Record) -> bytes:
+        """Plaintext of a record as new bytes; the record's buffer is released."""
+        try:
+            codec: ChunkCodec = self.codec  # type: ignore[assignment]
+            return codec.decode(rec.view, rec.bid, rec.index, rec.plain_length, None)   # xxh3 checked on receipt
+        finally:
+            self._release(rec)
+
+    def _decode_into(self, rec: _Record, room) -> int:
+        try:
+            codec: ChunkCodec = self.codec  # type: ignore[assignment]
+            return codec.decode_into(rec.view, rec.bid, rec.index, rec.plain_length, None, room)
+        finally:
+            self._release(rec)
+
+    # -- records, with failover -----------------------------------------
+    def _records(self, segments: list, excluded: dict, *, request_ahead: bool = True) -> Iterator[_Record]:
+        """Every record of ``segments`` in order, received into reused buffers,
+        its xxh3 checked. Whoever takes a record decrypts it and releases it
+        (``_decode``/``_decode_into``).
+
+        A replica that cannot be reached, says it is damaged or sends a
+        record with a wrong checksum is left for the next one, going on from
+        the chunk where it stopped (the locations are reloaded once when all
+        have failed). A record that fails authentication is found by whoever
+        decrypts it, who reports it and starts again from it without that
+        replica (``excluded``: block index -> addresses). With
+        ``request_ahead`` the next segment is asked for while this one drains."""
+        ahead: tuple | None = None       # (segment number, address, socket) requested early
+        try:
+            for si, (bi, first, last, *_) in enumerate(segments):
+                if ahead is not None and ahead[0] != si:
+                    ahead[2].close()
+                    ahead = None
+                done = 0
+                tried: set[str] = set(excluded.get(bi, ()))
+                refreshed = False
+                while True:
+                    block = self.blocks[bi]
+                    bid = block.block.block_id
+                    locs = [d.address for d in block.locations if d.address not in tried]
+                    locs.sort(key=lambda a: a in self._dead)
+                    if ahead is not None and ahead[0] == si and ahead[1] in locs:
+                        locs.remove(ahead[1])
+                        locs.insert(0, ahead[1])
+                    for addr in locs:
+                        tried.add(addr)
+                        s = None
+                        early = False       # a connection asked for ahead of time
+                        had = done
+                        try:
+                            if ahead is not None and ahead[0] == si and ahead[1] == addr and done == 0:
+                                s, early = ahead[2], True
+                                ahead = None
+                                reply = self._reply(s, first, last)
+                            else:
+                                s = frames.connect(addr)
+                                self._send_request(s, block, first + done, last)
+                                reply = self._reply(s, first + done, last)
+                            if request_ahead and ahead is None and si + 1 < len(segments):
+                                ahead = self._request_ahead(segments, si + 1, excluded)
+                            for m in reply.chunks:
+                                n = m.stored_length
+                                buf = self._recv_buffer(n)
+                                view = memoryview(buf)[:n]
+                                try:
+                                    frames.recv_into(s, view)
+                                    # checked now, while the record is in this core's cache
+                                    if checksum_of(view) != m.checksum:
+                                        raise errors.ChecksumError(
+                                            f"chunk {first + done} of block {bid}: checksum mismatch")
+                                except BaseException:
+                                    view.release()
+                                    self._recycle(buf)
+                                    raise
+                                rec = _Record(bi, bid, block.offset, first + done, addr,
+                                              m.plain_length, buf, view)
+                                done += 1
+                                yield rec
+                            break
+                        except errors.DataIntegrityError as e:
+                            log.warning("block %d on %s: %s; trying another replica", bid, addr, e)
+                            self.client.report_bad(bid, addr, str(e))
+                        except (OSError, frames.FrameError, _ReplicaUnavailable) as e:
+                            if (early or done > had) and not isinstance(e, _ReplicaUnavailable):
+                                # It was sending: most likely it gave up waiting for a slow reader
+                                # (a connection left idle longer than the data timeout). Ask it again.
+                                log.info("block %d on %s: %s; asking again from chunk %d",
+                                         bid, addr, e, first + done)
+                                tried.discard(addr)
+                                break
+                            log.info("block %d on %s unavailable: %s", bid, addr, e)
+                            self._dead.add(addr)
+                        finally:
+                            if s is not None:
+                                s.close()
+                    else:
+                        if refreshed:
+                            raise errors.BlockMissingError(
+                                f"no readable replica of block {bid} (tried {len(tried)})", self.path)
+                        refreshed = True
+                        self._load()
+                        if bi >= len(self.blocks) or self.blocks[bi].block.block_id != bid:
+                            raise errors.DfsFileNotFoundError("file changed while being read", self.path)
+                        continue
+                    if done == last - first + 1:
+                        break
+        finally:
+            if ahead is not None:
+                ahead[2].close()
+
+    def _request_ahead(self, segments: list, si: int, excluded: dict):
+        bi, first, last, *_ = segments[si]
+        block = self.blocks[bi]
+        skip = excluded.get(bi, ())
+        locs = [d.address for d in block.locations if d.address not in skip]
+        locs.sort(key=lambda a: a in self._dead)
+        if not locs:
+            return None
+        try:
+            s = frames.connect(locs[0])
+        except OSError:
+            return None      # the ordinary path will find out properly
+        try:
+            self._send_request(s, block, first, last)
+        except OSError:
+            s.close()
+            return None
+        return si, locs[0], s
+
+    @staticmethod
+    def _send_request(s, block, first: int, last: int) -> None:
+        frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.READ_BLOCK, block_id=block.block.block_id,
+                                        genstamp=block.block.genstamp, first_chunk=first, last_chunk=last))
+
+    @staticmethod
+    def _reply(s, first: int, last: int):
+        reply = frames.recv_msg(s, dpb.ReadReply)
+        if reply.error:
+            if "corrupt" in reply.error or "truncated" in reply.error:
+                raise errors.ChecksumError(reply.error)
+            raise _ReplicaUnavailable(reply.error)
+        if len(reply.chunks) != last - first + 1:
+            raise errors.ChecksumError(f"replica has {len(reply.chunks)} chunks, expected {last - first + 1}")
+        return reply
+
+    # -- one segment on the caller's thread --------------------------------
     def _fetch(self, bi: int, first: int, last: int) -> list[bytes]:
         out: list[bytes] = []
-        refreshed = False
-        tried: set[str] = set()
+        excluded: dict[int, set[str]] = {}
         while True:
-            block = self.blocks[bi]
-            locs = [d.address for d in block.locations if d.address not in tried]
-            locs.sort(key=lambda a: a in self._dead)
-            for addr in locs:
-                tried.add(addr)
-                try:
-                    self._fetch_from(addr, block, first + len(out), last, out)
-                    return out
-                except errors.DataIntegrityError as e:
-                    log.warning("block %d on %s: %s; trying another replica", block.block.block_id, addr, e)
-                    self.client.report_bad(block.block.block_id, addr, str(e))
-                except (OSError, frames.FrameError, _ReplicaUnavailable) as e:
-                    log.info("block %d on %s unavailable: %s", block.block.block_id, addr, e)
-                    self._dead.add(addr)
-            if refreshed:
-                raise errors.BlockMissingError(
-                    f"no readable replica of block {block.block.block_id} (tried {len(tried)})", self.path)
-            refreshed = True
-            old_id = block.block.block_id
-            self._load()
-            if bi >= len(self.blocks) or self.blocks[bi].block.block_id != old_id:
-                raise errors.DfsFileNotFoundError("file changed while being read", self.path)
-
-    def _fetch_from(self, addr: str, block, first: int, last: int, out: list[bytes]) -> None:
-        bid = block.block.block_id
-        s = frames.connect(addr)
-        try:
-            frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.READ_BLOCK, block_id=bid,
-                                            genstamp=block.block.genstamp, first_chunk=first, last_chunk=last))
-            reply = frames.recv_msg(s, dpb.ReadReply)
-            if reply.error:
-                if "corrupt" in reply.error or "truncated" in reply.error:
-                    raise errors.ChecksumError(reply.error)
-                raise _ReplicaUnavailable(reply.error)
-            if len(reply.chunks) != last - first + 1:
-                raise errors.ChecksumError(f"replica has {len(reply.chunks)} chunks, expected {last - first + 1}")
             futures = []
-            for i, m in enumerate(reply.chunks):
-                buf = frames.recv_exact(s, m.stored_length)
-                futures.append(self._pool.submit(self.codec.decode, buf, bid, first + i,  # type: ignore[union-attr]
-                                                 m.plain_length, m.checksum))
-            for f in futures:
-                out.append(f.result())   # a bad record raises here; earlier chunks are kept
+            gen = self._records([(bi, first + len(out), last)], excluded)
+            try:
+                for rec in gen:
+                    futures.append((rec, self._pool.submit(self._decode, rec)))
+            finally:
+                gen.close()
+                for _, f in futures:
+                    f.exception()       # every decode has finished with its buffer
+            for rec, f in futures:
+                try:
+                    out.append(f.result())
+                except errors.DataIntegrityError as e:
+                    log.warning("block %d on %s: %s; trying another replica", rec.bid, rec.addr, e)
+                    self.client.report_bad(rec.bid, rec.addr, str(e))
+                    excluded.setdefault(bi, set()).add(rec.addr)
+                    break
+            else:
+                return out
+
+    # -- iter_range: a read-ahead thread ----------------------------------
+    def _pipelined(self, offset: int, end: int) -> Iterator[bytes]:
+        """Plaintext of [offset, end) from a read-ahead thread, in order. A
+        record that fails its checksum or authentication is reported here and
+        the stream starts again at that chunk without the replica."""
+        excluded: dict[int, set[str]] = {}
+        pos = offset
+        cs = self.chunk_size
+        while pos < end:
+            stream = _Stream(self, self._stream_segments(pos, end), excluded,
+                             prepare=self._decode_ahead, lanes=1)
+            try:
+                for rec, piece in stream:
+                    if isinstance(piece, Future):
+                        try:
+                            piece = piece.result()
+                        except errors.DataIntegrityError as e:
+                            piece = e
+                    if isinstance(piece, errors.DataIntegrityError):
+                        log.warning("block %d on %s: %s; trying another replica",
+                                    rec.bid, rec.addr, piece)
+                        self.client.report_bad(rec.bid, rec.addr, str(piece))
+                        excluded.setdefault(rec.bi, set()).add(rec.addr)
+                        break
+                    c_start = rec.boff + rec.index * cs
+                    a, b = max(pos, c_start) - c_start, min(end, c_start + len(piece)) - c_start
+                    if b > a:
+                        pos = c_start + b
+                        yield piece if (a, b) == (0, len(piece)) else piece[a:b]
+                else:
+                    return
+            finally:
+                stream.close()
+
+    def _decode_ahead(self, rec: _Record):
+        """On the read-ahead thread: raw records decoded at once, compressed ones on the pool."""
+        if rec.view[0] & FLAG_ZSTD:
+            return self._pool.submit(self._decode, rec)
+        try:
+            return self._decode(rec)
+        except errors.DataIntegrityError as e:
+            return e
+
+    # -- copy_to: two read-ahead threads, decryption into the sink -----------
+    def _copy_pass(self, out, pos: int, end: int, excluded: dict, progress) -> tuple[int, tuple | None]:
+        """Copy from ``pos`` until done or a bad record: (new pos, None or (record, error)).
+
+        Raw records are decrypted on this thread into room lent by ``out``,
+        compressed ones on the pool; ``pending`` keeps them in file order until
+        they are committed. On a bad record, what came before it is committed
+        and the room lent after it is cancelled."""
+        cs = self.chunk_size
+        lend = getattr(out, "reserve", None)
+        pending: collections.deque = collections.deque()   # (record, future or None, length)
+        limit = _ZSTD_IN_FLIGHT
+
+        def settle(everything: bool) -> None:
+            """Commit the decoded records at the head of ``pending``, in order."""
+            nonlocal pos
+            while pending:
+                rec, fut, n = pending[0]
+                if fut is not None:
+                    if not (everything or len(pending) > limit or fut.done()):
+                        return
+                    try:
+                        fut.result()
+                    except errors.DataIntegrityError as e:
+                        raise _Bad(rec, e) from None
+                pending.popleft()
+                out.commit(n)
+                pos += n
+                if progress:
+                    progress(n)
+
+        stream = _Stream(self, self._stream_segments(pos, end), excluded,
+                         lanes=COPY_LANES, depth=_COPY_DEPTH)
+        try:
+            for rec in stream:
+                c_start = rec.boff + rec.index * cs
+                n = rec.plain_length
+                a, b = max(pos, c_start) - c_start, min(end, c_start + n) - c_start
+                room = None
+                if lend is not None and (a, b) == (0, n):
+                    room = lend(n)
+                    if room is None and pending:
+                        settle(True)
+                        room = lend(n)
+                if room is None:            # part of a chunk, or no room lent: a copy
+                    settle(True)
+                    try:
+                        piece = self._decode(rec)
+                    except errors.DataIntegrityError as e:
+                        raise _Bad(rec, e) from None
+                    if b > a:
+                        out.write(piece if (a, b) == (0, n) else memoryview(piece)[a:b])
+                        pos = c_start + b
+                        if progress:
+                            progress(b - a)
+                elif rec.view[0] & FLAG_ZSTD:
+                    pending.append((rec, self._pool.submit(self._decode_into, rec, room), n))
+                    settle(False)
+                else:
+                    try:
+                        self._decode_into(rec, room)
+                    except errors.DataIntegrityError as e:
+                        settle(True)        # the ones before it are good (or the first bad one is there)
+                        raise _Bad(rec, e) from None
+                    pending.append((rec, None, n))
+                    settle(False)
+            settle(True)
+            return pos, None
+        except _Bad as e:
+            return pos, (e.rec, e.error)
         finally:
-            s.close()
+            stream.close()
+            for _, fut, _ in pending:
+                if fut is not None:
+                    fut.exception()         # nothing may still be writing into the sink's buffer
+            if lend is not None:
+                out.cancel()
 
 
 class _ReplicaUnavailable(Exception):
     pass
+
+
+class _Bad(Exception):
+    def __init__(self, rec: _Record, error: Exception):
+        self.rec, self.error = rec, error
+
+
+class _Stream:
+    """The read-ahead threads of one pass over ``segments``: segment i is
+    received by lane i % lanes, each lane a thread with its own queue, so two
+    datanodes (or two places on one disk) are read at once while the records
+    come out in order. ``prepare`` (if given) runs on the lane's thread and
+    iterating gives (record, prepare(record)), else just records. ``close``
+    stops the threads and drops what they queued."""
+
+    def __init__(self, reader: FileReader, segments: list, excluded: dict, *, prepare=None,
+                 lanes: int = 2, depth: int = _AHEAD):
+        self._segments = segments
+        lanes = max(1, min(lanes, len(segments)))
+        self._qs = [queue.Queue(maxsize=depth) for _ in range(lanes)]
+        self._stop = threading.Event()
+        self._reader, self._excluded, self._prepare = reader, excluded, prepare
+        self._threads = [threading.Thread(target=self._run, args=(j,), name=f"dfs-readahead-{j}",
+                                          daemon=True) for j in range(lanes)]
+        for t in self._threads:
+            t.start()
+
+    def _run(self, lane: int) -> None:
+        r, q, prepare = self._reader, self._qs[lane], self._prepare
+        gen = r._records(self._segments[lane::len(self._qs)], self._excluded,
+                         request_ahead=len(self._qs) == 1)
+        try:
+            for rec in gen:
+                if self._stop.is_set():
+                    return
+                q.put(rec if prepare is None else (rec, prepare(rec)))
+        except BaseException as e:
+            q.put(e)
+        finally:
+            gen.close()
+
+    def __iter__(self):
+        qs = self._qs
+        for si, (_, first, last, *_) in enumerate(self._segments):
+            q = qs[si % len(qs)]
+            for _ in range(last - first + 1):
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+
+    def close(self) -> None:
+        self._stop.set()
+        while any(t.is_alive() for t in self._threads):
+            for q in self._qs:
+                try:
+                    q.get(timeout=0.05)
+                except queue.Empty:
+                    pass
+        for q in self._qs:
+            while True:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break

@@ -20,9 +20,12 @@ incompressible data costs one small attempt, not a full zstd pass.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import struct
 import threading
+import weakref
 from dataclasses import dataclass
 
 import xxhash
@@ -125,3 +128,124 @@ class ChunkCodec:
         if len(payload) != plain_length:
             raise DecryptionError(f"chunk {index} of block {block_id}: wrong length")
         return payload
+
+    def decode_into(self, record, block_id: int, index: int, plain_length: int,
+                    checksum: int | None, out) -> int:
+        """``decode`` writing the plaintext into ``out[:plain_length]`` (a writable
+        buffer, e.g. a slice of a page-aligned mmap for O_DIRECT) instead of a new
+        bytes object; returns ``plain_length``. Raw chunks are decrypted straight
+        into ``out``; zstd chunks are decrypted into a per-thread scratch buffer,
+        then decompressed into ``out`` (by the system's libzstd; without it,
+        python-zstandard's output is copied). Raises as ``decode`` does; on an
+        error the first ``plain_length`` bytes of ``out`` are zeroed, so no
+        unauthenticated plaintext is left in it."""
+        mv = memoryview(record)
+        if checksum is not None and checksum_of(mv) != checksum:
+            raise ChecksumError(f"chunk {index} of block {block_id}: checksum mismatch")
+        if len(mv) < OVERHEAD:
+            raise DecryptionError(f"chunk {index} of block {block_id}: truncated record")
+        dst = memoryview(out).cast("B")
+        if len(dst) < plain_length:
+            raise ValueError(f"output buffer of {len(dst)} bytes is smaller "
+                             f"than the chunk ({plain_length})")
+        dst = dst[:plain_length]
+        flags = mv[0]
+        aad = _AAD.pack(b"dfs1", flags, block_id, index, plain_length)
+        payload_length = len(mv) - OVERHEAD
+        try:
+            if flags & FLAG_ZSTD:
+                scratch = self._scratch(payload_length)
+                self._aead.decrypt_into(mv[1:HEADER], mv[HEADER:], aad, scratch)
+                into = _zstd_into()
+                if into is not None:
+                    got, err = into(self._local, scratch, dst)
+                else:
+                    try:
+                        plain = self._zd().decompress(scratch, max_output_size=plain_length)
+                        got, err = len(plain), ""
+                    except zstandard.ZstdError as e:
+                        got, err = 0, str(e)
+                    if got == plain_length:
+                        dst[:] = plain
+                if err:
+                    raise DecryptionError(f"chunk {index} of block {block_id}: {err}")
+                if got != plain_length:
+                    raise DecryptionError(f"chunk {index} of block {block_id}: wrong length")
+            else:
+                if payload_length != plain_length:
+                    raise DecryptionError(f"chunk {index} of block {block_id}: wrong length")
+                self._aead.decrypt_into(mv[1:HEADER], mv[HEADER:], aad, dst)
+        except InvalidTag:
+            dst[:] = bytes(plain_length)
+            raise DecryptionError(f"chunk {index} of block {block_id}: authentication failed") from None
+        except BaseException:
+            dst[:] = bytes(plain_length)
+            raise
+        return plain_length
+
+    def _scratch(self, n: int) -> memoryview:
+        buf = getattr(self._local, "scratch", None)
+        if buf is None or len(buf) < n:
+            buf = self._local.scratch = bytearray(max(n, 1 << 20))
+        return memoryview(buf)[:n]
+
+
+def _load_zstd_into():
+    """Decompression straight into a caller's buffer, through the system's
+    libzstd (python-zstandard can only return new bytes, which then have to be
+    copied). None where there is no libzstd: decode_into then copies."""
+    if os.environ.get("DFS_NO_LIBZSTD"):
+        return None
+    try:
+        try:
+            lib = ctypes.CDLL("libzstd.so.1")
+        except OSError:
+            lib = ctypes.CDLL(ctypes.util.find_library("zstd") or "libzstd.so")
+        lib.ZSTD_createDCtx.restype = ctypes.c_void_p
+        lib.ZSTD_createDCtx.argtypes = []
+        lib.ZSTD_freeDCtx.restype = ctypes.c_size_t
+        lib.ZSTD_freeDCtx.argtypes = [ctypes.c_void_p]
+        lib.ZSTD_decompressDCtx.restype = ctypes.c_size_t
+        lib.ZSTD_decompressDCtx.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t,
+                                            ctypes.c_void_p, ctypes.c_size_t]
+        lib.ZSTD_isError.restype = ctypes.c_uint
+        lib.ZSTD_isError.argtypes = [ctypes.c_size_t]
+        lib.ZSTD_getErrorName.restype = ctypes.c_char_p
+        lib.ZSTD_getErrorName.argtypes = [ctypes.c_size_t]
+    except (OSError, AttributeError):
+        return None
+
+    class _DCtx:        # one per thread, freed with the thread's locals
+        def __init__(self):
+            self.ptr = lib.ZSTD_createDCtx()
+            if not self.ptr:
+                raise MemoryError("ZSTD_createDCtx failed")
+            weakref.finalize(self, lib.ZSTD_freeDCtx, self.ptr)
+
+    def zstd_into(local, src, dst) -> tuple[int, str]:
+        """Decompress all of ``src`` into ``dst`` (both writable buffers): (bytes written, error)."""
+        dctx = getattr(local, "dctx", None)
+        if dctx is None:
+            dctx = local.dctx = _DCtx()
+        n_src, n_dst = len(src), len(dst)
+        s = (ctypes.c_char * max(n_src, 1)).from_buffer(src if n_src else bytearray(1))
+        d = (ctypes.c_char * max(n_dst, 1)).from_buffer(dst if n_dst else bytearray(1))
+        try:
+            r = lib.ZSTD_decompressDCtx(dctx.ptr, ctypes.addressof(d), n_dst,
+                                        ctypes.addressof(s), n_src)
+        finally:
+            del s, d
+        if lib.ZSTD_isError(r):
+            return 0, lib.ZSTD_getErrorName(r).decode(errors="replace")
+        return r, ""
+
+    return zstd_into
+
+
+_zstd_loaded: list = []
+
+
+def _zstd_into():
+    if not _zstd_loaded:        # on first use: loading needs no lock, it only wastes a load when raced
+        _zstd_loaded.append(_load_zstd_into())
+    return _zstd_loaded[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import io
 import json
 import os
 import socket
@@ -175,3 +176,55 @@ def test_tampered_chunks_never_reach_the_reader(cluster, tmp_path):
     out = tmp_path / "o"
     assert cluster.cli("get", "/d", str(out)).returncode == 1
     assert not out.exists()
+
+
+def test_streamed_reads_fail_over_in_the_middle_of_a_block(cluster, tmp_path):
+    """The read-ahead iter_range and copy_to (decrypting straight into a DirectFile's
+    buffer) go on from the chunk where a replica turned out bad, never pass its bytes
+    on, and give up cleanly when no good copy is left."""
+    from dfs import errors
+    from dfs.directio import DirectFile
+    mib = 1 << 20
+    data = os.urandom(20 * mib + 333)                     # blocks of 8, 8 and 4+ chunks
+    (tmp_path / "s").write_bytes(data)
+    assert cluster.cli("put", "--block-size", "8MiB", str(tmp_path / "s"), "/s").returncode == 0
+    blocks = [b["block_id"] for b in json.loads(cluster.cli("locate", "--json", "/s").stdout)]
+    assert len(blocks) == 3
+    record = mib + 29                                      # stored size of a random 1 MiB chunk
+
+    def damage(block_id, node, chunk):
+        cluster.corrupt_replica(block_id, node, offset=chunk * record + record // 2)
+
+    holders = [n for n, _ in cluster.replica_files(blocks[0])]
+    damage(blocks[0], holders[0], 2)                       # whichever is read first goes bad part way
+    damage(blocks[0], holders[1], 5)
+    third = [n for n, _ in cluster.replica_files(blocks[2])][0]
+    damage(blocks[2], third, 1)
+    bad = {(blocks[0], holders[0].address), (blocks[0], holders[1].address), (blocks[2], third.address)}
+    client = cluster.client()
+    reports = []
+    client.report_bad = lambda block_id, address, reason="": reports.append((block_id, address))  # keep them
+    assert b"".join(client.open_read("/s").iter_range()) == data
+    out = tmp_path / "out"
+    with DirectFile(str(out)) as f:
+        assert client.download("/s", f) == len(data)
+    assert out.read_bytes() == data
+    r = client.open_read("/s")
+    for lo, n in ((3 * mib + 5, 9 * mib), (0, 1), (mib - 1, 2), (19 * mib, 2 * mib)):
+        with DirectFile(str(out)) as f:
+            r.copy_to(f, lo, n)
+        assert out.read_bytes() == data[lo:lo + n]
+        assert b"".join(r.iter_range(lo, n)) == data[lo:lo + n]
+    assert reports and set(reports) <= bad
+    # No good copy of the middle block: an error, and what was written before it is right.
+    for node, _ in cluster.replica_files(blocks[1]):
+        damage(blocks[1], node, 3)
+    with pytest.raises(errors.BlockMissingError):
+        b"".join(client.open_read("/s").iter_range())
+    with pytest.raises(errors.BlockMissingError), DirectFile(str(out)) as f:
+        client.open_read("/s").copy_to(f)
+    sink = io.BytesIO()
+    with pytest.raises(errors.BlockMissingError):
+        client.open_read("/s").copy_to(sink)
+    got = sink.getvalue()
+    assert got == data[:len(got)] and len(got) <= 11 * mib
