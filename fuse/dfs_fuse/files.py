@@ -58,6 +58,7 @@ class MountContext:
     budget: PageBudget
     ids: Ids
     readahead: int = 32 << 20
+    direct_read: int = 0  # read-only opens of files this big skip the kernel's page cache
     streaming: bool = True
     readonly: bool = False
     writeback: bool = False

@@ -19,6 +19,8 @@ Options (``-o a,b=c``; unknown ones go to libfuse as they are):
     attr_timeout=S, entry_timeout=S   kernel and mount cache timeouts (1 s)
     cache_size=SIZE  block cache (128MiB)     readahead=SIZE  per reader (32MiB)
     read_ahead_kb=N  the kernel's read-ahead for the mount (4096; 0 leaves it)
+    direct_read=SIZE files this big opened read-only bypass the kernel's page
+                     cache (32MiB; see docs/fuse.md)   page_cache  never bypass it
     write_buffer=SIZE  staged pages in memory before spilling (256MiB)
     cache_dir=DIR    spill files and the background mount's log
     nostream         stage whole files until close, never stream (diagnostics)
@@ -58,6 +60,7 @@ class MountOptions:
     cache_size: int = 128 << 20
     readahead: int = 32 << 20
     read_ahead_kb: int = 4096
+    direct_read: int = 32 << 20
     write_buffer: int = 256 << 20
     cache_dir: str = ""
     streaming: bool = True
@@ -83,6 +86,10 @@ class MountOptions:
                     setattr(o, key, parse_size(value))
                 elif key == "read_ahead_kb":
                     o.read_ahead_kb = int(value)
+                elif key == "direct_read":
+                    o.direct_read = parse_size(value)
+                elif key == "page_cache":
+                    o.direct_read = 0
                 elif key == "cache_dir":
                     o.cache_dir = str(value)
                 elif key == "nostream":
@@ -219,6 +226,7 @@ def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | Non
         budget=PageBudget(opts.write_buffer, opts.cache_dir),
         ids=Ids(client.nn.caller.user),
         readahead=opts.readahead,
+        direct_read=opts.direct_read,
         streaming=opts.streaming,
         readonly=opts.readonly,
         writeback=opts.writeback,

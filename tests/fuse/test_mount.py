@@ -208,3 +208,32 @@ def test_staging_spills_to_disk(fuse_cluster, mount_root, fuse_mount, tmp_path):
         assert fuse_cluster.client().read_bytes("/spilled") == bytes(data)
     finally:
         fuse_mount.unmount(mnt)
+
+
+def test_big_read_only_opens_bypass_the_page_cache(fuse_cluster, mount_root, fuse_mount):
+    """Read-only opens of files >= direct_read (32 MiB) use direct I/O: same bytes,
+    no kernel page cache, hence no shared mmap (ENODEV) unless -o page_cache."""
+    import mmap
+
+    big, small = os.urandom(33 << 20), os.urandom(1 << 20)
+    client = fuse_cluster.client()
+    client.write_bytes("/direct-read/big", big)
+    client.write_bytes("/direct-read/small", small)
+    default, cached = os.path.join(mount_root, "direct"), os.path.join(mount_root, "cached")
+    fuse_mount(fuse_cluster, default)
+    fuse_mount(fuse_cluster, cached, "page_cache")
+    try:
+        with open(os.path.join(default, "direct-read", "big"), "rb") as f:
+            assert f.read() == big
+            with pytest.raises(OSError) as e:
+                mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            assert e.value.errno == errno.ENODEV
+        with open(os.path.join(default, "direct-read", "small"), "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                assert m[:] == small
+        with open(os.path.join(cached, "direct-read", "big"), "rb") as f:
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+                assert m[: 1 << 20] == big[: 1 << 20] and m[-100:] == big[-100:]
+    finally:
+        fuse_mount.unmount(default)
+        fuse_mount.unmount(cached)
