@@ -120,7 +120,7 @@ class SqliteStore:
         self._db.execute("COMMIT")
         durable, self._in_tx, self._durable = self._durable, False, False
         if durable and self._wal_path != ":memory:-wal":
-            os.fsync(self._wal())
+            os.fdatasync(self._wal())   # as SQLite itself syncs the WAL
 
     def _wal(self) -> int:
         """A descriptor of the WAL file, reopened if SQLite ever replaced the file."""

@@ -785,8 +785,8 @@ def test_ids_are_reserved_durably_and_never_reused(tmp_path):
 def test_only_commits_that_want_it_are_fsynced(tmp_path, monkeypatch):
     import os as _os
     synced = []
-    real = _os.fsync
-    monkeypatch.setattr("dfs.namenode.store.os.fsync", lambda fd: (synced.append(fd), real(fd)))
+    real = _os.fdatasync
+    monkeypatch.setattr("dfs.namenode.store.os.fdatasync", lambda fd: (synced.append(fd), real(fd)))
     store = SqliteStore(str(tmp_path / "meta.db"))
     store.set_meta("a", "1")
     store.sync()
