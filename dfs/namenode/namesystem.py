@@ -389,7 +389,12 @@ class NameSystem:
                     self._sent.append((now, repair_bytes - last))
                     self.repair_sent += repair_bytes - last
             news = False
+            dropping = self.commands[uuid].invalidate if uuid in self.commands else set()
             for b, gs, length in received:
+                if b in dropping:
+                    # Reported before this node learns (in this very reply) that the copy
+                    # is surplus: counting it again would undo the drop until it is gone.
+                    continue
                 if not self.bmap.add_replica(b, uuid, gs, length) and b not in self.bmap.blocks:
                     self._cmds(uuid).invalidate.add(b)
                     continue

@@ -452,6 +452,22 @@ def test_set_replication_down_invalidates_excess():
     assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
 
 
+def test_late_received_report_does_not_undo_a_surplus_drop():
+    """A node's report that it received a block, sent before it learns the copy is
+    surplus, must not count the copy again (setrep -w saw 2, then 3)."""
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    ns.set_replication(ROOT, "/f", 2)
+    ns.tick()
+    assert len(holders(ns, bid)) == 2
+    dropped = next(d for d in nodes if d.uuid not in holders(ns, bid))
+    cmds = beat(ns, [dropped], received={dropped.uuid: [(bid, 1, 10)]})
+    assert bid in cmds[dropped.uuid].invalidate
+    assert len(holders(ns, bid)) == 2
+
+
 def test_fsck_statuses():
     ns = make()
     nodes = register(ns, 3)
