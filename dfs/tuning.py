@@ -46,3 +46,12 @@ def start_writeback(fd: int, offset: int, nbytes: int) -> None:
             _libc = False
     if _libc:
         _libc.sync_file_range(fd, offset, nbytes, 2)
+
+
+def drop_cache(fd: int, offset: int, nbytes: int) -> None:
+    """Let the kernel drop a range of a file from the page cache (after a scan read it).
+    Pages still in flight in a socket buffer stay until sent; that is harmless."""
+    try:
+        os.posix_fadvise(fd, offset, nbytes, os.POSIX_FADV_DONTNEED)
+    except (AttributeError, OSError):
+        pass

@@ -12,14 +12,24 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import queue
 import threading
+import time
 
 from dfs.codec import checksum_of
 from dfs.datanode.blockstore import BlockStore, ChunkEntry, StorageError
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
+from dfs.tuning import drop_cache
 
 log = logging.getLogger(__name__)
+# A read of at least this many stored bytes in one request is a scan (a
+# streaming client asks 32 MiB at a time; ranged reads ask for less): its pages
+# leave the page cache once sent, as HDFS's drop-behind reads do. A scan does
+# not evict what ranged readers keep hot, and the cache's pages are recycled
+# at once instead of fresh memory being taken for each block (docs/transport.md).
+DROP_BEHIND_MIN = 24 << 20
+_DROP_PIECE = 8 << 20
 
 
 class TransferServer:
@@ -35,6 +45,7 @@ class TransferServer:
         self._lock = threading.Lock()
         self._buffers: list[bytearray] = []
         self._closed = False
+        self._dropper = _DropLater()
 
     def serve_forever(self) -> None:
         while not self._closed:
@@ -211,5 +222,45 @@ class TransferServer:
                 first_chunk=first, block_length=length, chunk_size=chunk_size,
                 chunks=[pb.ChunkMeta(stored_length=e.stored_length, plain_length=e.plain_length,
                                      checksum=e.checksum) for e in want]))
-            if count:
+            if count >= DROP_BEHIND_MIN:
+                self._send_dropping(conn, f, offset, count)
+            elif count:
                 conn.sendfile(f, offset, count)
+
+    def _send_dropping(self, conn: socket.socket, f, offset: int, count: int) -> None:
+        """sendfile in pieces; a piece's pages are dropped once the next one is queued
+        (by then it has mostly left the socket buffer). A second, later pass drops
+        what was still in flight and what kernel read-ahead brought in past the end."""
+        start, end, prev = offset, offset + count, None
+        while offset < end:
+            n = min(_DROP_PIECE, end - offset)
+            conn.sendfile(f, offset, n)
+            if prev is not None:
+                drop_cache(f.fileno(), prev, offset - prev)
+            prev, offset = offset, offset + n
+        self._dropper.later(f.name, start, 0)   # 0: to the end of the file
+
+
+class _DropLater:
+    """Drops page-cache ranges after a delay, on a thread of its own."""
+
+    def __init__(self, delay: float = 1.0):
+        self.delay = delay
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="drop-behind", daemon=True).start()
+
+    def later(self, path: str, offset: int, nbytes: int) -> None:
+        self._q.put((time.monotonic() + self.delay, path, offset, nbytes))
+
+    def _run(self) -> None:
+        while True:
+            due, path, offset, nbytes = self._q.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue   # deleted meanwhile
+            try:
+                drop_cache(fd, offset, nbytes)
+            finally:
+                os.close(fd)
