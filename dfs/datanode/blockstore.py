@@ -6,6 +6,7 @@ Layout under ``--data-dir``:
     current/XX/blk_<id>_<gs>.data   stored chunk records back to back (XX = id % 256, hex)
     current/XX/blk_<id>_<gs>.meta   the block index (below); its presence commits the replica
     tmp/                          replicas being written; emptied at every start
+    spare/                        emptied files of deleted replicas, reused by new ones (filepool.py)
 
 Meta file (all integers big-endian):
 
@@ -41,6 +42,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from dfs.datanode.filepool import FilePool
 from dfs.tuning import start_writeback
 
 _HEAD = struct.Struct(">4sHIIQ")
@@ -48,6 +50,7 @@ _ENTRY = struct.Struct(">IIQ")
 _TAIL = struct.Struct(">Q")
 _WRITEBACK = 4 << 20   # buffered fallback: start writeback every 4 MiB so the final fsync is short
 _DIRECT_BUF = 8 << 20
+_SPARE_BUFS = 8        # O_DIRECT buffers kept between replicas (8 x 8 MiB)
 _ALIGN = 4096
 
 
@@ -123,14 +126,13 @@ class ReplicaWriter:
         tag = next(store._tags)
         self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")
         self.tmp_meta = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.meta")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         self._bufs: list[mmap.mmap | None] = []
         try:
-            self.fd = os.open(self.tmp_data, flags | getattr(os, "O_DIRECT", 0), 0o600)
+            self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
             if hasattr(os, "O_DIRECT"):
                 self._bufs = [None, None]
         except OSError:
-            self.fd = os.open(self.tmp_data, flags, 0o600)
+            self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY)
         self._submitted = False
         self._cur = 0
         self._fill = 0
@@ -164,7 +166,7 @@ class ReplicaWriter:
             while view:
                 buf = self._bufs[self._cur]
                 if buf is None:
-                    buf = self._bufs[self._cur] = mmap.mmap(-1, _DIRECT_BUF)
+                    buf = self._bufs[self._cur] = self.store.take_buffer()
                 take = min(len(view), _DIRECT_BUF - self._fill)
                 buf[self._fill:self._fill + take] = view[:take]
                 self._fill += take
@@ -192,7 +194,7 @@ class ReplicaWriter:
         self._release()
         meta_fd = -1
         try:
-            meta_fd = os.open(self.tmp_meta, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            meta_fd = self.store.pool.open_new(self.tmp_meta, os.O_WRONLY)
             raw = encode_meta(self.chunk_size, self.entries)
             if os.write(meta_fd, raw) != len(raw):
                 raise OSError("short write of the meta file")
@@ -205,9 +207,11 @@ class ReplicaWriter:
             os.close(self.fd)
             self.fd = -1
 
-    def _release(self) -> None:
+    def _release(self, reuse: bool = True) -> None:
         for b in self._bufs:
             if b is None:
+                continue
+            if reuse and self.store.give_buffer(b):
                 continue
             try:
                 b.close()
@@ -223,10 +227,10 @@ class ReplicaWriter:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        self._release()
+        self._release(reuse=False)
         for p in (self.tmp_data, self.tmp_meta):
             try:
-                os.unlink(p)
+                self.store.pool.recycle(p)
             except FileNotFoundError:
                 pass
 
@@ -241,10 +245,13 @@ class BlockStore:
         os.makedirs(self.current, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
         os.makedirs(self.tmp)
+        self.pool = FilePool(os.path.join(data_dir, "spare"))   # emptied files for new replicas
         self.uuid = self._identity()
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes
         self._tags = itertools.count()   # tmp/ names; tmp/ is emptied at every start
         self._lock = threading.Lock()
+        self._made: set[str] = set()     # subdirectories of current/ known to exist
+        self._spare_bufs: list[mmap.mmap] = []
         self.replicas: dict[int, Replica] = {}
         self._load()
 
@@ -296,12 +303,30 @@ class BlockStore:
         with open(rep.meta_path, "rb") as f:
             return decode_meta(f.read())
 
+    def take_buffer(self) -> mmap.mmap:
+        """A page-aligned O_DIRECT buffer: a kept one, or a new mapping."""
+        with self._lock:
+            if self._spare_bufs:
+                return self._spare_bufs.pop()
+        return mmap.mmap(-1, _DIRECT_BUF)
+
+    def give_buffer(self, buf: mmap.mmap) -> bool:
+        """Keep a buffer for the next replica. Unmapping one per replica cost a TLB
+        shootdown across CPUs, and a fresh mapping costs first-touch page faults."""
+        with self._lock:
+            if len(self._spare_bufs) < _SPARE_BUFS:
+                self._spare_bufs.append(buf)
+                return True
+        return False
+
     def writer(self, block_id: int, genstamp: int, chunk_size: int) -> ReplicaWriter:
         return ReplicaWriter(self, block_id, genstamp, chunk_size)
 
     def _commit(self, w: ReplicaWriter, meta_fd: int) -> Replica:
         d = self._dir_for(w.block_id)
-        os.makedirs(d, exist_ok=True)
+        if d not in self._made:
+            os.makedirs(d, exist_ok=True)
+            self._made.add(d)
         stem = os.path.join(d, f"blk_{w.block_id}_{w.genstamp}")
         with self._lock:
             old = self.replicas.get(w.block_id)
@@ -344,11 +369,10 @@ class BlockStore:
         self._unlink(rep)
         return True
 
-    @staticmethod
-    def _unlink(rep: Replica) -> None:
+    def _unlink(self, rep: Replica) -> None:
         for p in (rep.meta_path, rep.data_path):   # meta first: uncommits the replica
             try:
-                os.unlink(p)
+                self.pool.recycle(p)
             except FileNotFoundError:
                 pass
 
