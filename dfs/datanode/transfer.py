@@ -23,12 +23,14 @@ from dfs.rpc.v1 import datatransfer_pb2 as pb
 from dfs.tuning import drop_cache
 
 log = logging.getLogger(__name__)
-# A read of at least this many stored bytes in one request is a scan (a
-# streaming client asks 32 MiB at a time; ranged reads ask for less): its pages
-# leave the page cache once sent, as HDFS's drop-behind reads do. A scan does
-# not evict what ranged readers keep hot, and the cache's pages are recycled
-# at once instead of fresh memory being taken for each block (docs/transport.md).
-DROP_BEHIND_MIN = 24 << 20
+# A read of at least this much file data (plaintext) in one request is a scan:
+# a streaming client asks 32 MiB at a time, the FUSE mount's read-ahead 16
+# chunks, ranged readers (Parquet footers, column chunks) usually less. Its
+# pages leave the page cache once sent, as HDFS's drop-behind reads do. A scan
+# does not evict what ranged readers keep hot, and the cache's pages are
+# recycled at once instead of fresh memory being taken for each block
+# (docs/transport.md).
+DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
 
 
@@ -222,7 +224,7 @@ class TransferServer:
                 first_chunk=first, block_length=length, chunk_size=chunk_size,
                 chunks=[pb.ChunkMeta(stored_length=e.stored_length, plain_length=e.plain_length,
                                      checksum=e.checksum) for e in want]))
-            if count >= DROP_BEHIND_MIN:
+            if count and sum(e.plain_length for e in want) >= DROP_BEHIND_MIN:
                 self._send_dropping(conn, f, offset, count)
             elif count:
                 conn.sendfile(f, offset, count)
