@@ -93,10 +93,11 @@ def copy_ceiling(src: str, workdir: str, size: int, runs: int) -> float:
     """What a get to a local file needs from the one disk: read a file nothing has
     cached and write a copy with O_DIRECT (as `dfs get` does), MB/s."""
     from dfs.directio import DirectFile
+    from dfs.tuning import drop_cache
 
     def run():
         fd = os.open(src, os.O_RDONLY)
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        drop_cache(fd, 0, 0)
         dst = os.path.join(workdir, "copy.out")
         try:
             with DirectFile(dst) as out:

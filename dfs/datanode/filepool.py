@@ -35,13 +35,15 @@ class FilePool:
         self._free: list[str] = []
         self._next = 0
         for name in os.listdir(directory):
+            if not name.isdigit():
+                continue   # not one of ours: left alone
             path = os.path.join(directory, name)
             try:
                 if os.stat(path).st_size:
                     os.truncate(path, 0)
-                self._next = max(self._next, int(name) + 1)
-            except (OSError, ValueError):
+            except OSError:
                 continue
+            self._next = max(self._next, int(name) + 1)
             self._free.append(name)
 
     def __len__(self) -> int:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import queue
+import socket
 import threading
 import time
 
