@@ -62,7 +62,11 @@ class FileWriter:
         self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
         self._excluded: list[str] = []
-        self._committed: tuple[int, int, list[str]] | None = None   # last acked block (id, len, nodes)
+        # Acknowledged blocks whose commit the namenode has not heard yet: (id, length, nodes).
+        self._unreported: list[tuple[int, int, list[str]]] = []
+        # The block whose end was sent and whose acknowledgement is not read yet, with its
+        # socket: the next block streams meanwhile (no pipeline drain between blocks).
+        self._draining: tuple[_Block, object] | None = None
         self._first: _Block | None = None     # allocated by Create, not yet used
         self._started = False                 # sending has begun (thread or inline)
         self.closed = False
@@ -119,13 +123,16 @@ class FileWriter:
             block, self._first = self._first, None
             return block
         req = pb.AddBlockRequest(file_id=self.file_id, excluded=self._excluded)
-        if self._committed is not None:
-            bid, length, nodes = self._committed
+        if self._unreported:
+            bid, length, nodes = self._unreported[0]
             req.has_previous = True
             req.previous.CopyFrom(cpb.Block(block_id=bid, length=length))
             req.previous_nodes.extend(nodes)
+        if self._draining is not None:
+            req.draining = self._draining[0].block_id
         r = self.client.nn.call("AddBlock", req)
-        self._committed = None
+        if req.has_previous:
+            del self._unreported[0]
         return _Block(r.block)
 
     # -- writing --------------------------------------------------------
@@ -196,13 +203,20 @@ class FileWriter:
                 if block.length >= self.block_size:
                     while inflight:
                         sock = self._send_one(block, sock, inflight)
-                    self._finish(block, sock)
+                    sock = self._settle(block, sock)
+                    self._end(block, sock)
                     block, sock = None, None
             if block is not None:
                 while inflight:
                     sock = self._send_one(block, sock, inflight)
+                sock = self._settle(block, sock)
                 self._finish(block, sock)
+            else:
+                self._settle(None, None)
         except BaseException as e:   # surfaced to the writing thread
+            if self._draining is not None:
+                self._draining[1].close()
+                self._draining = None
             self._error = e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
             while True:   # unblock a producer waiting on a full queue
                 try:
@@ -238,23 +252,72 @@ class FileWriter:
             return self._retry_block(block, sock, inflight)
 
     def _finish(self, block: _Block, sock) -> None:
+        """End ``block`` and wait for its acknowledgement, rewriting it elsewhere on failure."""
         for attempt in range(MAX_PIPELINE_ATTEMPTS):
             try:
                 frames.send_msg(sock, dpb.ChunkFrame(end=True))
-                ack = frames.recv_msg(sock, dpb.WriteAck)
-                sock.close()
-                if ack.stored:
-                    if ack.failed:
-                        log.warning("block %d stored on %d of %d nodes (failed: %s)", block.block_id,
-                                    len(ack.stored), len(block.targets), ", ".join(ack.failed))
-                        self._excluded += [a for a in ack.failed if a not in self._excluded]
-                    self._committed = (block.block_id, block.length, list(ack.stored))
-                    return
-                failed = list(ack.failed) or block.targets[:1]
-            except (OSError, frames.FrameError):
+                failed = self._ack(block, sock)
+            except OSError:
                 failed = block.targets[:1]
+            if failed is None:
+                return
             sock = self._rewrite(block, sock, failed)
         raise errors.DatanodeError("block write failed on every pipeline tried", self.path)
+
+    def _end(self, block: _Block, sock) -> None:
+        """End ``block`` without waiting: its acknowledgement is read by ``_settle``
+        once the next block is sent (a send error shows there as a failed ack)."""
+        try:
+            frames.send_msg(sock, dpb.ChunkFrame(end=True))
+        except OSError:
+            pass
+        self._draining = (block, sock)
+
+    def _ack(self, block: _Block, sock) -> list[str] | None:
+        """Read a block's acknowledgement: None when stored, else the nodes to avoid."""
+        try:
+            ack = frames.recv_msg(sock, dpb.WriteAck)
+        except (OSError, frames.FrameError):
+            return block.targets[:1]
+        finally:
+            sock.close()
+        if not ack.stored:
+            return list(ack.failed) or block.targets[:1]
+        if ack.failed:
+            log.warning("block %d stored on %d of %d nodes (failed: %s)", block.block_id,
+                        len(ack.stored), len(block.targets), ", ".join(ack.failed))
+            self._excluded += [a for a in ack.failed if a not in self._excluded]
+        self._unreported.append((block.block_id, block.length, list(ack.stored)))
+        return None
+
+    def _settle(self, block: _Block | None, sock):
+        """Read the draining block's acknowledgement. When its pipeline failed,
+        ``block`` (sent, not ended) is dropped, the draining block is written
+        again and waited for, then ``block`` is sent again after it. Returns
+        ``block``'s socket."""
+        if self._draining is None:
+            return sock
+        prev, psock = self._draining
+        self._draining = None
+        failed = self._ack(prev, psock)
+        if failed is None:
+            return sock
+        if block is not None:   # the namenode abandons only a file's last block
+            self._drop(sock)
+            self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(file_id=self.file_id,
+                                                                       block_id=block.block_id))
+        self._finish(prev, self._rewrite(prev, None, failed))
+        if block is None:
+            return None
+        return self._rewrite(block, None, [], abandon=False)
+
+    @staticmethod
+    def _drop(sock) -> None:
+        try:
+            if sock is not None:
+                sock.close()
+        except OSError:
+            pass
 
     def _retry_block(self, block: _Block, sock, inflight: deque):
         """The head of the pipeline broke mid-block: start the block over elsewhere."""
@@ -264,25 +327,25 @@ class FileWriter:
         sock = self._rewrite(block, sock, block.targets[:1])
         return sock
 
-    def _replace(self, block: _Block, failed) -> _Block:
+    def _replace(self, block: _Block, failed, abandon: bool = True) -> _Block:
         failed = [failed] if isinstance(failed, str) else failed
         self._excluded += [a for a in failed if a not in self._excluded]
-        log.warning("pipeline for block %d failed at %s; retrying elsewhere", block.block_id, ", ".join(failed))
-        self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(file_id=self.file_id, block_id=block.block_id))
+        if failed:
+            log.warning("pipeline for block %d failed at %s; retrying elsewhere", block.block_id, ", ".join(failed))
+        if abandon:
+            self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(file_id=self.file_id,
+                                                                       block_id=block.block_id))
         fresh = self._add_block()
         fresh.plain, fresh.length = block.plain, block.length
         block.__dict__.update(fresh.__dict__)
         return block
 
-    def _rewrite(self, block: _Block, sock, failed: list[str]):
-        """Abandon ``block``'s pipeline and send every chunk so far to a new one."""
-        try:
-            if sock is not None:
-                sock.close()
-        except OSError:
-            pass
+    def _rewrite(self, block: _Block, sock, failed: list[str], abandon: bool = True):
+        """Abandon ``block``'s pipeline and send every chunk so far to a new one
+        (``abandon=False``: the namenode has already dropped the block)."""
+        self._drop(sock)
         for attempt in range(MAX_PIPELINE_ATTEMPTS):
-            self._replace(block, failed)
+            self._replace(block, failed, abandon=abandon or attempt > 0)
             sock = self._open(block)
             try:
                 for i, plain in enumerate(block.plain):
@@ -321,11 +384,16 @@ class FileWriter:
                     file_id=self.file_id, block_id=self._first.block_id))
                 self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
-            if self._committed is not None:
-                bid, length, nodes = self._committed
+            if self._unreported:
+                bid, length, nodes = self._unreported[-1]
                 req.has_last = True
                 req.last.CopyFrom(cpb.Block(block_id=bid, length=length))
                 req.last_nodes.extend(nodes)
+            if len(self._unreported) > 1:
+                bid, length, nodes = self._unreported[-2]
+                req.has_previous = True
+                req.previous.CopyFrom(cpb.Block(block_id=bid, length=length))
+                req.previous_nodes.extend(nodes)
             self.status = self.client.nn.call("Complete", req).status
             return self.status
         except BaseException:

@@ -372,8 +372,11 @@ class Namespace:
                 return
         raise errors.InvalidArgumentError(f"block {block_id} is not part of this file")
 
-    def add_block(self, f: OpenFile, block_id: int, genstamp: int, now: float) -> BlockRef:
-        if f.blocks and not f.blocks[-1].committed:
+    def add_block(self, f: OpenFile, block_id: int, genstamp: int, now: float, draining: int = 0) -> BlockRef:
+        """Append a block. Every earlier block must be committed, except the last
+        when it is ``draining`` (sent, its acknowledgement not yet read)."""
+        pending = [b for b in f.blocks if not b.committed]
+        if pending and not (len(pending) == 1 and pending[0] is f.blocks[-1] and pending[0].block_id == draining):
             raise errors.InvalidArgumentError("previous block not committed")
         self.store.add_block(f.row["id"], len(f.blocks), block_id, genstamp)
         self.store.update(f.row["id"], lease_expiry=now + self.lease_limit)

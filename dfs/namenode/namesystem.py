@@ -233,10 +233,16 @@ class NameSystem:
                 self._work.set()
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
-                  previous_nodes: list[str], excluded: list[str]) -> LocatedBlock:
+                  previous_nodes: list[str], excluded: list[str], draining: int = 0) -> LocatedBlock:
+        """Allocate the file's next block. ``previous`` is committed first; ``draining``
+        names the last block when its writer has sent it but not yet read its
+        acknowledgement (the writer streams the next block meanwhile): it stays
+        uncommitted until a later AddBlock or Complete commits it."""
         def op():
             f = self.ns.open_file(file_id, caller)
-            if f.blocks and not f.blocks[-1].committed and (previous is None or previous[0] != f.blocks[-1].block_id):
+            last = f.blocks[-1] if f.blocks else None
+            if (last is not None and not last.committed and last.block_id != draining
+                    and (previous is None or previous[0] != last.block_id)):
                 # Allocated by an AddBlock whose reply never reached the writer (the
                 # namenode died after committing it): the writer is retrying; drop it.
                 orphan = f.blocks[-1].block_id
@@ -244,6 +250,8 @@ class NameSystem:
                 self._invalidate_blocks([orphan])
             if previous is not None:
                 self._commit(f, previous[0], previous[1], previous_nodes)
+            if draining and not (f.blocks and f.blocks[-1].block_id == draining):
+                raise errors.InvalidArgumentError(f"block {draining} is not the file's last block")
             now = self.clock()
             writable = self._writable(now)
             if not writable:
@@ -257,7 +265,7 @@ class NameSystem:
                                               f.row["pending_name"] or "")
             block_id = self.store.next_id("block_id")
             gs = self.store.next_id("genstamp")
-            ref = self.ns.add_block(f, block_id, gs, now)
+            ref = self.ns.add_block(f, block_id, gs, now, draining=draining)
             self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False))
             for t in targets:
                 t.xceivers += 1  # until its next heartbeat says otherwise
@@ -286,9 +294,12 @@ class NameSystem:
         self._mutate(op, durable=False)
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
-                 last_nodes: list[str]) -> FileStatus:
+                 last_nodes: list[str], previous: tuple[int, int] | None = None,
+                 previous_nodes: list[str] = ()) -> FileStatus:
         def op():
             f = self.ns.open_file(file_id, caller)
+            if previous is not None:
+                self._commit(f, previous[0], previous[1], list(previous_nodes))
             if last is not None:
                 self._commit(f, last[0], last[1], last_nodes)
             st, dropped = self.ns.complete(f, caller, self.clock())

@@ -124,7 +124,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def AddBlock(self, r, context):
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
-        lb = self.ns.add_block(_caller(r.caller, context, True), r.file_id, prev, list(r.previous_nodes), list(r.excluded))
+        lb = self.ns.add_block(_caller(r.caller, context, True), r.file_id, prev, list(r.previous_nodes),
+                               list(r.excluded), draining=r.draining)
         return pb.AddBlockReply(block=_located(lb, self.ns))
 
     @rpc
@@ -140,7 +141,9 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def Complete(self, r, context):
         last = (r.last.block_id, r.last.length) if r.has_last else None
-        return _status(self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes)))
+        prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
+        return _status(self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes),
+                                        previous=prev, previous_nodes=list(r.previous_nodes)))
 
     @rpc
     def RenewLease(self, r, context):

@@ -245,3 +245,55 @@ def test_streamed_reads_fail_over_in_the_middle_of_a_block(cluster, tmp_path):
         client.open_read("/s").copy_to(sink)
     got = sink.getvalue()
     assert got == data[:len(got)] and len(got) <= 11 * mib
+
+
+@pytest.mark.parametrize("fail_ack", [1, 3, 5], ids=["first-draining", "middle-draining", "last"])
+def test_a_failed_acknowledgement_rewrites_that_block_and_the_one_after_it(cluster, monkeypatch, fail_ack):
+    """The writer reads block N's acknowledgement only after streaming block N+1
+    (no drain between blocks). When that acknowledgement says the pipeline failed,
+    N+1 is dropped, N is written again elsewhere, then N+1 again, and the file
+    reads back whole. The namenode and datanodes are real; the failure is made
+    in the client by turning the chosen acknowledgement into a failure."""
+    from dfs.client import writer as writer_mod
+
+    real_ack = writer_mod.FileWriter._ack
+    calls = []
+
+    def ack(self, block, sock):
+        calls.append(block.block_id)
+        if len(calls) == fail_ack:
+            sock.close()
+            return block.targets[:1]
+        return real_ack(self, block, sock)
+
+    monkeypatch.setattr(writer_mod.FileWriter, "_ack", ack)
+    data = os.urandom(5 * 1024 * 1024 - 5)             # 5 blocks of 1 MiB, the last short
+    client = cluster.client()
+    st = client.write_bytes("/acked.bin", data)
+    assert st.size == len(data)
+    assert len(calls) == 6                             # five blocks, one written twice
+    assert client.read_bytes("/acked.bin") == data
+    blocks = json.loads(cluster.cli("locate", "--json", "/acked.bin").stdout)
+    assert [b["length"] for b in blocks] == [1 << 20] * 4 + [(1 << 20) - 5]
+    assert calls[fail_ack - 1] not in [b["block_id"] for b in blocks]
+    cluster.wait_for_status("HEALTHY", timeout=30)
+
+
+def test_blocks_stream_back_to_back_without_a_drain(cluster, monkeypatch):
+    """Every block after the first is allocated while the one before it is still
+    being acknowledged (AddBlock names it as draining)."""
+    from dfs.client import writer as writer_mod
+
+    real_add = writer_mod.FileWriter._add_block
+    draining = []
+
+    def add_block(self):
+        draining.append(self._draining is not None)
+        return real_add(self)
+
+    monkeypatch.setattr(writer_mod.FileWriter, "_add_block", add_block)
+    data = os.urandom(5 * 1024 * 1024)
+    client = cluster.client()
+    client.write_bytes("/streamed.bin", data)
+    assert draining == [False, True, True, True, True]   # the first comes with Create
+    assert client.read_bytes("/streamed.bin") == data

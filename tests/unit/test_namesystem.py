@@ -708,3 +708,43 @@ def test_fsck_tree_names_nested_files_whatever_the_row_order():
     out = check_tree(rows, 1, "/", lambda i: [{"id": 7, "length": 10}] if i == 3 else [], bmap, {"a"}, {})
     assert [d["path"] for d in out["details"]] == ["/d/f"]
     assert (out["status"], out["files"], out["directories"], out["under_replicated"]) == ("DEGRADED", 1, 2, 1)
+
+
+def test_next_block_while_the_last_drains_and_both_commit_in_order():
+    """A writer streams block N+1 before reading block N's acknowledgement: N stays
+    uncommitted until the following call commits it, and Complete commits both."""
+    ns = make()
+    register(ns, 3)
+    row, _, _ = ns.create(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    fid = row["id"]
+    b0 = ns.add_block(ROOT, fid, None, [], [])
+    b1 = ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id)   # b0 still draining
+    assert b1.block_id != b0.block_id
+    # a third block while b0 is still uncommitted is refused: one block drains at a time
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.add_block(ROOT, fid, None, [], [], draining=b1.block_id)
+    b2 = ns.add_block(ROOT, fid, (b0.block_id, BS), [d.address for d in b0.locations], [],
+                      draining=b1.block_id)
+    st = ns.complete(ROOT, fid, (b2.block_id, 7), [d.address for d in b2.locations],
+                     previous=(b1.block_id, BS), previous_nodes=[d.address for d in b1.locations])
+    assert st.size == 2 * BS + 7
+    got = [(b.block_id, b.offset, b.length) for b in ns.block_locations(ROOT, "/f")[1]]
+    assert got == [(b0.block_id, 0, BS), (b1.block_id, BS, BS), (b2.block_id, 2 * BS, 7)]
+
+
+def test_draining_must_name_the_last_block_and_a_lost_reply_still_drops_the_orphan():
+    ns = make()
+    register(ns, 3)
+    row, _, _ = ns.create(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    fid = row["id"]
+    b0 = ns.add_block(ROOT, fid, None, [], [])
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id + 1000)
+    orphan = ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id)
+    # that reply was lost: the writer asks again, b0 still draining; the orphan goes
+    again = ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id)
+    assert orphan.block_id not in ns.bmap.blocks and again.block_id in ns.bmap.blocks
+    st = ns.complete(ROOT, fid, (again.block_id, 3), [], previous=(b0.block_id, BS), previous_nodes=[])
+    assert st.size == BS + 3

@@ -176,20 +176,22 @@ class CreateReply(_message.Message):
     def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ..., block: _Optional[_Union[_common_pb2.LocatedBlock, _Mapping]] = ...) -> None: ...
 
 class AddBlockRequest(_message.Message):
-    __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous")
+    __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous", "draining")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_NODES_FIELD_NUMBER: _ClassVar[int]
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     HAS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    DRAINING_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     file_id: int
     previous: _common_pb2.Block
     previous_nodes: _containers.RepeatedScalarFieldContainer[str]
     excluded: _containers.RepeatedScalarFieldContainer[str]
     has_previous: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ...) -> None: ...
+    draining: int
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., draining: _Optional[int] = ...) -> None: ...
 
 class AddBlockReply(_message.Message):
     __slots__ = ("block",)
@@ -208,18 +210,24 @@ class AbandonBlockRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., block_id: _Optional[int] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
-    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last")
+    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last", "previous", "previous_nodes", "has_previous")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
     LAST_NODES_FIELD_NUMBER: _ClassVar[int]
     HAS_LAST_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_NODES_FIELD_NUMBER: _ClassVar[int]
+    HAS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     file_id: int
     last: _common_pb2.Block
     last_nodes: _containers.RepeatedScalarFieldContainer[str]
     has_last: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ...) -> None: ...
+    previous: _common_pb2.Block
+    previous_nodes: _containers.RepeatedScalarFieldContainer[str]
+    has_previous: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("caller",)
