@@ -174,30 +174,52 @@ def free_port() -> int:
 
 
 # -- dfs ------------------------------------------------------------------------
-def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) -> dict:
-    out = {}
-    for kind, path in inputs.items():
-        def put():
-            r = c.cli("put", "-f", path, f"/bench/{kind}", timeout=600)
-            assert r.returncode == 0, r.stderr
-        c.cli("mkdir", "-p", "/bench")
-        out[f"put {kind}"] = size / median_time(put, runs) / MB
-        dst = os.path.join(workdir, f"get-{kind}")
+def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) -> tuple[dict, dict]:
+    """Each run measures a ceiling just before the dfs rows compared with it, so a
+    ratio compares figures from the same minute (this machine's disk drifts 2x
+    over an hour). Returns the rates and the per-run ratios, by row name."""
+    rates: dict[str, list[float]] = {}
+    ratios: dict[str, list[float]] = {}
+    c.cli("mkdir", "-p", "/bench")
+    client = c.client()
+    src = inputs["incompressible"]
 
-        def get():
-            r = c.cli("get", "-f", f"/bench/{kind}", dst, timeout=600)
-            assert r.returncode == 0, r.stderr
-        out[f"get {kind}"] = size / median_time(get, runs) / MB
-        if not _same(path, dst):
-            raise SystemExit(f"bench: {kind}: data read back differs")
-        os.unlink(dst)
-        client = c.client()
+    def timed(key: str, fn) -> float:
+        t = time.perf_counter()
+        fn()
+        rate = size / (time.perf_counter() - t) / MB
+        rates.setdefault(key, []).append(rate)
+        return rate
 
-        def read():
-            for _ in client.open_read(f"/bench/{kind}").iter_range():
-                pass
-        out[f"read {kind} (API, no local write)"] = size / median_time(read, runs) / MB
-    return out
+    def cli(*args):
+        r = c.cli(*args, timeout=600)
+        assert r.returncode == 0, r.stderr
+
+    for run in range(runs):
+        chain_b = chain_ceiling(src, workdir, size, 1, "buffered")
+        chain_d = chain_ceiling(src, workdir, size, 1, "direct")
+        chain = max(chain_b, chain_d)
+        for k, v in (("3-hop chain, buffered", chain_b), ("3-hop chain, O_DIRECT", chain_d), ("3-hop chain", chain)):
+            rates.setdefault(k, []).append(v)
+        for kind, path in inputs.items():
+            v = timed(f"put {kind}", lambda: cli("put", "-f", path, f"/bench/{kind}"))
+            ratios.setdefault(f"put {kind}", []).append(v / chain)
+        copy = copy_ceiling(src, workdir, size, 1)
+        rates.setdefault("local disk copy", []).append(copy)
+        for kind, path in inputs.items():
+            dst = os.path.join(workdir, f"get-{kind}")
+            v = timed(f"get {kind}", lambda: cli("get", "-f", f"/bench/{kind}", dst))
+            ratios.setdefault(f"get {kind} vs copy", []).append(v / copy)
+            if run == 0 and not _same(path, dst):
+                raise SystemExit(f"bench: {kind}: data read back differs")
+            os.unlink(dst)
+        for kind in inputs:
+            def read():
+                for _ in client.open_read(f"/bench/{kind}").iter_range():
+                    pass
+            timed(f"read {kind} (API, no local write)", read)
+    return ({k: statistics.median(v) for k, v in rates.items()},
+            {k: statistics.median(v) for k, v in ratios.items()})
 
 
 def _same(a: str, b: str) -> bool:
@@ -278,38 +300,38 @@ def main() -> int:
 
 def core(c: Cluster, workdir: str, size: int, runs: int) -> None:
     inputs = make_inputs(workdir, size)
-    figures = dfs_put_get(c, inputs, workdir, size, runs)
+    figures, same_run = dfs_put_get(c, inputs, workdir, size, runs)
     enc_r, kept_r, dec_r = codec_ceiling(inputs["incompressible"], size, runs)
     enc_c, kept_c, dec_c = codec_ceiling(inputs["compressible"], size, runs)
     disk = disk_ceiling(inputs["incompressible"], workdir, size, runs)
-    copy = copy_ceiling(inputs["incompressible"], workdir, size, runs)
-    chain_b = chain_ceiling(inputs["incompressible"], workdir, size, runs, "buffered")
-    chain_d = chain_ceiling(inputs["incompressible"], workdir, size, runs, "direct")
-    chain = max(chain_b, chain_d)
+    chain, copy = figures["3-hop chain"], figures["local disk copy"]
     print("ceilings (MB/s)")
     print(f"  codec encode, incompressible / compressible, all cores      {enc_r:8.0f} / {enc_c:.0f}")
     print(f"  codec decode into fresh memory kept, incompr. / compr.      {kept_r:8.0f} / {kept_c:.0f}")
     print(f"  codec decode, steady state (output dropped), incompr. / c.  {dec_r:8.0f} / {dec_c:.0f}")
     print(f"  raw disk, 3 fsync'd copies at once (per copy)               {disk:8.0f}")
     print(f"  local disk copy: cold read + O_DIRECT write                 {copy:8.0f}")
-    print(f"  3-hop socket chain + fsync, buffered / O_DIRECT              {chain_b:8.0f} / {chain_d:.0f}")
+    print(f"  3-hop socket chain + fsync, buffered / O_DIRECT              "
+          f"{figures['3-hop chain, buffered']:8.0f} / {figures['3-hop chain, O_DIRECT']:.0f}")
     print()
-    print("dfs (MB/s)                                          rate   ceiling   ratio")
+    print("dfs (MB/s); chain and disk-copy ratios are medians of same-run ratios")
+    print("                                                    rate   ceiling   ratio")
     rows = [
-        ("put incompressible", "3-hop chain", chain),
-        ("put compressible", "3-hop chain", chain),
-        ("get incompressible", "decode, fresh memory", kept_r),
-        ("get incompressible", "decode, steady state", dec_r),
-        ("get incompressible", "local disk copy", copy),
-        ("get compressible", "decode, fresh memory", kept_c),
-        ("get compressible", "decode, steady state", dec_c),
-        ("get compressible", "local disk copy", copy),
-        ("read incompressible (API, no local write)", "decode, steady state", dec_r),
-        ("read compressible (API, no local write)", "decode, steady state", dec_c),
+        ("put incompressible", "3-hop chain", chain, same_run["put incompressible"]),
+        ("put compressible", "3-hop chain", chain, same_run["put compressible"]),
+        ("get incompressible", "decode, fresh memory", kept_r, None),
+        ("get incompressible", "decode, steady state", dec_r, None),
+        ("get incompressible", "local disk copy", copy, same_run["get incompressible vs copy"]),
+        ("get compressible", "decode, fresh memory", kept_c, None),
+        ("get compressible", "decode, steady state", dec_c, None),
+        ("get compressible", "local disk copy", copy, same_run["get compressible vs copy"]),
+        ("read incompressible (API, no local write)", "decode, steady state", dec_r, None),
+        ("read compressible (API, no local write)", "decode, steady state", dec_c, None),
     ]
-    for key, cname, ceil in rows:
+    for key, cname, ceil, ratio in rows:
         v = figures[key]
-        print(f"  {key:46} {v:8.0f} {ceil:8.0f}  {v / ceil:6.2f}  ({cname})")
+        ratio = v / ceil if ratio is None else ratio
+        print(f"  {key:46} {v:8.0f} {ceil:8.0f}  {ratio:6.2f}  ({cname})")
     print()
 
 
