@@ -10,6 +10,11 @@ node does, the block is abandoned and written again (re-encoded: the AAD
 binds the block id) to a fresh pipeline without the failed nodes. A
 downstream node that fails only lowers that block's replica count; the
 namenode's replication monitor restores it.
+
+Blocks stream back to back: a full block's end frame is sent and its ack
+is read only once the next block's data is out (``_settle``), so the
+pipeline never idles while the datanodes commit. Hence up to two blocks
+acked but not yet reported to the namenode (``_unreported``).
 """
 
 from __future__ import annotations
