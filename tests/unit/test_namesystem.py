@@ -710,14 +710,19 @@ def test_fsck_tree_names_nested_files_whatever_the_row_order():
     assert (out["status"], out["files"], out["directories"], out["under_replicated"]) == ("DEGRADED", 1, 2, 1)
 
 
-def test_next_block_while_the_last_drains_and_both_commit_in_order():
-    """A writer streams block N+1 before reading block N's acknowledgement: N stays
-    uncommitted until the following call commits it, and Complete commits both."""
+def _writing() -> tuple[NameSystem, int]:
+    """A namesystem with three datanodes and /f open for writing: (it, /f's id)."""
     ns = make()
     register(ns, 3)
     row, _, _ = ns.create(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
                           create_parent=False, complete=False)
-    fid = row["id"]
+    return ns, row["id"]
+
+
+def test_next_block_while_the_last_drains_and_both_commit_in_order():
+    """A writer streams block N+1 before reading block N's acknowledgement: N stays
+    uncommitted until the following call commits it, and Complete commits both."""
+    ns, fid = _writing()
     b0 = ns.add_block(ROOT, fid, None, [], [])
     b1 = ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id)   # b0 still draining
     assert b1.block_id != b0.block_id
@@ -734,11 +739,7 @@ def test_next_block_while_the_last_drains_and_both_commit_in_order():
 
 
 def test_draining_must_name_the_last_block_and_a_lost_reply_still_drops_the_orphan():
-    ns = make()
-    register(ns, 3)
-    row, _, _ = ns.create(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
-                          create_parent=False, complete=False)
-    fid = row["id"]
+    ns, fid = _writing()
     b0 = ns.add_block(ROOT, fid, None, [], [])
     with pytest.raises(errors.InvalidArgumentError):
         ns.add_block(ROOT, fid, None, [], [], draining=b0.block_id + 1000)
