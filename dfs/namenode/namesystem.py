@@ -145,11 +145,13 @@ class NameSystem:
     def _mutate(self, fn, durable: bool = True):
         with self.lock:
             self._mutating()
+            self.store.begin_op()
             try:
                 result = fn()
             except BaseException:
-                self.store.rollback()
+                self.store.undo_op()   # this call's writes only: others await the commit
                 raise
+            self.store.end_op()
             if durable:
                 self.store.want_durable()
         self._sync()

@@ -4,7 +4,9 @@
 ``SqliteStore`` is the embedded default. Only the namespace calls it, always
 under the namesystem lock. Durability: WAL; mutations run inside an open
 transaction that ``sync()`` commits, so mutations that pile up while one
-commit is fsyncing share the next commit (group commit).
+commit is fsyncing share the next commit (group commit). Each mutation is
+a savepoint in it (``begin_op``/``end_op``/``undo_op``), so one that fails
+after writing undoes only its own writes.
 
 A commit is fsynced only if one of its mutations asked for it
 (``want_durable``): then the WAL file is fsynced after COMMIT, before any
@@ -65,6 +67,9 @@ class MetaStore(Protocol):
     def set_meta(self, key: str, value: str) -> None: ...
     def want_durable(self) -> None: ...
     def sync(self) -> None: ...
+    def begin_op(self) -> None: ...
+    def end_op(self) -> None: ...
+    def undo_op(self) -> None: ...
     def rollback(self) -> None: ...
 
 
@@ -131,6 +136,23 @@ class SqliteStore:
             self._wal_fd = os.open(self._wal_path, os.O_RDONLY)
             self._wal_ino = ino
         return self._wal_fd
+
+    # One mutation inside the shared transaction: a savepoint, so that a mutation that
+    # fails after writing undoes its own writes only, not those of mutations applied
+    # before it whose callers are waiting for the same commit.
+    def begin_op(self) -> None:
+        if not self._in_tx:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._in_tx = True
+        self._db.execute("SAVEPOINT op")
+
+    def end_op(self) -> None:
+        self._db.execute("RELEASE op")
+
+    def undo_op(self) -> None:
+        self._db.execute("ROLLBACK TO op")
+        self._db.execute("RELEASE op")
+        self._ids.clear()   # reload id reservations as the savepoint left them
 
     def rollback(self) -> None:
         if self._in_tx:

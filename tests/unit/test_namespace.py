@@ -764,6 +764,25 @@ def test_store_counters_and_rollback():
     store.rollback()
     assert store.next_id("block_id") > 4   # an id handed out is never handed out again
     assert store.get_meta("missing") is None
+    store.begin_op()
+    used = store.next_id("block_id")
+    store.undo_op()
+    assert store.next_id("block_id") > used
+
+
+def test_undoing_one_operation_keeps_the_others_in_the_open_transaction():
+    store = SqliteStore(":memory:")
+    ns = Namespace(store, superuser="root")
+    store.begin_op()
+    ns.mkdir("/a", ROOT, 1.0)
+    store.end_op()
+    store.begin_op()
+    ns.mkdir("/b", ROOT, 1.0)
+    store.undo_op()
+    store.sync()
+    assert ns.stat("/a", ROOT).is_dir
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/b", ROOT)
 
 
 def test_ids_are_reserved_durably_and_never_reused(tmp_path):

@@ -749,3 +749,22 @@ def test_draining_must_name_the_last_block_and_a_lost_reply_still_drops_the_orph
     assert orphan.block_id not in ns.bmap.blocks and again.block_id in ns.bmap.blocks
     st = ns.complete(ROOT, fid, (again.block_id, 3), [], previous=(b0.block_id, BS), previous_nodes=[])
     assert st.size == BS + 3
+
+
+def test_a_failing_mutation_rolls_back_only_itself_not_others_awaiting_the_group_commit():
+    """Mutations share one open transaction until the next commit (group commit). One
+    that writes and then fails (AddBlock commits the previous block, then finds no
+    datanode) must undo only its own writes: a mkdir applied before it, whose caller
+    is waiting for that commit, must survive."""
+    ns, fid = _writing()
+    b0 = ns.add_block(ROOT, fid, None, [], [])
+    sync, ns._sync = ns._sync, lambda: None     # the mkdir's caller is still waiting
+    ns.mkdir(ROOT, "/kept", False, 0o755)
+    ns._sync = sync
+    ns.clock.advance(DEAD + 1)                  # every datanode dead: no target for a block
+    with pytest.raises(errors.NoDatanodesError):
+        ns.add_block(ROOT, fid, (b0.block_id, BS), [d.address for d in b0.locations], [])
+    ns._sync()
+    assert ns.stat(ROOT, "/kept").is_dir
+    f = ns.ns.open_file(fid, ROOT)
+    assert [(b.block_id, b.committed) for b in f.blocks] == [(b0.block_id, False)]  # the failed call's write undone
