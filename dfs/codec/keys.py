@@ -8,6 +8,7 @@ with the file's block list. Datanodes never see either key.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 
@@ -18,10 +19,15 @@ def new_key() -> bytes:
     return os.urandom(32)
 
 
+@functools.lru_cache(maxsize=4)
+def _aead(master: bytes) -> AESGCM:
+    return AESGCM(master)   # one per master key: building it costs more than wrapping a key
+
+
 def wrap(master: bytes, key: bytes, file_id: int) -> bytes:
     nonce = os.urandom(12)
-    return nonce + AESGCM(master).encrypt(nonce, key, struct.pack(">Q", file_id))
+    return nonce + _aead(master).encrypt(nonce, key, struct.pack(">Q", file_id))
 
 
 def unwrap(master: bytes, wrapped: bytes, file_id: int) -> bytes:
-    return AESGCM(master).decrypt(wrapped[:12], wrapped[12:], struct.pack(">Q", file_id))
+    return _aead(master).decrypt(wrapped[:12], wrapped[12:], struct.pack(">Q", file_id))

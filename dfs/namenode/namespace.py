@@ -116,7 +116,10 @@ class Namespace:
             except errors.DfsFileExistsError:  # the would-be parent is a file
                 raise errors.DfsNotADirectoryError(path=join(parts[:-1])) from None
         else:
-            parent = self.resolve(join(parts[:-1]), caller)
+            rows = self._walk(parts[:-1], caller, path)
+            if len(rows) != len(parts):
+                raise errors.DfsFileNotFoundError(path=join(parts[:-1]))
+            parent = rows[-1]
         if not parent["is_dir"]:
             raise errors.DfsNotADirectoryError(path=join(parts[:-1]))
         return parent, parts[-1]
