@@ -29,7 +29,7 @@ from dfs.namenode import health, placement
 from dfs.namenode import replication as planner
 from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
-from dfs.namenode.namespace import Caller, Namespace, normalize
+from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
 from dfs.namenode.store import MetaStore
 
 log = logging.getLogger(__name__)
@@ -223,6 +223,35 @@ class NameSystem:
             return row, data_key, st
         return self._mutate(op, durable=False)
 
+    def create_with_block(self, caller: Caller, path: str, *, overwrite: bool, replication: int,
+                          block_size: int, mode: int, create_parent: bool, empty_first: bool = False
+                          ) -> tuple[dict, bytes, FileStatus | None, LocatedBlock]:
+        """Create ``path`` for writing and allocate its first block in one transaction
+        (a small file is then this, one pipeline and Complete). With ``empty_first``
+        ``path`` first appears as an empty complete file, durable at once (a FUSE
+        create: the name exists while the file is written), and what is opened is
+        its next version; the status returned is the empty file's. If no block can
+        be allocated nothing is created. -> (row, data key, status, first block)."""
+        data_key, empty_key = keys.new_key(), keys.new_key()
+
+        def op():
+            now = self.clock()
+            common = dict(replication=replication, block_size=block_size, mode=mode)
+            st, dropped = None, []
+            if empty_first:
+                empty, dropped = self.ns.create(
+                    path, caller, now, overwrite=overwrite, create_parent=create_parent, complete=True,
+                    key_for=lambda fid: keys.wrap(self.master_key, empty_key, fid), **common)
+                st = self.ns.status(empty, normalize(path))
+                self.store.want_durable()   # visible at once
+            row, more = self.ns.create(
+                path, caller, now, overwrite=overwrite or empty_first, create_parent=create_parent,
+                complete=False, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
+            lb = self._allocate(OpenFile(row), caller, [], now)
+            self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
+            return row, data_key, st, lb
+        return self._mutate(op, durable=False)
+
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
         info = self.bmap.blocks.get(block_id)
@@ -254,25 +283,30 @@ class NameSystem:
                 self._commit(f, previous[0], previous[1], previous_nodes)
             if draining and not (f.blocks and f.blocks[-1].block_id == draining):
                 raise errors.InvalidArgumentError(f"block {draining} is not the file's last block")
-            now = self.clock()
-            writable = self._writable(now)
-            if not writable:
-                raise errors.NoDatanodesError(
-                    f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
-            targets = placement.choose_targets(
-                f.row["replication"], writable, self.rng, writer_host=caller.host,
-                excluded=excluded, block_size=0)
-            if not targets:
-                raise errors.NoDatanodesError("no datanode with room left for the block",
-                                              f.row["pending_name"] or "")
-            block_id = self.store.next_id("block_id")
-            gs = self.store.next_id("genstamp")
-            ref = self.ns.add_block(f, block_id, gs, now, draining=draining)
-            self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False))
-            for t in targets:
-                t.xceivers += 1  # until its next heartbeat says otherwise
-            return LocatedBlock(block_id, gs, ref.offset, 0, targets)
+            return self._allocate(f, caller, excluded, self.clock(), draining)
         return self._mutate(op, durable=False)
+
+    def _allocate(self, f: OpenFile, caller: Caller, excluded: list[str], now: float,
+                  draining: int = 0) -> LocatedBlock:
+        """Choose targets for ``f``'s next block and record it (inside a mutation)."""
+        file_id = f.row["id"]
+        writable = self._writable(now)
+        if not writable:
+            raise errors.NoDatanodesError(
+                f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
+        targets = placement.choose_targets(
+            f.row["replication"], writable, self.rng, writer_host=caller.host,
+            excluded=excluded, block_size=0)
+        if not targets:
+            raise errors.NoDatanodesError("no datanode with room left for the block",
+                                          f.row["pending_name"] or "")
+        block_id = self.store.next_id("block_id")
+        gs = self.store.next_id("genstamp")
+        ref = self.ns.add_block(f, block_id, gs, now, draining=draining)
+        self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False))
+        for t in targets:
+            t.xceivers += 1  # until its next heartbeat says otherwise
+        return LocatedBlock(block_id, gs, ref.offset, 0, targets)
 
     def _writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no

@@ -83,19 +83,16 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def Create(self, r, context):
         caller = _caller(r.caller, context, r.add_block)
-        if r.complete and r.add_block:
-            return self._create_and_open(r, caller)
-        row, key, st = self.ns.create(
-            caller, r.path, overwrite=r.overwrite, replication=r.replication,
-            block_size=r.block_size, mode=r.mode or 0o644, create_parent=r.create_parent,
-            complete=r.complete)
+        opts = dict(overwrite=r.overwrite, replication=r.replication, block_size=r.block_size,
+                    mode=r.mode or 0o644, create_parent=r.create_parent)
+        if r.add_block:
+            # With complete too: an empty complete file, plus its next version under
+            # construction with a first block (a FUSE create); the status is the empty file's.
+            row, key, st, lb = self.ns.create_with_block(caller, r.path, empty_first=r.complete, **opts)
+        else:
+            (row, key, st), lb = self.ns.create(caller, r.path, complete=r.complete, **opts), None
         reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]))
-        if r.add_block and not r.complete:
-            try:
-                lb = self.ns.add_block(caller, row["id"], None, [], [])
-            except BaseException:
-                self.ns.abandon_file(caller, row["id"])   # the writer never learns the file's id
-                raise
+        if lb is not None:
             reply.block.CopyFrom(_located(lb, self.ns))
         if st is not None:
             reply.status.CopyFrom(convert.status_to_pb(st))
@@ -103,23 +100,6 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
             reply.status.CopyFrom(cpb.FileStatus(path=r.path, replication=row["replication"],
                                                  block_size=row["block_size"], chunk_size=row["chunk_size"]))
         return reply
-
-    def _create_and_open(self, r, caller) -> pb.CreateReply:
-        """An empty complete file, plus its next version under construction with a first
-        block: the reply's status is the empty file's, the rest the new version's."""
-        _, _, st = self.ns.create(caller, r.path, overwrite=r.overwrite, replication=r.replication,
-                                  block_size=r.block_size, mode=r.mode or 0o644,
-                                  create_parent=r.create_parent, complete=True)
-        row, key, _ = self.ns.create(caller, r.path, overwrite=True, replication=r.replication,
-                                     block_size=r.block_size, mode=r.mode or 0o644,
-                                     create_parent=False, complete=False)
-        try:
-            lb = self.ns.add_block(caller, row["id"], None, [], [])
-        except BaseException:
-            self.ns.abandon_file(caller, row["id"])
-            raise
-        return pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]),
-                              status=convert.status_to_pb(st), block=_located(lb, self.ns))
 
     @rpc
     def AddBlock(self, r, context):

@@ -768,3 +768,36 @@ def test_a_failing_mutation_rolls_back_only_itself_not_others_awaiting_the_group
     assert ns.stat(ROOT, "/kept").is_dir
     f = ns.ns.open_file(fid, ROOT)
     assert [(b.block_id, b.committed) for b in f.blocks] == [(b0.block_id, False)]  # the failed call's write undone
+
+
+def test_create_with_block_opens_the_file_and_allocates_its_first_block_in_one_call():
+    ns = make()
+    register(ns, 3)
+    row, key, st, lb = ns.create_with_block(ROOT, "/f", overwrite=False, replication=0, block_size=BS,
+                                            mode=0o644, create_parent=False)
+    assert st is None and len(key) == 32 and len(lb.locations) == 3
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/f")   # invisible until complete
+    done = ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations])
+    assert done.size == 5
+
+
+def test_create_with_block_empty_first_shows_an_empty_file_then_replaces_it():
+    ns = make()
+    register(ns, 3)
+    row, _, st, lb = ns.create_with_block(ROOT, "/f", overwrite=False, replication=0, block_size=BS,
+                                          mode=0o600, create_parent=False, empty_first=True)
+    assert st.size == 0 and st.mode == 0o600 and ns.stat(ROOT, "/f").inode_id == st.inode_id
+    assert row["id"] != st.inode_id
+    ns.complete(ROOT, row["id"], (lb.block_id, 9), [d.address for d in lb.locations])
+    assert ns.stat(ROOT, "/f").size == 9 and ns.stat(ROOT, "/f").inode_id == row["id"]
+
+
+def test_create_with_block_creates_nothing_when_no_block_can_be_placed():
+    ns = make()   # no datanodes
+    with pytest.raises(errors.NoDatanodesError):
+        ns.create_with_block(ROOT, "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                             create_parent=False, empty_first=True)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/f")
+    assert ns.store.under_construction() == []
