@@ -13,8 +13,9 @@ Starts a cluster (3 datanodes, replication 3, 64 MiB blocks), mounts it with
     vs `listdir`, delete (`os.unlink` vs `delete`); on the default mount and
     on the `-o writeback` mount (commits after close run in the background).
 
-Sequential figures alternate client and mount runs; with --repeat N the
-medians are shown. Prints MB/s or ops/s and the ratio mount/client. Needs
+Sequential figures alternate client and mount runs, small-file rounds run
+client, mount, writeback mount in turn; with --repeat N every figure is the
+median of N runs. Prints MB/s or ops/s and the ratio mount/client. Needs
 root (or FUSE permissions), fusermount3 and dd. Usage:
 
     .venv/bin/python scripts/bench_fuse.py [--size 1024] [--files 5000] [--repeat 1]
@@ -78,12 +79,13 @@ def sequential(client, src: str, mnt: str, size: int, repeat: int) -> dict:
             "sequential read": (med(cr), med(mr), "MB/s", None)}
 
 
-def client_small(client, n: int, data: bytes) -> tuple[float, ...]:
-    client.mkdir("/small-client")
-    names = [f"/small-client/f{i:05d}" for i in range(n)]
+def client_small(client, n: int, data: bytes, run: int = 0) -> tuple[float, ...]:
+    d = f"/small-client-{run}"
+    client.mkdir(d)
+    names = [f"{d}/f{i:05d}" for i in range(n)]
     create = n / timed(lambda: [client.write_bytes(p, data) for p in names])
     stat = n / timed(lambda: [client.stat(p) for p in names])
-    ls = n / timed(client.listdir, "/small-client")
+    ls = n / timed(client.listdir, d)
     delete = n / timed(lambda: [client.delete(p) for p in names])
     return create, stat, ls, delete
 
@@ -111,7 +113,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=1024, help="MiB for the sequential figures (1024)")
     ap.add_argument("--files", type=int, default=5000, help="small files (5000)")
-    ap.add_argument("--repeat", type=int, default=1, help="runs of each sequential figure (1)")
+    ap.add_argument("--repeat", type=int, default=1, help="runs of every figure; medians are shown (1)")
     ap.add_argument("--mount-options", default="", help="extra -o options for dfs mount")
     args = ap.parse_args()
     tune_malloc()
@@ -137,13 +139,16 @@ def main() -> int:
         try:
             results = sequential(client, src, mnt, args.size, args.repeat)
             data = os.urandom(4096)
-            c = client_small(client, args.files, data)
-            m = mount_small(mnt, "small-mount", args.files, data)
-            w = mount_small(wb_mnt, "small-writeback", args.files, data)
+            runs = [(client_small(client, args.files, data, r),
+                     mount_small(mnt, f"small-mount-{r}", args.files, data),
+                     mount_small(wb_mnt, f"small-writeback-{r}", args.files, data))
+                    for r in range(args.repeat)]
             names = (f"create {args.files} x 4 KiB", "stat", "ls -l / listdir", "delete")
             units = ("files/s", "/s", "entries/s", "/s")
+            med = statistics.median
             for i, name in enumerate(names):
-                results[name] = (c[i], m[i], units[i], w[i])
+                results[name] = tuple(med(r[k][i] for r in runs) for k in range(3))
+                results[name] = (results[name][0], results[name][1], units[i], results[name][2])
         finally:
             for path in (mnt, wb_mnt):
                 subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True)
