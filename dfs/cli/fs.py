@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
 import tempfile
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from dfs import errors
 from dfs.cli.common import Progress, basename, human, join, mode_string, resolve
@@ -15,6 +17,17 @@ from dfs.directio import DirectFile
 
 # Large downloads bypass the page cache: see dfs/directio.py.
 DIRECT_IO_MIN = 64 << 20
+# Files a put of several files (-r, or many sources) uploads at once. A small file's
+# upload is a chain of round trips (create, pipeline, complete); overlapping a few of
+# them keeps both the client's and the cluster's cores busy (HDFS's put -t).
+PUT_THREADS = 4
+
+
+def _at_least_one(text: str) -> int:
+    n = int(text)
+    if n < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return n
 
 
 def add_parsers(sub) -> None:
@@ -23,6 +36,8 @@ def add_parsers(sub) -> None:
     p.add_argument("-r", action="store_true", dest="recursive", help="copy directories recursively")
     p.add_argument("--replication", type=int, default=0, metavar="N")
     p.add_argument("--block-size", type=parse_size, default=0, metavar="SIZE")
+    p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
+                   help=f"files uploaded at once when there are several (default {PUT_THREADS})")
     p.add_argument("sources", nargs="+", metavar="LOCAL")
     p.add_argument("dest", metavar="DEST")
     p.set_defaults(func=cmd_put)
@@ -133,8 +148,11 @@ def cmd_put(args) -> int:
     client, dest = resolve(args, args.dest)
     many = len(args.sources) > 1
     kw = dict(overwrite=args.force, replication=args.replication, block_size=args.block_size, create_parent=False)
+    files: list[tuple[str, str]] = []   # (local, target): uploaded once every source is checked
     for src in args.sources:
         if src == "-":
+            _upload_all(client, files, args.force, kw, args.threads)
+            files = []
             target = _target(client, dest, "", many)
             if target.endswith("/"):
                 raise errors.DfsIsADirectoryError(path=dest)
@@ -147,9 +165,10 @@ def cmd_put(args) -> int:
         if os.path.isdir(src):
             if not args.recursive:
                 raise errors.DfsIsADirectoryError("Is a directory (use -r)", src)
-            _put_tree(client, src, target, args.force, kw)
+            files += _plan_tree(client, src, target)
         else:
-            _put_file(client, src, target, args.force, kw)
+            files.append((src, target))
+    _upload_all(client, files, args.force, kw, args.threads)
     return 0
 
 
@@ -168,20 +187,59 @@ def _put_file(client, src: str, target: str, force: bool, kw: dict) -> None:
     progress.close()
 
 
-def _put_tree(client, src: str, target: str, force: bool, kw: dict) -> None:
+def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
+    """Make ``target`` and the tree's directories; -> the (local, target) files to upload."""
     st = _stat_or_none(client, target)
     if st is not None and not st.is_dir:
         raise errors.DfsNotADirectoryError(path=target)
     if st is None:
         client.mkdir(target)
+    out = []
     for root, dirs, files in os.walk(src):
+        dirs.sort()
         rel = os.path.relpath(root, src)
         base = target if rel == "." else join(target, rel.replace(os.sep, "/"))
-        for d in sorted(dirs):
+        for d in dirs:
             if _stat_or_none(client, join(base, d)) is None:
                 client.mkdir(join(base, d))
-        for name in sorted(files):
-            _put_file(client, os.path.join(root, name), join(base, name), force, kw)
+        out += [(os.path.join(root, name), join(base, name)) for name in sorted(files)]
+    return out
+
+
+def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict, threads: int) -> None:
+    """Upload ``files``, ``threads`` at a time (one progress bar for all of them). The
+    first failure stops new uploads; those under way finish, then it is raised. An
+    existing target fails its own create (overwrite=``force``) on the namenode, so
+    there is no stat per file."""
+    if len(files) <= 1 or threads == 1:
+        for src, target in files:
+            _put_file(client, src, target, force, kw)
+        return
+    progress = Progress(f"{len(files)} files", sum(os.path.getsize(src) for src, _ in files))
+
+    def upload(src: str, target: str) -> None:
+        with open(src, "rb") as f:
+            client.upload(f, target, progress=progress, **kw)
+
+    error: BaseException | None = None
+    todo = iter(files)
+    running: set = set()
+    with ThreadPoolExecutor(threads, thread_name_prefix="dfs-put") as pool:
+        while True:
+            while error is None and len(running) < 2 * threads:
+                job = next(todo, None)
+                if job is None:
+                    break
+                running.add(pool.submit(upload, *job))
+            if not running:
+                break
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for f in done:
+                if f.exception() is not None and error is None:
+                    error = f.exception()
+    if error is not None:
+        raise error
+    progress.close()
 
 
 def cmd_get(args) -> int:

@@ -101,6 +101,31 @@ def test_put_recursive_and_get_directory(c, d, tmp_path):
     assert f"{d}/tree/x/y/deep.bin" in listing
 
 
+def test_put_of_many_files_uploads_them_in_parallel_and_stops_at_the_first_failure(c, d, tmp_path):
+    src = tmp_path / "many"
+    want = {}
+    for i in range(40):
+        sub = src / f"s{i % 4}"
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(i * 997)
+        (sub / f"f{i:02d}").write_bytes(data)
+        want[f"s{i % 4}/f{i:02d}"] = data
+    assert run(c, "put", "-r", "-t", "8", str(src), f"{d}/many").returncode == 0
+    back = tmp_path / "back"
+    assert run(c, "get", f"{d}/many", str(back)).returncode == 0
+    assert {k: (back / k).read_bytes() for k in want} == want
+    # Into the existing tree without -f: each file's create fails on the namenode.
+    fails(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"), b"File exists")
+    r = run(c, "put", "-f", "-r", "-t", "8", str(src / "s1"), f"{d}/many")
+    assert r.returncode == 0, r.stderr
+    assert run(c, "cat", f"{d}/many/s1/f05").stdout == want["s1/f05"]
+    # Several sources at once, and -t must be a positive number.
+    assert run(c, "put", "-t", "3", str(src / "s2" / "f02"), str(src / "s3" / "f03"), f"{d}").returncode == 0
+    assert run(c, "cat", f"{d}/f03").stdout == want["s3/f03"]
+    r = run(c, "put", "-t", "0", str(src / "s2" / "f02"), f"{d}/x")
+    assert r.returncode == 2 and b"Traceback" not in r.stderr
+
+
 def test_errors_are_one_line_with_the_right_reason(c, d):
     fails(run(c, "cat", f"{d}/missing"), b"No such file or directory")
     fails(run(c, "ls", f"{d}/missing"), b"No such file or directory")
