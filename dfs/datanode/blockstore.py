@@ -6,7 +6,7 @@ Layout under ``--data-dir``:
     current/XX/blk_<id>_<gs>.data   stored chunk records back to back (XX = id % 256, hex)
     current/XX/blk_<id>_<gs>.meta   the block index (below); its presence commits the replica
     tmp/                          replicas being written; emptied at every start
-    spare/                        emptied files of deleted replicas, reused by new ones (filepool.py)
+    spare/                        empty files for new replicas: deleted ones', a stock (filepool.py)
 
 Meta file (all integers big-endian):
 
@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import xxhash
 
-from dfs.datanode.filepool import FilePool
+from dfs.datanode.filepool import STOCK, FilePool
 from dfs.tuning import start_writeback
 
 _HEAD = struct.Struct(">4sHIIQ")
@@ -245,7 +245,7 @@ class BlockStore:
         os.makedirs(self.current, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
         os.makedirs(self.tmp)
-        self.pool = FilePool(os.path.join(data_dir, "spare"))   # emptied files for new replicas
+        self.pool = FilePool(os.path.join(data_dir, "spare"), stock=STOCK)   # files for new replicas
         self.uuid = self._identity()
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes
         self._tags = itertools.count()   # tmp/ names; tmp/ is emptied at every start

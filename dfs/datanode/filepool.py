@@ -11,6 +11,18 @@ replica's files are renamed out of it. Renames and truncation are what an
 unlink and a create did anyway, minus the inode bookkeeping. Other file
 systems lose nothing by it.
 
+Stock: a node that only writes (no deletions to recycle) still allocated
+two inodes per replica on the write's critical path. With ``stock`` set, a
+background thread keeps that many empty files at hand: when fewer than half
+remain it makes the difference in batches, as SCHED_IDLE (the node's
+connection threads preempt it), so a burst of small writes takes ready
+inodes. The allocations still cost CPU, but off the write's path, and made
+in a row by one thread they cost less than one at a time between a write's
+network waits (measured: ~1.35 -> ~1.2 ms of datanode CPU per 4 KiB block
+right after mass deletions). Stock files are ordinary spares (empty,
+numbered): disk usage is unchanged, and a restart picks them up like
+recycled ones.
+
 Crash safety: a file is out of ``current/`` (uncommitted) before it is
 emptied, and a spare's content is never read: it is opened with O_TRUNC on
 reuse, and spares a crash left non-empty are emptied at start.
@@ -22,18 +34,30 @@ import os
 import threading
 
 LIMIT = 4096   # spare files kept; more deletions than that unlink
+STOCK = 128    # empty files a datanode keeps ready (BlockStore); refilled below STOCK // 2
+_BATCH = 16    # stock files made between checks for stop
+
+
+def refill_count(free: int, stock: int) -> int:
+    """How many files the stock keeper should make now, with ``free`` spares at hand:
+    none while at least half the stock remains, else enough to fill it up again."""
+    return stock - free if stock > 0 and free < (stock + 1) // 2 else 0
 
 
 class FilePool:
-    """Thread-safe."""
+    """Thread-safe. ``close()`` stops the stock keeper, if any."""
 
-    def __init__(self, directory: str, limit: int = LIMIT):
+    def __init__(self, directory: str, limit: int = LIMIT, stock: int = 0):
         self.dir = directory
         self.limit = limit
+        self.stock = min(stock, limit)
         os.makedirs(directory, exist_ok=True)
         self._lock = threading.Lock()
         self._free: list[str] = []
         self._next = 0
+        self._wake = threading.Event()
+        self._closed = False
+        self.made = 0   # files the stock keeper created
         for name in os.listdir(directory):
             if not name.isdigit():
                 continue   # not one of ours: left alone
@@ -45,6 +69,53 @@ class FilePool:
                 continue
             self._next = max(self._next, int(name) + 1)
             self._free.append(name)
+        if self.stock:
+            self._wake.set()
+            threading.Thread(target=self._keep_stock, name="spare-stock", daemon=True).start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+
+    def _keep_stock(self) -> None:
+        try:   # only CPU time nobody else wants (Linux; elsewhere an ordinary thread)
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except (AttributeError, OSError):
+            pass
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            if self._closed:
+                return
+            self.fill()
+
+    def fill(self) -> int:
+        """Make empty spares up to the stock if fewer than half of it remain. -> files made."""
+        made = 0
+        while not self._closed:
+            with self._lock:   # started below half: then on up to the full stock
+                free = len(self._free)
+                want = self.stock - free if made else refill_count(free, self.stock)
+                names = [str(n) for n in range(self._next, self._next + max(0, min(want, _BATCH)))]
+                self._next += len(names)
+            if not names:
+                return made
+            done = []
+            for name in names:
+                try:
+                    fd = os.open(os.path.join(self.dir, name), os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                                 0o600)
+                    os.close(fd)
+                except OSError:
+                    break   # disk full or the like: try again when next woken
+                done.append(name)
+            with self._lock:
+                self._free[:0] = done   # at the bottom: recycled inodes (warm in cache) go first
+            made += len(done)
+            self.made += len(done)
+            if len(done) < len(names):
+                return made
+        return made
 
     def __len__(self) -> int:
         with self._lock:
@@ -54,6 +125,8 @@ class FilePool:
         """``os.open(path, flags | O_CREAT | O_EXCL)``, on a pooled inode when there is one."""
         with self._lock:
             name = self._free.pop() if self._free else None
+            if refill_count(len(self._free), self.stock):
+                self._wake.set()
         if name is not None:
             try:
                 os.rename(os.path.join(self.dir, name), path)

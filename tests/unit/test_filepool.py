@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import time
 
 import pytest
 
-from dfs.datanode.filepool import FilePool
+from dfs.datanode.filepool import FilePool, refill_count
 
 
 def write(pool: FilePool, path: str, data: bytes) -> int:
@@ -83,3 +84,77 @@ def test_refused_flags_leave_no_file_behind(tmp_path):
         pool.open_new(str(tmp_path / "a2"), os.O_WRONLY | os.O_DIRECTORY)
     assert not os.path.exists(tmp_path / "a2")
     write(pool, str(tmp_path / "a2"), b"ok")     # the ordinary way still works
+
+
+# -- the stock of ready-made empty files ---------------------------------
+
+def test_refill_rule():
+    assert refill_count(0, 0) == 0              # no stock wanted: never
+    assert refill_count(0, 8) == 8
+    assert refill_count(3, 8) == 5              # below half: fill up
+    assert refill_count(4, 8) == 0              # half left: not yet
+    assert refill_count(9, 8) == 0              # recycled spares count as stock
+
+
+def wait_for(cond, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_stock_is_made_at_start_and_new_files_take_it(tmp_path):
+    d = tmp_path / "spare"
+    pool = FilePool(str(d), stock=8)
+    try:
+        wait_for(lambda: len(pool) == 8)
+        assert all(os.path.getsize(d / n) == 0 for n in os.listdir(d))
+        stocked = {os.stat(d / n).st_ino for n in os.listdir(d)}
+        a = str(tmp_path / "a")
+        assert write(pool, a, b"x") in stocked         # no new inode on the write's path
+        assert len(os.listdir(d)) == 7
+    finally:
+        pool.close()
+
+
+def test_stock_refills_below_half_only(tmp_path):
+    d = tmp_path / "spare"
+    pool = FilePool(str(d), stock=8)
+    try:
+        wait_for(lambda: len(pool) == 8)
+        for i in range(4):
+            write(pool, str(tmp_path / f"f{i}"), b"x")
+        time.sleep(0.2)
+        assert len(pool) == 4 and pool.made == 8      # half left: nothing made
+        write(pool, str(tmp_path / "f4"), b"x")
+        wait_for(lambda: len(pool) == 8)             # below half: filled up again
+        assert pool.made == 8 + 5 and len(os.listdir(d)) == 8
+    finally:
+        pool.close()
+
+
+def test_stock_counts_recycled_and_restart_takes_it(tmp_path):
+    d = tmp_path / "spare"
+    pool = FilePool(str(d), stock=4)
+    wait_for(lambda: len(pool) == 4)
+    pool.close()
+    again = FilePool(str(d), stock=4)   # a restart: the stock on disk is the stock
+    try:
+        time.sleep(0.2)
+        assert len(again) == 4 and again.made == 0
+        names = set(os.listdir(d))
+        write(again, str(tmp_path / "a"), b"x")
+        assert set(os.listdir(d)) < names
+    finally:
+        again.close()
+
+
+def test_fill_is_synchronous_and_stock_bounded_by_limit(tmp_path):
+    capped = FilePool(str(tmp_path / "capped"), limit=3, stock=10)
+    capped.close()
+    assert capped.stock == 3
+    pool = FilePool(str(tmp_path / "spare"))    # stock 0: no keeper thread
+    assert pool.fill() == 0 and len(pool) == 0
+    pool.stock = 40
+    assert pool.fill() == 40                    # several batches, up to the stock
+    assert len(pool) == 40 and pool.fill() == 0
