@@ -72,6 +72,10 @@ class ChunkCodec:
         self._aead = AESGCM(key)
         self._level = level
         self._local = threading.local()
+        # The last chunk compressed well: skip the next one's trial on a sample (a file's
+        # chunks are mostly alike; a wrong guess costs one chunk's compression). A hint
+        # shared by the encoding threads: a racy read only chooses between two valid paths.
+        self._packing = False
 
     def _zc(self) -> zstandard.ZstdCompressor:
         zc = getattr(self._local, "zc", None)
@@ -88,12 +92,13 @@ class ChunkCodec:
     def _compress(self, plain) -> tuple[int, object]:
         if len(plain) >= 512:
             zc = self._zc()
-            if len(plain) > 2 * _SAMPLE:
+            if len(plain) > 2 * _SAMPLE and not self._packing:
                 sample = memoryview(plain)[:_SAMPLE]
                 if len(zc.compress(sample)) > 0.9 * _SAMPLE:
                     return 0, plain
             packed = zc.compress(plain)
-            if len(packed) < len(plain) * 0.97:
+            self._packing = len(packed) < len(plain) * 0.97
+            if self._packing:
                 return FLAG_ZSTD, packed
         return 0, plain
 

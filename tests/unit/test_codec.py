@@ -132,6 +132,31 @@ def test_random_is_stored_raw(codec, size):
     assert enc.stored_length == size + OVERHEAD
 
 
+def test_sample_trial_is_skipped_while_chunks_keep_compressing():
+    """Only the first of a run of compressible chunks is tried on a sample first; a chunk
+    that then does not compress brings the sample trial back. Each still decodes."""
+    codec = ChunkCodec(KEY)
+    calls: list[int] = []
+
+    class Counting:
+        def __init__(self, zc):
+            self.zc = zc
+
+        def compress(self, data):
+            calls.append(len(data))
+            return self.zc.compress(data)
+
+    codec._local.zc = Counting(codec._zc())
+    mib = 1 << 20
+    chunks = [compressible(mib, 1), compressible(mib, 2), rand(mib, 3), rand(mib, 4), compressible(mib, 5)]
+    encoded = [codec.encode(c, BLOCK, i) for i, c in enumerate(chunks)]
+    # sample + whole; whole; whole (guessed wrong, stored raw); sample only; sample + whole
+    assert calls == [65536, mib, mib, mib, 65536, 65536, mib]
+    assert [bool(record_of(e)[0] & FLAG_ZSTD) for e in encoded] == [True, True, False, False, True]
+    for i, (c, e) in enumerate(zip(chunks, encoded)):
+        assert codec.decode(record_of(e), BLOCK, i, len(c), e.checksum) == c
+
+
 def test_tiny_chunks_are_stored_raw(codec):
     enc = codec.encode(b"a" * 100, 5, 0)
     assert record_of(enc)[0] == 0
