@@ -19,6 +19,7 @@ class FileStatus:
     ctime: float = 0.0
     inode_id: int = 0
     children: int = 0
+    subdirs: int = 0          # directories: entries that are directories themselves
 
     @property
     def is_dir(self) -> bool:

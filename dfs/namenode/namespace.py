@@ -150,7 +150,8 @@ class Namespace:
             replication=0 if d else row["replication"], block_size=0 if d else row["block_size"],
             mode=row["mode"], owner=row["owner"], group=row["grp"], mtime=row["mtime"],
             ctime=row["ctime"], inode_id=row["id"],
-            children=self.store.count_children(row["id"]) if d else 0)
+            children=self.store.count_children(row["id"]) if d else 0,
+            subdirs=self.store.count_subdirs(row["id"]) if d else 0)
 
     def stat(self, path: str, caller: Caller) -> FileStatus:
         return self.status(self.resolve(path, caller), normalize(path))

@@ -51,6 +51,7 @@ class MetaStore(Protocol):
     def lookup(self, parent: int, name: str) -> dict | None: ...
     def children(self, parent: int, start_after: str = "", limit: int = -1) -> list[dict]: ...
     def count_children(self, parent: int) -> int: ...
+    def count_subdirs(self, parent: int) -> int: ...
     def insert(self, **fields: Any) -> int: ...
     def next_inode_id(self) -> int: ...
     def update(self, inode_id: int, **fields: Any) -> None: ...
@@ -94,6 +95,7 @@ class SqliteStore:
               lease_holder TEXT, lease_expiry REAL);
             CREATE UNIQUE INDEX IF NOT EXISTS inode_by_name ON inode(parent, name);
             CREATE INDEX IF NOT EXISTS inode_uc ON inode(state) WHERE state = 'U';
+            CREATE INDEX IF NOT EXISTS inode_subdirs ON inode(parent) WHERE is_dir = 1;
             CREATE TABLE IF NOT EXISTS block (
               id INTEGER PRIMARY KEY, inode INTEGER NOT NULL, idx INTEGER NOT NULL,
               length INTEGER NOT NULL DEFAULT 0, genstamp INTEGER NOT NULL,
@@ -189,6 +191,12 @@ class SqliteStore:
     def count_children(self, parent: int) -> int:
         return self._db.execute(
             "SELECT count(*) FROM inode WHERE parent=? AND name IS NOT NULL", (parent,)).fetchone()[0]
+
+    def count_subdirs(self, parent: int) -> int:
+        # inode_subdirs, a partial index of directories only: as cheap in a directory of
+        # a million files as in an empty one.
+        return self._db.execute(
+            "SELECT count(*) FROM inode WHERE parent=? AND is_dir=1", (parent,)).fetchone()[0]
 
     def next_inode_id(self) -> int:
         """The id the next insert would get (call under the namesystem lock)."""

@@ -9,14 +9,15 @@ from dfs.rpc.v1 import common_pb2 as pb
 def status_to_pb(s: FileStatus) -> pb.FileStatus:
     return pb.FileStatus(path=s.path, is_dir=s.is_dir, length=s.size, replication=s.replication,
                          block_size=s.block_size, mode=s.mode, owner=s.owner, group=s.group,
-                         mtime=s.mtime, ctime=s.ctime, inode_id=s.inode_id, children=s.children)
+                         mtime=s.mtime, ctime=s.ctime, inode_id=s.inode_id, children=s.children,
+                         subdirs=s.subdirs)
 
 
 def status_from_pb(p: pb.FileStatus) -> FileStatus:
     return FileStatus(path=p.path, type="directory" if p.is_dir else "file", size=p.length,
                       replication=p.replication, block_size=p.block_size, mode=p.mode,
                       owner=p.owner, group=p.group, mtime=p.mtime, ctime=p.ctime,
-                      inode_id=p.inode_id, children=p.children)
+                      inode_id=p.inode_id, children=p.children, subdirs=p.subdirs)
 
 
 def datanode_to_pb(d: DatanodeDescriptor, state: str = "") -> pb.DatanodeInfo:

@@ -3,8 +3,14 @@
 ``MetaCache`` keeps namenode ``FileStatus`` answers by path for ``ttl``
 seconds (the same short timeout the kernel is given; 0 in ``-o strict``), and
 is filled by directory listings, so ``ls -l`` costs one ListDir instead of one
-GetFileInfo per entry. Changes made through this mount update or drop entries
-at once; changes made elsewhere show after ``ttl``. Thread-safe.
+GetFileInfo per entry. A lookup that misses the cache and finds a file lists
+its directory too (at most once per ``ttl``, up to ``PREFETCH_LIMIT``
+entries), as NFS's READDIRPLUS does: a program stat-ing the files of a
+directory one by one then costs one ListDir, not one call each. A lookup
+that finds nothing lists nothing: a directory being filled (each new name is
+looked up first) is never re-listed. Changes made through this mount update
+or drop entries at once; changes made elsewhere show after ``ttl``.
+Thread-safe.
 
 Owners and groups are names in dfs and numbers in the kernel. ``Ids`` maps a
 name to the local user or group of that name, an all-digit name to that
@@ -23,12 +29,11 @@ import threading
 import time
 from dataclasses import replace
 
+from dfs import errors
 from dfs.model import FileStatus
 
-#: A directory with more entries than this reports st_nlink 1 ("unknown", as
-#: btrfs does) instead of listing itself to count its subdirectories.
-NLINK_LIST_LIMIT = 10000
 MAX_ENTRIES = 200_000   # cached statuses before expired ones are swept out
+PREFETCH_LIMIT = 10_000   # directories up to this many entries are listed on a file's lookup
 BLKSIZE = 1 << 20  # st_blksize: cp, stdio and Python size their buffers by it
 
 
@@ -103,15 +108,13 @@ def parent_of(path: str) -> str:
 
 
 class MetaCache:
-    """FileStatus by path for ``ttl`` seconds, and subdirectory counts. Thread-safe."""
+    """FileStatus by path for ``ttl`` seconds. Thread-safe."""
 
     def __init__(self, client, ttl: float):
         self.client = client
         self.ttl = ttl
         self._stat: dict[str, tuple[float, FileStatus]] = {}
-        #: directory -> (expiry, how many of its entries are directories), from a listing or
-        #: our own mkdir, kept up to date with our own changes: st_nlink is 2 + that.
-        self._dirs: dict[str, tuple[float, int]] = {}
+        self._listed: dict[str, float] = {}   # directory -> when its listing's entries expire
         self._lock = threading.Lock()
 
     # -- lookups --------------------------------------------------------
@@ -125,7 +128,25 @@ class MetaCache:
                 return hit[1]
         st = self.client.stat(path)
         self.put(path, st)
+        if self.ttl > 0 and not st.is_dir:
+            self._prefetch(parent_of(path))
         return st
+
+    def _prefetch(self, directory: str) -> None:
+        """List ``directory`` (module docstring) unless that was done within ``ttl``
+        or it is too big to list; failures are left to the lookups that follow."""
+        now = time.monotonic()
+        with self._lock:
+            if self._listed.get(directory, 0.0) > now:
+                return
+            hit = self._stat.get(directory)
+            if hit is None or hit[0] <= now or hit[1].children > PREFETCH_LIMIT:
+                return
+            self._listed[directory] = now + self.ttl   # one lister at a time
+        try:
+            self.listing(directory)
+        except errors.DfsError:
+            pass
 
     def listing(self, path: str) -> list[FileStatus]:
         """A fresh listing of directory ``path``; fills the cache with its entries."""
@@ -136,21 +157,14 @@ class MetaCache:
             with self._lock:
                 for e in entries:
                     self._stat[prefix + e.path.rpartition("/")[2]] = (expiry, e)
-                self._dirs[path] = (expiry, sum(1 for e in entries if e.is_dir))
+                self._listed[path] = expiry
         return entries
 
-    def nlink(self, path: str, st: FileStatus) -> int:
-        if not st.is_dir:
-            return 1
-        if st.children == 0:
-            return 2
-        with self._lock:
-            hit = self._dirs.get(path)
-        if hit is not None and hit[0] > time.monotonic():
-            return 2 + hit[1]
-        if st.children > NLINK_LIST_LIMIT:
-            return 1
-        return 2 + sum(1 for e in self.listing(path) if e.is_dir)
+    @staticmethod
+    def nlink(st: FileStatus) -> int:
+        # The namenode counts a directory's subdirectories: no listing per stat (a
+        # directory being filled used to be listed whole each time its cache expired).
+        return 2 + st.subdirs if st.is_dir else 1
 
     # -- updates from our own operations ---------------------------------
     def put(self, path: str, st: FileStatus) -> None:
@@ -163,12 +177,13 @@ class MetaCache:
     def _sweep(self) -> None:
         """Drop expired entries, and the oldest half if that is not enough. Lock held."""
         now = time.monotonic()
-        for d in (self._stat, self._dirs):
-            for k in [k for k, v in d.items() if v[0] <= now]:
+        d = self._stat
+        for k in [k for k, v in d.items() if v[0] <= now]:
+            del d[k]
+        if len(d) > MAX_ENTRIES // 2:
+            for k in list(d)[: len(d) // 2]:
                 del d[k]
-            if len(d) > MAX_ENTRIES // 2:
-                for k in list(d)[: len(d) // 2]:
-                    del d[k]
+        self._listed = {k: v for k, v in self._listed.items() if v > now}
 
     def added(self, path: str, st: FileStatus) -> None:
         """``path`` was just created as ``st``: remember it, and what it did to its parent."""
@@ -176,8 +191,6 @@ class MetaCache:
             return
         self.put(path, st)
         with self._lock:
-            if st.is_dir:
-                self._dirs[path] = (time.monotonic() + self.ttl, 0)  # known empty
             self._patch(parent_of(path), +1, st.is_dir, st.mtime)
 
     def removed(self, path: str, is_dir: bool) -> None:
@@ -194,34 +207,28 @@ class MetaCache:
     def _patch(self, parent: str, delta: int, is_dir: bool, mtime: float) -> None:
         """Update a cached directory after our own change to its entries, rather than drop
         it: the kernel re-reads a directory's attributes after every change in it, and a
-        miss costs a GetFileInfo plus a listing to count subdirectories. Lock held."""
+        miss costs a GetFileInfo. Lock held."""
         hit = self._stat.get(parent)
         if hit is not None:
             p = hit[1]
             self._stat[parent] = (
                 hit[0],
-                replace(p, mtime=max(p.mtime, mtime), children=max(0, p.children + delta)),
+                replace(p, mtime=max(p.mtime, mtime), children=max(0, p.children + delta),
+                        subdirs=max(0, p.subdirs + delta) if is_dir else p.subdirs),
             )
-        listed = self._dirs.get(parent)
-        if listed is not None and delta and is_dir:
-            self._dirs[parent] = (listed[0], max(0, listed[1] + delta))
 
     def forget(self, path: str, *, tree: bool = False, parent: bool = False) -> None:
         with self._lock:
             self._drop(path, tree=tree)
             if parent:
-                p = parent_of(path)
-                self._stat.pop(p, None)
-                self._dirs.pop(p, None)
+                self._stat.pop(parent_of(path), None)
 
     def _drop(self, path: str, *, tree: bool) -> None:
         self._stat.pop(path, None)
-        self._dirs.pop(path, None)
         if tree:
             prefix = path.rstrip("/") + "/"
-            for d in (self._stat, self._dirs):
-                for k in [k for k in d if k.startswith(prefix)]:
-                    del d[k]
+            for k in [k for k in self._stat if k.startswith(prefix)]:
+                del self._stat[k]
 
 
 def stat_dict(

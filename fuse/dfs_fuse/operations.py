@@ -129,7 +129,7 @@ class DfsOperations(Operations):
             st, size, mtime = over
             return stat_dict(st, self.ids, 1, size=size, mtime=mtime)
         st = self.meta.get(path)
-        return stat_dict(st, self.ids, self.meta.nlink(path, st))
+        return stat_dict(st, self.ids, self.meta.nlink(st))
 
     @_fuse_errors
     def readdir(self, path, fh):

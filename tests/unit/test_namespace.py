@@ -158,6 +158,19 @@ def test_mkdir(ns):
     assert ns.stat("/a", ALICE).is_dir
 
 
+def test_directory_status_counts_entries_and_subdirectories(ns):
+    ns.mkdir("/d/a/deep", ROOT, 1.0, parents=True)
+    ns.mkdir("/d/b", ROOT, 1.0)
+    create_full(ns, "/d/f", complete=True)
+    create_full(ns, "/d/pending", complete=False)   # invisible until complete
+    st = ns.stat("/d", ROOT)
+    assert (st.children, st.subdirs) == (3, 2)
+    assert (ns.stat("/d/a", ROOT).children, ns.stat("/d/a", ROOT).subdirs) == (1, 1)
+    assert ns.stat("/d/f", ROOT).subdirs == 0
+    ns.delete("/d/b", ROOT, 2.0)
+    assert ns.stat("/d", ROOT).subdirs == 1
+
+
 def test_mkdir_without_parents_needs_parent(ns):
     with pytest.raises(errors.DfsFileNotFoundError):
         ns.mkdir("/x/y", ROOT, 1.0)

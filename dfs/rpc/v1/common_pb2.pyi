@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class FileStatus(_message.Message):
-    __slots__ = ("path", "is_dir", "length", "replication", "block_size", "mode", "owner", "group", "mtime", "ctime", "inode_id", "chunk_size", "children")
+    __slots__ = ("path", "is_dir", "length", "replication", "block_size", "mode", "owner", "group", "mtime", "ctime", "inode_id", "chunk_size", "children", "subdirs")
     PATH_FIELD_NUMBER: _ClassVar[int]
     IS_DIR_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
@@ -21,6 +21,7 @@ class FileStatus(_message.Message):
     INODE_ID_FIELD_NUMBER: _ClassVar[int]
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
     CHILDREN_FIELD_NUMBER: _ClassVar[int]
+    SUBDIRS_FIELD_NUMBER: _ClassVar[int]
     path: str
     is_dir: bool
     length: int
@@ -34,7 +35,8 @@ class FileStatus(_message.Message):
     inode_id: int
     chunk_size: int
     children: int
-    def __init__(self, path: _Optional[str] = ..., is_dir: _Optional[bool] = ..., length: _Optional[int] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., owner: _Optional[str] = ..., group: _Optional[str] = ..., mtime: _Optional[float] = ..., ctime: _Optional[float] = ..., inode_id: _Optional[int] = ..., chunk_size: _Optional[int] = ..., children: _Optional[int] = ...) -> None: ...
+    subdirs: int
+    def __init__(self, path: _Optional[str] = ..., is_dir: _Optional[bool] = ..., length: _Optional[int] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., owner: _Optional[str] = ..., group: _Optional[str] = ..., mtime: _Optional[float] = ..., ctime: _Optional[float] = ..., inode_id: _Optional[int] = ..., chunk_size: _Optional[int] = ..., children: _Optional[int] = ..., subdirs: _Optional[int] = ...) -> None: ...
 
 class DatanodeInfo(_message.Message):
     __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "blocks", "last_heartbeat", "state", "xceivers")
