@@ -40,7 +40,8 @@ import distributed
 import fsspec
 from fsspec.utils import read_block
 
-from dfs.client.filesystem import DFSFileSystem, _prefer, _read_parallel
+from dfs.client.filesystem import DFSFileSystem
+from dfs.client.fsspec_file import _prefer, _read_parallel
 
 __all__ = ["Split", "map_blocks", "splits", "hosts_to_workers", "read_bytes", "read_text",
            "read_csv", "read_json", "read_parquet"]

@@ -1,0 +1,366 @@
+"""The file object behind ``DFSFileSystem.open`` (``DFSFile``) and its read machinery.
+
+Reads are served at chunk granularity (the unit the datanodes store and the
+codec decodes): ``_ChunkCache`` keeps decoded chunks in a small LRU so a
+Parquet footer and the row groups after it never fetch the same chunk twice,
+reads ahead on sequential access and fetches runs of chunks in parallel on a
+per-process pool. Writes stream into the block pipeline as the buffer
+fills; the file appears, complete, on close (or at ``commit()`` inside an
+fsspec transaction). ``_read_parallel`` serves ``cat_file`` and dfs.dask.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from bisect import bisect_right
+from collections import Counter, OrderedDict
+from concurrent.futures import Future, ThreadPoolExecutor
+
+from typing import TYPE_CHECKING
+
+from fsspec.spec import AbstractBufferedFile
+
+from dfs import errors
+from dfs.rpc import convert
+
+if TYPE_CHECKING:
+    from dfs.client.filesystem import DFSFileSystem
+
+__all__ = ["DFSFile"]
+
+#: Read/write buffer of a file object when the caller passes ``block_size=None``
+#: (every consumer does). Reads are served at chunk granularity regardless.
+DEFAULT_BUFFER_SIZE = 4 << 20
+#: Decoded chunks kept per open file (LRU).
+DEFAULT_CACHE_BYTES = 64 << 20
+#: How far ahead of a sequential reader chunks are fetched in the background.
+DEFAULT_READAHEAD = 8 << 20
+#: At most this many chunks travel in one datanode request.
+RUN_CHUNKS = 16
+
+
+# -- a per-process pool for parallel block fetches ------------------------------
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+_pool_pid = 0
+
+
+def _fetch_pool() -> ThreadPoolExecutor:
+    global _pool, _pool_pid
+    pid = os.getpid()
+    if _pool is None or _pool_pid != pid:
+        with _pool_lock:
+            if _pool is None or _pool_pid != pid:
+                _pool = ThreadPoolExecutor(8, thread_name_prefix="dfs-fetch")
+                _pool_pid = pid
+    return _pool
+
+
+def _write_opts(kwargs: dict) -> dict:
+    out = {}
+    if kwargs.get("replication"):
+        out["replication"] = int(kwargs["replication"])
+    if kwargs.get("dfs_block_size"):
+        out["block_size"] = int(kwargs["dfs_block_size"])
+    if kwargs.get("permissions") is not None:
+        out["mode"] = int(kwargs["permissions"])
+    return out
+
+
+def _block_ranges(reader, start: int, end: int) -> list[tuple[int, int]]:
+    out = []
+    for b in reader.blocks:
+        lo, hi = max(start, b.offset), min(end, b.offset + b.block.length)
+        if lo < hi:
+            out.append((lo, hi))
+    return out
+
+
+def _read_parallel(reader, start: int, end: int) -> bytes:
+    """[start, end) of a file, fetching its blocks concurrently."""
+    ranges = _block_ranges(reader, start, end)
+    if len(ranges) <= 1:
+        return reader.read_range(start, end - start)
+    pool = _fetch_pool()
+    futures = [pool.submit(reader.read_range, lo, hi - lo) for lo, hi in ranges[1:]]
+    first = reader.read_range(ranges[0][0], ranges[0][1] - ranges[0][0])
+    return b"".join([first, *(f.result() for f in futures)])
+
+
+class _ChunkCache:
+    """Decoded chunks of one open file: fetched whole, kept LRU, read ahead.
+
+    Units are the file's chunks (the piece a datanode stores and the codec
+    decodes), keyed by their offset in the file. A miss fetches the missing
+    units in runs (contiguous, within one block, at most RUN_CHUNKS), the
+    first run on the calling thread and the others concurrently; a unit that
+    is already being fetched (by read-ahead) is waited for, never fetched twice.
+    A reader opened on a window of the file (``window=``) is widened to the
+    whole file the first time a read leaves it.
+    """
+
+    def __init__(self, reader, reopen, *, max_bytes: int, readahead: int):
+        self.reader = reader
+        self._reopen = reopen
+        self.size = reader.size
+        self.max_bytes = max_bytes
+        self.readahead = readahead
+        self.lock = threading.Lock()
+        self.cache: OrderedDict[int, bytes | memoryview] = OrderedDict()
+        self.cached_bytes = 0
+        self.inflight: dict[int, Future] = {}
+        self.last_end = -1
+        self.fetch_counts: Counter[int] = Counter()   # unit offset -> times fetched
+        self.requests = 0                               # datanode requests made
+        self._build_units()
+
+    def _build_units(self) -> None:
+        cs = self.reader.chunk_size
+        starts, ends, blocks = [], [], []
+        for b in self.reader.blocks:
+            off, blen = b.offset, b.block.length
+            for lo in range(0, blen, cs):
+                starts.append(off + lo)
+                ends.append(off + min(blen, lo + cs))
+                blocks.append(off)
+        self.starts, self.ends, self.block_of = starts, ends, blocks
+        self.covered = self.reader.covered
+
+    def _units(self, start: int, end: int) -> list[tuple[int, int, int]]:
+        """(start, end, block offset) of the units overlapping [start, end) (lock held)."""
+        lo, hi = self.covered
+        if start < lo or end > hi:
+            self.reader = self._reopen()
+            self._build_units()
+        first = max(bisect_right(self.starts, start) - 1, 0)
+        last = bisect_right(self.starts, end - 1) - 1
+        return [(self.starts[i], self.ends[i], self.block_of[i]) for i in range(first, last + 1)]
+
+    # -- fetching ---------------------------------------------------------------
+    def _runs(self, units) -> list[list[tuple[int, int, int]]]:
+        """Units neither cached nor in flight, grouped into fetchable runs (lock held)."""
+        runs: list[list[tuple[int, int, int]]] = []
+        for u in units:
+            if u[0] in self.cache or u[0] in self.inflight:
+                continue
+            if runs and runs[-1][-1][1] == u[0] and runs[-1][-1][2] == u[2] and len(runs[-1]) < RUN_CHUNKS:
+                runs[-1].append(u)
+            else:
+                runs.append([u])
+        return runs
+
+    def _start(self, run, pool) -> Future:
+        fut: Future = Future()
+        for u in run:
+            self.inflight[u[0]] = fut
+        if pool is not None:
+            pool.submit(self._fetch_run, self.reader, run, fut)
+        return fut
+
+    def _fetch_run(self, reader, run, fut: Future) -> None:
+        try:
+            lo, hi = run[0][0], run[-1][1]
+            # A chunk-aligned range within one block comes back as one piece per chunk.
+            got = list(reader.iter_range(lo, hi - lo, prefetch=False))
+            if [len(g) for g in got] == [e - s for s, e, _ in run]:
+                pieces = {u[0]: g for u, g in zip(run, got, strict=True)}
+            else:
+                data = memoryview(b"".join(got))
+                pieces = {s: data[s - lo:e - lo] for s, e, _ in run}
+        except BaseException as e:
+            with self.lock:
+                for u in run:
+                    self.inflight.pop(u[0], None)
+            fut.set_exception(e)
+            return
+        with self.lock:
+            self.requests += 1
+            for s, piece in pieces.items():
+                self.fetch_counts[s] += 1
+                self.inflight.pop(s, None)
+                self.cache[s] = piece
+                self.cached_bytes += len(piece)
+            while self.cached_bytes > self.max_bytes and len(self.cache) > 1:
+                _, old = self.cache.popitem(last=False)
+                self.cached_bytes -= len(old)
+        fut.set_result(pieces)
+
+    # -- reading ------------------------------------------------------------------
+    def read(self, start: int, end: int) -> bytes:
+        end = min(end, self.size)
+        if start >= end:
+            return b""
+        pool = _fetch_pool()
+        with self.lock:
+            units = self._units(start, end)
+            have: dict[int, bytes | memoryview] = {}
+            for s, _, _ in units:          # pinned now: eviction cannot take them from us
+                piece = self.cache.get(s)
+                if piece is not None:
+                    self.cache.move_to_end(s)
+                    have[s] = piece
+            waiting = {u[0]: self.inflight[u[0]] for u in units if u[0] in self.inflight}
+            runs = self._runs(units)
+            started = [(self.reader, run, self._start(run, pool if i else None))
+                       for i, run in enumerate(runs)]
+            for _, run, fut in started:
+                waiting.update(dict.fromkeys((u[0] for u in run), fut))
+            if start == self.last_end and self.readahead:      # sequential: fetch ahead
+                ahead_end = min(self.size, end + self.readahead, self.covered[1])
+                if ahead_end > end:
+                    ahead = [u for u in self._units(end, ahead_end) if u[0] > units[-1][0]]
+                    for run in self._runs(ahead):
+                        self._start(run, pool)
+            self.last_end = end
+        if started:
+            self._fetch_run(*started[0])       # the first run on this thread, the rest in parallel
+        pieces: list = []
+        for s, e, _ in units:
+            piece = have.get(s)
+            if piece is None:
+                piece = waiting[s].result()[s]
+            a, b = max(start, s) - s, min(end, e) - s
+            pieces.append(piece if (a, b) == (0, len(piece)) else memoryview(piece)[a:b])
+        if len(pieces) == 1:
+            return pieces[0] if isinstance(pieces[0], bytes) else bytes(pieces[0])
+        return b"".join(pieces)
+
+    def close(self) -> None:
+        with self.lock:
+            self.cache.clear()
+            self.cached_bytes = 0
+
+
+class DFSFile(AbstractBufferedFile):
+    """A file of a dfs cluster opened through fsspec (modes rb, wb, xb, ab).
+
+    Extra keyword arguments: ``replication``, ``dfs_block_size``, ``permissions``
+    (writing); ``prefer_hosts`` (reading: try replicas on these hosts first) and
+    ``window=(offset, length)`` (reading: load only the locations of the blocks in
+    that range, widened to the whole file if a read leaves it; for tasks that
+    read one split of a large file).
+    ``cache_options``: ``max_bytes`` (LRU size) and ``readahead`` (bytes).
+    """
+
+    def __init__(self, fs: DFSFileSystem, path, mode="rb", block_size=None, autocommit=True,
+                 cache_type=None, cache_options=None, size=None, replication=0, dfs_block_size=0,
+                 permissions=None, prefer_hosts=None, window=None, **kwargs):
+        path = fs._strip_protocol(path)
+        self._writer = None
+        self._chunks: _ChunkCache | None = None
+        self._write_opts = _write_opts(dict(replication=replication, dfs_block_size=dfs_block_size,
+                                            permissions=permissions))
+        block_size = block_size or DEFAULT_BUFFER_SIZE
+        opts = dict(cache_options or {})
+        if mode == "rb":
+            def reopen(start=0, length=None):
+                r = fs.client.open_read(path, start=start, length=length)
+                if prefer_hosts:
+                    _prefer(r, prefer_hosts)
+                return r
+
+            # One RPC: status, block locations (all, or those of `window`), the file's key.
+            reader = reopen(*window) if window else reopen()
+            self._chunks = _ChunkCache(reader, reopen,
+                                       max_bytes=int(opts.pop("max_bytes", DEFAULT_CACHE_BYTES)),
+                                       readahead=int(opts.pop("readahead", DEFAULT_READAHEAD)))
+            self._details = fs._info_from_status(convert.status_from_pb(reader.status))
+            super().__init__(fs, path, mode, block_size, autocommit, cache_type=cache_type or "none",
+                             cache_options=opts if cache_type else None, size=reader.size, **kwargs)
+            return
+        if mode == "xb" and fs.exists(path):
+            raise errors.DfsFileExistsError(path=path)   # early; the namenode enforces it again, atomically
+        self._append_from = None
+        if mode == "ab":
+            try:
+                self._append_from = fs.client.open_read(path)
+            except FileNotFoundError:
+                pass
+        super().__init__(fs, path, mode, block_size, autocommit, cache_type=cache_type or "none",
+                         cache_options=None, **kwargs)
+        if self._append_from is not None:
+            self.loc = self._append_from.size
+
+    # -- reading ----------------------------------------------------------------
+    def _fetch_range(self, start, end):
+        return self._chunks.read(start, end)
+
+    @property
+    def chunk_stats(self) -> dict:
+        """Datanode requests made and how often each chunk was fetched (for tests and tuning)."""
+        c = self._chunks
+        return {"requests": c.requests, "chunks_fetched": sum(c.fetch_counts.values()),
+                "max_fetches_per_chunk": max(c.fetch_counts.values(), default=0),
+                "chunks": len(c.starts)}
+
+    # -- writing ----------------------------------------------------------------
+    def _initiate_upload(self):
+        if self._append_from is not None:
+            st = self._append_from.status
+            opts = {"replication": st.replication, "block_size": st.block_size, "mode": st.mode,
+                    **self._write_opts}
+        else:
+            opts = self._write_opts
+        self._writer = self.fs.client.create(self.path, overwrite=self.mode != "xb", create_parent=True,
+                                             **opts)
+        if self._append_from is not None:
+            # No append on the storage layer: copy the old bytes into the new version,
+            # which replaces the file atomically when it is committed.
+            try:
+                for piece in self._append_from.iter_range():
+                    self._writer.write(piece)
+            except BaseException:
+                self._writer.abort()
+                raise
+
+    def _upload_chunk(self, final=False):
+        data = self.buffer.getvalue()
+        if data:
+            try:
+                self._writer.write(data)
+            except BaseException:
+                self._writer.abort()
+                raise
+        if final and self.autocommit:
+            self.commit()
+        return True
+
+    def commit(self):
+        """Complete the file: it appears, whole, at its path (atomically replacing any old one)."""
+        if self._writer is None:   # never flushed (a transaction closed before close())
+            self._initiate_upload()
+        self._writer.close()
+
+    def discard(self):
+        """Give the file up: nothing appears at its path."""
+        if self._writer is not None:
+            self._writer.abort()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and self.mode != "rb" and not self.closed:
+            # An exception inside `with fs.open(..., "wb")`: never publish a partial file.
+            self.discard()
+            self.closed = True
+            return
+        self.close()
+
+    def close(self):
+        if self.closed:
+            return
+        try:
+            super().close()
+        finally:
+            if self._chunks is not None:
+                self._chunks.close()
+
+
+def _prefer(reader, hosts) -> None:
+    """Order each block's replicas so those on ``hosts`` are tried first."""
+    hosts = set(hosts)
+    for b in reader.blocks:
+        locs = list(b.locations)
+        ordered = sorted(locs, key=lambda d: d.address.rpartition(":")[0] not in hosts)
+        if ordered != locs:
+            del b.locations[:]
+            b.locations.extend(ordered)
