@@ -182,9 +182,11 @@ def _put_file(client, src: str, target: str, force: bool, kw: dict) -> None:
     _check_free(client, target, force)
     size = os.path.getsize(src)
     progress = Progress(os.path.basename(src), size)
-    with open(src, "rb") as f:
-        client.upload(f, target, progress=progress, **kw)
-    progress.close()
+    try:
+        with open(src, "rb") as f:
+            client.upload(f, target, progress=progress, **kw)
+    finally:
+        progress.close()   # ends the bar's line before any error is printed
 
 
 def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
@@ -224,22 +226,29 @@ def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict, thr
     error: BaseException | None = None
     todo = iter(files)
     running: set = set()
-    with ThreadPoolExecutor(threads, thread_name_prefix="dfs-put") as pool:
-        while True:
-            while error is None and len(running) < 2 * threads:
-                job = next(todo, None)
-                if job is None:
-                    break
-                running.add(pool.submit(upload, *job))
-            if not running:
-                break
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            for f in done:
-                if f.exception() is not None and error is None:
-                    error = f.exception()
+    try:
+        with ThreadPoolExecutor(threads, thread_name_prefix="dfs-put") as pool:
+            try:
+                while True:
+                    while error is None and len(running) < 2 * threads:
+                        job = next(todo, None)
+                        if job is None:
+                            break
+                        running.add(pool.submit(upload, *job))
+                    if not running:
+                        break
+                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    for f in done:
+                        if f.exception() is not None and error is None:
+                            error = f.exception()
+            except BaseException:   # Ctrl-C: queued uploads never start
+                for f in running:
+                    f.cancel()
+                raise
+    finally:
+        progress.close()   # ends the bar's line before any error is printed
     if error is not None:
         raise error
-    progress.close()
 
 
 def cmd_get(args) -> int:
