@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -146,6 +147,35 @@ def test_datanode_fails_in_the_middle_of_a_put(make_cluster, sig, where):
     check_all(c, {"/victim.bin": data})
     c.wait_for_status("HEALTHY", timeout=40)
     check_all(c, {"/victim.bin": data})
+
+
+def test_datanode_killed_during_a_parallel_put_of_many_files(make_cluster, tmp_path):
+    """`put -r -t 4`: each upload recovers from the dead node on its own; nothing is lost."""
+    c = make_cluster(datanodes=4, env={"DFS_DATA_TIMEOUT": "2"})
+    src = tmp_path / "tree"
+    files = {}
+    for i in range(400):
+        sub = src / f"d{i % 5}"
+        sub.mkdir(parents=True, exist_ok=True)
+        data = os.urandom(3 * MiB + i if i % 40 == 0 else 4096 + i)   # a few multi-block files
+        (sub / f"f{i:03d}").write_bytes(data)
+        files[f"/tree/d{i % 5}/f{i:03d}"] = data
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "put", "-r",
+                          "-t", "4", "--block-size", "1MiB", str(src), "/tree"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env)
+    try:
+        client = c.client()
+        c.wait_for(lambda: sum(len(client.listdir(f"/tree/d{k}")) for k in range(5)
+                               if client.exists(f"/tree/d{k}")) >= 30, 60, "30 files uploaded",
+                   interval=0.05)
+        assert p.poll() is None, "the put ended before the datanode could be killed"
+        c.kill(c.datanodes[1])
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err.decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    check_all(c, files)
 
 
 # -- corrupt replicas -------------------------------------------------------------------------
