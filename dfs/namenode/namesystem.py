@@ -1,9 +1,10 @@
 """NameSystem: the namenode's whole state behind one lock and one API.
 
 Composes the namespace (durable, in the MetaStore), the block map and
-membership (soft state), safemode and the per-datanode command queues. The
-gRPC servicers call these methods and nothing else; background monitors call
-``tick``. Every public method takes the lock; mutations return only after
+membership (soft state), safemode, the per-datanode command queues and the
+ReplicationMonitor (monitor.py), which plans repairs from the events this
+class reports to it. The gRPC servicers call these methods and nothing else;
+the server's monitor thread calls ``tick``. Every public method takes the lock; mutations return only after
 ``store.sync()`` made them durable (outside the lock, so concurrent
 mutations share one commit). Steps of a write that nobody can see yet
 (creating a file under construction, allocating and abandoning its blocks)
@@ -13,9 +14,7 @@ are committed without an fsync: Complete's fsync makes them durable with it
 
 from __future__ import annotations
 
-import collections
 import logging
-import os
 import random
 import threading
 import time
@@ -26,9 +25,9 @@ from dfs import errors
 from dfs.codec import keys
 from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import health, placement
-from dfs.namenode import replication as planner
 from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
+from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
 from dfs.namenode.store import MetaStore
 
@@ -36,21 +35,6 @@ log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
-# Replication tuning (see dfs/namenode/replication.py and docs/healing.md).
-MAX_STREAMS = int(os.environ.get("DFS_REPLICATION_MAX_STREAMS", "4"))        # per source, HDFS: 2
-HARD_LIMIT = int(os.environ.get("DFS_REPLICATION_HARD_LIMIT", "6"))          # endangered blocks, HDFS: 4
-MAX_INCOMING = int(os.environ.get("DFS_REPLICATION_MAX_INCOMING", "8"))      # per target
-MAX_INFLIGHT_BYTES = int(float(os.environ.get("DFS_REPLICATION_MAX_INFLIGHT_GB", "4")) * (1 << 30))
-PENDING_TIMEOUT = float(os.environ.get("DFS_REPLICATION_TIMEOUT", "30"))     # HDFS: 300 s
-MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it counts as late
-# The periodic scan (a safety net under the event-driven plans) looks at the block map
-# a slice at a time: one slice at most every SCAN_INTERVAL, SCAN_SLICE blocks each, so
-# a tick holds the namesystem lock ~25 ms at most however many blocks there are (a
-# whole-map scan took 12 ms per 10,000 blocks, a stall of every RPC each second).
-# A pass over N blocks takes N / SCAN_SLICE seconds, then the next pass begins.
-SCAN_INTERVAL = 1.0
-SCAN_SLICE = 20_000
-RATE_WINDOW = 10.0                # seconds of copying behind the repair rate
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
 
@@ -90,18 +74,7 @@ class NameSystem:
         self.members = Membership(heartbeat_interval, dead_timeout)
         self.bmap = BlockMap()
         self.commands: dict[str, NodeCommands] = {}
-        self.in_flight = planner.InFlight()
-        self.needed: set[int] = set()          # blocks to look at in the next plan (events add them)
-        self._work = threading.Event()         # wakes the monitor: something to plan, or to stop
-        self._last_scan = float("-inf")
-        self._scan: list[int] = []             # block ids the current scan pass has still to look at
-        self.repair_started: float | None = None
-        self.repaired_bytes = 0.0
-        self._repaired: collections.deque[tuple[float, int]] = collections.deque()   # (when, bytes)
-        self._corrupt_seen: dict[int, float] = {}   # block -> when a replica of it was last found corrupt
-        self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
-        self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
-        self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+        self.monitor = ReplicationMonitor(self)
         self._clients_seen: dict[str, float] = {}  # datanode -> when it last reported client traffic
         self.safemode_manual = False
         self.safemode_auto = True
@@ -135,10 +108,18 @@ class NameSystem:
     def _invalidate_blocks(self, block_ids: list[int]) -> None:
         for b in block_ids:
             for node in self.bmap.remove_block(b):
-                self._cmds(node).invalidate.add(b)
-            self.in_flight.forget_block(b)
+                self.cmds(node).invalidate.add(b)
+            self.monitor.in_flight.forget_block(b)
 
-    def _cmds(self, uuid: str) -> NodeCommands:
+    @property
+    def needed(self) -> set[int]:
+        return self.monitor.needed
+
+    @property
+    def in_flight(self):
+        return self.monitor.in_flight
+
+    def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
 
     def _ids_for(self, addresses: list[str]) -> list[str]:
@@ -204,8 +185,8 @@ class NameSystem:
             for b in blocks:
                 if b in self.bmap.blocks:
                     self.bmap.blocks[b].replication = n
-                    self.needed.add(b)
-            self._work.set()
+                    self.monitor.want((b,), wake=False)
+            self.monitor.wake()
             return st
         return self._mutate(op)
 
@@ -267,8 +248,7 @@ class NameSystem:
             for uuid in self._ids_for(nodes):
                 self.bmap.add_replica(block_id, uuid, info.genstamp, length)
             if len(self.bmap.replicas.get(block_id, ())) < info.replication:
-                self.needed.add(block_id)   # a pipeline node failed: repair it soon
-                self._work.set()
+                self.monitor.want((block_id,))   # a pipeline node failed: repair it soon
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
                   previous_nodes: list[str], excluded: list[str], draining: int = 0) -> LocatedBlock:
@@ -297,7 +277,7 @@ class NameSystem:
                   draining: int = 0) -> LocatedBlock:
         """Choose targets for ``f``'s next block and record it (inside a mutation)."""
         file_id = f.row["id"]
-        writable = self._writable(now)
+        writable = self.writable(now)
         if not writable:
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
@@ -315,7 +295,7 @@ class NameSystem:
             t.xceivers += 1  # until its next heartbeat says otherwise
         return LocatedBlock(block_id, gs, ref.offset, 0, targets)
 
-    def _writable(self, now: float) -> list[DatanodeDescriptor]:
+    def writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
         fresh node is left (a busy cluster whose heartbeats lag must still take
         writes; a truly dead node is dropped after the dead-node timeout)."""
@@ -397,9 +377,7 @@ class NameSystem:
             if d is not None:
                 log.warning("replica of block %d on %s reported corrupt", block_id, address)
                 self.bmap.mark_corrupt(block_id, d.uuid)
-                self._corrupt_seen[block_id] = self.clock()
-                self.needed.add(block_id)
-                self._work.set()
+                self.monitor.corrupt_found(block_id, self.clock())
 
     # -- datanodes ------------------------------------------------------
     def register(self, node: DatanodeDescriptor) -> None:
@@ -411,7 +389,7 @@ class NameSystem:
             self.commands.pop(node.uuid, None)
             # Copies it was sending or receiving died with its previous life
             # (a datanode wipes tmp/ at start): plan them again.
-            self.needed |= self.in_flight.drop_node(node.uuid)
+            self.monitor.node_gone(node.uuid, ())
             if node.admin_state == "normal":
                 saved = self.store.get_meta(f"admin_state:{node.address}")
                 if saved in ("decommissioning", "decommissioned"):
@@ -437,11 +415,7 @@ class NameSystem:
             if client_ops:
                 self._clients_seen[uuid] = now
             if repair_bytes is not None:
-                last = self._sent_counter.get(uuid)
-                self._sent_counter[uuid] = repair_bytes
-                if last is not None and repair_bytes > last and self.repair_started is not None:
-                    self._sent.append((now, repair_bytes - last))
-                    self.repair_sent += repair_bytes - last
+                self.monitor.repair_progress(uuid, repair_bytes, now)
             news = False
             dropping = self.commands[uuid].invalidate if uuid in self.commands else set()
             for b, gs, length in received:
@@ -450,38 +424,34 @@ class NameSystem:
                     # is surplus: counting it again would undo the drop until it is gone.
                     continue
                 if not self.bmap.add_replica(b, uuid, gs, length) and b not in self.bmap.blocks:
-                    self._cmds(uuid).invalidate.add(b)
+                    self.cmds(uuid).invalidate.add(b)
                     continue
-                if self.in_flight.is_pending(b, uuid):
-                    self.in_flight.done(b, uuid)
-                    self._repaired.append((now, length))
-                    self.repaired_bytes += length
+                if self.monitor.replica_landed(b, uuid, length, now):
                     news = True   # a stream slot is free again
                 info = self.bmap.blocks.get(b)
                 if info is not None and info.complete:
-                    self.needed.add(b)
+                    self.monitor.want((b,), wake=False)
             for b in deleted:
                 self.bmap.remove_replica(b, uuid)
                 if b in self.bmap.blocks:
-                    self.needed.add(b)
+                    self.monitor.want((b,), wake=False)
             for b in corrupt:
                 if uuid not in self.bmap.corrupt.get(b, ()):
                     log.warning("datanode %s reports its replica of block %d corrupt", node.address, b)
-                    self._corrupt_seen[b] = now
+                    self.monitor.corrupt_found(b, now)
                 self.bmap.mark_corrupt(b, uuid)
-                self.needed.add(b)
+                self.monitor.want((b,), wake=False)
                 news = True
             for b, targets, reason in failed:
-                gone = self.in_flight.failed(b, uuid, self._ids_for(targets), now, avoid_for=2 * PENDING_TIMEOUT)
                 log.warning("copy of block %d from %s to %s failed: %s", b, node.address,
                             ",".join(targets) or "?", reason)
-                if gone or b in self.bmap.blocks:
-                    self.needed.add(b)
+                if self.monitor.copy_failed(b, uuid, self._ids_for(targets), now):
+                    self.monitor.want((b,), wake=False)
                     news = True
             if news:
-                self._work.set()
+                self.monitor.wake()
             cmds = self.commands.pop(uuid, NodeCommands())
-            if self._hurry or self.in_flight.per_source.get(uuid) or self.in_flight.per_target.get(uuid):
+            if self.monitor.busy(uuid):
                 cmds.next_heartbeat = self.fast_heartbeat
                 cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
             return False, cmds
@@ -497,38 +467,27 @@ class NameSystem:
                 return
             unwanted = self.bmap.node_report(uuid, blocks)
             if unwanted:
-                self._cmds(uuid).invalidate.update(unwanted)
+                self.cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)
             self._update_safemode()
             # A node that comes back brings replicas that may now be surplus.
-            self.needed.update(b for b, _, _ in blocks if b in self.bmap.blocks)
-            self._work.set()
+            self.monitor.want(b for b, _, _ in blocks if b in self.bmap.blocks)
 
     # -- background -----------------------------------------------------
-    _hurry = False
-
     def wait_for_work(self, timeout: float) -> None:
-        """Sleep until the next tick is due: ``timeout``, or sooner when a node
-        is about to be declared dead or there is new replication work."""
-        with self.lock:
-            due = self.members.next_death()
-            now = self.clock()
-        if due is not None:
-            timeout = min(timeout, max(0.0, due - now) + 0.005)
-        self._work.wait(timeout)
-        self._work.clear()
+        self.monitor.wait_for_work(timeout)
 
     def wake(self) -> None:
-        self._work.set()
+        self.monitor.wake()
 
     def tick(self) -> None:
-        """Liveness, lease expiry, safemode and replication planning (monitor thread)."""
+        """Liveness, lease expiry, safemode, then a ReplicationMonitor round (monitor thread)."""
         with self.lock:
             now = self.clock()
             for node in self.members.newly_dead(now):
                 lost = self.bmap.remove_node(node.uuid)
                 self.commands.pop(node.uuid, None)
-                self.needed |= lost | self.in_flight.drop_node(node.uuid)
+                self.monitor.node_gone(node.uuid, lost)
                 log.warning("datanode %s declared dead (silent %.1fs); %d blocks to re-replicate",
                             node.address, now - node.last_heartbeat, len(lost))
             self._update_safemode()
@@ -538,77 +497,12 @@ class NameSystem:
                 outcome, dropped = self.ns.recover_lease(fid, now)
                 log.warning("lease on file #%d expired: %s", fid, outcome)
                 self._invalidate_blocks(dropped)
-            for b, src, t in self.in_flight.expire(now, avoid_for=2 * PENDING_TIMEOUT):
-                self.needed.add(b)
-                log.warning("copy of block %d from %s to %s timed out; retrying elsewhere", b,
-                            self._address(src), self._address(t))
-            self._plan(now, self._scan_slice(now))
-            self._check_decommission(now)
+            self.monitor.run(now)
         self._sync()
 
-    def _address(self, uuid: str) -> str:
+    def address_of(self, uuid: str) -> str:
         n = self.members.nodes.get(uuid)
         return n.address if n is not None else uuid or "?"
-
-    def _scan_slice(self, now: float) -> list[int]:
-        """The next slice of the periodic scan, if one is due (see SCAN_SLICE)."""
-        if now - self._last_scan < SCAN_INTERVAL:
-            return []
-        self._last_scan = now
-        if not self._scan:
-            self._scan = list(self.bmap.blocks)
-        piece = self._scan[-SCAN_SLICE:]
-        del self._scan[-SCAN_SLICE:]
-        return piece
-
-    def _plan(self, now: float, scan: list[int] | None = None) -> None:
-        """Plan copies and deletions for the blocks events touched (``needed``) and
-        ``scan``, the blocks of a periodic scan slice (None: every block)."""
-        live = self.members.live_ids(now)
-        stale = self.members.stale_ids(now)
-        blocks = None if scan is None else self.needed.union(scan)
-        self.needed = set()
-        backlog: set[int] = set()
-        copies: list[planner.Replicate] = []
-        drops: list[planner.Invalidate] = []
-        if blocks is None or blocks:
-            writable = {n.uuid for n in self._writable(now)}
-            # A corrupt replica may go before its replacement exists (its node being the
-            # only possible target) once no other replica of the block was found bad lately.
-            grace = max(2.0, 3 * self.members.heartbeat_interval)
-            for b in [b for b, t in self._corrupt_seen.items() if not self.bmap.corrupt.get(b) and t < now - grace]:
-                del self._corrupt_seen[b]
-            settled = {b for b in self.bmap.corrupt if self._corrupt_seen.get(b, 0.0) <= now - grace}
-            copies, drops = planner.plan(
-                self.bmap, self.members.nodes, live, writable, self.in_flight, self.rng,
-                max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
-                max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
-                fix_racks=True, delete_first=settled, now=now)
-        self.needed = backlog   # waiting for a free stream: looked at again when one frees up
-        hb = self.members.heartbeat_interval
-        for c in copies:
-            info = self.bmap.blocks[c.block_id]
-            addrs = [self.members.nodes[t].address for t in c.targets]
-            self._cmds(c.source).transfers.append((c.block_id, info.genstamp, info.length, addrs))
-            if c.priority == planner.ENDANGERED:
-                self._cmds(c.source).urgent.add(c.block_id)
-            # Late means: not done within the timeout plus the copy's time at a slow rate
-            # (the source may have other copies queued ahead of it).
-            slack = (self.in_flight.per_source.get(c.source, 0) + 1) * info.length * len(addrs) / MIN_COPY_RATE
-            self.in_flight.add(c, now + max(PENDING_TIMEOUT, 10 * hb) + slack)
-            if self.repair_started is None:
-                self.repair_started, self.repaired_bytes, self.repair_sent = now, 0.0, 0
-                self._repaired.clear()
-                self._sent.clear()
-            log.debug("copy block %d (%s) from %s to %s", c.block_id, planner.PRIORITY_NAMES[c.priority],
-                      self._address(c.source), ",".join(addrs))
-        for d in drops:
-            self._cmds(d.node).invalidate.add(d.block_id)
-            self.bmap.remove_replica(d.block_id, d.node)
-        if not copies and not self.in_flight.targets and not backlog:
-            self.repair_started = None
-        self._hurry = bool(self.in_flight.targets or backlog or stale
-                           or any(c.transfers or c.invalidate for c in self.commands.values()))
 
     # -- admin ----------------------------------------------------------
     def node_state(self, node: DatanodeDescriptor, now: float) -> str:
@@ -622,11 +516,8 @@ class NameSystem:
             now = self.clock()
             live = self.members.live_ids(now)
             nblocks, under, missing, corrupt = self.bmap.counts(live)
-            # Copies in flight are partly done: what their sources have sent is not pending.
-            partial = min(self.in_flight.bytes, max(0, self.repair_sent - int(self.repaired_bytes)))
-            pending = max(0, self._pending_bytes(live) - partial) if self.repair_started is not None \
-                else self._pending_bytes(live)
-            rate = self._repair_rate(now)
+            pending = self.monitor.pending_bytes(live)
+            rate = self.monitor.repair_rate(now)
             files, dirs = self.store.stats()  # type: ignore[attr-defined]
             return {
                 "safemode": self.in_safemode(),
@@ -635,34 +526,6 @@ class NameSystem:
                 "blocks": nblocks, "files": files, "pending_repair_bytes": float(pending),
                 "repair_rate": rate,
             }
-
-    def _pending_bytes(self, live: set[str]) -> int:
-        """Bytes still to copy: each repairable block's length times the replicas it lacks
-        (on nodes in service; a decommissioning node's copies are being moved off)."""
-        total = 0
-        nodes = self.members.nodes
-        for b, info in self.bmap.blocks.items():
-            if not info.complete:
-                continue
-            good = [u for u in self.bmap.replicas.get(b, ()) if u in live]
-            usable = sum(1 for u in good if nodes[u].admin_state == "normal")
-            if good and usable < info.replication:
-                total += info.length * (info.replication - usable)
-        return total
-
-    def _repair_rate(self, now: float) -> float:
-        """Bytes/s copied over the last RATE_WINDOW seconds of this repair: from the
-        datanodes' byte counters, or from completed copies if they send none."""
-        if self.repair_started is None:
-            return 0.0
-        for q in (self._sent, self._repaired):
-            while q and q[0][0] < now - RATE_WINDOW:
-                q.popleft()
-        span = min(RATE_WINDOW, now - self.repair_started)
-        q = self._sent or self._repaired
-        if span <= 0 or not q:
-            return 0.0
-        return sum(n for _, n in q) / span
 
     def fsck(self, caller: Caller, path: str) -> dict:
         with self.lock:
@@ -695,31 +558,8 @@ class NameSystem:
                          len(self.bmap.by_node.get(d.uuid, ())))
                 # Remembered across namenode restarts (like HDFS's exclude file).
                 self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
-                self.needed.update(self.bmap.by_node.get(d.uuid, ()))
-                self._work.set()
+                self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
         self._sync()
-
-    def _check_decommission(self, now: float) -> None:
-        """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
-        live = self.members.live_ids(now)
-        for d in self.members.nodes.values():
-            if d.admin_state != "decommissioning":
-                continue
-            normal = [u for u in live if self.members.nodes[u].admin_state == "normal"]
-            done = True
-            for b in self.bmap.by_node.get(d.uuid, ()):
-                info = self.bmap.blocks.get(b)
-                if info is None or not info.complete:
-                    continue
-                others = [u for u in self.bmap.replicas.get(b, ()) if u in normal]
-                if len(others) < min(info.replication, len(normal)):
-                    done = False
-                    break
-            if done:
-                d.admin_state = "decommissioned"
-                self.store.set_meta(f"admin_state:{d.address}", "decommissioned")
-                log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
-                         d.address)
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

@@ -806,8 +806,8 @@ def test_create_with_block_creates_nothing_when_no_block_can_be_placed():
 def test_periodic_scan_looks_at_the_block_map_a_bounded_slice_per_tick(monkeypatch):
     """Replicas lost without any event (nothing queued them) are found by the periodic
     scan, SCAN_SLICE blocks per SCAN_INTERVAL: no tick scans the whole map at once."""
-    import dfs.namenode.namesystem as namesystem
-    monkeypatch.setattr(namesystem, "SCAN_SLICE", 3)
+    import dfs.namenode.monitor as monitor
+    monkeypatch.setattr(monitor, "SCAN_SLICE", 3)
     clock = Clock()
     ns = make(clock=clock)
     nodes = register(ns, 4)
@@ -824,13 +824,13 @@ def test_periodic_scan_looks_at_the_block_map_a_bounded_slice_per_tick(monkeypat
         planned.extend(got)
         return got
 
-    clock.advance(namesystem.SCAN_INTERVAL)
+    clock.advance(monitor.SCAN_INTERVAL)
     assert len(tick_and_collect()) == 3
     assert tick_and_collect() == []          # no slice before SCAN_INTERVAL has passed
-    clock.advance(namesystem.SCAN_INTERVAL)
+    clock.advance(monitor.SCAN_INTERVAL)
     assert len(tick_and_collect()) == 3
-    clock.advance(namesystem.SCAN_INTERVAL)
+    clock.advance(monitor.SCAN_INTERVAL)
     assert len(tick_and_collect()) == 1      # the pass ends with the map's last block
     assert sorted(planned) == sorted(ids)    # each block looked at once in the pass
-    clock.advance(namesystem.SCAN_INTERVAL)
+    clock.advance(monitor.SCAN_INTERVAL)
     assert tick_and_collect() == []          # a new pass: all of them are in flight already

@@ -1,0 +1,250 @@
+"""ReplicationMonitor: keeps every block at its target replication.
+
+Events mark blocks as ``needed`` (a node died or restarted, a replica landed,
+vanished or was found corrupt, a copy failed or timed out, setrep, a
+decommission, a block report); a periodic scan walks the whole block map a
+slice at a time as a safety net. Each ``plan`` hands those blocks to the pure
+planner (replication.py), queues the copies and deletions it decides as
+heartbeat commands, and tracks the repair under way: copies in flight, bytes
+delivered, the repair rate ``dfs admin report`` shows. Decommissioning nodes
+whose every block has its replicas elsewhere are marked decommissioned.
+
+It shares the NameSystem's state (block map, membership, command queues) and
+its lock: every method here runs with ``NameSystem.lock`` held, except
+``wait_for_work``, which the monitor thread calls between ticks.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING
+
+from dfs.namenode import replication as planner
+
+if TYPE_CHECKING:
+    from dfs.namenode.namesystem import NameSystem
+
+log = logging.getLogger("dfs.namenode.namesystem")
+
+# Replication tuning (see dfs/namenode/replication.py and docs/healing.md).
+MAX_STREAMS = int(os.environ.get("DFS_REPLICATION_MAX_STREAMS", "4"))        # per source, HDFS: 2
+HARD_LIMIT = int(os.environ.get("DFS_REPLICATION_HARD_LIMIT", "6"))          # endangered blocks, HDFS: 4
+MAX_INCOMING = int(os.environ.get("DFS_REPLICATION_MAX_INCOMING", "8"))      # per target
+MAX_INFLIGHT_BYTES = int(float(os.environ.get("DFS_REPLICATION_MAX_INFLIGHT_GB", "4")) * (1 << 30))
+PENDING_TIMEOUT = float(os.environ.get("DFS_REPLICATION_TIMEOUT", "30"))     # HDFS: 300 s
+MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it counts as late
+# The periodic scan (a safety net under the event-driven plans) looks at the block map
+# a slice at a time: one slice at most every SCAN_INTERVAL, SCAN_SLICE blocks each, so
+# a tick holds the namesystem lock ~25 ms at most however many blocks there are (a
+# whole-map scan took 12 ms per 10,000 blocks, a stall of every RPC each second).
+# A pass over N blocks takes N / SCAN_SLICE seconds, then the next pass begins.
+SCAN_INTERVAL = 1.0
+SCAN_SLICE = 20_000
+RATE_WINDOW = 10.0                # seconds of copying behind the repair rate
+
+
+class ReplicationMonitor:
+    def __init__(self, system: NameSystem):
+        self.sys = system
+        self.in_flight = planner.InFlight()
+        self.needed: set[int] = set()          # blocks to look at in the next plan (events add them)
+        self.hurry = False                     # repairs under way: datanodes should beat fast
+        self._work = threading.Event()         # wakes the monitor: something to plan, or to stop
+        self._last_scan = float("-inf")
+        self._scan: list[int] = []             # block ids the current scan pass has still to look at
+        self._corrupt_seen: dict[int, float] = {}   # block -> when a replica of it was last found corrupt
+        # The repair under way (None: none), for the rate and the pending bytes of the report.
+        self.repair_started: float | None = None
+        self.repaired_bytes = 0.0
+        self._repaired: collections.deque[tuple[float, int]] = collections.deque()   # (when, bytes)
+        self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
+        self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
+        self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+
+    # -- events (NameSystem calls these under its lock) -------------------
+    def want(self, blocks, *, wake: bool = True) -> None:
+        """Look at ``blocks`` in the next plan (soon, with ``wake``)."""
+        self.needed.update(blocks)
+        if wake:
+            self._work.set()
+
+    def wake(self) -> None:
+        self._work.set()
+
+    def node_gone(self, uuid: str, lost) -> None:
+        """A node died or restarted: its replicas (``lost``) and its copies need planning."""
+        self.needed |= set(lost) | self.in_flight.drop_node(uuid)
+
+    def corrupt_found(self, block_id: int, now: float) -> None:
+        self._corrupt_seen[block_id] = now
+        self.want((block_id,))
+
+    def replica_landed(self, block_id: int, uuid: str, length: int, now: float) -> bool:
+        """A replica was reported received; True if it was one of our copies (a stream
+        slot is free again: worth planning at once)."""
+        if not self.in_flight.is_pending(block_id, uuid):
+            return False
+        self.in_flight.done(block_id, uuid)
+        self._repaired.append((now, length))
+        self.repaired_bytes += length
+        return True
+
+    def copy_failed(self, block_id: int, source: str, targets: list[str], now: float) -> bool:
+        """A copy failed; True if the block still needs one."""
+        gone = self.in_flight.failed(block_id, source, targets, now, avoid_for=2 * PENDING_TIMEOUT)
+        return gone or block_id in self.sys.bmap.blocks
+
+    def repair_progress(self, uuid: str, counter: int, now: float) -> None:
+        """A datanode's cumulative count of bytes its copies delivered."""
+        last = self._sent_counter.get(uuid)
+        self._sent_counter[uuid] = counter
+        if last is not None and counter > last and self.repair_started is not None:
+            self._sent.append((now, counter - last))
+            self.repair_sent += counter - last
+
+    def busy(self, uuid: str) -> bool:
+        """Whether ``uuid`` should beat fast: repairs anywhere, or copies of its own."""
+        return bool(self.hurry or self.in_flight.per_source.get(uuid) or self.in_flight.per_target.get(uuid))
+
+    # -- the monitor thread -----------------------------------------------
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until the next tick is due: ``timeout``, or sooner when a node
+        is about to be declared dead or there is new replication work."""
+        s = self.sys
+        with s.lock:
+            due = s.members.next_death()
+            now = s.clock()
+        if due is not None:
+            timeout = min(timeout, max(0.0, due - now) + 0.005)
+        self._work.wait(timeout)
+        self._work.clear()
+
+    def run(self, now: float) -> None:
+        """One round: expire late copies, plan, check decommissions."""
+        for b, src, t in self.in_flight.expire(now, avoid_for=2 * PENDING_TIMEOUT):
+            self.needed.add(b)
+            log.warning("copy of block %d from %s to %s timed out; retrying elsewhere", b,
+                        self.sys.address_of(src), self.sys.address_of(t))
+        self.plan(now, self._scan_slice(now))
+        self.check_decommission(now)
+
+    def _scan_slice(self, now: float) -> list[int]:
+        """The next slice of the periodic scan, if one is due (see SCAN_SLICE)."""
+        if now - self._last_scan < SCAN_INTERVAL:
+            return []
+        self._last_scan = now
+        if not self._scan:
+            self._scan = list(self.sys.bmap.blocks)
+        piece = self._scan[-SCAN_SLICE:]
+        del self._scan[-SCAN_SLICE:]
+        return piece
+
+    def plan(self, now: float, scan: list[int] | None = None) -> None:
+        """Plan copies and deletions for the blocks events touched (``needed``) and
+        ``scan``, the blocks of a periodic scan slice (None: every block)."""
+        s = self.sys
+        live = s.members.live_ids(now)
+        stale = s.members.stale_ids(now)
+        blocks = None if scan is None else self.needed.union(scan)
+        self.needed = set()
+        backlog: set[int] = set()
+        copies: list[planner.Replicate] = []
+        drops: list[planner.Invalidate] = []
+        if blocks is None or blocks:
+            writable = {n.uuid for n in s.writable(now)}
+            # A corrupt replica may go before its replacement exists (its node being the
+            # only possible target) once no other replica of the block was found bad lately.
+            grace = max(2.0, 3 * s.members.heartbeat_interval)
+            for b in [b for b, t in self._corrupt_seen.items() if not s.bmap.corrupt.get(b) and t < now - grace]:
+                del self._corrupt_seen[b]
+            settled = {b for b in s.bmap.corrupt if self._corrupt_seen.get(b, 0.0) <= now - grace}
+            copies, drops = planner.plan(
+                s.bmap, s.members.nodes, live, writable, self.in_flight, s.rng,
+                max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
+                max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
+                fix_racks=True, delete_first=settled, now=now)
+        self.needed = backlog   # waiting for a free stream: looked at again when one frees up
+        hb = s.members.heartbeat_interval
+        for c in copies:
+            info = s.bmap.blocks[c.block_id]
+            addrs = [s.members.nodes[t].address for t in c.targets]
+            s.cmds(c.source).transfers.append((c.block_id, info.genstamp, info.length, addrs))
+            if c.priority == planner.ENDANGERED:
+                s.cmds(c.source).urgent.add(c.block_id)
+            # Late means: not done within the timeout plus the copy's time at a slow rate
+            # (the source may have other copies queued ahead of it).
+            slack = (self.in_flight.per_source.get(c.source, 0) + 1) * info.length * len(addrs) / MIN_COPY_RATE
+            self.in_flight.add(c, now + max(PENDING_TIMEOUT, 10 * hb) + slack)
+            if self.repair_started is None:
+                self.repair_started, self.repaired_bytes, self.repair_sent = now, 0.0, 0
+                self._repaired.clear()
+                self._sent.clear()
+            log.debug("copy block %d (%s) from %s to %s", c.block_id, planner.PRIORITY_NAMES[c.priority],
+                      s.address_of(c.source), ",".join(addrs))
+        for d in drops:
+            s.cmds(d.node).invalidate.add(d.block_id)
+            s.bmap.remove_replica(d.block_id, d.node)
+        if not copies and not self.in_flight.targets and not backlog:
+            self.repair_started = None
+        self.hurry = bool(self.in_flight.targets or backlog or stale
+                          or any(c.transfers or c.invalidate for c in s.commands.values()))
+
+    def check_decommission(self, now: float) -> None:
+        """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
+        s = self.sys
+        live = s.members.live_ids(now)
+        for d in s.members.nodes.values():
+            if d.admin_state != "decommissioning":
+                continue
+            normal = [u for u in live if s.members.nodes[u].admin_state == "normal"]
+            done = True
+            for b in s.bmap.by_node.get(d.uuid, ()):
+                info = s.bmap.blocks.get(b)
+                if info is None or not info.complete:
+                    continue
+                others = [u for u in s.bmap.replicas.get(b, ()) if u in normal]
+                if len(others) < min(info.replication, len(normal)):
+                    done = False
+                    break
+            if done:
+                d.admin_state = "decommissioned"
+                s.store.set_meta(f"admin_state:{d.address}", "decommissioned")
+                log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
+                         d.address)
+
+    # -- the report ---------------------------------------------------------
+    def pending_bytes(self, live: set[str]) -> int:
+        """Bytes still to copy: each repairable block's length times the replicas it lacks
+        (on nodes in service; a decommissioning node's copies are being moved off), less
+        what copies in flight have already delivered."""
+        s = self.sys
+        total = 0
+        nodes = s.members.nodes
+        for b, info in s.bmap.blocks.items():
+            if not info.complete:
+                continue
+            good = [u for u in s.bmap.replicas.get(b, ()) if u in live]
+            usable = sum(1 for u in good if nodes[u].admin_state == "normal")
+            if good and usable < info.replication:
+                total += info.length * (info.replication - usable)
+        if self.repair_started is None:
+            return total
+        partial = min(self.in_flight.bytes, max(0, self.repair_sent - int(self.repaired_bytes)))
+        return max(0, total - partial)
+
+    def repair_rate(self, now: float) -> float:
+        """Bytes/s copied over the last RATE_WINDOW seconds of this repair: from the
+        datanodes' byte counters, or from completed copies if they send none."""
+        if self.repair_started is None:
+            return 0.0
+        for q in (self._sent, self._repaired):
+            while q and q[0][0] < now - RATE_WINDOW:
+                q.popleft()
+        span = min(RATE_WINDOW, now - self.repair_started)
+        q = self._sent or self._repaired
+        if span <= 0 or not q:
+            return 0.0
+        return sum(n for _, n in q) / span
