@@ -17,9 +17,10 @@ from dfs.directio import DirectFile
 
 # Large downloads bypass the page cache: see dfs/directio.py.
 DIRECT_IO_MIN = 64 << 20
-# Files a put of several files (-r, or many sources) uploads at once. A small file's
-# upload is a chain of round trips (create, pipeline, complete); overlapping a few of
-# them keeps both the client's and the cluster's cores busy (HDFS's put -t).
+# Files a put of several files (-r, or many sources) uploads at once, and a get of a
+# directory downloads at once. A small file's copy is a chain of round trips (create,
+# pipeline, complete; or locate, read); overlapping a few of them keeps both the
+# client's and the cluster's cores busy (HDFS's put -t).
 PUT_THREADS = 4
 
 
@@ -44,6 +45,8 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("get", help="copy files out of dfs")
     p.add_argument("-f", action="store_true", dest="force")
+    p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
+                   help=f"files of a directory downloaded at once (default {PUT_THREADS})")
     p.add_argument("sources", nargs="+", metavar="SRC")
     p.add_argument("dest", metavar="LOCALDEST")
     p.set_defaults(func=cmd_get)
@@ -209,10 +212,8 @@ def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
 
 
 def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict, threads: int) -> None:
-    """Upload ``files``, ``threads`` at a time (one progress bar for all of them). The
-    first failure stops new uploads; those under way finish, then it is raised. An
-    existing target fails its own create (overwrite=``force``) on the namenode, so
-    there is no stat per file."""
+    """Upload ``files`` (local, target), ``threads`` at a time. An existing target
+    fails its own create (overwrite=``force``) on the namenode: no stat per file."""
     if len(files) <= 1 or threads == 1:
         for src, target in files:
             _put_file(client, src, target, force, kw)
@@ -222,26 +223,31 @@ def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict, thr
     def upload(src: str, target: str) -> None:
         with open(src, "rb") as f:
             client.upload(f, target, progress=progress, **kw)
+    _in_parallel(upload, files, threads, progress)
 
+
+def _in_parallel(fn, jobs: list[tuple], threads: int, progress: Progress) -> None:
+    """``fn(*job)`` for every job, ``threads`` at a time, under one progress bar. The
+    first failure stops new jobs; those under way finish, then it is raised."""
     error: BaseException | None = None
-    todo = iter(files)
+    todo = iter(jobs)
     running: set = set()
     try:
-        with ThreadPoolExecutor(threads, thread_name_prefix="dfs-put") as pool:
+        with ThreadPoolExecutor(threads, thread_name_prefix="dfs-copy") as pool:
             try:
                 while True:
                     while error is None and len(running) < 2 * threads:
                         job = next(todo, None)
                         if job is None:
                             break
-                        running.add(pool.submit(upload, *job))
+                        running.add(pool.submit(fn, *job))
                     if not running:
                         break
                     done, running = wait(running, return_when=FIRST_COMPLETED)
                     for f in done:
                         if f.exception() is not None and error is None:
                             error = f.exception()
-            except BaseException:   # Ctrl-C: queued uploads never start
+            except BaseException:   # Ctrl-C: queued jobs never start
                 for f in running:
                     f.cancel()
                 raise
@@ -267,13 +273,23 @@ def cmd_get(args) -> int:
         else:
             target = dest
         if st.is_dir:
-            _get_tree(client, path, target, args.force)
+            files = _plan_local_tree(client, path, target)
+            if args.threads == 1 or len(files) <= 1:
+                for remote, local, size in files:
+                    _get_file(client, remote, local, size, args.force)
+            else:
+                progress = Progress(f"{len(files)} files", sum(size for _, _, size in files))
+                _in_parallel(lambda remote, local, size: _get_file(client, remote, local, size, args.force,
+                                                                   progress=progress),
+                             files, args.threads, progress)
         else:
             _get_file(client, path, target, st.size, args.force)
     return 0
 
 
-def _get_file(client, path: str, target: str, size: int, force: bool) -> None:
+def _get_file(client, path: str, target: str, size: int, force: bool, *,
+              progress: Progress | None = None) -> None:
+    """Download ``path`` to ``target`` with a progress bar of its own, or ``progress``."""
     if os.path.isdir(target):
         raise errors.DfsIsADirectoryError(path=target)
     if os.path.exists(target) and not force:
@@ -283,7 +299,9 @@ def _get_file(client, path: str, target: str, size: int, force: bool) -> None:
         raise errors.DfsFileNotFoundError(path=target)
     # Write beside the target and rename: a half-copied file never has its name.
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part", dir=parent)
-    progress = Progress(basename(path), size)
+    own = progress is None
+    if own:
+        progress = Progress(basename(path), size)
     try:
         if size >= DIRECT_IO_MIN:
             os.close(fd)
@@ -300,19 +318,24 @@ def _get_file(client, path: str, target: str, size: int, force: bool) -> None:
         os.unlink(tmp)
         raise
     finally:
-        progress.close()
+        if own:
+            progress.close()
 
 
-def _get_tree(client, path: str, target: str, force: bool) -> None:
+def _plan_local_tree(client, path: str, target: str) -> list[tuple[str, str, int]]:
+    """Make ``target`` and the tree's local directories; -> the (remote, local, size)
+    files to download."""
     if os.path.exists(target) and not os.path.isdir(target):
         raise errors.DfsNotADirectoryError(path=target)
     os.makedirs(target, exist_ok=True)
+    out = []
     for st in client.listdir(path):
         local = os.path.join(target, basename(st.path))
         if st.is_dir:
-            _get_tree(client, st.path, local, force)
+            out += _plan_local_tree(client, st.path, local)
         else:
-            _get_file(client, st.path, local, st.size, force)
+            out.append((st.path, local, st.size))
+    return out
 
 
 def cmd_cat(args) -> int:

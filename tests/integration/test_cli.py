@@ -101,7 +101,7 @@ def test_put_recursive_and_get_directory(c, d, tmp_path):
     assert f"{d}/tree/x/y/deep.bin" in listing
 
 
-def test_put_of_many_files_uploads_them_in_parallel_and_stops_at_the_first_failure(c, d, tmp_path):
+def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure(c, d, tmp_path):
     src = tmp_path / "many"
     want = {}
     for i in range(40):
@@ -111,9 +111,11 @@ def test_put_of_many_files_uploads_them_in_parallel_and_stops_at_the_first_failu
         (sub / f"f{i:02d}").write_bytes(data)
         want[f"s{i % 4}/f{i:02d}"] = data
     assert run(c, "put", "-r", "-t", "8", str(src), f"{d}/many").returncode == 0
-    back = tmp_path / "back"
-    assert run(c, "get", f"{d}/many", str(back)).returncode == 0
-    assert {k: (back / k).read_bytes() for k in want} == want
+    for threads in ("8", "1"):   # a directory's files come back several at a time, or one by one
+        back = tmp_path / f"back{threads}"
+        assert run(c, "get", "-t", threads, f"{d}/many", str(back)).returncode == 0
+        assert {k: (back / k).read_bytes() for k in want} == want
+        assert not [p for p in back.rglob("*") if p.name.endswith(".dfs-part")]
     # Into the existing tree without -f: each file's create fails on the namenode.
     fails(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"), b"File exists")
     r = run(c, "put", "-f", "-r", "-t", "8", str(src / "s1"), f"{d}/many")
@@ -124,6 +126,8 @@ def test_put_of_many_files_uploads_them_in_parallel_and_stops_at_the_first_failu
     assert run(c, "cat", f"{d}/f03").stdout == want["s3/f03"]
     r = run(c, "put", "-t", "0", str(src / "s2" / "f02"), f"{d}/x")
     assert r.returncode == 2 and b"Traceback" not in r.stderr
+    # Into tmp_path/many, the local tree itself: its files exist, so without -f it fails.
+    fails(run(c, "get", "-t", "8", f"{d}/many", str(tmp_path)), b"File exists")
 
 
 def test_errors_are_one_line_with_the_right_reason(c, d):
