@@ -273,15 +273,7 @@ def cmd_get(args) -> int:
         else:
             target = dest
         if st.is_dir:
-            files = _plan_local_tree(client, path, target)
-            if args.threads == 1 or len(files) <= 1:
-                for remote, local, size in files:
-                    _get_file(client, remote, local, size, args.force)
-            else:
-                progress = Progress(f"{len(files)} files", sum(size for _, _, size in files))
-                _in_parallel(lambda remote, local, size: _get_file(client, remote, local, size, args.force,
-                                                                   progress=progress),
-                             files, args.threads, progress)
+            _download_all(client, _plan_local_tree(client, path, target), args.force, args.threads)
         else:
             _get_file(client, path, target, st.size, args.force)
     return 0
@@ -320,6 +312,19 @@ def _get_file(client, path: str, target: str, size: int, force: bool, *,
     finally:
         if own:
             progress.close()
+
+
+def _download_all(client, files: list[tuple[str, str, int]], force: bool, threads: int) -> None:
+    """Download ``files`` (remote, local, size), ``threads`` at a time."""
+    if len(files) <= 1 or threads == 1:
+        for remote, local, size in files:
+            _get_file(client, remote, local, size, force)
+        return
+    progress = Progress(f"{len(files)} files", sum(size for _, _, size in files))
+
+    def download(remote: str, local: str, size: int) -> None:
+        _get_file(client, remote, local, size, force, progress=progress)
+    _in_parallel(download, files, threads, progress)
 
 
 def _plan_local_tree(client, path: str, target: str) -> list[tuple[str, str, int]]:

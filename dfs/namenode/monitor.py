@@ -27,7 +27,7 @@ from dfs.namenode import replication as planner
 if TYPE_CHECKING:
     from dfs.namenode.namesystem import NameSystem
 
-log = logging.getLogger("dfs.namenode.namesystem")
+log = logging.getLogger(__name__)
 
 # Replication tuning (see dfs/namenode/replication.py and docs/healing.md).
 MAX_STREAMS = int(os.environ.get("DFS_REPLICATION_MAX_STREAMS", "4"))        # per source, HDFS: 2

@@ -4,12 +4,12 @@ Composes the namespace (durable, in the MetaStore), the block map and
 membership (soft state), safemode, the per-datanode command queues and the
 ReplicationMonitor (monitor.py), which plans repairs from the events this
 class reports to it. The gRPC servicers call these methods and nothing else;
-the server's monitor thread calls ``tick``. Every public method takes the lock; mutations return only after
-``store.sync()`` made them durable (outside the lock, so concurrent
-mutations share one commit). Steps of a write that nobody can see yet
-(creating a file under construction, allocating and abandoning its blocks)
-are committed without an fsync: Complete's fsync makes them durable with it
-(store.py).
+the server's monitor thread calls ``tick``. Every public method takes the
+lock; mutations return only after ``store.sync()`` made them durable
+(outside the lock, so concurrent mutations share one commit). Steps of a
+write that nobody can see yet (creating a file under construction,
+allocating and abandoning its blocks) are committed without an fsync:
+Complete's fsync makes them durable with it (store.py).
 """
 
 from __future__ import annotations
@@ -111,14 +111,6 @@ class NameSystem:
                 self.cmds(node).invalidate.add(b)
             self.monitor.in_flight.forget_block(b)
 
-    @property
-    def needed(self) -> set[int]:
-        return self.monitor.needed
-
-    @property
-    def in_flight(self):
-        return self.monitor.in_flight
-
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
 
@@ -182,11 +174,10 @@ class NameSystem:
     def set_replication(self, caller: Caller, path: str, n: int) -> FileStatus:
         def op():
             st, blocks = self.ns.set_replication(path, n, caller)
-            for b in blocks:
-                if b in self.bmap.blocks:
-                    self.bmap.blocks[b].replication = n
-                    self.monitor.want((b,), wake=False)
-            self.monitor.wake()
+            known = [b for b in blocks if b in self.bmap.blocks]
+            for b in known:
+                self.bmap.blocks[b].replication = n
+            self.monitor.want(known)
             return st
         return self._mutate(op)
 

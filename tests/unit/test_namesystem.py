@@ -386,7 +386,7 @@ def test_dead_node_triggers_rereplication():
     beat(ns, others, received=received)
     assert all(len(holders(ns, b)) == 3 for b in ids)
     assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
-    assert ns.in_flight.targets == {}
+    assert ns.monitor.in_flight.targets == {}
 
 
 def test_unfinished_transfer_is_retried_after_deadline():
@@ -657,9 +657,9 @@ def test_restarted_datanode_drops_its_copies_in_flight():
     ns.tick()
     (t,) = [t for c in beat(ns, others).values() for t in c.transfers]
     target = next(d for d in others if d.address == t[3][0])
-    assert ns.in_flight.pending(bid) == 1
+    assert ns.monitor.in_flight.pending(bid) == 1
     ns.register(dn(int(target.address.split(".")[3].split(":")[0])))   # the target restarts
-    assert ns.in_flight.pending(bid) == 0
+    assert ns.monitor.in_flight.pending(bid) == 0
     ns.tick()
     assert [t[0] for c in beat(ns, others).values() for t in c.transfers] == [bid]
 
@@ -815,7 +815,7 @@ def test_periodic_scan_looks_at_the_block_map_a_bounded_slice_per_tick(monkeypat
     ids = [b for b, _ in blocks]
     for b in ids:   # one replica of each block vanishes, silently
         ns.bmap.remove_replica(b, next(iter(holders(ns, b))))
-    ns.needed.clear()
+    ns.monitor.needed.clear()
     planned: list[int] = []
 
     def tick_and_collect() -> list[int]:
