@@ -5,8 +5,8 @@ membership (soft state), safemode, the per-datanode command queues and the
 ReplicationMonitor (monitor.py), which plans repairs from the events this
 class reports to it. The gRPC servicers call these methods and nothing else;
 the server's monitor thread calls ``tick``. Every public method takes the
-lock; mutations return only after ``store.sync()`` made them durable
-(outside the lock, so concurrent mutations share one commit). Steps of a
+lock; mutations return only after ``_sync()`` made them durable (its fsync
+outside the lock, so concurrent mutations share one commit). Steps of a
 write that nobody can see yet (creating a file under construction,
 allocating and abandoning its blocks) are committed without an fsync:
 Complete's fsync makes them durable with it (store.py).
@@ -85,9 +85,17 @@ class NameSystem:
 
     # -- helpers --------------------------------------------------------
     def _sync(self) -> None:
-        """Commit everything applied so far; called without the namesystem lock."""
-        with self._sync_lock, self.lock:
-            self.store.sync()
+        """Commit everything applied so far and make it durable; called without the
+        namesystem lock. Only the COMMIT takes the lock: the WAL's fsync runs outside
+        it (as HDFS's logSync), so reads and other mutations go on meanwhile, and the
+        mutations applied during one fsync share the next (group commit). A reader
+        may see a change whose fsync is still running; its caller has not been
+        answered yet, and only a power loss, not a crash, could lose it."""
+        with self._sync_lock:
+            with self.lock:
+                owed = self.store.commit()
+            if owed:
+                self.store.flush()
 
     def _mutating(self) -> None:
         if self.in_safemode():

@@ -12,7 +12,8 @@ A commit is fsynced only if one of its mutations asked for it
 (``want_durable``): then the WAL file is fsynced after COMMIT, before any
 reply - what synchronous=FULL does, made per commit (SQLite refuses to change
 the synchronous level inside a transaction, and the connection runs with
-NORMAL). Steps no caller has been promised anything about yet - creating a
+NORMAL). ``commit()`` and ``flush()`` (the fsync) are separate so the
+namesystem can fsync outside its lock, as HDFS's logSync does. Steps no caller has been promised anything about yet - creating a
 file that stays invisible until it is completed, allocating its blocks - are
 written to the WAL (a SIGKILL of the namenode loses nothing) but not
 fsynced; the completing call's fsync covers them, the WAL being one
@@ -67,6 +68,8 @@ class MetaStore(Protocol):
     def get_meta(self, key: str) -> str | None: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def want_durable(self) -> None: ...
+    def commit(self) -> bool: ...
+    def flush(self) -> None: ...
     def sync(self) -> None: ...
     def begin_op(self) -> None: ...
     def end_op(self) -> None: ...
@@ -120,14 +123,26 @@ class SqliteStore:
         """The open transaction holds a mutation that must be on disk before its reply."""
         self._durable = True
 
-    def sync(self) -> None:
-        """Commit every mutation applied so far; fsync (once for all) if any wants it."""
+    def commit(self) -> bool:
+        """COMMIT every mutation applied so far. -> True if one of them wants to be
+        on disk before its reply: then ``flush()`` is owed before any reply."""
         if not self._in_tx:
-            return
+            return False
         self._db.execute("COMMIT")
         durable, self._in_tx, self._durable = self._durable, False, False
-        if durable and self._wal_path != ":memory:-wal":
-            os.fdatasync(self._wal())   # as SQLite itself syncs the WAL
+        return durable and self._wal_path != ":memory:-wal"
+
+    def flush(self) -> None:
+        """fdatasync the WAL, as SQLite itself syncs it: every commit made so far is
+        then durable. Needs no lock against mutations being applied meanwhile (they
+        write an open transaction, or frames a checkpoint has made redundant); the
+        caller keeps commits from running concurrently with it."""
+        os.fdatasync(self._wal())
+
+    def sync(self) -> None:
+        """Commit every mutation applied so far; fsync (once for all) if any wants it."""
+        if self.commit():
+            self.flush()
 
     def _wal(self) -> int:
         """A descriptor of the WAL file, reopened if SQLite ever replaced the file."""

@@ -834,3 +834,36 @@ def test_periodic_scan_looks_at_the_block_map_a_bounded_slice_per_tick(monkeypat
     assert sorted(planned) == sorted(ids)    # each block looked at once in the pass
     clock.advance(monitor.SCAN_INTERVAL)
     assert tick_and_collect() == []          # a new pass: all of them are in flight already
+
+
+def test_the_wal_fsync_runs_outside_the_namesystem_lock():
+    """While one mutation's fsync is in progress, reads and other mutations go on
+    (as HDFS's logSync); a mutation applied meanwhile is answered only after an
+    fsync of its own commit."""
+    import threading
+    ns = make()
+    ns.safemode_auto = False
+    in_flush, release = threading.Event(), threading.Event()
+    flushed: list[str] = []
+
+    def slow_flush():
+        flushed.append(threading.current_thread().name)
+        if threading.current_thread().name == "first":
+            in_flush.set()
+            assert release.wait(10)
+
+    ns.store.flush = slow_flush
+    ns.store.commit = (lambda commit: lambda: commit() or True)(ns.store.commit)  # :memory: owes none
+    first = threading.Thread(target=ns.mkdir, args=(ROOT, "/a", False, 0o755), name="first")
+    first.start()
+    assert in_flush.wait(10)
+    assert ns.stat(ROOT, "/a").is_dir                  # a read during the fsync: no wait
+    second = threading.Thread(target=ns.mkdir, args=(ROOT, "/b", False, 0o755), name="second")
+    second.start()
+    second.join(0.5)
+    assert second.is_alive()                            # applied, but its commit waits for the fsync
+    assert ns.stat(ROOT, "/b").is_dir
+    release.set()
+    first.join(10)
+    second.join(10)
+    assert flushed == ["first", "second"]
