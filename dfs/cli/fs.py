@@ -81,6 +81,9 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("cp", help="copy within dfs")
     p.add_argument("-f", action="store_true", dest="force")
+    p.add_argument("-r", "-R", action="store_true", dest="recursive", help="copy directories recursively")
+    p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
+                   help=f"files copied at once when there are several (default {PUT_THREADS})")
     p.add_argument("sources", nargs="+", metavar="SRC")
     p.add_argument("dest", metavar="DEST")
     p.set_defaults(func=cmd_cp)
@@ -116,11 +119,13 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_test)
 
     p = sub.add_parser("chmod", help="change permission bits (octal or u+x style)")
-    p.add_argument("mode", metavar="MODE")
+    p.add_argument("-R", action="store_true", dest="recursive", help="the whole tree under PATH")
+    p.add_argument("mode", type=_mode_arg, metavar="MODE")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_chmod)
 
     p = sub.add_parser("chown", help="change owner and group")
+    p.add_argument("-R", action="store_true", dest="recursive", help="the whole tree under PATH")
     p.add_argument("owner", metavar="OWNER[:GROUP]")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_chown)
@@ -455,23 +460,62 @@ def cmd_mv(args) -> int:
 def cmd_cp(args) -> int:
     many = len(args.sources) > 1
     client, dest = resolve(args, args.dest)
+    files: list[tuple] = []   # (source's client, source, target, source's status)
     for src in args.sources:
         sclient, spath = resolve(args, src)
         st = sclient.stat(spath)
         target = _target(client, dest, basename(spath), many)
         if st.is_dir:
-            raise errors.DfsIsADirectoryError("Is a directory (not copied)", spath)
-        _check_free(client, target, args.force)
-        w = client.create(target, overwrite=args.force, replication=st.replication, block_size=st.block_size,
-                          create_parent=False)
-        try:
-            for piece in sclient.open_read(spath).iter_range():
-                w.write(piece)
-        except BaseException:
-            w.abort()
-            raise
-        w.close()
+            if not args.recursive:
+                raise errors.DfsIsADirectoryError("Is a directory (not copied; -r copies it)", spath)
+            if sclient.namenode == client.namenode and (target + "/").startswith(spath.rstrip("/") + "/"):
+                raise errors.InvalidArgumentError("cannot copy a directory into itself", target)
+            files += [(sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target)]
+        else:
+            _check_free(client, target, args.force)
+            files.append((sclient, spath, target, st))
+    if len(files) <= 1 or args.threads == 1:
+        for job in files:
+            _copy_file(client, *job, force=args.force)
+        return 0
+    progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
+    _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
+                 files, args.threads, progress)
     return 0
+
+
+def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, str, object]]:
+    """Make ``target`` and the directories under it as in ``src``; -> the files to copy."""
+    st = _stat_or_none(client, target)
+    if st is not None and not st.is_dir:
+        raise errors.DfsNotADirectoryError(path=target)
+    if st is None:
+        client.mkdir(target)
+    out = []
+    base = src.rstrip("/")
+    for e in _walk(sclient, src):
+        dst = target.rstrip("/") + e.path[len(base):]
+        if e.is_dir:
+            if _stat_or_none(client, dst) is None:
+                client.mkdir(dst)
+        else:
+            out.append((e.path, dst, e))
+    return out
+
+
+def _copy_file(client, sclient, spath: str, target: str, st, *, force: bool, progress=None) -> None:
+    """Copy one file; an existing ``target`` fails its create unless ``force``."""
+    w = client.create(target, overwrite=force, replication=st.replication, block_size=st.block_size,
+                      create_parent=False)
+    try:
+        for piece in sclient.open_read(spath).iter_range():
+            w.write(piece)
+            if progress:
+                progress(len(piece))
+    except BaseException:
+        w.abort()
+        raise
+    w.close()
 
 
 def cmd_touch(args) -> int:
@@ -510,8 +554,20 @@ def cmd_test(args) -> int:
     return 0 if ok else 1
 
 
+def _mode_arg(text: str) -> str:
+    """MODE as chmod takes it: 1-4 octal digits, or clauses like u+x,go-w; checked
+    when the command line is parsed (a bad one is a usage error)."""
+    try:
+        parse_mode(text, 0)
+    except errors.InvalidArgumentError:
+        raise argparse.ArgumentTypeError(f"invalid mode: {text!r}") from None
+    return text
+
+
 def parse_mode(text: str, current: int) -> int:
     if text.isdigit():
+        if len(text) > 4 or set(text) - set("01234567"):
+            raise errors.InvalidArgumentError(f"invalid mode: {text}")
         return int(text, 8)
     mode = current
     for clause in text.split(","):
@@ -543,15 +599,22 @@ def parse_mode(text: str, current: int) -> int:
     return mode
 
 
+def _tree(client, path: str, recursive: bool) -> list:
+    """``path``'s status, then with ``recursive`` every entry under it."""
+    st = client.stat(path)
+    return [st] + (list(_walk(client, path)) if recursive and st.is_dir else [])
+
+
 def cmd_chmod(args) -> int:
     client, path = resolve(args, args.path)
-    current = client.stat(path).mode if not args.mode.isdigit() else 0
-    client.chmod(path, parse_mode(args.mode, current))
+    for st in _tree(client, path, args.recursive):
+        client.chmod(st.path, parse_mode(args.mode, st.mode))
     return 0
 
 
 def cmd_chown(args) -> int:
     client, path = resolve(args, args.path)
     owner, _, group = args.owner.partition(":")
-    client.chown(path, owner, group)
+    for st in _tree(client, path, args.recursive):
+        client.chown(st.path, owner, group)
     return 0

@@ -101,6 +101,45 @@ def test_put_recursive_and_get_directory(c, d, tmp_path):
     assert f"{d}/tree/x/y/deep.bin" in listing
 
 
+def test_cp_recursive_copies_a_tree_byte_identical(c, d, tmp_path):
+    src = tmp_path / "tree"
+    (src / "x" / "y").mkdir(parents=True)
+    (src / "x" / "empty").mkdir()
+    files = {"top.txt": b"top", "x/mid.bin": os.urandom(5000), "x/y/deep.bin": os.urandom(200_000)}
+    for name, data in files.items():
+        (src / name).write_bytes(data)
+    assert run(c, "put", "-r", str(src), f"{d}/tree").returncode == 0
+    fails(run(c, "cp", f"{d}/tree", f"{d}/copy"), b"Is a directory")
+    fails(run(c, "cp", "-r", f"{d}/tree", f"{d}/tree/x/inside"), b"into itself")
+    for threads in ("1", "4"):
+        dest = f"{d}/copy{threads}"
+        assert run(c, "cp", "-r", "-t", threads, f"{d}/tree", dest).returncode == 0
+        for name, data in files.items():
+            assert run(c, "cat", f"{dest}/{name}").stdout == data
+        assert run(c, "test", "-d", f"{dest}/x/empty").returncode == 0
+    # cp semantics: an existing directory receives the tree; its files are not overwritten without -f.
+    assert run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1").returncode == 0
+    assert run(c, "cat", f"{d}/copy1/tree/x/mid.bin").stdout == files["x/mid.bin"]
+    fails(run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1"), b"File exists")
+    assert run(c, "cp", "-r", "-f", f"{d}/tree", f"{d}/copy1").returncode == 0
+
+
+def test_chmod_and_chown_recursive_and_bad_modes(c, d):
+    assert run(c, "mkdir", "-p", f"{d}/a/b").returncode == 0
+    for p in ("a/b/f", "a/g"):
+        assert run(c, "put", "-", f"{d}/{p}", input=b"x").returncode == 0
+    assert run(c, "chmod", "-R", "go-rwx", f"{d}/a").returncode == 0
+    modes = {e["path"]: e["mode"] for e in json.loads(run(c, "ls", "-R", "--json", f"{d}/a").stdout)}
+    assert modes == {f"{d}/a/b": "0700", f"{d}/a/b/f": "0600", f"{d}/a/g": "0600"}
+    assert json.loads(run(c, "stat", "--json", f"{d}/a").stdout)["mode"] == "0700"
+    assert run(c, "chown", "-R", "alice:eng", f"{d}/a").returncode == 0
+    owners = {(e["owner"], e["group"]) for e in json.loads(run(c, "ls", "-R", "--json", f"{d}/a").stdout)}
+    assert owners == {("alice", "eng")}
+    for bad in ("999", "12345", "u+q", "x=r"):
+        r = run(c, "chmod", bad, f"{d}/a")
+        assert r.returncode == 2 and b"invalid mode" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+
+
 def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure(c, d, tmp_path):
     src = tmp_path / "many"
     want = {}
