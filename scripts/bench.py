@@ -6,7 +6,8 @@ Core: `dfs put` / `dfs get` of a file (incompressible and CSV-like text) on a
 local 3-datanode cluster at replication 3, beside: the chunk codec alone (all
 cores), raw disk writing 3 copies with fsync, and a 3-hop socket chain with
 fsync. Meta: mkdir, create-and-close, stat and listing a 10,000-entry
-directory from one client thread, beside a no-op RPC. Medians of --runs.
+directory from one client thread, beside a no-op RPC timed in the same
+rounds. Medians of --runs.
 The repair, fuse and pydata sections run scripts/bench_*.py.
 """
 
@@ -232,21 +233,40 @@ def _same(a: str, b: str) -> bool:
                 return True
 
 
-def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000) -> dict:
+def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000,
+                   rounds: int = 10) -> tuple[dict, dict]:
+    """Rates from one client thread, and each operation's ratio to the no-op RPC.
+
+    Every run is cut into ``rounds`` rounds of n/rounds calls of each operation in
+    turn, and a ratio is taken within each round: on this shared machine the
+    no-op rate drifts by 30% between minutes, and ratios of figures taken
+    seconds apart do not. -> (median rates, median of the per-round ratios)."""
     client = c.client()
     client.ping()
-    rates: dict[str, list[float]] = {k: [] for k in ("no-op RPC", "mkdir", "create+close", "stat")}
+    names = ("no-op RPC", "mkdir", "create+close", "stat")
+    rates: dict[str, list[float]] = {k: [] for k in names}
+    ratios: dict[str, list[float]] = {k: [] for k in names}
+    per = n // rounds
     for r in range(runs):
         base = f"/meta{r}"
         client.mkdir(base)
-        for name, fn in (("no-op RPC", lambda i: client.ping()),
-                         ("mkdir", lambda i: client.mkdir(f"{base}/d{i}")),
-                         ("create+close", lambda i: client.create(f"{base}/f{i}").close()),
-                         ("stat", lambda i: client.stat(f"{base}/f{i}"))):
-            t = time.perf_counter()
-            for i in range(n):
-                fn(i)
-            rates[name].append(n / (time.perf_counter() - t))
+        spent = {k: 0.0 for k in names}
+        for k in range(rounds):
+            ops = {"no-op RPC": lambda i: client.ping(),
+                   "mkdir": lambda i: client.mkdir(f"{base}/d{i}"),
+                   "create+close": lambda i: client.create(f"{base}/f{i}").close(),
+                   "stat": lambda i: client.stat(f"{base}/f{i}")}
+            took = {}
+            for name, fn in ops.items():
+                t = time.perf_counter()
+                for i in range(k * per, (k + 1) * per):
+                    fn(i)
+                took[name] = time.perf_counter() - t
+                spent[name] += took[name]
+            for name in names:
+                ratios[name].append(took["no-op RPC"] / took[name])
+        for name in names:
+            rates[name].append(per * rounds / spent[name])
     out = {k: statistics.median(v) for k, v in rates.items()}
     big = "/listing"
     client.mkdir(big)
@@ -259,7 +279,7 @@ def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000) 
         times.append(time.perf_counter() - t)
     assert got == listing
     out[f"list {listing} entries (entries/s)"] = listing / statistics.median(times)
-    return out
+    return out, {k: statistics.median(v) for k, v in ratios.items()}
 
 
 def main() -> int:
@@ -281,11 +301,11 @@ def main() -> int:
                 if "core" in sections:
                     core(c, workdir, size, args.runs)
                 if "meta" in sections:
-                    meta = metadata_rates(c, args.runs)
-                    noop = meta["no-op RPC"]
-                    print("metadata, one client thread (ops/s)          rate   vs no-op RPC")
+                    meta, ratios = metadata_rates(c, args.runs)
+                    print("metadata, one client thread (ops/s)          rate   vs no-op RPC (median of"
+                          " per-round ratios)")
                     for k, v in meta.items():
-                        ratio = f"{v / noop:10.2f}" if "entries" not in k else ""
+                        ratio = f"{ratios[k]:10.2f}" if k in ratios else ""
                         print(f"  {k:42} {v:8.0f} {ratio}")
                     print()
         for name in ("repair", "fuse", "pydata"):
