@@ -113,6 +113,39 @@ def copy_ceiling(src: str, workdir: str, size: int, runs: int) -> float:
     return size / median_time(run, runs) / MB
 
 
+def duplex_ceiling(src: str, workdir: str, size: int) -> float:
+    """What the one disk gives a get, whose datanode reads a replica while the client
+    writes the copy: a cold read of ``src`` and an O_DIRECT write of as many bytes,
+    at once, on two threads. MB/s of each (the later of the two to finish)."""
+    from dfs.directio import DirectFile
+    from dfs.tuning import drop_cache
+    block = os.urandom(4 << 20)
+
+    def read():
+        fd = os.open(src, os.O_RDONLY)
+        drop_cache(fd, 0, 0)
+        try:
+            while os.read(fd, 4 << 20):
+                pass
+        finally:
+            os.close(fd)
+
+    def write():
+        dst = os.path.join(workdir, "duplex.out")
+        with DirectFile(dst) as out:
+            for _ in range(size // len(block)):
+                out.write(block)
+        os.unlink(dst)
+
+    t = time.perf_counter()
+    ts = [threading.Thread(target=f) for f in (read, write)]
+    for x in ts:
+        x.start()
+    for x in ts:
+        x.join()
+    return size / (time.perf_counter() - t) / MB
+
+
 def disk_ceiling(src: str, workdir: str, size: int, runs: int) -> float:
     """Three fsync'd copies written at once (plain buffered writes), MB/s of one copy."""
     def copy(i: int) -> None:
@@ -207,10 +240,13 @@ def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) ->
             ratios.setdefault(f"put {kind}", []).append(v / chain)
         copy = copy_ceiling(src, workdir, size, 1)
         rates.setdefault("local disk copy", []).append(copy)
+        duplex = duplex_ceiling(src, workdir, size)
+        rates.setdefault("disk read + write at once", []).append(duplex)
         for kind, path in inputs.items():
             dst = os.path.join(workdir, f"get-{kind}")
             v = timed(f"get {kind}", lambda: cli("get", "-f", f"/bench/{kind}", dst))
             ratios.setdefault(f"get {kind} vs copy", []).append(v / copy)
+            ratios.setdefault(f"get {kind} vs duplex", []).append(v / duplex)
             if run == 0 and not _same(path, dst):
                 raise SystemExit(f"bench: {kind}: data read back differs")
             os.unlink(dst)
@@ -331,6 +367,7 @@ def core(c: Cluster, workdir: str, size: int, runs: int) -> None:
     print(f"  codec decode, steady state (output dropped), incompr. / c.  {dec_r:8.0f} / {dec_c:.0f}")
     print(f"  raw disk, 3 fsync'd copies at once (per copy)               {disk:8.0f}")
     print(f"  local disk copy: cold read + O_DIRECT write                 {copy:8.0f}")
+    print(f"  disk: cold read and O_DIRECT write at once (each)           {figures['disk read + write at once']:8.0f}")
     print(f"  3-hop socket chain + fsync, buffered / O_DIRECT              "
           f"{figures['3-hop chain, buffered']:8.0f} / {figures['3-hop chain, O_DIRECT']:.0f}")
     print()
@@ -342,9 +379,13 @@ def core(c: Cluster, workdir: str, size: int, runs: int) -> None:
         ("get incompressible", "decode, fresh memory", kept_r, None),
         ("get incompressible", "decode, steady state", dec_r, None),
         ("get incompressible", "local disk copy", copy, same_run["get incompressible vs copy"]),
+        ("get incompressible", "disk read + write at once", figures["disk read + write at once"],
+         same_run["get incompressible vs duplex"]),
         ("get compressible", "decode, fresh memory", kept_c, None),
         ("get compressible", "decode, steady state", dec_c, None),
         ("get compressible", "local disk copy", copy, same_run["get compressible vs copy"]),
+        ("get compressible", "disk read + write at once", figures["disk read + write at once"],
+         same_run["get compressible vs duplex"]),
         ("read incompressible (API, no local write)", "decode, steady state", dec_r, None),
         ("read compressible (API, no local write)", "decode, steady state", dec_c, None),
     ]
