@@ -24,10 +24,11 @@ that reached a datanode be given out again.
 Schema:
     inode(id, parent, name, is_dir, mode, owner, grp, mtime, ctime,
           replication, block_size, chunk_size, length, state, pending_name,
-          overwrite, key, lease_holder, lease_expiry)
+          overwrite, key, lease_holder, lease_expiry, nchildren, nsubdirs)
       state: 'C' complete | 'U' under construction. An inode under
       construction has name NULL (invisible to lookups) and pending_name set;
-      completing it gives it its name in the same transaction.
+      completing it gives it its name in the same transaction. A directory's
+      nchildren/nsubdirs count its named entries; triggers keep them.
     block(id, inode, idx, length, genstamp, committed)
     meta(k, v)  counters and cluster identity
 """
@@ -38,10 +39,6 @@ import os
 import sqlite3
 import threading
 from typing import Any, Iterable, Protocol
-
-INODE_COLS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtime", "ctime",
-              "replication", "block_size", "chunk_size", "length", "state", "pending_name",
-              "overwrite", "key", "lease_holder", "lease_expiry")
 
 ROOT_ID = 1
 ID_BATCH = 1024
@@ -95,10 +92,10 @@ class SqliteStore:
               block_size INTEGER DEFAULT 0, chunk_size INTEGER DEFAULT 0,
               length INTEGER DEFAULT 0, state TEXT NOT NULL DEFAULT 'C',
               pending_name TEXT, overwrite INTEGER DEFAULT 0, key BLOB,
-              lease_holder TEXT, lease_expiry REAL);
+              lease_holder TEXT, lease_expiry REAL,
+              nchildren INTEGER NOT NULL DEFAULT 0, nsubdirs INTEGER NOT NULL DEFAULT 0);
             CREATE UNIQUE INDEX IF NOT EXISTS inode_by_name ON inode(parent, name);
             CREATE INDEX IF NOT EXISTS inode_uc ON inode(state) WHERE state = 'U';
-            CREATE INDEX IF NOT EXISTS inode_subdirs ON inode(parent) WHERE is_dir = 1;
             CREATE TABLE IF NOT EXISTS block (
               id INTEGER PRIMARY KEY, inode INTEGER NOT NULL, idx INTEGER NOT NULL,
               length INTEGER NOT NULL DEFAULT 0, genstamp INTEGER NOT NULL,
@@ -107,10 +104,50 @@ class SqliteStore:
             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
             """
         )
+        self._count_children()
         self._commit_lock = threading.Lock()
         self._in_tx = False
         self._durable = False                      # the open transaction must be fsynced
         self._ids: dict[str, tuple[int, int]] = {}  # counter -> (next id, last reserved id)
+
+    def _count_children(self) -> None:
+        """Keep every directory's count of named entries (and of subdirectories) in its
+        own row, maintained by triggers on whatever inserts, deletes, names or moves a
+        row: a directory's stat is then O(1), not a scan of its entries (9 ms at
+        300,000). A store made before the columns existed gets them, counted once."""
+        cols = {r[1] for r in self._db.execute("PRAGMA table_info(inode)")}
+        if "nchildren" not in cols:
+            self._db.executescript(
+                """
+                BEGIN IMMEDIATE;
+                ALTER TABLE inode ADD COLUMN nchildren INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE inode ADD COLUMN nsubdirs INTEGER NOT NULL DEFAULT 0;
+                UPDATE inode SET
+                  nchildren = (SELECT count(*) FROM inode c WHERE c.parent = inode.id AND c.name IS NOT NULL),
+                  nsubdirs = (SELECT count(*) FROM inode c WHERE c.parent = inode.id AND c.is_dir = 1
+                              AND c.name IS NOT NULL)
+                  WHERE is_dir = 1;
+                COMMIT;
+                """)
+        self._db.executescript(
+            """
+            DROP INDEX IF EXISTS inode_subdirs;
+            CREATE TRIGGER IF NOT EXISTS inode_counted_in AFTER INSERT ON inode WHEN NEW.name IS NOT NULL
+            BEGIN
+              UPDATE inode SET nchildren = nchildren + 1, nsubdirs = nsubdirs + NEW.is_dir WHERE id = NEW.parent;
+            END;
+            CREATE TRIGGER IF NOT EXISTS inode_counted_out AFTER DELETE ON inode WHEN OLD.name IS NOT NULL
+            BEGIN
+              UPDATE inode SET nchildren = nchildren - 1, nsubdirs = nsubdirs - OLD.is_dir WHERE id = OLD.parent;
+            END;
+            CREATE TRIGGER IF NOT EXISTS inode_counted_moved AFTER UPDATE OF name, parent ON inode
+            BEGIN
+              UPDATE inode SET nchildren = nchildren - 1, nsubdirs = nsubdirs - OLD.is_dir
+                WHERE id = OLD.parent AND OLD.name IS NOT NULL;
+              UPDATE inode SET nchildren = nchildren + 1, nsubdirs = nsubdirs + NEW.is_dir
+                WHERE id = NEW.parent AND NEW.name IS NOT NULL;
+            END;
+            """)
 
     # -- transactions ---------------------------------------------------
     def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
@@ -204,14 +241,12 @@ class SqliteStore:
         return [dict(r) for r in rows]
 
     def count_children(self, parent: int) -> int:
-        return self._db.execute(
-            "SELECT count(*) FROM inode WHERE parent=? AND name IS NOT NULL", (parent,)).fetchone()[0]
+        r = self._db.execute("SELECT nchildren FROM inode WHERE id=?", (parent,)).fetchone()
+        return r[0] if r else 0
 
     def count_subdirs(self, parent: int) -> int:
-        # inode_subdirs, a partial index of directories only: as cheap in a directory of
-        # a million files as in an empty one.
-        return self._db.execute(
-            "SELECT count(*) FROM inode WHERE parent=? AND is_dir=1", (parent,)).fetchone()[0]
+        r = self._db.execute("SELECT nsubdirs FROM inode WHERE id=?", (parent,)).fetchone()
+        return r[0] if r else 0
 
     def next_inode_id(self) -> int:
         """The id the next insert would get (call under the namesystem lock)."""

@@ -830,3 +830,96 @@ def test_only_commits_that_want_it_are_fsynced(tmp_path, monkeypatch):
     store.sync()   # nothing open: nothing to do
     assert len(synced) == 1
     store.close()
+
+
+# -- directory entry counts ------------------------------------------------------------
+
+
+def _true_counts(store: SqliteStore) -> dict[int, tuple[int, int]]:
+    q = store._db.execute(
+        "SELECT d.id, (SELECT count(*) FROM inode c WHERE c.parent=d.id AND c.name IS NOT NULL),"
+        " (SELECT count(*) FROM inode c WHERE c.parent=d.id AND c.is_dir=1 AND c.name IS NOT NULL)"
+        " FROM inode d WHERE d.is_dir=1")
+    return {r[0]: (r[1], r[2]) for r in q}
+
+
+def _kept_counts(store: SqliteStore) -> dict[int, tuple[int, int]]:
+    return {r[0]: (store.count_children(r[0]), store.count_subdirs(r[0]))
+            for r in store._db.execute("SELECT id FROM inode WHERE is_dir=1")}
+
+
+def test_directory_counts_follow_every_operation_that_names_or_unnames_an_entry():
+    """stat of a directory reads its entry counts from its own row (O(1)); they must
+    match a count of its entries after any mix of operations, including a failed one."""
+    import random
+    store = SqliteStore(":memory:")
+    ns = Namespace(store, superuser="root")
+    rng = random.Random(7)
+    dirs, files = ["/"], []
+    open_files = []
+    done: dict[str, int] = {}
+    for step in range(600):
+        op = rng.choice(["mkdir", "file", "file", "open", "complete", "abandon", "rm", "mv", "mvover"] * 4
+                        + ["rmr"])
+        parent = rng.choice(dirs)
+        name = f"{parent.rstrip('/')}/n{step}"
+        try:
+            if op == "mkdir":
+                ns.mkdir(name + "/x" if rng.random() < 0.3 else name, ROOT, 1.0, parents=True)
+                dirs += [name] + ([name + "/x"] if ns.stat(name, ROOT).children else [])
+            elif op == "file":
+                target = rng.choice(files) if files and rng.random() < 0.3 else name
+                write_file(ns, target, [10], overwrite=True)
+                files.append(target)
+            elif op == "open":
+                open_files.append((create(ns, name)["id"], name))
+            elif op in ("complete", "abandon") and open_files:
+                fid, path = open_files.pop(rng.randrange(len(open_files)))
+                if op == "complete":
+                    ns.complete(ns.open_file(fid, ROOT), ROOT, 2.0)
+                    files.append(path)
+                else:
+                    ns.recover_lease(fid, 2.0)
+            elif op == "rm" and files:
+                ns.delete(files.pop(rng.randrange(len(files))), ROOT, 1.0)
+            elif op == "rmr" and len(dirs) > 1:
+                victim = rng.choice(dirs[1:])
+                ns.delete(victim, ROOT, 1.0, recursive=True)
+                dirs = [d for d in dirs if d != victim and not d.startswith(victim + "/")]
+                files = [f for f in files if not f.startswith(victim + "/")]
+            elif op in ("mv", "mvover") and files:
+                src = rng.choice(files)
+                dst = rng.choice(files) if op == "mvover" else f"{rng.choice(dirs).rstrip('/')}/m{step}"
+                ns.rename(src, dst, ROOT, 1.0, overwrite=True)
+                files = [f for f in files if f not in (src, dst)] + [dst]
+            done[op] = done.get(op, 0) + 1
+        except errors.DfsError:
+            pass   # e.g. moving a file onto itself, or a path under a removed directory
+        if step % 50 == 0:
+            assert _kept_counts(store) == _true_counts(store), step
+    assert _kept_counts(store) == _true_counts(store)
+    assert min(done.values()) >= 5 and len(done) == 9, done
+    assert sum(c for c, _ in _true_counts(store).values()) > 50
+
+
+def test_a_store_made_before_directory_counts_gets_them_counted(tmp_path):
+    import sqlite3
+    db = str(tmp_path / "old.db")
+    store = SqliteStore(db)
+    ns = Namespace(store, superuser="root")
+    ns.mkdir("/a/b", ROOT, 1.0, parents=True)
+    write_file(ns, "/a/f", [1])
+    store.sync()
+    store.close()
+    old = sqlite3.connect(db)   # back to the schema before the counts
+    old.executescript("""
+        DROP TRIGGER inode_counted_in; DROP TRIGGER inode_counted_out; DROP TRIGGER inode_counted_moved;
+        ALTER TABLE inode DROP COLUMN nchildren; ALTER TABLE inode DROP COLUMN nsubdirs;""")
+    old.close()
+    store = SqliteStore(db)
+    ns = Namespace(store, superuser="root")
+    st = ns.stat("/a", ROOT)
+    assert (st.children, st.subdirs) == (2, 1)
+    assert ns.stat("/", ROOT).children == 1
+    write_file(ns, "/a/g", [1])
+    assert ns.stat("/a", ROOT).children == 3
