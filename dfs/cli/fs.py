@@ -197,13 +197,18 @@ def _put_file(client, src: str, target: str, force: bool, kw: dict) -> None:
         progress.close()   # ends the bar's line before any error is printed
 
 
-def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
-    """Make ``target`` and the tree's directories; -> the (local, target) files to upload."""
+def _make_dir(client, target: str) -> None:
+    """``target`` as a directory: made if missing, refused if a file."""
     st = _stat_or_none(client, target)
     if st is not None and not st.is_dir:
         raise errors.DfsNotADirectoryError(path=target)
     if st is None:
         client.mkdir(target)
+
+
+def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
+    """Make ``target`` and the tree's directories; -> the (local, target) files to upload."""
+    _make_dir(client, target)
     out = []
     for root, dirs, files in os.walk(src):
         dirs.sort()
@@ -486,11 +491,7 @@ def cmd_cp(args) -> int:
 
 def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, str, object]]:
     """Make ``target`` and the directories under it as in ``src``; -> the files to copy."""
-    st = _stat_or_none(client, target)
-    if st is not None and not st.is_dir:
-        raise errors.DfsNotADirectoryError(path=target)
-    if st is None:
-        client.mkdir(target)
+    _make_dir(client, target)
     out = []
     base = src.rstrip("/")
     for e in _walk(sclient, src):
@@ -505,17 +506,8 @@ def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, s
 
 def _copy_file(client, sclient, spath: str, target: str, st, *, force: bool, progress=None) -> None:
     """Copy one file; an existing ``target`` fails its create unless ``force``."""
-    w = client.create(target, overwrite=force, replication=st.replication, block_size=st.block_size,
-                      create_parent=False)
-    try:
-        for piece in sclient.open_read(spath).iter_range():
-            w.write(piece)
-            if progress:
-                progress(len(piece))
-    except BaseException:
-        w.abort()
-        raise
-    w.close()
+    client.write_pieces(sclient.open_read(spath).iter_range(), target, progress=progress, overwrite=force,
+                        replication=st.replication, block_size=st.block_size, create_parent=False)
 
 
 def cmd_touch(args) -> int:

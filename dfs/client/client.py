@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterable
 
 from dfs import errors
 from dfs.config import default_namenode
@@ -133,12 +133,15 @@ class DfsClient:
         return convert.status_from_pb(w.close())
 
     def upload(self, src: BinaryIO, path: str, *, progress: Callable[[int], None] | None = None, **kw) -> FileStatus:
+        return self.write_pieces(iter(lambda: src.read(4 << 20), b""), path, progress=progress, **kw)
+
+    def write_pieces(self, pieces: Iterable, path: str, *, progress: Callable[[int], None] | None = None,
+                     **kw) -> FileStatus:
+        """Write ``path`` from an iterable of bytes-like pieces (``create``'s keywords);
+        if anything fails, nothing appears."""
         w = self.create(path, **kw)
         try:
-            while True:
-                piece = src.read(4 << 20)
-                if not piece:
-                    break
+            for piece in pieces:
                 w.write(piece)
                 if progress:
                     progress(len(piece))
