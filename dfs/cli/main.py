@@ -72,6 +72,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _os_message(e: BaseException) -> str:
+    if isinstance(e, UnicodeEncodeError) and isinstance(e.object, str):
+        # A name from the command line that is not UTF-8 (dfs names are protobuf strings).
+        shown = e.object.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"{shown}: invalid name (not UTF-8)"
     if isinstance(e, OSError) and e.strerror:
         return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
     return str(e)

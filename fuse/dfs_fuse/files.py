@@ -29,12 +29,14 @@ be taken while an OpenFile's lock is held, never the other way round.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import logging
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from dfs import errors
 from dfs.model import FileStatus
@@ -63,6 +65,7 @@ class MountContext:
     readonly: bool = False
     writeback: bool = False
     kernel_idents: OrderedDict = field(default_factory=OrderedDict)
+    room: Callable[[], int] | None = None   # bytes the cluster has left (operations.py sets it)
 
 
 class OpenFile:
@@ -173,6 +176,8 @@ class OpenFile:
             if self.stream is not None and off < self.streamed:
                 self._commit()
             end = off + len(data)
+            if off > self.size:
+                self._may_grow(off - self.size)
             if (
                 self.stream is not None
                 and off == self.streamed == self.size
@@ -208,6 +213,8 @@ class OpenFile:
                 if self.dirty or self.stream is not None:
                     self._modified()
                 return
+            if length > self.size:
+                self._may_grow(length - self.size)
             if self.stream is not None and length < self.streamed:
                 self._commit()
             if length < self.size:
@@ -218,6 +225,14 @@ class OpenFile:
                     self.pages.zero_from(i, po)
             self.size = length
             self._modified()
+
+    def _may_grow(self, hole: int) -> None:
+        """dfs has no sparse files: a hole (truncate or fallocate up, a write past the
+        end) is written out as zeros by the commit, on every replica. One the cluster
+        could not hold fails now with ENOSPC, instead of the commit writing zeros for
+        hours (truncate -s 1P) while the caller waits, unkillable, in the kernel."""
+        if self.ctx.room is not None and hole * max(1, self.status.replication) > self.ctx.room():
+            raise OSError(errno.ENOSPC, "a hole this big does not fit in the cluster (no sparse files)")
 
     def set_mtime(self, mtime: float) -> bool:
         """Remember an mtime set while dirty (the commit would overwrite it); False if clean."""

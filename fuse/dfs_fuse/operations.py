@@ -42,6 +42,11 @@ KEEP_IDENTS = 4096
 STATFS_TTL = 2.0
 FRSIZE = 4096
 HIDDEN = ".fuse_hidden"  # libfuse renames an unlinked open file to .fuse_hiddenXXXX
+# libfuse unlinks a hidden file at its last close, even while another process that
+# looked its inode up just before the rename is about to open it: that open then
+# finds nothing (ENOENT for a name that an atomic rename-over replaced). So hidden
+# files are removed this long after libfuse asks, and not while open.
+HIDDEN_GRACE = 2.0
 
 
 def _fuse_errors(fn):
@@ -57,6 +62,8 @@ def _fuse_errors(fn):
             raise FuseOSError(errors.errno_for(e)) from None
         except OSError as e:
             raise FuseOSError(e.errno or errno.EIO) from None
+        except UnicodeError:   # a name dfs cannot hold that check_path did not see
+            raise FuseOSError(errno.EILSEQ) from None
         except Exception:
             log.exception("%s failed", fn.__name__)
             raise FuseOSError(errno.EIO) from None
@@ -64,10 +71,16 @@ def _fuse_errors(fn):
     return wrapper
 
 
-def check_path(path: str) -> str:
+def check_path(path: str, *, creating: bool = False) -> str:
     raw = path.encode("utf-8", "surrogateescape")
     if len(raw) >= PATH_MAX or any(len(p) > NAME_MAX for p in raw.split(b"/")):
         raise FuseOSError(errno.ENAMETOOLONG)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        # dfs names are UTF-8 (protobuf strings): a name that is not cannot exist there,
+        # nor be made (EILSEQ, as file systems that only take UTF-8 names answer).
+        raise FuseOSError(errno.EILSEQ if creating else errno.ENOENT) from None
     return path
 
 
@@ -87,6 +100,9 @@ class DfsOperations(Operations):
         self.entry_timeout = entry_timeout
         self._statfs: tuple[float, dict] | None = None
         self._idents_lock = threading.Lock()
+        ctx.room = self._room
+        self._hidden: dict[str, threading.Timer] = {}   # hidden files to remove, by path
+        self._hidden_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------
     def init_with_config(self, conn, config) -> None:
@@ -114,6 +130,11 @@ class DfsOperations(Operations):
                 of.commit()
             except Exception as e:  # noqa: BLE001
                 log.error("%s: not committed at unmount: %s", of.path, e)
+        with self._hidden_lock:
+            hidden, self._hidden = list(self._hidden.items()), {}
+        for path, timer in hidden:
+            timer.cancel()
+            self._remove_hidden(path, force=True)
 
     # -- attributes -----------------------------------------------------
     @_fuse_errors
@@ -135,7 +156,11 @@ class DfsOperations(Operations):
     def readdir(self, path, fh):
         check_path(path)
         out = [(".", {"st_mode": _stat.S_IFDIR}, 0), ("..", {"st_mode": _stat.S_IFDIR}, 0)]
+        with self._hidden_lock:
+            gone = set(self._hidden)   # removed as far as anyone here can tell
         for e in self.meta.listing(path):
+            if e.path in gone:
+                continue
             kind = _stat.S_IFDIR if e.is_dir else _stat.S_IFREG
             out.append((e.path.rpartition("/")[2], {"st_mode": kind}, 0))
         return out
@@ -152,6 +177,10 @@ class DfsOperations(Operations):
                       f_namemax=NAME_MAX)
             self._statfs = (now + STATFS_TTL, st)
         return self._statfs[1]
+
+    def _room(self) -> int:
+        """Bytes the live datanodes have left (statfs's figure, refreshed every STATFS_TTL)."""
+        return self.statfs("/")["f_bavail"] * FRSIZE
 
     @_fuse_errors
     def chmod(self, path, mode):
@@ -192,7 +221,7 @@ class DfsOperations(Operations):
     # -- namespace ------------------------------------------------------
     @_fuse_errors
     def mkdir(self, path, mode):
-        self._writable(path)
+        self._writable(path, creating=True)
         parent = self.meta.get(parent_of(path))
         mode &= 0o7777
         if parent.mode & _stat.S_ISGID:
@@ -203,6 +232,7 @@ class DfsOperations(Operations):
     @_fuse_errors
     def rmdir(self, path):
         self._writable(path)
+        self._remove_hidden_now(path)
         self.client.delete(path, recursive=False)
         self.meta.removed(path, is_dir=True)
 
@@ -210,6 +240,9 @@ class DfsOperations(Operations):
     def unlink(self, path):
         self._writable(path)
         of = self.files.get(path)
+        if of is None and path.rpartition("/")[2].startswith(HIDDEN):
+            self._remove_hidden_later(path)
+            return
         if of is None:
             self.client.delete(path, recursive=False)
         else:
@@ -219,10 +252,48 @@ class DfsOperations(Operations):
                 of.discard()
         self.meta.removed(path, is_dir=False)
 
+    def _remove_hidden_later(self, path: str) -> None:
+        timer = threading.Timer(HIDDEN_GRACE, self._remove_hidden, args=(path,))
+        timer.daemon = True
+        with self._hidden_lock:
+            earlier = self._hidden.pop(path, None)
+            self._hidden[path] = timer
+        if earlier is not None:
+            earlier.cancel()
+        timer.start()
+
+    def _remove_hidden_now(self, tree: str) -> None:
+        """Remove at once the hidden files waiting under ``tree`` (a directory about to be
+        removed or moved must not keep them, nor lose track of them)."""
+        with self._hidden_lock:
+            due = [p for p in self._hidden if p.startswith(tree.rstrip("/") + "/")]
+            timers = [self._hidden.pop(p) for p in due]
+        for path, timer in zip(due, timers):
+            timer.cancel()
+            self._remove_hidden(path, force=True)
+
+    def _remove_hidden(self, path: str, force: bool = False) -> None:
+        if not force:
+            with self._hidden_lock:
+                if self._hidden.pop(path, None) is None:
+                    return   # removed at unmount meanwhile
+            if self.files.get(path) is not None:
+                self._remove_hidden_later(path)   # opened meanwhile: its last close asks again
+                return
+        try:
+            self.client.delete(path, recursive=False)
+        except errors.DfsFileNotFoundError:
+            pass
+        except errors.DfsError as e:
+            log.warning("%s: could not remove: %s", path, e)
+        self.meta.removed(path, is_dir=False)
+
     @_fuse_errors
     def rename(self, old, new, flags=0):
         self._writable(old)
-        check_path(new)
+        check_path(new, creating=True)
+        self._remove_hidden_now(old)
+        self._remove_hidden_now(new)
         if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise FuseOSError(errno.EINVAL)
         moving = sorted(self.files.under(old), key=id)
@@ -263,13 +334,13 @@ class DfsOperations(Operations):
     def mknod(self, path, mode, dev):
         if not _stat.S_ISREG(mode):
             raise FuseOSError(errno.EPERM)
-        self._writable(path)
+        self._writable(path, creating=True)
         self._create_empty(path, mode)
 
     # -- files ----------------------------------------------------------
     @_fuse_errors
     def create(self, path, mode, fi):
-        self._writable(path)
+        self._writable(path, creating=True)
         try:
             st, successor = self._create_empty(path, mode, open_next=True)
         except errors.DfsFileExistsError:
@@ -431,8 +502,8 @@ class DfsOperations(Operations):
             self.files.release(fh)
 
     # -- helpers --------------------------------------------------------
-    def _writable(self, path: str) -> None:
-        check_path(path)
+    def _writable(self, path: str, *, creating: bool = False) -> None:
+        check_path(path, creating=creating)
         if self.ctx.readonly:
             raise FuseOSError(errno.EROFS)
 

@@ -389,6 +389,66 @@ def test_enametoolong(work):
         os.close(fd)
 
 
+def test_names_that_are_not_utf8(work):
+    """dfs names are UTF-8: such a name cannot exist (ENOENT) nor be made (EILSEQ),
+    and neither is an I/O error."""
+    bad = os.path.join(os.fsencode(work), b"caf\xe9")
+    expect(errno.ENOENT, os.stat, bad)
+    expect(errno.ENOENT, os.open, bad, os.O_RDONLY)
+    expect(errno.EILSEQ, os.open, bad, os.O_CREAT | os.O_WRONLY, 0o644)
+    expect(errno.EILSEQ, os.mkdir, bad)
+    write(os.path.join(work, "ok"), b"x")
+    expect(errno.EILSEQ, os.rename, os.path.join(os.fsencode(work), b"ok"), bad)
+    assert os.listdir(work) == ["ok"]
+
+
+def test_holes_the_cluster_cannot_hold_fail_at_once(work, fuse_cluster, mnt):
+    """No sparse files: a hole is written out as zeros. truncate -s 1P used to write
+    zeros for hours in an unkillable truncate; it now fails with ENOSPC at once."""
+    f = os.path.join(work, "f")
+    write(f, b"keep")
+    t = time.monotonic()
+    expect(errno.ENOSPC, os.truncate, f, 1 << 50)
+    fd = os.open(f, os.O_WRONLY)
+    try:
+        expect(errno.ENOSPC, os.pwrite, fd, b"x", 1 << 50)
+        os.pwrite(fd, b"!", 4 << 20)          # a hole that fits is zeros, as before
+    finally:
+        os.close(fd)
+    assert time.monotonic() - t < 30
+    assert read(f) == b"keep" + bytes((4 << 20) - 4) + b"!"
+    assert cli_cat(fuse_cluster, mnt, f) == read(f)
+
+
+def test_a_replaced_file_can_still_be_opened_by_who_looked_it_up(work):
+    """A process that looked the old file up just before a rename-over replaced it
+    opens what it looked up, as on a local disk. libfuse renames an open file aside
+    (.fuse_hidden*) and unlinks it at its last close, even if such an open is on its
+    way: that open failed with ENOENT (~0.3% of opens while a file was replaced in a
+    loop). The open is replayed here through an O_PATH descriptor of the old file."""
+    target, tmp = os.path.join(work, "target"), os.path.join(work, "tmp")
+    write(target, b"old")
+    looked_up = os.open(target, os.O_PATH)         # a lookup, no open
+    reader = os.open(target, os.O_RDONLY)           # libfuse renames it aside, not away
+    try:
+        write(tmp, b"new")
+        os.rename(tmp, target)
+    finally:
+        os.close(reader)                            # its last close: libfuse unlinks it
+    time.sleep(0.3)                                 # (the kernel sends that close on its own time)
+    try:
+        fd = os.open(f"/proc/self/fd/{looked_up}", os.O_RDONLY)
+        try:
+            assert os.read(fd, 100) == b"old"
+        finally:
+            os.close(fd)
+    finally:
+        os.close(looked_up)
+    assert read(target) == b"new"
+    time.sleep(3)   # the renamed-aside file goes once nothing can open it any more
+    assert sorted(os.listdir(work)) == ["target"]
+
+
 def test_errnos(work):
     f, d = os.path.join(work, "f"), os.path.join(work, "d")
     write(f, b"x")

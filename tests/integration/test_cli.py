@@ -184,6 +184,8 @@ def test_errors_are_one_line_with_the_right_reason(c, d):
     fails(run(c, "ls", f"{d}//x"), b"path component")
     fails(run(c, "rm", f"{d}/nope"), b"No such file or directory")
     assert run(c, "rm", "-f", f"{d}/nope").returncode == 0
+    # A name that is not UTF-8 (a byte 0xe9 from a Latin-1 shell): one clear line.
+    fails(run(c, "mkdir", f"{d}/caf\udce9"), b"caf\\xe9: invalid name (not UTF-8)")
     # A non-empty directory delete through mv-over is refused too.
     assert run(c, "mkdir", f"{d}/empty").returncode == 0
     fails(run(c, "mv", f"{d}/empty", f"{d}/full/f"), b"Not a directory")
