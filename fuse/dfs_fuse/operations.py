@@ -29,6 +29,7 @@ from dfs_fuse._binding import FUSE_CAP_HANDLE_KILLPRIV, FuseOSError, Operations,
 from dfs_fuse.cache import Version
 from dfs_fuse.files import FileTable, MountContext, OpenFile
 from dfs_fuse.meta import parent_of, stat_dict
+from dfs_fuse.hidden import HiddenReaper, is_hidden
 from dfs_fuse.writeback import Committer
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,6 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 KEEP_IDENTS = 4096
 STATFS_TTL = 2.0
 FRSIZE = 4096
-HIDDEN = ".fuse_hidden"  # libfuse renames an unlinked open file to .fuse_hiddenXXXX
-# libfuse unlinks a hidden file at its last close, even while another process that
-# looked its inode up just before the rename is about to open it: that open then
-# finds nothing (ENOENT for a name that an atomic rename-over replaced). So hidden
-# files are removed this long after libfuse asks, and not while open.
-HIDDEN_GRACE = 2.0
 
 
 def _fuse_errors(fn):
@@ -101,8 +96,7 @@ class DfsOperations(Operations):
         self._statfs: tuple[float, dict] | None = None
         self._idents_lock = threading.Lock()
         ctx.room = self._room
-        self._hidden: dict[str, threading.Timer] = {}   # hidden files to remove, by path
-        self._hidden_lock = threading.Lock()
+        self.hidden = HiddenReaper(self._remove_hidden, lambda p: self.files.get(p) is not None)
 
     # -- lifecycle ------------------------------------------------------
     def init_with_config(self, conn, config) -> None:
@@ -130,11 +124,7 @@ class DfsOperations(Operations):
                 of.commit()
             except Exception as e:  # noqa: BLE001
                 log.error("%s: not committed at unmount: %s", of.path, e)
-        with self._hidden_lock:
-            hidden, self._hidden = list(self._hidden.items()), {}
-        for path, timer in hidden:
-            timer.cancel()
-            self._remove_hidden(path, force=True)
+        self.hidden.now()
 
     # -- attributes -----------------------------------------------------
     @_fuse_errors
@@ -156,8 +146,7 @@ class DfsOperations(Operations):
     def readdir(self, path, fh):
         check_path(path)
         out = [(".", {"st_mode": _stat.S_IFDIR}, 0), ("..", {"st_mode": _stat.S_IFDIR}, 0)]
-        with self._hidden_lock:
-            gone = set(self._hidden)   # removed as far as anyone here can tell
+        gone = self.hidden.pending()   # removed as far as anyone here can tell
         for e in self.meta.listing(path):
             if e.path in gone:
                 continue
@@ -232,7 +221,7 @@ class DfsOperations(Operations):
     @_fuse_errors
     def rmdir(self, path):
         self._writable(path)
-        self._remove_hidden_now(path)
+        self.hidden.now(path)
         self.client.delete(path, recursive=False)
         self.meta.removed(path, is_dir=True)
 
@@ -240,8 +229,8 @@ class DfsOperations(Operations):
     def unlink(self, path):
         self._writable(path)
         of = self.files.get(path)
-        if of is None and path.rpartition("/")[2].startswith(HIDDEN):
-            self._remove_hidden_later(path)
+        if of is None and is_hidden(path):
+            self.hidden.later(path)
             return
         if of is None:
             self.client.delete(path, recursive=False)
@@ -252,34 +241,7 @@ class DfsOperations(Operations):
                 of.discard()
         self.meta.removed(path, is_dir=False)
 
-    def _remove_hidden_later(self, path: str) -> None:
-        timer = threading.Timer(HIDDEN_GRACE, self._remove_hidden, args=(path,))
-        timer.daemon = True
-        with self._hidden_lock:
-            earlier = self._hidden.pop(path, None)
-            self._hidden[path] = timer
-        if earlier is not None:
-            earlier.cancel()
-        timer.start()
-
-    def _remove_hidden_now(self, tree: str) -> None:
-        """Remove at once the hidden files waiting under ``tree`` (a directory about to be
-        removed or moved must not keep them, nor lose track of them)."""
-        with self._hidden_lock:
-            due = [p for p in self._hidden if p.startswith(tree.rstrip("/") + "/")]
-            timers = [self._hidden.pop(p) for p in due]
-        for path, timer in zip(due, timers):
-            timer.cancel()
-            self._remove_hidden(path, force=True)
-
-    def _remove_hidden(self, path: str, force: bool = False) -> None:
-        if not force:
-            with self._hidden_lock:
-                if self._hidden.pop(path, None) is None:
-                    return   # removed at unmount meanwhile
-            if self.files.get(path) is not None:
-                self._remove_hidden_later(path)   # opened meanwhile: its last close asks again
-                return
+    def _remove_hidden(self, path: str) -> None:
         try:
             self.client.delete(path, recursive=False)
         except errors.DfsFileNotFoundError:
@@ -292,8 +254,8 @@ class DfsOperations(Operations):
     def rename(self, old, new, flags=0):
         self._writable(old)
         check_path(new, creating=True)
-        self._remove_hidden_now(old)
-        self._remove_hidden_now(new)
+        self.hidden.now(old)
+        self.hidden.now(new)
         if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise FuseOSError(errno.EINVAL)
         moving = sorted(self.files.under(old), key=id)
@@ -306,7 +268,7 @@ class DfsOperations(Operations):
                     of._commit()
             st = self.client.rename(old, new, overwrite=not flags & RENAME_NOREPLACE)
             self.files.moved(old, new)
-            if new.rpartition("/")[2].startswith(HIDDEN):
+            if is_hidden(new):
                 # libfuse's stand-in for unlinking an open file: it is removed at the last
                 # close, so what is written to it from now on is never uploaded.
                 for of in moving:
