@@ -210,7 +210,15 @@ def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
     """Make ``target`` and the tree's directories; -> the (local, target) files to upload."""
     _make_dir(client, target)
     out = []
-    for root, dirs, files in os.walk(src):
+    # Symbolic links are followed, to directories too (dfs has no links; a link's
+    # target is what it stands for), each real directory once (no cycles).
+    seen = {os.path.realpath(src)}
+    for root, dirs, files in os.walk(src, followlinks=True):
+        for d in list(dirs):
+            real = os.path.realpath(os.path.join(root, d))
+            if real in seen:
+                dirs.remove(d)
+            seen.add(real)
         dirs.sort()
         rel = os.path.relpath(root, src)
         base = target if rel == "." else join(target, rel.replace(os.sep, "/"))
@@ -458,7 +466,10 @@ def cmd_mv(args) -> int:
         sclient, spath = resolve(args, src)
         if sclient is not client:
             raise errors.InvalidArgumentError("cannot move between clusters", src)
-        client.rename(spath, _target(client, dest, basename(spath), many))
+        target = _target(client, dest, basename(spath), many)
+        if target.rstrip("/") == spath.rstrip("/"):
+            raise errors.InvalidArgumentError(f"'{spath}' and '{target}' are the same file", spath)
+        client.rename(spath, target)
     return 0
 
 

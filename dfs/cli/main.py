@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     except errors.DfsError as e:
         if args.debug:
             raise
-        path = e.path
+        path = e.path or _subject(args)
         reason = e.detail
         print(f"dfs: {name}: {path}: {reason}" if path else f"dfs: {name}: {reason}", file=sys.stderr)
         return 1
@@ -69,6 +69,18 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"dfs: {name}: {_os_message(e)}", file=sys.stderr)
         return 1
+
+
+def _subject(args) -> str:
+    """The dfs path a command was about, for an error that names none (an unreachable
+    namenode, safe mode): SPEC §3's lines are `dfs: <command>: <path>: <reason>`."""
+    if args.command == "put":
+        return args.dest if args.dest != "-" else ""
+    for name in ("path", "paths", "sources", "mountpoint"):
+        v = getattr(args, name, None)
+        if v:
+            return v[0] if isinstance(v, list) else v
+    return ""
 
 
 def _os_message(e: BaseException) -> str:

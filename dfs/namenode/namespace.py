@@ -124,9 +124,12 @@ class Namespace:
             raise errors.DfsNotADirectoryError(path=join(parts[:-1]))
         return parent, parts[-1]
 
+    def is_superuser(self, caller: Caller) -> bool:
+        return caller.user == self.superuser or self.supergroup in caller.groups
+
     def _check(self, row: dict, caller: Caller, bits_other: int, path: str) -> None:
         """POSIX permission check; bits_other is the 'other' form (r=4, w=2, x=1)."""
-        if caller.user == self.superuser or self.supergroup in caller.groups:
+        if self.is_superuser(caller):
             return
         mode = row["mode"]
         if caller.user == row["owner"]:

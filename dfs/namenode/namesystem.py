@@ -533,7 +533,14 @@ class NameSystem:
                                      normalize(path), self.store.blocks, self.bmap,
                                      self.members.live_ids(self.clock()), self.members.nodes)
 
-    def safemode(self, action: str) -> tuple[bool, str]:
+    def _admin_only(self, caller: Caller | None, what: str) -> None:
+        """Cluster-wide switches are the superuser's (as HDFS's dfsadmin)."""
+        if caller is not None and not self.ns.is_superuser(caller):
+            raise errors.DfsPermissionError(f"Permission denied: {what} needs the superuser")
+
+    def safemode(self, action: str, caller: Caller | None = None) -> tuple[bool, str]:
+        if action != "get":
+            self._admin_only(caller, f"safemode {action}")
         with self.lock:
             if action == "enter":
                 self.safemode_manual = True
@@ -546,7 +553,8 @@ class NameSystem:
                       "waiting for block reports" if self.safemode_auto else "")
             return self.in_safemode(), reason
 
-    def decommission(self, address: str) -> None:
+    def decommission(self, address: str, caller: Caller | None = None) -> None:
+        self._admin_only(caller, "decommission")
         with self.lock:
             d = self.members.by_address(address)
             if d is None:

@@ -133,7 +133,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     @rpc
     def GetBlockLocations(self, r, context):
         st, blocks, key, chunk = self.ns.block_locations(
-            _caller(r.caller, context, True), r.path, r.offset, None if r.all or not r.length else r.length)
+            _caller(r.caller, context, True), r.path, r.offset, None if r.all else r.length)
         return pb.GetBlockLocationsReply(status=convert.status_to_pb(st),
                                          blocks=[_located(b, self.ns) for b in blocks],
                                          key=cpb.FileKey(key=key, chunk_size=chunk))
@@ -176,12 +176,12 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Safemode(self, r, context):
-        on, reason = self.ns.safemode(r.action or "get")
+        on, reason = self.ns.safemode(r.action or "get", _caller(r.caller, context))
         return pb.SafemodeReply(on=on, reason=reason)
 
     @rpc
     def Decommission(self, r, context):
-        self.ns.decommission(r.address)
+        self.ns.decommission(r.address, _caller(r.caller, context))
         return pb.Empty()
 
 

@@ -91,12 +91,19 @@ def test_put_recursive_and_get_directory(c, d, tmp_path):
     (src / "x" / "y").mkdir(parents=True)
     (src / "top.txt").write_bytes(b"top")
     (src / "x" / "y" / "deep.bin").write_bytes(os.urandom(70_000))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "o.txt").write_bytes(b"linked")
+    (src / "x" / "dirlink").symlink_to(other)      # followed: its files are copied
+    (src / "x" / "loop").symlink_to(src)            # a cycle: each real directory once
     fails(run(c, "put", str(src), f"{d}/tree"), b"Is a directory")
     assert run(c, "put", "-r", str(src), f"{d}/tree").returncode == 0
     back = tmp_path / "back"
     assert run(c, "get", f"{d}/tree", str(back)).returncode == 0
     assert (back / "x" / "y" / "deep.bin").read_bytes() == (src / "x" / "y" / "deep.bin").read_bytes()
     assert (back / "top.txt").read_bytes() == b"top"
+    assert (back / "x" / "dirlink" / "o.txt").read_bytes() == b"linked"
+    assert not (back / "x" / "loop").exists()
     listing = run(c, "ls", "-R", f"{d}/tree").stdout.decode()
     assert f"{d}/tree/x/y/deep.bin" in listing
 
@@ -184,6 +191,11 @@ def test_errors_are_one_line_with_the_right_reason(c, d):
     fails(run(c, "ls", f"{d}//x"), b"path component")
     fails(run(c, "rm", f"{d}/nope"), b"No such file or directory")
     assert run(c, "rm", "-f", f"{d}/nope").returncode == 0
+    fails(run(c, "mv", f"{d}/a/b", f"{d}/a"), b"are the same file")
+    assert run(c, "test", "-d", f"{d}/a/b").returncode == 0
+    # Cluster-wide switches are the superuser's.
+    fails(run(c, "admin", "safemode", "enter", env={"DFS_USER": "bob"}), b"Permission denied")
+    assert b"OFF" in run(c, "admin", "safemode", "get").stdout
     # A name that is not UTF-8 (a byte 0xe9 from a Latin-1 shell): one clear line.
     fails(run(c, "mkdir", f"{d}/caf\udce9"), b"caf\\xe9: invalid name (not UTF-8)")
     # A non-empty directory delete through mv-over is refused too.
@@ -270,6 +282,7 @@ def test_unreachable_namenode_fails_fast(tmp_path):
                        capture_output=True, timeout=30)
     elapsed = time.monotonic() - start
     fails(r, b"cannot reach namenode 127.0.0.1:9")
+    assert r.stderr.startswith(b"dfs: ls: /: "), r.stderr   # SPEC: dfs: <command>: <path>: <reason>
     assert elapsed < 15
 
 

@@ -489,6 +489,7 @@ def test_get_block_locations_matches_dfs_locate(fs, shared_cluster):
     part = fs.get_block_locations("/loc/f", start=(1 << 20) + 10, length=1 << 20)
     assert [b["offset"] for b in part] == [1 << 20, 2 << 20]
     assert fs.get_block_locations("/loc/f", start=4 << 20, length=None)[0]["length"] == 5
+    assert fs.get_block_locations("/loc/f", start=0, length=0) == []   # an empty range overlaps nothing
     fs.pipe_file("/loc/g", b"g" * 10)
     many = fs.get_block_locations_many(["/loc/f", f"dfs://{fs.namenode}/loc/g"])
     assert sorted(many) == ["/loc/f", "/loc/g"] and len(many["/loc/g"]) == 1

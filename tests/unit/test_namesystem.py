@@ -289,6 +289,21 @@ def test_manual_safemode():
         ns.safemode("bogus")
 
 
+def test_safemode_and_decommission_are_the_superusers():
+    ns = make()
+    register(ns, 3)
+    bob = Caller("bob", ("users",), client_name="bob-1")
+    for action in ("enter", "leave"):
+        with pytest.raises(errors.DfsPermissionError):
+            ns.safemode(action, bob)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.decommission("127.0.0.1:9866", bob)
+    assert ns.safemode("get", bob) == (False, "")
+    assert ns.safemode("enter", ROOT)[0] and ns.safemode("leave", ROOT) == (False, "")
+    admin = Caller("ann", ("supergroup",), client_name="ann-1")
+    ns.decommission("127.0.0.1:9866", admin)
+
+
 def test_failed_mutation_rolls_back(tmp_path):
     db = str(tmp_path / "meta.db")
     ns = make(SqliteStore(db))
