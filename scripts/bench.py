@@ -287,11 +287,11 @@ def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000,
         base = f"/meta{r}"
         client.mkdir(base)
         spent = {k: 0.0 for k in names}
+        ops = {"no-op RPC": lambda i: client.ping(),
+               "mkdir": lambda i: client.mkdir(f"{base}/d{i}"),
+               "create+close": lambda i: client.create(f"{base}/f{i}").close(),
+               "stat": lambda i: client.stat(f"{base}/f{i}")}
         for k in range(rounds):
-            ops = {"no-op RPC": lambda i: client.ping(),
-                   "mkdir": lambda i: client.mkdir(f"{base}/d{i}"),
-                   "create+close": lambda i: client.create(f"{base}/f{i}").close(),
-                   "stat": lambda i: client.stat(f"{base}/f{i}")}
             took = {}
             for name, fn in ops.items():
                 t = time.perf_counter()

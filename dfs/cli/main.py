@@ -75,7 +75,7 @@ def _subject(args) -> str:
     """The dfs path a command was about, for an error that names none (an unreachable
     namenode, safe mode): SPEC §3's lines are `dfs: <command>: <path>: <reason>`."""
     if args.command == "put":
-        return args.dest if args.dest != "-" else ""
+        return args.dest
     for name in ("path", "paths", "sources", "mountpoint"):
         v = getattr(args, name, None)
         if v:

@@ -13,13 +13,14 @@ A commit is fsynced only if one of its mutations asked for it
 reply - what synchronous=FULL does, made per commit (SQLite refuses to change
 the synchronous level inside a transaction, and the connection runs with
 NORMAL). ``commit()`` and ``flush()`` (the fsync) are separate so the
-namesystem can fsync outside its lock, as HDFS's logSync does. Steps no caller has been promised anything about yet - creating a
-file that stays invisible until it is completed, allocating its blocks - are
-written to the WAL (a SIGKILL of the namenode loses nothing) but not
-fsynced; the completing call's fsync covers them, the WAL being one
-sequential file. Block ids and genstamps are handed out from
-durable reservations of ``ID_BATCH``, so a power loss can never make an id
-that reached a datanode be given out again.
+namesystem can fsync outside its lock, as HDFS's logSync does. Steps no
+caller has been promised anything about yet - creating a file that stays
+invisible until it is completed, allocating its blocks - are written to the
+WAL (a SIGKILL of the namenode loses nothing) but not fsynced; the
+completing call's fsync covers them, the WAL being one sequential file.
+Block ids and genstamps are handed out from durable reservations of
+``ID_BATCH``, so a power loss can never make an id that reached a datanode
+be given out again.
 
 Schema:
     inode(id, parent, name, is_dir, mode, owner, grp, mtime, ctime,
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from typing import Any, Iterable, Protocol
 
 ROOT_ID = 1
@@ -105,7 +105,6 @@ class SqliteStore:
             """
         )
         self._count_children()
-        self._commit_lock = threading.Lock()
         self._in_tx = False
         self._durable = False                      # the open transaction must be fsynced
         self._ids: dict[str, tuple[int, int]] = {}  # counter -> (next id, last reserved id)
