@@ -255,8 +255,16 @@ def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) ->
                 for _ in client.open_read(f"/bench/{kind}").iter_range():
                     pass
             timed(f"read {kind} (API, no local write)", read)
+            # The CLI's read path without this VM's one disk as the sink: what a job
+            # piping `dfs cat` into a consumer gets (TestDFSIO's read discards its data too).
+            timed(f"cat {kind} > /dev/null", lambda: cat_devnull(c, f"/bench/{kind}"))
     return ({k: statistics.median(v) for k, v in rates.items()},
             {k: statistics.median(v) for k, v in ratios.items()})
+
+
+def cat_devnull(c: Cluster, path: str) -> None:
+    subprocess.run([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "cat", path],
+                   stdout=subprocess.DEVNULL, env=c.env, check=True, timeout=600)
 
 
 def _same(a: str, b: str) -> bool:
@@ -386,6 +394,8 @@ def core(c: Cluster, workdir: str, size: int, runs: int) -> None:
         ("get compressible", "local disk copy", copy, same_run["get compressible vs copy"]),
         ("get compressible", "disk read + write at once", figures["disk read + write at once"],
          same_run["get compressible vs duplex"]),
+        ("cat incompressible > /dev/null", "decode, fresh memory", kept_r, None),
+        ("cat compressible > /dev/null", "decode, fresh memory", kept_c, None),
         ("read incompressible (API, no local write)", "decode, steady state", dec_r, None),
         ("read compressible (API, no local write)", "decode, steady state", dec_c, None),
     ]
