@@ -141,3 +141,26 @@ def test_datanode_finds_a_damaged_meta_file_while_serving(make_cluster):
     c.wait_for(lambda: _repaired(c, "/m", 0, bid, victim.address), 10, "the block to be copied again")
     assert "corrupt" in log_text(victim)
     check_all(c, {"/m": data})
+
+
+def test_datanode_finds_flipped_bytes_while_serving_a_copy(make_cluster):
+    """A copy's receiver refuses a record that fails its checksum; the source then
+    verifies its own replica and reports it corrupt at once. With every replica
+    bad, each source in turn finds out: the block is CORRUPT (no reader, no scan),
+    and no bad copy has spread to the new node."""
+    c = make_cluster(datanodes=4)
+    data = os.urandom(MiB + 9)
+    put_bytes(c, "/s", data, replication=3)
+    c.wait_for_status("HEALTHY")
+    block = locations(c, "/s")[0]
+    bid, holders = block["block_id"], [_node(c, a) for a in block["names"]]
+    for d in holders:
+        c.corrupt_replica(bid, d)
+    r = c.cli("setrep", "4", "/s")
+    assert r.returncode == 0, r.stderr
+    c.wait_for(lambda: c.fsck()["corrupt"] == 1, 20, "every replica to be found corrupt")
+    for d in holders:
+        assert f"local replica of block {bid} is corrupt" in log_text(d)
+    spare = next(d for d in c.datanodes if d not in holders)
+    assert not [p for n, p in c.replica_files(bid) if n is spare]
+    assert locations(c, "/s")[0]["names"] == []
