@@ -16,6 +16,7 @@ is told which replicas exist instead of losing the block.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -261,8 +262,14 @@ class TransferServer:
         except FileNotFoundError as e:
             self._gone(conn, rep, e)
             return
-        except (OSError, ValueError) as e:
+        except ValueError as e:                 # the meta file fails its checksum or header
             self._bad(conn, rep, str(e))
+            return
+        except OSError as e:
+            if e.errno == errno.EIO:            # the disk cannot read it back
+                self._bad(conn, rep, str(e))
+            else:                               # e.g. out of file descriptors: not the replica's fault
+                frames.send_msg(conn, pb.ReadReply(error=f"cannot open the replica: {e.strerror or e}"))
             return
         first = hdr.first_chunk
         last = min(hdr.last_chunk, len(entries) - 1)   # clients ask 0xFFFFFFFF for "to the end"
