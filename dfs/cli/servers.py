@@ -65,6 +65,9 @@ def cmd_namenode(args) -> int:
 
 
 def cmd_datanode(args) -> int:
+    for flag in ("heartbeat_interval", "scan_interval", "replica_check_interval"):
+        if not 0 < getattr(args, flag) < 1e9:   # 0 would make its loop spin; inf overflows a wait
+            raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,

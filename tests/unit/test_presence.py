@@ -4,6 +4,8 @@ datanode does with a replica whose files were removed by hand (real files)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -81,3 +83,13 @@ def test_a_full_check_of_many_replicas_finds_only_the_lost_ones(store):
     assert PresenceCheck(store, 60, lambda r, what: lost.append(r.block_id)).check_once() == 3
     assert sorted(lost) == [1, 101, 201]
     assert len(store.replicas) == 297
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "inf", "nan"])
+def test_a_bad_interval_is_one_clear_line(tmp_path, value):
+    r = subprocess.run([sys.executable, "-m", "dfs", "datanode", "--data-dir", str(tmp_path / "dn"),
+                        "--namenode", "127.0.0.1:1", "--replica-check-interval", value],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr == "dfs: datanode: --replica-check-interval must be a positive number of seconds\n"
+    assert not (tmp_path / "dn").exists()
