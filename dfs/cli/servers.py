@@ -33,7 +33,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--listen", type=_address, default=config.DEFAULT_DATANODE)
     p.add_argument("--rack", default="/default-rack")
     p.add_argument("--heartbeat-interval", type=float, default=config.DEFAULT_HEARTBEAT)
-    p.add_argument("--scan-interval", type=float, default=6 * 3600.0)
+    p.add_argument("--scan-interval", type=float, default=6 * 3600.0,
+                   help="seconds between full checksum scans of every replica (default 6 h)")
+    p.add_argument("--replica-check-interval", type=float, default=60.0, metavar="SECS",
+                   help="seconds between checks that every replica's files are still on disk "
+                        "(a directory listing; default 60)")
     p.add_argument("--repair-bandwidth", type=parse_size, default=0, metavar="SIZE",
                    help="cap on bytes/s this node sends for re-replication (default: no cap; "
                         "copies always yield to client traffic)")
@@ -61,10 +65,13 @@ def cmd_namenode(args) -> int:
 
 
 def cmd_datanode(args) -> int:
+    for flag in ("heartbeat_interval", "scan_interval", "replica_check_interval"):
+        if not 0 < getattr(args, flag) < 1e9:   # 0 would make its loop spin; inf overflows a wait
+            raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
-                   repair_bandwidth=args.repair_bandwidth).serve()
+                   replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
     return 0
 
 

@@ -335,7 +335,9 @@ class FileReader:
     def _reply(s, first: int, last: int):
         reply = frames.recv_msg(s, dpb.ReadReply)
         if reply.error:
-            if "corrupt" in reply.error or "truncated" in reply.error:
+            # A damaged or vanished replica the namenode still lists: reported like a bad
+            # checksum (the datanode reports it too; either report is enough).
+            if any(w in reply.error for w in ("corrupt", "truncated", "missing")):
                 raise errors.ChecksumError(reply.error)
             raise _ReplicaUnavailable(reply.error)
         if len(reply.chunks) != last - first + 1:

@@ -361,6 +361,23 @@ class BlockStore:
             if rep is not None:
                 rep.corrupt = True
 
+    def snapshot(self) -> list[Replica]:
+        with self._lock:
+            return list(self.replicas.values())
+
+    def drop_lost(self, rep: Replica) -> bool:
+        """Forget ``rep`` if its data or meta file is gone (checked here with a stat, so
+        a stale listing can never drop a good replica) and remove what is left of it.
+        False if both files are there, or ``rep`` was deleted or replaced meanwhile."""
+        with self._lock:
+            if self.replicas.get(rep.block_id) is not rep:
+                return False
+            if os.path.exists(rep.data_path) and os.path.exists(rep.meta_path):
+                return False
+            del self.replicas[rep.block_id]
+        self._unlink(rep)
+        return True
+
     def delete(self, block_id: int) -> bool:
         with self._lock:
             rep = self.replicas.pop(block_id, None)

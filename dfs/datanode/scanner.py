@@ -5,8 +5,9 @@ bytes per second, so scanning never competes seriously with clients. A
 replica whose record checksum, meta checksum or length is wrong (flipped
 bytes, a truncated or deleted data file) is marked corrupt: it is never
 served again and is reported in the next heartbeat, and the namenode has it
-replaced from a good copy, then deleted. A replica whose files are both gone
-is reported deleted.
+replaced from a good copy, then deleted. A replica with its data or meta
+file gone is lost (the rule of presence.py, which checks for that far more
+often): it is dropped and reported deleted.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def verify_replica(rep: Replica) -> str | None:
 
 class Scanner:
     def __init__(self, store: BlockStore, interval: float, on_corrupt, rate: float = 256 << 20,
-                 on_lost=None):
+                 on_lost=lambda rep, what: None):
         self.store, self.interval, self.on_corrupt, self.rate = store, interval, on_corrupt, rate
         self.on_lost = on_lost
         self._stop = threading.Event()
@@ -56,17 +57,16 @@ class Scanner:
 
     def scan_once(self) -> int:
         bad = 0
-        for rep in list(self.store.replicas.values()):
+        for rep in self.store.snapshot():
             if self._stop.is_set():
                 break
             if rep.corrupt:
                 continue
             t0 = time.monotonic()
-            if (self.on_lost is not None and not os.path.exists(rep.meta_path)
-                    and not os.path.exists(rep.data_path)):
-                if self.store.get(rep.block_id) is rep and self.store.delete(rep.block_id):
+            if not (os.path.exists(rep.data_path) and os.path.exists(rep.meta_path)):
+                if self.store.drop_lost(rep):
                     log.warning("replica of block %d is gone from disk", rep.block_id)
-                    self.on_lost(rep)
+                    self.on_lost(rep, "found by the scanner")
                 continue
             problem = verify_replica(rep)
             if problem and self.store.get(rep.block_id) is rep:

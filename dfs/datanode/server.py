@@ -1,8 +1,10 @@
-"""Datanode process wiring: block store, transfer server, heartbeats, scanner.
+"""Datanode process wiring: block store, transfer server, heartbeats, scanner,
+presence check.
 
-The heartbeat loop registers with the namenode, sends a full block report,
-then beats every interval carrying incremental reports (blocks received,
-deleted, found corrupt, copies that failed); the namenode's reply carries
+The heartbeat loop registers with the namenode, sends a full block report
+(of what is on disk: the presence check runs first), then beats every
+interval carrying incremental reports (blocks received, deleted or lost,
+found corrupt, copies that failed); the namenode's reply carries
 commands (delete these blocks, copy that block to those nodes: see
 replicator.py) and may ask for the next beat sooner while repairs are under
 way. News (a replica received, a copy done) triggers a beat soon: at most
@@ -20,6 +22,7 @@ import time
 import grpc
 
 from dfs.datanode.blockstore import BlockStore, Replica
+from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
@@ -39,12 +42,14 @@ MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copie
 class DatanodeServer:
     def __init__(self, data_dir: str, namenode: str, listen: str, *, rack: str = "/default-rack",
                  heartbeat_interval: float = 3.0, scan_interval: float = 6 * 3600.0,
+                 replica_check_interval: float = 60.0,
                  max_transfers: int = MAX_TRANSFERS, repair_bandwidth: float = 0.0):
         self.store = BlockStore(data_dir)
         self.namenode = namenode
         self.rack = rack
         self.interval = heartbeat_interval
-        self.transfer = TransferServer(self.store, listen, listen, self._received)
+        self.transfer = TransferServer(self.store, listen, listen, self._received,
+                                       on_corrupt=self._found_corrupt, on_lost=self._lost)
         self.address = listen
         self.stub = grpc_pb.DatanodeNamenodeStub(make_channel(namenode))
         self._lock = threading.Lock()
@@ -61,6 +66,7 @@ class DatanodeServer:
                                      on_corrupt=self._found_corrupt, on_failed=self._copy_failed,
                                      on_done=self._wake.set)
         self.scanner = Scanner(self.store, scan_interval, self._found_corrupt, on_lost=self._lost)
+        self.presence = PresenceCheck(self.store, replica_check_interval, self._lost)
         self._registered = False
         self._last_report = 0.0
 
@@ -75,8 +81,8 @@ class DatanodeServer:
             self._corrupt.add(block_id)
         self._wake.set()
 
-    def _lost(self, rep: Replica) -> None:
-        """A replica's files vanished from disk: tell the namenode it is gone."""
+    def _lost(self, rep: Replica, what: str = "") -> None:
+        """A replica's files vanished from disk: tell the namenode it is gone, now."""
         with self._lock:
             self._deleted.append(cpb.Block(block_id=rep.block_id, genstamp=rep.genstamp))
         self._wake.set()
@@ -99,6 +105,10 @@ class DatanodeServer:
     def _block_report(self) -> None:
         with self._lock:
             self._received.clear()   # the full report below covers them
+        try:
+            self.presence.check_once()   # report what is on disk, not what the map remembers
+        except OSError as e:
+            log.warning("replica presence check failed: %s", e)
         blocks = [cpb.Block(block_id=r.block_id, genstamp=r.genstamp, length=r.length) for r in self.store.report()]
         self.stub.BlockReport(pb.BlockReportRequest(uuid=self.store.uuid, blocks=blocks), timeout=60)
         self._last_report = time.monotonic()
@@ -171,6 +181,7 @@ class DatanodeServer:
         threading.Thread(target=self.transfer.serve_forever, name="transfer", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         threading.Thread(target=self.scanner.run, name="scanner", daemon=True).start()
+        threading.Thread(target=self.presence.run, name="presence", daemon=True).start()
         print(f"datanode {self.store.uuid} listening on {self.address}", flush=True)
         done = threading.Event()
         signal.signal(signal.SIGTERM, lambda s, f: done.set())
@@ -178,6 +189,7 @@ class DatanodeServer:
         done.wait()
         self._stop.set()
         self.scanner.stop()
+        self.presence.stop()
         self.transfer.close()
         self.replicator.shutdown()
         log.info("datanode stopped")

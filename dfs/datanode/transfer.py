@@ -16,6 +16,7 @@ is told which replicas exist instead of losing the block.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -43,10 +44,13 @@ IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
 
 
 class TransferServer:
-    def __init__(self, store: BlockStore, listen: str, address: str, on_received):
+    def __init__(self, store: BlockStore, listen: str, address: str, on_received,
+                 on_corrupt=lambda block_id: None, on_lost=lambda rep, what: None):
         self.store = store
         self.address = address
         self.on_received = on_received        # callback(Replica)
+        self.on_corrupt = on_corrupt          # a replica found bad while serving it: report it now
+        self.on_lost = on_lost                # a replica whose files are gone (presence.py's rule)
         host, _, port = listen.rpartition(":")
         self.sock = socket.create_server((host, int(port)), backlog=128, reuse_port=False)
         self.port = self.sock.getsockname()[1]
@@ -230,6 +234,23 @@ class TransferServer:
         frames.send_msg(conn, pb.WriteAck(stored=stored, failed=failed))
 
     # -- read -----------------------------------------------------------
+    def _bad(self, conn: socket.socket, rep, problem: str) -> None:
+        """The replica being served is damaged: never serve it again, report it in a
+        heartbeat sent at once (not at the scanner's next pass), tell the reader."""
+        if self.store.get(rep.block_id) is rep and not rep.corrupt:
+            log.warning("replica of block %d is corrupt: %s", rep.block_id, problem)
+            self.store.mark_corrupt(rep.block_id)
+            self.on_corrupt(rep.block_id)
+        frames.send_msg(conn, pb.ReadReply(error=f"replica is corrupt: {problem}"))
+
+    def _gone(self, conn: socket.socket, rep, e: OSError) -> None:
+        """A file of the replica being served vanished (removed by hand): it is lost."""
+        if self.store.drop_lost(rep):
+            log.warning("replica of block %d is gone from disk (found by a read: %s)", rep.block_id,
+                        e.strerror or e)
+            self.on_lost(rep, "found by a read")
+        frames.send_msg(conn, pb.ReadReply(error="replica is missing from disk"))
+
     def _read(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         rep = self.store.get(hdr.block_id)
         if rep is None or rep.corrupt:
@@ -237,19 +258,27 @@ class TransferServer:
             return
         try:
             chunk_size, length, entries = BlockStore.read_meta(rep)
-        except (OSError, ValueError) as e:
-            self.store.mark_corrupt(rep.block_id)
-            frames.send_msg(conn, pb.ReadReply(error=f"replica is corrupt: {e}"))
+            f = open(rep.data_path, "rb")
+        except FileNotFoundError as e:
+            self._gone(conn, rep, e)
+            return
+        except ValueError as e:                 # the meta file fails its checksum or header
+            self._bad(conn, rep, str(e))
+            return
+        except OSError as e:
+            if e.errno == errno.EIO:            # the disk cannot read it back
+                self._bad(conn, rep, str(e))
+            else:                               # e.g. out of file descriptors: not the replica's fault
+                frames.send_msg(conn, pb.ReadReply(error=f"cannot open the replica: {e.strerror or e}"))
             return
         first = hdr.first_chunk
         last = min(hdr.last_chunk, len(entries) - 1)   # clients ask 0xFFFFFFFF for "to the end"
         offset = sum(e.stored_length for e in entries[:first])
         want = entries[first:last + 1]
         count = sum(e.stored_length for e in want)
-        with open(rep.data_path, "rb") as f:
+        with f:
             if os.fstat(f.fileno()).st_size < offset + count:
-                self.store.mark_corrupt(rep.block_id)
-                frames.send_msg(conn, pb.ReadReply(error="replica is truncated"))
+                self._bad(conn, rep, "data file is truncated")
                 return
             frames.send_msg(conn, pb.ReadReply(
                 first_chunk=first, block_length=length, chunk_size=chunk_size,

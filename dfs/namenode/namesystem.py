@@ -433,7 +433,10 @@ class NameSystem:
             for b in deleted:
                 self.bmap.remove_replica(b, uuid)
                 if b in self.bmap.blocks:
+                    # A lost replica (its files vanished; or one we trimmed, which costs
+                    # only a plan round): plan its copy now, not at the next tick.
                     self.monitor.want((b,), wake=False)
+                    news = True
             for b in corrupt:
                 if uuid not in self.bmap.corrupt.get(b, ()):
                     log.warning("datanode %s reports its replica of block %d corrupt", node.address, b)
@@ -464,13 +467,19 @@ class NameSystem:
         with self.lock:
             if uuid not in self.members.nodes:
                 return
+            before = {b for b in self.bmap.by_node.get(uuid, ()) if uuid in self.bmap.holders(b)}
             unwanted = self.bmap.node_report(uuid, blocks)
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)
             self._update_safemode()
-            # A node that comes back brings replicas that may now be surplus.
-            self.monitor.want(b for b, _, _ in blocks if b in self.bmap.blocks)
+            # Replicas it no longer has (lost on disk) need copies; a node that comes
+            # back brings replicas that may now be surplus.
+            gone = {b for b in before if uuid not in self.bmap.holders(b)}
+            if gone:
+                log.warning("block report from %s: %d replicas no longer there", self.members.nodes[uuid].address,
+                            len(gone))
+            self.monitor.want(b for b in gone | {b for b, _, _ in blocks} if b in self.bmap.blocks)
 
     # -- background -----------------------------------------------------
     def wait_for_work(self, timeout: float) -> None:

@@ -54,12 +54,13 @@ class Cluster:
     def __init__(self, base_dir: str, *, datanodes: int = 3, replication: int | None = None,
                  block_size: str = "1MiB", heartbeat: float = 0.5, dead_timeout: float = 6.0,
                  racks: list[str] | None = None, scan_interval: float | None = None,
-                 env: dict | None = None):
+                 replica_check_interval: float | None = None, env: dict | None = None):
         self.base = base_dir
         os.makedirs(base_dir, exist_ok=True)
         self.replication = replication or min(3, datanodes)
         self.heartbeat = heartbeat
         self.scan_interval = scan_interval
+        self.replica_check_interval = replica_check_interval
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env.pop("DFS_NAMENODE", None)
         host = _host()
@@ -84,6 +85,8 @@ class Cluster:
                 "--rack", rack, "--heartbeat-interval", str(self.heartbeat)]
         if self.scan_interval:
             argv += ["--scan-interval", str(self.scan_interval)]
+        if self.replica_check_interval:
+            argv += ["--replica-check-interval", str(self.replica_check_interval)]
         node = Node(f"datanode{i}", argv, data, addr, os.path.join(self.base, f"datanode{i}.log"), rack)
         self.datanodes.append(node)
         return node

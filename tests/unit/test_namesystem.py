@@ -882,3 +882,53 @@ def test_the_wal_fsync_runs_outside_the_namesystem_lock():
     first.join(10)
     second.join(10)
     assert flushed == ["first", "second"]
+
+
+# -- replicas lost on disk (files removed behind the datanode's back) ------------------
+
+
+def _lose_one() -> tuple[NameSystem, list[DatanodeDescriptor], int, DatanodeDescriptor]:
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    victim = next(d for d in nodes if d.uuid in holders(ns, bid))
+    return ns, nodes, bid, victim
+
+
+def _copies(ns: NameSystem, nodes) -> list:
+    ns.tick()
+    return [t for c in beat(ns, nodes).values() for t in c.transfers]
+
+
+def test_block_report_without_a_replica_drops_it_and_plans_a_copy():
+    ns, nodes, bid, victim = _lose_one()
+    ns.block_report(victim.uuid, [])
+    assert victim.uuid not in holders(ns, bid) and len(holders(ns, bid)) == 2
+    assert ns.fsck(ROOT, "/f")["status"] == "DEGRADED"
+    assert len(_copies(ns, nodes)) == 1
+
+
+def test_replica_reported_deleted_but_not_asked_for_is_copied_again():
+    ns, nodes, bid, victim = _lose_one()
+    ns.heartbeat(victim.uuid, {}, [], [bid], [])
+    assert victim.uuid not in holders(ns, bid)
+    assert len(_copies(ns, nodes)) == 1
+
+
+def test_lost_replica_also_reported_bad_by_a_reader_is_forgotten_once_invalidated():
+    """The datanode reports the replica deleted, then a reader (late) reports it
+    bad: the block is copied again and the phantom bad replica is forgotten when
+    its invalidation is sent, without waiting for an answer."""
+    ns, nodes, bid, victim = _lose_one()
+    ns.heartbeat(victim.uuid, {}, [], [bid], [])
+    ns.report_bad(bid, victim.address)
+    assert victim.uuid in ns.bmap.corrupt.get(bid, ())
+    (_, gs, _, targets), = _copies(ns, nodes)
+    target = next(d for d in nodes if d.address == targets[0])
+    beat(ns, [target], received={target.uuid: [(bid, gs, 10)]})
+    ns.tick()
+    cmds = beat(ns, nodes)
+    assert bid in cmds[victim.uuid].invalidate
+    assert victim.uuid not in ns.bmap.corrupt.get(bid, ()) and victim.uuid not in holders(ns, bid)
+    assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
