@@ -18,11 +18,13 @@ import logging
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dfs import errors
 from dfs.codec import keys
+from dfs.datadir import foreign_cluster
 from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import health, placement
 from dfs.namenode.blockmap import BlockInfo, BlockMap
@@ -82,6 +84,19 @@ class NameSystem:
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
         self._update_safemode()
+        self.cluster_id = self._cluster_identity()
+
+    def _cluster_identity(self) -> str:
+        """This namespace's cluster id, made at its first start (as HDFS's clusterID). A
+        datanode records it when it first registers; one that brings another's is refused,
+        so a data dir of another cluster is never taken for ours (nor emptied as surplus)."""
+        cid = self.store.get_meta("cluster_id")
+        if not cid:
+            cid = f"CID-{uuid.uuid4()}"
+            self.store.set_meta("cluster_id", cid)
+            self.store.want_durable()
+            self._sync()
+        return cid
 
     # -- helpers --------------------------------------------------------
     def _sync(self) -> None:
@@ -379,7 +394,12 @@ class NameSystem:
                 self.monitor.corrupt_found(block_id, self.clock())
 
     # -- datanodes ------------------------------------------------------
-    def register(self, node: DatanodeDescriptor) -> None:
+    def register(self, node: DatanodeDescriptor, cluster_id: str = "") -> str:
+        """-> our cluster id, for a datanode that has none yet to record."""
+        reason = foreign_cluster(self.cluster_id, cluster_id)
+        if reason:
+            log.warning("refused datanode %s: %s", node.address, reason)
+            raise errors.ForeignClusterError(reason)
         with self.lock:
             now = self.clock()
             old = self.members.nodes.get(node.uuid)
@@ -395,6 +415,7 @@ class NameSystem:
                     node.admin_state = saved
             if was_dead:
                 log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
+        return self.cluster_id
 
     def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
                   deleted: list[int], corrupt: list[int],

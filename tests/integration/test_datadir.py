@@ -1,0 +1,124 @@
+"""Servers on the wrong directory or port, and clean shutdowns (real processes).
+
+A datanode pointed at another cluster's data dir, at a directory of somebody's
+files, at a file or at a read-only file system stops with one line and exit
+code 1 and touches nothing; a second process on a directory or port in use
+is refused; SIGTERM and SIGINT stop both servers at once with exit code 0,
+and they start again on the same directories and addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+from dfs.testing.cluster import free_port
+from dfs.testing.faults import (
+    MiB,
+    block_ids_on,
+    check_all,
+    error_lines,
+    put_bytes,
+    replica_files,
+    run_datanode,
+    run_server,
+)
+
+
+def test_datanode_refuses_a_data_dir_of_another_cluster(make_cluster):
+    a = make_cluster(datanodes=1, replication=1)
+    b = make_cluster(datanodes=1, replication=1)
+    data = os.urandom(3 * MiB)
+    put_bytes(a, "/a", data)
+    node = a.datanodes[0]
+    held = block_ids_on(node)
+    a.kill(node, signal.SIGTERM)
+    # Before the fix it joined b, and b's namenode deleted a's replicas as unknown blocks.
+    r = run_datanode(b, node.data_dir)
+    lines = error_lines(r, "datanode")
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"dfs: datanode: {node.data_dir}: belongs to cluster CID-"), lines
+    assert block_ids_on(node) == held
+    assert [n["address"] for n in b.report()["live"]] == [b.datanodes[0].address]
+    a.restart(node)                       # its own cluster still takes it
+    a.wait_for(lambda: a.cli("cat", "/a").stdout == data, 20, "/a to be readable again")
+
+
+def test_datanode_refuses_a_dir_of_other_files_a_file_and_a_read_only_dir(make_cluster, tmp_path):
+    c = make_cluster(datanodes=1, replication=1)
+    junk = tmp_path / "junk"
+    user_files = ["notes.txt", "tmp/important.doc", "current/ab/photo.data", "spare"]
+    for name in user_files:
+        (junk / name).parent.mkdir(parents=True, exist_ok=True)
+        (junk / name).write_text("user data\n")
+    # Before the fix it emptied tmp/ and then failed on `spare` (File exists); with
+    # other names it adopted the directory and deleted current/ab/photo.data.
+    r = run_datanode(c, str(junk))
+    lines = error_lines(r, "datanode")
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "not a dfs datanode data dir and not empty (current, notes.txt, spare" in lines[0]
+    assert sorted(str(p.relative_to(junk)) for p in junk.rglob("*") if p.is_file()) == sorted(user_files)
+
+    afile = tmp_path / "afile"
+    afile.write_text("hello")
+    r = run_datanode(c, str(afile))
+    assert r.returncode == 1 and error_lines(r, "datanode") == [f"dfs: datanode: {afile}: not a directory"]
+    assert afile.read_text() == "hello"
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], check=True)
+    try:
+        r = run_datanode(c, str(ro))
+        lines = error_lines(r, "datanode")
+        assert r.returncode == 1 and len(lines) == 1 and "Read-only file system" in lines[0], r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster):
+    c = make_cluster(datanodes=1, replication=1)
+    put_bytes(c, "/x", b"x" * 1000)
+    dn = c.datanodes[0]
+    host = dn.address.split(":")[0]
+    # Before the fix both ran: the second datanode wiped the first one's tmp/ and took
+    # its identity; a second namenode served the same namespace.
+    r = run_datanode(c, dn.data_dir)
+    assert r.returncode == 1 and error_lines(r, "datanode") == [
+        f"dfs: datanode: {dn.data_dir}: in use by another datanode (pid {dn.proc.pid})"], r.stderr
+    r = run_server(c, "namenode", "--data-dir", c.namenode.data_dir, "--listen", f"{host}:{free_port(host)}")
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {c.namenode.data_dir}: in use by another namenode (pid {c.namenode.proc.pid})"], r.stderr
+    # An address in use: one line, no gRPC traceback.
+    r = run_server(c, "namenode", "--data-dir", os.path.join(c.base, "nn2"), "--listen", c.namenode_address)
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: cannot listen on {c.namenode_address}: Address already in use"], r.stderr
+    assert c.fsck()["status"] == "HEALTHY"
+
+
+def _stop(node, sig) -> float:
+    t = time.monotonic()
+    node.proc.send_signal(sig)
+    assert node.proc.wait(timeout=5) == 0
+    return time.monotonic() - t
+
+
+def test_sigterm_and_sigint_stop_promptly_and_restart_in_place(make_cluster):
+    c = make_cluster(datanodes=2, replication=2)
+    files = {"/a": os.urandom(2 * MiB + 5)}
+    put_bytes(c, "/a", files["/a"])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        dn = c.datanodes[0]
+        assert _stop(dn, sig) < 3 and _stop(c.namenode, sig) < 3
+        c.restart(c.namenode)           # same data dirs, same addresses: no lock or port left over
+        c.restart(dn)
+        c.wait_for_datanodes(2)
+        files[f"/after{sig}"] = os.urandom(MiB + 1)
+        put_bytes(c, f"/after{sig}", files[f"/after{sig}"])
+        check_all(c, files)
+    assert all(replica_files(d) for d in c.datanodes)
+    for n in [c.namenode, *c.datanodes]:
+        with open(n.log_path, errors="replace") as f:
+            assert "Traceback" not in f.read(), n.name
