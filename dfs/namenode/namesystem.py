@@ -508,7 +508,7 @@ class NameSystem:
                 lost = self.bmap.remove_node(node.uuid)
                 self.commands.pop(node.uuid, None)
                 self.monitor.node_gone(node.uuid, lost)
-                log.warning("datanode %s declared dead (silent %.1fs); %d blocks to re-replicate",
+                log.warning("datanode %s declared dead (silent %.1fs); %d of its blocks lost a replica",
                             node.address, now - node.last_heartbeat, len(lost))
             self._update_safemode()
             if self.in_safemode():
