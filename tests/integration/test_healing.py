@@ -149,6 +149,33 @@ def test_datanode_fails_in_the_middle_of_a_put(make_cluster, sig, where):
     check_all(c, {"/victim.bin": data})
 
 
+def test_put_fails_with_one_clear_line_when_every_datanode_is_frozen(make_cluster):
+    """A frozen node is excluded after DFS_DATA_TIMEOUT; with none left the put fails in
+    bounded time, naming the file and why (it said `big: no datanode with room left`)."""
+    c = make_cluster(datanodes=1, replication=1, dead_timeout=20.0, env={"DFS_DATA_TIMEOUT": "1.5"})
+    node = c.datanodes[0]
+    c.cli("mkdir", "/dir", check=True)
+    p = start_put(c, "/dir/frozen.bin", args=["--block-size", "3MiB"])
+    try:
+        p.stdin.write(os.urandom(6 * MiB))     # read 4 MiB at a time: block 2 half sent
+        p.stdin.flush()
+        wait_for_tmp(c, [node])
+        c.pause(node)
+        t = time.monotonic()
+        p.stdin.write(os.urandom(MiB))
+        p.stdin.close()
+        assert p.wait(timeout=30) == 1
+        assert time.monotonic() - t < 15
+        err = p.stderr.read().decode()
+        assert err.splitlines() == [f"dfs: put: /dir/frozen.bin: no datanode left for the block: every live one "
+                                    f"failed this write (full or not responding: {node.address})"], err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        c.resume(node)
+    assert c.cli("test", "-e", "/dir/frozen.bin").returncode == 1
+
+
 def test_datanode_killed_during_a_parallel_put_of_many_files(make_cluster, tmp_path):
     """`put -r -t 4`: each upload recovers from the dead node on its own; nothing is lost."""
     c = make_cluster(datanodes=4, env={"DFS_DATA_TIMEOUT": "2"})
@@ -363,7 +390,7 @@ def test_no_room_anywhere_fails_with_a_clear_error(make_cluster):
         r = c.cli("put", "-", "/huge", input=os.urandom(12 * MiB))
         assert r.returncode == 1
         err = r.stderr.decode().strip().splitlines()[-1]
-        assert err.startswith("dfs: put: ") and ("room" in err or "space" in err), r.stderr
+        assert err.startswith("dfs: put: /huge: ") and ("full" in err or "space" in err), r.stderr
         assert c.cli("test", "-e", "/huge").returncode == 1     # no half-written file
         check_all(c, {"/first": first})
     finally:
