@@ -256,13 +256,16 @@ class NameSystem:
 
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
-        info = self.bmap.blocks.get(block_id)
+        info = self.bmap.commit(block_id, length)
         if info is not None:
-            info.length, info.complete = length, True
             for uuid in self._ids_for(nodes):
                 self.bmap.add_replica(block_id, uuid, info.genstamp, length)
-            if len(self.bmap.replicas.get(block_id, ())) < info.replication:
-                self.monitor.want((block_id,))   # a pipeline node failed: repair it soon
+            nodes_in_service = [u for u in self.bmap.replicas.get(block_id, ())
+                                if u in self.members.nodes and self.members.nodes[u].admin_state == "normal"]
+            if len(nodes_in_service) < info.replication:
+                # A pipeline node failed, or one is leaving (it was being written on a
+                # node being decommissioned): repair it soon.
+                self.monitor.want((block_id,))
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
                   previous_nodes: list[str], excluded: list[str], draining: int = 0) -> LocatedBlock:
@@ -308,7 +311,8 @@ class NameSystem:
         block_id = self.store.next_id("block_id")
         gs = self.store.next_id("genstamp")
         ref = self.ns.add_block(f, block_id, gs, now, draining=draining)
-        self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False))
+        self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False,
+                                      pipeline=frozenset(t.uuid for t in targets)))
         for t in targets:
             t.xceivers += 1  # until its next heartbeat says otherwise
         return LocatedBlock(block_id, gs, ref.offset, 0, targets)

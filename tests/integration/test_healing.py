@@ -328,6 +328,35 @@ def test_decommission_drains_a_node(make_cluster):
     check_all(c, files)
 
 
+def test_decommission_waits_for_a_file_being_written_on_the_node(make_cluster):
+    """Blocks a writer has stored on the node but not yet committed cannot be copied: the
+    node stays decommissioning until they are (it was declared decommissioned at once, and
+    stopping it lost them)."""
+    c = make_cluster(datanodes=3, replication=1)
+    leaving = c.datanodes[0]
+    data = os.urandom(8 * MiB)
+    # The writer's host runs `leaving`: every block's one replica goes there.
+    p = start_put(c, "/open.bin", env={"DFS_CLIENT_HOST": leaving.address.rpartition(":")[0]},
+                  args=["--block-size", "1MiB"])
+    try:
+        p.stdin.write(data[:5 * MiB])         # read 4 MiB at a time: the writer then waits
+        p.stdin.flush()
+        c.wait_for(lambda: len(replica_files(leaving)) >= 4, 20, "blocks on the node", interval=0.05)
+        assert c.cli("admin", "decommission", leaving.address).returncode == 0
+        time.sleep(1.5)                       # several monitor rounds
+        assert node_state(c, leaving.address) == "decommissioning"
+        p.stdin.write(data[5 * MiB:])
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0, p.stderr.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    wait_state(c, leaving, "decommissioned", timeout=20)
+    c.kill(leaving, signal.SIGKILL)
+    check_all(c, {"/open.bin": data})
+    assert c.fsck()["status"] == "HEALTHY"
+
+
 def test_setrep_w_waits_until_reached(make_cluster):
     c = make_cluster(datanodes=4)
     data = os.urandom(3 * MiB)
