@@ -20,10 +20,12 @@ from dfs.testing.faults import (
     block_ids_on,
     check_all,
     error_lines,
+    locations,
     put_bytes,
     replica_files,
     run_datanode,
     run_server,
+    tmp_files,
 )
 
 
@@ -122,3 +124,22 @@ def test_sigterm_and_sigint_stop_promptly_and_restart_in_place(make_cluster):
     for n in [c.namenode, *c.datanodes]:
         with open(n.log_path, errors="replace") as f:
             assert "Traceback" not in f.read(), n.name
+
+
+def test_sigterm_breaks_off_a_running_repair_copy(make_cluster):
+    """A datanode sending a slow repair copy (bandwidth cap) stops at once: it waited
+    for the copy to end (the interpreter joins the copy threads at exit)."""
+    c = make_cluster(datanodes=3, replication=2, block_size="8MiB", start=False)
+    for d in c.datanodes:
+        d.argv += ["--repair-bandwidth", "512KiB"]   # 4 MiB burst, then ~8 s for the rest
+    c.start()
+    put_bytes(c, "/a", os.urandom(8 * MiB))
+    holders = [d for d in c.datanodes if d.address in locations(c, "/a")[0]["names"]]
+    target = next(d for d in c.datanodes if d not in holders)
+    assert c.cli("setrep", "3", "/a").returncode == 0
+    c.wait_for(lambda: tmp_files(target), 10, "the copy to start", interval=0.05)
+    for d in holders:
+        d.proc.send_signal(signal.SIGTERM)
+    t = time.monotonic()
+    assert [d.proc.wait(timeout=15) for d in holders] == [0, 0]
+    assert time.monotonic() - t < 3
