@@ -295,6 +295,9 @@ class NameSystem:
         """Choose targets for ``f``'s next block and record it (inside a mutation)."""
         file_id = f.row["id"]
         writable = self.writable(now)
+        if not writable and self._awaiting_datanodes(now):
+            raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
+                                       f.row["pending_name"] or "")
         if not writable:
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
@@ -316,6 +319,14 @@ class NameSystem:
         for t in targets:
             t.xceivers += 1  # until its next heartbeat says otherwise
         return LocatedBlock(block_id, gs, ref.offset, 0, targets)
+
+    def _awaiting_datanodes(self, now: float) -> bool:
+        """Just restarted, with blocks, and no datanode registered yet: they are on their
+        way (each re-registers within a heartbeat or two). A writer that was mid-file
+        when the namenode went down retries this (as safe mode), instead of failing
+        for want of datanodes; a new, empty cluster still fails at once."""
+        return (not self.members.nodes and bool(self.bmap.blocks)
+                and now - self.started < self.members.dead_timeout)
 
     def writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no

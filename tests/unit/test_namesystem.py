@@ -601,6 +601,23 @@ def test_committed_blocks_of_an_unfinished_file_stay_committed_after_a_restart(t
     assert not ns2.bmap.blocks[b1.block_id].complete
 
 
+def test_a_restarted_namenode_asks_writers_to_wait_for_its_datanodes(tmp_path):
+    db = str(tmp_path / "meta.db")
+    master, clock = os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    register(ns1, 3)
+    write(ns1, "/f", [10])
+    fid = start(ns1, "/open")["id"]
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    ns2.safemode_auto = False   # (the reports of /f's block are not the point here)
+    with pytest.raises(errors.SafeModeError, match="waiting for the datanodes to register"):
+        ns2.add_block(ROOT, fid, None, [], [])       # retried by the client
+    clock.advance(DEAD + 1)
+    with pytest.raises(errors.NoDatanodesError):     # none came: the usual error
+        ns2.add_block(ROOT, fid, None, [], [])
+
+
 def test_expired_lease_removes_unfinished_file():
     clock = Clock()
     ns = make(clock=clock)

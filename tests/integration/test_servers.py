@@ -3,8 +3,9 @@
 A datanode pointed at another cluster's data dir, at a directory of somebody's
 files, at a file or at a read-only file system stops with one line and exit
 code 1 and touches nothing; a second process on a directory or port in use
-is refused; SIGTERM and SIGINT stop both servers at once with exit code 0,
-and they start again on the same directories and addresses.
+is refused; SIGTERM and SIGINT stop both servers at once with exit code 0
+(a datanode breaks off its repair copies), they start again on the same
+directories and addresses, and a put rides through a namenode restart.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import os
 import signal
 import subprocess
 import time
+
+import pytest
 
 from dfs.testing.cluster import free_port
 from dfs.testing.faults import (
@@ -25,6 +28,7 @@ from dfs.testing.faults import (
     replica_files,
     run_datanode,
     run_server,
+    start_put,
     tmp_files,
 )
 
@@ -143,3 +147,31 @@ def test_sigterm_breaks_off_a_running_repair_copy(make_cluster):
     t = time.monotonic()
     assert [d.proc.wait(timeout=15) for d in holders] == [0, 0]
     assert time.monotonic() - t < 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_put_rides_through_a_namenode_restart(make_cluster, sig):
+    """The writer retries while the namenode is down; the restarted namenode has no
+    datanode yet when the writer's AddBlock arrives, and told it `no live datanodes`
+    (the put failed) instead of to retry until they register."""
+    c = make_cluster(datanodes=3)
+    data = os.urandom(10 * MiB)
+    p = start_put(c, "/p", args=["--block-size", "3MiB"])
+    try:
+        p.stdin.write(data[:6 * MiB])          # read 4 MiB at a time: block 2 is half sent
+        p.stdin.flush()
+        c.wait_for(lambda: any(tmp_files(d) for d in c.datanodes), 20, "block 2 on its way", interval=0.02)
+        assert _stop(c.namenode, sig) < 3
+        for d in c.datanodes:                  # they register only after the writer's call
+            c.pause(d)
+        c.restart(c.namenode)
+        p.stdin.write(data[6 * MiB:])
+        p.stdin.close()
+        time.sleep(2)
+        for d in c.datanodes:
+            c.resume(d)
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    check_all(c, {"/p": data})
