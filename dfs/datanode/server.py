@@ -32,15 +32,15 @@ from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 log = logging.getLogger("dfs.datanode")
 
-
-class ForeignCluster(Exception):
-    """The namenode refused us: our data dir belongs to another cluster."""
-
 RPC_TIMEOUT = 10.0
 BLOCK_REPORT_INTERVAL = float(os.environ.get("DFS_BLOCK_REPORT_INTERVAL", str(6 * 3600)))
 NEWS_GAP = 0.5        # seconds between news-triggered heartbeats
 NEWS_GAP_FAST = 0.1   # ... while the namenode asks for fast beats or copies are running
 MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
+
+
+class ForeignCluster(Exception):
+    """The namenode refused us: our data dir belongs to another cluster."""
 
 
 class DatanodeServer:
