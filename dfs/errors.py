@@ -13,6 +13,7 @@
     ├── SafeModeError                                   namenode is in safe mode
     ├── NoDatanodesError                                no live datanodes ...
     ├── LeaseError                                      file is being written by another client
+    ├── ForeignClusterError                             data dir belongs to another cluster
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
     └── DataIntegrityError
@@ -89,6 +90,11 @@ class LeaseError(DfsError):
     reason = "file is being written by another client"
 
 
+class ForeignClusterError(DfsError):
+    """A datanode whose data dir belongs to another namenode's cluster."""
+    reason = "data dir belongs to another cluster"
+
+
 class NamenodeUnreachableError(DfsError, ConnectionError):
     reason = "cannot reach namenode"
 
@@ -120,7 +126,7 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        LeaseError, DataIntegrityError, ChecksumError, BlockMissingError,
+        LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError, BlockMissingError,
     )
 }
 

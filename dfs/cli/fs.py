@@ -544,10 +544,23 @@ def cmd_setrep(args) -> int:
                 locs = client.block_locations(f.path)
                 if all(len(b.names) == args.replication for b in locs):
                     break
+                why = unreachable_replication(args.replication, [d.state for d in client.report().datanodes])
+                if why:
+                    raise errors.DfsError(why, f.path)
                 if time.monotonic() > deadline:
                     raise errors.DfsError(f"replication {args.replication} not reached in time", f.path)
                 time.sleep(0.5)
     return 0
+
+
+def unreachable_replication(n: int, states: list[str]) -> str:
+    """Why ``n`` replicas cannot be reached now ("" if they may be): fewer datanodes in
+    service than ``n``. A silent node counts until it is declared dead, so `setrep -w`
+    fails within the dead-node timeout instead of waiting out DFS_SETREP_TIMEOUT."""
+    in_service = sum(1 for s in states if s in ("live", "stale"))
+    if in_service >= n:
+        return ""
+    return f"replication {n} cannot be reached: {in_service} datanode{'s' * (in_service != 1)} in service"
 
 
 def cmd_test(args) -> int:

@@ -24,6 +24,9 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 CALL_TIMEOUT = 10.0
+# Down, or shutting down (a call that reaches a namenode being stopped is cancelled,
+# not run): ride it out until retry_seconds. A deadline is not retried (slow, not down).
+_RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
 class NamenodeClient:
@@ -63,7 +66,7 @@ class NamenodeClient:
             except grpc.RpcError as e:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
-                    and e.code() == grpc.StatusCode.UNAVAILABLE
+                    and e.code() in _RETRY_CODES
                 if not retry or time.monotonic() + delay > deadline:
                     raise err from None
                 time.sleep(delay)

@@ -135,7 +135,10 @@ class FileWriter:
             req.previous_nodes.extend(nodes)
         if self._draining is not None:
             req.draining = self._draining[0].block_id
-        r = self.client.nn.call("AddBlock", req)
+        try:
+            r = self.client.nn.call("AddBlock", req)
+        except errors.DfsError as e:   # the namenode names the unfinished file, not its path
+            raise type(e)(e.detail, self.path) from None
         if req.has_previous:
             del self._unreported[0]
         return _Block(r.block)
@@ -401,6 +404,9 @@ class FileWriter:
                 req.previous_nodes.extend(nodes)
             self.status = self.client.nn.call("Complete", req).status
             return self.status
+        except errors.DfsError as e:   # the namenode names the unfinished file, not its path
+            self.abort()
+            raise type(e)(e.detail, self.path) from None
         except BaseException:
             self.abort()
             raise

@@ -2,7 +2,9 @@
 
 Layout under ``--data-dir``:
 
-    datanode.json                 {"uuid": ...} identity, created at first start
+    datanode.json                 {"uuid": ..., "cluster_id": ...} identity, created at first start;
+                                  cluster_id is the namenode's, taken at the first registration
+    in_use.lock                   flock'd while a datanode runs here (dfs/datadir.py)
     current/XX/blk_<id>_<gs>.data   stored chunk records back to back (XX = id % 256, hex)
     current/XX/blk_<id>_<gs>.meta   the block index (below); its presence commits the replica
     tmp/                          replicas being written; emptied at every start
@@ -33,6 +35,7 @@ import itertools
 import json
 import mmap
 import os
+import re
 import shutil
 import struct
 import threading
@@ -42,6 +45,7 @@ from dataclasses import dataclass
 
 import xxhash
 
+from dfs import datadir
 from dfs.datanode.filepool import STOCK, FilePool
 from dfs.tuning import start_writeback
 
@@ -52,6 +56,8 @@ _WRITEBACK = 4 << 20   # buffered fallback: start writeback every 4 MiB so the f
 _DIRECT_BUF = 8 << 20
 _SPARE_BUFS = 8        # O_DIRECT buffers kept between replicas (8 x 8 MiB)
 _ALIGN = 4096
+_REPLICA_FILE = re.compile(r"blk_\d+_\d+\.(data|meta)")
+IDENTITY_FILES = ("datanode.json", "datanode.json.tmp")   # either: the directory is a datanode's
 
 
 @dataclass(frozen=True)
@@ -242,11 +248,15 @@ class BlockStore:
         self.root = data_dir
         self.current = os.path.join(data_dir, "current")
         self.tmp = os.path.join(data_dir, "tmp")
+        # Only our own (or an empty) directory: tmp/ is emptied below and stray data
+        # files are deleted by _load. The identity is written before anything else,
+        # so a directory we started to fill is always recognised as ours.
+        self._dir_lock = datadir.open_data_dir(data_dir, "datanode", IDENTITY_FILES)
+        self.uuid, self.cluster_id = self._identity()
         os.makedirs(self.current, exist_ok=True)
         shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
         os.makedirs(self.tmp)
         self.pool = FilePool(os.path.join(data_dir, "spare"), stock=STOCK)   # files for new replicas
-        self.uuid = self._identity()
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes
         self._tags = itertools.count()   # tmp/ names; tmp/ is emptied at every start
         self._lock = threading.Lock()
@@ -255,16 +265,32 @@ class BlockStore:
         self.replicas: dict[int, Replica] = {}
         self._load()
 
-    def _identity(self) -> str:
+    def _identity(self) -> tuple[str, str]:
+        """-> (uuid, cluster id or "" before the first registration)."""
         path = os.path.join(self.root, "datanode.json")
         if not os.path.exists(path):
-            with open(path + ".tmp", "w") as f:
-                json.dump({"uuid": str(_uuid.uuid4())}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(path + ".tmp", path)
-        with open(path) as f:
-            return json.load(f)["uuid"]
+            self._write_identity({"uuid": str(_uuid.uuid4())})
+        try:
+            with open(path) as f:
+                ident = json.load(f)
+            return ident["uuid"], ident.get("cluster_id", "")
+        except (ValueError, KeyError, TypeError):
+            raise datadir.DataDirError(path, "damaged datanode identity file") from None
+
+    def _write_identity(self, ident: dict) -> None:
+        path = os.path.join(self.root, "datanode.json")
+        with open(path + ".tmp", "w") as f:
+            json.dump(ident, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(path + ".tmp", path)
+        _fsync_dir(self.root)
+
+    def join_cluster(self, cluster_id: str) -> None:
+        """Record the namenode's cluster id at the first registration: from then on this
+        directory's replicas belong to that cluster, and no other namenode takes them."""
+        self._write_identity({"uuid": self.uuid, "cluster_id": cluster_id})
+        self.cluster_id = cluster_id
 
     def _dir_for(self, block_id: int) -> str:
         return os.path.join(self.current, f"{block_id % 256:02x}")
@@ -272,10 +298,12 @@ class BlockStore:
     def _load(self) -> None:
         for sub in os.listdir(self.current):
             d = os.path.join(self.current, sub)
+            if not os.path.isdir(d):
+                continue
             names = set(os.listdir(d))
             for name in names:
-                if not name.endswith(".meta"):
-                    continue
+                if not _REPLICA_FILE.fullmatch(name) or not name.endswith(".meta"):
+                    continue   # not ours: left alone
                 stem = name[:-5]
                 _, bid, gs = stem.split("_")
                 data = os.path.join(d, stem + ".data")
@@ -295,7 +323,7 @@ class BlockStore:
                     self._unlink(old)
                 self.replicas[rep.block_id] = rep
             for name in names:
-                if name.endswith(".data") and name[:-5] + ".meta" not in names:
+                if _REPLICA_FILE.fullmatch(name) and name.endswith(".data") and name[:-5] + ".meta" not in names:
                     os.unlink(os.path.join(d, name))   # data never committed
 
     @staticmethod

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +49,8 @@ class Throttle:
         self._last = time.monotonic()
         self._lock = threading.Lock()
 
-    def take(self, n: int) -> None:
+    def take(self, n: int, stop: threading.Event | None = None) -> None:
+        """Wait until ``n`` bytes may go (or ``stop`` is set)."""
         if self.rate <= 0:
             return
         with self._lock:
@@ -58,7 +60,7 @@ class Throttle:
             self._tokens -= n
             wait = -self._tokens / self.rate if self._tokens < 0 else 0.0
         if wait > 0:
-            time.sleep(wait)
+            (stop or threading.Event()).wait(wait)
 
 
 class Replicator:
@@ -76,6 +78,8 @@ class Replicator:
         self._queued: set[tuple[int, tuple[str, ...]]] = set()
         self._running = 0
         self.copied_bytes = 0
+        self._stopping = threading.Event()
+        self._sockets: set = set()   # copies' connections, shut down by shutdown()
 
     @property
     def active(self) -> int:
@@ -92,7 +96,19 @@ class Replicator:
         self._pool.submit(self._run, block_id, targets, key, urgent)
 
     def shutdown(self) -> None:
+        """Stop now: queued copies are dropped and running ones broken off (the namenode
+        plans them again). The interpreter joins the pool's threads at exit, so a copy
+        left running -- a big block, a slow or frozen target, a bandwidth cap -- would
+        keep a SIGTERMed datanode alive until it ended."""
+        self._stopping.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._lock:
+            socks = list(self._sockets)
+        for sock in socks:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)   # wakes a send or recv blocked on it
+            except OSError:
+                pass
 
     def _run(self, block_id: int, targets: list[str], key, urgent: bool = False) -> None:
         try:
@@ -110,6 +126,8 @@ class Replicator:
             finally:
                 with self._lock:
                     self._running -= 1
+            if self._stopping.is_set():
+                return   # broken off by shutdown: not the replica's fault, nobody to tell
             took = time.monotonic() - t0
             if set(stored) >= set(targets):
                 log.info("copied block %d (%d bytes) to %s in %.2fs", block_id, rep.stored_bytes,
@@ -138,15 +156,21 @@ class Replicator:
             self.on_corrupt(rep.block_id)
 
     def _pace(self, nbytes: int, took: float, urgent: bool) -> None:
-        self.throttle.take(nbytes)
+        self.throttle.take(nbytes, self._stopping)
         if YIELD_FACTOR > 0 and not urgent and self.foreground():
             # All copies together get at most 1/(1+YIELD_FACTOR) of one stream's time.
-            time.sleep(min(0.5, took * YIELD_FACTOR * max(1, self._running)))
+            self._stopping.wait(min(0.5, took * YIELD_FACTOR * max(1, self._running)))
+        if self._stopping.is_set():
+            raise OSError("datanode stopping")
 
     def push(self, rep: Replica, targets: list[str], urgent: bool = False) -> tuple[list[str], list[str], str]:
         """Send ``rep``'s stored records down a pipeline of ``targets``. -> (stored, failed, error)."""
         chunk_size, _, entries = BlockStore.read_meta(rep)
+        if self._stopping.is_set():
+            raise OSError("datanode stopping")
         s = frames.connect(targets[0])
+        with self._lock:
+            self._sockets.add(s)
         try:
             frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=rep.block_id, genstamp=rep.genstamp,
                                            downstream=targets[1:], chunk_size=chunk_size, background=True))
@@ -173,6 +197,8 @@ class Replicator:
                         self._pace(e.stored_length, time.monotonic() - t0, urgent)
                     frames.send_msg(s, pb.ChunkFrame(end=True))
                 except OSError:
+                    if self._stopping.is_set():
+                        raise
                     # The receiver may have refused a record and said why before closing.
                     ack = _try_ack(s)
                     if ack is not None:
@@ -181,6 +207,8 @@ class Replicator:
             ack = frames.recv_msg(s, pb.WriteAck)
             return list(ack.stored), list(ack.failed), ack.error
         finally:
+            with self._lock:
+                self._sockets.discard(s)
             s.close()
 
 

@@ -21,22 +21,29 @@ import time
 
 import grpc
 
+from dfs import datadir, errors
 from dfs.datanode.blockstore import BlockStore, Replica
 from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
+from dfs.rpc import status
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
 from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 log = logging.getLogger("dfs.datanode")
+
 RPC_TIMEOUT = 10.0
 BLOCK_REPORT_INTERVAL = float(os.environ.get("DFS_BLOCK_REPORT_INTERVAL", str(6 * 3600)))
 NEWS_GAP = 0.5        # seconds between news-triggered heartbeats
 NEWS_GAP_FAST = 0.1   # ... while the namenode asks for fast beats or copies are running
 MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
+
+
+class ForeignCluster(Exception):
+    """The namenode refused us: our data dir belongs to another cluster."""
 
 
 class DatanodeServer:
@@ -61,6 +68,8 @@ class DatanodeServer:
         self._clients_active = False   # the namenode says some datanode serves clients
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._done = threading.Event()       # a signal, or a fatal error (_fatal)
+        self._fatal: Exception | None = None
         self.replicator = Replicator(self.store, max_transfers=max_transfers, bandwidth=repair_bandwidth,
                                      foreground=lambda: self.transfer.foreground or self._clients_active,
                                      on_corrupt=self._found_corrupt, on_failed=self._copy_failed,
@@ -96,8 +105,21 @@ class DatanodeServer:
     # -- namenode conversation -----------------------------------------
     def _register(self) -> None:
         cap, used, free = self.store.usage()
-        self.stub.Register(pb.RegisterRequest(uuid=self.store.uuid, address=self.address, rack=self.rack,
-                                              capacity=cap, used=used, remaining=free), timeout=RPC_TIMEOUT)
+        try:
+            reply = self.stub.Register(pb.RegisterRequest(
+                uuid=self.store.uuid, address=self.address, rack=self.rack, capacity=cap, used=used,
+                remaining=free, cluster_id=self.store.cluster_id), timeout=RPC_TIMEOUT)
+        except grpc.RpcError as e:
+            err = status.from_rpc_error(e, self.namenode)
+            if isinstance(err, errors.ForeignClusterError):
+                raise ForeignCluster(err.detail) from None
+            raise
+        # Recorded before the block report: from now on these replicas are this cluster's.
+        reason = datadir.foreign_cluster(reply.cluster_id, self.store.cluster_id)
+        if reason:    # a namenode that did not check (the same rule, on our side)
+            raise ForeignCluster(reason)
+        if reply.cluster_id and not self.store.cluster_id:
+            self.store.join_cluster(reply.cluster_id)
         self._block_report()
         self._registered = True
         log.info("registered with namenode %s as %s", self.namenode, self.address)
@@ -161,6 +183,12 @@ class DatanodeServer:
                     # namenode's soft block map and what is really on disk.
                     self._block_report()
                 self._heartbeat()
+            except ForeignCluster as e:
+                # Serving or reporting these replicas would hand another cluster's
+                # blocks to this namenode (which would delete them as unknown): stop.
+                self._fatal = datadir.DataDirError(self.store.root, str(e))
+                self._done.set()
+                return
             except grpc.RpcError as e:
                 log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
@@ -183,13 +211,14 @@ class DatanodeServer:
         threading.Thread(target=self.scanner.run, name="scanner", daemon=True).start()
         threading.Thread(target=self.presence.run, name="presence", daemon=True).start()
         print(f"datanode {self.store.uuid} listening on {self.address}", flush=True)
-        done = threading.Event()
-        signal.signal(signal.SIGTERM, lambda s, f: done.set())
-        signal.signal(signal.SIGINT, lambda s, f: done.set())
-        done.wait()
+        signal.signal(signal.SIGTERM, lambda s, f: self._done.set())
+        signal.signal(signal.SIGINT, lambda s, f: self._done.set())
+        self._done.wait()
         self._stop.set()
         self.scanner.stop()
         self.presence.stop()
         self.transfer.close()
         self.replicator.shutdown()
+        if self._fatal is not None:
+            raise self._fatal     # the CLI prints it as one line and exits 1
         log.info("datanode stopped")

@@ -17,7 +17,8 @@ class BlockInfo:
     genstamp: int
     length: int
     replication: int        # target number of replicas
-    complete: bool = True
+    complete: bool = True   # committed: its length is known (False while being written)
+    pipeline: frozenset[str] = frozenset()   # node uuids it was allocated to, while being written
 
 
 @dataclass
@@ -26,14 +27,38 @@ class BlockMap:
     replicas: dict[int, set[str]] = field(default_factory=dict)     # block -> node uuids
     corrupt: dict[int, set[str]] = field(default_factory=dict)      # block -> node uuids
     by_node: dict[str, set[int]] = field(default_factory=dict)      # node uuid -> blocks
+    writing: set[int] = field(default_factory=set)   # allocated, not yet known committed (few)
 
     def add_block(self, info: BlockInfo) -> None:
         self.blocks[info.block_id] = info
         self.replicas.setdefault(info.block_id, set())
+        if not info.complete:
+            self.writing.add(info.block_id)
+
+    def commit(self, block_id: int, length: int) -> BlockInfo | None:
+        """The writer says ``block_id`` is stored, ``length`` bytes long."""
+        info = self.blocks.get(block_id)
+        if info is not None:
+            info.length, info.complete, info.pipeline = length, True, frozenset()
+        self.writing.discard(block_id)
+        return info
+
+    def writes_on(self, node: str) -> bool:
+        """Does ``node`` hold, or is it receiving, a block not yet committed? Such a
+        block is not re-replicated (its length is unknown until the writer commits it),
+        so the node may hold its only copy."""
+        for b in list(self.writing):
+            info = self.blocks.get(b)
+            if info is None or info.complete:
+                self.writing.discard(b)
+            elif node in info.pipeline or node in self.replicas.get(b, ()):
+                return True
+        return False
 
     def remove_block(self, block_id: int) -> set[str]:
         """Forget a block; returns the nodes that hold a replica of it (to invalidate)."""
         self.blocks.pop(block_id, None)
+        self.writing.discard(block_id)
         holders = self.replicas.pop(block_id, set()) | self.corrupt.pop(block_id, set())
         for n in holders:
             self.by_node.get(n, set()).discard(block_id)

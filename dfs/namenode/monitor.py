@@ -200,8 +200,11 @@ class ReplicationMonitor:
             if d.admin_state != "decommissioning":
                 continue
             normal = [u for u in live if s.members.nodes[u].admin_state == "normal"]
-            done = True
-            for b in s.bmap.by_node.get(d.uuid, ()):
+            # A block being written (or written, not yet committed) may have its
+            # only copy here and cannot be copied yet: wait for its writer to commit
+            # it (or for its lease to expire and the unfinished file to go).
+            done = not s.bmap.writes_on(d.uuid)
+            for b in s.bmap.by_node.get(d.uuid, ()) if done else ():
                 info = s.bmap.blocks.get(b)
                 if info is None or not info.complete:
                     continue

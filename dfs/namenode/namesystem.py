@@ -18,11 +18,13 @@ import logging
 import random
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
 from dfs import errors
 from dfs.codec import keys
+from dfs.datadir import foreign_cluster
 from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import health, placement
 from dfs.namenode.blockmap import BlockInfo, BlockMap
@@ -82,6 +84,19 @@ class NameSystem:
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
         self._update_safemode()
+        self.cluster_id = self._cluster_identity()
+
+    def _cluster_identity(self) -> str:
+        """This namespace's cluster id, made at its first start (as HDFS's clusterID). A
+        datanode records it when it first registers; one that brings another's is refused,
+        so a data dir of another cluster is never taken for ours (nor emptied as surplus)."""
+        cid = self.store.get_meta("cluster_id")
+        if not cid:
+            cid = f"CID-{uuid.uuid4()}"
+            self.store.set_meta("cluster_id", cid)
+            self.store.want_durable()
+            self._sync()
+        return cid
 
     # -- helpers --------------------------------------------------------
     def _sync(self) -> None:
@@ -241,13 +256,16 @@ class NameSystem:
 
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
-        info = self.bmap.blocks.get(block_id)
+        info = self.bmap.commit(block_id, length)
         if info is not None:
-            info.length, info.complete = length, True
             for uuid in self._ids_for(nodes):
                 self.bmap.add_replica(block_id, uuid, info.genstamp, length)
-            if len(self.bmap.replicas.get(block_id, ())) < info.replication:
-                self.monitor.want((block_id,))   # a pipeline node failed: repair it soon
+            nodes_in_service = [u for u in self.bmap.replicas.get(block_id, ())
+                                if u in self.members.nodes and self.members.nodes[u].admin_state == "normal"]
+            if len(nodes_in_service) < info.replication:
+                # A pipeline node failed, or one is leaving (it was being written on a
+                # node being decommissioned): repair it soon.
+                self.monitor.want((block_id,))
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
                   previous_nodes: list[str], excluded: list[str], draining: int = 0) -> LocatedBlock:
@@ -277,6 +295,9 @@ class NameSystem:
         """Choose targets for ``f``'s next block and record it (inside a mutation)."""
         file_id = f.row["id"]
         writable = self.writable(now)
+        if not writable and self._awaiting_datanodes(now):
+            raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
+                                       f.row["pending_name"] or "")
         if not writable:
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
@@ -284,15 +305,28 @@ class NameSystem:
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
         if not targets:
-            raise errors.NoDatanodesError("no datanode with room left for the block",
-                                          f.row["pending_name"] or "")
+            # Every writable node is one this writer gave up on: it cannot tell us why
+            # (a full disk refuses, a frozen node times out), so name them.
+            failed = sorted({w.address for w in writable} & set(excluded))
+            raise errors.NoDatanodesError(
+                f"no datanode left for the block: every live one failed this write "
+                f"(full or not responding: {', '.join(failed)})", f.row["pending_name"] or "")
         block_id = self.store.next_id("block_id")
         gs = self.store.next_id("genstamp")
         ref = self.ns.add_block(f, block_id, gs, now, draining=draining)
-        self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False))
+        self.bmap.add_block(BlockInfo(block_id, file_id, gs, 0, f.row["replication"], complete=False,
+                                      pipeline=frozenset(t.uuid for t in targets)))
         for t in targets:
             t.xceivers += 1  # until its next heartbeat says otherwise
         return LocatedBlock(block_id, gs, ref.offset, 0, targets)
+
+    def _awaiting_datanodes(self, now: float) -> bool:
+        """Just restarted, with blocks, and no datanode registered yet: they are on their
+        way (each re-registers within a heartbeat or two). A writer that was mid-file
+        when the namenode went down retries this (as safe mode), instead of failing
+        for want of datanodes; a new, empty cluster still fails at once."""
+        return (not self.members.nodes and bool(self.bmap.blocks)
+                and now - self.started < self.members.dead_timeout)
 
     def writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
@@ -379,7 +413,12 @@ class NameSystem:
                 self.monitor.corrupt_found(block_id, self.clock())
 
     # -- datanodes ------------------------------------------------------
-    def register(self, node: DatanodeDescriptor) -> None:
+    def register(self, node: DatanodeDescriptor, cluster_id: str = "") -> str:
+        """-> our cluster id, for a datanode that has none yet to record."""
+        reason = foreign_cluster(self.cluster_id, cluster_id)
+        if reason:
+            log.warning("refused datanode %s: %s", node.address, reason)
+            raise errors.ForeignClusterError(reason)
         with self.lock:
             now = self.clock()
             old = self.members.nodes.get(node.uuid)
@@ -395,6 +434,7 @@ class NameSystem:
                     node.admin_state = saved
             if was_dead:
                 log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
+        return self.cluster_id
 
     def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
                   deleted: list[int], corrupt: list[int],
@@ -496,7 +536,7 @@ class NameSystem:
                 lost = self.bmap.remove_node(node.uuid)
                 self.commands.pop(node.uuid, None)
                 self.monitor.node_gone(node.uuid, lost)
-                log.warning("datanode %s declared dead (silent %.1fs); %d blocks to re-replicate",
+                log.warning("datanode %s declared dead (silent %.1fs); %d of its blocks lost a replica",
                             node.address, now - node.last_heartbeat, len(lost))
             self._update_safemode()
             if self.in_safemode():

@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 
+from dfs import datadir
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -36,7 +37,8 @@ def load_master_key(path: str) -> bytes:
 class NamenodeServer:
     def __init__(self, data_dir: str, listen: str, *, replication: int, block_size: int,
                  heartbeat_interval: float, dead_timeout: float):
-        os.makedirs(data_dir, exist_ok=True)
+        # One namenode per directory, and never one on a directory of somebody's files.
+        self._dir_lock = datadir.open_data_dir(data_dir, "namenode", ("namespace.db", "master.key"))
         self.store = SqliteStore(os.path.join(data_dir, "namespace.db"))
         self.ns = NameSystem(self.store, load_master_key(os.path.join(data_dir, "master.key")),
                              superuser=getpass.getuser(), replication=replication,

@@ -191,9 +191,10 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
 
     @rpc
     def Register(self, r, context):
-        self.ns.register(DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
-                                            capacity=r.capacity, used=r.used, remaining=r.remaining))
-        return pb.RegisterReply(heartbeat_interval=self.ns.members.heartbeat_interval)
+        cluster_id = self.ns.register(
+            DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
+                               capacity=r.capacity, used=r.used, remaining=r.remaining), r.cluster_id)
+        return pb.RegisterReply(cluster_id=cluster_id, heartbeat_interval=self.ns.members.heartbeat_interval)
 
     @rpc
     def Heartbeat(self, r, context):

@@ -299,9 +299,11 @@ class SqliteStore:
         self._w("DELETE FROM block WHERE id=?", (block_id,))
 
     def all_blocks(self) -> Iterable[tuple]:
-        """(block_id, inode, genstamp, length, replication, complete) for every block."""
+        """(block_id, inode, genstamp, length, replication, committed) for every block: the
+        blocks of complete files, and those of unfinished files their writer committed (they
+        are repaired like any other; only a block still being written is not)."""
         return self._db.execute(
-            """SELECT b.id, b.inode, b.genstamp, b.length, i.replication, i.state='C'
+            """SELECT b.id, b.inode, b.genstamp, b.length, i.replication, i.state='C' OR b.committed=1
                FROM block b JOIN inode i ON i.id=b.inode""").fetchall()
 
     def block_owner(self, block_id: int) -> dict | None:

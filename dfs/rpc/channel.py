@@ -6,6 +6,8 @@ docs/transport.md), so the default message limits are kept.
 
 from __future__ import annotations
 
+import errno
+import socket
 from concurrent import futures
 
 import grpc
@@ -30,7 +32,29 @@ def make_server(address: str, max_workers: int = 16) -> tuple[grpc.Server, int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="rpc"),
                          options=_OPTIONS + [("grpc.so_reuseport", 0)])
-    port = server.add_insecure_port(address)
-    if port == 0:
-        raise OSError(f"cannot listen on {address}")
+    _check_bindable(address)
+    try:
+        port = server.add_insecure_port(address)
+    except RuntimeError:   # grpcio >= 1.60 raises instead of returning 0
+        port = 0
+    if port == 0:   # in use (another process, or our previous life not gone yet) or not ours
+        raise OSError(errno.EADDRINUSE, f"cannot listen on {address} (address in use or not available)")
     return server, port
+
+
+def _check_bindable(address: str) -> None:
+    """Bind a plain socket first (as gRPC does: SO_REUSEADDR), so that an address in use
+    fails with one OSError line instead of gRPC's C-core error log and RuntimeError."""
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    try:
+        infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, ValueError):
+        return   # gRPC resolves it, and reports what it cannot
+    family, kind, proto, _, sockaddr = infos[0]
+    with socket.socket(family, kind, proto) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(sockaddr)
+        except OSError as e:
+            raise OSError(e.errno, f"cannot listen on {address}: {e.strerror}") from None

@@ -59,6 +59,8 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
         name, path, detail = (details.split("\0", 2) + ["", ""])[:3]
         cls = errors.WIRE_ERRORS.get(name, errors.DfsError)
         return cls(detail, path)
-    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+    # CANCELLED without our details: the namenode was shutting down (SIGTERM) when the call
+    # arrived, so it was not run -- the same as an unreachable namenode.
+    if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return errors.NamenodeUnreachableError(f"cannot reach namenode {address}")
     return errors.DfsError(f"namenode {address}: {details or code}")

@@ -10,6 +10,7 @@ import sys
 import time
 
 from dfs.testing import Cluster
+from dfs.testing.cluster import _host, free_port
 
 MiB = 1 << 20
 
@@ -102,3 +103,24 @@ def until(pred, timeout: float, what: str, interval: float = 0.1):
             return v
         time.sleep(interval)
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def run_server(cluster: Cluster, *argv: str, timeout: float = 15.0) -> subprocess.CompletedProcess:
+    """Run `dfs namenode|datanode ...` by hand and wait for it to exit (a server that
+    should refuse to start); TimeoutExpired if it keeps running."""
+    return subprocess.run([sys.executable, "-m", "dfs", *argv], capture_output=True, timeout=timeout,
+                          env=cluster.env)
+
+
+def run_datanode(cluster: Cluster, data_dir: str, timeout: float = 15.0) -> subprocess.CompletedProcess:
+    host = _host()
+    return run_server(cluster, "datanode", "--data-dir", data_dir, "--namenode", cluster.namenode_address,
+                      "--listen", f"{host}:{free_port(host)}", "--heartbeat-interval", str(cluster.heartbeat),
+                      timeout=timeout)
+
+
+def error_lines(r: subprocess.CompletedProcess, command: str) -> list[str]:
+    """The `dfs: COMMAND: ...` lines on stderr; asserts there is no traceback."""
+    err = r.stderr.decode(errors="replace")
+    assert "Traceback" not in err, err
+    return [line for line in err.splitlines() if line.startswith(f"dfs: {command}:")]

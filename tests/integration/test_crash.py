@@ -22,7 +22,6 @@ from dfs.testing.faults import (
     tmp_files,
     until,
     wait_for_tmp,
-    wait_state,
 )
 
 
@@ -93,8 +92,11 @@ def test_datanode_sigkill_mid_block_leaves_no_partial_replica(make_cluster):
     finally:
         if p.poll() is None:
             p.kill()
+    # Its first life may not be declared dead yet ("live" proves nothing): wait for the
+    # new process to register.
+    lives = log_text(victim).count("registered with namenode")
     c.restart(victim)
-    wait_state(c, victim, "live")
+    c.wait_for(lambda: log_text(victim).count("registered with namenode") > lives, 20, "the restart to register")
     assert tmp_files(victim) == []                     # discarded at restart
     for sub in os.listdir(os.path.join(victim.data_dir, "current")):
         names = os.listdir(os.path.join(victim.data_dir, "current", sub))

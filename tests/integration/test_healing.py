@@ -149,6 +149,33 @@ def test_datanode_fails_in_the_middle_of_a_put(make_cluster, sig, where):
     check_all(c, {"/victim.bin": data})
 
 
+def test_put_fails_with_one_clear_line_when_every_datanode_is_frozen(make_cluster):
+    """A frozen node is excluded after DFS_DATA_TIMEOUT; with none left the put fails in
+    bounded time, naming the file and why (it said `big: no datanode with room left`)."""
+    c = make_cluster(datanodes=1, replication=1, dead_timeout=20.0, env={"DFS_DATA_TIMEOUT": "1.5"})
+    node = c.datanodes[0]
+    c.cli("mkdir", "/dir", check=True)
+    p = start_put(c, "/dir/frozen.bin", args=["--block-size", "3MiB"])
+    try:
+        p.stdin.write(os.urandom(6 * MiB))     # read 4 MiB at a time: block 2 half sent
+        p.stdin.flush()
+        wait_for_tmp(c, [node])
+        c.pause(node)
+        t = time.monotonic()
+        p.stdin.write(os.urandom(MiB))
+        p.stdin.close()
+        assert p.wait(timeout=30) == 1
+        assert time.monotonic() - t < 15
+        err = p.stderr.read().decode()
+        assert err.splitlines() == [f"dfs: put: /dir/frozen.bin: no datanode left for the block: every live one "
+                                    f"failed this write (full or not responding: {node.address})"], err
+    finally:
+        if p.poll() is None:
+            p.kill()
+        c.resume(node)
+    assert c.cli("test", "-e", "/dir/frozen.bin").returncode == 1
+
+
 def test_datanode_killed_during_a_parallel_put_of_many_files(make_cluster, tmp_path):
     """`put -r -t 4`: each upload recovers from the dead node on its own; nothing is lost."""
     c = make_cluster(datanodes=4, env={"DFS_DATA_TIMEOUT": "2"})
@@ -301,6 +328,35 @@ def test_decommission_drains_a_node(make_cluster):
     check_all(c, files)
 
 
+def test_decommission_waits_for_a_file_being_written_on_the_node(make_cluster):
+    """Blocks a writer has stored on the node but not yet committed cannot be copied: the
+    node stays decommissioning until they are (it was declared decommissioned at once, and
+    stopping it lost them)."""
+    c = make_cluster(datanodes=3, replication=1)
+    leaving = c.datanodes[0]
+    data = os.urandom(8 * MiB)
+    # The writer's host runs `leaving`: every block's one replica goes there.
+    p = start_put(c, "/open.bin", env={"DFS_CLIENT_HOST": leaving.address.rpartition(":")[0]},
+                  args=["--block-size", "1MiB"])
+    try:
+        p.stdin.write(data[:5 * MiB])         # read 4 MiB at a time: the writer then waits
+        p.stdin.flush()
+        c.wait_for(lambda: len(replica_files(leaving)) >= 4, 20, "blocks on the node", interval=0.05)
+        assert c.cli("admin", "decommission", leaving.address).returncode == 0
+        time.sleep(1.5)                       # several monitor rounds
+        assert node_state(c, leaving.address) == "decommissioning"
+        p.stdin.write(data[5 * MiB:])
+        p.stdin.close()
+        assert p.wait(timeout=30) == 0, p.stderr.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    wait_state(c, leaving, "decommissioned", timeout=20)
+    c.kill(leaving, signal.SIGKILL)
+    check_all(c, {"/open.bin": data})
+    assert c.fsck()["status"] == "HEALTHY"
+
+
 def test_setrep_w_waits_until_reached(make_cluster):
     c = make_cluster(datanodes=4)
     data = os.urandom(3 * MiB)
@@ -314,6 +370,28 @@ def test_setrep_w_waits_until_reached(make_cluster):
     assert r.returncode == 0, r.stderr
     assert all(len(b["names"]) == 4 for b in locations(c, "/s"))
     assert c.fsck("/s")["status"] == "HEALTHY"
+    check_all(c, {"/s": data})
+
+
+def test_setrep_w_after_a_datanode_dies_returns_in_bounded_time(make_cluster):
+    c = make_cluster(datanodes=4)
+    data = os.urandom(3 * MiB)
+    put_bytes(c, "/s", data)
+    assert c.cli("setrep", "-w", "4", "/s", timeout=30).returncode == 0
+    victim = c.datanodes[1]
+    c.kill(victim, signal.SIGKILL)
+    t = time.monotonic()
+    r = c.cli("setrep", "-w", "2", "/s", timeout=30)
+    assert r.returncode == 0 and time.monotonic() - t < 10, r.stderr
+    wait_state(c, victim, "dead")
+    # If the trim kept the dead node's copy, the block is repaired back to 2.
+    c.wait_for(lambda: all(len(b["names"]) == 2 and victim.address not in b["names"]
+                           for b in locations(c, "/s")), 20, "2 live replicas of each block")
+    assert c.fsck("/s")["status"] == "HEALTHY"
+    # 4 cannot be reached with 3 datanodes: one line now, not after DFS_SETREP_TIMEOUT (600 s)
+    r = c.cli("setrep", "-w", "4", "/s", timeout=30)
+    assert r.returncode == 1 and r.stderr.decode().splitlines() == [
+        "dfs: setrep: /s: replication 4 cannot be reached: 3 datanodes in service"], r.stderr
     check_all(c, {"/s": data})
 
 
@@ -363,7 +441,7 @@ def test_no_room_anywhere_fails_with_a_clear_error(make_cluster):
         r = c.cli("put", "-", "/huge", input=os.urandom(12 * MiB))
         assert r.returncode == 1
         err = r.stderr.decode().strip().splitlines()[-1]
-        assert err.startswith("dfs: put: ") and ("room" in err or "space" in err), r.stderr
+        assert err.startswith("dfs: put: /huge: ") and ("full" in err or "space" in err), r.stderr
         assert c.cli("test", "-e", "/huge").returncode == 1     # no half-written file
         check_all(c, {"/first": first})
     finally:

@@ -560,6 +560,64 @@ def test_decommission():
     assert leaving.address not in more[0][1]
 
 
+def test_decommission_waits_for_blocks_being_written_on_the_node():
+    """A block allocated to the node, or stored there but not yet committed, cannot be
+    copied (its length is unknown): the node is not decommissioned until it is."""
+    ns = make(replication=1)
+    nodes = register(ns, 3)
+    fid = start(ns, "/open")["id"]
+    b0 = ns.add_block(ROOT, fid, None, [], [])
+    leaving = next(d for d in nodes if d.address == b0.locations[0].address)
+    ns.decommission(leaving.address)
+    ns.tick()
+    assert leaving.admin_state == "decommissioning"          # being written there
+    beat(ns, [leaving], received={leaving.uuid: [(b0.block_id, b0.genstamp, 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioning"          # stored there, not committed
+    b1 = ns.add_block(ROOT, fid, (b0.block_id, 10), [leaving.address], [])
+    assert leaving.address not in [d.address for d in b1.locations]
+    ns.tick()
+    cmds = beat(ns, nodes)
+    (transfer,) = [t for c in cmds.values() for t in c.transfers]   # b0 is committed: copied
+    target = next(d for d in nodes if d.address == transfer[3][0])
+    beat(ns, [target], received={target.uuid: [(b0.block_id, b0.genstamp, 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+    assert not ns.bmap.writing - {b1.block_id}               # committed blocks leave it
+
+
+def test_committed_blocks_of_an_unfinished_file_stay_committed_after_a_restart(tmp_path):
+    db = str(tmp_path / "meta.db")
+    master, clock = os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    register(ns1, 3)
+    fid = start(ns1, "/open")["id"]
+    b0 = ns1.add_block(ROOT, fid, None, [], [])
+    b1 = ns1.add_block(ROOT, fid, (b0.block_id, BS), [d.address for d in b0.locations], [])
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    # b0 is repaired like any block; b1 is still being written
+    assert ns2.bmap.blocks[b0.block_id].complete and ns2.bmap.blocks[b0.block_id].length == BS
+    assert not ns2.bmap.blocks[b1.block_id].complete
+
+
+def test_a_restarted_namenode_asks_writers_to_wait_for_its_datanodes(tmp_path):
+    db = str(tmp_path / "meta.db")
+    master, clock = os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    register(ns1, 3)
+    write(ns1, "/f", [10])
+    fid = start(ns1, "/open")["id"]
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    ns2.safemode_auto = False   # (the reports of /f's block are not the point here)
+    with pytest.raises(errors.SafeModeError, match="waiting for the datanodes to register"):
+        ns2.add_block(ROOT, fid, None, [], [])       # retried by the client
+    clock.advance(DEAD + 1)
+    with pytest.raises(errors.NoDatanodesError):     # none came: the usual error
+        ns2.add_block(ROOT, fid, None, [], [])
+
+
 def test_expired_lease_removes_unfinished_file():
     clock = Clock()
     ns = make(clock=clock)

@@ -392,20 +392,22 @@ class DecommissionRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining")
+    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id")
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     USED_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
+    CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     address: str
     rack: str
     capacity: int
     used: int
     remaining: int
-    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ...) -> None: ...
+    cluster_id: str
+    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., cluster_id: _Optional[str] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("cluster_id", "heartbeat_interval")

@@ -1,0 +1,177 @@
+"""Servers on the wrong directory or port, and clean shutdowns (real processes).
+
+A datanode pointed at another cluster's data dir, at a directory of somebody's
+files, at a file or at a read-only file system stops with one line and exit
+code 1 and touches nothing; a second process on a directory or port in use
+is refused; SIGTERM and SIGINT stop both servers at once with exit code 0
+(a datanode breaks off its repair copies), they start again on the same
+directories and addresses, and a put rides through a namenode restart.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from dfs.testing.cluster import free_port
+from dfs.testing.faults import (
+    MiB,
+    block_ids_on,
+    check_all,
+    error_lines,
+    locations,
+    put_bytes,
+    replica_files,
+    run_datanode,
+    run_server,
+    start_put,
+    tmp_files,
+)
+
+
+def test_datanode_refuses_a_data_dir_of_another_cluster(make_cluster):
+    a = make_cluster(datanodes=1, replication=1)
+    b = make_cluster(datanodes=1, replication=1)
+    data = os.urandom(3 * MiB)
+    put_bytes(a, "/a", data)
+    node = a.datanodes[0]
+    held = block_ids_on(node)
+    a.kill(node, signal.SIGTERM)
+    # Before the fix it joined b, and b's namenode deleted a's replicas as unknown blocks.
+    r = run_datanode(b, node.data_dir)
+    lines = error_lines(r, "datanode")
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"dfs: datanode: {node.data_dir}: belongs to cluster CID-"), lines
+    assert block_ids_on(node) == held
+    assert [n["address"] for n in b.report()["live"]] == [b.datanodes[0].address]
+    a.restart(node)                       # its own cluster still takes it
+    a.wait_for(lambda: a.cli("cat", "/a").stdout == data, 20, "/a to be readable again")
+
+
+def test_datanode_refuses_a_dir_of_other_files_a_file_and_a_read_only_dir(make_cluster, tmp_path):
+    c = make_cluster(datanodes=1, replication=1)
+    junk = tmp_path / "junk"
+    user_files = ["notes.txt", "tmp/important.doc", "current/ab/photo.data", "spare"]
+    for name in user_files:
+        (junk / name).parent.mkdir(parents=True, exist_ok=True)
+        (junk / name).write_text("user data\n")
+    # Before the fix it emptied tmp/ and then failed on `spare` (File exists); with
+    # other names it adopted the directory and deleted current/ab/photo.data.
+    r = run_datanode(c, str(junk))
+    lines = error_lines(r, "datanode")
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert "not a dfs datanode data dir and not empty (current, notes.txt, spare" in lines[0]
+    assert sorted(str(p.relative_to(junk)) for p in junk.rglob("*") if p.is_file()) == sorted(user_files)
+
+    afile = tmp_path / "afile"
+    afile.write_text("hello")
+    r = run_datanode(c, str(afile))
+    assert r.returncode == 1 and error_lines(r, "datanode") == [f"dfs: datanode: {afile}: not a directory"]
+    assert afile.read_text() == "hello"
+
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)], check=True)
+    try:
+        r = run_datanode(c, str(ro))
+        lines = error_lines(r, "datanode")
+        assert r.returncode == 1 and len(lines) == 1 and "Read-only file system" in lines[0], r.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False)
+
+
+def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster):
+    c = make_cluster(datanodes=1, replication=1)
+    put_bytes(c, "/x", b"x" * 1000)
+    dn = c.datanodes[0]
+    host = dn.address.split(":")[0]
+    # Before the fix both ran: the second datanode wiped the first one's tmp/ and took
+    # its identity; a second namenode served the same namespace.
+    r = run_datanode(c, dn.data_dir)
+    assert r.returncode == 1 and error_lines(r, "datanode") == [
+        f"dfs: datanode: {dn.data_dir}: in use by another datanode (pid {dn.proc.pid})"], r.stderr
+    r = run_server(c, "namenode", "--data-dir", c.namenode.data_dir, "--listen", f"{host}:{free_port(host)}")
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {c.namenode.data_dir}: in use by another namenode (pid {c.namenode.proc.pid})"], r.stderr
+    # An address in use: one line, no gRPC traceback.
+    r = run_server(c, "namenode", "--data-dir", os.path.join(c.base, "nn2"), "--listen", c.namenode_address)
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: cannot listen on {c.namenode_address}: Address already in use"], r.stderr
+    assert c.fsck()["status"] == "HEALTHY"
+
+
+def _stop(node, sig) -> float:
+    t = time.monotonic()
+    node.proc.send_signal(sig)
+    assert node.proc.wait(timeout=5) == 0
+    return time.monotonic() - t
+
+
+def test_sigterm_and_sigint_stop_promptly_and_restart_in_place(make_cluster):
+    c = make_cluster(datanodes=2, replication=2)
+    files = {"/a": os.urandom(2 * MiB + 5)}
+    put_bytes(c, "/a", files["/a"])
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        dn = c.datanodes[0]
+        assert _stop(dn, sig) < 3 and _stop(c.namenode, sig) < 3
+        c.restart(c.namenode)           # same data dirs, same addresses: no lock or port left over
+        c.restart(dn)
+        c.wait_for_datanodes(2)
+        files[f"/after{sig}"] = os.urandom(MiB + 1)
+        put_bytes(c, f"/after{sig}", files[f"/after{sig}"])
+        check_all(c, files)
+    assert all(replica_files(d) for d in c.datanodes)
+    for n in [c.namenode, *c.datanodes]:
+        with open(n.log_path, errors="replace") as f:
+            assert "Traceback" not in f.read(), n.name
+
+
+def test_sigterm_breaks_off_a_running_repair_copy(make_cluster):
+    """A datanode sending a slow repair copy (bandwidth cap) stops at once: it waited
+    for the copy to end (the interpreter joins the copy threads at exit)."""
+    c = make_cluster(datanodes=3, replication=2, block_size="8MiB", start=False)
+    for d in c.datanodes:
+        d.argv += ["--repair-bandwidth", "512KiB"]   # 4 MiB burst, then ~8 s for the rest
+    c.start()
+    put_bytes(c, "/a", os.urandom(8 * MiB))
+    holders = [d for d in c.datanodes if d.address in locations(c, "/a")[0]["names"]]
+    target = next(d for d in c.datanodes if d not in holders)
+    assert c.cli("setrep", "3", "/a").returncode == 0
+    c.wait_for(lambda: tmp_files(target), 10, "the copy to start", interval=0.05)
+    for d in holders:
+        d.proc.send_signal(signal.SIGTERM)
+    t = time.monotonic()
+    assert [d.proc.wait(timeout=15) for d in holders] == [0, 0]
+    assert time.monotonic() - t < 3
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_a_put_rides_through_a_namenode_restart(make_cluster, sig):
+    """The writer retries while the namenode is down; the restarted namenode has no
+    datanode yet when the writer's AddBlock arrives, and told it `no live datanodes`
+    (the put failed) instead of to retry until they register."""
+    c = make_cluster(datanodes=3)
+    data = os.urandom(10 * MiB)
+    p = start_put(c, "/p", args=["--block-size", "3MiB"])
+    try:
+        p.stdin.write(data[:6 * MiB])          # read 4 MiB at a time: block 2 is half sent
+        p.stdin.flush()
+        c.wait_for(lambda: any(tmp_files(d) for d in c.datanodes), 20, "block 2 on its way", interval=0.02)
+        assert _stop(c.namenode, sig) < 3
+        for d in c.datanodes:                  # they register only after the writer's call
+            c.pause(d)
+        c.restart(c.namenode)
+        p.stdin.write(data[6 * MiB:])
+        p.stdin.close()
+        time.sleep(2)
+        for d in c.datanodes:
+            c.resume(d)
+        assert p.wait(timeout=60) == 0, p.stderr.read().decode()
+    finally:
+        if p.poll() is None:
+            p.kill()
+    check_all(c, {"/p": data})

@@ -1,0 +1,57 @@
+"""NamenodeClient rides out a namenode that is down or shutting down."""
+
+from __future__ import annotations
+
+import os
+
+import grpc
+import pytest
+
+from dfs import errors
+from dfs.client.namenode import NamenodeClient
+
+
+class _Status(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str = ""):
+        self._code, self._details = code, details
+
+    def code(self):
+        return self._code
+
+    def details(self):
+        return self._details
+
+
+class _Stub:
+    def __init__(self, failures):
+        self.failures = list(failures)
+        self.calls = 0
+
+    def Mkdir(self, request, timeout):
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+def _client(stub, retry_seconds=5.0) -> NamenodeClient:
+    c = NamenodeClient("127.0.0.1:1", retry_seconds=retry_seconds)
+    c._stub, c._pid = stub, os.getpid()
+    return c
+
+
+def test_a_call_cancelled_by_a_stopping_namenode_is_retried():
+    # grpc answers CANCELLED to a call that reaches a namenode being stopped (SIGTERM):
+    # a put in progress failed with `namenode HOST:PORT: CANCELLED` instead of retrying.
+    stub = _Stub([_Status(grpc.StatusCode.CANCELLED, "Cancelled"), _Status(grpc.StatusCode.UNAVAILABLE)])
+    assert _client(stub).call("Mkdir") == "ok" and stub.calls == 3
+
+
+def test_errors_from_the_namenode_and_deadlines_are_not_retried():
+    stub = _Stub([_Status(grpc.StatusCode.NOT_FOUND, "DfsFileNotFoundError\0/x\0No such file or directory")])
+    with pytest.raises(errors.DfsFileNotFoundError):
+        _client(stub).call("Mkdir")
+    stub = _Stub([_Status(grpc.StatusCode.DEADLINE_EXCEEDED)])
+    with pytest.raises(errors.NamenodeUnreachableError):
+        _client(stub).call("Mkdir")
+    assert stub.calls == 1
