@@ -21,6 +21,17 @@ def _listed(c, path, index, address) -> bool:
     return address in locations(c, path)[index]["names"]
 
 
+def _stored(c, path, data, index=0):
+    """Write ``data`` to ``path``, wait for HEALTHY; -> (block id of block ``index``,
+    the datanode of its first listed replica, that replica's data file)."""
+    put_bytes(c, path, data)
+    c.wait_for_status("HEALTHY")
+    block = locations(c, path)[index]
+    bid, victim = block["block_id"], _node(c, block["names"][0])
+    (_, data_file), = [(d, p) for d, p in c.replica_files(bid) if d is victim]
+    return bid, victim, data_file
+
+
 def _repaired(c, path, index, bid, bad_address=None) -> bool:
     """Three replicas listed and on disk, fsck HEALTHY; ``bad_address`` (a corrupt
     replica's node) not among them. A lost replica's node may get a fresh copy."""
@@ -33,11 +44,7 @@ def _repaired(c, path, index, bid, bad_address=None) -> bool:
 def test_replica_files_removed_by_hand_are_noticed_and_replaced(make_cluster, gone):
     c = make_cluster(datanodes=4, replica_check_interval=0.5)
     files = {"/f": os.urandom(2 * MiB + 7)}
-    put_bytes(c, "/f", files["/f"])
-    c.wait_for_status("HEALTHY")
-    block = locations(c, "/f")[1]
-    bid, victim = block["block_id"], _node(c, block["names"][0])
-    (_, data), = [(d, p) for d, p in c.replica_files(bid) if d is victim]
+    bid, victim, data = _stored(c, "/f", files["/f"], 1)
     t0 = time.monotonic()
     if gone in ("data", "both"):
         os.unlink(data)
@@ -58,11 +65,7 @@ def test_periodic_block_report_reflects_the_disk(make_cluster):
     of what is on disk, and the namenode drops and re-plans what it no longer lists."""
     c = make_cluster(datanodes=4, replica_check_interval=3600, env={"DFS_BLOCK_REPORT_INTERVAL": "1"})
     files = {"/b": os.urandom(MiB + 3)}
-    put_bytes(c, "/b", files["/b"])
-    c.wait_for_status("HEALTHY")
-    block = locations(c, "/b")[0]
-    bid, victim = block["block_id"], _node(c, block["names"][0])
-    (_, data), = [(d, p) for d, p in c.replica_files(bid) if d is victim]
+    bid, victim, data = _stored(c, "/b", files["/b"])
     os.unlink(data)
     os.unlink(data[:-5] + ".meta")
     c.wait_for(lambda: _repaired(c, "/b", 0, bid), 20, "the block to be copied again")
@@ -73,11 +76,7 @@ def test_read_of_a_removed_replica_reports_it(make_cluster):
     """The frequent check is off (1 h): the first read that meets the hole reports it."""
     c = make_cluster(datanodes=4, replica_check_interval=3600)
     data = os.urandom(MiB + 11)
-    put_bytes(c, "/r", data)
-    c.wait_for_status("HEALTHY")
-    block = locations(c, "/r")[0]
-    bid, victim = block["block_id"], _node(c, block["names"][0])
-    (_, path), = [(d, p) for d, p in c.replica_files(bid) if d is victim]
+    bid, victim, path = _stored(c, "/r", data)
     os.unlink(path)
     client = c.client()
     # Reads start at a random replica; each must return the right bytes anyway.
@@ -121,11 +120,7 @@ def test_datanode_finds_a_damaged_meta_file_while_serving(make_cluster):
     replica corrupt, reported in the next beat and replaced; the reader goes on."""
     c = make_cluster(datanodes=4, replica_check_interval=3600)
     data = os.urandom(MiB + 5)
-    put_bytes(c, "/m", data)
-    c.wait_for_status("HEALTHY")
-    block = locations(c, "/m")[0]
-    bid, victim = block["block_id"], _node(c, block["names"][0])
-    (_, path), = [(d, p) for d, p in c.replica_files(bid) if d is victim]
+    bid, victim, path = _stored(c, "/m", data)
     with open(path[:-5] + ".meta", "r+b") as f:
         f.seek(20)
         b = f.read(1)
