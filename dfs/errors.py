@@ -14,6 +14,7 @@
     ├── NoDatanodesError                                no live datanodes ...
     ├── LeaseError                                      file is being written by another client
     ├── ForeignClusterError                             data dir belongs to another cluster
+    ├── MetadataStoreError                              namenode cannot store its metadata
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
     └── DataIntegrityError
@@ -95,6 +96,11 @@ class ForeignClusterError(DfsError):
     reason = "data dir belongs to another cluster"
 
 
+class MetadataStoreError(DfsError):
+    """The namenode could not commit a change to its metadata (a full disk): nothing of it was kept."""
+    reason = "namenode cannot store its metadata"
+
+
 class NamenodeUnreachableError(DfsError, ConnectionError):
     reason = "cannot reach namenode"
 
@@ -126,7 +132,7 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError, BlockMissingError,
+        LeaseError, ForeignClusterError, MetadataStoreError, DataIntegrityError, ChecksumError, BlockMissingError,
     )
 }
 
@@ -143,6 +149,7 @@ ERRNO: dict[type[DfsError], int] = {
     InvalidArgumentError: _errno.EINVAL,
     SafeModeError: _errno.EROFS,
     NoDatanodesError: _errno.ENOSPC,
+    MetadataStoreError: _errno.ENOSPC,
     LeaseError: _errno.EBUSY,
     NamenodeUnreachableError: _errno.ENOTCONN,
     DatanodeError: _errno.EIO,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sqlite3
 import threading
 import time
 import uuid
@@ -31,7 +32,7 @@ from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
-from dfs.namenode.store import MetaStore
+from dfs.namenode.store import MetaStore, store_error
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,15 @@ class LocatedBlock:
     corrupt: bool = False
 
 
+class _Tx:
+    """The mutations applied since the last commit, which share the next one."""
+    __slots__ = ("dropped", "error")
+
+    def __init__(self) -> None:
+        self.dropped: list[int] = []    # blocks to forget and delete once committed
+        self.error: errors.MetadataStoreError | None = None   # set if the commit failed
+
+
 class NameSystem:
     def __init__(self, store: MetaStore, master_key: bytes, *, superuser: str,
                  replication: int = 3, block_size: int = 64 << 20, chunk_size: int = 1 << 20,
@@ -81,6 +91,7 @@ class NameSystem:
         self.safemode_manual = False
         self.safemode_auto = True
         self.started = clock()
+        self._tx = _Tx()
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
         self._update_safemode()
@@ -108,9 +119,58 @@ class NameSystem:
         answered yet, and only a power loss, not a crash, could lose it."""
         with self._sync_lock:
             with self.lock:
-                owed = self.store.commit()
+                tx, self._tx = self._tx, _Tx()
+                try:
+                    owed = self.store.commit()
+                except errors.MetadataStoreError as e:
+                    self._lost(tx, e)
+                    raise
+                self._committed(tx)
             if owed:
-                self.store.flush()
+                try:
+                    self.store.flush()
+                except errors.MetadataStoreError as e:
+                    log.error("%s", e)
+                    tx.error = e     # committed, but not durable: its callers are not told it is
+                    raise
+
+    def _abort_tx(self, e: BaseException):
+        """A write outside ``_mutate`` failed in the store: the open transaction is lost."""
+        tx, self._tx = self._tx, _Tx()
+        self.store.rollback()
+        err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
+        self._lost(tx, err)
+        raise err from None
+
+    def _committed(self, tx: "_Tx") -> None:
+        """What a transaction's mutations do in memory once it is on disk: forget the
+        blocks they dropped and tell their datanodes to delete them. Before the commit
+        succeeded, a replica deleted could belong to a file a failed commit keeps."""
+        for b in tx.dropped:
+            for node in self.bmap.remove_block(b):
+                self.cmds(node).invalidate.add(b)
+            self.monitor.in_flight.forget_block(b)
+
+    def _lost(self, tx: "_Tx", e: errors.MetadataStoreError) -> None:
+        """A transaction could not be stored (the store rolled it back): fail each
+        of its callers, and bring the block map back to what the store holds (blocks
+        its mutations allocated, committed or re-replicated)."""
+        log.error("%s: %d blocks' drops and the calls waiting on this commit fail", e, len(tx.dropped))
+        tx.error = e
+        stored = {r[0]: r for r in self.store.all_blocks()}
+        for b in [b for b in self.bmap.blocks if b not in stored]:
+            for node in self.bmap.remove_block(b):      # allocated by a lost call: in no file
+                self.cmds(node).invalidate.add(b)
+            self.monitor.in_flight.forget_block(b)
+        for bid, inode, gs, length, repl, complete in stored.values():
+            info = self.bmap.blocks.get(bid)
+            if info is None:
+                self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
+                continue
+            info.inode, info.genstamp, info.length, info.replication = inode, gs, length, repl
+            if info.complete and not complete:
+                info.complete = False
+                self.bmap.writing.add(bid)
 
     def _mutating(self) -> None:
         if self.in_safemode():
@@ -129,10 +189,8 @@ class NameSystem:
             log.info("leaving safe mode: %d of %d blocks reported", reported, total)
 
     def _invalidate_blocks(self, block_ids: list[int]) -> None:
-        for b in block_ids:
-            for node in self.bmap.remove_block(b):
-                self.cmds(node).invalidate.add(b)
-            self.monitor.in_flight.forget_block(b)
+        """Drop blocks the open transaction removed: done once it is committed (_committed)."""
+        self._tx.dropped.extend(block_ids)
 
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
@@ -148,16 +206,31 @@ class NameSystem:
     def _mutate(self, fn, durable: bool = True):
         with self.lock:
             self._mutating()
+            tx = self._tx
+            ndropped = len(tx.dropped)
             self.store.begin_op()
             try:
                 result = fn()
-            except BaseException:
-                self.store.undo_op()   # this call's writes only: others await the commit
+                self.store.end_op()
+            except BaseException as e:
+                del tx.dropped[ndropped:]
+                if not self.store.undo_op():   # this call's writes only: others await the commit
+                    # SQLite rolled back the whole transaction (a full disk): all its calls fail.
+                    err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
+                    self._tx = _Tx()
+                    self._lost(tx, err)
+                    raise err from None
+                if isinstance(e, sqlite3.Error):
+                    raise store_error(e) from None
                 raise
-            self.store.end_op()
             if durable:
                 self.store.want_durable()
-        self._sync()
+        try:
+            self._sync()
+        except errors.MetadataStoreError:
+            pass   # whose transaction failed: ours (tx.error), or one before it
+        if tx.error is not None:
+            raise tx.error
         return result
 
     # -- namespace ------------------------------------------------------
@@ -365,7 +438,10 @@ class NameSystem:
 
     def renew_lease(self, caller: Caller) -> None:
         with self.lock:
-            self.ns.renew_leases(caller.client_name, self.clock())
+            try:
+                self.ns.renew_leases(caller.client_name, self.clock())
+            except sqlite3.Error as e:
+                self._abort_tx(e)
         self._sync()
 
     # -- reading --------------------------------------------------------
@@ -541,10 +617,13 @@ class NameSystem:
             self._update_safemode()
             if self.in_safemode():
                 return
-            for fid in self.ns.expired_leases(now):
-                outcome, dropped = self.ns.recover_lease(fid, now)
-                log.warning("lease on file #%d expired: %s", fid, outcome)
-                self._invalidate_blocks(dropped)
+            try:
+                for fid in self.ns.expired_leases(now):
+                    outcome, dropped = self.ns.recover_lease(fid, now)
+                    log.warning("lease on file #%d expired: %s", fid, outcome)
+                    self._invalidate_blocks(dropped)
+            except sqlite3.Error as e:
+                self._abort_tx(e)
             self.monitor.run(now)
         self._sync()
 

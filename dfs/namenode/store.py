@@ -40,8 +40,15 @@ import os
 import sqlite3
 from typing import Any, Iterable, Protocol
 
+from dfs import errors
+
 ROOT_ID = 1
 ID_BATCH = 1024
+
+
+def store_error(e: BaseException) -> errors.MetadataStoreError:
+    """The one error a client sees when the metadata cannot be written (a full disk)."""
+    return errors.MetadataStoreError(f"namenode cannot store its metadata: {e}")
 
 
 class MetaStore(Protocol):
@@ -70,7 +77,7 @@ class MetaStore(Protocol):
     def sync(self) -> None: ...
     def begin_op(self) -> None: ...
     def end_op(self) -> None: ...
-    def undo_op(self) -> None: ...
+    def undo_op(self) -> bool: ...
     def rollback(self) -> None: ...
 
 
@@ -150,7 +157,7 @@ class SqliteStore:
 
     # -- transactions ---------------------------------------------------
     def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        if not self._in_tx:
+        if not self._in_tx or not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
         return self._db.execute(sql, args)
@@ -161,10 +168,19 @@ class SqliteStore:
 
     def commit(self) -> bool:
         """COMMIT every mutation applied so far. -> True if one of them wants to be
-        on disk before its reply: then ``flush()`` is owed before any reply."""
+        on disk before its reply: then ``flush()`` is owed before any reply.
+
+        A COMMIT that fails (SQLITE_FULL: "database or disk is full", an I/O error)
+        is rolled back - nothing of the transaction is kept, on disk or in this
+        connection - and raises MetadataStoreError; the caller restores whatever
+        it changed in memory for those mutations."""
         if not self._in_tx:
             return False
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._abort()
+            raise store_error(e) from None
         durable, self._in_tx, self._durable = self._durable, False, False
         return durable and self._wal_path != ":memory:-wal"
 
@@ -173,7 +189,20 @@ class SqliteStore:
         then durable. Needs no lock against mutations being applied meanwhile (they
         write an open transaction, or frames a checkpoint has made redundant); the
         caller keeps commits from running concurrently with it."""
-        os.fdatasync(self._wal())
+        try:
+            os.fdatasync(self._wal())
+        except OSError as e:
+            raise store_error(e) from None
+
+    def _abort(self) -> None:
+        """Drop the open transaction, whatever state a failed statement left it in."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        self._in_tx = self._durable = False
+        self._ids.clear()   # reservations made in the rolled-back transaction are gone
 
     def sync(self) -> None:
         """Commit every mutation applied so far; fsync (once for all) if any wants it."""
@@ -202,16 +231,24 @@ class SqliteStore:
     def end_op(self) -> None:
         self._db.execute("RELEASE op")
 
-    def undo_op(self) -> None:
-        self._db.execute("ROLLBACK TO op")
-        self._db.execute("RELEASE op")
-        self._ids.clear()   # reload id reservations as the savepoint left them
+    def undo_op(self) -> bool:
+        """Undo this mutation's writes. -> False if the whole open transaction is gone
+        instead: a statement that fails with SQLITE_FULL or an I/O error may make
+        SQLite roll back the transaction itself, taking other mutations with it."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK TO op")
+                self._db.execute("RELEASE op")
+                self._ids.clear()   # reload id reservations as the savepoint left them
+                return True
+            except sqlite3.Error:
+                pass
+        self._abort()
+        return False
 
     def rollback(self) -> None:
         if self._in_tx:
-            self._db.execute("ROLLBACK")
-            self._in_tx = self._durable = False
-            self._ids.clear()   # reservations made in the rolled-back transaction are gone
+            self._abort()
 
     def close(self) -> None:
         self.want_durable()

@@ -1,0 +1,135 @@
+"""The namenode when its metadata cannot be stored (a full disk): the failed calls
+fail with MetadataStoreError, and nothing of them is kept - not on disk, not in
+memory, and no replica is deleted on their behalf. No sockets: a NameSystem on a
+file-backed SqliteStore whose COMMIT can be made to fail as SQLite does on ENOSPC."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from dfs import errors
+from dfs.namenode.store import SqliteStore
+from tests.unit.test_namesystem import BS, ROOT, beat, make, register, write
+
+
+class _FullDisk:
+    """The store's connection, whose COMMIT fails while ``full`` (as SQLITE_FULL does)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.full = db, False
+
+    def execute(self, sql: str, *args):
+        if self.full and sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def _store(tmp_path) -> tuple[SqliteStore, _FullDisk]:
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    store._db = disk = _FullDisk(store._db)  # type: ignore[assignment]
+    return store, disk
+
+
+def _invalidations(ns, nodes) -> set[int]:
+    return {b for cmds in beat(ns, nodes).values() for b in cmds.invalidate}
+
+
+def test_a_delete_that_cannot_be_committed_keeps_the_file_and_its_replicas(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/keep", [BS, 100])
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError, match="cannot store its metadata: database or disk is full"):
+        ns.delete(ROOT, "/keep", recursive=False)
+    assert ns.stat(ROOT, "/keep").size == BS + 100
+    assert _invalidations(ns, nodes) == set()          # no replica of it is deleted
+    assert all(len(ns.bmap.holders(b)) == 3 for b, _ in blocks)
+    with pytest.raises(errors.MetadataStoreError):
+        ns.rename(ROOT, "/keep", "/moved", overwrite=False)
+    assert ns.stat(ROOT, "/keep") and ns.stat(ROOT, "/") is not None
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/moved")
+    # Space again: the same calls work, and only now are the replicas deleted.
+    disk.full = False
+    ns.rename(ROOT, "/keep", "/moved", overwrite=False)
+    assert ns.delete(ROOT, "/moved", recursive=False)
+    assert _invalidations(ns, nodes) == {b for b, _ in blocks}
+
+
+def test_a_failed_complete_leaves_the_file_open_and_its_writer_can_complete_it_later(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    row, _, _ = ns.create(ROOT, "/w", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    addrs = [d.address for d in lb.locations]
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.complete(ROOT, row["id"], (lb.block_id, 77), addrs)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/w")
+    info = ns.bmap.blocks[lb.block_id]
+    assert not info.complete and lb.block_id in ns.bmap.writing   # memory as the store has it
+    disk.full = False
+    assert ns.complete(ROOT, row["id"], (lb.block_id, 77), addrs).size == 77
+    assert ns.bmap.blocks[lb.block_id].complete
+
+
+def test_a_lost_commit_fails_every_call_that_shared_it_and_forgets_blocks_it_allocated(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [10])
+    row, _, _ = ns.create(ROOT, "/b", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.add_block(ROOT, row["id"], None, [], [])
+    # The allocation was never stored: the block map does not know the block either.
+    assert set(ns.bmap.blocks) == {b["id"] for b in store.blocks(ns.stat(ROOT, "/a").inode_id)}
+    disk.full = False
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    assert ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations]).size == 5
+
+
+def test_the_store_survives_a_reopen_after_a_failed_commit(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [BS, 3])
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        write(ns, "/b", [4])
+    with pytest.raises(errors.MetadataStoreError):
+        ns.mkdir(ROOT, "/d", parents=False, mode=0o755)
+    disk.full = False
+    ns.mkdir(ROOT, "/d", parents=False, mode=0o755)
+    store.close()
+    ns2 = make(SqliteStore(str(tmp_path / "ns.db")))
+    _, entries, _ = ns2.listdir(ROOT, "/", "", 100)
+    assert [(e.path, e.size) for e in entries] == [("/a", BS + 3), ("/d", 0)]
+
+
+def test_a_statement_that_finds_the_database_full_fails_only_its_call(tmp_path):
+    # SQLITE_FULL from a write itself (max_page_count stands in for the disk): the
+    # call fails with the clear error, earlier files are intact.
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [BS])
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
+        for i in range(2000):
+            ns.mkdir(ROOT, f"/dir-with-a-long-name-{i:05d}-" + "x" * 200, parents=False, mode=0o755)
+    assert ns.stat(ROOT, "/a").size == BS
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    ns.mkdir(ROOT, "/later", parents=False, mode=0o755)
+    assert ns.stat(ROOT, "/later").is_dir
