@@ -1,0 +1,90 @@
+"""Namenode durability beyond a plain SIGKILL: a full metadata disk, writers whose
+lease outlives a namenode restart, and calls retried after the namenode applied them
+(their reply lost with a killed namenode). Real processes, real faults."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from dfs import errors
+from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, until
+
+
+def _fill(directory: str) -> str:
+    """Fill the filesystem of ``directory`` to the last byte; -> the filler file."""
+    filler = os.path.join(directory, "filler")
+    with open(filler, "wb", buffering=0) as f:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 2 MiB tmpfs, unmounted (lazily: processes may still hold it) at teardown."""
+    mounts: list[str] = []
+
+    def mount(path: str) -> str:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", path], check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for m in mounts:
+        subprocess.run(["umount", "-l", m], check=False)
+
+
+def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster, small_disk):
+    c = make_cluster(start=False)
+    small_disk(c.namenode.data_dir)
+    c.start()
+    client = c.client(retry_seconds=20)
+    acked = {f"/keep/{i}": os.urandom(300_000 + i) for i in range(4)}
+    for path, data in acked.items():
+        client.write_bytes(path, data)
+    blocks = [b.block_id for b in client.block_locations("/keep/0")]
+    filler = _fill(c.namenode.data_dir)
+
+    # Each mutation now fails with one clear line; none is retried for ever.
+    r = c.cli("rm", "/keep/0")
+    assert r.returncode == 1
+    assert error_lines(r, "rm") == ["dfs: rm: /keep/0: namenode cannot store its metadata: database or disk is full"]
+    with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
+        client.rename("/keep/1", "/moved")
+    with pytest.raises(errors.MetadataStoreError):
+        client.write_bytes("/new", b"x" * 1000)
+    r = c.cli("mkdir", "/d")
+    assert r.returncode == 1 and "namenode cannot store its metadata" in r.stderr.decode()
+    # The failed delete deleted no replica: give the datanodes a few heartbeats to act.
+    time.sleep(3 * c.heartbeat + 1)
+    assert replicas_on_disk(c, blocks[0]) == 3
+    assert sorted(e.path for e in client.listdir("/keep")) == sorted(acked)
+    check_all(c, acked)
+
+    # Space again: the namenode goes on where it was, and a kill -9 loses nothing acknowledged.
+    os.unlink(filler)
+    client.rename("/keep/1", "/moved")
+    acked["/moved"] = acked.pop("/keep/1")
+    assert client.delete("/keep/0")
+    del acked["/keep/0"]
+    client.write_bytes("/new", b"y" * 1000)
+    acked["/new"] = b"y" * 1000
+    c.kill(c.namenode, signal.SIGKILL)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3)
+    assert not client.exists("/keep/0")
+    check_all(c, acked)
+    until(lambda: replicas_on_disk(c, blocks[0]) == 0, 30, "the deleted file's replicas to go")
+    assert c.fsck("/")["status"] == "HEALTHY"
