@@ -618,7 +618,10 @@ class NameSystem:
             if self.in_safemode():
                 return
             try:
-                for fid in self.ns.expired_leases(now):
+                # Leases restart with the namenode (as HDFS's): a writer gets a whole lease
+                # period from our start to renew, however long ago its last renewal was.
+                leases_due = now >= self.started + self.ns.lease_limit
+                for fid in self.ns.expired_leases(now) if leases_due else ():
                     outcome, dropped = self.ns.recover_lease(fid, now)
                     log.warning("lease on file #%d expired: %s", fid, outcome)
                     self._invalidate_blocks(dropped)

@@ -88,3 +88,26 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
     check_all(c, acked)
     until(lambda: replicas_on_disk(c, blocks[0]) == 0, 30, "the deleted file's replicas to go")
     assert c.fsck("/")["status"] == "HEALTHY"
+
+
+def test_a_writer_mid_file_keeps_its_lease_across_a_namenode_restart(make_cluster):
+    # Its lease lapsed (by the clock) while the namenode was down; a restarted namenode
+    # must give it a whole lease period to come back, not remove its file at once.
+    lease = 8.0
+    c = make_cluster(env={"DFS_LEASE_SOFT_LIMIT": str(lease)})
+    client = c.client(retry_seconds=60)
+    data = os.urandom(int(3.5 * MiB))
+    w = client.create("/slow")
+    w.write(data[:int(1.5 * MiB)])                     # one block done, the next one open
+    time.sleep(0.5)
+    c.kill(c.namenode, signal.SIGKILL)
+    w.write(data[int(1.5 * MiB):int(1.8 * MiB)])       # inside the open block: no namenode call
+    time.sleep(lease + 1)                              # the lease it last renewed has lapsed
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3, timeout=60)
+    until(lambda: not client.safemode("get").on, 60, "safe mode to end")
+    time.sleep(1.5)                                    # lease expiry is checked every tick (0.15 s)
+    w.write(data[int(1.8 * MiB):])                     # needs AddBlock: the file must still be open
+    w.close()
+    check_all(c, {"/slow": data})
+    assert "expired" not in open(c.namenode.log_path).read()

@@ -10,8 +10,12 @@ import sqlite3
 import pytest
 
 from dfs import errors
+from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
 from dfs.namenode.store import SqliteStore
-from tests.unit.test_namesystem import BS, ROOT, beat, make, register, write
+from tests.unit.test_namesystem import BS, ROOT, Clock, beat, make, register, start, write
+
+
+GONE = Caller("root", ("supergroup",), client_name="client-gone")
 
 
 class _FullDisk:
@@ -133,3 +137,31 @@ def test_a_statement_that_finds_the_database_full_fails_only_its_call(tmp_path):
     store._db.execute("PRAGMA max_page_count = 1073741823")
     ns.mkdir(ROOT, "/later", parents=False, mode=0o755)
     assert ns.stat(ROOT, "/later").is_dir
+
+
+# -- leases across a restart -------------------------------------------------------
+
+
+def test_leases_restart_with_the_namenode(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    nodes = register(ns, 3)
+    renewing, silent = start(ns, "/renewing"), start(ns, "/silent", GONE)
+    ns.store.close()
+    clock.advance(10 * LEASE_SOFT_LIMIT)       # the namenode was down far longer than a lease
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    for d in nodes:
+        ns.register(d)
+    assert not ns.in_safemode()
+    ns.tick()
+    # Neither writer has had a chance to renew since the restart: both keep their file.
+    assert ns.store.get(renewing["id"]) and ns.store.get(silent["id"])
+    clock.advance(LEASE_SOFT_LIMIT / 2)
+    ns.renew_lease(ROOT)                        # /renewing's writer is back; /silent's is gone
+    clock.advance(LEASE_SOFT_LIMIT / 2 - 1)
+    ns.tick()
+    assert ns.store.get(silent["id"]) is not None               # still within a lease of the start
+    clock.advance(2)
+    ns.tick()
+    assert ns.store.get(silent["id"]) is None                   # a lease from the start, then gone
+    assert ns.store.get(renewing["id"]) is not None             # renewed: kept
