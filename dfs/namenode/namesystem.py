@@ -15,6 +15,7 @@ Complete's fsync makes them durable with it (store.py).
 from __future__ import annotations
 
 import logging
+import pickle
 import random
 import sqlite3
 import threading
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
+RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry of its call (as HDFS)
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
 
@@ -63,10 +65,11 @@ class LocatedBlock:
 
 class _Tx:
     """The mutations applied since the last commit, which share the next one."""
-    __slots__ = ("dropped", "error")
+    __slots__ = ("dropped", "error", "calls")
 
     def __init__(self) -> None:
         self.dropped: list[int] = []    # blocks to forget and delete once committed
+        self.calls: set[tuple[str, int]] = set()   # retry cache entries written in it
         self.error: errors.MetadataStoreError | None = None   # set if the commit failed
 
 
@@ -92,6 +95,7 @@ class NameSystem:
         self.safemode_auto = True
         self.started = clock()
         self._tx = _Tx()
+        self._next_expiry = 0.0     # when the retry cache is next pruned
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
         self._update_safemode()
@@ -203,34 +207,68 @@ class NameSystem:
                 out.append(d.uuid)
         return out
 
-    def _mutate(self, fn, durable: bool = True):
+    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None, key_at: int | None = None):
+        """Apply ``fn`` as one mutation, commit it (shared with others) and return its
+        result. With a ``caller`` whose call has an id, the outcome is recorded in the
+        same transaction (the retry cache) and a retry of that call gets it back instead
+        of running ``fn`` again; ``key_at``: the result's item that is a file's data key,
+        recorded only wrapped (in the file's row, the result's first item)."""
+        call = (caller.client_name, caller.call_id) if caller is not None and caller.call_id \
+            and caller.client_name else None
         with self.lock:
-            self._mutating()
             tx = self._tx
-            ndropped = len(tx.dropped)
-            self.store.begin_op()
-            try:
-                result = fn()
-                self.store.end_op()
-            except BaseException as e:
-                del tx.dropped[ndropped:]
-                if not self.store.undo_op():   # this call's writes only: others await the commit
-                    # SQLite rolled back the whole transaction (a full disk): all its calls fail.
-                    err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
-                    self._tx = _Tx()
-                    self._lost(tx, err)
-                    raise err from None
-                if isinstance(e, sqlite3.Error):
-                    raise store_error(e) from None
-                raise
-            if durable:
-                self.store.want_durable()
+            done = self.store.recorded_call(*call) if call is not None else None
+            if done is not None:
+                log.info("call %d of %s retried: answered with its recorded outcome", call[1], call[0])
+                result = self._replayed(done, key_at)
+                pending = call in tx.calls     # recorded in the transaction not yet committed
+            else:
+                result, pending = self._apply(fn, tx, durable, call, key_at), True
         try:
-            self._sync()
+            self._sync()   # after a replay too: the first call's fsync may still be running
         except errors.MetadataStoreError:
             pass   # whose transaction failed: ours (tx.error), or one before it
-        if tx.error is not None:
+        if pending and tx.error is not None:
             raise tx.error
+        return result
+
+    def _apply(self, fn, tx: _Tx, durable: bool, call: tuple[str, int] | None, key_at: int | None):
+        """Run ``fn`` as a savepoint of the open transaction ``tx`` (under the lock)."""
+        self._mutating()
+        ndropped = len(tx.dropped)
+        self.store.begin_op()
+        try:
+            result = fn()
+            if call is not None:
+                self.store.record_call(*call, self.clock(), self._recorded(result, key_at))
+            self.store.end_op()
+        except BaseException as e:
+            del tx.dropped[ndropped:]
+            if not self.store.undo_op():   # this call's writes only: others await the commit
+                # SQLite rolled back the whole transaction (a full disk): all its calls fail.
+                err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
+                self._tx = _Tx()
+                self._lost(tx, err)
+                raise err from None
+            if isinstance(e, sqlite3.Error):
+                raise store_error(e) from None
+            raise
+        if call is not None:
+            tx.calls.add(call)
+        if durable:
+            self.store.want_durable()
+        return result
+
+    def _recorded(self, result, key_at: int | None) -> bytes:
+        if key_at is not None:
+            result = (*result[:key_at], None, *result[key_at + 1:])
+        return pickle.dumps(result, protocol=5)
+
+    def _replayed(self, outcome: bytes, key_at: int | None):
+        result = pickle.loads(outcome)
+        if key_at is not None:
+            row = result[0]
+            result = (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
         return result
 
     # -- namespace ------------------------------------------------------
@@ -243,20 +281,21 @@ class NameSystem:
             return self.ns.list(path, caller, start_after, limit)
 
     def mkdir(self, caller: Caller, path: str, parents: bool, mode: int) -> FileStatus:
-        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode))
+        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode),
+                            caller=caller)
 
     def delete(self, caller: Caller, path: str, recursive: bool) -> bool:
         def op():
             self._invalidate_blocks(self.ns.delete(path, caller, self.clock(), recursive=recursive))
             return True
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def rename(self, caller: Caller, src: str, dst: str, overwrite: bool) -> FileStatus:
         def op():
             st, dropped = self.ns.rename(src, dst, caller, self.clock(), overwrite=overwrite)
             self._invalidate_blocks(dropped)
             return st
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def chmod(self, caller: Caller, path: str, mode: int) -> FileStatus:
         return self._mutate(lambda: self.ns.chmod(path, mode, caller))
@@ -296,7 +335,7 @@ class NameSystem:
                 self.store.want_durable()   # visible at once
             st = self.ns.status(row, normalize(path)) if complete else None
             return row, data_key, st
-        return self._mutate(op, durable=False)
+        return self._mutate(op, durable=False, caller=caller, key_at=1)
 
     def create_with_block(self, caller: Caller, path: str, *, overwrite: bool, replication: int,
                           block_size: int, mode: int, create_parent: bool, empty_first: bool = False
@@ -325,7 +364,7 @@ class NameSystem:
             lb = self._allocate(OpenFile(row), caller, [], now)
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
             return row, data_key, st, lb
-        return self._mutate(op, durable=False)
+        return self._mutate(op, durable=False, caller=caller, key_at=1)
 
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
@@ -420,7 +459,7 @@ class NameSystem:
         def op():
             self.ns.open_file(file_id, caller)
             self._invalidate_blocks(self.ns.store.delete_subtree(file_id))
-        self._mutate(op, durable=False)
+        self._mutate(op, durable=False, caller=caller)
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
@@ -434,7 +473,7 @@ class NameSystem:
             st, dropped = self.ns.complete(f, caller, self.clock())
             self._invalidate_blocks(dropped)
             return st
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def renew_lease(self, caller: Caller) -> None:
         with self.lock:
@@ -625,6 +664,9 @@ class NameSystem:
                     outcome, dropped = self.ns.recover_lease(fid, now)
                     log.warning("lease on file #%d expired: %s", fid, outcome)
                     self._invalidate_blocks(dropped)
+                if now >= self._next_expiry:
+                    self._next_expiry = now + 10.0
+                    self.store.expire_calls(now - RETRY_CACHE_SECONDS)
             except sqlite3.Error as e:
                 self._abort_tx(e)
             self.monitor.run(now)

@@ -32,6 +32,10 @@ Schema:
       nchildren/nsubdirs count its named entries; triggers keep them.
     block(id, inode, idx, length, genstamp, committed)
     meta(k, v)  counters and cluster identity
+    retry_cache(client, call, at, outcome)  the outcome of each recent mutation, by
+      the client's call id, written in the mutation's own transaction: a retry of a
+      call whose reply was lost (the namenode killed after its commit) is answered
+      with it, as HDFS's RetryCache (which is rebuilt from its edit log)
 """
 
 from __future__ import annotations
@@ -70,6 +74,9 @@ class MetaStore(Protocol):
     def under_construction(self) -> list[dict]: ...
     def next_id(self, counter: str) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
+    def recorded_call(self, client: str, call: int) -> bytes | None: ...
+    def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None: ...
+    def expire_calls(self, before: float) -> int: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def want_durable(self) -> None: ...
     def commit(self) -> bool: ...
@@ -109,6 +116,10 @@ class SqliteStore:
               committed INTEGER NOT NULL DEFAULT 0);
             CREATE INDEX IF NOT EXISTS block_by_inode ON block(inode, idx);
             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+            CREATE TABLE IF NOT EXISTS retry_cache (
+              client TEXT NOT NULL, call INTEGER NOT NULL, at REAL NOT NULL, outcome BLOB NOT NULL,
+              PRIMARY KEY (client, call)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS retry_cache_by_age ON retry_cache(at);
             """
         )
         self._count_children()
@@ -368,6 +379,20 @@ class SqliteStore:
     def set_meta(self, key: str, value: str) -> None:
         self._w("INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
                 (key, value))
+
+    # -- retry cache --------------------------------------------------
+    def recorded_call(self, client: str, call: int) -> bytes | None:
+        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?", (client, call)).fetchone()
+        return r[0] if r else None
+
+    def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None:
+        self._w("INSERT OR REPLACE INTO retry_cache(client, call, at, outcome) VALUES (?,?,?,?)",
+                (client, call, at, outcome))
+
+    def expire_calls(self, before: float) -> int:
+        if self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone() is None:
+            return 0
+        return self._w("DELETE FROM retry_cache WHERE at < ?", (before,)).rowcount
 
     def stats(self) -> tuple[int, int]:
         files = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=0 AND state='C'").fetchone()[0]

@@ -5,16 +5,20 @@ file-backed SqliteStore whose COMMIT can be made to fail as SQLite does on ENOSP
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import sqlite3
 
 import pytest
 
 from dfs import errors
 from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
+from dfs.namenode.namesystem import RETRY_CACHE_SECONDS
 from dfs.namenode.store import SqliteStore
 from tests.unit.test_namesystem import BS, ROOT, Clock, beat, make, register, start, write
 
 
+KEY = os.urandom(32)
 GONE = Caller("root", ("supergroup",), client_name="client-gone")
 
 
@@ -165,3 +169,76 @@ def test_leases_restart_with_the_namenode(tmp_path):
     ns.tick()
     assert ns.store.get(silent["id"]) is None                   # a lease from the start, then gone
     assert ns.store.get(renewing["id"]) is not None             # renewed: kept
+
+
+# -- the retry cache -----------------------------------------------------------------
+
+
+def _call(n: int, caller: Caller = ROOT) -> Caller:
+    return dataclasses.replace(caller, call_id=n)
+
+
+def test_a_retried_mutation_gets_its_first_outcome_even_after_a_restart(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock, master_key=KEY)
+    register(ns, 3)
+    row, key, _ = ns.create(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                            create_parent=False, complete=False)
+    lb = ns.add_block(_call(2), row["id"], None, [], [])
+    done = ns.complete(_call(3), row["id"], (lb.block_id, 9), [d.address for d in lb.locations])
+    ns.mkdir(_call(4), "/d", parents=False, mode=0o755)
+    moved = ns.rename(_call(5), "/f", "/d/g", overwrite=False)
+    ns.store.close()
+    # The namenode was killed before any of these replies left: the client retries each.
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock, master_key=KEY)
+    nodes = register(ns, 3)
+    assert ns.in_safemode()        # no block reported yet: retries are answered all the same
+    row2, key2, _ = ns.create(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                              create_parent=False, complete=False)
+    assert (row2["id"], key2) == (row["id"], key)
+    assert ns.complete(_call(3), row["id"], (lb.block_id, 9), [d.address for d in lb.locations]) == done
+    assert ns.mkdir(_call(4), "/d", parents=False, mode=0o755).is_dir
+    assert ns.rename(_call(5), "/f", "/d/g", overwrite=False) == moved
+    for d in nodes:
+        ns.block_report(d.uuid, [(lb.block_id, lb.genstamp, 9)])
+    assert ns.delete(_call(6), "/d/g", recursive=False)
+    assert ns.delete(_call(6), "/d/g", recursive=False)       # its retry
+    # A new call is no retry: it fails as before.
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.delete(_call(7), "/d/g", recursive=False)
+    with pytest.raises(errors.DfsFileNotFoundError, match="not open for writing"):
+        ns.complete(_call(8), row["id"], (lb.block_id, 9), [])
+    # Nor is the same call number from another client.
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir(_call(4, GONE), "/d", parents=False, mode=0o755)
+
+
+def test_a_call_that_failed_runs_again_when_retried_and_outcomes_expire(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    register(ns, 3)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.mkdir(_call(1), "/a/b", parents=False, mode=0o755)
+    ns.mkdir(_call(2), "/a", parents=False, mode=0o755)
+    assert ns.mkdir(_call(1), "/a/b", parents=False, mode=0o755).is_dir   # nothing recorded: runs
+    clock.advance(RETRY_CACHE_SECONDS - 5)
+    ns.tick()
+    assert ns.mkdir(_call(2), "/a", parents=False, mode=0o755).is_dir     # still answered
+    clock.advance(10)
+    ns.tick()
+    with pytest.raises(errors.DfsFileExistsError):                          # forgotten
+        ns.mkdir(_call(2), "/a", parents=False, mode=0o755)
+    assert ns.store._db.execute("SELECT count(*) FROM retry_cache").fetchone()[0] == 0   # failures: none
+
+
+def test_a_retry_cache_entry_is_lost_with_its_mutation_when_the_commit_fails(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.mkdir(_call(1), "/a", parents=False, mode=0o755)
+    disk.full = False
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/a")
+    assert ns.mkdir(_call(1), "/a", parents=False, mode=0o755).is_dir      # its retry runs it

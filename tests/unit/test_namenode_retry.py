@@ -55,3 +55,25 @@ def test_errors_from_the_namenode_and_deadlines_are_not_retried():
     with pytest.raises(errors.NamenodeUnreachableError):
         _client(stub).call("Mkdir")
     assert stub.calls == 1
+
+
+class _IdStub:
+    def __init__(self, failures):
+        self.failures, self.ids = list(failures), []
+
+    def Mkdir(self, request, timeout):
+        self.ids.append(request.caller.call_id)
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+def test_the_retries_of_one_call_carry_its_call_id_and_the_next_call_a_new_one():
+    # The namenode's retry cache recognises a retry by (client_name, call_id).
+    from dfs.rpc.v1 import namenode_pb2 as pb
+    stub = _IdStub([_Status(grpc.StatusCode.UNAVAILABLE), _Status(grpc.StatusCode.CANCELLED)])
+    c = _client(stub)
+    c.call("Mkdir", pb.MkdirRequest(path="/a"))
+    c.call("Mkdir", pb.MkdirRequest(path="/b"))
+    first = stub.ids[0]
+    assert first > 0 and stub.ids == [first, first, first, first + 1]
