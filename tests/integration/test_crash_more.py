@@ -111,3 +111,47 @@ def test_a_writer_mid_file_keeps_its_lease_across_a_namenode_restart(make_cluste
     w.close()
     check_all(c, {"/slow": data})
     assert "expired" not in open(c.namenode.log_path).read()
+
+
+def test_calls_retried_after_the_namenode_died_having_applied_them_succeed(make_cluster):
+    # The namenode SIGKILLs itself right after each call below is committed and fsynced,
+    # before replying (DFS_TEST_DIE_AFTER); the client retries it against the restarted
+    # namenode, which must answer with the first outcome, not "not open for writing",
+    # "No such file or directory" or "File exists".
+    c = make_cluster()
+    client = c.client(retry_seconds=60)
+    data = os.urandom(int(1.5 * MiB))
+    outcome: dict = {}
+
+    def dying_after(rpc: str, fn):
+        c.env["DFS_TEST_DIE_AFTER"] = rpc
+        c.restart(c.namenode)
+        c.wait_for_datanodes(3, timeout=60)
+        t = threading.Thread(target=lambda: outcome.__setitem__(rpc, _run(fn)), daemon=True)
+        t.start()
+        assert c.namenode.proc.wait(timeout=60) == -signal.SIGKILL
+        del c.env["DFS_TEST_DIE_AFTER"]
+        c.restart(c.namenode)
+        t.join(90)
+        assert not t.is_alive()
+        assert not isinstance(outcome[rpc], Exception), f"{rpc} retried: {outcome[rpc]!r}"
+        return outcome[rpc]
+
+    st = dying_after("Complete", lambda: client.write_bytes("/f", data))
+    assert st.size == len(data)
+    st = dying_after("Create", lambda: client.write_bytes("/g", data[:1000]))
+    assert st.size == 1000
+    assert dying_after("Rename", lambda: client.rename("/f", "/h")).path == "/h"
+    assert dying_after("Mkdir", lambda: client.mkdir("/d")).is_dir
+    assert dying_after("Delete", lambda: client.delete("/g")) is True
+    c.wait_for_datanodes(3, timeout=60)
+    assert sorted(e.path for e in client.listdir("/")) == ["/d", "/h"]
+    check_all(c, {"/h": data})
+    assert open(c.namenode.log_path).read().count("answered with its recorded outcome") >= 5
+
+
+def _run(fn):
+    try:
+        return fn()
+    except Exception as e:    # reported by the assertions on the outcome
+        return e
