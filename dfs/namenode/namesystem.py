@@ -14,6 +14,7 @@ Complete's fsync makes them durable with it (store.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import pickle
 import random
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 SAFEMODE_THRESHOLD = 0.999
 
 RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry of its call (as HDFS)
+RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
 
@@ -259,17 +261,43 @@ class NameSystem:
             self.store.want_durable()
         return result
 
+    # An outcome is recorded compactly (a small file writes two a second for ten minutes,
+    # ~200 bytes each): a status as its fields, a file's row as its id (read again when
+    # replayed: what a reply takes from it does not change), a block with its targets' ids,
+    # a data key not at all (it is in the row, wrapped).
     def _recorded(self, result, key_at: int | None) -> bytes:
-        if key_at is not None:
-            result = (*result[:key_at], None, *result[key_at + 1:])
-        return pickle.dumps(result, protocol=5)
+        def enc(v):
+            if isinstance(v, FileStatus):
+                return ("S", dataclasses.astuple(v))
+            if isinstance(v, LocatedBlock):
+                return ("B", v.block_id, v.genstamp, v.offset, v.length, tuple(d.uuid for d in v.locations),
+                        v.corrupt)
+            if isinstance(v, dict):
+                return ("R", v["id"])
+            return v
+        if isinstance(result, tuple):
+            return pickle.dumps(tuple(None if i == key_at else enc(v) for i, v in enumerate(result)), protocol=5)
+        return pickle.dumps(enc(result), protocol=5)
 
     def _replayed(self, outcome: bytes, key_at: int | None):
+        def dec(v):
+            if isinstance(v, tuple) and v and v[0] == "S":
+                return FileStatus(*v[1])
+            if isinstance(v, tuple) and v and v[0] == "B":
+                nodes = [self.members.nodes[u] for u in v[5] if u in self.members.nodes]
+                return LocatedBlock(v[1], v[2], v[3], v[4], nodes, v[6])
+            if isinstance(v, tuple) and v and v[0] == "R":
+                row = self.store.get(v[1])
+                if row is None:
+                    raise errors.DfsFileNotFoundError("created, then removed before the retry of its creation")
+                return row
+            return v
         result = pickle.loads(outcome)
-        if key_at is not None:
-            row = result[0]
-            result = (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
-        return result
+        if key_at is None:
+            return dec(result)
+        result = tuple(dec(v) for v in result)
+        row = result[0]
+        return (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
 
     # -- namespace ------------------------------------------------------
     def stat(self, caller: Caller, path: str) -> FileStatus:
@@ -666,7 +694,7 @@ class NameSystem:
                     self._invalidate_blocks(dropped)
                 if now >= self._next_expiry:
                     self._next_expiry = now + 10.0
-                    self.store.expire_calls(now - RETRY_CACHE_SECONDS)
+                    self.store.expire_calls(now - RETRY_CACHE_SECONDS, RETRY_CACHE_MAX)
             except sqlite3.Error as e:
                 self._abort_tx(e)
             self.monitor.run(now)

@@ -242,3 +242,28 @@ def test_a_retry_cache_entry_is_lost_with_its_mutation_when_the_commit_fails(tmp
     with pytest.raises(errors.DfsFileNotFoundError):
         ns.stat(ROOT, "/a")
     assert ns.mkdir(_call(1), "/a", parents=False, mode=0o755).is_dir      # its retry runs it
+
+
+def test_a_retried_create_with_its_first_block_gets_the_same_file_key_and_block(tmp_path):
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), master_key=KEY)
+    register(ns, 3)
+    first = ns.create_with_block(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                                 create_parent=False)
+    again = ns.create_with_block(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                                 create_parent=False)
+    assert again[0]["id"] == first[0]["id"] and again[1] == first[1] and again[2] is None
+    assert (again[3].block_id, again[3].genstamp, [d.uuid for d in again[3].locations]) == \
+        (first[3].block_id, first[3].genstamp, [d.uuid for d in first[3].locations])
+    assert len(ns.store.blocks(first[0]["id"])) == 1          # not a second block
+    row = ns.store._db.execute("SELECT length(outcome) FROM retry_cache").fetchone()
+    assert row[0] < 200                                        # compact: no row, no key
+
+
+def test_the_retry_cache_keeps_at_most_the_newest_entries(tmp_path):
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    for i in range(5):
+        store.record_call("c", i, 100.0 + i, b"x")
+    store.sync()
+    assert store.expire_calls(0.0, keep=2) == 3
+    assert store.expire_calls(50.0) == 0
+    assert [r[0] for r in store._db.execute("SELECT call FROM retry_cache ORDER BY call")] == [3, 4]
