@@ -72,6 +72,13 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
     assert replicas_on_disk(c, blocks[0]) == 3
     assert sorted(e.path for e in client.listdir("/keep")) == sorted(acked)
     check_all(c, acked)
+    # Killed and restarted on the full disk, it serves what it has and still refuses clearly.
+    c.kill(c.namenode, signal.SIGKILL)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3, timeout=60)
+    check_all(c, acked)
+    with pytest.raises(errors.MetadataStoreError):
+        client.delete("/keep/0")
 
     # Space again: the namenode goes on where it was, and a kill -9 loses nothing acknowledged.
     os.unlink(filler)
