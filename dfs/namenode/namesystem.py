@@ -481,7 +481,7 @@ class NameSystem:
             f = self.ns.open_file(file_id, caller)
             self.ns.abandon_block(f, block_id)
             self._invalidate_blocks([block_id])
-        self._mutate(op, durable=False)
+        self._mutate(op, durable=False, caller=caller)
 
     def abandon_file(self, caller: Caller, file_id: int) -> None:
         def op():
@@ -767,7 +767,13 @@ class NameSystem:
                 # Remembered across namenode restarts (like HDFS's exclude file).
                 self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
                 self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
-        self._sync()
+        try:
+            self._sync()
+        except errors.MetadataStoreError:
+            with self.lock:
+                if self.store.get_meta(f"admin_state:{d.address}") is None and d.admin_state == "decommissioning":
+                    d.admin_state = "normal"     # not remembered: not decommissioning either
+            raise
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

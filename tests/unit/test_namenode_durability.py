@@ -267,3 +267,27 @@ def test_the_retry_cache_keeps_at_most_the_newest_entries(tmp_path):
     assert store.expire_calls(0.0, keep=2) == 3
     assert store.expire_calls(50.0) == 0
     assert [r[0] for r in store._db.execute("SELECT call FROM retry_cache ORDER BY call")] == [3, 4]
+
+
+def test_a_decommission_that_cannot_be_stored_leaves_the_node_in_service(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    nodes = register(ns, 4)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.decommission(nodes[0].address)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "normal"
+    disk.full = False
+    ns.decommission(nodes[0].address)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "decommissioning"
+
+
+def test_a_retried_abandon_block_succeeds(tmp_path):
+    ns = make(SqliteStore(str(tmp_path / "ns.db")))
+    register(ns, 3)
+    row = start(ns, "/f")
+    lb = ns.add_block(_call(1), row["id"], None, [], [])
+    ns.abandon_block(_call(2), row["id"], lb.block_id)
+    ns.abandon_block(_call(2), row["id"], lb.block_id)     # its retry
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.abandon_block(_call(3), row["id"], lb.block_id)
