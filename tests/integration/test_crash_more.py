@@ -32,12 +32,12 @@ def _fill(directory: str) -> str:
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A 2 MiB tmpfs, unmounted (lazily: processes may still hold it) at teardown."""
+    """A small tmpfs (2 MiB), unmounted (lazily: processes may still hold it) at teardown."""
     mounts: list[str] = []
 
-    def mount(path: str) -> str:
+    def mount(path: str, size: str = "2m") -> str:
         os.makedirs(path, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", path], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
         mounts.append(path)
         return path
 
@@ -162,3 +162,20 @@ def _run(fn):
         return fn()
     except Exception as e:    # reported by the assertions on the outcome
         return e
+
+
+def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster, small_disk, tmp_path):
+    c = make_cluster(datanodes=1, start=False)
+    small_disk(c.datanodes[0].data_dir, "8m")
+    c.start()
+    small = os.urandom(MiB)
+    c.client().write_bytes("/small", small)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(12 * MiB))
+    r = c.cli("put", str(big), "/big")
+    assert r.returncode == 1
+    [line] = error_lines(r, "put")
+    assert line.startswith("dfs: put: /big: no datanode left for the block")
+    assert f"{c.datanodes[0].address}: {c.datanodes[0].data_dir}: No space left on device" in line
+    assert not c.client().exists("/big")
+    check_all(c, {"/small": small})
