@@ -31,11 +31,24 @@ def _at_least_one(text: str) -> int:
     return n
 
 
+def _replication(text: str) -> int:
+    """A replication factor given on the command line: 1..512, as the namenode allows.
+    (0 is no "default" here: leaving the option out means the cluster's default.)"""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid replication factor: {text!r}") from None
+    if not 1 <= n <= 512:
+        raise argparse.ArgumentTypeError(f"replication must be 1..512, not {n}")
+    return n
+
+
 def add_parsers(sub) -> None:
     p = sub.add_parser("put", help="copy local files (or - for stdin) into dfs")
     p.add_argument("-f", action="store_true", dest="force", help="overwrite an existing destination")
     p.add_argument("-r", action="store_true", dest="recursive", help="copy directories recursively")
-    p.add_argument("--replication", type=int, default=0, metavar="N")
+    p.add_argument("--replication", type=_replication, default=0, metavar="N",
+                   help="replicas of each block, 1..512 (default: the cluster's)")
     p.add_argument("--block-size", type=parse_size, default=0, metavar="SIZE")
     p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
                    help=f"files uploaded at once when there are several (default {PUT_THREADS})")
@@ -106,7 +119,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("setrep", help="change the replication factor")
     p.add_argument("-w", action="store_true", dest="wait", help="wait until it is reached")
-    p.add_argument("replication", type=int, metavar="N")
+    p.add_argument("replication", type=_replication, metavar="N")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_setrep)
 
