@@ -131,14 +131,19 @@ class NameSystem:
                 except errors.MetadataStoreError as e:
                     self._lost(tx, e)
                     raise
-                self._committed(tx)
-            if owed:
-                try:
+            try:
+                if owed:
                     self.store.flush()
-                except errors.MetadataStoreError as e:
-                    log.error("%s", e)
-                    tx.error = e     # committed, but not durable: its callers are not told it is
-                    raise
+            except errors.MetadataStoreError as e:
+                log.error("%s", e)
+                tx.error = e     # committed, but not durable: its callers are not told it is
+                raise
+            finally:
+                if tx.dropped:
+                    # Replicas are deleted only once the change that dropped them is on disk
+                    # (as HDFS removes blocks after logSync).
+                    with self.lock:
+                        self._committed(tx)
 
     def _abort_tx(self, e: BaseException):
         """A write outside ``_mutate`` failed in the store: the open transaction is lost."""
@@ -151,7 +156,8 @@ class NameSystem:
     def _committed(self, tx: "_Tx") -> None:
         """What a transaction's mutations do in memory once it is on disk: forget the
         blocks they dropped and tell their datanodes to delete them. Before the commit
-        succeeded, a replica deleted could belong to a file a failed commit keeps."""
+        succeeded, a replica deleted could belong to a file a failed commit keeps; before
+        its fsync, to one a power loss brings back."""
         for b in tx.dropped:
             for node in self.bmap.remove_block(b):
                 self.cmds(node).invalidate.add(b)
