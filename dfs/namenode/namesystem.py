@@ -269,15 +269,15 @@ class NameSystem:
 
     # An outcome is recorded compactly (a small file writes two a second for ten minutes,
     # ~200 bytes each): a status as its fields, a file's row as its id (read again when
-    # replayed: what a reply takes from it does not change), a block with its targets' ids,
+    # replayed: what a reply takes from it does not change), a block with its targets,
     # a data key not at all (it is in the row, wrapped).
     def _recorded(self, result, key_at: int | None) -> bytes:
         def enc(v):
             if isinstance(v, FileStatus):
                 return ("S", dataclasses.astuple(v))
             if isinstance(v, LocatedBlock):
-                return ("B", v.block_id, v.genstamp, v.offset, v.length, tuple(d.uuid for d in v.locations),
-                        v.corrupt)
+                return ("B", v.block_id, v.genstamp, v.offset, v.length,
+                        tuple((d.uuid, d.address, d.rack) for d in v.locations), v.corrupt)
             if isinstance(v, dict):
                 return ("R", v["id"])
             return v
@@ -290,7 +290,10 @@ class NameSystem:
             if isinstance(v, tuple) and v and v[0] == "S":
                 return FileStatus(*v[1])
             if isinstance(v, tuple) and v and v[0] == "B":
-                nodes = [self.members.nodes[u] for u in v[5] if u in self.members.nodes]
+                # Its targets, also those not registered again yet (just restarted): the
+                # writer needs only their addresses.
+                nodes = [self.members.nodes.get(u) or DatanodeDescriptor(uuid=u, address=a, rack=r)
+                         for u, a, r in v[5]]
                 return LocatedBlock(v[1], v[2], v[3], v[4], nodes, v[6])
             if isinstance(v, tuple) and v and v[0] == "R":
                 row = self.store.get(v[1])
