@@ -100,7 +100,7 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
 def test_a_writer_mid_file_keeps_its_lease_across_a_namenode_restart(make_cluster):
     # Its lease lapsed (by the clock) while the namenode was down; a restarted namenode
     # must give it a whole lease period to come back, not remove its file at once.
-    lease = 8.0
+    lease = 12.0     # the margin for a restart on a loaded machine: the writer calls within it
     c = make_cluster(env={"DFS_LEASE_SOFT_LIMIT": str(lease)})
     client = c.client(retry_seconds=60)
     data = os.urandom(int(3.5 * MiB))
