@@ -37,14 +37,14 @@ class NamenodeClient:
         self.address = address
         self.retry_seconds = float(os.environ.get("DFS_RETRY_SECONDS", "8")) if retry_seconds is None else retry_seconds
         user = user or os.environ.get("DFS_USER") or getpass.getuser()
-        self.caller = pb.Caller(user=user, groups=_groups(user),
-                                client_name=f"dfs-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        self.caller = pb.Caller(user=user, groups=_groups(user), client_name=_client_name(),
                                 host=os.environ.get("DFS_CLIENT_HOST", ""))
         self._lock = threading.Lock()
         self._stub: grpc_pb.ClientNamenodeStub | None = None
         self._channel: grpc.Channel | None = None
         self._pid = os.getpid()
         self._call_ids = itertools.count(1)
+        self._name_pid = os.getpid()
 
     @property
     def stub(self) -> grpc_pb.ClientNamenodeStub:
@@ -61,6 +61,8 @@ class NamenodeClient:
         if request is None:
             request = pb.Empty()
         elif hasattr(request, "caller"):
+            if self._name_pid != os.getpid():
+                self._forked()
             request.caller.CopyFrom(self.caller)
             # One id per call, kept by its retries: a retry of a mutation the namenode
             # applied before the reply was lost gets the first outcome (its retry cache).
@@ -79,6 +81,16 @@ class NamenodeClient:
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
 
+    def _forked(self) -> None:
+        """A child process (fork) is a client of its own: its own name, so that its
+        call ids (counted from the parent's) never match the parent's in the
+        namenode's retry cache, nor its leases the parent's."""
+        with self._lock:
+            if self._name_pid != os.getpid():
+                self.caller.client_name = _client_name()
+                self._call_ids = itertools.count(1)
+                self._name_pid = os.getpid()
+
     def close(self) -> None:
         if self._channel is not None and self._pid == os.getpid():
             self._channel.close()
@@ -86,6 +98,10 @@ class NamenodeClient:
 
     def __getstate__(self):
         raise TypeError("NamenodeClient is not picklable; pickle DfsClient instead")
+
+
+def _client_name() -> str:
+    return f"dfs-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _groups(user: str) -> list[str]:

@@ -77,3 +77,19 @@ def test_the_retries_of_one_call_carry_its_call_id_and_the_next_call_a_new_one()
     c.call("Mkdir", pb.MkdirRequest(path="/b"))
     first = stub.ids[0]
     assert first > 0 and stub.ids == [first, first, first, first + 1]
+
+
+def test_a_forked_child_calls_under_a_name_of_its_own(monkeypatch):
+    # Its call ids continue the parent's count: under the parent's name they would be
+    # answered with the parent's recorded outcomes.
+    from dfs.rpc.v1 import namenode_pb2 as pb
+    names = []
+    stub = _IdStub([])
+    stub.Mkdir = lambda request, timeout: names.append((request.caller.client_name, request.caller.call_id))
+    c = _client(stub)
+    c.call("Mkdir", pb.MkdirRequest(path="/a"))
+    monkeypatch.setattr(os, "getpid", lambda: 4242424)
+    c._pid = 4242424               # the child's channel: not under test
+    c.call("Mkdir", pb.MkdirRequest(path="/b"))
+    (parent, first), (child, again) = names
+    assert child != parent and first == again == 1
