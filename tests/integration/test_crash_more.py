@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dfs import errors
-from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, until
+from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, run_server, until
 
 
 def _fill(directory: str) -> str:
@@ -179,3 +179,20 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster
     assert f"{c.datanodes[0].address}: {c.datanodes[0].data_dir}: No space left on device" in line
     assert not c.client().exists("/big")
     check_all(c, {"/small": small})
+
+
+def test_a_namenode_that_cannot_write_its_metadata_store_exits_with_one_line(make_cluster, small_disk):
+    # Its namespace.db to create again (lost) on a full disk: SQLite's own error, one line.
+    c = make_cluster(datanodes=1, start=False)
+    small_disk(c.namenode.data_dir)
+    c.start()
+    c.stop()
+    for name in os.listdir(c.namenode.data_dir):
+        if name.startswith("namespace.db"):
+            os.unlink(os.path.join(c.namenode.data_dir, name))
+    _fill(c.namenode.data_dir)
+    r = run_server(c, *c.namenode.argv)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err
+    assert err.strip().splitlines()[-1] == (f"dfs: namenode: {c.namenode.data_dir}/namespace.db: "
+                                            "cannot open the metadata store: database or disk is full")
