@@ -27,8 +27,10 @@ send of that block, on a path that is rare, and needs no new protocol. When
 no replacement exists (the namenode can only offer fewer nodes) the fresh
 pipeline's own n is smaller, so what it stores is accepted: best effort,
 with a warning, as SPEC §6 wants writes to go on with fewer live datanodes
-than the replication factor. Without this a block stored on 1 of 3 nodes
-was acknowledged, and lost with that one node.
+than the replication factor; so is a block still short after
+``MAX_PIPELINE_ATTEMPTS - 1`` pipelines (flapping nodes), rather than failing
+the write. Without this a block stored on 1 of 3 nodes was acknowledged, and
+lost with that one node. docs/healing.md has the details.
 
 Blocks stream back to back: a full block's end frame is sent and its ack
 is read only once the next block's data is out (``_settle``), so the
