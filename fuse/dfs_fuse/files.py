@@ -65,7 +65,7 @@ class MountContext:
     readonly: bool = False
     writeback: bool = False
     kernel_idents: OrderedDict = field(default_factory=OrderedDict)
-    room: Callable[[], int] | None = None   # bytes the cluster has left (operations.py sets it)
+    room: Callable[[], int | None] | None = None   # bytes the cluster has left (operations.py)
 
 
 class OpenFile:
@@ -231,7 +231,8 @@ class OpenFile:
         end) is written out as zeros by the commit, on every replica. One the cluster
         could not hold fails now with ENOSPC, instead of the commit writing zeros for
         hours (truncate -s 1P) while the caller waits, unkillable, in the kernel."""
-        if self.ctx.room is not None and hole * max(1, self.status.replication) > self.ctx.room():
+        room = self.ctx.room() if self.ctx.room is not None else None
+        if room is not None and hole * max(1, self.status.replication) > room:   # None: no live
             raise OSError(errno.ENOSPC, "a hole this big does not fit in the cluster (no sparse files)")
 
     def set_mtime(self, mtime: float) -> bool:

@@ -167,9 +167,11 @@ class DfsOperations(Operations):
             self._statfs = (now + STATFS_TTL, st)
         return self._statfs[1]
 
-    def _room(self) -> int:
-        """Bytes the live datanodes have left (statfs's figure, refreshed every STATFS_TTL)."""
-        return self.statfs("/")["f_bavail"] * FRSIZE
+    def _room(self) -> int | None:
+        """Bytes the live datanodes have left (statfs's figure, refreshed every STATFS_TTL);
+        None with no live datanode: nothing is full then, a write fails with EIO, not ENOSPC."""
+        st = self.statfs("/")
+        return st["f_bavail"] * FRSIZE if st["f_blocks"] else None
 
     @_fuse_errors
     def chmod(self, path, mode):
