@@ -387,12 +387,13 @@ class OpenFile:
 class Handle:
     """One open file description (``fi.fh``)."""
 
-    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end")
+    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end", "opener")
 
     def __init__(self, fh: int, of: OpenFile, writable: bool, append: bool):
         self.fh, self.of, self.writable, self.append = fh, of, writable, append
         self.next_off = 0
         self.ra_end = 0
+        self.opener = 0  # pid (thread group) of the process that opened it; 0: unknown
 
 
 class FileTable:

@@ -111,3 +111,57 @@ def test_writing_with_no_live_datanode_is_eio_not_enospc(tmp_path, mount_root, f
     finally:
         fuse_mount.unmount(mnt)
         c.stop()
+
+
+# -- 1. only the opener's close commits ---------------------------------------------------------
+
+
+def test_a_close_by_another_process_does_not_commit_a_half_written_file(fuse_cluster, work):
+    client = fuse_cluster.client()
+    path = os.path.join(work, "half")
+    dfs_path = "/" + os.path.relpath(path, os.path.dirname(work))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"first half;")
+        pid = os.fork()
+        if pid == 0:   # a forked child writes through the shared descriptor and exits
+            try:
+                os.write(fd, b"child;")
+            finally:
+                os._exit(0)
+        assert os.waitpid(pid, 0)[1] == 0
+        # a shell command that inherited the descriptor closes its copy on exit
+        r = subprocess.run(["bash", "-c", f"printf 'shell;' >&{fd}"], pass_fds=(fd,), timeout=30)
+        assert r.returncode == 0
+        assert client.read_bytes(dfs_path) == b"", "a close by another process committed it"
+        os.write(fd, b"second half")
+        # A close from another thread of the opener is the opener's: it commits, even
+        # with a second descriptor still open (no release yet).
+        fd2 = os.dup(fd)
+        t = threading.Thread(target=os.close, args=(fd,))
+        t.start()
+        t.join(30)
+        fd = fd2
+        assert client.read_bytes(dfs_path) == b"first half;child;shell;second half"
+        os.write(fd, b"!")
+    finally:
+        os.close(fd)
+    assert client.read_bytes(dfs_path) == b"first half;child;shell;second half!"
+
+
+def test_a_child_closing_last_still_commits(fuse_cluster, work):
+    """Release (the last close, whoever's) commits: a file handed to a child that
+    outlives the opener's descriptor is not lost."""
+    client = fuse_cluster.client()
+    path = os.path.join(work, "handed")
+    dfs_path = "/" + os.path.relpath(path, os.path.dirname(work))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b"parent;")
+    child = subprocess.Popen(
+        ["bash", "-c", f"read _; printf 'child' >&{fd}"], pass_fds=(fd,), stdin=subprocess.PIPE
+    )
+    os.close(fd)   # the opener's close commits what it wrote
+    assert client.read_bytes(dfs_path) == b"parent;"
+    child.communicate(b"go\n", timeout=30)
+    assert child.returncode == 0
+    wait_for(lambda: client.read_bytes(dfs_path) == b"parent;child", what="the release commit")
