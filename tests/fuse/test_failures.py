@@ -165,3 +165,40 @@ def test_a_child_closing_last_still_commits(fuse_cluster, work):
     child.communicate(b"go\n", timeout=30)
     assert child.returncode == 0
     wait_for(lambda: client.read_bytes(dfs_path) == b"parent;child", what="the release commit")
+
+
+# -- 2. dfs umount ----------------------------------------------------------------------------------
+
+
+def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, fuse_mount):
+    nn = fuse_cluster.namenode_address
+    r = dfs(nn, "umount", str(tmp_path))
+    assert r.returncode == 1 and one_line(r.stderr) == f"dfs: umount: {tmp_path}: not a mount point"
+    r = dfs(nn, "umount", str(tmp_path / "missing"))
+    assert r.returncode == 1
+    assert one_line(r.stderr) == f"dfs: umount: {tmp_path / 'missing'}: No such file or directory"
+    r = dfs(nn, "umount", "/proc")   # refused before any unmount tool is run
+    assert r.returncode == 1
+    assert one_line(r.stderr) == "dfs: umount: /proc: not a dfs mount (a proc file system)"
+    assert os.path.ismount("/proc") and os.path.exists("/proc/self/mountinfo")
+    assert dfs(nn, "umount").returncode == 2   # usage
+
+    mnt = os.path.join(mount_root, "busy")
+    fuse_mount(fuse_cluster, mnt)
+    try:
+        with open(os.path.join(mnt, "held"), "wb") as f:
+            f.write(b"held open")
+            f.flush()
+            r = dfs(nn, "umount", mnt)
+            assert r.returncode == 1
+            line = one_line(r.stderr)
+            assert line.startswith(f"dfs: umount: {mnt}: busy") and f"dfs umount -l {mnt}" in line
+            assert os.path.ismount(mnt)
+            r = dfs(nn, "umount", "--lazy", mnt)
+            assert r.returncode == 0, r.stderr
+            assert not os.path.ismount(mnt)
+            f.write(b", then closed")   # the detached mount serves its open files until closed
+        wait_for(lambda: not fuse_mount.daemons(mnt), what="the mount process to exit")
+        assert fuse_cluster.client().read_bytes("/held") == b"held open, then closed"
+    finally:
+        fuse_mount.unmount(mnt)
