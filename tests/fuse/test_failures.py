@@ -202,3 +202,49 @@ def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, 
         assert fuse_cluster.client().read_bytes("/held") == b"held open, then closed"
     finally:
         fuse_mount.unmount(mnt)
+
+
+# -- 4. a second signal ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_second_signal_with_files_open_commits_and_exits_1(fuse_cluster, mount_root, fuse_mount, sig):
+    mnt = os.path.join(mount_root, f"twice-{sig.name}")
+    os.makedirs(mnt, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfs", "--namenode", fuse_cluster.namenode_address,
+         "mount", "--foreground", mnt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fuse_cluster.env,
+    )
+    name = f"twice-{sig.name}"
+    f = None
+    try:
+        wait_for(lambda: os.path.ismount(mnt), what="the mount")
+        f = open(os.path.join(mnt, name), "wb", buffering=0)
+        f.write(b"before the first signal;")
+        proc.send_signal(sig)
+        wait_for(lambda: not os.path.ismount(mnt), what="the lazy unmount")
+        assert fuse_cluster.client().read_bytes(f"/{name}") == b"before the first signal;"
+        # the writer carries on; the process waits for it ...
+        f.write(b"before the second")
+        time.sleep(1)
+        assert proc.poll() is None
+        # ... until a second signal: commit best-effort, exit 1, no hang
+        t = time.monotonic()
+        proc.send_signal(sig)
+        assert proc.wait(timeout=30) == 1
+        assert time.monotonic() - t < 20
+        assert fuse_cluster.client().read_bytes(f"/{name}") == b"before the first signal;before the second"
+        with pytest.raises(OSError) as ei:   # the file system is gone from under the writer
+            f.write(b"after")
+        assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+    finally:
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        fuse_mount.unmount(mnt)
