@@ -160,7 +160,9 @@ ERRNO: dict[type[DfsError], int] = {
     NoSpaceError: _errno.ENOSPC,
     NoDatanodesError: _errno.EIO,  # nothing live to write to: an I/O error, not a full disk
     LeaseError: _errno.EBUSY,
-    NamenodeUnreachableError: _errno.ENOTCONN,
+    # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process
+    # died, and tools (dfs mount among them) take it for a stale mount.
+    NamenodeUnreachableError: _errno.EIO,
     DatanodeError: _errno.EIO,
     DataIntegrityError: _errno.EIO,
 }

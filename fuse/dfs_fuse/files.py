@@ -349,6 +349,20 @@ class OpenFile:
             self.pending_mtime = None
         self._set_status(st)
 
+    def commit_at_close(self) -> None:
+        """A close's commit (flush). If it fails, close() reports the failure, so what it
+        could not commit is dropped here, as a failed stream's is (``_break``): a later
+        release or unmount must not publish content whose close said it was lost (the
+        namenode back by then). Writes and closes on the file fail from then on, until
+        every handle is closed; the committed version stays what it was."""
+        with self.lock:
+            try:
+                self._commit()
+            except Exception as e:
+                if self.broken is None and self.dirty:
+                    self._break(e)
+                raise
+
     def drop_successor(self) -> None:
         """Give up the next version begun at create (the file moved, or was not written)."""
         with self.lock:

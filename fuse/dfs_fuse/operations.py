@@ -461,7 +461,7 @@ class DfsOperations(Operations):
             if self.committer is not None:
                 self.committer.submit(h.of)
             else:
-                h.of.commit()
+                h.of.commit_at_close()
 
     @_fuse_errors
     def fsync(self, path, datasync, fi):

@@ -248,3 +248,41 @@ def test_second_signal_with_files_open_commits_and_exits_1(fuse_cluster, mount_r
             proc.kill()
             proc.wait()
         fuse_mount.unmount(mnt)
+
+
+# -- namenode outage: EIO within the deadline; a failed close is final ------------------------------
+
+
+def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(tmp_path, mount_root, fuse_mount):
+    c = Cluster(str(tmp_path / "nnout"), datanodes=1, heartbeat=1.0)
+    c.start()
+    mnt = os.path.join(mount_root, "nnout")
+    try:
+        fuse_mount(c, mnt, env={"DFS_RETRY_SECONDS": "2"})
+        fd = os.open(os.path.join(mnt, "lost"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.write(fd, b"staged while the namenode was up")
+        fd2 = os.dup(fd)   # so the close below is not the last: release comes later
+        c.kill(c.namenode)
+        for op in (lambda: os.stat(os.path.join(mnt, "never-seen")), lambda: os.listdir(mnt)):
+            t = time.monotonic()
+            with pytest.raises(OSError) as ei:
+                op()
+            assert ei.value.errno == errno.EIO, ei.value   # not ENOTCONN: the mount is alive
+            assert time.monotonic() - t < 10
+        t = time.monotonic()
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+        assert ei.value.errno == errno.EIO and time.monotonic() - t < 30
+        c.restart(c.namenode)
+        c.wait_for_datanodes(1)
+        with pytest.raises(OSError) as ei:   # the same content: the same failure
+            os.close(fd2)
+        assert ei.value.errno == errno.EIO
+        # Released now, with the namenode back: still the empty file created before.
+        assert c.client().read_bytes("/lost") == b""
+        with open(os.path.join(mnt, "lost"), "wb") as f:   # and the file can be written again
+            f.write(b"again")
+        assert c.client().read_bytes("/lost") == b"again"
+    finally:
+        fuse_mount.unmount(mnt)
+        c.stop()
