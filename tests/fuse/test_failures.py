@@ -67,9 +67,14 @@ def test_mount_against_an_http_server_or_a_silent_port_says_so(mount_root):
         assert one_line(r.stderr) == f"dfs: mount: {mnt}: {web} is not a dfs namenode (something else answers there)"
         assert time.monotonic() - t < 10   # not retried as if it were down
         assert not os.path.ismount(mnt)
-        # the CLI shares the path
+        # the CLI shares the path, and so does the mount process run by hand
         r = dfs(web, "ls", "/")
         assert r.returncode == 1 and "is not a dfs namenode" in one_line(r.stderr)
+        r = subprocess.run([sys.executable, "-m", "dfs_fuse", "--namenode", web, mnt],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        assert one_line(r.stderr) == f"dfs_fuse: {mnt}: {web} is not a dfs namenode (something else answers there)"
+        assert not os.path.ismount(mnt)
 
         quiet = f"127.0.0.6:{silent.getsockname()[1]}"
         t = time.monotonic()
@@ -205,6 +210,31 @@ def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, 
 
 
 # -- 4. a second signal ---------------------------------------------------------------------------
+
+
+def test_mount_process_run_by_hand_commits_and_unmounts_on_sigterm(fuse_cluster, mount_root, fuse_mount):
+    """`python -m dfs_fuse` pings the namenode first (gRPC threads) and must still take
+    SIGTERM on its signal thread: commit, unmount, exit 0."""
+    mnt = os.path.join(mount_root, "by-hand")
+    os.makedirs(mnt, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfs_fuse", "--namenode", fuse_cluster.namenode_address, mnt],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=fuse_cluster.env,
+    )
+    try:
+        wait_for(lambda: os.path.ismount(mnt), what="the mount")
+        f = open(os.path.join(mnt, "by-hand"), "wb", buffering=0)
+        f.write(b"open at SIGTERM")
+        proc.terminate()
+        wait_for(lambda: not os.path.ismount(mnt), what="the unmount")
+        assert fuse_cluster.client().read_bytes("/by-hand") == b"open at SIGTERM"
+        f.close()
+        assert proc.wait(timeout=30) == 0, proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        fuse_mount.unmount(mnt)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
