@@ -316,3 +316,39 @@ def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(tmp_pat
     finally:
         fuse_mount.unmount(mnt)
         c.stop()
+
+
+def test_writing_with_every_live_datanode_full_is_enospc(tmp_path, mount_root, fuse_mount):
+    """The datanode's data dir is on a small tmpfs, filled up by hand: the datanode is
+    live and reports no room, and only then does a write through the mount say ENOSPC."""
+    c = Cluster(str(tmp_path / "full"), datanodes=1, heartbeat=0.5)
+    vol = str(tmp_path / "vol")
+    os.makedirs(vol)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", vol], check=True, timeout=30)
+    node = c.datanodes[0]
+    i = node.argv.index("--data-dir")
+    node.argv[i + 1] = node.data_dir = os.path.join(vol, "data")
+    mnt = os.path.join(mount_root, "full")
+    try:
+        c.start()
+        fuse_mount(c, mnt)
+        with open(os.path.join(mnt, "fits"), "wb") as f:
+            f.write(b"before the disk filled")
+        with open(os.path.join(vol, "filler"), "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError as e:
+                assert e.errno == errno.ENOSPC
+        c.wait_for(lambda: all(d["remaining"] == 0 for d in c.report()["live"]) and c.report()["live"],
+                   timeout=30, what="the datanode to report a full disk")
+        with pytest.raises(OSError) as ei:
+            with open(os.path.join(mnt, "too-much"), "wb") as f:
+                f.write(b"y" * 1000)
+        assert ei.value.errno == errno.ENOSPC, ei.value
+        assert c.client().read_bytes("/fits") == b"before the disk filled"
+    finally:
+        fuse_mount.unmount(mnt)
+        c.stop()
+        subprocess.run(["umount", "-l", vol], capture_output=True, timeout=30)
