@@ -352,3 +352,39 @@ def test_writing_with_every_live_datanode_full_is_enospc(tmp_path, mount_root, f
         fuse_mount.unmount(mnt)
         c.stop()
         subprocess.run(["umount", "-l", vol], capture_output=True, timeout=30)
+
+
+def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(tmp_path, mount_root, fuse_mount):
+    c = Cluster(str(tmp_path / "stuck"), datanodes=1, heartbeat=1.0)
+    c.start()
+    mnt = os.path.join(mount_root, "stuck")
+    os.makedirs(mnt, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "mount", "--foreground", mnt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        env={**c.env, "DFS_RETRY_SECONDS": "60"},   # the first signal's commit retries for a minute
+    )
+    f = None
+    try:
+        wait_for(lambda: os.path.ismount(mnt), what="the mount")
+        f = open(os.path.join(mnt, "stuck"), "wb", buffering=0)
+        f.write(b"never committed")
+        c.kill(c.namenode)
+        proc.terminate()
+        time.sleep(1)   # (the usual case: its commit is waiting by now; either way the next ends it)
+        t = time.monotonic()
+        proc.terminate()
+        assert proc.wait(timeout=40) == 1
+        assert time.monotonic() - t < 25   # SECOND_SIGNAL_GRACE (10 s) + the unmount
+        wait_for(lambda: not os.path.ismount(mnt), what="the mount to be gone")
+    finally:
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        fuse_mount.unmount(mnt)
+        c.stop()
