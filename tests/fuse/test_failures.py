@@ -388,3 +388,29 @@ def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(tmp
             proc.wait()
         fuse_mount.unmount(mnt)
         c.stop()
+
+
+def test_ls_and_stat_against_a_frozen_namenode_are_eio_within_the_deadline(tmp_path, mount_root, fuse_mount):
+    """A namenode that accepts and never answers (SIGSTOP): each call's 10 s deadline, not a hang."""
+    c = Cluster(str(tmp_path / "frozen"), datanodes=1, heartbeat=1.0)
+    c.start()
+    mnt = os.path.join(mount_root, "frozen")
+    try:
+        fuse_mount(c, mnt, "strict")   # no cached attributes to answer from
+        os.mkdir(os.path.join(mnt, "d"))
+        c.pause(c.namenode)
+        try:
+            for argv in (["stat", os.path.join(mnt, "d")], ["ls", "-l", mnt]):
+                t = time.monotonic()
+                r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+                took = time.monotonic() - t
+                assert r.returncode != 0 and "Input/output error" in r.stderr, r.stderr
+                assert took < 25, f"{argv[0]} took {took:.1f} s"
+        finally:
+            c.resume(c.namenode)
+        wait_for(lambda: subprocess.run(["ls", mnt], capture_output=True).returncode == 0,
+                 what="the mount to answer again")
+        assert os.path.isdir(os.path.join(mnt, "d"))
+    finally:
+        fuse_mount.unmount(mnt)
+        c.stop()
