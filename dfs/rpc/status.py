@@ -68,7 +68,8 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
     if code == grpc.StatusCode.UNIMPLEMENTED or any(m in details for m in _NOT_GRPC):
         # Something answered, but not our service: an HTTP server (its reply is not HTTP/2,
         # or an HTTP/2 404), a gRPC server of something else. Not retried, not raw gRPC text.
-        return errors.NotNamenodeError(f"{address} is not a dfs namenode (something else answers there)")
+        return errors.NotNamenodeError(
+            f"{address} is not a dfs namenode (something else answers there)")
     # CANCELLED without our details: the namenode was shutting down (SIGTERM) when the call
     # arrived, so it was not run -- the same as an unreachable namenode.
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):

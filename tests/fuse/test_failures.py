@@ -46,6 +46,9 @@ def one_line(stderr: str) -> str:
 # -- 5. something else at the namenode's address ------------------------------------------
 
 
+NOT_NN = "is not a dfs namenode (something else answers there)"
+
+
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
@@ -64,7 +67,7 @@ def test_mount_against_an_http_server_or_a_silent_port_says_so(mount_root):
         t = time.monotonic()
         r = dfs(web, "mount", mnt)
         assert r.returncode == 1
-        assert one_line(r.stderr) == f"dfs: mount: {mnt}: {web} is not a dfs namenode (something else answers there)"
+        assert one_line(r.stderr) == f"dfs: mount: {mnt}: {web} {NOT_NN}"
         assert time.monotonic() - t < 10   # not retried as if it were down
         assert not os.path.ismount(mnt)
         # the CLI shares the path, and so does the mount process run by hand
@@ -73,7 +76,7 @@ def test_mount_against_an_http_server_or_a_silent_port_says_so(mount_root):
         r = subprocess.run([sys.executable, "-m", "dfs_fuse", "--namenode", web, mnt],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 1
-        assert one_line(r.stderr) == f"dfs_fuse: {mnt}: {web} is not a dfs namenode (something else answers there)"
+        assert one_line(r.stderr) == f"dfs_fuse: {mnt}: {web} {NOT_NN}"
         assert not os.path.ismount(mnt)
 
         quiet = f"127.0.0.6:{silent.getsockname()[1]}"
@@ -172,7 +175,7 @@ def test_a_child_closing_last_still_commits(fuse_cluster, work):
     wait_for(lambda: client.read_bytes(dfs_path) == b"parent;child", what="the release commit")
 
 
-# -- 2. dfs umount ----------------------------------------------------------------------------------
+# -- 2. dfs umount ---------------------------------------------------------------------------
 
 
 def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, fuse_mount):
@@ -212,7 +215,9 @@ def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, 
 # -- 4. a second signal ---------------------------------------------------------------------------
 
 
-def test_mount_process_run_by_hand_commits_and_unmounts_on_sigterm(fuse_cluster, mount_root, fuse_mount):
+def test_mount_process_run_by_hand_commits_and_unmounts_on_sigterm(
+    fuse_cluster, mount_root, fuse_mount
+):
     """`python -m dfs_fuse` pings the namenode first (gRPC threads) and must still take
     SIGTERM on its signal thread: commit, unmount, exit 0."""
     mnt = os.path.join(mount_root, "by-hand")
@@ -238,7 +243,9 @@ def test_mount_process_run_by_hand_commits_and_unmounts_on_sigterm(fuse_cluster,
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_second_signal_with_files_open_commits_and_exits_1(fuse_cluster, mount_root, fuse_mount, sig):
+def test_second_signal_with_files_open_commits_and_exits_1(
+    fuse_cluster, mount_root, fuse_mount, sig
+):
     mnt = os.path.join(mount_root, f"twice-{sig.name}")
     os.makedirs(mnt, exist_ok=True)
     proc = subprocess.Popen(
@@ -264,7 +271,8 @@ def test_second_signal_with_files_open_commits_and_exits_1(fuse_cluster, mount_r
         proc.send_signal(sig)
         assert proc.wait(timeout=30) == 1
         assert time.monotonic() - t < 20
-        assert fuse_cluster.client().read_bytes(f"/{name}") == b"before the first signal;before the second"
+        committed = fuse_cluster.client().read_bytes(f"/{name}")
+        assert committed == b"before the first signal;before the second"
         with pytest.raises(OSError) as ei:   # the file system is gone from under the writer
             f.write(b"after")
         assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
@@ -280,10 +288,12 @@ def test_second_signal_with_files_open_commits_and_exits_1(fuse_cluster, mount_r
         fuse_mount.unmount(mnt)
 
 
-# -- namenode outage: EIO within the deadline; a failed close is final ------------------------------
+# -- namenode outage: EIO within the deadline; a failed close is final -----------------------
 
 
-def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(tmp_path, mount_root, fuse_mount):
+def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(
+    tmp_path, mount_root, fuse_mount
+):
     c = Cluster(str(tmp_path / "nnout"), datanodes=1, heartbeat=1.0)
     c.start()
     mnt = os.path.join(mount_root, "nnout")
@@ -341,8 +351,11 @@ def test_writing_with_every_live_datanode_full_is_enospc(tmp_path, mount_root, f
                     f.flush()
             except OSError as e:
                 assert e.errno == errno.ENOSPC
-        c.wait_for(lambda: all(d["remaining"] == 0 for d in c.report()["live"]) and c.report()["live"],
-                   timeout=30, what="the datanode to report a full disk")
+        def full() -> bool:
+            live = c.report()["live"]
+            return bool(live) and all(d["remaining"] == 0 for d in live)
+
+        c.wait_for(full, timeout=30, what="the datanode to report a full disk")
         with pytest.raises(OSError) as ei:
             with open(os.path.join(mnt, "too-much"), "wb") as f:
                 f.write(b"y" * 1000)
@@ -354,13 +367,16 @@ def test_writing_with_every_live_datanode_full_is_enospc(tmp_path, mount_root, f
         subprocess.run(["umount", "-l", vol], capture_output=True, timeout=30)
 
 
-def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(tmp_path, mount_root, fuse_mount):
+def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(
+    tmp_path, mount_root, fuse_mount
+):
     c = Cluster(str(tmp_path / "stuck"), datanodes=1, heartbeat=1.0)
     c.start()
     mnt = os.path.join(mount_root, "stuck")
     os.makedirs(mnt, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "mount", "--foreground", mnt],
+        [sys.executable, "-m", "dfs", "--namenode", c.namenode_address,
+         "mount", "--foreground", mnt],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env={**c.env, "DFS_RETRY_SECONDS": "60"},   # the first signal's commit retries for a minute
     )
@@ -371,7 +387,7 @@ def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(tmp
         f.write(b"never committed")
         c.kill(c.namenode)
         proc.terminate()
-        time.sleep(1)   # (the usual case: its commit is waiting by now; either way the next ends it)
+        time.sleep(1)   # usually its commit is waiting by now; either way the next ends it
         t = time.monotonic()
         proc.terminate()
         assert proc.wait(timeout=40) == 1
@@ -390,8 +406,10 @@ def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(tmp
         c.stop()
 
 
-def test_ls_and_stat_against_a_frozen_namenode_are_eio_within_the_deadline(tmp_path, mount_root, fuse_mount):
-    """A namenode that accepts and never answers (SIGSTOP): each call's 10 s deadline, not a hang."""
+def test_ls_and_stat_against_a_frozen_namenode_are_eio_within_the_deadline(
+    tmp_path, mount_root, fuse_mount
+):
+    """A namenode that accepts and never answers (SIGSTOP): each call's 10 s deadline."""
     c = Cluster(str(tmp_path / "frozen"), datanodes=1, heartbeat=1.0)
     c.start()
     mnt = os.path.join(mount_root, "frozen")
