@@ -19,8 +19,9 @@ what was streamed, a read of it, a truncate into it - first *commits* (the
 current content becomes a new version: like an fsync) and the file carries on
 staged, reading unchanged ranges from that version.
 
-``commit`` runs on flush (every close), fsync and release: close-to-open
-consistency - once close() returns, every client sees the new content. The
+``commit`` runs on flush (a close by the descriptor's opener, see
+operations.py), fsync and release: close-to-open consistency - once close()
+returns, every client sees the new content. The
 new version keeps the file's mode, owner, group and any mtime set while it
 was dirty. Every method takes ``lock`` (an RLock). ``FileTable`` maps paths
 and handle numbers to OpenFiles under its own lock, the innermost one: it may
