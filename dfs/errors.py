@@ -12,9 +12,11 @@
     ├── InvalidArgumentError      (ValueError)
     ├── SafeModeError                                   namenode is in safe mode
     ├── NoDatanodesError                                no live datanodes ...
+    │   └── NoSpaceError                                live datanodes, every one full
     ├── LeaseError                                      file is being written by another client
     ├── ForeignClusterError                             data dir belongs to another cluster
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
+    ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
     └── DataIntegrityError
         ├── ChecksumError                               stored bytes do not match their xxh3
@@ -86,6 +88,12 @@ class NoDatanodesError(DfsError):
     reason = "no live datanodes to write to"
 
 
+class NoSpaceError(NoDatanodesError):
+    """Datanodes are live but every one is full: the one block allocation failure that
+    is ENOSPC through FUSE (no live datanode at all is EIO: nothing is full)."""
+    reason = "no space left on the datanodes"
+
+
 class LeaseError(DfsError):
     reason = "file is being written by another client"
 
@@ -97,6 +105,12 @@ class ForeignClusterError(DfsError):
 
 class NamenodeUnreachableError(DfsError, ConnectionError):
     reason = "cannot reach namenode"
+
+
+class NotNamenodeError(DfsError, ConnectionError):
+    """Something answers at the address, but not a dfs namenode (an HTTP server, another
+    gRPC service). Not retried: waiting will not turn it into one."""
+    reason = "not a dfs namenode"
 
 
 class DatanodeError(DfsError, ConnectionError):
@@ -126,7 +140,8 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError, BlockMissingError,
+        NoSpaceError, LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError,
+        BlockMissingError,
     )
 }
 
@@ -142,9 +157,12 @@ ERRNO: dict[type[DfsError], int] = {
     InvalidPathError: _errno.EINVAL,
     InvalidArgumentError: _errno.EINVAL,
     SafeModeError: _errno.EROFS,
-    NoDatanodesError: _errno.ENOSPC,
+    NoSpaceError: _errno.ENOSPC,
+    NoDatanodesError: _errno.EIO,  # nothing live to write to: an I/O error, not a full disk
     LeaseError: _errno.EBUSY,
-    NamenodeUnreachableError: _errno.ENOTCONN,
+    # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process
+    # died, and tools (dfs mount among them) take it for a stale mount.
+    NamenodeUnreachableError: _errno.EIO,
     DatanodeError: _errno.EIO,
     DataIntegrityError: _errno.EIO,
 }

@@ -299,6 +299,10 @@ class NameSystem:
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
                                        f.row["pending_name"] or "")
         if not writable:
+            live = [n for n in self.members.live(now) if n.admin_state == "normal"]
+            if live:  # every one reports no room left: the one case that is ENOSPC
+                raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
+                                          f.row["pending_name"] or "")
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
         targets = placement.choose_targets(

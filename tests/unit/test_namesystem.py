@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -205,6 +206,26 @@ def test_no_datanodes():
     ns.clock.advance(DEAD + 1)
     with pytest.raises(errors.NoDatanodesError):
         ns.add_block(ROOT, row["id"], None, [], [])
+
+
+def test_full_datanodes_are_no_space_but_no_datanodes_is_not():
+    """ENOSPC (NoSpaceError) only when datanodes are live and every one is full;
+    none live is NoDatanodesError, which FUSE answers with EIO."""
+    ns = make()
+    row = start(ns, "/f")
+    with pytest.raises(errors.NoDatanodesError) as ei:
+        ns.add_block(ROOT, row["id"], None, [], [])
+    assert not isinstance(ei.value, errors.NoSpaceError)
+    assert errors.errno_for(ei.value) == errno.EIO
+    nodes = register(ns, 2)
+    for d in nodes:
+        ns.heartbeat(d.uuid, {"remaining": 0, "xceivers": 0}, [], [], [])
+    with pytest.raises(errors.NoSpaceError) as ei:
+        ns.add_block(ROOT, row["id"], None, [], [])
+    assert errors.errno_for(ei.value) == errno.ENOSPC
+    assert "full" in str(ei.value)
+    ns.heartbeat(nodes[0].uuid, {"remaining": 1 << 30, "xceivers": 0}, [], [], [])
+    assert ns.add_block(ROOT, row["id"], None, [], []).locations[0].uuid == nodes[0].uuid
 
 
 def test_fewer_datanodes_than_replication_still_writes():
