@@ -13,6 +13,7 @@
     ├── SafeModeError                                   namenode is in safe mode
     ├── NoDatanodesError                                no live datanodes ...
     ├── LeaseError                                      file is being written by another client
+    │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
     ├── ForeignClusterError                             data dir belongs to another cluster
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
@@ -90,6 +91,13 @@ class LeaseError(DfsError):
     reason = "file is being written by another client"
 
 
+class AlreadyBeingCreatedError(LeaseError, DfsFileExistsError):
+    """``create`` of a path another client is writing (holds its lease), as HDFS's
+    AlreadyBeingCreatedException: a lease error, and a FileExistsError to callers
+    that only know the standard exceptions."""
+    reason = "file is being created by another client"
+
+
 class ForeignClusterError(DfsError):
     """A datanode whose data dir belongs to another namenode's cluster."""
     reason = "data dir belongs to another cluster"
@@ -126,7 +134,7 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError, BlockMissingError,
+        LeaseError, AlreadyBeingCreatedError, ForeignClusterError, DataIntegrityError, ChecksumError, BlockMissingError,
     )
 }
 
@@ -144,6 +152,7 @@ ERRNO: dict[type[DfsError], int] = {
     SafeModeError: _errno.EROFS,
     NoDatanodesError: _errno.ENOSPC,
     LeaseError: _errno.EBUSY,
+    AlreadyBeingCreatedError: _errno.EBUSY,
     NamenodeUnreachableError: _errno.ENOTCONN,
     DatanodeError: _errno.EIO,
     DataIntegrityError: _errno.EIO,
