@@ -110,6 +110,13 @@ class FileWriter:
         w._adopt(r)
         return r.status, w
 
+    def open(self) -> None:
+        """Create the file on the namenode now rather than at the first flush (fsspec
+        opens it like HDFS's create: a path another client is writing, or an existing
+        one with overwrite=False, fails here). Its first block is allocated with it."""
+        if self.codec is None and not self.closed:
+            self._create()
+
     def _start(self, closing: bool = False) -> None:
         """Begin sending: create the file if that is not done, and chunk what was buffered."""
         if self.codec is None:
