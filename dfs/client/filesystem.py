@@ -178,12 +178,40 @@ class DFSFileSystem(AbstractFileSystem):
         entries = [self._info_from_status(st) for st in self.client.listdir(self._strip_protocol(path))]
         return entries if detail else [e["name"] for e in entries]
 
+    # exists/isdir/isfile/walk answer "no" only when the namenode says so: any other
+    # failure (an unreachable namenode: ConnectionError) is raised, where fsspec's own
+    # versions swallow it and report a missing path or an empty tree.
+    _ABSENT = (FileNotFoundError, NotADirectoryError)
+
     def exists(self, path, **kwargs) -> bool:
         try:
             self.client.stat(self._strip_protocol(path))
             return True
-        except (FileNotFoundError, NotADirectoryError):
+        except self._ABSENT:
             return False
+
+    def isdir(self, path) -> bool:
+        try:
+            return self.client.stat(self._strip_protocol(path)).type == "directory"
+        except self._ABSENT:
+            return False
+
+    def isfile(self, path) -> bool:
+        try:
+            return self.client.stat(self._strip_protocol(path)).type == "file"
+        except self._ABSENT:
+            return False
+
+    def walk(self, path, maxdepth=None, topdown=True, on_error="omit", **kwargs):
+        # fsspec's walk hands every OSError to on_error ("omit": an empty listing); only
+        # a path that is not there (or no longer) is omitted here. find and glob walk.
+        def handle(e: OSError) -> None:
+            if on_error == "raise" or not isinstance(e, (*self._ABSENT, PermissionError)):
+                raise e
+            if callable(on_error):
+                on_error(e)
+
+        return super().walk(path, maxdepth=maxdepth, topdown=topdown, on_error=handle, **kwargs)
 
     def ukey(self, path) -> str:
         info = self.info(path)
