@@ -19,6 +19,7 @@ Design notes (details in docs/fsspec.md):
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat as _stat
@@ -42,6 +43,24 @@ from dfs.tuning import tune_malloc
 __all__ = ["DFSFileSystem", "DFSFile"]
 
 _SLASHES = re.compile("/{2,}")
+
+
+class _TextWriter(io.TextIOWrapper):
+    """A text-mode DFSFile being written: an exception in ``with``, or collection while
+    unclosed, discards the file instead of publishing what was written so far."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.closed:
+            self.buffer.__exit__(exc_type, exc, tb)   # discards; the wrapper is then closed
+            return None
+        return super().__exit__(exc_type, exc, tb)
+
+    def __del__(self):
+        try:
+            if not self.closed:
+                self.buffer._abandon()
+        except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
+            pass
 
 
 def _has_magic(s: str) -> bool:
@@ -409,6 +428,16 @@ class DFSFileSystem(AbstractFileSystem):
         self.client.create(p, overwrite=truncate, create_parent=True, **_write_opts(kwargs)).close()
 
     # -- files --------------------------------------------------------------------
+    def open(self, path, mode="rb", block_size=None, cache_options=None, compression=None, **kwargs):
+        f = super().open(path, mode, block_size=block_size, cache_options=cache_options,
+                         compression=compression, **kwargs)
+        if isinstance(f, io.TextIOWrapper) and isinstance(f.buffer, DFSFile) and f.buffer.mode != "rb":
+            # fsspec's text wrapper closes (commits) on an exception in `with`, and its
+            # finalizer commits an unclosed one: discard instead, as in binary mode.
+            f = _TextWriter(f.detach(), encoding=f.encoding, errors=f.errors,
+                            newline=kwargs.get("newline"))
+        return f
+
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
         return DFSFile(self, path, mode, block_size=block_size, autocommit=autocommit,
                        cache_options=cache_options, **kwargs)

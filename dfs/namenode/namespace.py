@@ -390,7 +390,8 @@ class Namespace:
     def open_file(self, file_id: int, caller: Caller | None) -> OpenFile:
         row = self.store.get(file_id)
         if row is None or row["state"] != "U":
-            raise errors.DfsFileNotFoundError("file is not open for writing", f"#{file_id}")
+            raise errors.DfsFileNotFoundError(
+                "file is not open for writing (removed, completed or its lease expired)", f"#{file_id}")
         if caller is not None and row["lease_holder"] != caller.client_name:
             raise errors.LeaseError(path=row["pending_name"] or "")
         blocks, off = [], 0
