@@ -394,10 +394,9 @@ class FileWriter:
             else:
                 self._sender.join()
             self._raise_sender_error()
-            if self._first is not None:   # allocated with the file, never written
-                self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(
-                    file_id=self.file_id, block_id=self._first.block_id))
-                self._first = None
+            # A first block allocated with the file and never written (an empty file
+            # opened by fsspec) is dropped by Complete itself: no AbandonBlock call.
+            self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
             if self._unreported:
                 bid, length, nodes = self._unreported[-1]

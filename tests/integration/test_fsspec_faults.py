@@ -290,3 +290,16 @@ def test_rm_while_another_handle_reads_never_gives_wrong_bytes(make_cluster):
         data = fs.cat_file("/rr/f.bin")
         blocks = [b["block_id"] for b in fs.get_block_locations("/rr/f.bin")]
     assert outcomes[1] == "error"                             # nothing left to read from
+
+
+def test_empty_file_written_through_open_costs_two_rpcs(shared_cluster):
+    fs = _fs(shared_cluster)
+    calls: list[str] = []
+    real = fs.client.nn.call
+    fs.client.nn.call = lambda method, request=None, **kw: calls.append(method) or real(method, request, **kw)
+    with fs.open("/empty/e.bin", "wb"):
+        assert calls == ["Create"]                 # created at open (lease taken)
+    assert calls == ["Create", "Complete"]         # its unused first block goes with Complete
+    fs.client.nn.call = real
+    assert fs.cat_file("/empty/e.bin") == b"" and fs.info("/empty/e.bin")["size"] == 0
+    assert shared_cluster.fsck("/empty")["status"] == "HEALTHY"
