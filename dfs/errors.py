@@ -14,6 +14,7 @@
     ├── NoDatanodesError                                no live datanodes ...
     │   └── NoSpaceError                                live datanodes, every one full
     ├── LeaseError                                      file is being written by another client
+    │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
     ├── ForeignClusterError                             data dir belongs to another cluster
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
@@ -98,6 +99,13 @@ class LeaseError(DfsError):
     reason = "file is being written by another client"
 
 
+class AlreadyBeingCreatedError(LeaseError, DfsFileExistsError):
+    """``create`` of a path another client is writing (holds its lease), as HDFS's
+    AlreadyBeingCreatedException: a lease error, and a FileExistsError to callers
+    that only know the standard exceptions."""
+    reason = "file is being created by another client"
+
+
 class ForeignClusterError(DfsError):
     """A datanode whose data dir belongs to another namenode's cluster."""
     reason = "data dir belongs to another cluster"
@@ -140,8 +148,8 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        NoSpaceError, LeaseError, ForeignClusterError, DataIntegrityError, ChecksumError,
-        BlockMissingError,
+        NoSpaceError, LeaseError, AlreadyBeingCreatedError, ForeignClusterError, DataIntegrityError,
+        ChecksumError, BlockMissingError,
     )
 }
 
@@ -160,6 +168,7 @@ ERRNO: dict[type[DfsError], int] = {
     NoSpaceError: _errno.ENOSPC,
     NoDatanodesError: _errno.EIO,  # nothing live to write to: an I/O error, not a full disk
     LeaseError: _errno.EBUSY,
+    AlreadyBeingCreatedError: _errno.EBUSY,
     # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process
     # died, and tools (dfs mount among them) take it for a stale mount.
     NamenodeUnreachableError: _errno.EIO,

@@ -144,6 +144,13 @@ class FileWriter:
         w._adopt(r)
         return r.status, w
 
+    def open(self) -> None:
+        """Create the file on the namenode now rather than at the first flush (fsspec
+        opens it like HDFS's create: a path another client is writing, or an existing
+        one with overwrite=False, fails here). Its first block is allocated with it."""
+        if self.codec is None and not self.closed:
+            self._create()
+
     def _start(self, closing: bool = False) -> None:
         """Begin sending: create the file if that is not done, and chunk what was buffered."""
         if self.codec is None:
@@ -435,10 +442,9 @@ class FileWriter:
             else:
                 self._sender.join()
             self._raise_sender_error()
-            if self._first is not None:   # allocated with the file, never written
-                self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(
-                    file_id=self.file_id, block_id=self._first.block_id))
-                self._first = None
+            # A first block allocated with the file and never written (an empty file
+            # opened by fsspec) is dropped by Complete itself: no AbandonBlock call.
+            self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
             if self._unreported:
                 bid, length, nodes = self._unreported[-1]
