@@ -17,7 +17,8 @@ from dfs import errors
 from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
 from dfs.cli.args import Parser, UsageError
-from dfs.cli.common import error_line
+from dfs.cli.common import error_line, namenode_of
+from dfs.config import split_url
 from dfs.tuning import tune_malloc
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     name = args.command if args.command != "admin" else f"admin {getattr(args, 'admin_command', '')}".strip()
     args.command_name = name
     try:
+        _check_addresses(args)
         status = int(args.func(args) or 0)
         sys.stdout.flush()   # here, not at exit: a closed stdout is reported below
         return status
@@ -80,6 +82,29 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(error_line(name, e, _subject(args)), file=sys.stderr)
         return 1
+
+
+# The arguments that are dfs paths (local ones are taken literally, never as URLs).
+_DFS_PATHS = ("path", "paths", "sources", "dest")
+_LOCAL = {"put": ("sources",), "get": ("dest",)}
+
+
+def _check_addresses(args) -> None:
+    """Every namenode a client command names (dfs:// URLs, $DFS_NAMENODE) is checked
+    before the first RPC: a malformed one is a usage error, not a failure found after
+    half of the paths were done."""
+    if args.command in ("namenode", "datanode", "cluster", "umount"):
+        return
+    namenode_of(args)
+    for name in _DFS_PATHS:
+        if name in _LOCAL.get(args.command, ()):
+            continue
+        value = getattr(args, name, None)
+        for arg in value if isinstance(value, list) else [value] if isinstance(value, str) else []:
+            try:
+                split_url(arg)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
 
 
 def _stdout_closed() -> bool:

@@ -81,9 +81,11 @@ def datanode_port(namenode_port: int) -> int:
     in general a one-to-one function of the namenode's port, so two local clusters
     (distinct --port) never share a datanode address, and one cluster restarted
     keeps its datanodes' addresses. Datanode i listens on 127.0.0.(i+2), the
-    namenode on 127.0.0.1, so this port may equal another cluster's namenode port."""
-    span = 65536 - 1024
-    return 1024 + (namenode_port + (9866 - 8020) - 1024) % span
+    namenode on 127.0.0.1, so this port may equal another cluster's namenode port.
+    Unprivileged ports map onto unprivileged ports; a privileged one (root) is kept."""
+    if namenode_port < 1024:
+        return namenode_port
+    return 1024 + (namenode_port + (9866 - 8020) - 1024) % (65536 - 1024)
 
 
 MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
