@@ -12,6 +12,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from dfs import errors
 from dfs.cli import args as cli_args
+from dfs.cli.args import UsageError
 from dfs.cli.common import Progress, basename, each, human, join, mode_string, resolve
 from dfs.directio import DirectFile
 
@@ -151,11 +152,19 @@ def _target(client, dest: str, name: str, many: bool):
     return dest
 
 
+def _check_many(client, dest: str, many: bool) -> None:
+    """Several sources need DEST to be a directory: checked once, before any source,
+    so that the failure is one line about DEST (cp: target 'x' is not a directory)."""
+    if many:
+        _target(client, dest, "", True)
+
+
 # -- put / get / cat ------------------------------------------------------------
 def cmd_put(args) -> int:
     client, dest = resolve(args, args.dest)
     many = len(args.sources) > 1
     kw = dict(overwrite=args.force, replication=args.replication, block_size=args.block_size, create_parent=False)
+    _check_many(client, dest, many)
     files: list[tuple[str, str]] = []   # (local, target): uploaded once every source is checked
 
     def plan(src: str) -> None:
@@ -469,6 +478,7 @@ def cmd_rm(args) -> int:
 def cmd_mv(args) -> int:
     many = len(args.sources) > 1
     client, dest = resolve(args, args.dest)
+    _check_many(client, dest, many)
 
     def mv(src: str) -> None:
         sclient, spath = resolve(args, src)
@@ -484,6 +494,7 @@ def cmd_mv(args) -> int:
 def cmd_cp(args) -> int:
     many = len(args.sources) > 1
     client, dest = resolve(args, args.dest)
+    _check_many(client, dest, many)
     files: list[tuple] = []   # (source's client, source, target, source's status)
 
     def plan(src: str) -> None:
@@ -544,25 +555,48 @@ def cmd_touch(args) -> int:
     return 0
 
 
+SETREP_TIMEOUT = 600.0   # seconds `setrep -w` waits at most ($DFS_SETREP_TIMEOUT)
+
+
+def setrep_timeout() -> float:
+    text = os.environ.get("DFS_SETREP_TIMEOUT", "")
+    if not text:
+        return SETREP_TIMEOUT
+    try:
+        return cli_args.seconds(text)
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"$DFS_SETREP_TIMEOUT: {e}") from None
+
+
 def cmd_setrep(args) -> int:
+    """Set the target; with -w wait until every block of every file has exactly N live
+    replicas. A wait that cannot end (fewer datanodes in service than N) or does not
+    end in time is a failure (exit 1) that says so; the target stays set and the
+    namenode goes on working towards it, as in HDFS."""
+    timeout = setrep_timeout() if args.wait else 0.0
     client, path = resolve(args, args.path)
     st = client.stat(path)
     files = [e for e in _walk(client, path) if not e.is_dir] if st.is_dir else [st]
     for f in files:
         client.set_replication(f.path, args.replication)
-    if args.wait:
-        deadline = time.monotonic() + float(os.environ.get("DFS_SETREP_TIMEOUT", "600"))
-        for f in files:
-            while True:
-                locs = client.block_locations(f.path)
-                if all(len(b.names) == args.replication for b in locs):
-                    break
-                why = unreachable_replication(args.replication, [d.state for d in client.report().datanodes])
-                if why:
-                    raise errors.DfsError(why, f.path)
-                if time.monotonic() > deadline:
-                    raise errors.DfsError(f"replication {args.replication} not reached in time", f.path)
-                time.sleep(0.5)
+    if not args.wait:
+        return 0
+    n = args.replication
+    deadline = time.monotonic() + timeout
+    for f in files:
+        while True:
+            counts = [len(b.names) for b in client.block_locations(f.path)]
+            if all(c == n for c in counts):
+                break
+            why = unreachable_replication(n, [d.state for d in client.report().datanodes])
+            if why:
+                raise errors.DfsError(f"{why} (the target is set; not waiting)", f.path)
+            if time.monotonic() > deadline:
+                worst = max(counts, key=lambda c: abs(c - n))
+                raise errors.DfsError(f"replication {n} not reached within {timeout:g} s (a block has {worst} "
+                                      f"live replica{'s' * (worst != 1)}; the target is set and the namenode "
+                                      "keeps working on it)", f.path)
+            time.sleep(0.5)
     return 0
 
 
