@@ -127,7 +127,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("chown", help="change owner and group")
     p.add_argument("-R", action="store_true", dest="recursive", help="the whole tree under PATH")
-    p.add_argument("owner", metavar="OWNER[:GROUP]")
+    p.add_argument("owner", type=_owner_arg, metavar="OWNER[:GROUP]")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_chown)
 
@@ -291,7 +291,8 @@ def _in_parallel(fn, jobs: list[tuple], threads: int, progress: Progress) -> Non
 def cmd_get(args) -> int:
     many = len(args.sources) > 1
     dest = args.dest
-    if many and dest != "-" and not os.path.isdir(dest):
+    if (many or dest.endswith(os.sep)) and dest != "-" and not os.path.isdir(dest):
+        # cp: "cannot create regular file 'new/': Not a directory"
         raise errors.DfsNotADirectoryError(path=dest)
 
     def get(src: str) -> None:
@@ -624,6 +625,14 @@ def _mode_arg(text: str) -> str:
         parse_mode(text, 0)
     except errors.InvalidArgumentError:
         raise argparse.ArgumentTypeError(f"invalid mode: {text!r}") from None
+    return text
+
+
+def _owner_arg(text: str) -> str:
+    """OWNER, OWNER:GROUP or :GROUP; names without spaces or further colons."""
+    owner, _, group = text.partition(":")
+    if not (owner or group) or ":" in group or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"invalid owner {text!r} (OWNER, OWNER:GROUP or :GROUP)")
     return text
 
 

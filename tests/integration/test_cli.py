@@ -353,7 +353,7 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
     assert r.returncode == 1
 
 
-def test_trailing_slashes_and_literal_url_paths(c, d):
+def test_trailing_slashes_and_literal_url_paths(c, d, tmp_path):
     assert run(c, "mkdir", "-p", f"{d}/a/b/").returncode == 0
     assert run(c, "mkdir", f"{d}/m/").returncode == 0
     ls = json.loads(run(c, "ls", "--json", f"{d}/a/").stdout)
@@ -368,6 +368,9 @@ def test_trailing_slashes_and_literal_url_paths(c, d):
         fails(run(c, *cmd, f"{d}/a/f/"), b"Not a directory")
     assert run(c, "cat", f"{d}/a/f").stdout == b"data"
     fails(run(c, "touch", f"{d}/new/"), b"No such file or directory")
+    fails(run(c, "get", f"{d}/a/f", str(tmp_path / "newdir") + "/"), b"newdir/: Not a directory")
+    assert run(c, "get", f"{d}/a/f", str(tmp_path) + "/").returncode == 0
+    assert (tmp_path / "f").read_bytes() == b"data" and not (tmp_path / "newdir").exists()
     assert run(c, "test", "-e", f"{d}/new").returncode == 1
     assert run(c, "rm", "-r", f"{d}/m/").returncode == 0
     assert run(c, "test", "-e", f"{d}/m").returncode == 1

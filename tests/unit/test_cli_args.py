@@ -94,6 +94,10 @@ def test_a_malformed_url_is_a_usage_error_before_any_rpc(monkeypatch, capsys):
     (["setrep", "x", "/a"], "invalid replication 'x'"),
     (["--namenode", "h:0", "ls"], "dfs: argument --namenode: invalid namenode address 'h:0'"),
     (["ls", "--bogus"], "unrecognized arguments: --bogus"),
+    (["admin", "decommission", "dn1"], "admin decommission: argument HOST:PORT: invalid address 'dn1'"),
+    (["chown", "", "/a"], "chown: argument OWNER[:GROUP]: invalid owner ''"),
+    (["chown", "a:b:c", "/a"], "invalid owner 'a:b:c'"),
+    ([], "the following arguments are required: COMMAND"),
 ])
 def test_usage_errors_are_one_line(capsys, argv, words):
     with pytest.raises(SystemExit) as exc:
