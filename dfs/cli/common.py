@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 import time
@@ -76,6 +77,32 @@ def os_message(e: BaseException) -> str:
     return str(e)
 
 
+class StdoutClosedError(OSError):
+    """Our stdout was closed before we started (`dfs cat f >&-`)."""
+
+    def __init__(self):
+        super().__init__(errno.EBADF, "Bad file descriptor", "stdout")
+
+
+class ClosedStdout:
+    """Stands in for sys.stdout when fd 1 is closed: commands that print nothing
+    (put, rm) work; one that prints fails with `stdout: Bad file descriptor`, as
+    coreutils do, instead of a traceback."""
+
+    @property
+    def buffer(self):
+        return self
+
+    def write(self, data):
+        raise StdoutClosedError()
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise StdoutClosedError()
+
+
 def each(args, items, fn) -> int:
     """``fn(item)`` for every item of a multi-path command: a failed item prints its
     one line and the rest go on; -> 1 if any failed (as coreutils and `hdfs dfs`).
@@ -86,7 +113,7 @@ def each(args, items, fn) -> int:
     for item in items:
         try:
             fn(item)
-        except (errors.NamenodeUnreachableError, BrokenPipeError, UsageError):
+        except (errors.NamenodeUnreachableError, BrokenPipeError, StdoutClosedError, UsageError):
             raise
         except (errors.DfsError, OSError, ValueError) as e:
             if getattr(args, "debug", False):

@@ -17,7 +17,7 @@ from dfs import errors
 from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
 from dfs.cli.args import Parser, UsageError
-from dfs.cli.common import error_line, namenode_of
+from dfs.cli.common import ClosedStdout, error_line, namenode_of
 from dfs.config import split_url
 from dfs.tuning import tune_malloc
 
@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
     name = args.command if args.command != "admin" else f"admin {getattr(args, 'admin_command', '')}".strip()
     args.command_name = name
+    if sys.stdout is None:   # fd 1 closed
+        sys.stdout = ClosedStdout()
     try:
         _check_addresses(args)
         status = int(args.func(args) or 0)

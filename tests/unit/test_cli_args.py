@@ -168,3 +168,9 @@ def test_a_closed_stdout_exits_quietly_with_the_sigpipe_status():
     os.close(w)
     assert p.stderr == b""
     assert p.returncode == 141
+
+
+def test_a_stdout_closed_from_the_start_is_one_line_not_a_traceback():
+    p = subprocess.run([sys.executable, "-c", PRINT_MANY], preexec_fn=lambda: os.close(1),
+                       stderr=subprocess.PIPE, timeout=60)
+    assert (p.returncode, p.stderr) == (1, b"dfs: ls: stdout: Bad file descriptor\n")
