@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 
 DEFAULT_NAMENODE = "127.0.0.1:8020"
 DEFAULT_DATANODE = "127.0.0.1:9866"

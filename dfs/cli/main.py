@@ -1,7 +1,8 @@
 """`dfs` entry point: one argparse tree, one place that turns errors into exit codes.
 
 Exit codes: 0 success, 1 failure (one line on stderr: `dfs: CMD: PATH: REASON`),
-2 usage error. Tracebacks only with --debug.
+2 usage error (one line too), 141 stdout's reader went away (quietly, as `cat`).
+Tracebacks only with --debug. The choices SPEC leaves open are in docs/cli.md.
 """
 
 from __future__ import annotations
