@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     # Client commands keep stderr to the one error line (SPEC §3): replica
     # failover and pipeline retries are logged only with --debug.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,
@@ -60,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
     name = args.command if args.command != "admin" else f"admin {getattr(args, 'admin_command', '')}".strip()
     args.command_name = name
+    if extra:   # argparse would name no command: `dfs: unrecognized arguments: ...`
+        print(f"dfs: {name}: unrecognized arguments: {' '.join(extra)}; see 'dfs {name} --help'", file=sys.stderr)
+        return 2
     if sys.stdout is None:   # fd 1 closed
         sys.stdout = ClosedStdout()
     try:

@@ -93,7 +93,6 @@ def test_a_malformed_url_is_a_usage_error_before_any_rpc(monkeypatch, capsys):
     (["setrep", "0", "/a"], "setrep: argument N: invalid replication '0'"),
     (["setrep", "x", "/a"], "invalid replication 'x'"),
     (["--namenode", "h:0", "ls"], "dfs: argument --namenode: invalid namenode address 'h:0'"),
-    (["ls", "--bogus"], "unrecognized arguments: --bogus"),
     (["admin", "decommission", "dn1"], "admin decommission: argument HOST:PORT: invalid address 'dn1'"),
     (["chown", "", "/a"], "chown: argument OWNER[:GROUP]: invalid owner ''"),
     (["chown", "a:b:c", "/a"], "invalid owner 'a:b:c'"),
@@ -105,6 +104,13 @@ def test_usage_errors_are_one_line(capsys, argv, words):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and words in err, err
+
+
+def test_unrecognized_arguments_name_the_command(capsys):
+    assert main(["chmod", "644", "/a", "/b"]) == 2
+    assert capsys.readouterr().err == "dfs: chmod: unrecognized arguments: /b; see 'dfs chmod --help'\n"
+    assert main(["admin", "report", "--bogus"]) == 2
+    assert capsys.readouterr().err.startswith("dfs: admin report: unrecognized arguments: --bogus;")
 
 
 def test_sizes_take_spec_units():
