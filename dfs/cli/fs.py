@@ -509,6 +509,9 @@ def cmd_cp(args) -> int:
                 raise errors.InvalidArgumentError("cannot copy a directory into itself", target)
             files.extend((sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target))
         else:
+            if sclient.namenode == client.namenode and target.rstrip("/") == spath.rstrip("/"):
+                # -f would drop the blocks being read (coreutils: "are the same file")
+                raise errors.InvalidArgumentError(f"'{spath}' and '{target}' are the same file", spath)
             _check_free(client, target, args.force)
             files.append((sclient, spath, target, st))
     # A bad source is reported and the others still go (as cp does): exit 1 at the end.
