@@ -494,7 +494,11 @@ def locations_of(c, path):
 
 def test_two_local_clusters_run_side_by_side(tmp_path):
     from dfs.testing.cluster import free_port
-    ports = [free_port("127.0.0.1"), free_port("127.0.0.1")]
+    ports = [free_port("127.0.0.1")]
+    while len(ports) < 2:
+        port = free_port("127.0.0.1")
+        if port not in ports:
+            ports.append(port)
     procs = [subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / f"c{i}"),
                                "--datanodes", "1", "--replication", "1", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, port in enumerate(ports)]
