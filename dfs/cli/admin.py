@@ -9,6 +9,7 @@ import subprocess
 import time
 
 from dfs import errors
+from dfs.cli import args as cli_args
 from dfs.cli.common import human, resolve
 from dfs.rpc.convert import datanode_json
 
@@ -36,7 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("action", choices=["get", "enter", "leave", "wait"])
     p.set_defaults(func=cmd_safemode)
     p = asub.add_parser("decommission", help="drain a datanode")
-    p.add_argument("address", metavar="HOST:PORT")
+    p.add_argument("address", type=cli_args.listen_address, metavar="HOST:PORT")
     p.set_defaults(func=cmd_decommission)
 
     p = sub.add_parser("mount", help="mount dfs with FUSE")
