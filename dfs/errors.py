@@ -16,6 +16,7 @@
     ├── LeaseError                                      file is being written by another client
     │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
     ├── ForeignClusterError                             data dir belongs to another cluster
+    ├── MetadataStoreError                              namenode cannot store its metadata
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
@@ -111,6 +112,11 @@ class ForeignClusterError(DfsError):
     reason = "data dir belongs to another cluster"
 
 
+class MetadataStoreError(DfsError):
+    """The namenode could not commit a change to its metadata (a full disk): nothing of it was kept."""
+    reason = "namenode cannot store its metadata"
+
+
 class NamenodeUnreachableError(DfsError, ConnectionError):
     reason = "cannot reach namenode"
 
@@ -148,8 +154,8 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        NoSpaceError, LeaseError, AlreadyBeingCreatedError, ForeignClusterError, DataIntegrityError,
-        ChecksumError, BlockMissingError,
+        NoSpaceError, LeaseError, AlreadyBeingCreatedError, ForeignClusterError, MetadataStoreError,
+        DataIntegrityError, ChecksumError, BlockMissingError,
     )
 }
 
@@ -167,6 +173,7 @@ ERRNO: dict[type[DfsError], int] = {
     SafeModeError: _errno.EROFS,
     NoSpaceError: _errno.ENOSPC,
     NoDatanodesError: _errno.EIO,  # nothing live to write to: an I/O error, not a full disk
+    MetadataStoreError: _errno.ENOSPC,
     LeaseError: _errno.EBUSY,
     AlreadyBeingCreatedError: _errno.EBUSY,
     # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process

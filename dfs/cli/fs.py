@@ -36,7 +36,8 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("put", help="copy local files (or - for stdin) into dfs")
     p.add_argument("-f", action="store_true", dest="force", help="overwrite an existing destination")
     p.add_argument("-r", action="store_true", dest="recursive", help="copy directories recursively")
-    p.add_argument("--replication", type=cli_args.replication, default=0, metavar="N")
+    p.add_argument("--replication", type=cli_args.replication, default=0, metavar="N",
+                   help="replicas of each block, 1..512 (default: the cluster's)")
     p.add_argument("--block-size", type=cli_args.block_size, default=0, metavar="SIZE")
     p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
                    help=f"files uploaded at once when there are several (default {PUT_THREADS})")

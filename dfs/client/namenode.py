@@ -3,12 +3,15 @@
 Every call has a deadline. A namenode that cannot be reached is retried
 until ``retry_seconds`` have passed (so a restarting namenode is ridden
 through), then surfaces as NamenodeUnreachableError: the CLI fails within
-15 seconds, never hangs.
+15 seconds, never hangs. A call may be retried after the namenode applied it
+(killed before it replied): each call carries a call id, unchanged across its
+retries, by which the namenode recognises and answers such a retry.
 """
 
 from __future__ import annotations
 
 import getpass
+import itertools
 import os
 import socket
 import threading
@@ -41,6 +44,7 @@ class NamenodeClient:
         self._stub: grpc_pb.ClientNamenodeStub | None = None
         self._channel: grpc.Channel | None = None
         self._pid = os.getpid()
+        self._call_ids = itertools.count(1)
 
     @property
     def stub(self) -> grpc_pb.ClientNamenodeStub:
@@ -58,6 +62,9 @@ class NamenodeClient:
             request = pb.Empty()
         elif hasattr(request, "caller"):
             request.caller.CopyFrom(self.caller)
+            # One id per call, kept by its retries: a retry of a mutation the namenode
+            # applied before the reply was lost gets the first outcome (its retry cache).
+            request.caller.call_id = next(self._call_ids)
         deadline = time.monotonic() + self.retry_seconds
         delay = 0.1
         while True:

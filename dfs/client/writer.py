@@ -100,6 +100,7 @@ class FileWriter:
         self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
         self._excluded: list[str] = []
+        self._refusals: dict[str, str] = {}   # datanode -> why it refused a block (a full disk)
         # Acknowledged blocks whose commit the namenode has not heard yet: (id, length, nodes).
         self._unreported: list[tuple[int, int, list[str]]] = []
         # The block whose end was sent and whose acknowledgement is not read yet, with its
@@ -178,6 +179,9 @@ class FileWriter:
             req.draining = self._draining[0].block_id
         try:
             r = self.client.nn.call("AddBlock", req)
+        except errors.NoDatanodesError as e:   # with what the datanodes that refused said
+            why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
+            raise errors.NoDatanodesError(e.detail + why, self.path) from None
         except errors.DfsError as e:   # the namenode names the unfinished file, not its path
             raise type(e)(e.detail, self.path) from None
         if req.has_previous:
@@ -331,7 +335,10 @@ class FileWriter:
         finally:
             sock.close()
         if not ack.stored:
-            return list(ack.failed) or block.targets[:1]
+            failed = list(ack.failed) or block.targets[:1]
+            if ack.error:
+                self._refusals[failed[0]] = ack.error
+            return failed
         if ack.failed:
             self._excluded += [a for a in ack.failed if a not in self._excluded]
         need = required_replicas(self.replication, block.allocated)

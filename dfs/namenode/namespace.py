@@ -26,6 +26,7 @@ class Caller:
     groups: tuple[str, ...] = ()
     client_name: str = ""
     host: str = ""
+    call_id: int = 0        # the client's number for this call, the same for its retries
 
 
 @dataclass

@@ -14,8 +14,11 @@ Complete's fsync makes them durable with it (store.py).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import pickle
 import random
+import sqlite3
 import threading
 import time
 import uuid
@@ -31,12 +34,14 @@ from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
-from dfs.namenode.store import MetaStore
+from dfs.namenode.store import MetaStore, store_error
 
 log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
+RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry of its call (as HDFS)
+RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
 
@@ -58,6 +63,16 @@ class LocatedBlock:
     length: int
     locations: list[DatanodeDescriptor]
     corrupt: bool = False
+
+
+class _Tx:
+    """The mutations applied since the last commit, which share the next one."""
+    __slots__ = ("dropped", "error", "calls")
+
+    def __init__(self) -> None:
+        self.dropped: list[int] = []    # blocks to forget and delete once committed
+        self.calls: set[tuple[str, int]] = set()   # retry cache entries written in it
+        self.error: errors.MetadataStoreError | None = None   # set if the commit failed
 
 
 class NameSystem:
@@ -82,6 +97,8 @@ class NameSystem:
         self.safemode_auto = True
         self.started = clock()
         self._last_block_at_start = 0   # blocks up to this id were known before this start
+        self._tx = _Tx()
+        self._next_expiry = 0.0     # when the retry cache is next pruned
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
             self._last_block_at_start = max(self._last_block_at_start, bid)
@@ -110,9 +127,64 @@ class NameSystem:
         answered yet, and only a power loss, not a crash, could lose it."""
         with self._sync_lock:
             with self.lock:
-                owed = self.store.commit()
-            if owed:
-                self.store.flush()
+                tx, self._tx = self._tx, _Tx()
+                try:
+                    owed = self.store.commit()
+                except errors.MetadataStoreError as e:
+                    self._lost(tx, e)
+                    raise
+            try:
+                if owed:
+                    self.store.flush()
+            except errors.MetadataStoreError as e:
+                log.error("%s", e)
+                tx.error = e     # committed, but not durable: its callers are not told it is
+                raise
+            finally:
+                if tx.dropped:
+                    # Replicas are deleted only once the change that dropped them is on disk
+                    # (as HDFS removes blocks after logSync).
+                    with self.lock:
+                        self._committed(tx)
+
+    def _abort_tx(self, e: BaseException):
+        """A write outside ``_mutate`` failed in the store: the open transaction is lost."""
+        tx, self._tx = self._tx, _Tx()
+        self.store.rollback()
+        err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
+        self._lost(tx, err)
+        raise err from None
+
+    def _committed(self, tx: "_Tx") -> None:
+        """What a transaction's mutations do in memory once it is on disk: forget the
+        blocks they dropped and tell their datanodes to delete them. Before the commit
+        succeeded, a replica deleted could belong to a file a failed commit keeps; before
+        its fsync, to one a power loss brings back."""
+        for b in tx.dropped:
+            for node in self.bmap.remove_block(b):
+                self.cmds(node).invalidate.add(b)
+            self.monitor.in_flight.forget_block(b)
+
+    def _lost(self, tx: "_Tx", e: errors.MetadataStoreError) -> None:
+        """A transaction could not be stored (the store rolled it back): fail each
+        of its callers, and bring the block map back to what the store holds (blocks
+        its mutations allocated, committed or re-replicated)."""
+        log.error("%s: %d blocks' drops and the calls waiting on this commit fail", e, len(tx.dropped))
+        tx.error = e
+        stored = {r[0]: r for r in self.store.all_blocks()}
+        for b in [b for b in self.bmap.blocks if b not in stored]:
+            for node in self.bmap.remove_block(b):      # allocated by a lost call: in no file
+                self.cmds(node).invalidate.add(b)
+            self.monitor.in_flight.forget_block(b)
+        for bid, inode, gs, length, repl, complete in stored.values():
+            info = self.bmap.blocks.get(bid)
+            if info is None:
+                self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
+                continue
+            info.inode, info.genstamp, info.length, info.replication = inode, gs, length, repl
+            if info.complete and not complete:
+                info.complete = False
+                self.bmap.writing.add(bid)
 
     def _mutating(self) -> None:
         if self.in_safemode():
@@ -131,10 +203,8 @@ class NameSystem:
             log.info("leaving safe mode: %d of %d blocks reported", reported, total)
 
     def _invalidate_blocks(self, block_ids: list[int]) -> None:
-        for b in block_ids:
-            for node in self.bmap.remove_block(b):
-                self.cmds(node).invalidate.add(b)
-            self.monitor.in_flight.forget_block(b)
+        """Drop blocks the open transaction removed: done once it is committed (_committed)."""
+        self._tx.dropped.extend(block_ids)
 
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
@@ -147,20 +217,95 @@ class NameSystem:
                 out.append(d.uuid)
         return out
 
-    def _mutate(self, fn, durable: bool = True):
+    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None, key_at: int | None = None):
+        """Apply ``fn`` as one mutation, commit it (shared with others) and return its
+        result. With a ``caller`` whose call has an id, the outcome is recorded in the
+        same transaction (the retry cache) and a retry of that call gets it back instead
+        of running ``fn`` again; ``key_at``: the result's item that is a file's data key,
+        recorded only wrapped (in the file's row, the result's first item)."""
+        call = (caller.client_name, caller.call_id) if caller is not None and caller.call_id \
+            and caller.client_name else None
         with self.lock:
-            self._mutating()
-            self.store.begin_op()
-            try:
-                result = fn()
-            except BaseException:
-                self.store.undo_op()   # this call's writes only: others await the commit
-                raise
-            self.store.end_op()
-            if durable:
-                self.store.want_durable()
-        self._sync()
+            tx = self._tx
+            done = self.store.recorded_call(*call) if call is not None else None
+            if done is not None:
+                log.info("call %d of %s retried: answered with its recorded outcome", call[1], call[0])
+                result = self._replayed(done, key_at)
+                pending = call in tx.calls     # recorded in the transaction not yet committed
+            else:
+                result, pending = self._apply(fn, tx, durable, call, key_at), True
+        try:
+            self._sync()   # after a replay too: the first call's fsync may still be running
+        except errors.MetadataStoreError:
+            pass   # whose transaction failed: ours (tx.error), or one before it
+        if pending and tx.error is not None:
+            raise tx.error
         return result
+
+    def _apply(self, fn, tx: _Tx, durable: bool, call: tuple[str, int] | None, key_at: int | None):
+        """Run ``fn`` as a savepoint of the open transaction ``tx`` (under the lock)."""
+        self._mutating()
+        ndropped = len(tx.dropped)
+        self.store.begin_op()
+        try:
+            result = fn()
+            if call is not None:
+                self.store.record_call(*call, self.clock(), self._recorded(result, key_at))
+            self.store.end_op()
+        except BaseException as e:
+            del tx.dropped[ndropped:]
+            if not self.store.undo_op():   # this call's writes only: others await the commit
+                # SQLite rolled back the whole transaction (a full disk): all its calls fail.
+                err = e if isinstance(e, errors.MetadataStoreError) else store_error(e)
+                self._tx = _Tx()
+                self._lost(tx, err)
+                raise err from None
+            if isinstance(e, sqlite3.Error):
+                raise store_error(e) from None
+            raise
+        if call is not None:
+            tx.calls.add(call)
+        if durable:
+            self.store.want_durable()
+        return result
+
+    # An outcome is recorded compactly (a small file writes two a second for ten minutes,
+    # ~200 bytes each): a status as its fields, a file's row as its id (read again when
+    # replayed: what a reply takes from it does not change), a block with its targets' ids,
+    # a data key not at all (it is in the row, wrapped).
+    def _recorded(self, result, key_at: int | None) -> bytes:
+        def enc(v):
+            if isinstance(v, FileStatus):
+                return ("S", dataclasses.astuple(v))
+            if isinstance(v, LocatedBlock):
+                return ("B", v.block_id, v.genstamp, v.offset, v.length, tuple(d.uuid for d in v.locations),
+                        v.corrupt)
+            if isinstance(v, dict):
+                return ("R", v["id"])
+            return v
+        if isinstance(result, tuple):
+            return pickle.dumps(tuple(None if i == key_at else enc(v) for i, v in enumerate(result)), protocol=5)
+        return pickle.dumps(enc(result), protocol=5)
+
+    def _replayed(self, outcome: bytes, key_at: int | None):
+        def dec(v):
+            if isinstance(v, tuple) and v and v[0] == "S":
+                return FileStatus(*v[1])
+            if isinstance(v, tuple) and v and v[0] == "B":
+                nodes = [self.members.nodes[u] for u in v[5] if u in self.members.nodes]
+                return LocatedBlock(v[1], v[2], v[3], v[4], nodes, v[6])
+            if isinstance(v, tuple) and v and v[0] == "R":
+                row = self.store.get(v[1])
+                if row is None:
+                    raise errors.DfsFileNotFoundError("created, then removed before the retry of its creation")
+                return row
+            return v
+        result = pickle.loads(outcome)
+        if key_at is None:
+            return dec(result)
+        result = tuple(dec(v) for v in result)
+        row = result[0]
+        return (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
 
     # -- namespace ------------------------------------------------------
     def stat(self, caller: Caller, path: str) -> FileStatus:
@@ -172,20 +317,21 @@ class NameSystem:
             return self.ns.list(path, caller, start_after, limit)
 
     def mkdir(self, caller: Caller, path: str, parents: bool, mode: int) -> FileStatus:
-        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode))
+        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode),
+                            caller=caller)
 
     def delete(self, caller: Caller, path: str, recursive: bool) -> bool:
         def op():
             self._invalidate_blocks(self.ns.delete(path, caller, self.clock(), recursive=recursive))
             return True
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def rename(self, caller: Caller, src: str, dst: str, overwrite: bool) -> FileStatus:
         def op():
             st, dropped = self.ns.rename(src, dst, caller, self.clock(), overwrite=overwrite)
             self._invalidate_blocks(dropped)
             return st
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def chmod(self, caller: Caller, path: str, mode: int) -> FileStatus:
         return self._mutate(lambda: self.ns.chmod(path, mode, caller))
@@ -225,7 +371,7 @@ class NameSystem:
                 self.store.want_durable()   # visible at once
             st = self.ns.status(row, normalize(path)) if complete else None
             return row, data_key, st
-        return self._mutate(op, durable=False)
+        return self._mutate(op, durable=False, caller=caller, key_at=1)
 
     def create_with_block(self, caller: Caller, path: str, *, overwrite: bool, replication: int,
                           block_size: int, mode: int, create_parent: bool, empty_first: bool = False
@@ -254,7 +400,7 @@ class NameSystem:
             lb = self._allocate(OpenFile(row), caller, [], now)
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
             return row, data_key, st, lb
-        return self._mutate(op, durable=False)
+        return self._mutate(op, durable=False, caller=caller, key_at=1)
 
     def _commit(self, f, block_id: int, length: int, nodes: list[str]) -> None:
         self.ns.commit_block(f, block_id, length)
@@ -347,13 +493,13 @@ class NameSystem:
             f = self.ns.open_file(file_id, caller)
             self.ns.abandon_block(f, block_id)
             self._invalidate_blocks([block_id])
-        self._mutate(op, durable=False)
+        self._mutate(op, durable=False, caller=caller)
 
     def abandon_file(self, caller: Caller, file_id: int) -> None:
         def op():
             self.ns.open_file(file_id, caller)
             self._invalidate_blocks(self.ns.store.delete_subtree(file_id))
-        self._mutate(op, durable=False)
+        self._mutate(op, durable=False, caller=caller)
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
@@ -367,11 +513,14 @@ class NameSystem:
             st, dropped = self.ns.complete(f, caller, self.clock())
             self._invalidate_blocks(dropped)
             return st
-        return self._mutate(op)
+        return self._mutate(op, caller=caller)
 
     def renew_lease(self, caller: Caller) -> None:
         with self.lock:
-            self.ns.renew_leases(caller.client_name, self.clock())
+            try:
+                self.ns.renew_leases(caller.client_name, self.clock())
+            except sqlite3.Error as e:
+                self._abort_tx(e)
         self._sync()
 
     # -- reading --------------------------------------------------------
@@ -561,10 +710,19 @@ class NameSystem:
             self._update_safemode()
             if self.in_safemode():
                 return
-            for fid in self.ns.expired_leases(now):
-                outcome, dropped = self.ns.recover_lease(fid, now)
-                log.warning("lease on file #%d expired: %s", fid, outcome)
-                self._invalidate_blocks(dropped)
+            try:
+                # Leases restart with the namenode (as HDFS's): a writer gets a whole lease
+                # period from our start to renew, however long ago its last renewal was.
+                leases_due = now >= self.started + self.ns.lease_limit
+                for fid in self.ns.expired_leases(now) if leases_due else ():
+                    outcome, dropped = self.ns.recover_lease(fid, now)
+                    log.warning("lease on file #%d expired: %s", fid, outcome)
+                    self._invalidate_blocks(dropped)
+                if now >= self._next_expiry:
+                    self._next_expiry = now + 10.0
+                    self.store.expire_calls(now - RETRY_CACHE_SECONDS, RETRY_CACHE_MAX)
+            except sqlite3.Error as e:
+                self._abort_tx(e)
             self.monitor.run(now)
         self._sync()
 
@@ -635,7 +793,13 @@ class NameSystem:
                 # Remembered across namenode restarts (like HDFS's exclude file).
                 self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
                 self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
-        self._sync()
+        try:
+            self._sync()
+        except errors.MetadataStoreError:
+            with self.lock:
+                if self.store.get_meta(f"admin_state:{d.address}") is None and d.admin_state == "decommissioning":
+                    d.admin_state = "normal"     # not remembered: not decommissioning either
+            raise
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

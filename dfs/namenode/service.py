@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.namespace import Caller
 from dfs.namenode.namesystem import LocatedBlock, NameSystem
@@ -19,7 +22,19 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
         peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
         if peer.startswith("ipv4:"):
             host = peer[5:].rpartition(":")[0]
-    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name, host=host)
+    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name, host=host,
+                  call_id=c.call_id)
+
+
+# Fault injection for tests, off unless set: the namenode SIGKILLs itself after these
+# calls (comma-separated RPC names) are applied and durable, before it replies - as if
+# it died the moment after its commit. The client then retries a call already applied.
+_DIE_AFTER = frozenset(filter(None, os.environ.get("DFS_TEST_DIE_AFTER", "").split(",")))
+
+
+def _applied(rpc_name: str) -> None:
+    if rpc_name in _DIE_AFTER:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _status(st) -> pb.FileStatusReply:
@@ -54,15 +69,21 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Mkdir(self, r, context):
-        return _status(self.ns.mkdir(_caller(r.caller, context), r.path, r.parents, r.mode or 0o755))
+        st = self.ns.mkdir(_caller(r.caller, context), r.path, r.parents, r.mode or 0o755)
+        _applied("Mkdir")
+        return _status(st)
 
     @rpc
     def Delete(self, r, context):
-        return pb.BoolReply(value=self.ns.delete(_caller(r.caller, context), r.path, r.recursive))
+        done = self.ns.delete(_caller(r.caller, context), r.path, r.recursive)
+        _applied("Delete")
+        return pb.BoolReply(value=done)
 
     @rpc
     def Rename(self, r, context):
-        return _status(self.ns.rename(_caller(r.caller, context), r.src, r.dst, r.overwrite))
+        st = self.ns.rename(_caller(r.caller, context), r.src, r.dst, r.overwrite)
+        _applied("Rename")
+        return _status(st)
 
     @rpc
     def SetPermission(self, r, context):
@@ -91,6 +112,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
             row, key, st, lb = self.ns.create_with_block(caller, r.path, empty_first=r.complete, **opts)
         else:
             (row, key, st), lb = self.ns.create(caller, r.path, complete=r.complete, **opts), None
+        _applied("Create")
         reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]))
         if lb is not None:
             reply.block.CopyFrom(_located(lb, self.ns))
@@ -122,8 +144,10 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     def Complete(self, r, context):
         last = (r.last.block_id, r.last.length) if r.has_last else None
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
-        return _status(self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes),
-                                        previous=prev, previous_nodes=list(r.previous_nodes)))
+        st = self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes),
+                              previous=prev, previous_nodes=list(r.previous_nodes))
+        _applied("Complete")
+        return _status(st)
 
     @rpc
     def RenewLease(self, r, context):

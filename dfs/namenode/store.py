@@ -32,6 +32,10 @@ Schema:
       nchildren/nsubdirs count its named entries; triggers keep them.
     block(id, inode, idx, length, genstamp, committed)
     meta(k, v)  counters and cluster identity
+    retry_cache(client, call, at, outcome)  the outcome of each recent mutation, by
+      the client's call id, written in the mutation's own transaction: a retry of a
+      call whose reply was lost (the namenode killed after its commit) is answered
+      with it, as HDFS's RetryCache (which is rebuilt from its edit log)
 """
 
 from __future__ import annotations
@@ -40,8 +44,15 @@ import os
 import sqlite3
 from typing import Any, Iterable, Protocol
 
+from dfs import errors
+
 ROOT_ID = 1
 ID_BATCH = 1024
+
+
+def store_error(e: BaseException) -> errors.MetadataStoreError:
+    """The one error a client sees when the metadata cannot be written (a full disk)."""
+    return errors.MetadataStoreError(f"namenode cannot store its metadata: {e}")
 
 
 class MetaStore(Protocol):
@@ -64,6 +75,9 @@ class MetaStore(Protocol):
     def pending(self, parent: int, name: str) -> list[dict]: ...
     def next_id(self, counter: str) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
+    def recorded_call(self, client: str, call: int) -> bytes | None: ...
+    def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None: ...
+    def expire_calls(self, before: float, keep: int = -1) -> int: ...
     def set_meta(self, key: str, value: str) -> None: ...
     def want_durable(self) -> None: ...
     def commit(self) -> bool: ...
@@ -71,7 +85,7 @@ class MetaStore(Protocol):
     def sync(self) -> None: ...
     def begin_op(self) -> None: ...
     def end_op(self) -> None: ...
-    def undo_op(self) -> None: ...
+    def undo_op(self) -> bool: ...
     def rollback(self) -> None: ...
 
 
@@ -103,6 +117,10 @@ class SqliteStore:
               committed INTEGER NOT NULL DEFAULT 0);
             CREATE INDEX IF NOT EXISTS block_by_inode ON block(inode, idx);
             CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT);
+            CREATE TABLE IF NOT EXISTS retry_cache (
+              client TEXT NOT NULL, call INTEGER NOT NULL, at REAL NOT NULL, outcome BLOB NOT NULL,
+              PRIMARY KEY (client, call)) WITHOUT ROWID;
+            CREATE INDEX IF NOT EXISTS retry_cache_by_age ON retry_cache(at);
             """
         )
         self._count_children()
@@ -156,7 +174,7 @@ class SqliteStore:
 
     # -- transactions ---------------------------------------------------
     def _w(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
-        if not self._in_tx:
+        if not self._in_tx or not self._db.in_transaction:
             self._db.execute("BEGIN IMMEDIATE")
             self._in_tx = True
         return self._db.execute(sql, args)
@@ -167,10 +185,19 @@ class SqliteStore:
 
     def commit(self) -> bool:
         """COMMIT every mutation applied so far. -> True if one of them wants to be
-        on disk before its reply: then ``flush()`` is owed before any reply."""
+        on disk before its reply: then ``flush()`` is owed before any reply.
+
+        A COMMIT that fails (SQLITE_FULL: "database or disk is full", an I/O error)
+        is rolled back - nothing of the transaction is kept, on disk or in this
+        connection - and raises MetadataStoreError; the caller restores whatever
+        it changed in memory for those mutations."""
         if not self._in_tx:
             return False
-        self._db.execute("COMMIT")
+        try:
+            self._db.execute("COMMIT")
+        except sqlite3.Error as e:
+            self._abort()
+            raise store_error(e) from None
         durable, self._in_tx, self._durable = self._durable, False, False
         return durable and self._wal_path != ":memory:-wal"
 
@@ -179,7 +206,20 @@ class SqliteStore:
         then durable. Needs no lock against mutations being applied meanwhile (they
         write an open transaction, or frames a checkpoint has made redundant); the
         caller keeps commits from running concurrently with it."""
-        os.fdatasync(self._wal())
+        try:
+            os.fdatasync(self._wal())
+        except OSError as e:
+            raise store_error(e) from None
+
+    def _abort(self) -> None:
+        """Drop the open transaction, whatever state a failed statement left it in."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        self._in_tx = self._durable = False
+        self._ids.clear()   # reservations made in the rolled-back transaction are gone
 
     def sync(self) -> None:
         """Commit every mutation applied so far; fsync (once for all) if any wants it."""
@@ -208,16 +248,24 @@ class SqliteStore:
     def end_op(self) -> None:
         self._db.execute("RELEASE op")
 
-    def undo_op(self) -> None:
-        self._db.execute("ROLLBACK TO op")
-        self._db.execute("RELEASE op")
-        self._ids.clear()   # reload id reservations as the savepoint left them
+    def undo_op(self) -> bool:
+        """Undo this mutation's writes. -> False if the whole open transaction is gone
+        instead: a statement that fails with SQLITE_FULL or an I/O error may make
+        SQLite roll back the transaction itself, taking other mutations with it."""
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK TO op")
+                self._db.execute("RELEASE op")
+                self._ids.clear()   # reload id reservations as the savepoint left them
+                return True
+            except sqlite3.Error:
+                pass
+        self._abort()
+        return False
 
     def rollback(self) -> None:
         if self._in_tx:
-            self._db.execute("ROLLBACK")
-            self._in_tx = self._durable = False
-            self._ids.clear()   # reservations made in the rolled-back transaction are gone
+            self._abort()
 
     def close(self) -> None:
         self.want_durable()
@@ -347,6 +395,25 @@ class SqliteStore:
     def set_meta(self, key: str, value: str) -> None:
         self._w("INSERT INTO meta(k, v) VALUES(?, ?) ON CONFLICT(k) DO UPDATE SET v=excluded.v",
                 (key, value))
+
+    # -- retry cache --------------------------------------------------
+    def recorded_call(self, client: str, call: int) -> bytes | None:
+        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?", (client, call)).fetchone()
+        return r[0] if r else None
+
+    def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None:
+        self._w("INSERT OR REPLACE INTO retry_cache(client, call, at, outcome) VALUES (?,?,?,?)",
+                (client, call, at, outcome))
+
+    def expire_calls(self, before: float, keep: int = -1) -> int:
+        """Forget outcomes recorded before ``before``, and all but the newest ``keep``."""
+        if keep >= 0:
+            r = self._db.execute("SELECT at FROM retry_cache ORDER BY at DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+            if r is not None:
+                before = max(before, r[0] + 1e-6)
+        if self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone() is None:
+            return 0
+        return self._w("DELETE FROM retry_cache WHERE at < ?", (before,)).rowcount
 
     def stats(self) -> tuple[int, int]:
         files = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=0 AND state='C'").fetchone()[0]

@@ -21,6 +21,7 @@ CODES: dict[type[errors.DfsError], grpc.StatusCode] = {
     errors.DfsPermissionError: grpc.StatusCode.PERMISSION_DENIED,
     errors.SafeModeError: grpc.StatusCode.UNAVAILABLE,
     errors.NoDatanodesError: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    errors.MetadataStoreError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.LeaseError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DirectoryNotEmptyError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InvalidPathError: grpc.StatusCode.INVALID_ARGUMENT,

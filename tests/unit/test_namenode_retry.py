@@ -81,3 +81,25 @@ def test_connection_refused_is_unreachable():
     with pytest.raises(errors.NamenodeUnreachableError) as ei:
         _client(_Stub([refused] * 50), retry_seconds=0.3).call("Mkdir")
     assert str(ei.value) == "cannot reach namenode 127.0.0.1:1"
+
+
+class _IdStub:
+    def __init__(self, failures):
+        self.failures, self.ids = list(failures), []
+
+    def Mkdir(self, request, timeout):
+        self.ids.append(request.caller.call_id)
+        if self.failures:
+            raise self.failures.pop(0)
+        return "ok"
+
+
+def test_the_retries_of_one_call_carry_its_call_id_and_the_next_call_a_new_one():
+    # The namenode's retry cache recognises a retry by (client_name, call_id).
+    from dfs.rpc.v1 import namenode_pb2 as pb
+    stub = _IdStub([_Status(grpc.StatusCode.UNAVAILABLE), _Status(grpc.StatusCode.CANCELLED)])
+    c = _client(stub)
+    c.call("Mkdir", pb.MkdirRequest(path="/a"))
+    c.call("Mkdir", pb.MkdirRequest(path="/b"))
+    first = stub.ids[0]
+    assert first > 0 and stub.ids == [first, first, first, first + 1]

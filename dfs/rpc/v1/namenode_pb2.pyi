@@ -12,16 +12,18 @@ class Empty(_message.Message):
     def __init__(self) -> None: ...
 
 class Caller(_message.Message):
-    __slots__ = ("user", "groups", "client_name", "host")
+    __slots__ = ("user", "groups", "client_name", "host", "call_id")
     USER_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     CLIENT_NAME_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    CALL_ID_FIELD_NUMBER: _ClassVar[int]
     user: str
     groups: _containers.RepeatedScalarFieldContainer[str]
     client_name: str
     host: str
-    def __init__(self, user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., client_name: _Optional[str] = ..., host: _Optional[str] = ...) -> None: ...
+    call_id: int
+    def __init__(self, user: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., client_name: _Optional[str] = ..., host: _Optional[str] = ..., call_id: _Optional[int] = ...) -> None: ...
 
 class PathRequest(_message.Message):
     __slots__ = ("caller", "path")

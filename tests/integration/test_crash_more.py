@@ -1,0 +1,181 @@
+"""Namenode durability beyond a plain SIGKILL: a full metadata disk, writers whose
+lease outlives a namenode restart, and calls retried after the namenode applied them
+(their reply lost with a killed namenode). Real processes, real faults."""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from dfs import errors
+from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, until
+
+
+def _fill(directory: str) -> str:
+    """Fill the filesystem of ``directory`` to the last byte; -> the filler file."""
+    filler = os.path.join(directory, "filler")
+    with open(filler, "wb", buffering=0) as f:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    f.write(b"\0" * size)
+            except OSError as e:
+                assert e.errno == errno.ENOSPC, e
+    return filler
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A small tmpfs (2 MiB), unmounted (lazily: processes may still hold it) at teardown."""
+    mounts: list[str] = []
+
+    def mount(path: str, size: str = "2m") -> str:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for m in mounts:
+        subprocess.run(["umount", "-l", m], check=False)
+
+
+def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster, small_disk):
+    c = make_cluster(start=False)
+    small_disk(c.namenode.data_dir)
+    c.start()
+    client = c.client(retry_seconds=20)
+    acked = {f"/keep/{i}": os.urandom(300_000 + i) for i in range(4)}
+    for path, data in acked.items():
+        client.write_bytes(path, data)
+    blocks = [b.block_id for b in client.block_locations("/keep/0")]
+    filler = _fill(c.namenode.data_dir)
+
+    # Each mutation now fails with one clear line; none is retried for ever.
+    r = c.cli("rm", "/keep/0")
+    assert r.returncode == 1
+    assert error_lines(r, "rm") == ["dfs: rm: /keep/0: namenode cannot store its metadata: database or disk is full"]
+    with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
+        client.rename("/keep/1", "/moved")
+    with pytest.raises(errors.MetadataStoreError):
+        client.write_bytes("/new", b"x" * 1000)
+    r = c.cli("mkdir", "/d")
+    assert r.returncode == 1 and "namenode cannot store its metadata" in r.stderr.decode()
+    # The failed delete deleted no replica: give the datanodes a few heartbeats to act.
+    time.sleep(3 * c.heartbeat + 1)
+    assert replicas_on_disk(c, blocks[0]) == 3
+    assert sorted(e.path for e in client.listdir("/keep")) == sorted(acked)
+    check_all(c, acked)
+    # Killed and restarted on the full disk, it serves what it has and still refuses clearly.
+    c.kill(c.namenode, signal.SIGKILL)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3, timeout=60)
+    check_all(c, acked)
+    with pytest.raises(errors.MetadataStoreError):
+        client.delete("/keep/0")
+
+    # Space again: the namenode goes on where it was, and a kill -9 loses nothing acknowledged.
+    os.unlink(filler)
+    client.rename("/keep/1", "/moved")
+    acked["/moved"] = acked.pop("/keep/1")
+    assert client.delete("/keep/0")
+    del acked["/keep/0"]
+    client.write_bytes("/new", b"y" * 1000)
+    acked["/new"] = b"y" * 1000
+    c.kill(c.namenode, signal.SIGKILL)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3)
+    assert not client.exists("/keep/0")
+    check_all(c, acked)
+    until(lambda: replicas_on_disk(c, blocks[0]) == 0, 30, "the deleted file's replicas to go")
+    assert c.fsck("/")["status"] == "HEALTHY"
+
+
+def test_a_writer_mid_file_keeps_its_lease_across_a_namenode_restart(make_cluster):
+    # Its lease lapsed (by the clock) while the namenode was down; a restarted namenode
+    # must give it a whole lease period to come back, not remove its file at once.
+    lease = 8.0
+    c = make_cluster(env={"DFS_LEASE_SOFT_LIMIT": str(lease)})
+    client = c.client(retry_seconds=60)
+    data = os.urandom(int(3.5 * MiB))
+    w = client.create("/slow")
+    w.write(data[:int(1.5 * MiB)])                     # one block done, the next one open
+    time.sleep(0.5)
+    c.kill(c.namenode, signal.SIGKILL)
+    w.write(data[int(1.5 * MiB):int(1.8 * MiB)])       # inside the open block: no namenode call
+    time.sleep(lease + 1)                              # the lease it last renewed has lapsed
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3, timeout=60)
+    until(lambda: not client.safemode("get").on, 60, "safe mode to end")
+    time.sleep(1.5)                                    # lease expiry is checked every tick (0.15 s)
+    w.write(data[int(1.8 * MiB):])                     # needs AddBlock: the file must still be open
+    w.close()
+    check_all(c, {"/slow": data})
+    assert "expired" not in open(c.namenode.log_path).read()
+
+
+def test_calls_retried_after_the_namenode_died_having_applied_them_succeed(make_cluster):
+    # The namenode SIGKILLs itself right after each call below is committed and fsynced,
+    # before replying (DFS_TEST_DIE_AFTER); the client retries it against the restarted
+    # namenode, which must answer with the first outcome, not "not open for writing",
+    # "No such file or directory" or "File exists".
+    c = make_cluster()
+    client = c.client(retry_seconds=60)
+    data = os.urandom(int(1.5 * MiB))
+    outcome: dict = {}
+
+    def dying_after(rpc: str, fn):
+        c.env["DFS_TEST_DIE_AFTER"] = rpc
+        c.restart(c.namenode)
+        c.wait_for_datanodes(3, timeout=60)
+        t = threading.Thread(target=lambda: outcome.__setitem__(rpc, _run(fn)), daemon=True)
+        t.start()
+        assert c.namenode.proc.wait(timeout=60) == -signal.SIGKILL
+        del c.env["DFS_TEST_DIE_AFTER"]
+        c.restart(c.namenode)
+        t.join(90)
+        assert not t.is_alive()
+        assert not isinstance(outcome[rpc], Exception), f"{rpc} retried: {outcome[rpc]!r}"
+        return outcome[rpc]
+
+    st = dying_after("Complete", lambda: client.write_bytes("/f", data))
+    assert st.size == len(data)
+    st = dying_after("Create", lambda: client.write_bytes("/g", data[:1000]))
+    assert st.size == 1000
+    assert dying_after("Rename", lambda: client.rename("/f", "/h")).path == "/h"
+    assert dying_after("Mkdir", lambda: client.mkdir("/d")).is_dir
+    assert dying_after("Delete", lambda: client.delete("/g")) is True
+    c.wait_for_datanodes(3, timeout=60)
+    assert sorted(e.path for e in client.listdir("/")) == ["/d", "/h"]
+    check_all(c, {"/h": data})
+    assert open(c.namenode.log_path).read().count("answered with its recorded outcome") >= 5
+
+
+def _run(fn):
+    try:
+        return fn()
+    except Exception as e:    # reported by the assertions on the outcome
+        return e
+
+
+def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster, small_disk, tmp_path):
+    c = make_cluster(datanodes=1, start=False)
+    small_disk(c.datanodes[0].data_dir, "8m")
+    c.start()
+    small = os.urandom(MiB)
+    c.client().write_bytes("/small", small)
+    big = tmp_path / "big"
+    big.write_bytes(os.urandom(12 * MiB))
+    r = c.cli("put", str(big), "/big")
+    assert r.returncode == 1
+    [line] = error_lines(r, "put")
+    assert line.startswith("dfs: put: /big: no datanode left for the block")
+    assert f"{c.datanodes[0].address}: {c.datanodes[0].data_dir}: No space left on device" in line
+    assert not c.client().exists("/big")
+    check_all(c, {"/small": small})

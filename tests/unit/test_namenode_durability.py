@@ -1,0 +1,293 @@
+"""The namenode when its metadata cannot be stored (a full disk): the failed calls
+fail with MetadataStoreError, and nothing of them is kept - not on disk, not in
+memory, and no replica is deleted on their behalf. No sockets: a NameSystem on a
+file-backed SqliteStore whose COMMIT can be made to fail as SQLite does on ENOSPC."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+
+import pytest
+
+from dfs import errors
+from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
+from dfs.namenode.namesystem import RETRY_CACHE_SECONDS
+from dfs.namenode.store import SqliteStore
+from tests.unit.test_namesystem import BS, ROOT, Clock, beat, make, register, start, write
+
+
+KEY = os.urandom(32)
+GONE = Caller("root", ("supergroup",), client_name="client-gone")
+
+
+class _FullDisk:
+    """The store's connection, whose COMMIT fails while ``full`` (as SQLITE_FULL does)."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db, self.full = db, False
+
+    def execute(self, sql: str, *args):
+        if self.full and sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self.db, name)
+
+
+def _store(tmp_path) -> tuple[SqliteStore, _FullDisk]:
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    store._db = disk = _FullDisk(store._db)  # type: ignore[assignment]
+    return store, disk
+
+
+def _invalidations(ns, nodes) -> set[int]:
+    return {b for cmds in beat(ns, nodes).values() for b in cmds.invalidate}
+
+
+def test_a_delete_that_cannot_be_committed_keeps_the_file_and_its_replicas(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/keep", [BS, 100])
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError, match="cannot store its metadata: database or disk is full"):
+        ns.delete(ROOT, "/keep", recursive=False)
+    assert ns.stat(ROOT, "/keep").size == BS + 100
+    assert _invalidations(ns, nodes) == set()          # no replica of it is deleted
+    assert all(len(ns.bmap.holders(b)) == 3 for b, _ in blocks)
+    with pytest.raises(errors.MetadataStoreError):
+        ns.rename(ROOT, "/keep", "/moved", overwrite=False)
+    assert ns.stat(ROOT, "/keep") and ns.stat(ROOT, "/") is not None
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/moved")
+    # Space again: the same calls work, and only now are the replicas deleted.
+    disk.full = False
+    ns.rename(ROOT, "/keep", "/moved", overwrite=False)
+    assert ns.delete(ROOT, "/moved", recursive=False)
+    assert _invalidations(ns, nodes) == {b for b, _ in blocks}
+
+
+def test_a_failed_complete_leaves_the_file_open_and_its_writer_can_complete_it_later(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    row, _, _ = ns.create(ROOT, "/w", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    addrs = [d.address for d in lb.locations]
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.complete(ROOT, row["id"], (lb.block_id, 77), addrs)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/w")
+    info = ns.bmap.blocks[lb.block_id]
+    assert not info.complete and lb.block_id in ns.bmap.writing   # memory as the store has it
+    disk.full = False
+    assert ns.complete(ROOT, row["id"], (lb.block_id, 77), addrs).size == 77
+    assert ns.bmap.blocks[lb.block_id].complete
+
+
+def test_a_lost_commit_fails_every_call_that_shared_it_and_forgets_blocks_it_allocated(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [10])
+    row, _, _ = ns.create(ROOT, "/b", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.add_block(ROOT, row["id"], None, [], [])
+    # The allocation was never stored: the block map does not know the block either.
+    assert set(ns.bmap.blocks) == {b["id"] for b in store.blocks(ns.stat(ROOT, "/a").inode_id)}
+    disk.full = False
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    assert ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations]).size == 5
+
+
+def test_the_store_survives_a_reopen_after_a_failed_commit(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [BS, 3])
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        write(ns, "/b", [4])
+    with pytest.raises(errors.MetadataStoreError):
+        ns.mkdir(ROOT, "/d", parents=False, mode=0o755)
+    disk.full = False
+    ns.mkdir(ROOT, "/d", parents=False, mode=0o755)
+    store.close()
+    ns2 = make(SqliteStore(str(tmp_path / "ns.db")))
+    _, entries, _ = ns2.listdir(ROOT, "/", "", 100)
+    assert [(e.path, e.size) for e in entries] == [("/a", BS + 3), ("/d", 0)]
+
+
+def test_a_statement_that_finds_the_database_full_fails_only_its_call(tmp_path):
+    # SQLITE_FULL from a write itself (max_page_count stands in for the disk): the
+    # call fails with the clear error, earlier files are intact.
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    ns = make(store)
+    register(ns, 3)
+    write(ns, "/a", [BS])
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")
+    with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
+        for i in range(2000):
+            ns.mkdir(ROOT, f"/dir-with-a-long-name-{i:05d}-" + "x" * 200, parents=False, mode=0o755)
+    assert ns.stat(ROOT, "/a").size == BS
+    store._db.execute("PRAGMA max_page_count = 1073741823")
+    ns.mkdir(ROOT, "/later", parents=False, mode=0o755)
+    assert ns.stat(ROOT, "/later").is_dir
+
+
+# -- leases across a restart -------------------------------------------------------
+
+
+def test_leases_restart_with_the_namenode(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    nodes = register(ns, 3)
+    renewing, silent = start(ns, "/renewing"), start(ns, "/silent", GONE)
+    ns.store.close()
+    clock.advance(10 * LEASE_SOFT_LIMIT)       # the namenode was down far longer than a lease
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    for d in nodes:
+        ns.register(d)
+    assert not ns.in_safemode()
+    ns.tick()
+    # Neither writer has had a chance to renew since the restart: both keep their file.
+    assert ns.store.get(renewing["id"]) and ns.store.get(silent["id"])
+    clock.advance(LEASE_SOFT_LIMIT / 2)
+    ns.renew_lease(ROOT)                        # /renewing's writer is back; /silent's is gone
+    clock.advance(LEASE_SOFT_LIMIT / 2 - 1)
+    ns.tick()
+    assert ns.store.get(silent["id"]) is not None               # still within a lease of the start
+    clock.advance(2)
+    ns.tick()
+    assert ns.store.get(silent["id"]) is None                   # a lease from the start, then gone
+    assert ns.store.get(renewing["id"]) is not None             # renewed: kept
+
+
+# -- the retry cache -----------------------------------------------------------------
+
+
+def _call(n: int, caller: Caller = ROOT) -> Caller:
+    return dataclasses.replace(caller, call_id=n)
+
+
+def test_a_retried_mutation_gets_its_first_outcome_even_after_a_restart(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock, master_key=KEY)
+    register(ns, 3)
+    row, key, _ = ns.create(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                            create_parent=False, complete=False)
+    lb = ns.add_block(_call(2), row["id"], None, [], [])
+    done = ns.complete(_call(3), row["id"], (lb.block_id, 9), [d.address for d in lb.locations])
+    ns.mkdir(_call(4), "/d", parents=False, mode=0o755)
+    moved = ns.rename(_call(5), "/f", "/d/g", overwrite=False)
+    ns.store.close()
+    # The namenode was killed before any of these replies left: the client retries each.
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock, master_key=KEY)
+    nodes = register(ns, 3)
+    assert ns.in_safemode()        # no block reported yet: retries are answered all the same
+    row2, key2, _ = ns.create(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                              create_parent=False, complete=False)
+    assert (row2["id"], key2) == (row["id"], key)
+    assert ns.complete(_call(3), row["id"], (lb.block_id, 9), [d.address for d in lb.locations]) == done
+    assert ns.mkdir(_call(4), "/d", parents=False, mode=0o755).is_dir
+    assert ns.rename(_call(5), "/f", "/d/g", overwrite=False) == moved
+    for d in nodes:
+        ns.block_report(d.uuid, [(lb.block_id, lb.genstamp, 9)])
+    assert ns.delete(_call(6), "/d/g", recursive=False)
+    assert ns.delete(_call(6), "/d/g", recursive=False)       # its retry
+    # A new call is no retry: it fails as before.
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.delete(_call(7), "/d/g", recursive=False)
+    with pytest.raises(errors.DfsFileNotFoundError, match="not open for writing"):
+        ns.complete(_call(8), row["id"], (lb.block_id, 9), [])
+    # Nor is the same call number from another client.
+    with pytest.raises(errors.DfsFileExistsError):
+        ns.mkdir(_call(4, GONE), "/d", parents=False, mode=0o755)
+
+
+def test_a_call_that_failed_runs_again_when_retried_and_outcomes_expire(tmp_path):
+    clock = Clock()
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), clock)
+    register(ns, 3)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.mkdir(_call(1), "/a/b", parents=False, mode=0o755)
+    ns.mkdir(_call(2), "/a", parents=False, mode=0o755)
+    assert ns.mkdir(_call(1), "/a/b", parents=False, mode=0o755).is_dir   # nothing recorded: runs
+    clock.advance(RETRY_CACHE_SECONDS - 5)
+    ns.tick()
+    assert ns.mkdir(_call(2), "/a", parents=False, mode=0o755).is_dir     # still answered
+    clock.advance(10)
+    ns.tick()
+    with pytest.raises(errors.DfsFileExistsError):                          # forgotten
+        ns.mkdir(_call(2), "/a", parents=False, mode=0o755)
+    assert ns.store._db.execute("SELECT count(*) FROM retry_cache").fetchone()[0] == 0   # failures: none
+
+
+def test_a_retry_cache_entry_is_lost_with_its_mutation_when_the_commit_fails(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.mkdir(_call(1), "/a", parents=False, mode=0o755)
+    disk.full = False
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat(ROOT, "/a")
+    assert ns.mkdir(_call(1), "/a", parents=False, mode=0o755).is_dir      # its retry runs it
+
+
+def test_a_retried_create_with_its_first_block_gets_the_same_file_key_and_block(tmp_path):
+    ns = make(SqliteStore(str(tmp_path / "ns.db")), master_key=KEY)
+    register(ns, 3)
+    first = ns.create_with_block(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                                 create_parent=False)
+    again = ns.create_with_block(_call(1), "/f", overwrite=False, replication=0, block_size=BS, mode=0o644,
+                                 create_parent=False)
+    assert again[0]["id"] == first[0]["id"] and again[1] == first[1] and again[2] is None
+    assert (again[3].block_id, again[3].genstamp, [d.uuid for d in again[3].locations]) == \
+        (first[3].block_id, first[3].genstamp, [d.uuid for d in first[3].locations])
+    assert len(ns.store.blocks(first[0]["id"])) == 1          # not a second block
+    row = ns.store._db.execute("SELECT length(outcome) FROM retry_cache").fetchone()
+    assert row[0] < 200                                        # compact: no row, no key
+
+
+def test_the_retry_cache_keeps_at_most_the_newest_entries(tmp_path):
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    for i in range(5):
+        store.record_call("c", i, 100.0 + i, b"x")
+    store.sync()
+    assert store.expire_calls(0.0, keep=2) == 3
+    assert store.expire_calls(50.0) == 0
+    assert [r[0] for r in store._db.execute("SELECT call FROM retry_cache ORDER BY call")] == [3, 4]
+
+
+def test_a_decommission_that_cannot_be_stored_leaves_the_node_in_service(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    nodes = register(ns, 4)
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.decommission(nodes[0].address)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "normal"
+    disk.full = False
+    ns.decommission(nodes[0].address)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "decommissioning"
+
+
+def test_a_retried_abandon_block_succeeds(tmp_path):
+    ns = make(SqliteStore(str(tmp_path / "ns.db")))
+    register(ns, 3)
+    row = start(ns, "/f")
+    lb = ns.add_block(_call(1), row["id"], None, [], [])
+    ns.abandon_block(_call(2), row["id"], lb.block_id)
+    ns.abandon_block(_call(2), row["id"], lb.block_id)     # its retry
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.abandon_block(_call(3), row["id"], lb.block_id)
