@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(error_line(name, e, _subject(args)), file=sys.stderr)
         return 1
+    except Exception as e:   # a bug: still one line (SPEC §3: no traceback unless --debug)
+        if args.debug or args.command in ("namenode", "datanode", "cluster"):
+            raise   # a server's crash keeps its traceback in its log
+        print(f"dfs: {name}: internal error: {type(e).__name__}: {e} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 # The arguments that are dfs paths (local ones are taken literally, never as URLs).

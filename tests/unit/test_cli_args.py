@@ -180,3 +180,16 @@ def test_a_stdout_closed_from_the_start_is_one_line_not_a_traceback():
     p = subprocess.run([sys.executable, "-c", PRINT_MANY], preexec_fn=lambda: os.close(1),
                        stderr=subprocess.PIPE, timeout=60)
     assert (p.returncode, p.stderr) == (1, b"dfs: ls: stdout: Bad file descriptor\n")
+
+
+def test_an_unexpected_exception_is_one_line_and_a_traceback_only_with_debug(monkeypatch, capsys):
+    import dfs.cli.fs as fs
+
+    def broken(args):
+        raise KeyError("boom")
+    monkeypatch.setattr(fs, "cmd_stat", broken)
+    assert main(["stat", "/x"]) == 1
+    assert capsys.readouterr().err == \
+        "dfs: stat: internal error: KeyError: 'boom' (--debug shows the traceback)\n"
+    with pytest.raises(KeyError):
+        main(["--debug", "stat", "/x"])
