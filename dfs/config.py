@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from urllib.parse import urlsplit
 
 DEFAULT_NAMENODE = "127.0.0.1:8020"
 DEFAULT_DATANODE = "127.0.0.1:9866"
@@ -38,11 +37,59 @@ def parse_address(text: str, default_port: int = 0) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def format_address(host: str, port: int) -> str:
+    """(host, port) -> 'host:port', an IPv6 host in brackets ('[::1]:8020')."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+_HOST_RE = re.compile(r"^[A-Za-z0-9_]([A-Za-z0-9._-]*[A-Za-z0-9_])?$")
+_IPV6_RE = re.compile(r"^[0-9A-Fa-f:.]+(%[A-Za-z0-9._-]+)?$")
+
+
+def parse_namenode(text: str, default_port: int = 8020) -> str:
+    """A namenode address in any form SPEC §3 allows -> canonical 'HOST:PORT'.
+
+    'dfs://HOST:PORT' (an optional trailing '/'), 'HOST:PORT', 'HOST' (the
+    default port), '[v6]:PORT'. Anything else raises ValueError, so a typo is
+    reported at once instead of as an unreachable namenode 15 s later."""
+    netloc = text
+    if text.startswith("dfs://"):
+        netloc, _, rest = text[len("dfs://"):].partition("/")
+        if rest:
+            raise ValueError(f"invalid namenode address: {text!r} (an address, not a path)")
+    if netloc.startswith("["):
+        host, close, tail = netloc[1:].partition("]")
+        ok = bool(close) and bool(_IPV6_RE.match(host)) and ":" in host
+        if tail.startswith(":"):
+            port_text = tail[1:]
+        elif tail == "":
+            port_text = str(default_port)
+        else:
+            ok = False
+            port_text = ""
+    else:
+        host, sep, port_text = netloc.partition(":")
+        ok = bool(_HOST_RE.match(host)) and ":" not in port_text
+        if not sep:
+            port_text = str(default_port)
+    if not ok or not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"invalid namenode address: {text!r} (expected HOST:PORT, HOST or dfs://HOST:PORT)")
+    return format_address(host, int(port_text))
+
+
 def split_url(arg: str) -> tuple[str | None, str]:
-    """'dfs://host:port/p' -> ('host:port', '/p'); 'dfs:///p' -> (None, '/p'); '/p' -> (None, '/p')."""
+    """A path argument -> (namenode 'HOST:PORT' or None for the default, path).
+
+    'dfs://host:port/p' -> ('host:port', '/p'); 'dfs:///p' -> (None, '/p');
+    '/p' -> (None, '/p'). The path after the address is taken literally: '?',
+    '#' and '%' are ordinary characters of a dfs name, not a query, a fragment
+    or an escape. A malformed address, or 'dfs:' not followed by '//', raises
+    ValueError."""
     if arg.startswith("dfs://"):
-        u = urlsplit(arg)
-        return (u.netloc or None), (u.path or "/")
+        netloc, _, path = arg[len("dfs://"):].partition("/")
+        return (parse_namenode(netloc) if netloc else None), "/" + path
+    if arg.startswith("dfs:"):
+        raise ValueError(f"invalid dfs URL: {arg!r} (expected dfs://HOST:PORT/PATH or dfs:///PATH)")
     return None, arg
 
 

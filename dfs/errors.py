@@ -12,10 +12,13 @@
     ├── InvalidArgumentError      (ValueError)
     ├── SafeModeError                                   namenode is in safe mode
     ├── NoDatanodesError                                no live datanodes ...
+    │   └── NoSpaceError                                live datanodes, every one full
     ├── LeaseError                                      file is being written by another client
+    │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
     ├── ForeignClusterError                             data dir belongs to another cluster
     ├── MetadataStoreError                              namenode cannot store its metadata
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
+    ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
     └── DataIntegrityError
         ├── ChecksumError                               stored bytes do not match their xxh3
@@ -87,8 +90,21 @@ class NoDatanodesError(DfsError):
     reason = "no live datanodes to write to"
 
 
+class NoSpaceError(NoDatanodesError):
+    """Datanodes are live but every one is full: the one block allocation failure that
+    is ENOSPC through FUSE (no live datanode at all is EIO: nothing is full)."""
+    reason = "no space left on the datanodes"
+
+
 class LeaseError(DfsError):
     reason = "file is being written by another client"
+
+
+class AlreadyBeingCreatedError(LeaseError, DfsFileExistsError):
+    """``create`` of a path another client is writing (holds its lease), as HDFS's
+    AlreadyBeingCreatedException: a lease error, and a FileExistsError to callers
+    that only know the standard exceptions."""
+    reason = "file is being created by another client"
 
 
 class ForeignClusterError(DfsError):
@@ -103,6 +119,12 @@ class MetadataStoreError(DfsError):
 
 class NamenodeUnreachableError(DfsError, ConnectionError):
     reason = "cannot reach namenode"
+
+
+class NotNamenodeError(DfsError, ConnectionError):
+    """Something answers at the address, but not a dfs namenode (an HTTP server, another
+    gRPC service). Not retried: waiting will not turn it into one."""
+    reason = "not a dfs namenode"
 
 
 class DatanodeError(DfsError, ConnectionError):
@@ -132,7 +154,8 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsError, DfsFileNotFoundError, DfsFileExistsError, DfsIsADirectoryError,
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
-        LeaseError, ForeignClusterError, MetadataStoreError, DataIntegrityError, ChecksumError, BlockMissingError,
+        NoSpaceError, LeaseError, AlreadyBeingCreatedError, ForeignClusterError, MetadataStoreError,
+        DataIntegrityError, ChecksumError, BlockMissingError,
     )
 }
 
@@ -148,10 +171,14 @@ ERRNO: dict[type[DfsError], int] = {
     InvalidPathError: _errno.EINVAL,
     InvalidArgumentError: _errno.EINVAL,
     SafeModeError: _errno.EROFS,
-    NoDatanodesError: _errno.ENOSPC,
+    NoSpaceError: _errno.ENOSPC,
+    NoDatanodesError: _errno.EIO,  # nothing live to write to: an I/O error, not a full disk
     MetadataStoreError: _errno.ENOSPC,
     LeaseError: _errno.EBUSY,
-    NamenodeUnreachableError: _errno.ENOTCONN,
+    AlreadyBeingCreatedError: _errno.EBUSY,
+    # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process
+    # died, and tools (dfs mount among them) take it for a stale mount.
+    NamenodeUnreachableError: _errno.EIO,
     DatanodeError: _errno.EIO,
     DataIntegrityError: _errno.EIO,
 }

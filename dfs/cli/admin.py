@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
-import sys
 import time
 
 from dfs import errors
+from dfs.cli import args as cli_args
 from dfs.cli.common import human, resolve
 from dfs.rpc.convert import datanode_json
 
@@ -35,7 +37,7 @@ def add_parsers(sub) -> None:
     p.add_argument("action", choices=["get", "enter", "leave", "wait"])
     p.set_defaults(func=cmd_safemode)
     p = asub.add_parser("decommission", help="drain a datanode")
-    p.add_argument("address", metavar="HOST:PORT")
+    p.add_argument("address", type=cli_args.listen_address, metavar="HOST:PORT")
     p.set_defaults(func=cmd_decommission)
 
     p = sub.add_parser("mount", help="mount dfs with FUSE")
@@ -44,6 +46,8 @@ def add_parsers(sub) -> None:
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.set_defaults(func=cmd_mount)
     p = sub.add_parser("umount", help="unmount a dfs FUSE mount")
+    p.add_argument("-l", "--lazy", action="store_true",
+                   help="detach now even if busy; the mount goes when its last file is closed")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     p.set_defaults(func=cmd_umount)
 
@@ -164,14 +168,59 @@ def cmd_mount(args) -> int:
 
 
 def cmd_umount(args) -> int:
-    for tool in (["fusermount3", "-u"], ["fusermount", "-u"], ["umount"]):
+    """Unmount a dfs mount, after checking in /proc/self/mountinfo that it is one: the
+    tools' own refusals ("not found in /etc/mtab", "Device or resource busy") say
+    little, and fusermount as root would unmount whatever is there."""
+    mnt = args.mountpoint
+    target = os.path.abspath(mnt)
+    target = os.path.join(os.path.realpath(os.path.dirname(target)), os.path.basename(target))
+    info = mount_info(target)
+    if info is None:
+        if not os.path.lexists(target):
+            raise errors.DfsFileNotFoundError(path=mnt)
+        raise errors.DfsError("not a mount point", mnt)
+    fstype, source = info
+    if not (fstype == "fuse.dfs" or (fstype.startswith("fuse") and source.startswith("dfs:"))):
+        raise errors.DfsError(f"not a dfs mount (a {fstype} file system)", mnt)
+    lazy = ["-z"] if args.lazy else []
+    for tool in (["fusermount3", "-u", *lazy], ["fusermount", "-u", *lazy],
+                 ["umount", *(["-l"] if args.lazy else [])]):
         try:
-            r = subprocess.run([*tool, args.mountpoint], capture_output=True, text=True, timeout=30)
+            r = subprocess.run([*tool, target], capture_output=True, text=True, timeout=30)
         except FileNotFoundError:
             continue
+        except subprocess.TimeoutExpired:
+            raise errors.DfsError(f"{tool[0]} did not finish within 30 s", mnt) from None
         if r.returncode == 0:
             return 0
         msg = (r.stderr.strip().splitlines() or ["unmount failed"])[-1]
-        print(f"dfs: umount: {args.mountpoint}: {msg}", file=sys.stderr)
-        return 1
-    raise errors.DfsError("no fusermount or umount found", args.mountpoint)
+        if "busy" in msg.lower():
+            raise errors.DfsError(
+                f"busy: files or directories in it are in use (close them, or detach it now "
+                f"with: dfs umount -l {mnt})", mnt)
+        raise errors.DfsError(msg.split(": ")[-1] or "unmount failed", mnt)
+    raise errors.DfsError("no fusermount or umount found", mnt)
+
+
+def mount_info(path: str) -> tuple[str, str] | None:
+    """(file system type, source) of the mount on exactly ``path``, from
+    /proc/self/mountinfo (the topmost one when mounts are stacked); None if none is."""
+    found = None
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+            for line in f:
+                fields = line.split()
+                try:
+                    sep = fields.index("-", 6)
+                except ValueError:
+                    continue
+                if _unescape(fields[4]) == path and len(fields) > sep + 2:
+                    found = (fields[sep + 1], _unescape(fields[sep + 2]))
+    except OSError as e:
+        raise errors.DfsError(f"cannot read /proc/self/mountinfo: {e.strerror}") from None
+    return found
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in names as \\ooo octal."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)

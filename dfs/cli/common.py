@@ -2,13 +2,31 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import time
 
+from dfs import errors
+from dfs.cli.args import UsageError
 from dfs.client import DfsClient
-from dfs.config import default_namenode, split_url
+from dfs.config import DEFAULT_NAMENODE, parse_namenode, split_url
 
 _clients: dict[str, DfsClient] = {}
+
+
+def namenode_of(args) -> str:
+    """--namenode (checked by the parser), else $DFS_NAMENODE, else 127.0.0.1:8020.
+    A malformed $DFS_NAMENODE is a usage error, before any RPC."""
+    if getattr(args, "namenode", None):
+        return args.namenode
+    env = os.environ.get("DFS_NAMENODE")
+    if not env:
+        return DEFAULT_NAMENODE
+    try:
+        return parse_namenode(env)
+    except ValueError as e:
+        raise UsageError(f"$DFS_NAMENODE: {e}") from None
 
 
 def resolve(args, arg: str) -> tuple[DfsClient, str]:
@@ -16,14 +34,93 @@ def resolve(args, arg: str) -> tuple[DfsClient, str]:
 
     The namenode comes from a dfs://HOST:PORT/ URL, else --namenode, else
     $DFS_NAMENODE, else 127.0.0.1:8020. Relative paths are taken from /.
+    A trailing '/' (kept in the path) says the path is a directory: naming
+    an existing file so fails with `Not a directory`, as coreutils do.
     """
-    host, path = split_url(arg)
-    address = host or args.namenode or default_namenode()
+    try:
+        host, path = split_url(arg)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    address = host or namenode_of(args)
+    if path == "":
+        raise errors.DfsFileNotFoundError(path="''")
     if not path.startswith("/"):
         path = "/" + path
     if address not in _clients:
         _clients[address] = DfsClient(address)
-    return _clients[address], path
+    client = _clients[address]
+    if len(path) > 1 and path.endswith("/") and not path.endswith("//"):
+        try:
+            st = client.stat(path.rstrip("/"))
+        except errors.DfsFileNotFoundError:
+            st = None
+        if st is not None and not st.is_dir:
+            raise errors.DfsNotADirectoryError(path=arg)
+    return client, path
+
+
+def error_line(command: str, e: BaseException, subject: str = "") -> str:
+    """The one stderr line for a failure (SPEC §3): `dfs: <command>: <path>: <reason>`."""
+    if isinstance(e, errors.DfsError):
+        path = e.path or subject
+        return f"dfs: {command}: {path}: {e.detail}" if path else f"dfs: {command}: {e.detail}"
+    return f"dfs: {command}: {os_message(e)}"
+
+
+def os_message(e: BaseException) -> str:
+    if isinstance(e, UnicodeEncodeError) and isinstance(e.object, str):
+        # A name from the command line that is not UTF-8 (dfs names are protobuf strings).
+        shown = e.object.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"{shown}: invalid name (not UTF-8)"
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
+    return str(e)
+
+
+class StdoutClosedError(OSError):
+    """Our stdout was closed before we started (`dfs cat f >&-`)."""
+
+    def __init__(self):
+        super().__init__(errno.EBADF, "Bad file descriptor", "stdout")
+
+
+class ClosedStdout:
+    """Stands in for sys.stdout when fd 1 is closed: commands that print nothing
+    (put, rm) work; one that prints fails with `stdout: Bad file descriptor`, as
+    coreutils do, instead of a traceback."""
+
+    @property
+    def buffer(self):
+        return self
+
+    def write(self, data):
+        raise StdoutClosedError()
+
+    def flush(self) -> None:
+        pass
+
+    def fileno(self) -> int:
+        raise StdoutClosedError()
+
+
+def each(args, items, fn) -> int:
+    """``fn(item)`` for every item of a multi-path command: a failed item prints its
+    one line and the rest go on; -> 1 if any failed (as coreutils and `hdfs dfs`).
+
+    An unreachable namenode and usage errors stop at once: each further path would
+    only wait out the same 15 s, and a usage error is about the whole command."""
+    status = 0
+    for item in items:
+        try:
+            fn(item)
+        except (errors.NamenodeUnreachableError, BrokenPipeError, StdoutClosedError, UsageError):
+            raise
+        except (errors.DfsError, OSError, ValueError) as e:
+            if getattr(args, "debug", False):
+                raise
+            print(error_line(getattr(args, "command_name", args.command), e, item), file=sys.stderr)
+            status = 1
+    return status
 
 
 def join(parent: str, name: str) -> str:

@@ -11,8 +11,9 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
 from dfs import errors
-from dfs.cli.common import Progress, basename, human, join, mode_string, resolve
-from dfs.config import parse_size
+from dfs.cli import args as cli_args
+from dfs.cli.args import UsageError
+from dfs.cli.common import Progress, basename, each, human, join, mode_string, resolve
 from dfs.directio import DirectFile
 
 # Large downloads bypass the page cache: see dfs/directio.py.
@@ -31,25 +32,13 @@ def _at_least_one(text: str) -> int:
     return n
 
 
-def _replication(text: str) -> int:
-    """A replication factor given on the command line: 1..512, as the namenode allows.
-    (0 is no "default" here: leaving the option out means the cluster's default.)"""
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid replication factor: {text!r}") from None
-    if not 1 <= n <= 512:
-        raise argparse.ArgumentTypeError(f"replication must be 1..512, not {n}")
-    return n
-
-
 def add_parsers(sub) -> None:
     p = sub.add_parser("put", help="copy local files (or - for stdin) into dfs")
     p.add_argument("-f", action="store_true", dest="force", help="overwrite an existing destination")
     p.add_argument("-r", action="store_true", dest="recursive", help="copy directories recursively")
-    p.add_argument("--replication", type=_replication, default=0, metavar="N",
+    p.add_argument("--replication", type=cli_args.replication, default=0, metavar="N",
                    help="replicas of each block, 1..512 (default: the cluster's)")
-    p.add_argument("--block-size", type=parse_size, default=0, metavar="SIZE")
+    p.add_argument("--block-size", type=cli_args.block_size, default=0, metavar="SIZE")
     p.add_argument("-t", "--threads", type=_at_least_one, default=PUT_THREADS, metavar="N",
                    help=f"files uploaded at once when there are several (default {PUT_THREADS})")
     p.add_argument("sources", nargs="+", metavar="LOCAL")
@@ -103,7 +92,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("stat", help="show a file's status")
     p.add_argument("--json", action="store_true")
-    p.add_argument("path", metavar="PATH")
+    p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(func=cmd_stat)
 
     p = sub.add_parser("du", help="space used", add_help=False)
@@ -119,7 +108,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("setrep", help="change the replication factor")
     p.add_argument("-w", action="store_true", dest="wait", help="wait until it is reached")
-    p.add_argument("replication", type=_replication, metavar="N")
+    p.add_argument("replication", type=cli_args.replication, metavar="N")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_setrep)
 
@@ -139,7 +128,7 @@ def add_parsers(sub) -> None:
 
     p = sub.add_parser("chown", help="change owner and group")
     p.add_argument("-R", action="store_true", dest="recursive", help="the whole tree under PATH")
-    p.add_argument("owner", metavar="OWNER[:GROUP]")
+    p.add_argument("owner", type=_owner_arg, metavar="OWNER[:GROUP]")
     p.add_argument("path", metavar="PATH")
     p.set_defaults(func=cmd_chown)
 
@@ -164,13 +153,23 @@ def _target(client, dest: str, name: str, many: bool):
     return dest
 
 
+def _check_many(client, dest: str, many: bool) -> None:
+    """Several sources need DEST to be a directory: checked once, before any source,
+    so that the failure is one line about DEST (cp: target 'x' is not a directory)."""
+    if many:
+        _target(client, dest, "", True)
+
+
 # -- put / get / cat ------------------------------------------------------------
 def cmd_put(args) -> int:
     client, dest = resolve(args, args.dest)
     many = len(args.sources) > 1
     kw = dict(overwrite=args.force, replication=args.replication, block_size=args.block_size, create_parent=False)
+    _check_many(client, dest, many)
     files: list[tuple[str, str]] = []   # (local, target): uploaded once every source is checked
-    for src in args.sources:
+
+    def plan(src: str) -> None:
+        nonlocal files
         if src == "-":
             _upload_all(client, files, args.force, kw, args.threads)
             files = []
@@ -179,7 +178,7 @@ def cmd_put(args) -> int:
                 raise errors.DfsIsADirectoryError(path=dest)
             _check_free(client, target, args.force)
             client.upload(sys.stdin.buffer, target, progress=Progress("-", None), **kw)
-            continue
+            return
         if not os.path.exists(src):
             raise errors.DfsFileNotFoundError(path=src)
         target = _target(client, dest, os.path.basename(os.path.normpath(src)), many)
@@ -189,8 +188,10 @@ def cmd_put(args) -> int:
             files += _plan_tree(client, src, target)
         else:
             files.append((src, target))
+    # A bad source is reported and the others still go (as cp does): exit 1 at the end.
+    status = each(args, args.sources, plan)
     _upload_all(client, files, args.force, kw, args.threads)
-    return 0
+    return status
 
 
 def _check_free(client, target: str, force: bool) -> None:
@@ -291,23 +292,22 @@ def _in_parallel(fn, jobs: list[tuple], threads: int, progress: Progress) -> Non
 def cmd_get(args) -> int:
     many = len(args.sources) > 1
     dest = args.dest
-    for src in args.sources:
+    if (many or dest.endswith(os.sep)) and dest != "-" and not os.path.isdir(dest):
+        # cp: "cannot create regular file 'new/': Not a directory"
+        raise errors.DfsNotADirectoryError(path=dest)
+
+    def get(src: str) -> None:
         client, path = resolve(args, src)
         st = client.stat(path)
         if dest == "-":
             client.download(path, sys.stdout.buffer)
-            continue
-        if os.path.isdir(dest):
-            target = os.path.join(dest, basename(path))
-        elif many:
-            raise errors.DfsNotADirectoryError(path=dest)
-        else:
-            target = dest
+            return
+        target = os.path.join(dest, basename(path)) if os.path.isdir(dest) else dest
         if st.is_dir:
             _download_all(client, _plan_local_tree(client, path, target), args.force, args.threads)
         else:
             _get_file(client, path, target, st.size, args.force)
-    return 0
+    return each(args, args.sources, get)
 
 
 def _get_file(client, path: str, target: str, size: int, force: bool, *,
@@ -376,14 +376,15 @@ def _plan_local_tree(client, path: str, target: str) -> list[tuple[str, str, int
 
 def cmd_cat(args) -> int:
     out = sys.stdout.buffer
-    for arg in args.paths:
+
+    def cat(arg: str) -> None:
         client, path = resolve(args, arg)
         st = client.stat(path)
         if st.is_dir:
             raise errors.DfsIsADirectoryError(path=path)
         client.download(path, out)
-    out.flush()
-    return 0
+        out.flush()
+    return each(args, args.paths, cat)
 
 
 # -- listing ------------------------------------------------------------------
@@ -403,7 +404,8 @@ def _walk(client, path):
 
 def cmd_ls(args) -> int:
     everything = []
-    for arg in args.paths:
+
+    def ls(arg: str) -> None:
         client, path = resolve(args, arg)
         st = client.stat(path)
         if not st.is_dir:
@@ -413,26 +415,30 @@ def cmd_ls(args) -> int:
         else:
             entries = client.listdir(path)
         if args.json:
-            everything += [e.to_json() for e in entries]
-            continue
+            everything.extend(e.to_json() for e in entries)
+            return
         if st.is_dir and not args.recursive:
             print(f"Found {len(entries)} items")
         for e in entries:
             print(_ls_line(e, args.human))
+    status = each(args, args.paths, ls)
     if args.json:
         print(json.dumps(everything, indent=None))
-    return 0
+    return status
 
 
 def cmd_stat(args) -> int:
-    client, path = resolve(args, args.path)
-    st = client.stat(path)
-    if args.json:
-        print(json.dumps(st.to_json()))
-    else:
-        for k, v in st.to_json().items():
-            print(f"{k}: {v}")
-    return 0
+    """One path: its status (an object with --json). Several: each in turn (with
+    --json one object per line)."""
+    def stat(arg: str) -> None:
+        client, path = resolve(args, arg)
+        st = client.stat(path)
+        if args.json:
+            print(json.dumps(st.to_json()))
+        else:
+            for k, v in st.to_json().items():
+                print(f"{k}: {v}")
+    return each(args, args.paths, stat)
 
 
 def cmd_du(args) -> int:
@@ -451,15 +457,14 @@ def cmd_du(args) -> int:
 
 # -- namespace changes --------------------------------------------------------
 def cmd_mkdir(args) -> int:
-    for arg in args.paths:
+    def mkdir(arg: str) -> None:
         client, path = resolve(args, arg)
         client.mkdir(path, parents=args.parents)
-    return 0
+    return each(args, args.paths, mkdir)
 
 
 def cmd_rm(args) -> int:
-    status = 0
-    for arg in args.paths:
+    def rm(arg: str) -> None:
         client, path = resolve(args, arg)
         try:
             st = client.stat(path)
@@ -469,13 +474,15 @@ def cmd_rm(args) -> int:
         except errors.DfsFileNotFoundError:
             if not args.force:
                 raise
-    return status
+    return each(args, args.paths, rm)
 
 
 def cmd_mv(args) -> int:
     many = len(args.sources) > 1
     client, dest = resolve(args, args.dest)
-    for src in args.sources:
+    _check_many(client, dest, many)
+
+    def mv(src: str) -> None:
         sclient, spath = resolve(args, src)
         if sclient is not client:
             raise errors.InvalidArgumentError("cannot move between clusters", src)
@@ -483,14 +490,16 @@ def cmd_mv(args) -> int:
         if target.rstrip("/") == spath.rstrip("/"):
             raise errors.InvalidArgumentError(f"'{spath}' and '{target}' are the same file", spath)
         client.rename(spath, target)
-    return 0
+    return each(args, args.sources, mv)
 
 
 def cmd_cp(args) -> int:
     many = len(args.sources) > 1
     client, dest = resolve(args, args.dest)
+    _check_many(client, dest, many)
     files: list[tuple] = []   # (source's client, source, target, source's status)
-    for src in args.sources:
+
+    def plan(src: str) -> None:
         sclient, spath = resolve(args, src)
         st = sclient.stat(spath)
         target = _target(client, dest, basename(spath), many)
@@ -499,18 +508,23 @@ def cmd_cp(args) -> int:
                 raise errors.DfsIsADirectoryError("Is a directory (not copied; -r copies it)", spath)
             if sclient.namenode == client.namenode and (target + "/").startswith(spath.rstrip("/") + "/"):
                 raise errors.InvalidArgumentError("cannot copy a directory into itself", target)
-            files += [(sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target)]
+            files.extend((sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target))
         else:
+            if sclient.namenode == client.namenode and target.rstrip("/") == spath.rstrip("/"):
+                # -f would drop the blocks being read (coreutils: "are the same file")
+                raise errors.InvalidArgumentError(f"'{spath}' and '{target}' are the same file", spath)
             _check_free(client, target, args.force)
             files.append((sclient, spath, target, st))
+    # A bad source is reported and the others still go (as cp does): exit 1 at the end.
+    status = each(args, args.sources, plan)
     if len(files) <= 1 or args.threads == 1:
         for job in files:
             _copy_file(client, *job, force=args.force)
-        return 0
+        return status
     progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
     _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
                  files, args.threads, progress)
-    return 0
+    return status
 
 
 def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, str, object]]:
@@ -537,6 +551,8 @@ def _copy_file(client, sclient, spath: str, target: str, st, *, force: bool, pro
 def cmd_touch(args) -> int:
     client, path = resolve(args, args.path)
     st = _stat_or_none(client, path)
+    if st is None and path.endswith("/"):
+        raise errors.DfsFileNotFoundError(path=args.path)   # `touch new/` names a directory (coreutils)
     if st is None:
         client.create(path, create_parent=False).close()
     else:
@@ -544,25 +560,48 @@ def cmd_touch(args) -> int:
     return 0
 
 
+SETREP_TIMEOUT = 600.0   # seconds `setrep -w` waits at most ($DFS_SETREP_TIMEOUT)
+
+
+def setrep_timeout() -> float:
+    text = os.environ.get("DFS_SETREP_TIMEOUT", "")
+    if not text:
+        return SETREP_TIMEOUT
+    try:
+        return cli_args.seconds(text)
+    except argparse.ArgumentTypeError as e:
+        raise UsageError(f"$DFS_SETREP_TIMEOUT: {e}") from None
+
+
 def cmd_setrep(args) -> int:
+    """Set the target; with -w wait until every block of every file has exactly N live
+    replicas. A wait that cannot end (fewer datanodes in service than N) or does not
+    end in time is a failure (exit 1) that says so; the target stays set and the
+    namenode goes on working towards it, as in HDFS."""
+    timeout = setrep_timeout() if args.wait else 0.0
     client, path = resolve(args, args.path)
     st = client.stat(path)
     files = [e for e in _walk(client, path) if not e.is_dir] if st.is_dir else [st]
     for f in files:
         client.set_replication(f.path, args.replication)
-    if args.wait:
-        deadline = time.monotonic() + float(os.environ.get("DFS_SETREP_TIMEOUT", "600"))
-        for f in files:
-            while True:
-                locs = client.block_locations(f.path)
-                if all(len(b.names) == args.replication for b in locs):
-                    break
-                why = unreachable_replication(args.replication, [d.state for d in client.report().datanodes])
-                if why:
-                    raise errors.DfsError(why, f.path)
-                if time.monotonic() > deadline:
-                    raise errors.DfsError(f"replication {args.replication} not reached in time", f.path)
-                time.sleep(0.5)
+    if not args.wait:
+        return 0
+    n = args.replication
+    deadline = time.monotonic() + timeout
+    for f in files:
+        while True:
+            counts = [len(b.names) for b in client.block_locations(f.path)]
+            if all(c == n for c in counts):
+                break
+            why = unreachable_replication(n, [d.state for d in client.report().datanodes])
+            if why:
+                raise errors.DfsError(f"{why} (the target is set; not waiting)", f.path)
+            if time.monotonic() > deadline:
+                worst = max(counts, key=lambda c: abs(c - n))
+                raise errors.DfsError(f"replication {n} not reached within {timeout:g} s (a block has {worst} "
+                                      f"live replica{'s' * (worst != 1)}; the target is set and the namenode "
+                                      "keeps working on it)", f.path)
+            time.sleep(0.5)
     return 0
 
 
@@ -590,6 +629,14 @@ def _mode_arg(text: str) -> str:
         parse_mode(text, 0)
     except errors.InvalidArgumentError:
         raise argparse.ArgumentTypeError(f"invalid mode: {text!r}") from None
+    return text
+
+
+def _owner_arg(text: str) -> str:
+    """OWNER, OWNER:GROUP or :GROUP; names without spaces or further colons."""
+    owner, _, group = text.partition(":")
+    if not (owner or group) or ":" in group or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"invalid owner {text!r} (OWNER, OWNER:GROUP or :GROUP)")
     return text
 
 

@@ -1,7 +1,8 @@
 """`dfs` entry point: one argparse tree, one place that turns errors into exit codes.
 
 Exit codes: 0 success, 1 failure (one line on stderr: `dfs: CMD: PATH: REASON`),
-2 usage error. Tracebacks only with --debug.
+2 usage error (one line too), 141 stdout's reader went away (quietly, as `cat`).
+Tracebacks only with --debug. The choices SPEC leaves open are in docs/cli.md.
 """
 
 from __future__ import annotations
@@ -9,10 +10,16 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import select
+import signal
 import sys
 
 from dfs import errors
 from dfs.cli import admin, fs, servers
+from dfs.cli import args as cli_args
+from dfs.cli.args import Parser, UsageError
+from dfs.cli.common import ClosedStdout, error_line, namenode_of
+from dfs.config import split_url
 from dfs.tuning import tune_malloc
 
 
@@ -23,9 +30,16 @@ class CliError(Exception):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
+# A reader that closed our stdout (`dfs cat f | head -c1`): exit quietly with the
+# status a Unix tool killed by SIGPIPE has (128 + 13), as `cat` does. See docs/cli.md.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dfs", description="dfs: a distributed file system")
-    p.add_argument("--namenode", metavar="HOST:PORT", help="namenode address (default $DFS_NAMENODE or 127.0.0.1:8020)")
+    p = Parser(prog="dfs", description="dfs: a distributed file system")
+    p.add_argument("--namenode", metavar="HOST:PORT", type=cli_args.namenode,
+                   help="namenode address: HOST:PORT, HOST (port 8020) or dfs://HOST:PORT "
+                        "(default $DFS_NAMENODE or 127.0.0.1:8020)")
     p.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
     servers.add_parsers(sub)
@@ -37,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     # Client commands keep stderr to the one error line (SPEC §3): replica
     # failover and pipeline retries are logged only with --debug.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,
@@ -45,30 +59,81 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("namenode", "datanode", "cluster"):
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
     name = args.command if args.command != "admin" else f"admin {getattr(args, 'admin_command', '')}".strip()
+    args.command_name = name
+    if extra:   # argparse would name no command: `dfs: unrecognized arguments: ...`
+        print(f"dfs: {name}: unrecognized arguments: {' '.join(extra)}; see 'dfs {name} --help'", file=sys.stderr)
+        return 2
+    if sys.stdout is None:   # fd 1 closed
+        sys.stdout = ClosedStdout()
     try:
-        return int(args.func(args) or 0)
+        _check_addresses(args)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()   # here, not at exit: a closed stdout is reported below
+        return status
     except KeyboardInterrupt:
         print(f"dfs: {name}: interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        # Reader went away (e.g. `dfs cat | head`): not an error.
-        try:
-            sys.stdout = open(os.devnull, "w")
-        except OSError:
-            pass
-        return 0
-    except errors.DfsError as e:
+    except UsageError as e:
+        print(f"dfs: {name}: {e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError as e:
+        if _stdout_closed():
+            return EXIT_BROKEN_PIPE
         if args.debug:
             raise
-        path = e.path or _subject(args)
-        reason = e.detail
-        print(f"dfs: {name}: {path}: {reason}" if path else f"dfs: {name}: {reason}", file=sys.stderr)
+        print(error_line(name, e, _subject(args)), file=sys.stderr)
         return 1
-    except (CliError, OSError, ValueError) as e:
+    except (errors.DfsError, CliError, OSError, ValueError) as e:
         if args.debug:
             raise
-        print(f"dfs: {name}: {_os_message(e)}", file=sys.stderr)
+        print(error_line(name, e, _subject(args)), file=sys.stderr)
         return 1
+    except Exception as e:   # a bug: still one line (SPEC §3: no traceback unless --debug)
+        if args.debug or args.command in ("namenode", "datanode", "cluster"):
+            raise   # a server's crash keeps its traceback in its log
+        print(f"dfs: {name}: internal error: {type(e).__name__}: {e} (--debug shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+# The arguments that are dfs paths (local ones are taken literally, never as URLs).
+_DFS_PATHS = ("path", "paths", "sources", "dest")
+_LOCAL = {"put": ("sources",), "get": ("dest",)}
+
+
+def _check_addresses(args) -> None:
+    """Every namenode a client command names (dfs:// URLs, $DFS_NAMENODE) is checked
+    before the first RPC: a malformed one is a usage error, not a failure found after
+    half of the paths were done."""
+    if args.command in ("namenode", "datanode", "cluster", "umount"):
+        return
+    namenode_of(args)
+    for name in _DFS_PATHS:
+        if name in _LOCAL.get(args.command, ()):
+            continue
+        value = getattr(args, name, None)
+        for arg in value if isinstance(value, list) else [value] if isinstance(value, str) else []:
+            try:
+                split_url(arg)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+
+
+def _stdout_closed() -> bool:
+    """True if our stdout's reader went away; then stdout is pointed at /dev/null so
+    that the exit's flush of what is still buffered cannot fail again."""
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        closed = any(ev & (select.POLLERR | select.POLLHUP) for _, ev in poller.poll(0))
+    except (OSError, ValueError, AttributeError):
+        return False
+    if closed:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, fd)
+        os.close(devnull)
+    return closed
 
 
 def _subject(args) -> str:
@@ -81,16 +146,6 @@ def _subject(args) -> str:
         if v:
             return v[0] if isinstance(v, list) else v
     return ""
-
-
-def _os_message(e: BaseException) -> str:
-    if isinstance(e, UnicodeEncodeError) and isinstance(e.object, str):
-        # A name from the command line that is not UTF-8 (dfs names are protobuf strings).
-        shown = e.object.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        return f"{shown}: invalid name (not UTF-8)"
-    if isinstance(e, OSError) and e.strerror:
-        return f"{e.filename}: {e.strerror}" if e.filename else e.strerror
-    return str(e)
 
 
 if __name__ == "__main__":

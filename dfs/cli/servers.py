@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -9,36 +10,39 @@ import sys
 import time
 
 from dfs import config
-from dfs.config import parse_address, parse_size
+from dfs.cli import args as a
 
 
-def _address(text: str) -> str:
-    host, port = parse_address(text)
-    return f"{host}:{port}"
+def _data_dir(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("invalid data dir '' (a directory path)")
+    return text
 
 
 def add_parsers(sub) -> None:
+    # Every value is checked here, by the parser: a bad one is a one-line usage
+    # error (exit 2) before the process binds a port or touches its data dir.
     p = sub.add_parser("namenode", help="run a namenode")
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--listen", type=_address, default=config.DEFAULT_NAMENODE)
-    p.add_argument("--replication", type=int, default=config.DEFAULT_REPLICATION)
-    p.add_argument("--block-size", type=parse_size, default=config.DEFAULT_BLOCK_SIZE)
-    p.add_argument("--heartbeat-interval", type=float, default=config.DEFAULT_HEARTBEAT)
-    p.add_argument("--dead-node-timeout", type=float, default=config.DEFAULT_DEAD_TIMEOUT)
+    p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR")
+    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_NAMENODE, metavar="HOST:PORT")
+    p.add_argument("--replication", type=a.replication, default=config.DEFAULT_REPLICATION, metavar="N")
+    p.add_argument("--block-size", type=a.block_size, default=config.DEFAULT_BLOCK_SIZE, metavar="SIZE")
+    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
+    p.add_argument("--dead-node-timeout", type=a.seconds, default=config.DEFAULT_DEAD_TIMEOUT, metavar="SECS")
     p.set_defaults(func=cmd_namenode)
 
     p = sub.add_parser("datanode", help="run a datanode")
-    p.add_argument("--data-dir", required=True)
-    p.add_argument("--namenode", dest="nn_address", type=_address, required=True, metavar="HOST:PORT")
-    p.add_argument("--listen", type=_address, default=config.DEFAULT_DATANODE)
-    p.add_argument("--rack", default="/default-rack")
-    p.add_argument("--heartbeat-interval", type=float, default=config.DEFAULT_HEARTBEAT)
-    p.add_argument("--scan-interval", type=float, default=6 * 3600.0,
+    p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR")
+    p.add_argument("--namenode", dest="nn_address", type=a.namenode, required=True, metavar="HOST:PORT")
+    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_DATANODE, metavar="HOST:PORT")
+    p.add_argument("--rack", type=a.rack, default="/default-rack", metavar="/RACK")
+    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
+    p.add_argument("--scan-interval", type=a.seconds, default=6 * 3600.0, metavar="SECS",
                    help="seconds between full checksum scans of every replica (default 6 h)")
-    p.add_argument("--replica-check-interval", type=float, default=60.0, metavar="SECS",
+    p.add_argument("--replica-check-interval", type=a.seconds, default=60.0, metavar="SECS",
                    help="seconds between checks that every replica's files are still on disk "
                         "(a directory listing; default 60)")
-    p.add_argument("--repair-bandwidth", type=parse_size, default=0, metavar="SIZE",
+    p.add_argument("--repair-bandwidth", type=a.size, default=0, metavar="SIZE",
                    help="cap on bytes/s this node sends for re-replication (default: no cap; "
                         "copies always yield to client traffic)")
     p.set_defaults(func=cmd_datanode)
@@ -46,17 +50,17 @@ def add_parsers(sub) -> None:
     cluster = sub.add_parser("cluster", help="local development cluster")
     csub = cluster.add_subparsers(dest="cluster_command", required=True)
     p = csub.add_parser("up", help="run 1 namenode + N datanodes in the foreground")
-    p.add_argument("--base-dir", default="./.dfs-local")
-    p.add_argument("--datanodes", type=int, default=3)
-    p.add_argument("--port", type=int, default=8020)
-    p.add_argument("--replication", type=int, default=None)
-    p.add_argument("--block-size", default=None)
+    p.add_argument("--base-dir", type=_data_dir, default="./.dfs-local", metavar="DIR")
+    p.add_argument("--datanodes", type=a.count, default=3, metavar="N")
+    p.add_argument("--port", type=a.port, default=8020, metavar="P",
+                   help="the namenode's port on 127.0.0.1 (default 8020); datanodes use "
+                        "127.0.0.2, 127.0.0.3, ... on a port derived from it (9866 for 8020)")
+    p.add_argument("--replication", type=a.replication, default=None, metavar="N")
+    p.add_argument("--block-size", type=a.block_size, default=None, metavar="SIZE")
     p.set_defaults(func=cmd_cluster_up)
 
 
 def cmd_namenode(args) -> int:
-    if args.replication < 1 or args.block_size < config.MIN_BLOCK_SIZE:
-        raise ValueError("replication must be >= 1 and block size >= 64KiB")
     from dfs.namenode.server import NamenodeServer
     NamenodeServer(args.data_dir, args.listen, replication=args.replication, block_size=args.block_size,
                    heartbeat_interval=args.heartbeat_interval,
@@ -65,9 +69,6 @@ def cmd_namenode(args) -> int:
 
 
 def cmd_datanode(args) -> int:
-    for flag in ("heartbeat_interval", "scan_interval", "replica_check_interval"):
-        if not 0 < getattr(args, flag) < 1e9:   # 0 would make its loop spin; inf overflows a wait
-            raise ValueError(f"--{flag.replace('_', '-')} must be a positive number of seconds")
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
@@ -75,8 +76,26 @@ def cmd_datanode(args) -> int:
     return 0
 
 
+def datanode_port(namenode_port: int) -> int:
+    """The port `cluster up` gives its datanodes: 9866 beside the default 8020, and
+    in general a one-to-one function of the namenode's port, so two local clusters
+    (distinct --port) never share a datanode address, and one cluster restarted
+    keeps its datanodes' addresses. Datanode i listens on 127.0.0.(i+2), the
+    namenode on 127.0.0.1, so this port may equal another cluster's namenode port.
+    Unprivileged ports map onto unprivileged ports; a privileged one (root) is kept."""
+    if namenode_port < 1024:
+        return namenode_port
+    return 1024 + (namenode_port + (9866 - 8020) - 1024) % (65536 - 1024)
+
+
+MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
+
+
 def cmd_cluster_up(args) -> int:
+    if args.datanodes > MAX_LOCAL_DATANODES:
+        raise a.UsageError(f"--datanodes: at most {MAX_LOCAL_DATANODES} on one machine")
     base = os.path.abspath(args.base_dir)
+    dn_port = datanode_port(args.port)
     nn = f"127.0.0.1:{args.port}"
     exe = [sys.executable, "-m", "dfs"]
     procs: list[subprocess.Popen] = []
@@ -97,7 +116,7 @@ def cmd_cluster_up(args) -> int:
         host = f"127.0.0.{i + 2}"
         rack = f"/rack{i % 2 + 1}"
         start(f"datanode{i + 1}", ["datanode", "--data-dir", os.path.join(base, f"datanode{i + 1}"),
-                                   "--namenode", nn, "--listen", f"{host}:9866", "--rack", rack])
+                                   "--namenode", nn, "--listen", f"{host}:{dn_port}", "--rack", rack])
     stopping = False
 
     def stop(signum=None, frame=None):
@@ -122,7 +141,8 @@ def cmd_cluster_up(args) -> int:
             pass
         time.sleep(0.3)
     if ready:
-        print(f"dfs cluster up: namenode {nn}, {args.datanodes} datanodes, state in {base}")
+        print(f"dfs cluster up: namenode {nn}, {args.datanodes} datanodes "
+              f"(port {dn_port}), state in {base}")
         print(f"  export DFS_NAMENODE={nn}")
         print("  dfs put README.md /readme.md && dfs ls / && dfs get /readme.md /tmp/readme.md")
         print("Ctrl-C stops the cluster.", flush=True)

@@ -19,6 +19,7 @@ Design notes (details in docs/fsspec.md):
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat as _stat
@@ -42,6 +43,24 @@ from dfs.tuning import tune_malloc
 __all__ = ["DFSFileSystem", "DFSFile"]
 
 _SLASHES = re.compile("/{2,}")
+
+
+class _TextWriter(io.TextIOWrapper):
+    """A text-mode DFSFile being written: an exception in ``with``, or collection while
+    unclosed, discards the file instead of publishing what was written so far."""
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.closed:
+            self.buffer.__exit__(exc_type, exc, tb)   # discards; the wrapper is then closed
+            return None
+        return super().__exit__(exc_type, exc, tb)
+
+    def __del__(self):
+        try:
+            if not self.closed:
+                self.buffer._abandon()
+        except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
+            pass
 
 
 def _has_magic(s: str) -> bool:
@@ -178,12 +197,40 @@ class DFSFileSystem(AbstractFileSystem):
         entries = [self._info_from_status(st) for st in self.client.listdir(self._strip_protocol(path))]
         return entries if detail else [e["name"] for e in entries]
 
+    # exists/isdir/isfile/walk answer "no" only when the namenode says so: any other
+    # failure (an unreachable namenode: ConnectionError) is raised, where fsspec's own
+    # versions swallow it and report a missing path or an empty tree.
+    _ABSENT = (FileNotFoundError, NotADirectoryError)
+
     def exists(self, path, **kwargs) -> bool:
         try:
             self.client.stat(self._strip_protocol(path))
             return True
-        except (FileNotFoundError, NotADirectoryError):
+        except self._ABSENT:
             return False
+
+    def isdir(self, path) -> bool:
+        try:
+            return self.client.stat(self._strip_protocol(path)).type == "directory"
+        except self._ABSENT:
+            return False
+
+    def isfile(self, path) -> bool:
+        try:
+            return self.client.stat(self._strip_protocol(path)).type == "file"
+        except self._ABSENT:
+            return False
+
+    def walk(self, path, maxdepth=None, topdown=True, on_error="omit", **kwargs):
+        # fsspec's walk hands every OSError to on_error ("omit": an empty listing); only
+        # a path that is not there (or no longer) is omitted here. find and glob walk.
+        def handle(e: OSError) -> None:
+            if on_error == "raise" or not isinstance(e, (*self._ABSENT, PermissionError)):
+                raise e
+            if callable(on_error):
+                on_error(e)
+
+        return super().walk(path, maxdepth=maxdepth, topdown=topdown, on_error=handle, **kwargs)
 
     def ukey(self, path) -> str:
         info = self.info(path)
@@ -381,6 +428,16 @@ class DFSFileSystem(AbstractFileSystem):
         self.client.create(p, overwrite=truncate, create_parent=True, **_write_opts(kwargs)).close()
 
     # -- files --------------------------------------------------------------------
+    def open(self, path, mode="rb", block_size=None, cache_options=None, compression=None, **kwargs):
+        f = super().open(path, mode, block_size=block_size, cache_options=cache_options,
+                         compression=compression, **kwargs)
+        if isinstance(f, io.TextIOWrapper) and isinstance(f.buffer, DFSFile) and f.buffer.mode != "rb":
+            # fsspec's text wrapper closes (commits) on an exception in `with`, and its
+            # finalizer commits an unclosed one: discard instead, as in binary mode.
+            f = _TextWriter(f.detach(), encoding=f.encoding, errors=f.errors,
+                            newline=kwargs.get("newline"))
+        return f
+
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
         return DFSFile(self, path, mode, block_size=block_size, autocommit=autocommit,
                        cache_options=cache_options, **kwargs)

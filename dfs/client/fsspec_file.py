@@ -269,8 +269,6 @@ class DFSFile(AbstractBufferedFile):
             super().__init__(fs, path, mode, block_size, autocommit, cache_type=cache_type or "none",
                              cache_options=opts if cache_type else None, size=reader.size, **kwargs)
             return
-        if mode == "xb" and fs.exists(path):
-            raise errors.DfsFileExistsError(path=path)   # early; the namenode enforces it again, atomically
         self._append_from = None
         if mode == "ab":
             try:
@@ -279,6 +277,15 @@ class DFSFile(AbstractBufferedFile):
                 pass
         super().__init__(fs, path, mode, block_size, autocommit, cache_type=cache_type or "none",
                          cache_options=None, **kwargs)
+        # The file is created on the namenode now, as HDFS's create: an existing path
+        # ("xb") or one another client is writing (AlreadyBeingCreatedError) fails the
+        # open, not the close. It stays invisible until committed.
+        try:
+            self._initiate_upload()
+        except BaseException:
+            self.closed = True
+            raise
+        self.offset = 0          # fsspec's flush(): the upload is initiated
         if self._append_from is not None:
             self.loc = self._append_from.size
 
@@ -304,6 +311,12 @@ class DFSFile(AbstractBufferedFile):
             opts = self._write_opts
         self._writer = self.fs.client.create(self.path, overwrite=self.mode != "xb", create_parent=True,
                                              **opts)
+        try:
+            self._writer.open()
+        except BaseException:
+            self._writer.closed = True
+            self._writer = None
+            raise
         if self._append_from is not None:
             # No append on the storage layer: copy the old bytes into the new version,
             # which replaces the file atomically when it is committed.
@@ -333,17 +346,39 @@ class DFSFile(AbstractBufferedFile):
         self._writer.close()
 
     def discard(self):
-        """Give the file up: nothing appears at its path."""
+        """Give the file up: nothing appears at its path (fsspec's discard; also what an
+        exception in the ``with`` block or an unclosed file's collection does)."""
         if self._writer is not None:
             self._writer.abort()
+
+    def _abandon(self) -> None:
+        """Discard and close a file being written: never publish a partial file."""
+        try:
+            self.discard()
+        finally:
+            self.closed = True
+            self.buffer = None
 
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None and self.mode != "rb" and not self.closed:
             # An exception inside `with fs.open(..., "wb")`: never publish a partial file.
-            self.discard()
-            self.closed = True
+            self._abandon()
             return
         self.close()
+
+    def __del__(self):
+        # fsspec's __del__ closes, which would commit whatever was written so far: a
+        # writer dropped without close() (its code raised before reaching it) is
+        # discarded instead, like an exception inside ``with``.
+        if getattr(self, "_closed", True):
+            return
+        if self.mode == "rb":
+            self.close()
+            return
+        try:
+            self._abandon()
+        except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
+            pass
 
     def close(self):
         if self.closed:

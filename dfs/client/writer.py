@@ -9,7 +9,28 @@ until its pipeline acknowledges it: if the first datanode fails, or every
 node does, the block is abandoned and written again (re-encoded: the AAD
 binds the block id) to a fresh pipeline without the failed nodes. A
 downstream node that fails only lowers that block's replica count; the
-namenode's replication monitor restores it.
+namenode's replication monitor restores it, unless that leaves the block
+on too few nodes.
+
+Replace-datanode-on-failure (HDFS's DEFAULT policy, and its
+``dfs.namenode.replication.min`` in spirit): a block is acknowledged only
+once it is stored on ``required_replicas(r, n)`` nodes, r being the file's
+replication and n the nodes its pipeline was given (fewer than r when fewer
+datanodes were writable): at r >= 2 at least 2, more than half of r from
+r = 4 on (HDFS replaces a node when at most r/2 replicas remain), never more
+than n. A pipeline that ends with fewer (two nodes of a chain killed, or
+just the middle one: the last node loses its upstream too) is treated as a
+failed one: the block is abandoned and written again from its kept
+plaintext to a fresh pipeline the namenode chooses without the failed
+nodes. Rewriting rather than copying the surviving replica costs one more
+send of that block, on a path that is rare, and needs no new protocol. When
+no replacement exists (the namenode can only offer fewer nodes) the fresh
+pipeline's own n is smaller, so what it stores is accepted: best effort,
+with a warning, as SPEC §6 wants writes to go on with fewer live datanodes
+than the replication factor; so is a block still short after
+``MAX_PIPELINE_ATTEMPTS - 1`` pipelines (flapping nodes), rather than failing
+the write. Without this a block stored on 1 of 3 nodes was acknowledged, and
+lost with that one node. docs/healing.md has the details.
 
 Blocks stream back to back: a full block's end frame is sent and its ack
 is read only once the next block's data is out (``_settle``), so the
@@ -39,11 +60,22 @@ _INLINE_CHUNKS = 7          # a file of at most this many chunks is sent by clos
 _END = object()
 
 
+def required_replicas(replication: int, allocated: int) -> int:
+    """Nodes a block must be stored on before it is acknowledged, for a file of
+    ``replication`` whose pipeline was given ``allocated`` nodes: at r >= 2 at
+    least 2, r // 2 + 1 from r = 4 on, never more than r nor than the pipeline."""
+    r = replication or allocated
+    want = 1 if r <= 1 else max(2, r // 2 + 1)
+    return max(1, min(want, r, allocated))
+
+
 class _Block:
     def __init__(self, located: cpb.LocatedBlock):
         self.block_id = located.block.block_id
         self.genstamp = located.block.genstamp
         self.targets = [d.address for d in located.locations]
+        self.allocated = len(self.targets)   # pipeline size the namenode could give
+        self.pipelines = 1                   # pipelines tried for this block's data
         self.plain: list = []          # plaintext chunks, kept for a retry
         self.length = 0
 
@@ -62,6 +94,7 @@ class FileWriter:
         self.codec: ChunkCodec | None = None
         self.chunk_size = 0
         self.block_size = block_size
+        self.replication = replication   # the file's, once created (0: the cluster default)
         self._pending = bytearray()
         self._queue: queue.Queue = queue.Queue(maxsize=8)
         self._sender: threading.Thread | None = None
@@ -95,6 +128,7 @@ class FileWriter:
         self.codec = ChunkCodec(r.key.key)
         self.chunk_size = r.key.chunk_size
         self.block_size = r.status.block_size
+        self.replication = r.status.replication or self.replication
         if r.HasField("block"):
             self._first = _Block(r.block)
         self.client._lease_acquired(self)
@@ -110,6 +144,13 @@ class FileWriter:
                                                       overwrite=False, mode=mode, create_parent=False))
         w._adopt(r)
         return r.status, w
+
+    def open(self) -> None:
+        """Create the file on the namenode now rather than at the first flush (fsspec
+        opens it like HDFS's create: a path another client is writing, or an existing
+        one with overwrite=False, fails here). Its first block is allocated with it."""
+        if self.codec is None and not self.closed:
+            self._create()
 
     def _start(self, closing: bool = False) -> None:
         """Begin sending: create the file if that is not done, and chunk what was buffered."""
@@ -299,9 +340,23 @@ class FileWriter:
                 self._refusals[failed[0]] = ack.error
             return failed
         if ack.failed:
-            log.warning("block %d stored on %d of %d nodes (failed: %s)", block.block_id,
-                        len(ack.stored), len(block.targets), ", ".join(ack.failed))
             self._excluded += [a for a in ack.failed if a not in self._excluded]
+        need = required_replicas(self.replication, block.allocated)
+        if len(ack.stored) < need and block.pipelines < MAX_PIPELINE_ATTEMPTS - 1:
+            # Too few copies to acknowledge: write the block again, elsewhere.
+            log.warning("block %d stored on only %d of %d nodes (failed: %s), %d needed; "
+                        "writing it to a new pipeline", block.block_id, len(ack.stored),
+                        len(block.targets), ", ".join(ack.failed) or "?", need)
+            return list(ack.failed)
+        if len(ack.stored) < len(block.targets):
+            log.warning("block %d stored on %d of %d nodes (failed: %s)", block.block_id,
+                        len(ack.stored), len(block.targets), ", ".join(ack.failed) or "?")
+        if len(ack.stored) < min(self.replication or 1, 2):
+            # No replacement was possible (or the tries ran out): best effort, as with
+            # fewer live datanodes than the replication factor (SPEC §6).
+            log.warning("block %d has %d replica only (replication %d): no replacement datanode "
+                        "left after %d pipeline(s); accepted", block.block_id, len(ack.stored),
+                        self.replication, block.pipelines)
         self._unreported.append((block.block_id, block.length, list(ack.stored)))
         return None
 
@@ -351,7 +406,7 @@ class FileWriter:
             self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(file_id=self.file_id,
                                                                        block_id=block.block_id))
         fresh = self._add_block()
-        fresh.plain, fresh.length = block.plain, block.length
+        fresh.plain, fresh.length, fresh.pipelines = block.plain, block.length, block.pipelines + 1
         block.__dict__.update(fresh.__dict__)
         return block
 
@@ -394,10 +449,9 @@ class FileWriter:
             else:
                 self._sender.join()
             self._raise_sender_error()
-            if self._first is not None:   # allocated with the file, never written
-                self.client.nn.call("AbandonBlock", pb.AbandonBlockRequest(
-                    file_id=self.file_id, block_id=self._first.block_id))
-                self._first = None
+            # A first block allocated with the file and never written (an empty file
+            # opened by fsspec) is dropped by Complete itself: no AbandonBlock call.
+            self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
             if self._unreported:
                 bid, length, nodes = self._unreported[-1]

@@ -218,14 +218,28 @@ class Namespace:
         parts = split_path(path)
         if not parts:
             raise errors.InvalidPathError("cannot delete the root", path)
-        row = self.resolve(path, caller)
-        parent = self.store.get(row["parent"])
+        rows = self._walk(parts, caller, path)
+        row = rows[-1] if len(rows) == len(parts) + 1 else None
+        # Files being written to this name go too (as HDFS's delete of a file under
+        # construction): their writer's next AddBlock/Complete fails, nothing appears.
+        writing = self.store.pending(rows[-1]["id"], parts[-1]) if len(rows) == len(parts) else []
+        if row is not None and not row["is_dir"]:
+            writing = self.store.pending(row["parent"], parts[-1])
+        if row is None and not writing:
+            raise errors.DfsFileNotFoundError(path=path)
+        parent = self.store.get(row["parent"]) if row is not None else rows[-1]
         self._check(parent, caller, _stat.S_IWOTH, path)  # type: ignore[arg-type]
-        self._check_sticky(parent, row, caller, path)  # type: ignore[arg-type]
-        if row["is_dir"] and not recursive and self.store.count_children(row["id"]):
+        for r in ([row] if row is not None else []) + writing:
+            self._check_sticky(parent, r, caller, path)  # type: ignore[arg-type]
+        if row is not None and row["is_dir"] and not recursive and self.store.count_children(row["id"]):
             raise errors.DirectoryNotEmptyError(path=path)
-        self.store.update(row["parent"], mtime=now)
-        return self.store.delete_subtree(row["id"])
+        dropped: list[int] = []
+        for r in writing:
+            dropped += self.store.delete_subtree(r["id"])
+        if row is not None:
+            self.store.update(row["parent"], mtime=now)
+            dropped += self.store.delete_subtree(row["id"])
+        return dropped
 
     def _check_sticky(self, parent: dict, row: dict, caller: Caller, path: str) -> None:
         if parent["mode"] & _stat.S_ISVTX and caller.user not in (self.superuser, row["owner"], parent["owner"]):
@@ -327,6 +341,7 @@ class Namespace:
                 raise errors.DfsIsADirectoryError(path=path)
             if not overwrite:
                 raise errors.DfsFileExistsError(path=path)
+        dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
         replication = replication or self.default_replication
         block_size = block_size or self.default_block_size
         if block_size < 64 * 1024 or block_size % 512:
@@ -336,7 +351,6 @@ class Namespace:
         chunk = min(self.chunk_size, block_size)
         while block_size % chunk:
             chunk //= 2
-        dropped: list[int] = []
         if key_for is not None:
             # The wrapped key is bound to the inode id, so learn the id first
             # and write the row once.
@@ -349,7 +363,7 @@ class Namespace:
                       chunk_size=chunk, length=0, **fields_key)
         if complete:
             if existing is not None:
-                dropped = self.store.delete_subtree(existing["id"])
+                dropped += self.store.delete_subtree(existing["id"])
             file_id = self.store.insert(name=name, state="C", **fields)
             self.store.update(parent["id"], mtime=now)
         else:
@@ -358,10 +372,27 @@ class Namespace:
                                         lease_expiry=now + self.lease_limit, **fields)
         return self.store.get(file_id), dropped  # type: ignore[return-value]
 
+    def _check_lease_free(self, parent_id: int, name: str, caller: Caller, now: float, path: str) -> list[int]:
+        """Refuse to create ``name`` while another client writes it (holds a live lease on a
+        file under construction there), as HDFS's AlreadyBeingCreatedException. The same
+        client may (a create it retries, a second handle of one process: the last to
+        complete wins). A lapsed lease is recovered here, as HDFS's create does: its file
+        is removed. -> blocks to invalidate."""
+        dropped: list[int] = []
+        for row in self.store.pending(parent_id, name):
+            if row["lease_holder"] == caller.client_name:
+                continue
+            if (row["lease_expiry"] or 0) >= now:
+                raise errors.AlreadyBeingCreatedError(
+                    f"file is being created by another client ({row['lease_holder']})", path)
+            dropped += self.store.delete_subtree(row["id"])
+        return dropped
+
     def open_file(self, file_id: int, caller: Caller | None) -> OpenFile:
         row = self.store.get(file_id)
         if row is None or row["state"] != "U":
-            raise errors.DfsFileNotFoundError("file is not open for writing", f"#{file_id}")
+            raise errors.DfsFileNotFoundError(
+                "file is not open for writing (removed, completed or its lease expired)", f"#{file_id}")
         if caller is not None and row["lease_holder"] != caller.client_name:
             raise errors.LeaseError(path=row["pending_name"] or "")
         blocks, off = [], 0

@@ -96,10 +96,12 @@ class NameSystem:
         self.safemode_manual = False
         self.safemode_auto = True
         self.started = clock()
+        self._last_block_at_start = 0   # blocks up to this id were known before this start
         self._tx = _Tx()
         self._next_expiry = 0.0     # when the retry cache is next pruned
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
+            self._last_block_at_start = max(self._last_block_at_start, bid)
         self._update_safemode()
         self.cluster_id = self._cluster_identity()
 
@@ -448,6 +450,10 @@ class NameSystem:
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
                                        f.row["pending_name"] or "")
         if not writable:
+            live = [n for n in self.members.live(now) if n.admin_state == "normal"]
+            if live:  # every one reports no room left: the one case that is ENOSPC
+                raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
+                                          f.row["pending_name"] or "")
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
         targets = placement.choose_targets(
@@ -550,11 +556,25 @@ class NameSystem:
                                if u in live and u in self.members.nodes]
                     if any(h.admin_state == "normal" for h in holders):
                         holders = [h for h in holders if h.admin_state != "decommissioned"]
+                    if not holders and self._not_reported_yet(b["id"], now):
+                        # Just restarted: its datanodes have not re-registered or reported
+                        # yet. A reader retries this (safe mode) instead of failing at once.
+                        raise errors.SafeModeError(
+                            f"namenode restarted: no datanode has reported block {b['id']} yet", path)
                     locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, self.rng)
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
                 off += blen
             return st, out, key, row["chunk_size"]
+
+    def _not_reported_yet(self, block_id: int, now: float) -> bool:
+        """A block known before this start that no datanode has reported since, while
+        reports may still come: in safe mode, or within the dead-node timeout of the
+        start (a node silent that long would be declared dead anyway). Not a block
+        whose replicas were all found corrupt: that one is missing, not late."""
+        return (block_id <= self._last_block_at_start and not self.bmap.corrupt.get(block_id)
+                and not self.bmap.replicas.get(block_id)
+                and (self.safemode_auto or now - self.started < self.members.dead_timeout))
 
     def report_bad(self, block_id: int, address: str) -> None:
         with self.lock:

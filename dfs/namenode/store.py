@@ -72,6 +72,7 @@ class MetaStore(Protocol):
     def remove_block(self, block_id: int) -> None: ...
     def all_blocks(self) -> Iterable[tuple]: ...
     def under_construction(self) -> list[dict]: ...
+    def pending(self, parent: int, name: str) -> list[dict]: ...
     def next_id(self, counter: str) -> int: ...
     def get_meta(self, key: str) -> str | None: ...
     def recorded_call(self, client: str, call: int) -> bytes | None: ...
@@ -123,6 +124,11 @@ class SqliteStore:
             """
         )
         self._count_children()
+        # Inode ids are never reused (a file's id is part of its checksum and names the
+        # file to its writer): the highest ever given, past deletions and restarts.
+        self._last_inode = max(
+            int(self._db.execute("SELECT coalesce(max(id), 0) FROM inode").fetchone()[0]),
+            int((self._db.execute("SELECT v FROM meta WHERE k='inode_hwm'").fetchone() or ["0"])[0]))
         self._in_tx = False
         self._durable = False                      # the open transaction must be fsynced
         self._ids: dict[str, tuple[int, int]] = {}  # counter -> (next id, last reserved id)
@@ -297,12 +303,15 @@ class SqliteStore:
 
     def next_inode_id(self) -> int:
         """The id the next insert would get (call under the namesystem lock)."""
-        return int(self._db.execute("SELECT coalesce(max(id), 0) + 1 FROM inode").fetchone()[0])
+        return self._last_inode + 1
 
     def insert(self, **fields: Any) -> int:
+        if "id" not in fields:
+            fields = {"id": self._last_inode + 1, **fields}
         cols = ",".join(fields)
         marks = ",".join("?" * len(fields))
         cur = self._w(f"INSERT INTO inode ({cols}) VALUES ({marks})", tuple(fields.values()))
+        self._last_inode = max(self._last_inode, int(cur.lastrowid))
         return int(cur.lastrowid)
 
     def update(self, inode_id: int, **fields: Any) -> None:
@@ -326,10 +335,17 @@ class SqliteStore:
                 f"SELECT id FROM block WHERE inode IN ({marks})", part)]
             self._w(f"DELETE FROM block WHERE inode IN ({marks})", tuple(part))
             self._w(f"DELETE FROM inode WHERE id IN ({marks})", tuple(part))
+        if self._last_inode in ids:   # max(id) no longer shows it after a restart
+            self.set_meta("inode_hwm", str(self._last_inode))
         return blocks
 
     def under_construction(self) -> list[dict]:
         return [dict(r) for r in self._db.execute("SELECT * FROM inode WHERE state='U'")]
+
+    def pending(self, parent: int, name: str) -> list[dict]:
+        """Files under construction that will take ``name`` in ``parent`` when completed."""
+        return [dict(r) for r in self._db.execute(
+            "SELECT * FROM inode WHERE state='U' AND parent=? AND pending_name=?", (parent, name))]
 
     # -- blocks ---------------------------------------------------------
     def blocks(self, inode_id: int) -> list[dict]:

@@ -53,6 +53,12 @@ def servicer_method(fn):
     return wrapper
 
 
+#: What gRPC says when the peer is not a gRPC server: a reply that is not HTTP/2
+#: ("Failed parsing HTTP/2"), or an HTTP/2 answer without a gRPC status
+#: ("Received http2 header with status: 404", a non-gRPC content-type).
+_NOT_GRPC = ("Failed parsing HTTP/2", "http2 header", "http2 :status", "content-type")
+
+
 def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
     code = e.code() if hasattr(e, "code") else None
     details = (e.details() if hasattr(e, "details") else "") or ""
@@ -60,6 +66,11 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
         name, path, detail = (details.split("\0", 2) + ["", ""])[:3]
         cls = errors.WIRE_ERRORS.get(name, errors.DfsError)
         return cls(detail, path)
+    if code == grpc.StatusCode.UNIMPLEMENTED or any(m in details for m in _NOT_GRPC):
+        # Something answered, but not our service: an HTTP server (its reply is not HTTP/2,
+        # or an HTTP/2 404), a gRPC server of something else. Not retried, not raw gRPC text.
+        return errors.NotNamenodeError(
+            f"{address} is not a dfs namenode (something else answers there)")
     # CANCELLED without our details: the namenode was shutting down (SIGTERM) when the call
     # arrived, so it was not run -- the same as an unreachable namenode.
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):

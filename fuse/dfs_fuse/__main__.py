@@ -31,7 +31,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     logging.getLogger("fuse").setLevel(logging.DEBUG if opts.debug else logging.WARNING)
     tune_malloc()
-    return serve(args.namenode or default_namenode(), os.path.abspath(args.mountpoint), opts)
+    namenode = args.namenode or default_namenode()
+    mnt = os.path.abspath(args.mountpoint)
+    import signal
+
+    from dfs import errors
+    from dfs.client import DfsClient
+    from dfs_fuse.mount import _SIGNALS
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before gRPC's threads: see mount.py
+    client = DfsClient(namenode)
+    try:   # run by hand or a supervisor: one line, not a mount whose every call fails
+        client.ping()
+    except errors.DfsError as e:
+        print(f"dfs_fuse: {mnt}: {e}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    return serve(namenode, mnt, opts)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,9 @@ what was streamed, a read of it, a truncate into it - first *commits* (the
 current content becomes a new version: like an fsync) and the file carries on
 staged, reading unchanged ranges from that version.
 
-``commit`` runs on flush (every close), fsync and release: close-to-open
-consistency - once close() returns, every client sees the new content. The
+``commit`` runs on flush (a close by the descriptor's opener, see
+operations.py), fsync and release: close-to-open consistency - once close()
+returns, every client sees the new content. The
 new version keeps the file's mode, owner, group and any mtime set while it
 was dirty. Every method takes ``lock`` (an RLock). ``FileTable`` maps paths
 and handle numbers to OpenFiles under its own lock, the innermost one: it may
@@ -65,7 +66,7 @@ class MountContext:
     readonly: bool = False
     writeback: bool = False
     kernel_idents: OrderedDict = field(default_factory=OrderedDict)
-    room: Callable[[], int] | None = None   # bytes the cluster has left (operations.py sets it)
+    room: Callable[[], int | None] | None = None   # bytes the cluster has left (operations.py)
 
 
 class OpenFile:
@@ -231,7 +232,8 @@ class OpenFile:
         end) is written out as zeros by the commit, on every replica. One the cluster
         could not hold fails now with ENOSPC, instead of the commit writing zeros for
         hours (truncate -s 1P) while the caller waits, unkillable, in the kernel."""
-        if self.ctx.room is not None and hole * max(1, self.status.replication) > self.ctx.room():
+        room = self.ctx.room() if self.ctx.room is not None else None
+        if room is not None and hole * max(1, self.status.replication) > room:   # None: no live
             raise OSError(errno.ENOSPC, "a hole this big does not fit in the cluster (no sparse files)")
 
     def set_mtime(self, mtime: float) -> bool:
@@ -348,6 +350,20 @@ class OpenFile:
             self.pending_mtime = None
         self._set_status(st)
 
+    def commit_at_close(self) -> None:
+        """A close's commit (flush). If it fails, close() reports the failure, so what it
+        could not commit is dropped here, as a failed stream's is (``_break``): a later
+        release or unmount must not publish content whose close said it was lost (the
+        namenode back by then). Writes and closes on the file fail from then on, until
+        every handle is closed; the committed version stays what it was."""
+        with self.lock:
+            try:
+                self._commit()
+            except Exception as e:
+                if self.broken is None and self.dirty:
+                    self._break(e)
+                raise
+
     def drop_successor(self) -> None:
         """Give up the next version begun at create (the file moved, or was not written)."""
         with self.lock:
@@ -386,12 +402,13 @@ class OpenFile:
 class Handle:
     """One open file description (``fi.fh``)."""
 
-    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end")
+    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end", "opener")
 
     def __init__(self, fh: int, of: OpenFile, writable: bool, append: bool):
         self.fh, self.of, self.writable, self.append = fh, of, writable, append
         self.next_off = 0
         self.ra_end = 0
+        self.opener = 0  # pid (thread group) of the process that opened it; 0: unknown
 
 
 class FileTable:

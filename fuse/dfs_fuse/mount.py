@@ -2,10 +2,11 @@
 
 ``mount()`` is what the CLI calls. In the foreground it serves in this
 process until unmounted; SIGINT, SIGTERM or SIGHUP commit dirty files and
-unmount (lazily, so a busy mount point detaches). In the background it starts
-``python -m dfs_fuse`` in a new session and returns 0 only once the mount
-point answers a stat; otherwise it stops the child and fails with the reason
-from the child's log.
+unmount (lazily, so a busy mount point detaches; the process exits 0 when the
+last open file is closed). A second signal commits what it can and exits 1.
+In the background it starts ``python -m dfs_fuse`` in a new session and
+returns 0 only once the mount point answers a stat; otherwise it stops the
+child and fails with the reason from the child's log.
 
 Signals: libfuse installs handlers that only set a flag, and a flag set on one
 of our Python threads would never wake libfuse's loop. So ``serve`` blocks
@@ -47,6 +48,7 @@ from dfs.config import parse_size
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 30.0
+SECOND_SIGNAL_GRACE = 10.0  # a second SIGINT/SIGTERM: how long commits may still take
 _SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 
@@ -197,10 +199,10 @@ def _last_line(path: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _unmount(mnt: str) -> None:
+def _unmount(mnt: str, timeout: float = 30) -> None:
     for tool in (["fusermount3", "-u", "-z"], ["fusermount", "-u", "-z"], ["umount", "-l"]):
         try:
-            if subprocess.run([*tool, mnt], capture_output=True, timeout=30).returncode == 0:
+            if subprocess.run([*tool, mnt], capture_output=True, timeout=timeout).returncode == 0:
                 return
         except (FileNotFoundError, subprocess.TimeoutExpired):
             continue
@@ -290,7 +292,27 @@ def _tune_readahead(mountpoint: str, kb: int) -> None:
 
 
 def _on_signal(ops, mountpoint: str) -> None:
+    """The first signal commits and detaches the mount; the process then exits when the
+    last open file is closed. A second one does not wait for that: it commits what it
+    can within SECOND_SIGNAL_GRACE and exits 1 (open files then see ENOTCONN)."""
     sig = signal.sigwait(_SIGNALS)
     log.info("%s: unmounting %s", signal.Signals(sig).name, mountpoint)
-    ops.flush_all()
-    _unmount(mountpoint)
+
+    def first() -> None:
+        ops.flush_all()
+        _unmount(mountpoint)
+
+    # On its own thread: a commit that waits on a dead namenode must not keep the
+    # second signal from being taken.
+    threading.Thread(target=first, name="dfs-fuse-unmount", daemon=True).start()
+    sig = signal.sigwait(_SIGNALS)
+    log.warning("%s again: committing open files (at most %.0f s) and exiting",
+                signal.Signals(sig).name, SECOND_SIGNAL_GRACE)
+    done = threading.Thread(target=ops.flush_all, name="dfs-fuse-last-commit", daemon=True)
+    done.start()
+    done.join(SECOND_SIGNAL_GRACE)
+    if done.is_alive():
+        log.error("commits still running after %.0f s: exiting without them", SECOND_SIGNAL_GRACE)
+    _unmount(mountpoint, timeout=5)
+    logging.shutdown()
+    os._exit(1)   # libfuse's loop waits for the last open file; nothing else would end it

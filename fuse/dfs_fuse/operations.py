@@ -66,6 +66,22 @@ def _fuse_errors(fn):
     return wrapper
 
 
+def tgid_of(tid: int) -> int:
+    """The process (thread group) of thread ``tid``: FUSE tells the calling thread's id,
+    which is the process's only for its main thread. 0 stays 0 (the kernel's own calls);
+    a thread gone already is taken as its own process."""
+    if tid <= 0:
+        return 0
+    try:
+        with open(f"/proc/{tid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Tgid:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return tid
+
+
 def check_path(path: str, *, creating: bool = False) -> str:
     raw = path.encode("utf-8", "surrogateescape")
     if len(raw) >= PATH_MAX or any(len(p) > NAME_MAX for p in raw.split(b"/")):
@@ -167,9 +183,11 @@ class DfsOperations(Operations):
             self._statfs = (now + STATFS_TTL, st)
         return self._statfs[1]
 
-    def _room(self) -> int:
-        """Bytes the live datanodes have left (statfs's figure, refreshed every STATFS_TTL)."""
-        return self.statfs("/")["f_bavail"] * FRSIZE
+    def _room(self) -> int | None:
+        """Bytes the live datanodes have left (statfs's figure, refreshed every STATFS_TTL);
+        None with no live datanode: nothing is full then, a write fails with EIO, not ENOSPC."""
+        st = self.statfs("/")
+        return st["f_bavail"] * FRSIZE if st["f_blocks"] else None
 
     @_fuse_errors
     def chmod(self, path, mode):
@@ -317,6 +335,7 @@ class DfsOperations(Operations):
 
         made = [False]
         h = self.files.open(path, make, writable=True, append=bool(fi.flags & os.O_APPEND))
+        h.opener = tgid_of(fuse_get_context()[2])
         if not made[0]:
             successor.abort()   # another handle's OpenFile already stands for this path
         fi.fh = h.fh
@@ -355,6 +374,7 @@ class DfsOperations(Operations):
             return OpenFile(self.ctx, path, v.status, v)
 
         h = self.files.open(path, make, writable=writable, append=bool(flags & os.O_APPEND))
+        h.opener = tgid_of(fuse_get_context()[2]) if writable else 0
         try:
             if trunc:
                 h.of.truncate(0)
@@ -437,11 +457,11 @@ class DfsOperations(Operations):
     @_fuse_errors
     def flush(self, path, fi):
         h = self.files.handle(fi.fh)
-        if h.writable:
+        if h.writable and self._by_opener(h):
             if self.committer is not None:
                 self.committer.submit(h.of)
             else:
-                h.of.commit()
+                h.of.commit_at_close()
 
     @_fuse_errors
     def fsync(self, path, datasync, fi):
@@ -462,6 +482,23 @@ class DfsOperations(Operations):
             log.error("%s: changes lost at close: %s", h.of.path, e)
         finally:
             self.files.release(fh)
+
+    def _by_opener(self, h) -> bool:
+        """Is this flush (a close) by the process that opened the handle?
+
+        Every close() of a descriptor flushes, and descriptors are shared: a forked
+        child or a shell command that inherited one closes its copy when it exits,
+        often while the opener is half-way through writing. Committing then would
+        publish a half-written file; only the opener's closes commit, and release
+        (the last close, whoever's) still does."""
+        if not h.opener:
+            return True
+        caller = tgid_of(fuse_get_context()[2])
+        if caller and caller != h.opener:
+            log.debug("%s: close by pid %d, opened by %d: not committed now", h.of.path,
+                      caller, h.opener)
+            return False
+        return True
 
     # -- helpers --------------------------------------------------------
     def _writable(self, path: str, *, creating: bool = False) -> None:

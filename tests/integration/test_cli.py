@@ -351,3 +351,181 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "ls", "/"],
                        capture_output=True, timeout=30, env={**os.environ, "DFS_RETRY_SECONDS": "0"})
     assert r.returncode == 1
+
+
+def test_trailing_slashes_and_literal_url_paths(c, d, tmp_path):
+    assert run(c, "mkdir", "-p", f"{d}/a/b/").returncode == 0
+    assert run(c, "mkdir", f"{d}/m/").returncode == 0
+    ls = json.loads(run(c, "ls", "--json", f"{d}/a/").stdout)
+    assert [e["path"] for e in ls] == [f"{d}/a/b"]
+    assert run(c, "put", "-", f"{d}/a/", input=b"").returncode == 1   # stdin needs a file name
+    assert run(c, "put", "-", f"{d}/a/f", input=b"data").returncode == 0
+    assert run(c, "cp", f"{d}/a/f", f"{d}/m/").returncode == 0
+    assert run(c, "cat", f"{d}/m/f").stdout == b"data"
+    assert run(c, "test", "-d", f"{d}/a/").returncode == 0
+    # A trailing slash says "directory": on a file it is Not a directory (coreutils).
+    for cmd in (("ls",), ("stat",), ("cat",), ("rm",), ("du",), ("chmod", "600")):
+        fails(run(c, *cmd, f"{d}/a/f/"), b"Not a directory")
+    assert run(c, "cat", f"{d}/a/f").stdout == b"data"
+    fails(run(c, "touch", f"{d}/new/"), b"No such file or directory")
+    fails(run(c, "get", f"{d}/a/f", str(tmp_path / "newdir") + "/"), b"newdir/: Not a directory")
+    assert run(c, "get", f"{d}/a/f", str(tmp_path) + "/").returncode == 0
+    assert (tmp_path / "f").read_bytes() == b"data" and not (tmp_path / "newdir").exists()
+    assert run(c, "test", "-e", f"{d}/new").returncode == 1
+    assert run(c, "rm", "-r", f"{d}/m/").returncode == 0
+    assert run(c, "test", "-e", f"{d}/m").returncode == 1
+    # After dfs://HOST:PORT the path is literal: '?', '#' and '%' are part of the name.
+    url = f"dfs://{c.namenode_address}{d}/q?x=1#y%20z"
+    assert run(c, "put", "-", url, input=b"odd").returncode == 0
+    assert [e["path"] for e in json.loads(run(c, "ls", "--json", f"dfs://{c.namenode_address}{d}/").stdout)
+            if "q" in e["path"]] == [f"{d}/q?x=1#y%20z"]
+    assert run(c, "cat", f"{d}/q?x=1#y%20z").stdout == b"odd"
+    # HOST alone means port 8020 (nothing listens there: a reach failure, not a usage error).
+    r = run(c, "--namenode", "nosuchhost.invalid", "ls", "/", env={"DFS_RETRY_SECONDS": "0"})
+    fails(r, b"cannot reach namenode nosuchhost.invalid:8020")
+
+
+def test_multi_path_commands_go_on_past_a_failure(c, d):
+    for name in ("a", "b"):
+        assert run(c, "put", "-", f"{d}/{name}", input=name.encode()).returncode == 0
+
+    def lines(r):
+        assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+        out = r.stderr.decode().splitlines()
+        assert all(ERROR_LINE.match((ln + "\n").encode()) for ln in out), out
+        return out
+    r = run(c, "cat", f"{d}/a", f"{d}/nope1", f"{d}/b", f"{d}")
+    assert r.stdout == b"ab"
+    assert lines(r) == [f"dfs: cat: {d}/nope1: No such file or directory", f"dfs: cat: {d}: Is a directory"]
+    r = run(c, "stat", "--json", f"{d}/nope", f"{d}/a")
+    assert json.loads(r.stdout)["path"] == f"{d}/a" and len(lines(r)) == 1
+    r = run(c, "ls", "--json", f"{d}/nope", f"{d}/a", f"{d}/b")
+    assert [e["path"] for e in json.loads(r.stdout)] == [f"{d}/a", f"{d}/b"] and len(lines(r)) == 1
+    r = run(c, "mkdir", f"{d}/m1", f"{d}/a", f"{d}/x/y", f"{d}/m2")
+    assert lines(r) == [f"dfs: mkdir: {d}/a: File exists", f"dfs: mkdir: {d}/x: No such file or directory"]
+    assert run(c, "test", "-d", f"{d}/m2").returncode == 0
+    r = run(c, "cp", "-f", f"{d}/a", f"{d}/nope", d)   # a onto itself: refused, not dropped
+    assert lines(r) == [f"dfs: cp: {d}/a: '{d}/a' and '{d}/a' are the same file",
+                        f"dfs: cp: {d}/nope: No such file or directory"]
+    assert run(c, "cat", f"{d}/a").stdout == b"a"
+    r = run(c, "mv", f"{d}/a", f"{d}/nope", f"{d}/m1")
+    assert lines(r) == [f"dfs: mv: {d}/nope: No such file or directory"]
+    assert run(c, "cat", f"{d}/m1/a").stdout == b"a"
+    r = run(c, "rm", f"{d}/nope1", f"{d}/m2", f"{d}/b", f"{d}/nope2")
+    assert lines(r) == [f"dfs: rm: {d}/nope1: No such file or directory", f"dfs: rm: {d}/m2: Is a directory",
+                        f"dfs: rm: {d}/nope2: No such file or directory"]
+    assert run(c, "test", "-e", f"{d}/b").returncode == 1
+    assert run(c, "rm", "-f", f"{d}/nope1", f"{d}/m1/a").returncode == 0
+
+
+def test_usage_errors_are_one_line_and_exit_2_before_any_rpc(c, d, tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x")
+    assert run(c, "put", "-", f"{d}/keep", input=b"k").returncode == 0
+    for argv, words in [
+        (("put", "--replication", "0", str(f), f"{d}/g"), b"invalid replication '0'"),
+        (("put", "--replication", "-2", str(f), f"{d}/g"), b"invalid replication '-2'"),
+        (("put", "--block-size", "12Q", str(f), f"{d}/g"), b"invalid size '12Q'"),
+        (("setrep", "0", f"{d}/keep"), b"invalid replication '0'"),
+        (("--namenode", "nn:port", "ls", "/"), b"invalid namenode address 'nn:port'"),
+        (("rm", f"{d}/keep", "dfs://nn:99999/x"), b"invalid namenode address"),
+        (("ls", "dfs:/x"), b"invalid dfs URL"),
+    ]:
+        r = run(c, *argv)
+        assert r.returncode == 2, (argv, r.stderr)
+        assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(b"dfs: ") and words in r.stderr, r.stderr
+    assert run(c, "test", "-f", f"{d}/keep").returncode == 0   # rm never started
+    assert run(c, "test", "-e", f"{d}/g").returncode == 1
+    r = run(c, "ls", "/", env={"DFS_NAMENODE": "a b"})   # --namenode wins, but a bad $DFS_NAMENODE...
+    assert r.returncode == 0, r.stderr                   # ...is not consulted when --namenode is given
+    r = subprocess.run([sys.executable, "-m", "dfs", "ls", "/"], capture_output=True, timeout=60,
+                       env={**os.environ, "DFS_NAMENODE": "a b"})
+    assert r.returncode == 2 and b"$DFS_NAMENODE" in r.stderr and r.stderr.count(b"\n") == 1, r.stderr
+
+
+def _to_closed_pipe(c, *args):
+    r, w = os.pipe()
+    os.close(r)   # the reader is gone (`dfs cat f | head -c0`)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    try:
+        return subprocess.run([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *args],
+                              stdout=w, stderr=subprocess.PIPE, env=env, timeout=120)
+    finally:
+        os.close(w)
+
+
+def test_a_closed_stdout_ends_quietly_with_the_sigpipe_status(c, d):
+    assert run(c, "put", "-", f"{d}/big", input=os.urandom(3 << 20)).returncode == 0
+    for argv in (("cat", f"{d}/big"), ("ls", "-R", "/"), ("stat", f"{d}/big"), ("fsck", d), ("get", f"{d}/big", "-")):
+        r = _to_closed_pipe(c, *argv)
+        assert (r.returncode, r.stderr) == (141, b""), (argv, r.returncode, r.stderr)
+
+
+def test_setrep_wait_that_cannot_finish_fails_clearly(make_cluster, tmp_path):
+    c = make_cluster(datanodes=2)
+    assert c.cli("put", "--replication", "1", "-", "/f", input=b"x" * 5000).returncode == 0
+    # More replicas than datanodes: fails at once, says why, claims nothing on stdout.
+    r = c.cli("setrep", "-w", "3", "/f", timeout=60)
+    fails(r, b"replication 3 cannot be reached: 2 datanodes in service")
+    assert r.stdout == b""
+    # A node that stops answering: the wait ends at the deadline, or once the node is dead.
+    # The failed wait left the target at 3 and a second copy may be under way: back to one.
+    assert c.cli("setrep", "-w", "1", "/f", timeout=120).returncode == 0
+    [holder] = locations_of(c, "/f")[0]["names"]
+    other = next(n for n in c.datanodes if n.address != holder)
+    c.pause(other)
+    try:
+        start = time.monotonic()
+        r = c.cli("setrep", "-w", "2", "/f", env={"DFS_SETREP_TIMEOUT": "1"}, timeout=60)
+        fails(r, b"/f: replication 2 ")
+        assert re.search(rb"not reached within 1 s|cannot be reached: 1 datanode in service", r.stderr), r.stderr
+        assert r.stdout == b"" and time.monotonic() - start < 30
+    finally:
+        c.resume(other)
+    r = c.cli("setrep", "-w", "2", "/f", env={"DFS_SETREP_TIMEOUT": "soon"})
+    assert r.returncode == 2 and b"$DFS_SETREP_TIMEOUT" in r.stderr, r.stderr
+
+
+def locations_of(c, path):
+    r = c.cli("locate", "--json", path)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_two_local_clusters_run_side_by_side(tmp_path):
+    from dfs.testing.cluster import free_port
+    ports = [free_port("127.0.0.1")]
+    while len(ports) < 2:
+        port = free_port("127.0.0.1")
+        if port not in ports:
+            ports.append(port)
+    procs = [subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / f"c{i}"),
+                               "--datanodes", "1", "--replication", "1", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, port in enumerate(ports)]
+    try:
+        for p in procs:
+            out = b""
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline and b"Ctrl-C" not in out:
+                line = p.stdout.readline()
+                if not line:
+                    break
+                out += line
+            assert b"Ctrl-C" in out, out
+        for i, port in enumerate(ports):
+            r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/c"],
+                               input=str(i).encode(), capture_output=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        for i, port in enumerate(ports):
+            r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "cat", "/c"],
+                               capture_output=True, timeout=60)
+            assert r.stdout == str(i).encode(), r.stderr
+        for p in procs:
+            p.send_signal(signal.SIGINT)
+        for p in procs:
+            assert p.wait(timeout=30) == 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

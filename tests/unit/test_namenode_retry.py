@@ -57,6 +57,32 @@ def test_errors_from_the_namenode_and_deadlines_are_not_retried():
     assert stub.calls == 1
 
 
+@pytest.mark.parametrize("status", [
+    # what grpcio reports from an HTTP/1 server (seen: python -m http.server) ...
+    _Status(grpc.StatusCode.UNAVAILABLE,
+            "failed to connect to all addresses; last error: UNAVAILABLE: ipv4:127.0.0.5:8080: "
+            "Failed parsing HTTP/2 (Expected SETTINGS frame as the first frame, got frame type 79)"),
+    # ... an HTTP/2 server that is not gRPC, and a gRPC server of another service
+    _Status(grpc.StatusCode.UNIMPLEMENTED, "Received http2 header with status: 404"),
+    _Status(grpc.StatusCode.UNIMPLEMENTED, "Method not found!"),
+])
+def test_something_else_at_the_address_is_not_a_namenode_and_not_retried(status):
+    stub = _Stub([status, status, status])
+    with pytest.raises(errors.NotNamenodeError) as ei:
+        _client(stub).call("Mkdir")
+    assert stub.calls == 1
+    assert str(ei.value) == "127.0.0.1:1 is not a dfs namenode (something else answers there)"
+
+
+def test_connection_refused_is_unreachable():
+    refused = _Status(grpc.StatusCode.UNAVAILABLE,
+                      "failed to connect to all addresses; last error: UNKNOWN: ipv4:127.0.0.7:1: "
+                      "Failed to connect to remote host: Connection refused")
+    with pytest.raises(errors.NamenodeUnreachableError) as ei:
+        _client(_Stub([refused] * 50), retry_seconds=0.3).call("Mkdir")
+    assert str(ei.value) == "cannot reach namenode 127.0.0.1:1"
+
+
 class _IdStub:
     def __init__(self, failures):
         self.failures, self.ids = list(failures), []

@@ -923,3 +923,92 @@ def test_a_store_made_before_directory_counts_gets_them_counted(tmp_path):
     assert ns.stat("/", ROOT).children == 1
     write_file(ns, "/a/g", [1])
     assert ns.stat("/a", ROOT).children == 3
+
+
+# -- create while another client writes (AlreadyBeingCreated) ---------------------
+
+def test_create_refused_while_another_client_writes(ns):
+    ns.mkdir("/home", ROOT, 1.0)
+    ns.chmod("/home", 0o777, ROOT)
+    row = create(ns, "/home/f", ALICE, 1.0)
+    for other, kw in ((ALICE2, {}), (BOB, {"overwrite": True}), (BOB, {"complete": True, "overwrite": True})):
+        with pytest.raises(errors.AlreadyBeingCreatedError) as e:
+            create_full(ns, "/home/f", other, 2.0, **kw)
+        # a lease error, and a FileExistsError to fsspec/pathlib callers
+        assert isinstance(e.value, errors.LeaseError) and isinstance(e.value, FileExistsError)
+        assert e.value.path == "/home/f" and "alice-1" in str(e.value)
+    # the same client may (a retried create): the last one to complete wins
+    again = create(ns, "/home/f", ALICE, 3.0)
+    assert again["id"] != row["id"]
+    # another name in the same directory is free
+    create(ns, "/home/g", BOB, 3.0)
+
+
+def test_create_recovers_a_lapsed_lease(ns):
+    ns.chmod("/", 0o777, ROOT)
+    row = create(ns, "/f", ALICE, 1.0)
+    f = ns.open_file(row["id"], ALICE)
+    ns.add_block(f, 7001, 1, 1.0)
+    ns.commit_block(f, 7001, 10)
+    late = 1.0 + LEASE_SOFT_LIMIT + 1
+    new, dropped = create_full(ns, "/f", BOB, late)
+    assert dropped == [7001]                   # the abandoned writer's blocks go
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.open_file(row["id"], ALICE)         # its next AddBlock/Complete fails
+    ns.open_file(new["id"], BOB)
+
+
+def test_overwrite_of_a_closed_file_is_not_a_lease_conflict(ns):
+    ns.chmod("/", 0o777, ROOT)
+    write_file(ns, "/f", [5], ALICE)
+    row, dropped = create_full(ns, "/f", BOB, 2.0, overwrite=True)
+    assert dropped == [] and ns.stat("/f", ROOT).size == 5   # the old version stays until complete
+    st, dropped = ns.complete(ns.open_file(row["id"], BOB), BOB, 3.0)
+    assert len(dropped) == 1 and st.inode_id == row["id"]
+
+
+def test_delete_of_a_file_being_written_fails_its_writer(ns):
+    ns.chmod("/", 0o777, ROOT)
+    # a first version, not visible yet: rm finds it (as HDFS), its writer is cut off
+    row = create(ns, "/new", ALICE, 1.0)
+    f = ns.open_file(row["id"], ALICE)
+    ns.add_block(f, 7101, 1, 1.0)
+    assert ns.delete("/new", ROOT, 2.0) == [7101]
+    for call in (lambda: ns.open_file(row["id"], ALICE), lambda: ns.delete("/new", ROOT, 2.0)):
+        with pytest.raises(errors.DfsFileNotFoundError):
+            call()
+    # an overwrite under way: rm removes the old version and the new one
+    ids, _ = write_file(ns, "/old", [3])
+    row = create(ns, "/old", ALICE, 3.0, overwrite=True)
+    assert sorted(ns.delete("/old", ROOT, 4.0)) == ids
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.open_file(row["id"], ALICE)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/old", ROOT)
+    # a file being written elsewhere in the directory is untouched
+    keep = create(ns, "/keep", ALICE, 5.0)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.delete("/other", ROOT, 5.0)
+    ns.open_file(keep["id"], ALICE)
+
+
+def test_delete_of_a_file_being_written_checks_permission(ns):
+    ns.mkdir("/home", ROOT, 1.0)
+    ns.chmod("/home", 0o755, ROOT)
+    create(ns, "/home/f", ROOT, 1.0)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.delete("/home/f", BOB, 2.0)
+
+
+def test_inode_ids_are_never_reused(tmp_path):
+    db = str(tmp_path / "meta.db")
+    ns = Namespace(SqliteStore(db), superuser="root")
+    first = create(ns, "/a", ROOT, 1.0)
+    ns.delete("/a", ROOT, 2.0)                       # the highest id goes
+    second = create(ns, "/a", ROOT, 3.0)             # a writer of the old id must not find this one
+    assert second["id"] > first["id"]
+    ns.delete("/a", ROOT, 4.0)
+    ns.store.close()
+    ns = Namespace(SqliteStore(db), superuser="root")   # nor after a restart
+    assert create(ns, "/b", ROOT, 5.0)["id"] > second["id"]
+    assert ns.mkdir("/d", ROOT, 6.0).inode_id > second["id"] + 1

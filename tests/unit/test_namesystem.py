@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 
@@ -207,6 +208,26 @@ def test_no_datanodes():
         ns.add_block(ROOT, row["id"], None, [], [])
 
 
+def test_full_datanodes_are_no_space_but_no_datanodes_is_not():
+    """ENOSPC (NoSpaceError) only when datanodes are live and every one is full;
+    none live is NoDatanodesError, which FUSE answers with EIO."""
+    ns = make()
+    row = start(ns, "/f")
+    with pytest.raises(errors.NoDatanodesError) as ei:
+        ns.add_block(ROOT, row["id"], None, [], [])
+    assert not isinstance(ei.value, errors.NoSpaceError)
+    assert errors.errno_for(ei.value) == errno.EIO
+    nodes = register(ns, 2)
+    for d in nodes:
+        ns.heartbeat(d.uuid, {"remaining": 0, "xceivers": 0}, [], [], [])
+    with pytest.raises(errors.NoSpaceError) as ei:
+        ns.add_block(ROOT, row["id"], None, [], [])
+    assert errors.errno_for(ei.value) == errno.ENOSPC
+    assert "full" in str(ei.value)
+    ns.heartbeat(nodes[0].uuid, {"remaining": 1 << 30, "xceivers": 0}, [], [], [])
+    assert ns.add_block(ROOT, row["id"], None, [], []).locations[0].uuid == nodes[0].uuid
+
+
 def test_fewer_datanodes_than_replication_still_writes():
     ns = make()
     register(ns, 2)
@@ -258,8 +279,9 @@ def test_safemode_after_restart(tmp_path):
     ):
         with pytest.raises(errors.SafeModeError):
             op()
-    _, located, key2, _ = ns2.block_locations(ROOT, "/f")
-    assert key2 == key and all(not b.locations for b in located)
+    # a read of a block no datanode has reported yet is retryable (safe mode), not "no replicas"
+    with pytest.raises(errors.SafeModeError, match="no datanode has reported block"):
+        ns2.block_locations(ROOT, "/f")
 
     gs = {b["id"]: b["genstamp"] for b in ns2.store.blocks(ns2.stat(ROOT, "/f").inode_id)}
     for d in nodes:
@@ -271,6 +293,8 @@ def test_safemode_after_restart(tmp_path):
     ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (9999, 1, 5)])
     assert not ns2.in_safemode()
     assert ns2.safemode("get") == (False, "")
+    _, located, key2, _ = ns2.block_locations(ROOT, "/f")
+    assert key2 == key and all(b.locations for b in located)
     cmds = beat(ns2, [nodes[1]])
     assert 9999 in cmds[nodes[1].uuid].invalidate  # unknown block reported
     ns2.mkdir(ROOT, "/d", False, 0o755)
@@ -990,3 +1014,26 @@ def test_lost_replica_also_reported_bad_by_a_reader_is_forgotten_once_invalidate
     assert bid in cmds[victim.uuid].invalidate
     assert victim.uuid not in ns.bmap.corrupt.get(bid, ()) and victim.uuid not in holders(ns, bid)
     assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
+
+
+def test_unreported_block_is_missing_after_the_dead_node_timeout(tmp_path):
+    db = str(tmp_path / "meta.db")
+    master = os.urandom(32)
+    clock = Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    register(ns1, 3)
+    write(ns1, "/f", [BS])
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    ns2.safemode("leave")
+    with pytest.raises(errors.SafeModeError):       # reports may still come
+        ns2.block_locations(ROOT, "/f")
+    clock.t += DEAD + 1                              # a node silent this long is dead
+    _, located, _, _ = ns2.block_locations(ROOT, "/f")
+    assert [b.locations for b in located] == [[]]
+    # a block written after the restart is never "not reported yet"
+    register(ns2, 3)
+    write(ns2, "/g", [BS])
+    clock.t = ns2.started
+    _, located, _, _ = ns2.block_locations(ROOT, "/g")
+    assert located and located[0].block_id > ns2._last_block_at_start

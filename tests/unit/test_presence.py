@@ -90,6 +90,7 @@ def test_a_bad_interval_is_one_clear_line(tmp_path, value):
     r = subprocess.run([sys.executable, "-m", "dfs", "datanode", "--data-dir", str(tmp_path / "dn"),
                         "--namenode", "127.0.0.1:1", "--replica-check-interval", value],
                        capture_output=True, text=True, timeout=30)
-    assert r.returncode == 1
-    assert r.stderr == "dfs: datanode: --replica-check-interval must be a positive number of seconds\n"
+    assert r.returncode == 2   # a usage error (SPEC §3), found by the parser: see docs/cli.md
+    assert r.stderr == (f"dfs: datanode: argument --replica-check-interval: invalid interval '{value}' "
+                        "(a number of seconds > 0); see 'dfs datanode --help'\n")
     assert not (tmp_path / "dn").exists()

@@ -1,0 +1,115 @@
+"""Command-line values checked when the command line is parsed (SPEC §2-3).
+
+A bad value is a usage error: exit 2 and one line on stderr,
+`dfs: <command>: <reason>`, before any process starts or any RPC is made.
+These are pure functions (no sockets): tests/unit/test_server_args.py and
+tests/unit/test_cli_args.py exercise them directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+
+from dfs import config
+
+MAX_REPLICATION = 512      # the namenode's bound (dfs/namenode/namespace.py)
+SIZE_FORMS = "bytes, or a K/M/G/T or KiB/MiB/GiB/TiB suffix"
+
+
+class UsageError(Exception):
+    """A malformed argument found after parsing (a dfs:// URL's host, $DFS_NAMENODE):
+    exit 2 with one line, as argparse's own usage errors."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line: `dfs: put: argument --block-size: ...`."""
+
+    def error(self, message: str):  # type: ignore[override]
+        command = self.prog.removeprefix("dfs").strip()
+        where = f"dfs: {command}: " if command else "dfs: "
+        sys.stderr.write(f"{where}{message}; see '{self.prog} --help'\n")
+        sys.exit(2)
+
+
+def _fail(what: str, text: str, expected: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"invalid {what} {text!r} ({expected})")
+
+
+def size(text: str) -> int:
+    """SIZE: plain bytes or binary suffixes (SPEC §2)."""
+    try:
+        return config.parse_size(text)
+    except ValueError:
+        raise _fail("size", text, SIZE_FORMS) from None
+
+
+def block_size(text: str) -> int:
+    """A block size: a SIZE of at least 64KiB, a multiple of 512 (the namenode's rule)."""
+    n = size(text)
+    if n < config.MIN_BLOCK_SIZE or n % 512:
+        raise _fail("block size", text, "at least 64KiB and a multiple of 512")
+    return n
+
+
+def replication(text: str) -> int:
+    """A replication factor: 1..512."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise _fail("replication", text, f"a whole number from 1 to {MAX_REPLICATION}") from None
+    if not 1 <= n <= MAX_REPLICATION:
+        raise _fail("replication", text, f"a whole number from 1 to {MAX_REPLICATION}")
+    return n
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (e.g. `cluster up --datanodes`)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise _fail("number", text, "a whole number >= 0")
+    return n
+
+
+def seconds(text: str) -> float:
+    """An interval: a finite number of seconds > 0 (0 would make a loop spin; inf overflows a wait)."""
+    try:
+        x = float(text)
+    except ValueError:
+        x = math.nan
+    if not 0 < x < 1e9:
+        raise _fail("interval", text, "a number of seconds > 0")
+    return x
+
+
+def port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise _fail("port", text, "1-65535")
+    return int(text)
+
+
+def listen_address(text: str) -> str:
+    """HOST:PORT a server listens on and is known by."""
+    try:
+        return config.parse_namenode(text, default_port=0)   # the port is required
+    except ValueError:
+        raise _fail("address", text, "HOST:PORT") from None
+
+
+def namenode(text: str) -> str:
+    """A namenode address: dfs://HOST:PORT, HOST:PORT or HOST (port 8020) -> 'HOST:PORT'."""
+    try:
+        return config.parse_namenode(text)
+    except ValueError:
+        raise _fail("namenode address", text, "HOST:PORT, HOST or dfs://HOST:PORT") from None
+
+
+def rack(text: str) -> str:
+    """A rack path: starts with '/', like Hadoop's topology (/dc1/rack3)."""
+    if not text.startswith("/") or len(text) < 2 or any(c.isspace() for c in text) or "//" in text:
+        raise _fail("rack", text, "a path like /rack1")
+    return text.rstrip("/")

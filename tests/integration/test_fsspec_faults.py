@@ -1,0 +1,305 @@
+"""DFSFileSystem under real failures: half-written files, namenode outages and
+restarts, two writers of one path, datanodes SIGKILLed under pandas, rm under a
+reader or a writer. Real `dfs` processes (dfs/testing/cluster.py)."""
+
+from __future__ import annotations
+
+import errno
+import gc
+import io
+import os
+import signal
+import time
+
+import pandas as pd
+import pytest
+
+from dfs import errors
+from dfs.client.filesystem import DFSFileSystem
+from dfs.testing.faults import MiB
+
+Nothing = object()
+
+
+def _fs(cluster, **kw) -> DFSFileSystem:
+    """A filesystem with its own DfsClient (its own lease-holder name)."""
+    return DFSFileSystem(namenode=cluster.namenode_address, skip_instance_cache=True, **kw)
+
+
+def _other_client_can_create(cluster, path: str) -> None:
+    """Another client creates ``path`` at once: no lease of the discarded writer lingers."""
+    with _fs(cluster).open(path, "wb") as f:
+        f.write(b"after")
+    assert _fs(cluster).cat_file(path) == b"after"
+
+
+# -- 1. a writer that fails is discarded -------------------------------------------
+def test_exception_in_with_discards_the_file(shared_cluster):
+    fs = _fs(shared_cluster)
+    data = os.urandom(3 * MiB)          # past the buffer: blocks already in the pipeline
+    with pytest.raises(RuntimeError):
+        with fs.open("/disc/with.bin", "wb", block_size=512 << 10) as f:
+            f.write(data)
+            assert f._writer.bytes_written >= 2 * MiB
+            raise RuntimeError("boom")
+    assert f.closed and not fs.exists("/disc/with.bin")
+    _other_client_can_create(shared_cluster, "/disc/with.bin")
+    # an overwrite that fails keeps the old version
+    fs.pipe_file("/disc/old.bin", b"old")
+    with pytest.raises(RuntimeError):
+        with fs.open("/disc/old.bin", "wb") as f:
+            f.write(data)
+            raise RuntimeError("boom")
+    assert fs.cat_file("/disc/old.bin") == b"old"
+    # text mode too (fsspec's TextIOWrapper would flush and commit)
+    with pytest.raises(RuntimeError):
+        with fs.open("/disc/t.txt", "wt") as t:
+            t.write("line\n" * 1000)
+            raise RuntimeError("boom")
+    assert not fs.exists("/disc/t.txt")
+    with fs.open("/disc/t.txt", "wt", newline="\r\n") as t:
+        t.write("a\nb\n")
+    assert fs.cat_file("/disc/t.txt") == b"a\r\nb\r\n"
+
+
+def test_unclosed_writer_collected_is_discarded(shared_cluster):
+    fs = _fs(shared_cluster)
+
+    def write_and_drop(path: str, mode: str, data):
+        f = fs.open(path, mode, block_size=512 << 10)
+        f.write(data)           # raises before close() in real code; here: just dropped
+
+    write_and_drop("/disc/gc.bin", "wb", os.urandom(3 * MiB))
+    write_and_drop("/disc/gc-small.bin", "wb", b"small")
+    write_and_drop("/disc/gc.txt", "wt", "text")
+    gc.collect()
+    for p in ("/disc/gc.bin", "/disc/gc-small.bin", "/disc/gc.txt"):
+        assert not fs.exists(p), p
+        _other_client_can_create(shared_cluster, p)
+    # fsspec's discard() is the same: nothing appears
+    f = fs.open("/disc/d.bin", "wb", autocommit=False)
+    f.write(b"x" * MiB)
+    f.close()
+    f.discard()
+    assert not fs.exists("/disc/d.bin")
+
+
+# -- 3. two writers of one path ------------------------------------------------------
+def test_create_of_a_path_another_client_writes_fails_at_open(shared_cluster):
+    fs1, fs2 = _fs(shared_cluster), _fs(shared_cluster)
+    f = fs1.open("/lease/a.bin", "wb")
+    f.write(b"one" * 1000)
+    with pytest.raises(errors.AlreadyBeingCreatedError) as e:
+        fs2.open("/lease/a.bin", "wb")
+    assert isinstance(e.value, FileExistsError) and isinstance(e.value, errors.LeaseError)
+    assert "/lease/a.bin" in str(e.value) and "being created by another client" in str(e.value)
+    assert errors.errno_for(e.value) == errno.EBUSY          # what the FUSE mount answers
+    with pytest.raises(FileExistsError):
+        fs2.pipe_file("/lease/a.bin", b"two")
+    # the CLI: one line, exit 1
+    src = os.path.join(shared_cluster.base, "two")
+    with open(src, "wb") as out:
+        out.write(b"two")
+    r = shared_cluster.cli("put", "-f", src, "/lease/a.bin")
+    lines = r.stderr.decode().strip().splitlines()
+    assert r.returncode == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("dfs: put: /lease/a.bin: file is being created by another client")
+    f.close()
+    assert fs2.cat_file("/lease/a.bin") == b"one" * 1000
+    # closed: an overwrite by anyone works again
+    with fs2.open("/lease/a.bin", "wb") as g:
+        g.write(b"two")
+    assert fs1.cat_file("/lease/a.bin") == b"two"
+    assert shared_cluster.cli("put", "-f", src, "/lease/a.bin").returncode == 0
+    # xb on an existing file fails at open, before anything is written
+    with pytest.raises(FileExistsError):
+        fs1.open("/lease/a.bin", "xb")
+
+
+# -- 6. rm of a file being written --------------------------------------------------
+def test_rm_of_a_file_being_written_fails_its_writer(shared_cluster):
+    fs, other = _fs(shared_cluster), _fs(shared_cluster)
+    for size in (3 * MiB, 100):        # streaming blocks, and a small file sent at close
+        f = fs.open("/rmw/f.bin", "wb", block_size=512 << 10)
+        f.write(os.urandom(size))
+        other.rm("/rmw/f.bin")
+        with pytest.raises(FileNotFoundError, match="/rmw/f.bin: file is not open for writing"):
+            f.write(os.urandom(2 * MiB))
+            f.close()
+        assert not fs.exists("/rmw/f.bin")
+    # an overwrite under way: rm takes the old version and cuts the writer off
+    fs.pipe_file("/rmw/g.bin", b"old")
+    f = fs.open("/rmw/g.bin", "wb")
+    f.write(b"new")
+    other.rm("/rmw/g.bin")
+    with pytest.raises(FileNotFoundError):
+        f.close()
+    assert not fs.exists("/rmw/g.bin")
+
+
+# -- 2. a namenode outage is an error, not "no such file" ---------------------------
+def test_namenode_outage_raises_from_every_lookup(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=1)
+    fs.pipe_file("/tree/a/x.csv", b"1")
+    fs.pipe_file("/tree/b.csv", b"2")
+    assert fs.find("/tree") == ["/tree/a/x.csv", "/tree/b.csv"]
+    c.kill(c.namenode)
+    calls = {
+        "exists": lambda: fs.exists("/tree/b.csv"),
+        "isdir": lambda: fs.isdir("/tree"),
+        "isfile": lambda: fs.isfile("/tree/b.csv"),
+        "walk": lambda: list(fs.walk("/tree")),
+        "find": lambda: fs.find("/tree"),
+        "glob": lambda: fs.glob("/tree/**/*.csv"),
+        "ls": lambda: fs.ls("/tree"),
+        "du": lambda: fs.du("/tree"),
+        "expand_path": lambda: fs.expand_path("/tree", recursive=True),
+    }
+    for name, call in calls.items():
+        t0 = time.monotonic()
+        with pytest.raises(ConnectionError, match=f"cannot reach namenode {c.namenode_address}"):
+            call()
+        assert time.monotonic() - t0 < 15, name
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3)
+    assert fs.isdir("/tree") and fs.isfile("/tree/b.csv") and not fs.exists("/tree/nope")
+    assert fs.glob("/tree/**/*.csv") == ["/tree/a/x.csv", "/tree/b.csv"]
+
+
+# -- 4. reads right after a namenode restart ----------------------------------------
+def test_read_right_after_namenode_sigkill_and_restart(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=30)
+    data = os.urandom(5 * MiB + 12345)                 # 6 blocks
+    fs.pipe_file("/nr/f.bin", data)
+    reader = fs.open("/nr/f.bin", "rb", cache_options={"readahead": 0, "max_bytes": MiB})
+    assert reader.read(MiB) == data[:MiB]
+    c.kill(c.namenode)
+    c.restart(c.namenode)
+    # at once: the datanodes have not re-registered, let alone reported their blocks
+    assert _fs(c, retry_seconds=30).cat_file("/nr/f.bin") == data
+    with _fs(c, retry_seconds=30).open("/nr/f.bin", "rb") as f:
+        assert f.read() == data
+    assert reader.read() == data[MiB:]
+    reader.close()
+
+
+# -- 5. pandas while a datanode is SIGKILLed -----------------------------------------
+class _Tripwire(io.RawIOBase):
+    """A file object that runs ``action`` once ``at`` bytes have been read through it."""
+
+    def __init__(self, f, at: int, action):
+        self.f, self.at, self.action, self.done = f, at, action, 0
+
+    def readable(self):
+        return True
+
+    def seekable(self):
+        return True
+
+    def seek(self, pos, whence=0):
+        return self.f.seek(pos, whence)
+
+    def tell(self):
+        return self.f.tell()
+
+    def read(self, n=-1):
+        out = self.f.read(n)
+        self.done += len(out)
+        if self.action is not None and self.done >= self.at:
+            action, self.action = self.action, None
+            action()
+        return out
+
+    def readinto(self, b):
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+
+def _kill_next_server(c, f, killed: list):
+    """SIGKILL the datanode the reader will ask first for the block after its position."""
+    reader = f._chunks.reader
+    pos = f.tell()
+    later = [b for b in reader.blocks if b.offset > pos] or reader.blocks[-1:]
+    first = later[0].locations[0].address
+    node = next(d for d in c.datanodes if d.address == first)
+    c.kill(node, signal.SIGKILL)
+    killed.append(node)
+
+
+def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=20)
+    url = f"dfs://{c.namenode_address}"
+    n = 120_000
+    frame = pd.DataFrame({"id": range(n), "x": [i * 0.5 for i in range(n)],
+                          "s": [f"row-{i:07d}-{'y' * (i % 13)}" for i in range(n)]})
+    frame.to_csv(f"{url}/pd/t.csv", index=False, storage_options={"retry_seconds": 20})
+    frame.to_parquet(f"{url}/pd/t.parquet", row_group_size=20_000, compression=None,
+                     storage_options={"retry_seconds": 20})
+    csv_bytes = fs.cat_file("/pd/t.csv")
+    assert fs.size("/pd/t.csv") > 3 * MiB and fs.size("/pd/t.parquet") > 2 * MiB   # several blocks
+
+    killed: list = []
+    opts = {"readahead": 0, "max_bytes": MiB}
+    with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:
+        back = pd.read_csv(_Tripwire(f, MiB // 2, lambda: _kill_next_server(c, f, killed)))
+    assert killed and not killed[0].alive
+    pd.testing.assert_frame_equal(back, frame)
+    with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:   # the raw bytes too
+        assert f.read() == csv_bytes
+
+    c.restart(killed[0])
+    c.wait_for_datanodes(3)
+    killed.clear()
+    with fs.open("/pd/t.parquet", "rb", cache_options=opts) as f:
+        back = pd.read_parquet(_Tripwire(f, 1, lambda: _kill_next_server(c, f, killed)))
+    assert killed and not killed[0].alive
+    pd.testing.assert_frame_equal(back, frame)
+
+
+# -- 5. rm under a reader --------------------------------------------------------------
+def test_rm_while_another_handle_reads_never_gives_wrong_bytes(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=5)
+    data = os.urandom(4 * MiB)
+    fs.pipe_file("/rr/f.bin", data)
+    blocks = [b["block_id"] for b in fs.get_block_locations("/rr/f.bin")]
+    outcomes = []
+    for finish_first in (True, False):
+        f = fs.open("/rr/f.bin", "rb", cache_options={"readahead": 0, "max_bytes": MiB})
+        assert f.read(MiB) == data[:MiB]
+        fs.rm("/rr/f.bin")
+        fs.pipe_file("/rr/f.bin", os.urandom(len(data)))      # new bytes at the same path
+        if not finish_first:
+            # the old replicas leave the datanodes
+            c.wait_for(lambda: not any(c.replica_files(b) for b in blocks), 30, "replicas to be deleted")
+        try:
+            rest = f.read()
+        except (OSError, errors.DfsError) as e:
+            msg = str(e)
+            assert "/rr/f.bin" in msg and ("no readable replica" in msg or "No such file" in msg
+                                           or "changed while being read" in msg), msg
+            outcomes.append("error")
+        else:
+            assert rest == data[MiB:]                          # never the new file's bytes
+            outcomes.append("read")
+        f.close()
+        data = fs.cat_file("/rr/f.bin")
+        blocks = [b["block_id"] for b in fs.get_block_locations("/rr/f.bin")]
+    assert outcomes[1] == "error"                             # nothing left to read from
+
+
+def test_empty_file_written_through_open_costs_two_rpcs(shared_cluster):
+    fs = _fs(shared_cluster)
+    calls: list[str] = []
+    real = fs.client.nn.call
+    fs.client.nn.call = lambda method, request=None, **kw: calls.append(method) or real(method, request, **kw)
+    with fs.open("/empty/e.bin", "wb"):
+        assert calls == ["Create"]                 # created at open (lease taken)
+    assert calls == ["Create", "Complete"]         # its unused first block goes with Complete
+    fs.client.nn.call = real
+    assert fs.cat_file("/empty/e.bin") == b"" and fs.info("/empty/e.bin")["size"] == 0
+    assert shared_cluster.fsck("/empty")["status"] == "HEALTHY"

@@ -1,0 +1,101 @@
+"""`dfs namenode` / `dfs datanode` / `dfs cluster up` flags are checked by the parser
+(SPEC §2): a bad value is one line on stderr and exit 2, before any port is bound."""
+
+from __future__ import annotations
+
+import pytest
+
+from dfs import config
+from dfs.cli.main import build_parser
+from dfs.cli.servers import datanode_port
+
+NN = ["namenode", "--data-dir", "/tmp/nn"]
+DN = ["datanode", "--data-dir", "/tmp/dn", "--namenode", "127.0.0.1:8020"]
+
+
+def usage_error(capsys, argv: list[str]) -> str:
+    with pytest.raises(SystemExit) as exc:
+        build_parser().parse_args(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("\n"), err   # one line, no usage block
+    assert "Traceback" not in err
+    return err
+
+
+def test_defaults_are_spec_defaults():
+    nn = build_parser().parse_args(NN)
+    assert (nn.listen, nn.replication, nn.block_size) == ("127.0.0.1:8020", 3, 64 << 20)
+    assert (nn.heartbeat_interval, nn.dead_node_timeout) == (3.0, 30.0)
+    dn = build_parser().parse_args(DN)
+    assert (dn.listen, dn.nn_address, dn.rack) == ("127.0.0.1:9866", "127.0.0.1:8020", "/default-rack")
+    up = build_parser().parse_args(["cluster", "up"])
+    assert (up.port, up.datanodes, up.replication, up.block_size) == (8020, 3, None, None)
+
+
+def test_good_values_are_taken():
+    nn = build_parser().parse_args(NN + ["--listen", "10.0.0.1:9000", "--replication", "2", "--block-size",
+                                         "64KiB", "--heartbeat-interval", "0.5", "--dead-node-timeout", "2.5"])
+    assert (nn.listen, nn.replication, nn.block_size, nn.heartbeat_interval, nn.dead_node_timeout) == \
+        ("10.0.0.1:9000", 2, 65536, 0.5, 2.5)
+    dn = build_parser().parse_args(["datanode", "--data-dir", "d", "--namenode", "nn1", "--rack", "/dc1/r3/",
+                                    "--listen", "[::1]:9866", "--scan-interval", "60", "--repair-bandwidth", "10M"])
+    assert (dn.nn_address, dn.rack, dn.listen, dn.scan_interval, dn.repair_bandwidth) == \
+        ("nn1:8020", "/dc1/r3", "[::1]:9866", 60.0, 10 << 20)
+    up = build_parser().parse_args(["cluster", "up", "--port", "9020", "--datanodes", "5", "--block-size", "1MiB"])
+    assert (up.port, up.datanodes, up.block_size) == (9020, 5, 1 << 20)
+
+
+@pytest.mark.parametrize("argv, words", [
+    (NN + ["--heartbeat-interval", "0"], "--heartbeat-interval: invalid interval '0'"),
+    (NN + ["--heartbeat-interval", "-1"], "invalid interval '-1'"),
+    (NN + ["--heartbeat-interval", "inf"], "invalid interval 'inf'"),
+    (NN + ["--heartbeat-interval", "nan"], "invalid interval 'nan'"),
+    (NN + ["--dead-node-timeout", "0"], "--dead-node-timeout: invalid interval '0'"),
+    (NN + ["--dead-node-timeout", "soon"], "invalid interval 'soon'"),
+    (NN + ["--replication", "0"], "--replication: invalid replication '0'"),
+    (NN + ["--replication", "513"], "invalid replication '513'"),
+    (NN + ["--block-size", "12Q"], "--block-size: invalid size '12Q'"),
+    (NN + ["--block-size", "1K"], "invalid block size '1K'"),
+    (NN + ["--block-size", "65537"], "invalid block size '65537'"),
+    (NN + ["--listen", "127.0.0.1"], "--listen: invalid address '127.0.0.1'"),
+    (NN + ["--listen", "host:0"], "invalid address 'host:0'"),
+    (NN + ["--listen", "host:70000"], "invalid address 'host:70000'"),
+    (NN + ["--listen", ":8020"], "invalid address ':8020'"),
+    (NN + ["--data-dir", ""], "--data-dir: invalid data dir"),
+    (["namenode"], "the following arguments are required: --data-dir"),
+    (DN + ["--rack", "rack1"], "--rack: invalid rack 'rack1'"),
+    (DN + ["--rack", "/"], "invalid rack '/'"),
+    (DN + ["--rack", "/a b"], "invalid rack '/a b'"),
+    (DN + ["--scan-interval", "0"], "--scan-interval: invalid interval '0'"),
+    (DN + ["--replica-check-interval", "-5"], "--replica-check-interval: invalid interval '-5'"),
+    (DN + ["--heartbeat-interval", "0"], "--heartbeat-interval: invalid interval '0'"),
+    (DN + ["--repair-bandwidth", "fast"], "--repair-bandwidth: invalid size 'fast'"),
+    (["datanode", "--data-dir", "d", "--namenode", "nn:port"], "--namenode: invalid namenode address 'nn:port'"),
+    (["cluster", "up", "--port", "0"], "--port: invalid port '0'"),
+    (["cluster", "up", "--port", "65536"], "invalid port '65536'"),
+    (["cluster", "up", "--datanodes", "-1"], "--datanodes: invalid number '-1'"),
+    (["cluster", "up", "--replication", "0"], "--replication: invalid replication '0'"),
+    (["cluster", "up", "--block-size", "1x"], "--block-size: invalid size '1x'"),
+])
+def test_bad_values_are_one_line_usage_errors(capsys, argv, words):
+    err = usage_error(capsys, argv)
+    assert err.startswith(f"dfs: {argv[0]}"), err
+    assert words in err, err
+
+
+def test_datanode_port_is_9866_for_the_default_and_never_shared_between_clusters():
+    assert datanode_port(8020) == 9866
+    ports = [datanode_port(p) for p in range(1, 65536)]
+    assert all(1024 <= p < 65536 for p in ports[1023:])   # unprivileged stays unprivileged
+    assert len(set(ports)) == len(ports)       # one-to-one: distinct --port, distinct datanode ports
+    assert datanode_port(9020) == 10866
+
+
+def test_every_server_default_is_a_valid_value():
+    # The defaults bypass the type functions: check them the same way.
+    from dfs.cli import args as a
+    assert a.listen_address(config.DEFAULT_NAMENODE) == config.DEFAULT_NAMENODE
+    assert a.listen_address(config.DEFAULT_DATANODE) == config.DEFAULT_DATANODE
+    assert a.block_size(str(config.DEFAULT_BLOCK_SIZE)) == config.DEFAULT_BLOCK_SIZE
+    assert a.rack("/default-rack") == "/default-rack"
