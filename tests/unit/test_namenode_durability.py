@@ -8,6 +8,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -299,3 +301,34 @@ def test_a_retried_abandon_block_succeeds(tmp_path):
     ns.abandon_block(_call(2), row["id"], lb.block_id)     # its retry
     with pytest.raises(errors.InvalidArgumentError):
         ns.abandon_block(_call(3), row["id"], lb.block_id)
+
+
+def test_every_call_sharing_a_group_commit_that_fails_fails(tmp_path):
+    store, disk = _store(tmp_path)
+    ns = make(store)
+    register(ns, 3)
+    outcome: dict[str, object] = {}
+
+    def mkdir(path):
+        try:
+            outcome[path] = ns.mkdir(ROOT, path, parents=False, mode=0o755)
+        except errors.DfsError as e:
+            outcome[path] = e
+
+    with ns._sync_lock:          # a commit's fsync in progress: both calls wait for the next one
+        threads = [threading.Thread(target=mkdir, args=(p,)) for p in ("/x", "/y")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 30
+        while True:
+            with ns.lock:
+                if store._in_tx and len(store.children(1)) == 2:   # both applied, uncommitted
+                    break
+            assert time.monotonic() < deadline, "the calls were not applied"
+            time.sleep(0.01)
+        disk.full = True
+    for t in threads:
+        t.join(30)
+    assert all(isinstance(outcome[p], errors.MetadataStoreError) for p in ("/x", "/y")), outcome
+    disk.full = False
+    assert [e.path for e in ns.listdir(ROOT, "/", "", 10)[1]] == []
