@@ -113,7 +113,7 @@ class ForeignClusterError(DfsError):
 
 
 class MetadataStoreError(DfsError):
-    """The namenode could not commit a change to its metadata (a full disk): nothing of it was kept."""
+    """The namenode could not commit a change to its metadata (a full disk): none of it is kept."""
     reason = "namenode cannot store its metadata"
 
 

@@ -154,7 +154,8 @@ class ReplicaWriter:
                 n = os.write(self.fd, view)
                 view = view[n:]
         except OSError as e:
-            raise StorageError(f"{self.store.root}: {e.strerror or e} (writing block {self.block_id})") from None
+            raise StorageError(
+                f"{self.store.root}: {e.strerror or e} (writing block {self.block_id})") from None
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -206,7 +207,8 @@ class ReplicaWriter:
                 raise OSError("short write of the meta file")
             return self.store._commit(self, meta_fd)
         except OSError as e:
-            raise StorageError(f"{self.store.root}: {e.strerror or e} (committing block {self.block_id})") from None
+            raise StorageError(
+                f"{self.store.root}: {e.strerror or e} (committing block {self.block_id})") from None
         finally:
             if meta_fd >= 0:
                 os.close(meta_fd)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
-RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry of its call (as HDFS)
+RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry (as HDFS)
 RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
@@ -169,7 +169,8 @@ class NameSystem:
         """A transaction could not be stored (the store rolled it back): fail each
         of its callers, and bring the block map back to what the store holds (blocks
         its mutations allocated, committed or re-replicated)."""
-        log.error("%s: %d blocks' drops and the calls waiting on this commit fail", e, len(tx.dropped))
+        log.error("%s: the calls waiting on this commit fail (%d block drops undone)", e,
+                  len(tx.dropped))
         tx.error = e
         stored = {r[0]: r for r in self.store.all_blocks()}
         for b in [b for b in self.bmap.blocks if b not in stored]:
@@ -217,7 +218,8 @@ class NameSystem:
                 out.append(d.uuid)
         return out
 
-    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None, key_at: int | None = None):
+    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None,
+                key_at: int | None = None):
         """Apply ``fn`` as one mutation, commit it (shared with others) and return its
         result. With a ``caller`` whose call has an id, the outcome is recorded in the
         same transaction (the retry cache) and a retry of that call gets it back instead
@@ -229,7 +231,8 @@ class NameSystem:
             tx = self._tx
             done = self.store.recorded_call(*call) if call is not None else None
             if done is not None:
-                log.info("call %d of %s retried: answered with its recorded outcome", call[1], call[0])
+                log.info("call %d of %s retried: answered with its recorded outcome",
+                         call[1], call[0])
                 result = self._replayed(done, key_at)
                 pending = call in tx.calls     # recorded in the transaction not yet committed
             else:
@@ -284,7 +287,8 @@ class NameSystem:
                 return ("R", v["id"])
             return v
         if isinstance(result, tuple):
-            return pickle.dumps(tuple(None if i == key_at else enc(v) for i, v in enumerate(result)), protocol=5)
+            result = tuple(None if i == key_at else enc(v) for i, v in enumerate(result))
+            return pickle.dumps(result, protocol=5)
         return pickle.dumps(enc(result), protocol=5)
 
     def _replayed(self, outcome: bytes, key_at: int | None):
@@ -300,7 +304,8 @@ class NameSystem:
             if isinstance(v, tuple) and v and v[0] == "R":
                 row = self.store.get(v[1])
                 if row is None:
-                    raise errors.DfsFileNotFoundError("created, then removed before the retry of its creation")
+                    raise errors.DfsFileNotFoundError(
+                        "created, then removed before the retry of its creation")
                 return row
             return v
         result = pickle.loads(outcome)
@@ -308,7 +313,8 @@ class NameSystem:
             return dec(result)
         result = tuple(dec(v) for v in result)
         row = result[0]
-        return (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
+        key = keys.unwrap(self.master_key, row["key"], row["id"])
+        return (*result[:key_at], key, *result[key_at + 1:])
 
     # -- namespace ------------------------------------------------------
     def stat(self, caller: Caller, path: str) -> FileStatus:
@@ -320,8 +326,8 @@ class NameSystem:
             return self.ns.list(path, caller, start_after, limit)
 
     def mkdir(self, caller: Caller, path: str, parents: bool, mode: int) -> FileStatus:
-        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode),
-                            caller=caller)
+        return self._mutate(
+            lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode), caller=caller)
 
     def delete(self, caller: Caller, path: str, recursive: bool) -> bool:
         def op():
@@ -800,7 +806,8 @@ class NameSystem:
             self._sync()
         except errors.MetadataStoreError:
             with self.lock:
-                if self.store.get_meta(f"admin_state:{d.address}") is None and d.admin_state == "decommissioning":
+                kept = self.store.get_meta(f"admin_state:{d.address}")
+                if kept is None and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise
 

@@ -398,7 +398,8 @@ class SqliteStore:
 
     # -- retry cache --------------------------------------------------
     def recorded_call(self, client: str, call: int) -> bytes | None:
-        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?", (client, call)).fetchone()
+        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?",
+                             (client, call)).fetchone()
         return r[0] if r else None
 
     def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None:
@@ -408,10 +409,12 @@ class SqliteStore:
     def expire_calls(self, before: float, keep: int = -1) -> int:
         """Forget outcomes recorded before ``before``, and all but the newest ``keep``."""
         if keep >= 0:
-            r = self._db.execute("SELECT at FROM retry_cache ORDER BY at DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+            r = self._db.execute("SELECT at FROM retry_cache ORDER BY at DESC LIMIT 1 OFFSET ?",
+                                 (keep,)).fetchone()
             if r is not None:
                 before = max(before, r[0] + 1e-6)
-        if self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone() is None:
+        old = self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone()
+        if old is None:
             return 0
         return self._w("DELETE FROM retry_cache WHERE at < ?", (before,)).rowcount
 

@@ -60,7 +60,8 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
     # Each mutation now fails with one clear line; none is retried for ever.
     r = c.cli("rm", "/keep/0")
     assert r.returncode == 1
-    assert error_lines(r, "rm") == ["dfs: rm: /keep/0: namenode cannot store its metadata: database or disk is full"]
+    full = "namenode cannot store its metadata: database or disk is full"
+    assert error_lines(r, "rm") == [f"dfs: rm: /keep/0: {full}"]
     with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
         client.rename("/keep/1", "/moved")
     with pytest.raises(errors.MetadataStoreError):
@@ -164,7 +165,7 @@ def _run(fn):
         return e
 
 
-def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster, small_disk, tmp_path):
+def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, small_disk, tmp_path):
     c = make_cluster(datanodes=1, start=False)
     small_disk(c.datanodes[0].data_dir, "8m")
     c.start()
@@ -181,7 +182,7 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster
     check_all(c, {"/small": small})
 
 
-def test_a_namenode_that_cannot_write_its_metadata_store_exits_with_one_line(make_cluster, small_disk):
+def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster, small_disk):
     # Its namespace.db to create again (lost) on a full disk: SQLite's own error, one line.
     c = make_cluster(datanodes=1, start=False)
     small_disk(c.namenode.data_dir)
@@ -194,5 +195,6 @@ def test_a_namenode_that_cannot_write_its_metadata_store_exits_with_one_line(mak
     r = run_server(c, *c.namenode.argv)
     err = r.stderr.decode()
     assert r.returncode == 1 and "Traceback" not in err, err
-    assert err.strip().splitlines()[-1] == (f"dfs: namenode: {c.namenode.data_dir}/namespace.db: "
-                                            "cannot open the metadata store: database or disk is full")
+    db = os.path.join(c.namenode.data_dir, "namespace.db")
+    assert err.strip().splitlines()[-1] == \
+        f"dfs: namenode: {db}: cannot open the metadata store: database or disk is full"

@@ -111,7 +111,7 @@ def test_a_forked_child_calls_under_a_name_of_its_own(monkeypatch):
     from dfs.rpc.v1 import namenode_pb2 as pb
     names = []
     stub = _IdStub([])
-    stub.Mkdir = lambda request, timeout: names.append((request.caller.client_name, request.caller.call_id))
+    stub.Mkdir = lambda r, timeout: names.append((r.caller.client_name, r.caller.call_id))
     c = _client(stub)
     c.call("Mkdir", pb.MkdirRequest(path="/a"))
     monkeypatch.setattr(os, "getpid", lambda: 4242424)
