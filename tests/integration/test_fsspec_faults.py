@@ -218,10 +218,11 @@ class _Tripwire(io.RawIOBase):
         return len(data)
 
 
-def _kill_next_server(c, f, killed: list):
-    """SIGKILL the datanode the reader will ask first for the block after its position."""
+def _kill_next_server(c, f, killed: list, pos: int | None = None):
+    """SIGKILL the datanode the reader will ask first for the block after ``pos``
+    (default: its position), a block it has not read yet."""
     reader = f._chunks.reader
-    pos = f.tell()
+    pos = f.tell() if pos is None else pos
     later = [b for b in reader.blocks if b.offset > pos] or reader.blocks[-1:]
     first = later[0].locations[0].address
     node = next(d for d in c.datanodes if d.address == first)
@@ -246,7 +247,8 @@ def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
     opts = {"readahead": 0, "max_bytes": MiB}
     with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:
         back = pd.read_csv(_Tripwire(f, MiB // 2, lambda: _kill_next_server(c, f, killed)))
-    assert killed and not killed[0].alive
+        assert killed and not killed[0].alive
+        assert killed[0].address in f._chunks.reader._dead    # it was asked, and failed over
     pd.testing.assert_frame_equal(back, frame)
     with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:   # the raw bytes too
         assert f.read() == csv_bytes
@@ -255,8 +257,10 @@ def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
     c.wait_for_datanodes(3)
     killed.clear()
     with fs.open("/pd/t.parquet", "rb", cache_options=opts) as f:
-        back = pd.read_parquet(_Tripwire(f, 1, lambda: _kill_next_server(c, f, killed)))
-    assert killed and not killed[0].alive
+        # after the footer (the file's end), before the row groups: kill block 1's first server
+        back = pd.read_parquet(_Tripwire(f, 1, lambda: _kill_next_server(c, f, killed, pos=0)))
+        assert killed and not killed[0].alive
+        assert killed[0].address in f._chunks.reader._dead
     pd.testing.assert_frame_equal(back, frame)
 
 
