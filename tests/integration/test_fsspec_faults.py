@@ -18,8 +18,6 @@ from dfs import errors
 from dfs.client.filesystem import DFSFileSystem
 from dfs.testing.faults import MiB
 
-Nothing = object()
-
 
 def _fs(cluster, **kw) -> DFSFileSystem:
     """A filesystem with its own DfsClient (its own lease-holder name)."""
@@ -279,7 +277,8 @@ def test_rm_while_another_handle_reads_never_gives_wrong_bytes(make_cluster):
         fs.pipe_file("/rr/f.bin", os.urandom(len(data)))      # new bytes at the same path
         if not finish_first:
             # the old replicas leave the datanodes
-            c.wait_for(lambda: not any(c.replica_files(b) for b in blocks), 30, "replicas to be deleted")
+            old = list(blocks)
+            c.wait_for(lambda old=old: not any(c.replica_files(b) for b in old), 30, "replicas to be deleted")
         try:
             rest = f.read()
         except (OSError, errors.DfsError) as e:
