@@ -262,6 +262,41 @@ def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
     pd.testing.assert_frame_equal(back, frame)
 
 
+class _WriteTripwire(io.RawIOBase):
+    """A sink that runs ``action`` once ``at`` bytes have been written through it."""
+
+    def __init__(self, f, at: int, action):
+        self.f, self.at, self.action, self.done = f, at, action, 0
+
+    def writable(self):
+        return True
+
+    def tell(self):
+        return self.f.tell()
+
+    def write(self, b):
+        n = self.f.write(b)
+        self.done += n
+        if self.action is not None and self.done >= self.at:
+            action, self.action = self.action, None
+            action()
+        return n
+
+
+def test_pandas_to_parquet_completes_while_a_datanode_is_sigkilled(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=20)
+    n = 150_000
+    frame = pd.DataFrame({"id": range(n), "s": [f"v{i * 7919 % 100_003:06d}" for i in range(n)]})
+    with fs.open("/pdw/t.parquet", "wb", block_size=256 << 10) as f:
+        # 1.5 MiB in: blocks are streaming through pipelines of all three datanodes
+        frame.to_parquet(_WriteTripwire(f, 3 * MiB // 2, lambda: c.kill(c.datanodes[0], signal.SIGKILL)),
+                         row_group_size=25_000, compression=None)
+        assert not c.datanodes[0].alive and f._writer.bytes_written >= 3 * MiB // 2
+    assert fs.size("/pdw/t.parquet") > 3 * MiB
+    pd.testing.assert_frame_equal(pd.read_parquet(f"dfs://{c.namenode_address}/pdw/t.parquet"), frame)
+
+
 # -- 5. rm under a reader --------------------------------------------------------------
 def test_rm_while_another_handle_reads_never_gives_wrong_bytes(make_cluster):
     c = make_cluster()
