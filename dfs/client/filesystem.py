@@ -429,6 +429,9 @@ class DFSFileSystem(AbstractFileSystem):
 
     # -- files --------------------------------------------------------------------
     def open(self, path, mode="rb", block_size=None, cache_options=None, compression=None, **kwargs):
+        if compression is not None and "b" in mode and "r" not in mode:
+            return self._open_compressed(path, mode, compression, block_size=block_size,
+                                         cache_options=cache_options, **kwargs)
         f = super().open(path, mode, block_size=block_size, cache_options=cache_options,
                          compression=compression, **kwargs)
         if isinstance(f, io.TextIOWrapper) and isinstance(f.buffer, DFSFile) and f.buffer.mode != "rb":
@@ -437,6 +440,31 @@ class DFSFileSystem(AbstractFileSystem):
             f = _TextWriter(f.detach(), encoding=f.encoding, errors=f.errors,
                             newline=kwargs.get("newline"))
         return f
+
+    def _open_compressed(self, path, mode, compression, **kwargs):
+        """A compressor over a DFSFile being written. fsspec's (GzipFile(fileobj=...))
+        does not close the file under it, leaving the commit to the collector, which
+        discards a dropped writer: closing the compressor closes (commits) it here."""
+        from fsspec.compression import compr
+        from fsspec.core import get_compression
+
+        raw = self.open(path, mode, **kwargs)
+        compression = get_compression(self._strip_protocol(path), compression)
+        if compression is None:
+            return raw
+        z = compr[compression](raw, mode=mode[0])
+        close_z = z.close
+
+        def close():
+            try:
+                close_z()
+            except BaseException:
+                raw._abandon()
+                raise
+            raw.close()
+
+        z.close = close
+        return z
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
         return DFSFile(self, path, mode, block_size=block_size, autocommit=autocommit,

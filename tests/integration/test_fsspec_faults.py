@@ -341,3 +341,21 @@ def test_empty_file_written_through_open_costs_two_rpcs(shared_cluster):
     fs.client.nn.call = real
     assert fs.cat_file("/empty/e.bin") == b"" and fs.info("/empty/e.bin")["size"] == 0
     assert shared_cluster.fsck("/empty")["status"] == "HEALTHY"
+
+
+def test_compressed_writes_commit_when_the_compressor_closes(shared_cluster):
+    # GzipFile(fileobj=...) does not close the DFSFile under it: closing the compressor
+    # must commit it (it is not left to the collector, which now discards).
+    import gzip
+    fs = _fs(shared_cluster)
+    with fs.open("/gz/a.gz", "wb", compression="gzip") as g:
+        g.write(b"hello" * 100_000)
+    assert gzip.decompress(fs.cat_file("/gz/a.gz")) == b"hello" * 100_000
+    with fs.open("/gz/t.txt.gz", "wt", compression="infer") as t:
+        t.write("text\n" * 1000)
+    with fs.open("/gz/t.txt.gz", "rt", compression="infer") as t:
+        assert t.read() == "text\n" * 1000
+    g = fs.open("/gz/b.gz", "wb", compression="gzip")
+    g.write(b"x")
+    g.close()
+    assert gzip.decompress(fs.cat_file("/gz/b.gz")) == b"x"
