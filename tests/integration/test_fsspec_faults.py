@@ -359,3 +359,19 @@ def test_compressed_writes_commit_when_the_compressor_closes(shared_cluster):
     g.write(b"x")
     g.close()
     assert gzip.decompress(fs.cat_file("/gz/b.gz")) == b"x"
+    # an exception inside `with`, or a compressed writer dropped unclosed: discarded
+    with pytest.raises(RuntimeError):
+        with fs.open("/gz/c.gz", "wb", compression="gzip") as g:
+            g.write(os.urandom(3 * MiB))
+            raise RuntimeError("boom")
+    g = fs.open("/gz/d.gz", "wb", compression="gzip")
+    g.write(b"dropped")
+    del g
+    gc.collect()
+    assert not fs.exists("/gz/c.gz") and not fs.exists("/gz/d.gz")
+    _other_client_can_create(shared_cluster, "/gz/d.gz")
+    with pytest.raises(RuntimeError):
+        with fs.open("/gz/e.txt.gz", "wt", compression="infer") as t:
+            t.write("text\n" * 1000)
+            raise RuntimeError("boom")
+    assert not fs.exists("/gz/e.txt.gz")
