@@ -63,6 +63,61 @@ class _TextWriter(io.TextIOWrapper):
             pass
 
 
+class _CompressedWriter(io.BufferedIOBase):
+    """A compressor (``z``) writing into a DFSFile (``raw``): close() finishes the
+    compressed stream and commits the file; an exception in ``with`` or collection
+    while unclosed discards it."""
+
+    def __init__(self, z, raw):
+        self._z, self._raw = z, raw
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        return self._z.write(data)
+
+    def flush(self) -> None:
+        if not self._z.closed:     # IOBase.close() flushes after the compressor closed
+            self._z.flush()
+
+    def tell(self) -> int:
+        return self._z.tell()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        try:
+            self._z.close()
+        except BaseException:
+            self._raw._abandon()
+            raise
+        finally:
+            super().close()
+        self._raw.close()
+
+    def _abandon(self) -> None:
+        self._raw._abandon()
+        try:
+            self._z.close()        # its trailer goes nowhere: the file is closed
+        except Exception:   # noqa: BLE001
+            pass
+        super().close()
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not self.closed:
+            self._abandon()
+            return None
+        return super().__exit__(exc_type, exc, tb)
+
+    def __del__(self):
+        try:
+            if not self.closed:
+                self._abandon()
+        except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
+            pass
+
+
 def _has_magic(s: str) -> bool:
     return any(c in s for c in "*?[")
 
@@ -429,14 +484,32 @@ class DFSFileSystem(AbstractFileSystem):
 
     # -- files --------------------------------------------------------------------
     def open(self, path, mode="rb", block_size=None, cache_options=None, compression=None, **kwargs):
+        if compression is not None and "b" in mode and "r" not in mode:
+            return self._open_compressed(path, mode, compression, block_size=block_size,
+                                         cache_options=cache_options, **kwargs)
         f = super().open(path, mode, block_size=block_size, cache_options=cache_options,
                          compression=compression, **kwargs)
-        if isinstance(f, io.TextIOWrapper) and isinstance(f.buffer, DFSFile) and f.buffer.mode != "rb":
+        if isinstance(f, io.TextIOWrapper) and (isinstance(f.buffer, _CompressedWriter) or (
+                isinstance(f.buffer, DFSFile) and f.buffer.mode != "rb")):
             # fsspec's text wrapper closes (commits) on an exception in `with`, and its
             # finalizer commits an unclosed one: discard instead, as in binary mode.
             f = _TextWriter(f.detach(), encoding=f.encoding, errors=f.errors,
                             newline=kwargs.get("newline"))
         return f
+
+    def _open_compressed(self, path, mode, compression, **kwargs):
+        """A compressor over a DFSFile being written. fsspec's (GzipFile(fileobj=...))
+        does not close the file under it, leaving the commit to the collector, which
+        discards a dropped writer: here closing commits it, and an exception in
+        ``with`` or collection while unclosed discards it, as for a plain DFSFile."""
+        from fsspec.compression import compr
+        from fsspec.core import get_compression
+
+        compression = get_compression(self._strip_protocol(path), compression)
+        raw = self.open(path, mode, **kwargs)
+        if compression is None:
+            return raw
+        return _CompressedWriter(compr[compression](raw, mode=mode[0]), raw)
 
     def _open(self, path, mode="rb", block_size=None, autocommit=True, cache_options=None, **kwargs):
         return DFSFile(self, path, mode, block_size=block_size, autocommit=autocommit,

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 from fsspec.spec import AbstractBufferedFile
 
-from dfs import errors
 from dfs.rpc import convert
 
 if TYPE_CHECKING:

@@ -111,6 +111,7 @@ class SqliteStore:
               nchildren INTEGER NOT NULL DEFAULT 0, nsubdirs INTEGER NOT NULL DEFAULT 0);
             CREATE UNIQUE INDEX IF NOT EXISTS inode_by_name ON inode(parent, name);
             CREATE INDEX IF NOT EXISTS inode_uc ON inode(state) WHERE state = 'U';
+            CREATE INDEX IF NOT EXISTS inode_pending ON inode(parent, pending_name) WHERE state = 'U';
             CREATE TABLE IF NOT EXISTS block (
               id INTEGER PRIMARY KEY, inode INTEGER NOT NULL, idx INTEGER NOT NULL,
               length INTEGER NOT NULL DEFAULT 0, genstamp INTEGER NOT NULL,

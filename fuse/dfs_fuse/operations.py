@@ -323,8 +323,8 @@ class DfsOperations(Operations):
         self._writable(path, creating=True)
         try:
             st, successor = self._create_empty(path, mode, open_next=True)
-        except errors.DfsFileExistsError:
-            if fi.flags & os.O_EXCL:
+        except errors.DfsFileExistsError as e:
+            if fi.flags & os.O_EXCL or isinstance(e, errors.LeaseError):   # being written elsewhere: EBUSY
                 raise
             return self.open(path, fi)  # created meanwhile by someone else: plain open
 

@@ -470,6 +470,19 @@ def test_errnos(work):
     expect(errno.EPERM, os.mknod, os.path.join(work, "fifo"), stat.S_IFIFO | 0o644)
 
 
+def test_create_of_a_file_another_client_writes_is_ebusy(work, fuse_cluster, mnt):
+    """The namenode refuses it (AlreadyBeingCreatedError): the errno table answers EBUSY."""
+    path = os.path.join(work, "busy")
+    w = fuse_cluster.client().create(dfs_path(mnt, path))
+    w.open()                        # created on the namenode: its lease is held elsewhere
+    try:
+        expect(errno.EBUSY, write, path, b"mine")
+    finally:
+        w.write(b"theirs")
+        w.close()
+    assert cli_cat(fuse_cluster, mnt, path) == b"theirs"
+
+
 # -- open flags --------------------------------------------------------------
 def test_o_excl(work):
     f = os.path.join(work, "lock")

@@ -18,8 +18,6 @@ from dfs import errors
 from dfs.client.filesystem import DFSFileSystem
 from dfs.testing.faults import MiB
 
-Nothing = object()
-
 
 def _fs(cluster, **kw) -> DFSFileSystem:
     """A filesystem with its own DfsClient (its own lease-holder name)."""
@@ -218,10 +216,11 @@ class _Tripwire(io.RawIOBase):
         return len(data)
 
 
-def _kill_next_server(c, f, killed: list):
-    """SIGKILL the datanode the reader will ask first for the block after its position."""
+def _kill_next_server(c, f, killed: list, pos: int | None = None):
+    """SIGKILL the datanode the reader will ask first for the block after ``pos``
+    (default: its position), a block it has not read yet."""
     reader = f._chunks.reader
-    pos = f.tell()
+    pos = f.tell() if pos is None else pos
     later = [b for b in reader.blocks if b.offset > pos] or reader.blocks[-1:]
     first = later[0].locations[0].address
     node = next(d for d in c.datanodes if d.address == first)
@@ -246,7 +245,8 @@ def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
     opts = {"readahead": 0, "max_bytes": MiB}
     with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:
         back = pd.read_csv(_Tripwire(f, MiB // 2, lambda: _kill_next_server(c, f, killed)))
-    assert killed and not killed[0].alive
+        assert killed and not killed[0].alive
+        assert killed[0].address in f._chunks.reader._dead    # it was asked, and failed over
     pd.testing.assert_frame_equal(back, frame)
     with fs.open("/pd/t.csv", "rb", cache_options=opts) as f:   # the raw bytes too
         assert f.read() == csv_bytes
@@ -255,9 +255,46 @@ def test_pandas_reads_complete_while_a_datanode_is_sigkilled(make_cluster):
     c.wait_for_datanodes(3)
     killed.clear()
     with fs.open("/pd/t.parquet", "rb", cache_options=opts) as f:
-        back = pd.read_parquet(_Tripwire(f, 1, lambda: _kill_next_server(c, f, killed)))
-    assert killed and not killed[0].alive
+        # after the footer (the file's end), before the row groups: kill block 1's first server
+        back = pd.read_parquet(_Tripwire(f, 1, lambda: _kill_next_server(c, f, killed, pos=0)))
+        assert killed and not killed[0].alive
+        assert killed[0].address in f._chunks.reader._dead
     pd.testing.assert_frame_equal(back, frame)
+
+
+class _WriteTripwire(io.RawIOBase):
+    """A sink that runs ``action`` once ``at`` bytes have been written through it."""
+
+    def __init__(self, f, at: int, action):
+        self.f, self.at, self.action, self.done = f, at, action, 0
+
+    def writable(self):
+        return True
+
+    def tell(self):
+        return self.f.tell()
+
+    def write(self, b):
+        n = self.f.write(b)
+        self.done += n
+        if self.action is not None and self.done >= self.at:
+            action, self.action = self.action, None
+            action()
+        return n
+
+
+def test_pandas_to_parquet_completes_while_a_datanode_is_sigkilled(make_cluster):
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=20)
+    n = 150_000
+    frame = pd.DataFrame({"id": range(n), "s": [f"v{i * 7919 % 100_003:06d}" for i in range(n)]})
+    with fs.open("/pdw/t.parquet", "wb", block_size=256 << 10) as f:
+        # 1.5 MiB in: blocks are streaming through pipelines of all three datanodes
+        frame.to_parquet(_WriteTripwire(f, 3 * MiB // 2, lambda: c.kill(c.datanodes[0], signal.SIGKILL)),
+                         row_group_size=25_000, compression=None)
+        assert not c.datanodes[0].alive and f._writer.bytes_written >= 3 * MiB // 2
+    assert fs.size("/pdw/t.parquet") > 3 * MiB
+    pd.testing.assert_frame_equal(pd.read_parquet(f"dfs://{c.namenode_address}/pdw/t.parquet"), frame)
 
 
 # -- 5. rm under a reader --------------------------------------------------------------
@@ -275,7 +312,8 @@ def test_rm_while_another_handle_reads_never_gives_wrong_bytes(make_cluster):
         fs.pipe_file("/rr/f.bin", os.urandom(len(data)))      # new bytes at the same path
         if not finish_first:
             # the old replicas leave the datanodes
-            c.wait_for(lambda: not any(c.replica_files(b) for b in blocks), 30, "replicas to be deleted")
+            old = list(blocks)
+            c.wait_for(lambda old=old: not any(c.replica_files(b) for b in old), 30, "replicas to be deleted")
         try:
             rest = f.read()
         except (OSError, errors.DfsError) as e:
@@ -303,3 +341,37 @@ def test_empty_file_written_through_open_costs_two_rpcs(shared_cluster):
     fs.client.nn.call = real
     assert fs.cat_file("/empty/e.bin") == b"" and fs.info("/empty/e.bin")["size"] == 0
     assert shared_cluster.fsck("/empty")["status"] == "HEALTHY"
+
+
+def test_compressed_writes_commit_when_the_compressor_closes(shared_cluster):
+    # GzipFile(fileobj=...) does not close the DFSFile under it: closing the compressor
+    # must commit it (it is not left to the collector, which now discards).
+    import gzip
+    fs = _fs(shared_cluster)
+    with fs.open("/gz/a.gz", "wb", compression="gzip") as g:
+        g.write(b"hello" * 100_000)
+    assert gzip.decompress(fs.cat_file("/gz/a.gz")) == b"hello" * 100_000
+    with fs.open("/gz/t.txt.gz", "wt", compression="infer") as t:
+        t.write("text\n" * 1000)
+    with fs.open("/gz/t.txt.gz", "rt", compression="infer") as t:
+        assert t.read() == "text\n" * 1000
+    g = fs.open("/gz/b.gz", "wb", compression="gzip")
+    g.write(b"x")
+    g.close()
+    assert gzip.decompress(fs.cat_file("/gz/b.gz")) == b"x"
+    # an exception inside `with`, or a compressed writer dropped unclosed: discarded
+    with pytest.raises(RuntimeError):
+        with fs.open("/gz/c.gz", "wb", compression="gzip") as g:
+            g.write(os.urandom(3 * MiB))
+            raise RuntimeError("boom")
+    g = fs.open("/gz/d.gz", "wb", compression="gzip")
+    g.write(b"dropped")
+    del g
+    gc.collect()
+    assert not fs.exists("/gz/c.gz") and not fs.exists("/gz/d.gz")
+    _other_client_can_create(shared_cluster, "/gz/d.gz")
+    with pytest.raises(RuntimeError):
+        with fs.open("/gz/e.txt.gz", "wt", compression="infer") as t:
+            t.write("text\n" * 1000)
+            raise RuntimeError("boom")
+    assert not fs.exists("/gz/e.txt.gz")

@@ -391,7 +391,8 @@ def test_setrep_w_after_a_datanode_dies_returns_in_bounded_time(make_cluster):
     # 4 cannot be reached with 3 datanodes: one line now, not after DFS_SETREP_TIMEOUT (600 s)
     r = c.cli("setrep", "-w", "4", "/s", timeout=30)
     assert r.returncode == 1 and r.stderr.decode().splitlines() == [
-        "dfs: setrep: /s: replication 4 cannot be reached: 3 datanodes in service"], r.stderr
+        "dfs: setrep: /s: replication 4 cannot be reached: 3 datanodes in service "
+        "(the target is set; not waiting)"], r.stderr
     check_all(c, {"/s": data})
 
 

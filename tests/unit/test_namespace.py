@@ -1012,3 +1012,13 @@ def test_inode_ids_are_never_reused(tmp_path):
     ns = Namespace(SqliteStore(db), superuser="root")   # nor after a restart
     assert create(ns, "/b", ROOT, 5.0)["id"] > second["id"]
     assert ns.mkdir("/d", ROOT, 6.0).inode_id > second["id"] + 1
+
+
+def test_recursive_delete_of_the_directory_cuts_its_writers_off(ns):
+    ns.mkdir("/d", ROOT, 1.0)
+    row = create(ns, "/d/f", ROOT, 1.0)
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 7201, 1, 1.0)
+    assert ns.delete("/d", ROOT, 2.0, recursive=True) == [7201]
+    with pytest.raises(errors.DfsFileNotFoundError, match="not open for writing"):
+        ns.open_file(row["id"], ROOT)
