@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
@@ -88,6 +89,19 @@ def datanode_port(namenode_port: int) -> int:
     return 1024 + (namenode_port + (9866 - 8020) - 1024) % (65536 - 1024)
 
 
+def _die_with_parent(parent: int):
+    """preexec_fn for `cluster up`'s servers: SIGTERM when `cluster up` dies, even by
+    SIGKILL, so no orphaned namenode or datanode keeps the cluster's ports."""
+    def arm() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):   # not Linux: the servers outlive a killed parent
+            return
+        if os.getppid() != parent:          # it died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
+
+
 MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
 
 
@@ -103,8 +117,9 @@ def cmd_cluster_up(args) -> int:
 
     def start(name: str, argv: list[str]) -> None:
         log = open(os.path.join(base, f"{name}.log"), "ab")
+        # No threads run yet (the client comes after), so a preexec_fn is safe here.
         procs.append(subprocess.Popen(exe + argv, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+                                      start_new_session=True, preexec_fn=_die_with_parent(os.getpid())))
 
     nn_args = ["namenode", "--data-dir", os.path.join(base, "namenode"), "--listen", nn]
     if args.replication:

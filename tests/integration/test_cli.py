@@ -13,6 +13,8 @@ import time
 
 import pytest
 
+from dfs.testing.cluster import free_port, read_until
+
 ERROR_LINE = re.compile(rb"^dfs: [a-z ]+: .+\n$")
 
 
@@ -329,16 +331,8 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
                           "--datanodes", "2", "--port", str(port)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if b"Ctrl-C" in line:
-                break
-        assert any(f"127.0.0.1:{port}".encode() in ln for ln in lines), lines
+        out = read_until(p, b"Ctrl-C", 60)
+        assert f"127.0.0.1:{port}".encode() in out, out
         r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/hello"],
                            input=b"hello", capture_output=True, timeout=60)
         assert r.returncode == 0, r.stderr
@@ -351,6 +345,35 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "ls", "/"],
                        capture_output=True, timeout=30, env={**os.environ, "DFS_RETRY_SECONDS": "0"})
     assert r.returncode == 1
+
+
+def test_cluster_up_killed_takes_its_servers_with_it(tmp_path):
+    """SIGKILL leaves `cluster up` no chance to stop its servers: they must not outlive it
+    holding the cluster's ports (PR_SET_PDEATHSIG)."""
+    port = free_port("127.0.0.1")
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / "k"),
+                          "--datanodes", "1", "--replication", "1", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert b"Ctrl-C" in read_until(p, b"Ctrl-C", 90)
+        servers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert len(servers) == 2, servers   # its namenode and datanode
+    finally:
+        p.kill()
+        p.wait()
+
+    def running(pid: int) -> bool:   # neither gone nor a zombie waiting for init
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(map(running, servers)):
+        time.sleep(0.2)
+    alive = [pid for pid in servers if running(pid)]
+    assert not alive, f"servers outlived a killed cluster up: {alive}"
 
 
 def test_trailing_slashes_and_literal_url_paths(c, d, tmp_path):
@@ -493,7 +516,6 @@ def locations_of(c, path):
 
 
 def test_two_local_clusters_run_side_by_side(tmp_path):
-    from dfs.testing.cluster import free_port
     ports = [free_port("127.0.0.1")]
     while len(ports) < 2:
         port = free_port("127.0.0.1")
@@ -504,13 +526,7 @@ def test_two_local_clusters_run_side_by_side(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, port in enumerate(ports)]
     try:
         for p in procs:
-            out = b""
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and b"Ctrl-C" not in out:
-                line = p.stdout.readline()
-                if not line:
-                    break
-                out += line
+            out = read_until(p, b"Ctrl-C", 90)
             assert b"Ctrl-C" in out, out
         for i, port in enumerate(ports):
             r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/c"],
