@@ -147,21 +147,26 @@ class Worker:
         op = self.rng.choices(["create", "overwrite", "read", "rename", "delete"],
                               [4, 2 if live else 0, 4 if live else 0, 1 if live else 0, 1 if live else 0])[0]
         path = self.fresh() if op == "create" or not live else self.rng.choice(sorted(live))
+        if op == "read":
+            self.timed(f"read {path}", lambda: self.check_read(path))
+            return
+        # An error is allowed during a fault, but "No such file" about a path that
+        # certainly exists (the parents always do) is a wrong answer.
+        must_exist = op != "create" and None not in self.model.possible(path)
         if op in ("create", "overwrite"):
             data = self.data()
-            ok = self.timed(f"{op} {path} ({len(data)} B)", lambda: self.write(path, data, op == "overwrite"))
+            ok = self.timed(f"{op} {path} ({len(data)} B)", lambda: self.write(path, data, op == "overwrite"),
+                            must_exist=True)
             self.model.write(path, sha(data), ok)
-        elif op == "read":
-            self.timed(f"read {path}", lambda: self.check_read(path))
         elif op == "rename":
             dst = self.fresh()
-            ok = self.timed(f"rename {path} {dst}", lambda: self.rename(path, dst))
+            ok = self.timed(f"rename {path} {dst}", lambda: self.rename(path, dst), must_exist=must_exist)
             self.model.rename(path, dst, ok)
         else:
-            ok = self.timed(f"delete {path}", lambda: self.delete(path))
+            ok = self.timed(f"delete {path}", lambda: self.delete(path), must_exist=must_exist)
             self.model.delete(path, ok)
 
-    def timed(self, what: str, fn) -> bool:
+    def timed(self, what: str, fn, must_exist: bool = False) -> bool:
         """Run one operation: True if acknowledged, False if it failed with a clear error."""
         with self.chaos.lock:
             self.chaos.current[self.name] = (what, time.monotonic())
@@ -171,6 +176,8 @@ class Worker:
             ok, outcome = True, "ok"
         except CLEAR_ERRORS as e:
             ok, outcome = False, f"failed: {type(e).__name__}: {str(e)[:200]}"
+            if must_exist and isinstance(e, FileNotFoundError):
+                self.chaos.violation(f"{self.name}: {what}: {outcome}, but it certainly exists")
         finally:
             with self.chaos.lock:
                 self.chaos.current.pop(self.name, None)
@@ -264,7 +271,6 @@ class CliWorker(Worker):
         return dst.read_bytes()
 
     def rename(self, src, dst):
-        self.cli("mkdir", "-p", dst.rpartition("/")[0])
         self.cli("mv", src, dst)
 
     def delete(self, path):
@@ -393,7 +399,9 @@ def test_chaos(make_cluster, tmp_path):
     print(f"chaos seed {SEED} (replay: DFS_CHAOS_SEED={SEED}), faults for {SECONDS}s")
     c = make_cluster(datanodes=5, replication=3, block_size="1MiB", scan_interval=1.0)
     chaos = Chaos(c, tmp_path)
-    c.client().mkdir("/chaos", parents=True)
+    for w in ("cli", "py", "fs"):
+        for i in range(3):                                 # `dfs put` needs the parent (as HDFS's)
+            c.client().mkdir(f"/chaos/{w}/d{i}", parents=True)
     workers = [CliWorker(chaos, "cli"), PyWorker(chaos, "py"), FsspecWorker(chaos, "fs")]
     threads = [threading.Thread(target=w.run, name=f"chaos-{w.name}", daemon=True) for w in workers]
     faults = Faults(chaos, SECONDS)
@@ -409,6 +417,9 @@ def test_chaos(make_cluster, tmp_path):
                 pytest.fail(f"operations hung: {hung or 'fault thread'}\n{chaos.stacks()}\n{chaos.report()}")
             time.sleep(0.5)
 
+    if os.environ.get("DFS_CHAOS_LOG"):               # the whole event log, for a post-mortem
+        import atexit
+        atexit.register(lambda: open(os.environ["DFS_CHAOS_LOG"], "w").write("\n".join(chaos.log) + "\n"))
     wait_threads([fault_thread], time.monotonic() + SECONDS + 4 * HEAL_TIMEOUT + 30)
     chaos.stop.set()
     wait_threads(threads, time.monotonic() + OP_DEADLINE + 30)
@@ -425,6 +436,9 @@ def test_chaos(make_cluster, tmp_path):
     print(f"seed {SEED}: {ops} ops ({acked} acknowledged writes, {failed} failed ops), faults {faults.count}, "
           f"{n} files at the end")
     assert acked >= 10, chaos.report()                     # the workload really ran
+    for line in chaos.log:
+        if "failed:" in line:
+            print(line)
 
     # Any one datanode lost: every file still reads back byte-identical. The CI run
     # kills one (chosen by the seed); a longer run kills each in turn.
