@@ -452,3 +452,25 @@ def test_chaos(make_cluster, tmp_path):
         c.restart(d)
         faults.heal(f"restarting {d.name}")
     client.close()
+
+
+# -- regressions for what the chaos runs found -----------------------------------
+def test_namenode_paused_past_dead_timeout_keeps_its_datanodes(make_cluster):
+    """A namenode SIGSTOPped for longer than the dead-node timeout used to declare
+    every datanode dead when it resumed (their silence was its own): writes failed
+    "no live datanodes (0 live)", reads "no readable replica", until they
+    re-registered. Found by test_chaos (seed 2776710984)."""
+    c = make_cluster(datanodes=3)                      # dead timeout 3 s
+    client = c.client(retry_seconds=30)
+    data = os.urandom(3 * MiB + 123)
+    client.write_bytes("/before", data)
+    c.pause(c.namenode)
+    time.sleep(5.0)
+    c.resume(c.namenode)
+    assert client.read_bytes("/before") == data        # served at once: replicas still known
+    client.write_bytes("/after", data)
+    assert client.read_bytes("/after") == data
+    log = open(c.namenode.log_path, errors="replace").read()
+    assert "declared dead" not in log, log[-3000:]
+    assert "was not running for" in log
+    assert len(c.report()["live"]) == 3
