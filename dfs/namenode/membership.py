@@ -3,6 +3,17 @@
 A node is *live* while it heart-beats, *stale* after two silent intervals
 (last choice for reads, skipped for writes), *dead* after the dead-node
 timeout (its replicas leave the block map and are repaired).
+
+Silence is only counted while the namenode itself runs. The monitor thread
+calls ``witness(now)`` every tick (at most ~1 s apart); a longer gap means
+the namenode was not running (SIGSTOP, a VM or swap stall, a clock jump) and
+its datanodes could not have reached it, so every node's last heartbeat
+moves forward by the gap instead of the whole cluster being declared dead at
+once when it resumes. Until that tick comes, ``state`` judges silence only up
+to the last witnessed moment plus the allowance, so a client call served
+first does not see them dead either. (A namenode SIGSTOPped for 5 s with a
+3 s dead timeout declared all 5 datanodes dead: writes failed "0 live", reads
+"no readable replica", until they re-registered; found by test_chaos.)
 """
 
 from __future__ import annotations
@@ -20,6 +31,26 @@ class Membership:
     dead_timeout: float = 30.0
     nodes: dict[str, DatanodeDescriptor] = field(default_factory=dict)   # uuid ->
     dead: set[str] = field(default_factory=set)
+    # A gap between monitor ticks longer than this is a pause of the namenode. None:
+    # off (unit tests drive a fake clock in jumps); the server sets it (see witness).
+    pause_allowance: float | None = None
+    witnessed: float | None = None       # the monitor's last tick
+
+    def witness(self, now: float) -> float:
+        """The monitor is running at ``now``; returns the pause forgiven (0.0 if none)."""
+        gap = 0.0 if self.witnessed is None else now - self.witnessed
+        self.witnessed = now
+        if self.pause_allowance is None or gap <= self.pause_allowance:
+            return 0.0
+        for n in self.nodes.values():
+            if n.uuid not in self.dead:
+                n.last_heartbeat = min(now, n.last_heartbeat + gap)
+        return gap
+
+    def _silent(self, node: DatanodeDescriptor, now: float) -> float:
+        if self.witnessed is not None and self.pause_allowance is not None:
+            now = min(now, self.witnessed + self.pause_allowance)
+        return now - node.last_heartbeat
 
     def register(self, node: DatanodeDescriptor, now: float) -> None:
         # A new node on an address another uuid used replaces it.
@@ -46,7 +77,7 @@ class Membership:
     def state(self, node: DatanodeDescriptor, now: float) -> str:
         if node.uuid in self.dead:
             return DEAD
-        silent = now - node.last_heartbeat
+        silent = self._silent(node, now)
         if silent > self.dead_timeout:
             return DEAD
         if silent > 2 * self.heartbeat_interval:
@@ -55,7 +86,7 @@ class Membership:
 
     def newly_dead(self, now: float) -> list[DatanodeDescriptor]:
         out = [n for n in self.nodes.values()
-               if n.uuid not in self.dead and now - n.last_heartbeat > self.dead_timeout]
+               if n.uuid not in self.dead and self._silent(n, now) > self.dead_timeout]
         for n in out:
             self.dead.add(n.uuid)
         return out

@@ -710,6 +710,10 @@ class NameSystem:
         """Liveness, lease expiry, safemode, then a ReplicationMonitor round (monitor thread)."""
         with self.lock:
             now = self.clock()
+            paused = self.members.witness(now)
+            if paused:
+                log.warning("namenode was not running for %.1fs (paused?): datanodes' silence during it "
+                            "is not held against them", paused)
             for node in self.members.newly_dead(now):
                 lost = self.bmap.remove_node(node.uuid)
                 self.commands.pop(node.uuid, None)

@@ -58,6 +58,8 @@ class NamenodeServer:
         self.listen = listen
         self._stop = threading.Event()
         self._interval = min(1.0, heartbeat_interval / 2)
+        # The monitor ticks every _interval: a gap of several is the namenode paused, not its datanodes.
+        self.ns.members.pause_allowance = max(2.0, 2 * heartbeat_interval, 4 * self._interval)
 
     def _monitor(self) -> None:
         # A tick is due every interval, at the moment a silent node reaches the
