@@ -135,6 +135,25 @@ def test_rm_of_a_file_being_written_fails_its_writer(shared_cluster):
     assert not fs.exists("/rmw/g.bin")
 
 
+def test_rmdir_of_a_directory_holding_only_a_file_being_written_refuses(shared_cluster):
+    """The unfinished file is a child (as in HDFS): a non-recursive removal of its
+    directory is "Directory not empty" and the writer goes on to close normally."""
+    fs, other = _fs(shared_cluster), _fs(shared_cluster)
+    data = os.urandom(3 * MiB)
+    f = fs.open("/rmd/d/f.bin", "wb", block_size=512 << 10)
+    f.write(data[:2 * MiB])                            # blocks already on datanodes
+    assert other.ls("/rmd/d") == []                    # invisible until closed
+    for remove in (other.rmdir, other.rm):
+        with pytest.raises(OSError, match="Directory not empty") as e:
+            remove("/rmd/d")
+        assert e.value.errno == errno.ENOTEMPTY
+    f.write(data[2 * MiB:])
+    f.close()
+    assert other.cat_file("/rmd/d/f.bin") == data
+    other.rm("/rmd", recursive=True)
+    assert not other.exists("/rmd")
+
+
 # -- 2. a namenode outage is an error, not "no such file" ---------------------------
 def test_namenode_outage_raises_from_every_lookup(make_cluster):
     c = make_cluster()
