@@ -9,6 +9,7 @@ import gc
 import io
 import os
 import signal
+import threading
 import time
 
 import pandas as pd
@@ -200,6 +201,39 @@ def test_read_right_after_namenode_sigkill_and_restart(make_cluster):
         assert f.read() == data
     assert reader.read() == data[MiB:]
     reader.close()
+
+
+def test_cli_read_waits_for_datanodes_that_re_register_late_after_a_namenode_restart(make_cluster, tmp_path):
+    """The namenode restarts while every datanode is stopped (SIGSTOP) for ~10 s, longer
+    than the client's own retry_seconds (8 s by default): its SafeModeError replies say
+    how long datanodes may still take (up to its dead-node timeout), and the reader
+    waits that long instead of failing at 8 s."""
+    c = make_cluster(dead_timeout=30.0)
+    data = os.urandom(3 * MiB + 777)
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    assert c.cli("put", str(src), "/f.bin").returncode == 0
+    for d in c.datanodes:
+        c.pause(d)
+    try:
+        c.kill(c.namenode)
+        c.restart(c.namenode)
+        timer = threading.Timer(10.0, lambda: [c.resume(d) for d in c.datanodes])
+        timer.start()
+        t0 = time.monotonic()
+        r = c.cli("cat", "/f.bin", timeout=90)
+        took = time.monotonic() - t0
+    finally:
+        timer.cancel()
+        for d in c.datanodes:
+            c.resume(d)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data and took >= 8, took
+    # an unreachable namenode is still given up on after retry_seconds
+    c.kill(c.namenode)
+    t0 = time.monotonic()
+    r = c.cli("cat", "/f.bin", env={"DFS_RETRY_SECONDS": "2"})
+    assert r.returncode == 1 and b"cannot reach namenode" in r.stderr and time.monotonic() - t0 < 15
 
 
 # -- 5. pandas while a datanode is SIGKILLed -----------------------------------------
