@@ -6,6 +6,9 @@ through), then surfaces as NamenodeUnreachableError: the CLI fails within
 15 seconds, never hangs. A call may be retried after the namenode applied it
 (killed before it replied): each call carries a call id, unchanged across its
 retries, by which the namenode recognises and answers such a retry.
+A SafeModeError is retried as long too, or as long as the namenode's reply says
+its datanodes may still take to come back after its restart (``retry_for``),
+at most MAX_RESTART_WAIT in all.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 CALL_TIMEOUT = 10.0
+# A namenode that has just restarted answers a SafeModeError with how long its datanodes
+# may still take to re-register (up to its dead-node timeout, 30 s by default): a call
+# keeps retrying that long, beyond retry_seconds, but never more than this in all.
+MAX_RESTART_WAIT = 60.0
 # Down, or shutting down (a call that reaches a namenode being stopped is cancelled,
 # not run): ride it out until retry_seconds. A deadline is not retried (slow, not down).
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
@@ -67,7 +74,8 @@ class NamenodeClient:
             # One id per call, kept by its retries: a retry of a mutation the namenode
             # applied before the reply was lost gets the first outcome (its retry cache).
             request.caller.call_id = next(self._call_ids)
-        deadline = time.monotonic() + self.retry_seconds
+        start = time.monotonic()
+        deadline = start + self.retry_seconds
         delay = 0.1
         while True:
             try:
@@ -76,6 +84,8 @@ class NamenodeClient:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
                     and e.code() in _RETRY_CODES
+                if retry and isinstance(err, errors.SafeModeError) and err.retry_for > 0:
+                    deadline = max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT))
                 if not retry or time.monotonic() + delay > deadline:
                     raise err from None
                 time.sleep(delay)

@@ -189,7 +189,18 @@ class NameSystem:
 
     def _mutating(self) -> None:
         if self.in_safemode():
-            raise errors.SafeModeError("namenode is in safe mode (dfs admin safemode wait)")
+            raise errors.SafeModeError("namenode is in safe mode (dfs admin safemode wait)",
+                                       retry_for=self._restart_wait(self.clock()))
+
+    def _restart_wait(self, now: float) -> float:
+        """How long a client should keep retrying a SafeModeError caused by this start:
+        until the dead-node timeout since the start (a datanode silent that long is
+        dead, its blocks are then missing, not late), plus a second for its report.
+        0 under an administrator's safe mode: that lasts until it is left."""
+        if self.safemode_manual:
+            return 0.0
+        left = self.started + self.members.dead_timeout - now
+        return left + 1.0 if left > 0 else 0.0
 
     def in_safemode(self) -> bool:
         return self.safemode_manual or self.safemode_auto
@@ -454,7 +465,7 @@ class NameSystem:
         writable = self.writable(now)
         if not writable and self._awaiting_datanodes(now):
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
-                                       f.row["pending_name"] or "")
+                                       f.row["pending_name"] or "", retry_for=self._restart_wait(now))
         if not writable:
             live = [n for n in self.members.live(now) if n.admin_state == "normal"]
             if live:  # every one reports no room left: the one case that is ENOSPC
@@ -566,7 +577,8 @@ class NameSystem:
                         # Just restarted: its datanodes have not re-registered or reported
                         # yet. A reader retries this (safe mode) instead of failing at once.
                         raise errors.SafeModeError(
-                            f"namenode restarted: no datanode has reported block {b['id']} yet", path)
+                            f"namenode restarted: no datanode has reported block {b['id']} yet", path,
+                            retry_for=self._restart_wait(now))
                     locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, self.rng)
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from dfs.testing.cluster import free_port, read_until
+from dfs.testing.faults import locations
 
 ERROR_LINE = re.compile(rb"^dfs: [a-z ]+: .+\n$")
 
@@ -129,7 +130,8 @@ def test_cp_recursive_copies_a_tree_byte_identical(c, d, tmp_path):
     # cp semantics: an existing directory receives the tree; its files are not overwritten without -f.
     assert run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1").returncode == 0
     assert run(c, "cat", f"{d}/copy1/tree/x/mid.bin").stdout == files["x/mid.bin"]
-    fails(run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1"), b"File exists")
+    lines = _failure_lines(run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1"))   # one line per file
+    assert lines == [f"dfs: cp: {d}/copy1/tree/{name}: File exists" for name in files]
     assert run(c, "cp", "-r", "-f", f"{d}/tree", f"{d}/copy1").returncode == 0
 
 
@@ -149,7 +151,7 @@ def test_chmod_and_chown_recursive_and_bad_modes(c, d):
         assert r.returncode == 2 and b"invalid mode" in r.stderr and b"Traceback" not in r.stderr, r.stderr
 
 
-def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure(c, d, tmp_path):
+def test_put_and_get_of_many_files_run_in_parallel_and_report_each_failure(c, d, tmp_path):
     src = tmp_path / "many"
     want = {}
     for i in range(40):
@@ -164,8 +166,9 @@ def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure
         assert run(c, "get", "-t", threads, f"{d}/many", str(back)).returncode == 0
         assert {k: (back / k).read_bytes() for k in want} == want
         assert not [p for p in back.rglob("*") if p.name.endswith(".dfs-part")]
-    # Into the existing tree without -f: each file's create fails on the namenode.
-    fails(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"), b"File exists")
+    # Into the existing tree without -f: each file's create fails on the namenode, each says so.
+    lines = _failure_lines(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"))
+    assert sorted(lines) == [f"dfs: put: {d}/many/s1/f{i:02d}: File exists" for i in range(1, 40, 4)]
     r = run(c, "put", "-f", "-r", "-t", "8", str(src / "s1"), f"{d}/many")
     assert r.returncode == 0, r.stderr
     assert run(c, "cat", f"{d}/many/s1/f05").stdout == want["s1/f05"]
@@ -175,7 +178,8 @@ def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure
     r = run(c, "put", "-t", "0", str(src / "s2" / "f02"), f"{d}/x")
     assert r.returncode == 2 and b"Traceback" not in r.stderr
     # Into tmp_path/many, the local tree itself: its files exist, so without -f it fails.
-    fails(run(c, "get", "-t", "8", f"{d}/many", str(tmp_path)), b"File exists")
+    lines = _failure_lines(run(c, "get", "-t", "8", f"{d}/many", str(tmp_path)))
+    assert len(lines) == 40 and all(ln.endswith(": File exists") for ln in lines)
 
 
 def test_errors_are_one_line_with_the_right_reason(c, d):
@@ -439,6 +443,57 @@ def test_multi_path_commands_go_on_past_a_failure(c, d):
                         f"dfs: rm: {d}/nope2: No such file or directory"]
     assert run(c, "test", "-e", f"{d}/b").returncode == 1
     assert run(c, "rm", "-f", f"{d}/nope1", f"{d}/m1/a").returncode == 0
+
+
+def _failure_lines(r) -> list[str]:
+    assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+    out = r.stderr.decode().splitlines()
+    assert all(ERROR_LINE.match((ln + "\n").encode()) for ln in out), out
+    return out
+
+
+def test_several_copies_go_on_past_a_failed_one_and_leave_no_partial_file(make_cluster, tmp_path):
+    """put/cp/get of several files, one by one (-t 1) or in parallel: every copy that can
+    be made is made, each failed one prints its line, the exit status is 1, and a copy
+    that failed half-way (a block no replica of which can be read) leaves nothing
+    under its name."""
+    c = make_cluster(replication=1)
+    local = tmp_path / "in"
+    local.mkdir()
+    data = {n: os.urandom(size) for n, size in (("a", 1000), ("b", 2000), ("c", 3000), ("d", 2_500_000))}
+    for n, blob in data.items():
+        (local / n).write_bytes(blob)
+    for t in ("1", "4"):
+        dst = f"/put{t}"
+        assert run(c, "mkdir", "-p", f"{dst}/c").returncode == 0
+        assert run(c, "put", "-", f"{dst}/b", input=b"old").returncode == 0
+        r = run(c, "put", "-t", t, *(str(local / n) for n in "abcd"), dst)
+        assert sorted(_failure_lines(r)) == [f"dfs: put: {dst}/b: File exists", f"dfs: put: {dst}/c: Is a directory"]
+        assert run(c, "cat", f"{dst}/a").stdout == data["a"] and run(c, "cat", f"{dst}/d").stdout == data["d"]
+        assert run(c, "cat", f"{dst}/b").stdout == b"old"
+    # /src/bad's second block is unreadable (its only replica corrupted): a copy of it
+    # fails after its first block has been copied.
+    assert run(c, "mkdir", "/src").returncode == 0
+    for n in ("good1", "bad", "good2"):
+        assert run(c, "put", str(local / "d"), f"/src/{n}").returncode == 0, n
+    second = locations(c, "/src/bad")[1]["block_id"]
+    (node, _), = c.replica_files(second)
+    c.corrupt_replica(second, node)
+    srcs = ["/src/good1", "/src/bad", "/src/good2"]
+    for t in ("1", "4"):
+        assert run(c, "mkdir", f"/cp{t}").returncode == 0
+        lines = _failure_lines(run(c, "cp", "-t", t, *srcs, f"/cp{t}"))
+        assert len(lines) == 1 and lines[0].startswith("dfs: cp: /src/bad: "), lines
+        assert run(c, "cat", f"/cp{t}/good1").stdout == data["d"] == run(c, "cat", f"/cp{t}/good2").stdout
+        assert run(c, "test", "-e", f"/cp{t}/bad").returncode == 1
+        out = tmp_path / f"get{t}"
+        out.mkdir()
+        for args in (srcs, ["/src"]):    # several sources; one directory's files
+            lines = _failure_lines(run(c, "get", "-t", t, *args, str(out)))
+            assert len(lines) == 1 and lines[0].startswith("dfs: get: /src/bad: "), lines
+            back = out if args == srcs else out / "src"
+            assert (back / "good1").read_bytes() == data["d"] == (back / "good2").read_bytes()
+            assert sorted(p.name for p in back.iterdir()) == ["good1", "good2"]   # no bad, no .dfs-part
 
 
 def test_usage_errors_are_one_line_and_exit_2_before_any_rpc(c, d, tmp_path):
