@@ -329,6 +329,9 @@ class FileWriter:
     def _ack(self, block: _Block, sock) -> list[str] | None:
         """Read a block's acknowledgement: None when stored, else the nodes to avoid."""
         try:
+            # longer than any node of the pipeline waits for the nodes after it, so the
+            # one before a silent node names it (frames.ack_timeout)
+            sock.settimeout(frames.ack_timeout(len(block.targets)))
             ack = frames.recv_msg(sock, dpb.WriteAck)
         except (OSError, frames.FrameError):
             return block.targets[:1]

@@ -221,8 +221,11 @@ class TransferServer:
         finally:
             self._give_buffer(buf)
         stored = [self.address]
+        # a chain's next node answers for every node after it (fanout: for itself)
+        wait = frames.ack_timeout(1 if hdr.fanout else len(hdr.downstream))
         for target, d in downs:
             try:
+                d.settimeout(wait)
                 ack = frames.recv_msg(d, pb.WriteAck)
                 stored += list(ack.stored)
                 failed += list(ack.failed)
