@@ -227,13 +227,29 @@ def _outcome(proc: subprocess.Popen, t0: float, timeout: float) -> tuple[int, st
     return proc.returncode, err, time.monotonic() - t0
 
 
-@pytest.mark.parametrize("program", ["cp", "dd"])
-def test_namenode_killed_and_restarted_under_a_writer(cluster, wdir, tree, tmp_path, program, healed):
+@pytest.fixture(scope="module")
+def short_mnt(cluster, mount_root, fuse_mount):
+    """A second mount that gives an unreachable namenode up after 3 s."""
+    path = os.path.join(mount_root, "faults-short")
+    fuse_mount(cluster, path, f"cache_dir={cluster.base_path / 'cache-short'}",
+               env={"DFS_RETRY_SECONDS": "3"})
+    yield path
+    fuse_mount.unmount(path)
+
+
+@pytest.mark.parametrize("program,outage", [("cp", "restarted"), ("dd", "restarted"), ("dd", "down")])
+def test_namenode_killed_under_a_writer(cluster, fmnt, short_mnt, tree, tmp_path, request,
+                                        program, outage, healed):
+    """restarted: back within the mount's DFS_RETRY_SECONDS, the program may finish; down:
+    it stays down past it (3 s), the program gets EIO. Never a hang, never wrong bytes."""
     _, src = tree
+    mnt = fmnt if outage == "restarted" else short_mnt
+    wdir = os.path.join(mnt, request.node.name.replace("[", "_").replace("]", "_"))
+    os.mkdir(wdir)
     if program == "cp":
         dst = os.path.join(wdir, "copy")
         argv = ["cp", "-r", src, dst]
-        started = lambda: os.path.isdir(dst) and files_under(dst) >= 30   # noqa: E731
+        started = lambda: os.path.isdir(dst) and files_under(dst) >= 100   # noqa: E731
     else:
         blob = tmp_path / "blob"
         blob.write_bytes(os.urandom(24 * MiB))
@@ -244,17 +260,23 @@ def test_namenode_killed_and_restarted_under_a_writer(cluster, wdir, tree, tmp_p
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_until(started, 60, f"{program} to get going")
     cluster.kill(cluster.namenode)
-    time.sleep(1)
-    restart(cluster, cluster.namenode)
+    if outage == "restarted":
+        time.sleep(1)
+        restart(cluster, cluster.namenode)
     rc, err, took = _outcome(proc, t0, timeout=RETRY + 100)
-    print(f"{program} with the namenode restarted: exit {rc} after {took:.1f} s")
+    print(f"{program} with the namenode {outage}: exit {rc} after {took:.1f} s; {err.count(chr(10))} error lines: {err[:300]!r}")
+    if outage == "down":
+        restart(cluster, cluster.namenode)
+        assert rc != 0, f"{program} succeeded with the namenode down"
     cluster.wait_for_datanodes(4, timeout=60)
     if rc != 0:
         # an I/O error, reported, within a bounded time
         assert "Input/output error" in err, err
         assert took < RETRY + 60
     # Whatever the outcome, nothing that reads back is silently wrong: every file there
-    # is the source or (the one cut short by the failure) a shorter prefix of it.
+    # is the source or (the one cut short by the failure) a shorter prefix of it, through
+    # the mount and as the namenode has it.
+    client = cluster.client()
     pairs = []
     if program == "cp":
         for d, _, fs in os.walk(src):
@@ -268,6 +290,8 @@ def test_namenode_killed_and_restarted_under_a_writer(cluster, wdir, tree, tmp_p
             continue
         with open(a, "rb") as fa, open(b, "rb") as fb:
             want, got = fa.read(), fb.read()
+        stored = client.read_bytes("/" + os.path.relpath(b, mnt))
+        assert got == stored, f"{b}: the mount shows {len(got)} bytes, the namenode has {len(stored)}"
         if rc == 0:
             assert got == want, f"{b} differs from its source"
         else:
