@@ -30,9 +30,11 @@ over under a new id, and the namenode deletes this one when it is reported.
 
 from __future__ import annotations
 
+import errno as _errno
 import fcntl
 import itertools
 import json
+import logging
 import mmap
 import os
 import re
@@ -48,6 +50,8 @@ import xxhash
 from dfs import datadir
 from dfs.datanode.filepool import STOCK, FilePool
 from dfs.tuning import start_writeback
+
+log = logging.getLogger("dfs.datanode")
 
 _HEAD = struct.Struct(">4sHIIQ")
 _ENTRY = struct.Struct(">IIQ")
@@ -110,6 +114,14 @@ def _fsync_dir(path: str) -> None:
 class StorageError(Exception):
     """The local disk refused a write (full, I/O error): the replica is not stored."""
 
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+_FULL = (_errno.ENOSPC, _errno.EDQUOT)
+FULL_MARGIN = 1 << 20   # a full disk is writable again once this much more is free
+
 
 class ReplicaWriter:
     """Writes one replica into tmp/ and commits it with ``finalize``.
@@ -133,12 +145,16 @@ class ReplicaWriter:
         self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")
         self.tmp_meta = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.meta")
         self._bufs: list[mmap.mmap | None] = []
+        self.fd = -1
         try:
             self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
             if hasattr(os, "O_DIRECT"):
                 self._bufs = [None, None]
         except OSError:
-            self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY)
+            try:
+                self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY)
+            except OSError as e:   # a read-only or failed disk: refused like a full one
+                raise store.refused(e, f"creating block {block_id}") from None
         self._submitted = False
         self._cur = 0
         self._fill = 0
@@ -154,8 +170,7 @@ class ReplicaWriter:
                 n = os.write(self.fd, view)
                 view = view[n:]
         except OSError as e:
-            raise StorageError(
-                f"{self.store.root}: {e.strerror or e} (writing block {self.block_id})") from None
+            raise self.store.refused(e, f"writing block {self.block_id}") from None
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -207,8 +222,7 @@ class ReplicaWriter:
                 raise OSError("short write of the meta file")
             return self.store._commit(self, meta_fd)
         except OSError as e:
-            raise StorageError(
-                f"{self.store.root}: {e.strerror or e} (committing block {self.block_id})") from None
+            raise self.store.refused(e, f"committing block {self.block_id}") from None
         finally:
             if meta_fd >= 0:
                 os.close(meta_fd)
@@ -265,6 +279,11 @@ class BlockStore:
         self._made: set[str] = set()     # subdirectories of current/ known to exist
         self._spare_bufs: list[mmap.mmap] = []
         self.replicas: dict[int, Replica] = {}
+        # Why the data dir refuses writes ("" while it takes them), and the free space
+        # when it filled up: until it is writable again the datanode reports no room,
+        # so the namenode places no replica here (HDFS: a failed volume).
+        self.failed = ""
+        self._full_free: int | None = None
         self._load()
 
     def _identity(self) -> tuple[str, str]:
@@ -422,6 +441,10 @@ class BlockStore:
                 self.pool.recycle(p)
             except FileNotFoundError:
                 pass
+            except OSError as e:   # e.g. a read-only disk: the files stay, loaded (and
+                # reported, and deleted again) at the next start
+                log.warning("cannot remove %s: %s", p, e.strerror or e)
+                return
 
     def report(self) -> list[Replica]:
         """Healthy replicas, for a full block report."""
@@ -432,9 +455,55 @@ class BlockStore:
         with self._lock:
             return [r.block_id for r in self.replicas.values() if r.corrupt]
 
+    def refused(self, e: OSError, doing: str) -> StorageError:
+        """The disk refused a write: remember it (no room is reported until it is
+        writable again) and -> the error for the writer."""
+        why = e.strerror or str(e)
+        full = e.errno in _FULL
+        with self._lock:
+            first = not self.failed
+            self.failed = why
+            if full:
+                try:
+                    self._full_free = shutil.disk_usage(self.root).free
+                except OSError:
+                    self._full_free = 0
+            else:
+                self._full_free = None
+        if first:
+            log.warning("data dir %s refuses writes: %s (%s); reporting no free space until it "
+                        "is writable again", self.root, why, doing)
+        return StorageError(f"{self.root}: {why} ({doing})", e.errno)
+
+    def _writable_again(self, free: int) -> bool:
+        """A full disk: enough has been freed. Otherwise: a probe file can be written,
+        fsynced and removed in tmp/ (read-only remount undone, I/O errors gone)."""
+        if self._full_free is not None:
+            return free >= self._full_free + FULL_MARGIN
+        probe = os.path.join(self.tmp, "probe")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+            return True
+        except OSError:
+            return False
+
     def usage(self) -> tuple[int, int, int]:
-        """(capacity, used by replicas, remaining) in bytes."""
+        """(capacity, used by replicas, remaining) in bytes; remaining is 0 while the
+        data dir refuses writes."""
         du = shutil.disk_usage(self.root)
         with self._lock:
             used = sum(r.stored_bytes for r in self.replicas.values())
+            failed = self.failed
+        if failed:
+            if not self._writable_again(du.free):
+                return du.total, used, 0
+            with self._lock:
+                self.failed, self._full_free = "", None
+            log.warning("data dir %s takes writes again (was: %s)", self.root, failed)
         return du.total, used, du.free

@@ -192,6 +192,9 @@ class DatanodeServer:
             except grpc.RpcError as e:
                 log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
+            except Exception:   # noqa: BLE001 - e.g. a disk error: this thread must not die
+                # (a datanode without heartbeats serves on but is declared dead)
+                log.exception("heartbeat failed")
             last = time.monotonic()
             # Beat every interval -- sooner while the namenode asks for it (repairs
             # under way: at most 10/s) -- and soon when there is news, at most

@@ -185,8 +185,13 @@ class TransferServer:
 
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
+        try:
+            writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
+        except StorageError as e:   # the disk refuses new files (read-only, failed): say so
+            log.warning("rejected block %d: %s", hdr.block_id, e)
+            frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
+            return
         downs = self._open_downstream(hdr, failed)
-        writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
         try:
