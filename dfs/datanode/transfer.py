@@ -40,7 +40,10 @@ log = logging.getLogger(__name__)
 # (docs/transport.md).
 DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
-IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
+IDLE_THREADS = 16
+# Errors opening a replica that say nothing about the replica itself (the process is
+# short of descriptors or memory): any other one means it cannot be read back.
+_NOT_THE_REPLICA = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)   # connection threads kept waiting in accept when idle
 
 
 class TransferServer:
@@ -261,6 +264,10 @@ class TransferServer:
         if rep is None or rep.corrupt:
             frames.send_msg(conn, pb.ReadReply(error="no such replica" if rep is None else "replica is corrupt"))
             return
+        if rep.genstamp < hdr.genstamp:   # an older generation of the block (HDFS: never served)
+            frames.send_msg(conn, pb.ReadReply(
+                error=f"stale replica: generation stamp {rep.genstamp}, the block's is {hdr.genstamp}"))
+            return
         try:
             chunk_size, length, entries = BlockStore.read_meta(rep)
             f = open(rep.data_path, "rb")
@@ -271,10 +278,10 @@ class TransferServer:
             self._bad(conn, rep, str(e))
             return
         except OSError as e:
-            if e.errno == errno.EIO:            # the disk cannot read it back
-                self._bad(conn, rep, str(e))
-            else:                               # e.g. out of file descriptors: not the replica's fault
+            if e.errno in _NOT_THE_REPLICA:     # e.g. out of file descriptors: not the replica's fault
                 frames.send_msg(conn, pb.ReadReply(error=f"cannot open the replica: {e.strerror or e}"))
+            else:                               # EIO, a directory in its place...: it cannot be read back
+                self._bad(conn, rep, str(e))
             return
         first = hdr.first_chunk
         last = min(hdr.last_chunk, len(entries) - 1)   # clients ask 0xFFFFFFFF for "to the end"
@@ -289,10 +296,20 @@ class TransferServer:
                 first_chunk=first, block_length=length, chunk_size=chunk_size,
                 chunks=[pb.ChunkMeta(stored_length=e.stored_length, plain_length=e.plain_length,
                                      checksum=e.checksum) for e in want]))
-            if count and sum(e.plain_length for e in want) >= DROP_BEHIND_MIN:
-                self._send_dropping(conn, f, offset, count)
-            elif count:
-                conn.sendfile(f, offset, count)
+            try:
+                if count and sum(e.plain_length for e in want) >= DROP_BEHIND_MIN:
+                    self._send_dropping(conn, f, offset, count)
+                elif count:
+                    conn.sendfile(f, offset, count)
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise                       # the reader went away: nothing wrong here
+                # The disk cannot read the replica back: never serve it again, report it.
+                # The reader sees its stream end early and goes on from another replica.
+                if self.store.get(rep.block_id) is rep and not rep.corrupt:
+                    log.warning("replica of block %d is corrupt: %s", rep.block_id, e)
+                    self.store.mark_corrupt(rep.block_id)
+                    self.on_corrupt(rep.block_id)
 
     def _send_dropping(self, conn: socket.socket, f, offset: int, count: int) -> None:
         """sendfile in pieces; a piece's pages are dropped once the next one is queued
