@@ -332,10 +332,13 @@ class BlockStore:
                 try:
                     _, rep.length, entries = self.read_meta(rep)
                     rep.stored_bytes = sum(e.stored_length for e in entries)
-                    if os.path.getsize(data) != rep.stored_bytes:
-                        rep.corrupt = True
-                except (OSError, ValueError):
+                    size = os.path.getsize(data)
+                    if size != rep.stored_bytes:
+                        raise ValueError(f"data file holds {size} bytes, its index says {rep.stored_bytes}")
+                except (OSError, ValueError) as e:
                     rep.corrupt = True
+                    log.warning("replica of block %d is corrupt: %s", rep.block_id,
+                                getattr(e, "strerror", None) or e)
                 old = self.replicas.get(rep.block_id)
                 if old is not None and old.genstamp > rep.genstamp:
                     self._unlink(rep)
@@ -346,6 +349,8 @@ class BlockStore:
             for name in names:
                 if _REPLICA_FILE.fullmatch(name) and name.endswith(".data") and name[:-5] + ".meta" not in names:
                     os.unlink(os.path.join(d, name))   # data never committed
+                    log.warning("removed %s: a data file without its meta (never committed, "
+                                "or its meta was lost)", os.path.join(d, name))
 
     @staticmethod
     def read_meta(rep: Replica) -> tuple[int, int, list[ChunkEntry]]:
