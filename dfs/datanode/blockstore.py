@@ -329,6 +329,12 @@ class BlockStore:
                 _, bid, gs = stem.split("_")
                 data = os.path.join(d, stem + ".data")
                 rep = Replica(int(bid), int(gs), 0, data, os.path.join(d, name))
+                if stem + ".data" not in names:
+                    # Lost (removed by hand while we were down): the presence check's rule.
+                    # Not loaded, so not in the block report: the namenode copies it again.
+                    log.warning("replica of block %d is gone from disk (data file missing)", rep.block_id)
+                    self._unlink(rep)
+                    continue
                 try:
                     _, rep.length, entries = self.read_meta(rep)
                     rep.stored_bytes = sum(e.stored_length for e in entries)

@@ -160,16 +160,17 @@ def test_a_full_data_dir_reports_no_room_and_recovers_when_space_is_freed(make_c
 
 def test_replicas_damaged_while_a_datanode_is_down_are_found_at_its_restart(make_cluster):
     c = make_cluster(datanodes=4)
-    files = {f"/d{i}": os.urandom(MiB + i) for i in range(4)}
+    files = {f"/d{i}": os.urandom(MiB + i) for i in range(6)}
     for p, d in files.items():
         put_bytes(c, p, d)
     c.wait_for_status("HEALTHY")
     victim = max(c.datanodes, key=lambda d: len(replica_files(d)))
     bids = sorted(block_ids_on(victim))
-    assert len(bids) >= 3
+    assert len(bids) >= 4
     c.kill(victim)
     paths = {b: glob.glob(os.path.join(victim.data_dir, "current", "*", f"blk_{b}_*.data"))[0] for b in bids}
-    truncated, bad_meta, no_meta = bids[:3]
+    truncated, bad_meta, no_meta, no_data = bids[:4]
+    os.unlink(paths[no_data])
     with open(paths[truncated], "r+b") as f:
         f.truncate(os.path.getsize(paths[truncated]) // 2)
     meta = paths[bad_meta][:-5] + ".meta"
@@ -192,6 +193,8 @@ def test_replicas_damaged_while_a_datanode_is_down_are_found_at_its_restart(make
     assert f"replica of block {truncated} is corrupt: data file holds" in text
     assert f"replica of block {bad_meta} is corrupt: meta file checksum mismatch" in text
     assert "a data file without its meta" in text
+    assert f"replica of block {no_data} is gone from disk (data file missing)" in text
+    assert not os.path.exists(paths[no_data][:-5] + ".meta")
     # Replaced from good replicas, then the bad ones deleted; never served meanwhile.
     check_all(c, files)
     c.wait_for(lambda: c.fsck()["status"] == "HEALTHY" and exactly_n_on_disk(c, bids, 3), 30,
