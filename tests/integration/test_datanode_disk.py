@@ -7,10 +7,12 @@ datanode's log says what happened."""
 
 from __future__ import annotations
 
+import errno
 import glob
 import os
 import re
 import subprocess
+import sys
 import time
 
 import pytest
@@ -228,6 +230,43 @@ def test_a_data_file_that_cannot_be_opened_is_reported_corrupt_by_the_read(make_
     finally:
         os.rmdir(path) if os.path.isdir(path) else None
     check_all(c, {"/x": data})
+
+
+def test_a_replica_the_disk_cannot_read_back_eio_is_reported_by_the_read_and_replaced(make_cluster, tmp_path):
+    # A real EIO from the kernel: the replica's current/XX directory is remounted through
+    # a passthrough FUSE file system (dfs/testing/eiofs.py) whose reads of its data file
+    # fail with EIO. open and stat work; the datanode's sendfile fails mid-reply. It used
+    # to end the connection only (logged at debug level): never reported, listed forever.
+    c = make_cluster(datanodes=4)
+    data = os.urandom(2 * MiB)
+    put_bytes(c, "/e", data)
+    c.wait_for_status("HEALTHY")
+    bid = locations(c, "/e")[0]["block_id"]
+    node, path = c.replica_files(bid)[0]
+    d = os.path.dirname(path)
+    backing = str(tmp_path / "backing")
+    subprocess.run(["cp", "-a", d, backing], check=True)
+    fs = subprocess.Popen([sys.executable, "-m", "dfs.testing.eiofs", backing, d, os.path.basename(path)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=c.env)
+    try:
+        c.wait_for(lambda: os.path.ismount(d), 10, "the EIO file system to be mounted", interval=0.05)
+        with pytest.raises(OSError) as e:
+            with open(path, "rb") as f:
+                f.read(1)
+        assert e.value.errno == errno.EIO
+        client = c.client(retry_seconds=20)
+        deadline = time.monotonic() + 30
+        while f"replica of block {bid} is corrupt" not in log_text(node):
+            assert time.monotonic() < deadline, "the read never reported the replica"
+            assert client.read_bytes("/e") == data   # reads start at a random replica
+        assert "Input/output error" in log_text(node)
+        c.wait_for(lambda: c.fsck()["status"] == "HEALTHY" and node.address not in locations(c, "/e")[0]["names"]
+                   and len(locations(c, "/e")[0]["names"]) == 3, 30, "the replica to be replaced")
+        check_all(c, {"/e": data})
+    finally:
+        subprocess.run(["fusermount3", "-u", "-z", d], check=False)
+        fs.kill()
+        fs.wait(timeout=10)
 
 
 # -- the scanner ----------------------------------------------------------------------------------
