@@ -40,10 +40,14 @@ log = logging.getLogger(__name__)
 # (docs/transport.md).
 DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
-IDLE_THREADS = 16
+IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
 # Errors opening a replica that say nothing about the replica itself (the process is
 # short of descriptors or memory): any other one means it cannot be read back.
-_NOT_THE_REPLICA = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)   # connection threads kept waiting in accept when idle
+_NOT_THE_REPLICA = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)
+# Errors of a sendfile that come from reading the replica, not from the socket: an I/O
+# error, or the file system finding its own structures damaged (ext4: EFSCORRUPTED =
+# EUCLEAN, EFSBADCRC = EBADMSG).
+_UNREADABLE = (errno.EIO, errno.EUCLEAN, errno.EBADMSG)
 
 
 class TransferServer:
@@ -302,7 +306,7 @@ class TransferServer:
                 elif count:
                     conn.sendfile(f, offset, count)
             except OSError as e:
-                if e.errno != errno.EIO:
+                if e.errno not in _UNREADABLE:
                     raise                       # the reader went away: nothing wrong here
                 # The disk cannot read the replica back: never serve it again, report it.
                 # The reader sees its stream end early and goes on from another replica.
