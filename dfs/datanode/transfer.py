@@ -190,21 +190,42 @@ class TransferServer:
         for _, d in downs:
             d.close()
 
+    @staticmethod
+    def _drain(conn: socket.socket, buf: bytearray) -> None:
+        """Read and drop the rest of a refused block, up to its end frame, so that the
+        writer reads the refusal and its reason: closing with its data unread would
+        reset the connection, and the acknowledgement would be lost with it."""
+        while True:
+            frame = frames.recv_msg(conn, pb.ChunkFrame)
+            if frame.end:
+                return
+            n = frame.meta.stored_length
+            if n > len(buf):
+                buf = bytearray(n)
+            frames.recv_into(conn, memoryview(buf)[:n])
+
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
         try:
             writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         except StorageError as e:   # the disk refuses new files (read-only, failed): say so
             log.warning("rejected block %d: %s", hdr.block_id, e)
+            buf = self._take_buffer(hdr.chunk_size + 1024)
+            try:
+                self._drain(conn, buf)
+            finally:
+                self._give_buffer(buf)
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
             return
         downs = self._open_downstream(hdr, failed)
         buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
+        ended = False
         try:
             while True:
                 frame = frames.recv_msg(conn, pb.ChunkFrame)
                 if frame.end:
+                    ended = True
                     break
                 m = frame.meta
                 if m.stored_length > len(buf):
@@ -224,6 +245,8 @@ class TransferServer:
             writer.abort()
             self._close_all(downs)
             log.warning("rejected block %d: %s", hdr.block_id, e)
+            if isinstance(e, StorageError) and not ended:
+                self._drain(conn, buf)   # a full disk mid-block: the writer hears why
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
             return
         except BaseException:

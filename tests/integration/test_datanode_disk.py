@@ -124,6 +124,36 @@ def test_a_data_dir_that_refuses_writes_is_avoided_until_writable_again(make_clu
     check_all(c, files)
 
 
+def test_when_every_data_dir_refuses_writes_put_fails_with_one_line(make_cluster):
+    c = make_cluster(datanodes=2, replication=2)
+    first = os.urandom(MiB)
+    put_bytes(c, "/first", first)
+    dirs = [p for d in c.datanodes for p in _dirs(d)]
+    _immutable(dirs, True)
+    try:
+        lines = []
+        for attempt in range(2):   # refused by the datanodes, then by the namenode (no room reported)
+            if attempt:
+                c.wait_for(lambda: all(_free(c, d) == 0 for d in c.datanodes), 10, "no room reported")
+            t0 = time.monotonic()
+            r = c.cli("put", "-", f"/no{attempt}", input=os.urandom(MiB), timeout=60)
+            err = r.stderr.decode()
+            assert r.returncode == 1 and "Traceback" not in err, err
+            [line] = err.strip().splitlines()
+            assert time.monotonic() - t0 < 30
+            lines.append(line)
+            assert c.cli("test", "-e", f"/no{attempt}").returncode == 1
+        assert lines[0].startswith("dfs: put: /no0: no datanode left for the block"), lines
+        assert "Operation not permitted (creating block" in lines[0], lines
+        assert lines[1] == "dfs: put: /no1: no space left: all 2 live datanodes are full", lines
+        check_all(c, {"/first": first})
+    finally:
+        _immutable(dirs, False)
+    c.wait_for(lambda: all(_free(c, d) > 0 for d in c.datanodes), 10, "room reported again")
+    put_bytes(c, "/later", first)
+    check_all(c, {"/first": first, "/later": first})
+
+
 def test_a_full_data_dir_reports_no_room_and_recovers_when_space_is_freed(make_cluster, tmpfs):
     c = make_cluster(datanodes=4, start=False)
     full = c.datanodes[0]
