@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from dfs import errors
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 from dfs.testing.faults import (
@@ -152,6 +153,29 @@ def test_when_every_data_dir_refuses_writes_put_fails_with_one_line(make_cluster
     c.wait_for(lambda: all(_free(c, d) > 0 for d in c.datanodes), 10, "room reported again")
     put_bytes(c, "/later", first)
     check_all(c, {"/first": first, "/later": first})
+
+
+def test_a_writer_whose_next_block_finds_every_disk_refusing_gets_enospc(make_cluster):
+    # AddBlock's "no space left" reached the application as a NoDatanodesError (EIO
+    # through FUSE), not a NoSpaceError (ENOSPC): the writer re-raised it as its parent.
+    c = make_cluster(datanodes=2, replication=2)
+    w = c.client().create("/half")
+    w.write(os.urandom(MiB))                       # the first block, whole
+    w.write(b"x")
+    c.wait_for(lambda: sum(1 for d in c.datanodes for _ in glob.glob(
+        os.path.join(d.data_dir, "current", "*", "blk_*.meta"))) == 2, 20, "the first block to be stored")
+    dirs = [p for d in c.datanodes for p in _dirs(d)]
+    _immutable(dirs, True)
+    try:
+        # Another write, refused by each (from their next heartbeat on they report no room).
+        assert c.cli("put", "-", "/probe", input=b"p" * 10).returncode == 1
+        c.wait_for(lambda: all(_free(c, d) == 0 for d in c.datanodes), 10, "no room reported")
+        with pytest.raises(errors.NoSpaceError) as e:
+            w.write(os.urandom(MiB))
+            w.close()
+        assert errors.errno_for(e.value) == errno.ENOSPC and e.value.path == "/half", e.value
+    finally:
+        _immutable(dirs, False)
 
 
 def test_a_full_data_dir_reports_no_room_and_recovers_when_space_is_freed(make_cluster, tmpfs):
