@@ -270,7 +270,13 @@ class BlockStore:
         self._dir_lock = datadir.open_data_dir(data_dir, "datanode", IDENTITY_FILES)
         self.uuid, self.cluster_id = self._identity()
         os.makedirs(self.current, exist_ok=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
+        try:
+            shutil.rmtree(self.tmp)   # unfinished writes of a previous life
+        except FileNotFoundError:
+            pass
+        except OSError as e:   # e.g. immutable: said as such, not as "tmp: File exists"
+            raise datadir.DataDirError(self.tmp, "cannot remove the unfinished writes in it: "
+                                       f"{e.strerror or e}", e.errno or _errno.EIO) from None
         os.makedirs(self.tmp)
         self.pool = FilePool(os.path.join(data_dir, "spare"), stock=STOCK)   # files for new replicas
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes

@@ -69,3 +69,19 @@ def test_a_replica_whose_data_file_vanished_while_down_is_not_loaded(tmp_path):
     again = BlockStore(root)
     assert again.get(5) is None and not os.path.exists(rep5.meta_path)
     assert again.get(6).corrupt and [r.block_id for r in again.report()] == []
+
+
+def test_a_tmp_dir_that_cannot_be_emptied_at_start_is_refused_with_its_reason(tmp_path):
+    root = str(tmp_path / "dn")
+    store = BlockStore(root)
+    os.close(store._dir_lock)
+    with open(os.path.join(store.tmp, "blk_1_1.0.data"), "wb") as f:
+        f.write(b"partial")
+    subprocess.run(["chattr", "+i", store.tmp], check=True)
+    try:
+        with pytest.raises(OSError) as e:
+            BlockStore(root)
+        assert str(e.value) == (f"[Errno {errno.EPERM}] cannot remove the unfinished writes in it: "
+                                f"Operation not permitted: '{store.tmp}'")
+    finally:
+        subprocess.run(["chattr", "-i", store.tmp], check=True)
