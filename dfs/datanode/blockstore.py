@@ -26,6 +26,13 @@ meta whose checksum fails or whose data file is shorter than the index says
 is a corrupt replica, never served. A replica a crash caught between its
 renames and its fsyncs was never acknowledged: the writer started that block
 over under a new id, and the namenode deletes this one when it is reported.
+A meta whose data file is gone (removed while the datanode was down) is a lost
+replica: removed, and left out of the block report.
+
+A write the disk refuses (read-only, immutable, I/O error, full) puts the store
+in the failed state (``failed``, ``refused``): ``usage`` reports no room until
+a probe write in tmp/ succeeds (after ENOSPC: until 1 MiB more is free), so the
+namenode places nothing here meanwhile (docs/healing.md).
 """
 
 from __future__ import annotations
