@@ -108,7 +108,9 @@ def test_a_data_dir_that_refuses_writes_is_avoided_until_writable_again(make_clu
         # A deletion it cannot carry out does not stop its heartbeats (it used to kill
         # the heartbeat thread: the node was declared dead while it still served reads).
         c.cli("rm", "/early", check=True)
-        time.sleep(4.0)                   # the deletion reaches it, then more than the 3 s dead timeout
+        c.wait_for(lambda: "cannot remove" in log_text(bad) or "heartbeat failed" in log_text(bad), 20,
+                   "the deletion to reach it")
+        time.sleep(3.5)                   # more than the 3 s dead-node timeout
         assert node_state(c, bad.address) == "live"
         assert "cannot remove" in log_text(bad)
         c.wait_for_status("HEALTHY", timeout=30)
