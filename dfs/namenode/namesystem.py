@@ -640,9 +640,14 @@ class NameSystem:
         client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
         with self.lock:
             now = self.clock()
+            before = self.members.nodes.get(uuid)
+            had_room = before is not None and before.remaining > 0
             node = self.members.heartbeat(uuid, now, **stats)
             if node is None:
                 return True, NodeCommands()
+            if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
+                log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
+                            if node.remaining > 0 else "reports no free space: no new blocks go there")
             if client_ops:
                 self._clients_seen[uuid] = now
             if repair_bytes is not None:

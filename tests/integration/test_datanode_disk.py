@@ -98,6 +98,10 @@ def test_a_data_dir_that_refuses_writes_is_avoided_until_writable_again(make_clu
         # It reports no room from its next heartbeat on: the namenode places nothing there.
         c.wait_for(lambda: _free(c, bad) == 0, 10, "the node to report no free space")
         refusals = log_text(bad).count("rejected block")
+        assert f"datanode {bad.address} reports no free space: no new blocks go there" in log_text(c.namenode)
+        shown = c.cli("admin", "report", check=True).stdout.decode()
+        [line] = [ln for ln in shown.splitlines() if bad.address in ln]
+        assert "free=0B" in line and "takes no new blocks: disk full or refusing writes" in line, shown
         for i in range(1, 5):
             d = os.urandom(MiB + i)
             r = c.cli("put", "-", f"/ro{i}", input=d, env={"DFS_CLIENT_HOST": _host(bad)})
@@ -119,6 +123,7 @@ def test_a_data_dir_that_refuses_writes_is_avoided_until_writable_again(make_clu
         _immutable(dirs, False)
     c.wait_for(lambda: _free(c, bad) > 0, 10, "the node to report free space again")
     assert "takes writes again" in log_text(bad)
+    assert f"datanode {bad.address} reports room again" in log_text(c.namenode)
     d = os.urandom(MiB)
     r = c.cli("put", "-", "/after", input=d, env={"DFS_CLIENT_HOST": _host(bad)})
     assert r.returncode == 0, r.stderr
