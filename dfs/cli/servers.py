@@ -40,6 +40,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
     p.add_argument("--scan-interval", type=a.seconds, default=6 * 3600.0, metavar="SECS",
                    help="seconds between full checksum scans of every replica (default 6 h)")
+    p.add_argument("--scan-rate", type=_rate, default=256 << 20, metavar="SIZE",
+                   help="bytes/s the checksum scan reads at most (default 256MiB)")
     p.add_argument("--replica-check-interval", type=a.seconds, default=60.0, metavar="SECS",
                    help="seconds between checks that every replica's files are still on disk "
                         "(a directory listing; default 60)")
@@ -61,6 +63,14 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_cluster_up)
 
 
+def _rate(text: str) -> int:
+    """A SIZE per second, > 0 (the scanner's limit)."""
+    n = a.size(text)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r} (a SIZE per second > 0)")
+    return n
+
+
 def cmd_namenode(args) -> int:
     from dfs.namenode.server import NamenodeServer
     NamenodeServer(args.data_dir, args.listen, replication=args.replication, block_size=args.block_size,
@@ -73,7 +83,7 @@ def cmd_datanode(args) -> int:
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
-                   replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
+                   scan_rate=args.scan_rate, replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
     return 0
 
 

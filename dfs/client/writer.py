@@ -181,7 +181,7 @@ class FileWriter:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
             why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
-            raise errors.NoDatanodesError(e.detail + why, self.path) from None
+            raise type(e)(e.detail + why, self.path) from None   # NoSpaceError stays ENOSPC
         except errors.DfsError as e:   # the namenode names the unfinished file, not its path
             raise type(e)(e.detail, self.path) from None
         if req.has_previous:

@@ -417,7 +417,7 @@ class NameSystem:
             row, more = self.ns.create(
                 path, caller, now, overwrite=overwrite or empty_first, create_parent=create_parent,
                 complete=False, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
-            lb = self._allocate(OpenFile(row), caller, [], now)
+            lb = self._allocate(OpenFile(row), caller, [], now, path=normalize(path))
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
             return row, data_key, st, lb
         return self._mutate(op, durable=False, caller=caller, key_at=1)
@@ -459,20 +459,22 @@ class NameSystem:
         return self._mutate(op, durable=False)
 
     def _allocate(self, f: OpenFile, caller: Caller, excluded: list[str], now: float,
-                  draining: int = 0) -> LocatedBlock:
-        """Choose targets for ``f``'s next block and record it (inside a mutation)."""
+                  draining: int = 0, path: str = "") -> LocatedBlock:
+        """Choose targets for ``f``'s next block and record it (inside a mutation).
+        ``path``: the file's, for errors (its pending name is only the last component)."""
         file_id = f.row["id"]
+        name = path or f.row["pending_name"] or ""
         writable = self.writable(now)
         if not writable and self._awaiting_datanodes(now):
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
-                                       f.row["pending_name"] or "", retry_for=self._restart_wait(now))
+                                       name, retry_for=self._restart_wait(now))
         if not writable:
             live = [n for n in self.members.live(now) if n.admin_state == "normal"]
             if live:  # every one reports no room left: the one case that is ENOSPC
                 raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
-                                          f.row["pending_name"] or "")
+                                          name)
             raise errors.NoDatanodesError(
-                f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
+                f"no live datanodes to write to ({len(self.members.live(now))} live)", name)
         targets = placement.choose_targets(
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
@@ -638,9 +640,14 @@ class NameSystem:
         client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
         with self.lock:
             now = self.clock()
+            before = self.members.nodes.get(uuid)
+            had_room = before is not None and before.remaining > 0
             node = self.members.heartbeat(uuid, now, **stats)
             if node is None:
                 return True, NodeCommands()
+            if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
+                log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
+                            if node.remaining > 0 else "reports no free space: no new blocks go there")
             if client_ops:
                 self._clients_seen[uuid] = now
             if repair_bytes is not None:
