@@ -297,6 +297,7 @@ class BlockStore:
         # so the namenode places no replica here (HDFS: a failed volume).
         self.failed = ""
         self._full_free: int | None = None
+        self.on_failed = lambda: None   # the datanode beats at once: no more blocks sent here
         self._load()
 
     def _identity(self) -> tuple[str, str]:
@@ -497,6 +498,7 @@ class BlockStore:
         if first:
             log.warning("data dir %s refuses writes: %s (%s); reporting no free space until it "
                         "is writable again", self.root, why, doing)
+            self.on_failed()
         return StorageError(f"{self.root}: {why} ({doing})", e.errno)
 
     def _writable_again(self, free: int) -> bool:

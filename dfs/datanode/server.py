@@ -53,6 +53,8 @@ class DatanodeServer:
                  replica_check_interval: float = 60.0,
                  max_transfers: int = MAX_TRANSFERS, repair_bandwidth: float = 0.0):
         self.store = BlockStore(data_dir)
+        self._wake = threading.Event()
+        self.store.on_failed = self._wake.set   # the namenode hears "no room" now, not in a beat
         self.namenode = namenode
         self.rack = rack
         self.interval = heartbeat_interval
@@ -67,7 +69,6 @@ class DatanodeServer:
         self._failed: list[pb.TransferFailure] = []
         self._next_beat = 0.0          # the namenode's hint: beat again sooner than the interval
         self._clients_active = False   # the namenode says some datanode serves clients
-        self._wake = threading.Event()
         self._stop = threading.Event()
         self._done = threading.Event()       # a signal, or a fatal error (_fatal)
         self._fatal: Exception | None = None

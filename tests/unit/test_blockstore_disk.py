@@ -30,10 +30,14 @@ def test_a_full_disk_reports_no_room_until_a_margin_is_freed(tmp_path, monkeypat
     free = [10 * MiB]
     monkeypatch.setattr(blockstore.shutil, "disk_usage", lambda p: Usage(100 * MiB, 0, free[0]))
     assert store.usage()[2] == 10 * MiB
+    told = []
+    store.on_failed = lambda: told.append(1)
     err = store.refused(OSError(errno.ENOSPC, "No space left on device"), "writing block 1")
     assert isinstance(err, StorageError) and err.errno == errno.ENOSPC
     assert str(err) == f"{store.root}: No space left on device (writing block 1)"
     assert store.usage()[2] == 0
+    store.refused(OSError(errno.ENOSPC, "No space left on device"), "writing block 2")
+    assert told == [1]                       # once per failure, for a heartbeat at once
     free[0] += MiB - 1
     assert store.usage()[2] == 0 and store.failed
     free[0] += 1
