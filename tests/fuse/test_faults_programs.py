@@ -10,7 +10,6 @@ hang; a frozen datanode is timed out, not waited for.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import socket
