@@ -251,7 +251,9 @@ class FileReader:
                         early = False       # a connection asked for ahead of time
                         had = done
                         # silence from a replica is waited out only when no other is left
-                        wait = FAILOVER_TIMEOUT if k + 1 < len(locs) else frames.DATA_TIMEOUT
+                        wait = frames.DATA_TIMEOUT
+                        if k + 1 < len(locs):
+                            wait = min(FAILOVER_TIMEOUT, wait)
                         try:
                             if ahead is not None and ahead[0] == si and ahead[1] == addr and done == 0:
                                 s, early = ahead[2], True

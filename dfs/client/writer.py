@@ -372,8 +372,19 @@ class FileWriter:
             return sock
         prev, psock = self._draining
         self._draining = None
+        known = len(self._excluded)
         failed = self._ack(prev, psock)
         if failed is None:
+            named = self._excluded[known:]
+            if block is not None and sock is not None and set(named) & set(block.targets):
+                # The draining block's ack names a node this block's pipeline runs
+                # through too (allocated before the ack came): send this block again
+                # elsewhere now, instead of waiting out its own ack timeout on a frozen
+                # node after the first one (a frozen datanode cost dd 12.5 s + 17.5 s).
+                log.warning("block %d: its pipeline has %s, which failed block %d; "
+                            "writing it to a new pipeline", block.block_id, ", ".join(named),
+                            prev.block_id)
+                return self._rewrite(block, sock, [])
             return sock
         if block is not None:   # the namenode abandons only a file's last block
             self._drop(sock)

@@ -10,7 +10,6 @@ hang; a frozen datanode is timed out, not waited for.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import socket
@@ -304,14 +303,22 @@ def test_namenode_killed_under_a_writer(cluster, fmnt, short_mnt, tree, tmp_path
 FREEZE = 20.0
 
 
+def mount_log(cluster) -> str:
+    [name] = [n for n in os.listdir(cluster.base_path / "cache") if n.endswith(".log")]
+    with open(cluster.base_path / "cache" / name, errors="replace") as f:
+        return f.read()
+
+
 def test_read_fails_over_from_a_frozen_datanode(cluster, fmnt, healed):
-    data = {name: os.urandom(12 * MiB) for name in ("frozen-a", "frozen-b")}
+    data = {"frozen-a": os.urandom(24 * MiB), "frozen-b": os.urandom(12 * MiB)}
     client = cluster.client()
     for name, blob in data.items():
         client.write_bytes(f"/{name}", blob)
-    # the node holding the first block's first replica: the reader goes there first
-    frozen = next(d for d in cluster.datanodes
-                  if d.address == locations(cluster, "/frozen-a")[0]["names"][0])
+    # A node holding the first block. Until it is stale the namenode lists it first 1 time
+    # in 3 for each of its blocks (18 of 24 here): the read meets it all but 0.1% of times.
+    first = locations(cluster, "/frozen-a")[0]["names"][0]
+    frozen = next(d for d in cluster.datanodes if d.address == first)
+    seen = len(mount_log(cluster))
     cluster.pause(frozen)
     t0 = time.monotonic()
     try:
@@ -327,17 +334,12 @@ def test_read_fails_over_from_a_frozen_datanode(cluster, fmnt, healed):
         took = time.monotonic() - t
         print(f"cat | wc -c with a frozen datanode: {took:.2f} s")
         assert int(out) == 12 * MiB
+        assert f"on {frozen.address} unavailable: timed out" in mount_log(cluster)[seen:]
         assert took < FREEZE / 2, f"the read waited {took:.1f} s on the frozen node"
         assert time.monotonic() - t0 < FREEZE   # all of it while the node was still frozen
     finally:
         cluster.resume(frozen)
     assert sha(os.path.join(fmnt, "frozen-b")) == hashlib.sha256(data["frozen-b"]).hexdigest()
-
-
-def mount_log(cluster) -> str:
-    [name] = [n for n in os.listdir(cluster.base_path / "cache") if n.endswith(".log")]
-    with open(cluster.base_path / "cache" / name, errors="replace") as f:
-        return f.read()
 
 
 def test_write_times_out_a_frozen_datanode_and_names_it(cluster, fmnt, tmp_path, healed):
@@ -355,7 +357,7 @@ def test_write_times_out_a_frozen_datanode_and_names_it(cluster, fmnt, tmp_path,
         took = time.monotonic() - t
         print(f"dd with a frozen datanode: {took:.1f} s")
         assert r.returncode == 0, r.stderr
-        assert took < 30, f"the write took {took:.1f} s"
+        assert took < 25, f"the write took {took:.1f} s"   # one ack timeout (17.5 s), not two
     finally:
         cluster.resume(frozen)
     assert cluster.client().read_bytes("/frozen-write") == data
