@@ -178,6 +178,10 @@ class Worker:
             ok, outcome = False, f"failed: {type(e).__name__}: {str(e)[:200]}"
             if must_exist and isinstance(e, FileNotFoundError):
                 self.chaos.violation(f"{self.name}: {what}: {outcome}, but it certainly exists")
+            if isinstance(e, errors.DataIntegrityError) or "no readable replica" in str(e):
+                # One fault at a time leaves every block two good replicas: a read goes on
+                # from another one (SPEC §5), it does not fail.
+                self.chaos.violation(f"{self.name}: {what}: {outcome}, with at most one replica bad")
         finally:
             with self.chaos.lock:
                 self.chaos.current.pop(self.name, None)
