@@ -250,19 +250,30 @@ class CliWorker(Worker):
         super().__init__(chaos, name)
         self.local = chaos.tmp / name
         self.local.mkdir()
+        self.proc: subprocess.Popen | None = None
 
-    def cli(self, *args, input=None) -> None:
+    def cli(self, *args) -> None:
+        c = self.chaos.c
+        argv = [sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *args]
+        with self.chaos.lock:
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         env={**c.env, "DFS_RETRY_SECONDS": "30"})
         try:
-            r = self.chaos.c.cli(*args, timeout=OP_DEADLINE, env={"DFS_RETRY_SECONDS": "30"})
+            _, err = self.proc.communicate(timeout=OP_DEADLINE)
         except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
             raise TimeoutError(f"dfs {' '.join(args)} still running after {OP_DEADLINE}s") from None
-        err = r.stderr.decode(errors="replace")
-        if "Traceback" in err or r.returncode not in (0, 1):
-            self.chaos.violation(f"{self.name}: dfs {' '.join(args)} exited {r.returncode}: {err[-2000:]}")
-        if r.returncode != 0:
+        rc = self.proc.returncode
+        err = err.decode(errors="replace")
+        if rc == -signal.SIGKILL:                       # the fault thread's kill -9 of this client
+            raise errors.DfsError(f"dfs {args[0]} killed")
+        if "Traceback" in err or rc not in (0, 1):
+            self.chaos.violation(f"{self.name}: dfs {' '.join(args)} exited {rc}: {err[-2000:]}")
+        if rc != 0:
             if "No such file or directory" in err:
                 raise FileNotFoundError(err.strip())
-            raise errors.DfsError(err.strip().splitlines()[-1] if err.strip() else f"exit {r.returncode}")
+            raise errors.DfsError(err.strip().splitlines()[-1] if err.strip() else f"exit {rc}")
 
     def write(self, path, data, overwrite):
         src = self.local / "up"
@@ -283,11 +294,11 @@ class CliWorker(Worker):
 
 # -- faults -----------------------------------------------------------------
 class Faults:
-    KINDS = ["kill_datanode", "kill_namenode", "stop_datanode", "stop_namenode", "corrupt"]
-    WEIGHTS = [4, 2, 2, 1, 3]
+    KINDS = ["kill_datanode", "kill_namenode", "stop_datanode", "stop_namenode", "corrupt", "kill_client"]
+    WEIGHTS = [4, 2, 2, 1, 3, 2]
 
-    def __init__(self, chaos: Chaos, seconds: float):
-        self.chaos, self.c = chaos, chaos.c
+    def __init__(self, chaos: Chaos, seconds: float, cli_worker: "CliWorker"):
+        self.chaos, self.c, self.cli_worker = chaos, chaos.c, cli_worker
         self.rng = random.Random(f"{SEED}-faults")
         self.until = time.monotonic() + seconds
         self.count: dict[str, int] = {k: 0 for k in self.KINDS}
@@ -332,9 +343,24 @@ class Faults:
     def stop_namenode(self):
         self._stop(self.c.namenode)
 
+    def kill_client(self):
+        """kill -9 of a `dfs` client process (a put half sent, most often): never
+        acknowledged, so its file may be whole or absent, never partial; its lease
+        expires (DFS_LEASE_SOFT_LIMIT) and frees the path."""
+        time.sleep(self.rng.uniform(0.0, 0.6))
+        with self.chaos.lock:
+            p = self.cli_worker.proc
+        if p is None or p.poll() is not None:
+            self.chaos.note("FAULT kill -9 client: none running")
+            return
+        self.chaos.note(f"FAULT kill -9 client {' '.join(p.args[5:])}")
+        p.kill()
+
     def corrupt(self):
         d = self.rng.choice(self.c.datanodes)
         files = sorted(replica_files(d))
+        if files and self.rng.random() < 0.3:          # its meta file (lengths and checksums)
+            files = [f[:-5] + ".meta" for f in files]
         if not files:
             self.chaos.note(f"FAULT corrupt: no replica on {d.name} yet")
             return
@@ -401,14 +427,15 @@ def verify_namespace(chaos: Chaos, client: DfsClient, read: bool = True) -> int:
 
 def test_chaos(make_cluster, tmp_path):
     print(f"chaos seed {SEED} (replay: DFS_CHAOS_SEED={SEED}), faults for {SECONDS}s")
-    c = make_cluster(datanodes=5, replication=3, block_size="1MiB", scan_interval=1.0)
+    c = make_cluster(datanodes=5, replication=3, block_size="1MiB", scan_interval=1.0,
+                     env={"DFS_LEASE_SOFT_LIMIT": "10"})
     chaos = Chaos(c, tmp_path)
     for w in ("cli", "py", "fs"):
         for i in range(3):                                 # `dfs put` needs the parent (as HDFS's)
             c.client().mkdir(f"/chaos/{w}/d{i}", parents=True)
     workers = [CliWorker(chaos, "cli"), PyWorker(chaos, "py"), FsspecWorker(chaos, "fs")]
     threads = [threading.Thread(target=w.run, name=f"chaos-{w.name}", daemon=True) for w in workers]
-    faults = Faults(chaos, SECONDS)
+    faults = Faults(chaos, SECONDS, workers[0])
     fault_thread = threading.Thread(target=faults.run, name="chaos-faults", daemon=True)
     for t in threads:
         t.start()
