@@ -155,11 +155,13 @@ class Worker:
         must_exist = op != "create" and None not in self.model.possible(path)
         if op in ("create", "overwrite"):
             data = self.data()
+            self.model.intend(path, {sha(data)})
             ok = self.timed(f"{op} {path} ({len(data)} B)", lambda: self.write(path, data, op == "overwrite"),
                             must_exist=True)
             self.model.write(path, sha(data), ok)
         elif op == "rename":
             dst = self.fresh()
+            self.model.intend(dst, self.model.possible(path) - {None})
             ok = self.timed(f"rename {path} {dst}", lambda: self.rename(path, dst), must_exist=must_exist)
             self.model.rename(path, dst, ok)
         else:
@@ -290,6 +292,45 @@ class CliWorker(Worker):
 
     def delete(self, path):
         self.cli("rm", path)
+
+
+class Snooper:
+    """Reads the other workers' files while they write, overwrite, rename and delete
+    them: a read may fail (the file went away under it), but what it returns is a
+    whole content that path has held, never a mix or a truncation."""
+
+    def __init__(self, chaos: Chaos, name: str = "snoop"):
+        self.chaos, self.name = chaos, name
+        self.rng = random.Random(f"{SEED}-{name}")
+        self.client = DfsClient(chaos.c.namenode_address, retry_seconds=30)
+        self.reads = self.whole = 0
+
+    def run(self) -> None:
+        try:
+            while not self.chaos.stop.is_set():
+                ever = {p: s for m in list(self.chaos.models.values()) for p, s in m.ever().items()}
+                if not ever:
+                    time.sleep(0.2)
+                    continue
+                path = self.rng.choice(sorted(ever))
+                with self.chaos.lock:
+                    self.chaos.current[self.name] = (f"read {path}", time.monotonic())
+                try:
+                    got = sha(self.client.read_bytes(path))
+                except CLEAR_ERRORS:
+                    got = None
+                finally:
+                    with self.chaos.lock:
+                        self.chaos.current.pop(self.name, None)
+                self.reads += 1
+                if got is not None:
+                    self.whole += 1
+                    owner = next(m for m in self.chaos.models.values() if path in m.ever())
+                    if got not in owner.ever()[path]:
+                        self.chaos.violation(f"{self.name}: read {path}: {got[:12]} is no content it ever held")
+                time.sleep(0.05)
+        except BaseException as e:   # noqa: BLE001 - a crash of the workload is a finding
+            self.chaos.violation(f"{self.name}: crashed: {type(e).__name__}: {e}\n{traceback.format_exc()}")
 
 
 # -- faults -----------------------------------------------------------------
@@ -434,7 +475,8 @@ def test_chaos(make_cluster, tmp_path):
         for i in range(3):                                 # `dfs put` needs the parent (as HDFS's)
             c.client().mkdir(f"/chaos/{w}/d{i}", parents=True)
     workers = [CliWorker(chaos, "cli"), PyWorker(chaos, "py"), FsspecWorker(chaos, "fs")]
-    threads = [threading.Thread(target=w.run, name=f"chaos-{w.name}", daemon=True) for w in workers]
+    snooper = Snooper(chaos)
+    threads = [threading.Thread(target=w.run, name=f"chaos-{w.name}", daemon=True) for w in [*workers, snooper]]
     faults = Faults(chaos, SECONDS, workers[0])
     fault_thread = threading.Thread(target=faults.run, name="chaos-faults", daemon=True)
     for t in threads:
@@ -465,7 +507,7 @@ def test_chaos(make_cluster, tmp_path):
     failed = sum(m.failed_ops for m in chaos.models.values())
     ops = sum(m.ops for m in chaos.models.values())
     print(f"seed {SEED}: {ops} ops ({acked} acknowledged writes, {failed} failed ops), faults {faults.count}, "
-          f"{n} files at the end")
+          f"{n} files at the end; snooper read {snooper.whole} of {snooper.reads} whole")
     assert acked >= 10, chaos.report()                     # the workload really ran
     for line in chaos.log:
         if "failed:" in line:
