@@ -317,8 +317,10 @@ class Snooper:
                     self.chaos.current[self.name] = (f"read {path}", time.monotonic())
                 try:
                     got = sha(self.client.read_bytes(path))
-                except CLEAR_ERRORS:
+                except CLEAR_ERRORS as e:
                     got = None
+                    if not isinstance(e, FileNotFoundError):
+                        self.chaos.note(f"{self.name} read {path}: failed: {type(e).__name__}: {str(e)[:200]}")
                 finally:
                     with self.chaos.lock:
                         self.chaos.current.pop(self.name, None)
