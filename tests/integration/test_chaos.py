@@ -2,7 +2,8 @@
 an acknowledged write survives kill -9 of any single process, and a read never
 returns wrong bytes.
 
-A real cluster (1 namenode, 5 datanodes, replication 3, 1 MiB blocks) serves
+A real cluster (1 namenode, 4 or 5 datanodes, replication 3, blocks of 256 KiB
+to 4 MiB: the seed picks) serves
 three concurrent clients, each on its own directory: the CLI (`dfs put`,
 `put -f`, `get`, `mv`, `rm` as subprocesses), the Python client
 (DfsClient.write_bytes / read_bytes / rename / delete) and fsspec
@@ -469,8 +470,11 @@ def verify_namespace(chaos: Chaos, client: DfsClient, read: bool = True) -> int:
 
 
 def test_chaos(make_cluster, tmp_path):
-    print(f"chaos seed {SEED} (replay: DFS_CHAOS_SEED={SEED}), faults for {SECONDS}s")
-    c = make_cluster(datanodes=5, replication=3, block_size="1MiB", scan_interval=1.0,
+    config = random.Random(f"{SEED}-config")
+    datanodes, block_size = config.choice([4, 5]), config.choice(["256KiB", "1MiB", "1MiB", "4MiB"])
+    print(f"chaos seed {SEED} (replay: DFS_CHAOS_SEED={SEED}), faults for {SECONDS}s, "
+          f"{datanodes} datanodes, {block_size} blocks")
+    c = make_cluster(datanodes=datanodes, replication=3, block_size=block_size, scan_interval=1.0,
                      env={"DFS_LEASE_SOFT_LIMIT": "10"})
     chaos = Chaos(c, tmp_path)
     for w in ("cli", "py", "fs"):
