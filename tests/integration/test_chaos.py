@@ -53,7 +53,7 @@ from dfs import errors
 from dfs.client import DfsClient
 from dfs.client.filesystem import DFSFileSystem
 from dfs.testing.chaos import Model, sha
-from dfs.testing.faults import replica_files
+from dfs.testing.faults import log_text, replica_files
 
 SEED = int(os.environ.get("DFS_CHAOS_SEED") or random.SystemRandom().randrange(1 << 32))
 SECONDS = float(os.environ.get("DFS_CHAOS_SECONDS", "35"))
@@ -362,9 +362,17 @@ class Faults:
         d = self.rng.choice(self.c.datanodes)
         down = self.rng.choice([0.0, 0.5, 2.0, 4.5])       # 4.5 s: past the 3 s dead-node timeout
         self.chaos.note(f"FAULT SIGKILL {d.name}, restart after {down}s")
+        self.kill_restart(d, down)
+
+    def kill_restart(self, d, down: float, meanwhile=lambda: None) -> None:
+        lives = log_text(d).count("registered with namenode")
         self.c.kill(d)
         time.sleep(down)
+        meanwhile()
         self.c.restart(d)
+        # Its new life has registered (sent its block report), not just the old one still "live".
+        self.c.wait_for(lambda: log_text(d).count("registered with namenode") > lives, HEAL_TIMEOUT,
+                        f"{d.name} to register again")
 
     def kill_namenode(self):
         down = self.rng.choice([0.0, 0.5, 2.0])
@@ -525,10 +533,8 @@ def test_chaos(make_cluster, tmp_path):
     victims = c.datanodes if SECONDS > 60 else [rng.choice(c.datanodes)]
     for d in victims:
         chaos.note(f"final: SIGKILL {d.name}")
-        c.kill(d)
-        verify_namespace(chaos, client)
+        faults.kill_restart(d, 0.0, lambda: verify_namespace(chaos, client))
         assert not chaos.violations, chaos.report()
-        c.restart(d)
         faults.heal(f"restarting {d.name}")
     client.close()
 
