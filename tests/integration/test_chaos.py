@@ -108,8 +108,6 @@ class Worker:
     """One client on its own directory: writes new files, overwrites, reads,
     renames and deletes, checking every read against the model."""
 
-    kind = "?"
-
     def __init__(self, chaos: Chaos, name: str):
         self.chaos, self.name = chaos, name
         self.rng = random.Random(f"{SEED}-{name}")
