@@ -475,6 +475,7 @@ def verify_namespace(chaos: Chaos, client: DfsClient, read: bool = True) -> int:
     return len(seen)
 
 
+@pytest.mark.timeout(max(300, int(4 * SECONDS) + 600))   # a longer DFS_CHAOS_SECONDS needs longer
 def test_chaos(make_cluster, tmp_path):
     config = random.Random(f"{SEED}-config")
     datanodes, block_size = config.choice([4, 5]), config.choice(["256KiB", "1MiB", "1MiB", "4MiB"])
