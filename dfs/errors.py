@@ -83,7 +83,14 @@ class InvalidArgumentError(DfsError, ValueError):
 
 
 class SafeModeError(DfsError):
+    """Retryable. ``retry_for``: how many more seconds the namenode expects this may
+    last (it has just restarted and datanodes may still re-register); 0 = no estimate.
+    It travels as the reply's trailing metadata (dfs/rpc/status.py)."""
     reason = "namenode is in safe mode"
+
+    def __init__(self, message: str = "", path: str = "", retry_for: float = 0.0):
+        super().__init__(message, path)
+        self.retry_for = retry_for
 
 
 class NoDatanodesError(DfsError):
@@ -113,7 +120,7 @@ class ForeignClusterError(DfsError):
 
 
 class MetadataStoreError(DfsError):
-    """The namenode could not commit a change to its metadata (a full disk): nothing of it was kept."""
+    """The namenode could not commit a change to its metadata (a full disk): none of it is kept."""
     reason = "namenode cannot store its metadata"
 
 

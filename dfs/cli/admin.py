@@ -130,7 +130,9 @@ def cmd_report(args) -> int:
     for n in nodes:
         age = time.time() - n["last_heartbeat"]
         print(f"  {n['address']:22} {n['rack']:14} {n['state']:16} blocks={n['blocks']:<6} "
-              f"used={human(n['used'])}B free={human(n['remaining'])}B last heartbeat {age:.1f}s ago")
+              f"used={human(n['used'])}B free={human(n['remaining'])}B last heartbeat {age:.1f}s ago"
+              + (" (takes no new blocks: disk full or refusing writes)"
+                 if n["state"] != "dead" and not n["remaining"] else ""))
     return 0
 
 

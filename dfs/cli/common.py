@@ -113,14 +113,25 @@ def each(args, items, fn) -> int:
     for item in items:
         try:
             fn(item)
-        except (errors.NamenodeUnreachableError, BrokenPipeError, StdoutClosedError, UsageError):
+        except STOPS_ALL:
             raise
-        except (errors.DfsError, OSError, ValueError) as e:
+        except PER_ITEM as e:
             if getattr(args, "debug", False):
                 raise
-            print(error_line(getattr(args, "command_name", args.command), e, item), file=sys.stderr)
+            report(args, e, item)
             status = 1
     return status
+
+
+# Failures that end a multi-path command at once (see ``each``), and those that are
+# one item's own: reported, and the other items go on.
+STOPS_ALL = (errors.NamenodeUnreachableError, BrokenPipeError, StdoutClosedError, UsageError)
+PER_ITEM = (errors.DfsError, OSError, ValueError)
+
+
+def report(args, e: BaseException, subject: str = "") -> None:
+    """Print one item's failure line (``dfs: <command>: <path>: <reason>``)."""
+    print(error_line(getattr(args, "command_name", args.command), e, subject), file=sys.stderr)
 
 
 def join(parent: str, name: str) -> str:

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dfs import errors
 from dfs.cli import args as cli_args
 from dfs.cli.args import UsageError
-from dfs.cli.common import Progress, basename, each, human, join, mode_string, resolve
+from dfs.cli.common import PER_ITEM, STOPS_ALL, Progress, basename, each, human, join, mode_string, report, resolve
 from dfs.directio import DirectFile
 
 # Large downloads bypass the page cache: see dfs/directio.py.
@@ -167,11 +167,12 @@ def cmd_put(args) -> int:
     kw = dict(overwrite=args.force, replication=args.replication, block_size=args.block_size, create_parent=False)
     _check_many(client, dest, many)
     files: list[tuple[str, str]] = []   # (local, target): uploaded once every source is checked
+    failed: list[tuple[tuple, BaseException]] = []
 
     def plan(src: str) -> None:
         nonlocal files
         if src == "-":
-            _upload_all(client, files, args.force, kw, args.threads)
+            failed.extend(_upload_all(client, files, args.force, kw, args.threads))
             files = []
             target = _target(client, dest, "", many)
             if target.endswith("/"):
@@ -189,9 +190,11 @@ def cmd_put(args) -> int:
         else:
             files.append((src, target))
     # A bad source is reported and the others still go (as cp does): exit 1 at the end.
+    # So does a file whose upload fails: the namenode drops it (nothing appears), the
+    # others are still uploaded, its line is printed and the exit status is 1.
     status = each(args, args.sources, plan)
-    _upload_all(client, files, args.force, kw, args.threads)
-    return status
+    failed.extend(_upload_all(client, files, args.force, kw, args.threads))
+    return status | _report_all(args, failed)
 
 
 def _check_free(client, target: str, force: bool) -> None:
@@ -243,50 +246,95 @@ def _plan_tree(client, src: str, target: str) -> list[tuple[str, str]]:
     return out
 
 
-def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict, threads: int) -> None:
-    """Upload ``files`` (local, target), ``threads`` at a time. An existing target
-    fails its own create (overwrite=``force``) on the namenode: no stat per file."""
+def _upload_all(client, files: list[tuple[str, str]], force: bool, kw: dict,
+                threads: int) -> list[tuple[tuple, BaseException]]:
+    """Upload ``files`` (local, target), ``threads`` at a time; -> the failed ones with
+    their errors. An existing target fails its own create (overwrite=``force``) on the
+    namenode: no stat per file."""
     if len(files) <= 1 or threads == 1:
-        for src, target in files:
-            _put_file(client, src, target, force, kw)
-        return
-    progress = Progress(f"{len(files)} files", sum(os.path.getsize(src) for src, _ in files))
+        return _one_by_one(lambda src, target: _put_file(client, src, target, force, kw), files)
+    progress = Progress(f"{len(files)} files", sum(_local_size(src) for src, _ in files))
 
     def upload(src: str, target: str) -> None:
         with open(src, "rb") as f:
             client.upload(f, target, progress=progress, **kw)
-    _in_parallel(upload, files, threads, progress)
+    return _in_parallel(upload, files, threads, progress)
 
 
-def _in_parallel(fn, jobs: list[tuple], threads: int, progress: Progress) -> None:
-    """``fn(*job)`` for every job, ``threads`` at a time, under one progress bar. The
-    first failure stops new jobs; those under way finish, then it is raised."""
-    error: BaseException | None = None
-    todo = iter(jobs)
-    running: set = set()
+def _local_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0    # its upload fails and says why
+
+
+def _one_by_one(fn, jobs: list[tuple]) -> list[tuple[tuple, BaseException]]:
+    """``fn(*job)`` for every job in turn; -> the failed jobs with their errors (see
+    ``_in_parallel``)."""
+    failed = []
+    for job in jobs:
+        try:
+            fn(*job)
+        except STOPS_ALL:
+            raise
+        except PER_ITEM as e:
+            failed.append((job, e))
+    return failed
+
+
+def _in_parallel(fn, jobs: list[tuple], threads: int, progress: Progress) -> list[tuple[tuple, BaseException]]:
+    """``fn(*job)`` for every job, ``threads`` at a time, under one progress bar;
+    -> the failed jobs with their errors, in job order.
+
+    A job's own failure (PER_ITEM: the target exists, a local file is unreadable, no
+    datanode took a block) does not stop the others, as cp and `hdfs dfs -put` go on
+    past a bad file. A failure that would fail every job (STOPS_ALL: the namenode
+    unreachable), or anything unexpected, stops new jobs; those under way finish,
+    then it is raised."""
+    fatal: BaseException | None = None
+    failed: dict[int, tuple[tuple, BaseException]] = {}
+    todo = iter(enumerate(jobs))
+    running: dict = {}
     try:
         with ThreadPoolExecutor(threads, thread_name_prefix="dfs-copy") as pool:
             try:
                 while True:
-                    while error is None and len(running) < 2 * threads:
-                        job = next(todo, None)
-                        if job is None:
+                    while fatal is None and len(running) < 2 * threads:
+                        item = next(todo, None)
+                        if item is None:
                             break
-                        running.add(pool.submit(fn, *job))
+                        running[pool.submit(fn, *item[1])] = item
                     if not running:
                         break
-                    done, running = wait(running, return_when=FIRST_COMPLETED)
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
                     for f in done:
-                        if f.exception() is not None and error is None:
-                            error = f.exception()
+                        i, job = running.pop(f)
+                        e = f.exception()
+                        if e is None:
+                            continue
+                        if isinstance(e, PER_ITEM) and not isinstance(e, STOPS_ALL):
+                            failed[i] = (job, e)
+                        elif fatal is None:
+                            fatal = e
             except BaseException:   # Ctrl-C: queued jobs never start
                 for f in running:
                     f.cancel()
                 raise
     finally:
         progress.close()   # ends the bar's line before any error is printed
-    if error is not None:
-        raise error
+    if fatal is not None:
+        raise fatal
+    return [failed[i] for i in sorted(failed)]
+
+
+def _report_all(args, failed: list[tuple[tuple, BaseException]], subject: int = 0) -> int:
+    """One line per failed copy (``job[subject]`` names it when its error does not);
+    -> the exit status (1 if any failed)."""
+    for job, e in failed:
+        if getattr(args, "debug", False):
+            raise e
+        report(args, e, str(job[subject]))
+    return 1 if failed else 0
 
 
 def cmd_get(args) -> int:
@@ -295,6 +343,7 @@ def cmd_get(args) -> int:
     if (many or dest.endswith(os.sep)) and dest != "-" and not os.path.isdir(dest):
         # cp: "cannot create regular file 'new/': Not a directory"
         raise errors.DfsNotADirectoryError(path=dest)
+    failed: list[tuple[tuple, BaseException]] = []
 
     def get(src: str) -> None:
         client, path = resolve(args, src)
@@ -304,10 +353,11 @@ def cmd_get(args) -> int:
             return
         target = os.path.join(dest, basename(path)) if os.path.isdir(dest) else dest
         if st.is_dir:
-            _download_all(client, _plan_local_tree(client, path, target), args.force, args.threads)
+            failed.extend(_download_all(client, _plan_local_tree(client, path, target), args.force, args.threads))
         else:
             _get_file(client, path, target, st.size, args.force)
-    return each(args, args.sources, get)
+    status = each(args, args.sources, get)   # a failed file is reported, the others still come
+    return status | _report_all(args, failed)
 
 
 def _get_file(client, path: str, target: str, size: int, force: bool, *,
@@ -345,17 +395,17 @@ def _get_file(client, path: str, target: str, size: int, force: bool, *,
             progress.close()
 
 
-def _download_all(client, files: list[tuple[str, str, int]], force: bool, threads: int) -> None:
-    """Download ``files`` (remote, local, size), ``threads`` at a time."""
+def _download_all(client, files: list[tuple[str, str, int]], force: bool,
+                  threads: int) -> list[tuple[tuple, BaseException]]:
+    """Download ``files`` (remote, local, size), ``threads`` at a time; -> the failed
+    ones with their errors (a failed one leaves no file under its name)."""
     if len(files) <= 1 or threads == 1:
-        for remote, local, size in files:
-            _get_file(client, remote, local, size, force)
-        return
+        return _one_by_one(lambda remote, local, size: _get_file(client, remote, local, size, force), files)
     progress = Progress(f"{len(files)} files", sum(size for _, _, size in files))
 
     def download(remote: str, local: str, size: int) -> None:
         _get_file(client, remote, local, size, force, progress=progress)
-    _in_parallel(download, files, threads, progress)
+    return _in_parallel(download, files, threads, progress)
 
 
 def _plan_local_tree(client, path: str, target: str) -> list[tuple[str, str, int]]:
@@ -516,15 +566,15 @@ def cmd_cp(args) -> int:
             _check_free(client, target, args.force)
             files.append((sclient, spath, target, st))
     # A bad source is reported and the others still go (as cp does): exit 1 at the end.
+    # So does a file whose copy fails (nothing appears under its target).
     status = each(args, args.sources, plan)
     if len(files) <= 1 or args.threads == 1:
-        for job in files:
-            _copy_file(client, *job, force=args.force)
-        return status
-    progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
-    _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
-                 files, args.threads, progress)
-    return status
+        failed = _one_by_one(lambda *job: _copy_file(client, *job, force=args.force), files)
+    else:
+        progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
+        failed = _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
+                              files, args.threads, progress)
+    return status | _report_all(args, failed, subject=1)
 
 
 def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, str, object]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
@@ -39,6 +40,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
     p.add_argument("--scan-interval", type=a.seconds, default=6 * 3600.0, metavar="SECS",
                    help="seconds between full checksum scans of every replica (default 6 h)")
+    p.add_argument("--scan-rate", type=_rate, default=256 << 20, metavar="SIZE",
+                   help="bytes/s the checksum scan reads at most (default 256MiB)")
     p.add_argument("--replica-check-interval", type=a.seconds, default=60.0, metavar="SECS",
                    help="seconds between checks that every replica's files are still on disk "
                         "(a directory listing; default 60)")
@@ -60,6 +63,14 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_cluster_up)
 
 
+def _rate(text: str) -> int:
+    """A SIZE per second, > 0 (the scanner's limit)."""
+    n = a.size(text)
+    if n <= 0:
+        raise argparse.ArgumentTypeError(f"invalid rate {text!r} (a SIZE per second > 0)")
+    return n
+
+
 def cmd_namenode(args) -> int:
     from dfs.namenode.server import NamenodeServer
     NamenodeServer(args.data_dir, args.listen, replication=args.replication, block_size=args.block_size,
@@ -72,7 +83,7 @@ def cmd_datanode(args) -> int:
     from dfs.datanode.server import DatanodeServer
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
-                   replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
+                   scan_rate=args.scan_rate, replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
     return 0
 
 
@@ -86,6 +97,19 @@ def datanode_port(namenode_port: int) -> int:
     if namenode_port < 1024:
         return namenode_port
     return 1024 + (namenode_port + (9866 - 8020) - 1024) % (65536 - 1024)
+
+
+def _die_with_parent(parent: int):
+    """preexec_fn for `cluster up`'s servers: SIGTERM when `cluster up` dies, even by
+    SIGKILL, so no orphaned namenode or datanode keeps the cluster's ports."""
+    def arm() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):   # not Linux: the servers outlive a killed parent
+            return
+        if os.getppid() != parent:          # it died before the line above
+            os.kill(os.getpid(), signal.SIGTERM)
+    return arm
 
 
 MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
@@ -103,8 +127,9 @@ def cmd_cluster_up(args) -> int:
 
     def start(name: str, argv: list[str]) -> None:
         log = open(os.path.join(base, f"{name}.log"), "ab")
+        # No threads run yet (the client comes after), so a preexec_fn is safe here.
         procs.append(subprocess.Popen(exe + argv, stdout=log, stderr=subprocess.STDOUT,
-                                      start_new_session=True))
+                                      start_new_session=True, preexec_fn=_die_with_parent(os.getpid())))
 
     nn_args = ["namenode", "--data-dir", os.path.join(base, "namenode"), "--listen", nn]
     if args.replication:

@@ -6,6 +6,9 @@ through), then surfaces as NamenodeUnreachableError: the CLI fails within
 15 seconds, never hangs. A call may be retried after the namenode applied it
 (killed before it replied): each call carries a call id, unchanged across its
 retries, by which the namenode recognises and answers such a retry.
+A SafeModeError is retried as long too, or as long as the namenode's reply says
+its datanodes may still take to come back after its restart (``retry_for``),
+at most MAX_RESTART_WAIT in all.
 """
 
 from __future__ import annotations
@@ -27,6 +30,10 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 CALL_TIMEOUT = 10.0
+# A namenode that has just restarted answers a SafeModeError with how long its datanodes
+# may still take to re-register (up to its dead-node timeout, 30 s by default): a call
+# keeps retrying that long, beyond retry_seconds, but never more than this in all.
+MAX_RESTART_WAIT = 60.0
 # Down, or shutting down (a call that reaches a namenode being stopped is cancelled,
 # not run): ride it out until retry_seconds. A deadline is not retried (slow, not down).
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
@@ -37,14 +44,14 @@ class NamenodeClient:
         self.address = address
         self.retry_seconds = float(os.environ.get("DFS_RETRY_SECONDS", "8")) if retry_seconds is None else retry_seconds
         user = user or os.environ.get("DFS_USER") or getpass.getuser()
-        self.caller = pb.Caller(user=user, groups=_groups(user),
-                                client_name=f"dfs-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+        self.caller = pb.Caller(user=user, groups=_groups(user), client_name=_client_name(),
                                 host=os.environ.get("DFS_CLIENT_HOST", ""))
         self._lock = threading.Lock()
         self._stub: grpc_pb.ClientNamenodeStub | None = None
         self._channel: grpc.Channel | None = None
         self._pid = os.getpid()
         self._call_ids = itertools.count(1)
+        self._name_pid = os.getpid()
 
     @property
     def stub(self) -> grpc_pb.ClientNamenodeStub:
@@ -61,11 +68,14 @@ class NamenodeClient:
         if request is None:
             request = pb.Empty()
         elif hasattr(request, "caller"):
+            if self._name_pid != os.getpid():
+                self._forked()
             request.caller.CopyFrom(self.caller)
             # One id per call, kept by its retries: a retry of a mutation the namenode
             # applied before the reply was lost gets the first outcome (its retry cache).
             request.caller.call_id = next(self._call_ids)
-        deadline = time.monotonic() + self.retry_seconds
+        start = time.monotonic()
+        deadline = start + self.retry_seconds
         delay = 0.1
         while True:
             try:
@@ -74,10 +84,22 @@ class NamenodeClient:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
                     and e.code() in _RETRY_CODES
+                if retry and isinstance(err, errors.SafeModeError) and err.retry_for > 0:
+                    deadline = max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT))
                 if not retry or time.monotonic() + delay > deadline:
                     raise err from None
                 time.sleep(delay)
                 delay = min(delay * 2, 1.0)
+
+    def _forked(self) -> None:
+        """A child process (fork) is a client of its own: its own name, so that its
+        call ids (counted from the parent's) never match the parent's in the
+        namenode's retry cache, nor its leases the parent's."""
+        with self._lock:
+            if self._name_pid != os.getpid():
+                self.caller.client_name = _client_name()
+                self._call_ids = itertools.count(1)
+                self._name_pid = os.getpid()
 
     def close(self) -> None:
         if self._channel is not None and self._pid == os.getpid():
@@ -86,6 +108,10 @@ class NamenodeClient:
 
     def __getstate__(self):
         raise TypeError("NamenodeClient is not picklable; pickle DfsClient instead")
+
+
+def _client_name() -> str:
+    return f"dfs-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def _groups(user: str) -> list[str]:

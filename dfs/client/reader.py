@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import os
 import queue
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -49,6 +50,9 @@ _COPY_DEPTH = 8                  # ...each up to this many records ahead of the 
 _ZSTD_IN_FLIGHT = 4              # compressed chunks copy_to has on the pool at once
 _FREE_RECORDS = 64               # receive buffers kept for reuse, per process
 _free_records: list[bytearray] = []
+# A replica that sends nothing for this long is given up for the next one, when there is a
+# next one (a frozen datanode: SIGSTOP, a hung disk); the last one left gets DATA_TIMEOUT.
+FAILOVER_TIMEOUT = float(os.environ.get("DFS_READ_FAILOVER_SECONDS", "4"))
 
 
 @dataclass(slots=True)
@@ -241,18 +245,21 @@ class FileReader:
                     if ahead is not None and ahead[0] == si and ahead[1] in locs:
                         locs.remove(ahead[1])
                         locs.insert(0, ahead[1])
-                    for addr in locs:
+                    for k, addr in enumerate(locs):
                         tried.add(addr)
                         s = None
                         early = False       # a connection asked for ahead of time
                         had = done
+                        # silence from a replica is waited out only when no other is left
+                        wait = FAILOVER_TIMEOUT if k + 1 < len(locs) else frames.DATA_TIMEOUT
                         try:
                             if ahead is not None and ahead[0] == si and ahead[1] == addr and done == 0:
                                 s, early = ahead[2], True
                                 ahead = None
+                                s.settimeout(wait)
                                 reply = self._reply(s, first, last)
                             else:
-                                s = frames.connect(addr)
+                                s = frames.connect(addr, timeout=wait)
                                 self._send_request(s, block, first + done, last)
                                 reply = self._reply(s, first + done, last)
                             if request_ahead and ahead is None and si + 1 < len(segments):
@@ -280,7 +287,7 @@ class FileReader:
                             log.warning("block %d on %s: %s; trying another replica", bid, addr, e)
                             self.client.report_bad(bid, addr, str(e))
                         except (OSError, frames.FrameError, _ReplicaUnavailable) as e:
-                            if (early or done > had) and not isinstance(e, _ReplicaUnavailable):
+                            if (early or done > had) and not isinstance(e, (_ReplicaUnavailable, TimeoutError)):
                                 # It was sending: most likely it gave up waiting for a slow reader
                                 # (a connection left idle longer than the data timeout). Ask it again.
                                 log.info("block %d on %s: %s; asking again from chunk %d",

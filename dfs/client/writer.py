@@ -181,7 +181,7 @@ class FileWriter:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
             why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
-            raise errors.NoDatanodesError(e.detail + why, self.path) from None
+            raise type(e)(e.detail + why, self.path) from None   # NoSpaceError stays ENOSPC
         except errors.DfsError as e:   # the namenode names the unfinished file, not its path
             raise type(e)(e.detail, self.path) from None
         if req.has_previous:
@@ -329,6 +329,9 @@ class FileWriter:
     def _ack(self, block: _Block, sock) -> list[str] | None:
         """Read a block's acknowledgement: None when stored, else the nodes to avoid."""
         try:
+            # longer than any node of the pipeline waits for the nodes after it, so the
+            # one before a silent node names it (frames.ack_timeout)
+            sock.settimeout(frames.ack_timeout(len(block.targets)))
             ack = frames.recv_msg(sock, dpb.WriteAck)
         except (OSError, frames.FrameError):
             return block.targets[:1]

@@ -26,13 +26,22 @@ meta whose checksum fails or whose data file is shorter than the index says
 is a corrupt replica, never served. A replica a crash caught between its
 renames and its fsyncs was never acknowledged: the writer started that block
 over under a new id, and the namenode deletes this one when it is reported.
+A meta whose data file is gone (removed while the datanode was down) is a lost
+replica: removed, and left out of the block report.
+
+A write the disk refuses (read-only, immutable, I/O error, full) puts the store
+in the failed state (``failed``, ``refused``): ``usage`` reports no room until
+a probe write in tmp/ succeeds (after ENOSPC: until 1 MiB more is free), so the
+namenode places nothing here meanwhile (docs/healing.md).
 """
 
 from __future__ import annotations
 
+import errno as _errno
 import fcntl
 import itertools
 import json
+import logging
 import mmap
 import os
 import re
@@ -48,6 +57,8 @@ import xxhash
 from dfs import datadir
 from dfs.datanode.filepool import STOCK, FilePool
 from dfs.tuning import start_writeback
+
+log = logging.getLogger("dfs.datanode")
 
 _HEAD = struct.Struct(">4sHIIQ")
 _ENTRY = struct.Struct(">IIQ")
@@ -110,6 +121,14 @@ def _fsync_dir(path: str) -> None:
 class StorageError(Exception):
     """The local disk refused a write (full, I/O error): the replica is not stored."""
 
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+_FULL = (_errno.ENOSPC, _errno.EDQUOT)
+FULL_MARGIN = 1 << 20   # a full disk is writable again once this much more is free
+
 
 class ReplicaWriter:
     """Writes one replica into tmp/ and commits it with ``finalize``.
@@ -133,12 +152,16 @@ class ReplicaWriter:
         self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")
         self.tmp_meta = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.meta")
         self._bufs: list[mmap.mmap | None] = []
+        self.fd = -1
         try:
             self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY | getattr(os, "O_DIRECT", 0))
             if hasattr(os, "O_DIRECT"):
                 self._bufs = [None, None]
         except OSError:
-            self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY)
+            try:
+                self.fd = store.pool.open_new(self.tmp_data, os.O_WRONLY)
+            except OSError as e:   # a read-only or failed disk: refused like a full one
+                raise store.refused(e, f"creating block {block_id}") from None
         self._submitted = False
         self._cur = 0
         self._fill = 0
@@ -154,7 +177,7 @@ class ReplicaWriter:
                 n = os.write(self.fd, view)
                 view = view[n:]
         except OSError as e:
-            raise StorageError(f"{self.store.root}: {e.strerror or e} (writing block {self.block_id})") from None
+            raise self.store.refused(e, f"writing block {self.block_id}") from None
 
     def _wait(self) -> None:
         if self._pending is not None:
@@ -206,7 +229,7 @@ class ReplicaWriter:
                 raise OSError("short write of the meta file")
             return self.store._commit(self, meta_fd)
         except OSError as e:
-            raise StorageError(f"{self.store.root}: {e.strerror or e} (committing block {self.block_id})") from None
+            raise self.store.refused(e, f"committing block {self.block_id}") from None
         finally:
             if meta_fd >= 0:
                 os.close(meta_fd)
@@ -254,7 +277,13 @@ class BlockStore:
         self._dir_lock = datadir.open_data_dir(data_dir, "datanode", IDENTITY_FILES)
         self.uuid, self.cluster_id = self._identity()
         os.makedirs(self.current, exist_ok=True)
-        shutil.rmtree(self.tmp, ignore_errors=True)   # unfinished writes of a previous life
+        try:
+            shutil.rmtree(self.tmp)   # unfinished writes of a previous life
+        except FileNotFoundError:
+            pass
+        except OSError as e:   # e.g. immutable: said as such, not as "tmp: File exists"
+            raise datadir.DataDirError(self.tmp, "cannot remove the unfinished writes in it: "
+                                       f"{e.strerror or e}", e.errno or _errno.EIO) from None
         os.makedirs(self.tmp)
         self.pool = FilePool(os.path.join(data_dir, "spare"), stock=STOCK)   # files for new replicas
         self.disk = ThreadPoolExecutor(4, thread_name_prefix="disk")   # O_DIRECT writes
@@ -263,6 +292,11 @@ class BlockStore:
         self._made: set[str] = set()     # subdirectories of current/ known to exist
         self._spare_bufs: list[mmap.mmap] = []
         self.replicas: dict[int, Replica] = {}
+        # Why the data dir refuses writes ("" while it takes them), and the free space
+        # when it filled up: until it is writable again the datanode reports no room,
+        # so the namenode places no replica here (HDFS: a failed volume).
+        self.failed = ""
+        self._full_free: int | None = None
         self._load()
 
     def _identity(self) -> tuple[str, str]:
@@ -308,13 +342,22 @@ class BlockStore:
                 _, bid, gs = stem.split("_")
                 data = os.path.join(d, stem + ".data")
                 rep = Replica(int(bid), int(gs), 0, data, os.path.join(d, name))
+                if stem + ".data" not in names:
+                    # Lost (removed by hand while we were down): the presence check's rule.
+                    # Not loaded, so not in the block report: the namenode copies it again.
+                    log.warning("replica of block %d is gone from disk (data file missing)", rep.block_id)
+                    self._unlink(rep)
+                    continue
                 try:
                     _, rep.length, entries = self.read_meta(rep)
                     rep.stored_bytes = sum(e.stored_length for e in entries)
-                    if os.path.getsize(data) != rep.stored_bytes:
-                        rep.corrupt = True
-                except (OSError, ValueError):
+                    size = os.path.getsize(data)
+                    if size != rep.stored_bytes:
+                        raise ValueError(f"data file holds {size} bytes, its index says {rep.stored_bytes}")
+                except (OSError, ValueError) as e:
                     rep.corrupt = True
+                    log.warning("replica of block %d is corrupt: %s", rep.block_id,
+                                getattr(e, "strerror", None) or e)
                 old = self.replicas.get(rep.block_id)
                 if old is not None and old.genstamp > rep.genstamp:
                     self._unlink(rep)
@@ -325,6 +368,8 @@ class BlockStore:
             for name in names:
                 if _REPLICA_FILE.fullmatch(name) and name.endswith(".data") and name[:-5] + ".meta" not in names:
                     os.unlink(os.path.join(d, name))   # data never committed
+                    log.warning("removed %s: a data file without its meta (never committed, "
+                                "or its meta was lost)", os.path.join(d, name))
 
     @staticmethod
     def read_meta(rep: Replica) -> tuple[int, int, list[ChunkEntry]]:
@@ -420,6 +465,10 @@ class BlockStore:
                 self.pool.recycle(p)
             except FileNotFoundError:
                 pass
+            except OSError as e:   # e.g. a read-only disk: the files stay, loaded (and
+                # reported, and deleted again) at the next start
+                log.warning("cannot remove %s: %s", p, e.strerror or e)
+                return
 
     def report(self) -> list[Replica]:
         """Healthy replicas, for a full block report."""
@@ -430,9 +479,55 @@ class BlockStore:
         with self._lock:
             return [r.block_id for r in self.replicas.values() if r.corrupt]
 
+    def refused(self, e: OSError, doing: str) -> StorageError:
+        """The disk refused a write: remember it (no room is reported until it is
+        writable again) and -> the error for the writer."""
+        why = e.strerror or str(e)
+        full = e.errno in _FULL
+        with self._lock:
+            first = not self.failed
+            self.failed = why
+            if full:
+                try:
+                    self._full_free = shutil.disk_usage(self.root).free
+                except OSError:
+                    self._full_free = 0
+            else:
+                self._full_free = None
+        if first:
+            log.warning("data dir %s refuses writes: %s (%s); reporting no free space until it "
+                        "is writable again", self.root, why, doing)
+        return StorageError(f"{self.root}: {why} ({doing})", e.errno)
+
+    def _writable_again(self, free: int) -> bool:
+        """A full disk: enough has been freed. Otherwise: a probe file can be written,
+        fsynced and removed in tmp/ (read-only remount undone, I/O errors gone)."""
+        if self._full_free is not None:
+            return free >= self._full_free + FULL_MARGIN
+        probe = os.path.join(self.tmp, "probe")
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"probe")
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.unlink(probe)
+            return True
+        except OSError:
+            return False
+
     def usage(self) -> tuple[int, int, int]:
-        """(capacity, used by replicas, remaining) in bytes."""
+        """(capacity, used by replicas, remaining) in bytes; remaining is 0 while the
+        data dir refuses writes."""
         du = shutil.disk_usage(self.root)
         with self._lock:
             used = sum(r.stored_bytes for r in self.replicas.values())
+            failed = self.failed
+        if failed:
+            if not self._writable_again(du.free):
+                return du.total, used, 0
+            with self._lock:
+                self.failed, self._full_free = "", None
+            log.warning("data dir %s takes writes again (was: %s)", self.root, failed)
         return du.total, used, du.free

@@ -23,13 +23,15 @@ from dfs.datanode.blockstore import BlockStore, Replica
 log = logging.getLogger(__name__)
 
 
-def verify_replica(rep: Replica) -> str | None:
-    """None if every record matches its checksum, else what is wrong."""
+def verify_replica(rep: Replica, throttle=lambda nbytes: None) -> str | None:
+    """None if every record matches its checksum, else what is wrong.
+    ``throttle(nbytes)`` is called after each record read (it may sleep)."""
     try:
         _, _, entries = BlockStore.read_meta(rep)
         with open(rep.data_path, "rb", buffering=0) as f:
             for i, e in enumerate(entries):
                 rec = f.read(e.stored_length)
+                throttle(len(rec))
                 if len(rec) != e.stored_length:
                     return f"truncated at chunk {i}"
                 if checksum_of(rec) != e.checksum:
@@ -39,6 +41,28 @@ def verify_replica(rep: Replica) -> str | None:
     except (OSError, ValueError) as e:
         return str(e)
     return None
+
+
+class Throttle:
+    """Keeps the bytes read since its start at or below ``rate`` per second: after
+    each read it sleeps (on ``stop``, so a shutdown is not held up) until the reads
+    are no longer ahead of the rate. Record by record, so a large replica is not
+    read in one burst."""
+
+    def __init__(self, rate: float, stop: threading.Event, clock=time.monotonic):
+        self.rate, self.stop, self.clock = rate, stop, clock
+        self.start = clock()
+        self.bytes = 0
+
+    def ahead(self) -> float:
+        """Seconds the reads are ahead of the rate (<= 0: none). Pure given the clock."""
+        return self.bytes / self.rate - (self.clock() - self.start)
+
+    def __call__(self, nbytes: int) -> None:
+        self.bytes += nbytes
+        wait = self.ahead()
+        if wait > 0:
+            self.stop.wait(wait)
 
 
 class Scanner:
@@ -53,28 +77,36 @@ class Scanner:
 
     def run(self) -> None:
         while not self._stop.wait(self.interval):
-            self.scan_once()
+            try:
+                self.scan_once()
+            except Exception:   # noqa: BLE001 - the scanner must outlive one bad pass
+                log.exception("block scan failed")
 
     def scan_once(self) -> int:
-        bad = 0
+        bad = lost = scanned = 0
+        throttle = Throttle(self.rate, self._stop)
         for rep in self.store.snapshot():
             if self._stop.is_set():
                 break
             if rep.corrupt:
                 continue
-            t0 = time.monotonic()
             if not (os.path.exists(rep.data_path) and os.path.exists(rep.meta_path)):
                 if self.store.drop_lost(rep):
                     log.warning("replica of block %d is gone from disk", rep.block_id)
                     self.on_lost(rep, "found by the scanner")
+                    lost += 1
                 continue
-            problem = verify_replica(rep)
+            problem = verify_replica(rep, throttle)
+            scanned += 1
             if problem and self.store.get(rep.block_id) is rep:
                 log.warning("replica of block %d is corrupt: %s", rep.block_id, problem)
                 self.store.mark_corrupt(rep.block_id)
                 self.on_corrupt(rep.block_id)
                 bad += 1
-            spent = rep.stored_bytes / self.rate - (time.monotonic() - t0)
-            if spent > 0:
-                self._stop.wait(spent)
+        took = time.monotonic() - throttle.start
+        if self._stop.is_set():
+            return bad     # cut short by the shutdown
+        log.info("block scan: %d replicas, %d bytes in %.2f s (%.1f MiB/s, limit %.1f MiB/s): "
+                 "%d corrupt, %d gone", scanned, throttle.bytes, took,
+                 throttle.bytes / max(took, 1e-9) / (1 << 20), self.rate / (1 << 20), bad, lost)
         return bad

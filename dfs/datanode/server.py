@@ -49,6 +49,7 @@ class ForeignCluster(Exception):
 class DatanodeServer:
     def __init__(self, data_dir: str, namenode: str, listen: str, *, rack: str = "/default-rack",
                  heartbeat_interval: float = 3.0, scan_interval: float = 6 * 3600.0,
+                 scan_rate: float = 256 << 20,
                  replica_check_interval: float = 60.0,
                  max_transfers: int = MAX_TRANSFERS, repair_bandwidth: float = 0.0):
         self.store = BlockStore(data_dir)
@@ -74,7 +75,8 @@ class DatanodeServer:
                                      foreground=lambda: self.transfer.foreground or self._clients_active,
                                      on_corrupt=self._found_corrupt, on_failed=self._copy_failed,
                                      on_done=self._wake.set)
-        self.scanner = Scanner(self.store, scan_interval, self._found_corrupt, on_lost=self._lost)
+        self.scanner = Scanner(self.store, scan_interval, self._found_corrupt, rate=scan_rate,
+                               on_lost=self._lost)
         self.presence = PresenceCheck(self.store, replica_check_interval, self._lost)
         self._registered = False
         self._last_report = 0.0
@@ -192,6 +194,9 @@ class DatanodeServer:
             except grpc.RpcError as e:
                 log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
+            except Exception:   # noqa: BLE001 - e.g. a disk error: this thread must not die
+                # (a datanode without heartbeats serves on but is declared dead)
+                log.exception("heartbeat failed")
             last = time.monotonic()
             # Beat every interval -- sooner while the namenode asks for it (repairs
             # under way: at most 10/s) -- and soon when there is news, at most

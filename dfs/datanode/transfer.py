@@ -41,6 +41,13 @@ log = logging.getLogger(__name__)
 DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
 IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
+# Errors opening a replica that say nothing about the replica itself (the process is
+# short of descriptors or memory): any other one means it cannot be read back.
+_NOT_THE_REPLICA = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)
+# Errors of a sendfile that come from reading the replica, not from the socket: an I/O
+# error, or the file system finding its own structures damaged (ext4: EFSCORRUPTED =
+# EUCLEAN, EFSBADCRC = EBADMSG).
+_UNREADABLE = (errno.EIO, errno.EUCLEAN, errno.EBADMSG)
 
 
 class TransferServer:
@@ -183,16 +190,42 @@ class TransferServer:
         for _, d in downs:
             d.close()
 
+    @staticmethod
+    def _drain(conn: socket.socket, buf: bytearray) -> None:
+        """Read and drop the rest of a refused block, up to its end frame, so that the
+        writer reads the refusal and its reason: closing with its data unread would
+        reset the connection, and the acknowledgement would be lost with it."""
+        while True:
+            frame = frames.recv_msg(conn, pb.ChunkFrame)
+            if frame.end:
+                return
+            n = frame.meta.stored_length
+            if n > len(buf):
+                buf = bytearray(n)
+            frames.recv_into(conn, memoryview(buf)[:n])
+
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
+        try:
+            writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
+        except StorageError as e:   # the disk refuses new files (read-only, failed): say so
+            log.warning("rejected block %d: %s", hdr.block_id, e)
+            buf = self._take_buffer(hdr.chunk_size + 1024)
+            try:
+                self._drain(conn, buf)
+            finally:
+                self._give_buffer(buf)
+            frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
+            return
         downs = self._open_downstream(hdr, failed)
-        writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
+        ended = False
         try:
             while True:
                 frame = frames.recv_msg(conn, pb.ChunkFrame)
                 if frame.end:
+                    ended = True
                     break
                 m = frame.meta
                 if m.stored_length > len(buf):
@@ -212,6 +245,8 @@ class TransferServer:
             writer.abort()
             self._close_all(downs)
             log.warning("rejected block %d: %s", hdr.block_id, e)
+            if isinstance(e, StorageError) and not ended:
+                self._drain(conn, buf)   # a full disk mid-block: the writer hears why
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
             return
         except BaseException:
@@ -221,8 +256,11 @@ class TransferServer:
         finally:
             self._give_buffer(buf)
         stored = [self.address]
+        # a chain's next node answers for every node after it (fanout: for itself)
+        wait = frames.ack_timeout(1 if hdr.fanout else len(hdr.downstream))
         for target, d in downs:
             try:
+                d.settimeout(wait)
                 ack = frames.recv_msg(d, pb.WriteAck)
                 stored += list(ack.stored)
                 failed += list(ack.failed)
@@ -256,6 +294,10 @@ class TransferServer:
         if rep is None or rep.corrupt:
             frames.send_msg(conn, pb.ReadReply(error="no such replica" if rep is None else "replica is corrupt"))
             return
+        if rep.genstamp < hdr.genstamp:   # an older generation of the block (HDFS: never served)
+            frames.send_msg(conn, pb.ReadReply(
+                error=f"stale replica: generation stamp {rep.genstamp}, the block's is {hdr.genstamp}"))
+            return
         try:
             chunk_size, length, entries = BlockStore.read_meta(rep)
             f = open(rep.data_path, "rb")
@@ -266,10 +308,10 @@ class TransferServer:
             self._bad(conn, rep, str(e))
             return
         except OSError as e:
-            if e.errno == errno.EIO:            # the disk cannot read it back
-                self._bad(conn, rep, str(e))
-            else:                               # e.g. out of file descriptors: not the replica's fault
+            if e.errno in _NOT_THE_REPLICA:     # e.g. out of file descriptors: not the replica's fault
                 frames.send_msg(conn, pb.ReadReply(error=f"cannot open the replica: {e.strerror or e}"))
+            else:                               # EIO, a directory in its place...: it cannot be read back
+                self._bad(conn, rep, str(e))
             return
         first = hdr.first_chunk
         last = min(hdr.last_chunk, len(entries) - 1)   # clients ask 0xFFFFFFFF for "to the end"
@@ -284,10 +326,20 @@ class TransferServer:
                 first_chunk=first, block_length=length, chunk_size=chunk_size,
                 chunks=[pb.ChunkMeta(stored_length=e.stored_length, plain_length=e.plain_length,
                                      checksum=e.checksum) for e in want]))
-            if count and sum(e.plain_length for e in want) >= DROP_BEHIND_MIN:
-                self._send_dropping(conn, f, offset, count)
-            elif count:
-                conn.sendfile(f, offset, count)
+            try:
+                if count and sum(e.plain_length for e in want) >= DROP_BEHIND_MIN:
+                    self._send_dropping(conn, f, offset, count)
+                elif count:
+                    conn.sendfile(f, offset, count)
+            except OSError as e:
+                if e.errno not in _UNREADABLE:
+                    raise                       # the reader went away: nothing wrong here
+                # The disk cannot read the replica back: never serve it again, report it.
+                # The reader sees its stream end early and goes on from another replica.
+                if self.store.get(rep.block_id) is rep and not rep.corrupt:
+                    log.warning("replica of block %d is corrupt: %s", rep.block_id, e)
+                    self.store.mark_corrupt(rep.block_id)
+                    self.on_corrupt(rep.block_id)
 
     def _send_dropping(self, conn: socket.socket, f, offset: int, count: int) -> None:
         """sendfile in pieces; a piece's pages are dropped once the next one is queued

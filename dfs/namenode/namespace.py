@@ -231,7 +231,7 @@ class Namespace:
         self._check(parent, caller, _stat.S_IWOTH, path)  # type: ignore[arg-type]
         for r in ([row] if row is not None else []) + writing:
             self._check_sticky(parent, r, caller, path)  # type: ignore[arg-type]
-        if row is not None and row["is_dir"] and not recursive and self.store.count_children(row["id"]):
+        if row is not None and row["is_dir"] and not recursive and not self._empty_dir(row["id"]):
             raise errors.DirectoryNotEmptyError(path=path)
         dropped: list[int] = []
         for r in writing:
@@ -240,6 +240,12 @@ class Namespace:
             self.store.update(row["parent"], mtime=now)
             dropped += self.store.delete_subtree(row["id"])
         return dropped
+
+    def _empty_dir(self, dir_id: int) -> bool:
+        """No entries and no file being written in it: as in HDFS, where a file under
+        construction is a child, a non-recursive delete (or a rename over the directory)
+        must not silently take an unfinished file with it."""
+        return not self.store.count_children(dir_id) and not self.store.has_pending(dir_id)
 
     def _check_sticky(self, parent: dict, row: dict, caller: Caller, path: str) -> None:
         if parent["mode"] & _stat.S_ISVTX and caller.user not in (self.superuser, row["owner"], parent["owner"]):
@@ -266,7 +272,7 @@ class Namespace:
             if existing["is_dir"]:
                 if not row["is_dir"]:
                     raise errors.DfsIsADirectoryError(path=dst)
-                if self.store.count_children(existing["id"]):
+                if not self._empty_dir(existing["id"]):
                     raise errors.DirectoryNotEmptyError(path=dst)
                 if not overwrite:
                     raise errors.DfsFileExistsError(path=dst)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 SAFEMODE_THRESHOLD = 0.999
 
-RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry of its call (as HDFS)
+RETRY_CACHE_SECONDS = 600.0       # how long a mutation's outcome answers a retry (as HDFS)
 RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
 
@@ -169,7 +169,8 @@ class NameSystem:
         """A transaction could not be stored (the store rolled it back): fail each
         of its callers, and bring the block map back to what the store holds (blocks
         its mutations allocated, committed or re-replicated)."""
-        log.error("%s: %d blocks' drops and the calls waiting on this commit fail", e, len(tx.dropped))
+        log.error("%s: the calls waiting on this commit fail (%d block drops undone)", e,
+                  len(tx.dropped))
         tx.error = e
         stored = {r[0]: r for r in self.store.all_blocks()}
         for b in [b for b in self.bmap.blocks if b not in stored]:
@@ -188,7 +189,18 @@ class NameSystem:
 
     def _mutating(self) -> None:
         if self.in_safemode():
-            raise errors.SafeModeError("namenode is in safe mode (dfs admin safemode wait)")
+            raise errors.SafeModeError("namenode is in safe mode (dfs admin safemode wait)",
+                                       retry_for=self._restart_wait(self.clock()))
+
+    def _restart_wait(self, now: float) -> float:
+        """How long a client should keep retrying a SafeModeError caused by this start:
+        until the dead-node timeout since the start (a datanode silent that long is
+        dead, its blocks are then missing, not late), plus a second for its report.
+        0 under an administrator's safe mode: that lasts until it is left."""
+        if self.safemode_manual:
+            return 0.0
+        left = self.started + self.members.dead_timeout - now
+        return left + 1.0 if left > 0 else 0.0
 
     def in_safemode(self) -> bool:
         return self.safemode_manual or self.safemode_auto
@@ -217,7 +229,8 @@ class NameSystem:
                 out.append(d.uuid)
         return out
 
-    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None, key_at: int | None = None):
+    def _mutate(self, fn, durable: bool = True, caller: Caller | None = None,
+                key_at: int | None = None):
         """Apply ``fn`` as one mutation, commit it (shared with others) and return its
         result. With a ``caller`` whose call has an id, the outcome is recorded in the
         same transaction (the retry cache) and a retry of that call gets it back instead
@@ -229,7 +242,8 @@ class NameSystem:
             tx = self._tx
             done = self.store.recorded_call(*call) if call is not None else None
             if done is not None:
-                log.info("call %d of %s retried: answered with its recorded outcome", call[1], call[0])
+                log.info("call %d of %s retried: answered with its recorded outcome",
+                         call[1], call[0])
                 result = self._replayed(done, key_at)
                 pending = call in tx.calls     # recorded in the transaction not yet committed
             else:
@@ -271,20 +285,21 @@ class NameSystem:
 
     # An outcome is recorded compactly (a small file writes two a second for ten minutes,
     # ~200 bytes each): a status as its fields, a file's row as its id (read again when
-    # replayed: what a reply takes from it does not change), a block with its targets' ids,
+    # replayed: what a reply takes from it does not change), a block with its targets,
     # a data key not at all (it is in the row, wrapped).
     def _recorded(self, result, key_at: int | None) -> bytes:
         def enc(v):
             if isinstance(v, FileStatus):
                 return ("S", dataclasses.astuple(v))
             if isinstance(v, LocatedBlock):
-                return ("B", v.block_id, v.genstamp, v.offset, v.length, tuple(d.uuid for d in v.locations),
-                        v.corrupt)
+                return ("B", v.block_id, v.genstamp, v.offset, v.length,
+                        tuple((d.uuid, d.address, d.rack) for d in v.locations), v.corrupt)
             if isinstance(v, dict):
                 return ("R", v["id"])
             return v
         if isinstance(result, tuple):
-            return pickle.dumps(tuple(None if i == key_at else enc(v) for i, v in enumerate(result)), protocol=5)
+            result = tuple(None if i == key_at else enc(v) for i, v in enumerate(result))
+            return pickle.dumps(result, protocol=5)
         return pickle.dumps(enc(result), protocol=5)
 
     def _replayed(self, outcome: bytes, key_at: int | None):
@@ -292,12 +307,16 @@ class NameSystem:
             if isinstance(v, tuple) and v and v[0] == "S":
                 return FileStatus(*v[1])
             if isinstance(v, tuple) and v and v[0] == "B":
-                nodes = [self.members.nodes[u] for u in v[5] if u in self.members.nodes]
+                # Its targets, also those not registered again yet (just restarted): the
+                # writer needs only their addresses.
+                nodes = [self.members.nodes.get(u) or DatanodeDescriptor(uuid=u, address=a, rack=r)
+                         for u, a, r in v[5]]
                 return LocatedBlock(v[1], v[2], v[3], v[4], nodes, v[6])
             if isinstance(v, tuple) and v and v[0] == "R":
                 row = self.store.get(v[1])
                 if row is None:
-                    raise errors.DfsFileNotFoundError("created, then removed before the retry of its creation")
+                    raise errors.DfsFileNotFoundError(
+                        "created, then removed before the retry of its creation")
                 return row
             return v
         result = pickle.loads(outcome)
@@ -305,7 +324,8 @@ class NameSystem:
             return dec(result)
         result = tuple(dec(v) for v in result)
         row = result[0]
-        return (*result[:key_at], keys.unwrap(self.master_key, row["key"], row["id"]), *result[key_at + 1:])
+        key = keys.unwrap(self.master_key, row["key"], row["id"])
+        return (*result[:key_at], key, *result[key_at + 1:])
 
     # -- namespace ------------------------------------------------------
     def stat(self, caller: Caller, path: str) -> FileStatus:
@@ -317,8 +337,8 @@ class NameSystem:
             return self.ns.list(path, caller, start_after, limit)
 
     def mkdir(self, caller: Caller, path: str, parents: bool, mode: int) -> FileStatus:
-        return self._mutate(lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode),
-                            caller=caller)
+        return self._mutate(
+            lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode), caller=caller)
 
     def delete(self, caller: Caller, path: str, recursive: bool) -> bool:
         def op():
@@ -397,7 +417,7 @@ class NameSystem:
             row, more = self.ns.create(
                 path, caller, now, overwrite=overwrite or empty_first, create_parent=create_parent,
                 complete=False, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
-            lb = self._allocate(OpenFile(row), caller, [], now)
+            lb = self._allocate(OpenFile(row), caller, [], now, path=normalize(path))
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
             return row, data_key, st, lb
         return self._mutate(op, durable=False, caller=caller, key_at=1)
@@ -439,20 +459,22 @@ class NameSystem:
         return self._mutate(op, durable=False)
 
     def _allocate(self, f: OpenFile, caller: Caller, excluded: list[str], now: float,
-                  draining: int = 0) -> LocatedBlock:
-        """Choose targets for ``f``'s next block and record it (inside a mutation)."""
+                  draining: int = 0, path: str = "") -> LocatedBlock:
+        """Choose targets for ``f``'s next block and record it (inside a mutation).
+        ``path``: the file's, for errors (its pending name is only the last component)."""
         file_id = f.row["id"]
+        name = path or f.row["pending_name"] or ""
         writable = self.writable(now)
         if not writable and self._awaiting_datanodes(now):
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
-                                       f.row["pending_name"] or "")
+                                       name, retry_for=self._restart_wait(now))
         if not writable:
             live = [n for n in self.members.live(now) if n.admin_state == "normal"]
             if live:  # every one reports no room left: the one case that is ENOSPC
                 raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
-                                          f.row["pending_name"] or "")
+                                          name)
             raise errors.NoDatanodesError(
-                f"no live datanodes to write to ({len(self.members.live(now))} live)", f.row["pending_name"] or "")
+                f"no live datanodes to write to ({len(self.members.live(now))} live)", name)
         targets = placement.choose_targets(
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
@@ -557,7 +579,8 @@ class NameSystem:
                         # Just restarted: its datanodes have not re-registered or reported
                         # yet. A reader retries this (safe mode) instead of failing at once.
                         raise errors.SafeModeError(
-                            f"namenode restarted: no datanode has reported block {b['id']} yet", path)
+                            f"namenode restarted: no datanode has reported block {b['id']} yet", path,
+                            retry_for=self._restart_wait(now))
                     locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, self.rng)
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
@@ -617,9 +640,14 @@ class NameSystem:
         client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
         with self.lock:
             now = self.clock()
+            before = self.members.nodes.get(uuid)
+            had_room = before is not None and before.remaining > 0
             node = self.members.heartbeat(uuid, now, **stats)
             if node is None:
                 return True, NodeCommands()
+            if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
+                log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
+                            if node.remaining > 0 else "reports no free space: no new blocks go there")
             if client_ops:
                 self._clients_seen[uuid] = now
             if repair_bytes is not None:
@@ -801,7 +829,8 @@ class NameSystem:
             self._sync()
         except errors.MetadataStoreError:
             with self.lock:
-                if self.store.get_meta(f"admin_state:{d.address}") is None and d.admin_state == "decommissioning":
+                kept = self.store.get_meta(f"admin_state:{d.address}")
+                if kept is None and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise
 

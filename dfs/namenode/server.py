@@ -6,9 +6,10 @@ import getpass
 import logging
 import os
 import signal
+import sqlite3
 import threading
 
-from dfs import datadir
+from dfs import datadir, errors
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -39,11 +40,15 @@ class NamenodeServer:
                  heartbeat_interval: float, dead_timeout: float):
         # One namenode per directory, and never one on a directory of somebody's files.
         self._dir_lock = datadir.open_data_dir(data_dir, "namenode", ("namespace.db", "master.key"))
-        self.store = SqliteStore(os.path.join(data_dir, "namespace.db"))
-        self.ns = NameSystem(self.store, load_master_key(os.path.join(data_dir, "master.key")),
-                             superuser=getpass.getuser(), replication=replication,
-                             block_size=block_size, heartbeat_interval=heartbeat_interval,
-                             dead_timeout=dead_timeout)
+        db = os.path.join(data_dir, "namespace.db")
+        try:
+            self.store = SqliteStore(db)
+            self.ns = NameSystem(self.store, load_master_key(os.path.join(data_dir, "master.key")),
+                                 superuser=getpass.getuser(), replication=replication,
+                                 block_size=block_size, heartbeat_interval=heartbeat_interval,
+                                 dead_timeout=dead_timeout)
+        except (sqlite3.Error, errors.MetadataStoreError) as e:   # e.g. a full disk
+            raise SystemExit(f"dfs: namenode: {db}: cannot open the metadata store: {e}") from None
         lease = os.environ.get("DFS_LEASE_SOFT_LIMIT")   # seconds; tests shorten it
         if lease:
             self.ns.ns.lease_limit = float(lease)
@@ -65,6 +70,8 @@ class NamenodeServer:
                 return
             try:
                 self.ns.tick()
+            except errors.MetadataStoreError as e:
+                log.error("monitor tick: %s", e)   # a full disk: said once per tick, no traceback
             except Exception:
                 log.exception("monitor tick failed")
             self._stop.wait(0.02)   # batch bursts of news

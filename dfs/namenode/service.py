@@ -22,8 +22,8 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
         peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
         if peer.startswith("ipv4:"):
             host = peer[5:].rpartition(":")[0]
-    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name, host=host,
-                  call_id=c.call_id)
+    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name,
+                  host=host, call_id=c.call_id)
 
 
 # Fault injection for tests, off unless set: the namenode SIGKILLs itself after these

@@ -61,6 +61,7 @@ class MetaStore(Protocol):
     def children(self, parent: int, start_after: str = "", limit: int = -1) -> list[dict]: ...
     def count_children(self, parent: int) -> int: ...
     def count_subdirs(self, parent: int) -> int: ...
+    def has_pending(self, parent: int) -> bool: ...
     def insert(self, **fields: Any) -> int: ...
     def next_inode_id(self) -> int: ...
     def update(self, inode_id: int, **fields: Any) -> None: ...
@@ -343,6 +344,11 @@ class SqliteStore:
     def under_construction(self) -> list[dict]:
         return [dict(r) for r in self._db.execute("SELECT * FROM inode WHERE state='U'")]
 
+    def has_pending(self, parent: int) -> bool:
+        """Whether any file is being written in directory ``parent`` (not counted by nchildren)."""
+        return self._db.execute(
+            "SELECT 1 FROM inode WHERE state='U' AND parent=? LIMIT 1", (parent,)).fetchone() is not None
+
     def pending(self, parent: int, name: str) -> list[dict]:
         """Files under construction that will take ``name`` in ``parent`` when completed."""
         return [dict(r) for r in self._db.execute(
@@ -399,7 +405,8 @@ class SqliteStore:
 
     # -- retry cache --------------------------------------------------
     def recorded_call(self, client: str, call: int) -> bytes | None:
-        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?", (client, call)).fetchone()
+        r = self._db.execute("SELECT outcome FROM retry_cache WHERE client=? AND call=?",
+                             (client, call)).fetchone()
         return r[0] if r else None
 
     def record_call(self, client: str, call: int, at: float, outcome: bytes) -> None:
@@ -409,10 +416,12 @@ class SqliteStore:
     def expire_calls(self, before: float, keep: int = -1) -> int:
         """Forget outcomes recorded before ``before``, and all but the newest ``keep``."""
         if keep >= 0:
-            r = self._db.execute("SELECT at FROM retry_cache ORDER BY at DESC LIMIT 1 OFFSET ?", (keep,)).fetchone()
+            r = self._db.execute("SELECT at FROM retry_cache ORDER BY at DESC LIMIT 1 OFFSET ?",
+                                 (keep,)).fetchone()
             if r is not None:
                 before = max(before, r[0] + 1e-6)
-        if self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone() is None:
+        old = self._db.execute("SELECT 1 FROM retry_cache WHERE at < ? LIMIT 1", (before,)).fetchone()
+        if old is None:
             return 0
         return self._w("DELETE FROM retry_cache WHERE at < ?", (before,)).rowcount
 

@@ -16,6 +16,17 @@ from dfs.config import parse_address
 _LEN = struct.Struct(">I")
 MAX_HEADER = 16 << 20
 DATA_TIMEOUT = float(os.environ.get("DFS_DATA_TIMEOUT", "20"))
+# A write pipeline's acknowledgement is waited for longer the more nodes it answers for
+# (HDFS's READ_TIMEOUT_EXTENSION, within DATA_TIMEOUT): the node right before a silent
+# (frozen) one gives up first and names it in its ack. With one timeout everywhere every
+# node gave up at once and each blamed its healthy next node: the frozen one was never
+# named, and could be handed the block again.
+
+
+def ack_timeout(nodes: int) -> float:
+    """How long to wait for the acknowledgement of a pipeline of ``nodes`` more nodes:
+    5/8 of DATA_TIMEOUT for one, 1/8 more per further node, all of it from four on."""
+    return DATA_TIMEOUT * (0.5 + 0.125 * min(max(nodes, 1), 4))
 
 
 class FrameError(ConnectionError):

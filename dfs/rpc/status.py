@@ -30,6 +30,21 @@ CODES: dict[type[errors.DfsError], grpc.StatusCode] = {
 }
 
 
+#: Trailing metadata of a SafeModeError reply: seconds the namenode expects it to last.
+RETRY_FOR_KEY = "dfs-retry-for"
+
+
+def _retry_for(e: grpc.RpcError) -> float:
+    try:
+        for key, value in (e.trailing_metadata() or ()) if hasattr(e, "trailing_metadata") else ():
+            if key == RETRY_FOR_KEY:
+                x = float(value)
+                return x if 0 < x < 1e6 else 0.0
+    except (TypeError, ValueError):
+        pass
+    return 0.0
+
+
 def _code_for(exc: errors.DfsError) -> grpc.StatusCode:
     for cls in type(exc).__mro__:
         if cls in CODES:
@@ -45,6 +60,8 @@ def servicer_method(fn):
         try:
             return fn(self, request, context)
         except errors.DfsError as e:
+            if getattr(e, "retry_for", 0) > 0:   # SafeModeError: how long the caller may wait
+                context.set_trailing_metadata(((RETRY_FOR_KEY, f"{e.retry_for:.3f}"),))
             context.abort(_code_for(e), f"{type(e).__name__}\0{e.path}\0{e.detail}")
         except Exception:
             log.exception("internal error in %s", fn.__name__)
@@ -65,7 +82,10 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
     if "\0" in details:
         name, path, detail = (details.split("\0", 2) + ["", ""])[:3]
         cls = errors.WIRE_ERRORS.get(name, errors.DfsError)
-        return cls(detail, path)
+        err = cls(detail, path)
+        if isinstance(err, errors.SafeModeError):
+            err.retry_for = _retry_for(e)
+        return err
     if code == grpc.StatusCode.UNIMPLEMENTED or any(m in details for m in _NOT_GRPC):
         # Something answered, but not our service: an HTTP server (its reply is not HTTP/2,
         # or an HTTP/2 404), a gRPC server of something else. Not retried, not raw gRPC text.

@@ -30,6 +30,19 @@ def free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
+def read_until(proc, marker: bytes, timeout: float) -> bytes:
+    """What ``proc`` (stdout a pipe) prints up to and including the line holding
+    ``marker``, or up to its exit or ``timeout``: e.g. `dfs cluster up`'s banner."""
+    out = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and marker not in out:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        out += line
+    return out
+
+
 def _host() -> str:
     n = next(_next_host)
     return f"127.0.{n // 250}.{n % 250 + 2}"

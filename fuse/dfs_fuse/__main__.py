@@ -11,27 +11,40 @@ import logging
 import os
 import sys
 
-from dfs.config import default_namenode
+from dfs.cli import args as cli_args
+from dfs.cli.args import UsageError
+from dfs.cli.common import namenode_of
 from dfs.tuning import tune_malloc
 
 
+class _Parser(argparse.ArgumentParser):
+    """A usage error is one line and exit 2, as dfs's own (dfs/cli/args.py)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"dfs_fuse: {message}; see '{self.prog} --help'\n")
+        sys.exit(2)
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m dfs_fuse", description="serve a dfs FUSE mount")
-    p.add_argument("--namenode", metavar="HOST:PORT", default=None)
+    p = _Parser(prog="python -m dfs_fuse", description="serve a dfs FUSE mount")
+    p.add_argument("--namenode", metavar="HOST:PORT", default=None, type=cli_args.namenode,
+                   help="HOST:PORT, HOST (port 8020) or dfs://HOST:PORT (default $DFS_NAMENODE)")
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     args = p.parse_args(argv)
     from dfs_fuse.mount import MountOptions, parse_option_strings, serve
 
-    raw = parse_option_strings(args.options)
-    opts = MountOptions.parse(raw)
+    try:   # the same checks as `dfs mount`: a bad value is a usage error, before any RPC
+        namenode = args.namenode or namenode_of(args)
+        opts = MountOptions.parse(parse_option_strings(args.options))
+    except UsageError as e:
+        p.error(str(e))
     logging.basicConfig(
         level=logging.DEBUG if opts.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("fuse").setLevel(logging.DEBUG if opts.debug else logging.WARNING)
     tune_malloc()
-    namenode = args.namenode or default_namenode()
     mnt = os.path.abspath(args.mountpoint)
     import signal
 

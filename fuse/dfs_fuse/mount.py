@@ -32,6 +32,7 @@ Options (``-o a,b=c``; unknown ones go to libfuse as they are):
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -44,7 +45,8 @@ import time
 from dataclasses import dataclass, field
 
 from dfs import errors
-from dfs.config import parse_size
+from dfs.cli import args as cli_args
+from dfs.cli.args import UsageError
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 30.0
@@ -73,42 +75,59 @@ class MountOptions:
 
     @classmethod
     def parse(cls, opts: dict | None) -> MountOptions:
+        """The options given as {key: value or True}. A bad value, a value given to a
+        flag or a missing one is a UsageError (one line, exit 2), found before the
+        mount point is looked at or any RPC is made."""
         o = cls(allow_other=os.geteuid() == 0)
         for key, value in (opts or {}).items():
-            try:
-                if key == "ro":
-                    o.readonly = True
-                elif key == "rw":
-                    o.readonly = False
-                elif key == "strict":
-                    o.attr_timeout = o.entry_timeout = 0.0
-                elif key in ("attr_timeout", "entry_timeout"):
-                    setattr(o, key, float(value))
-                elif key in ("cache_size", "readahead", "write_buffer"):
-                    setattr(o, key, parse_size(value))
-                elif key == "read_ahead_kb":
-                    o.read_ahead_kb = int(value)
-                elif key == "direct_read":
-                    o.direct_read = parse_size(value)
-                elif key == "page_cache":
-                    o.direct_read = 0
-                elif key == "cache_dir":
-                    o.cache_dir = str(value)
-                elif key == "nostream":
-                    o.streaming = False
-                elif key == "writeback":
-                    o.writeback = True
-                elif key == "allow_other":
-                    o.allow_other = True
-                elif key == "debug":
-                    o.debug = True
-                else:
-                    o.fuse[key] = value
-            except ValueError:
-                raise errors.InvalidArgumentError(f"bad mount option {key}={value}") from None
+            if not key:
+                raise UsageError(f"empty mount option name (={value})")
+            if key in _FLAGS:
+                if value is not True:
+                    raise UsageError(f"mount option {key} takes no value (got {key}={value})")
+                _FLAGS[key](o)
+            elif key in _VALUES:
+                if value is True or value == "":
+                    raise UsageError(f"mount option {key} needs a value ({key}=...)")
+                convert, what = _VALUES[key]
+                try:
+                    setattr(o, key, convert(value))
+                except (ValueError, argparse.ArgumentTypeError):
+                    raise UsageError(f"invalid mount option {key}={value} ({what})") from None
+            else:
+                o.fuse[key] = value
         if not o.cache_dir:
             o.cache_dir = os.path.join(tempfile.gettempdir(), f"dfs-fuse-{os.geteuid()}")
         return o
+
+
+def _timeout(text: str) -> float:
+    x = float(text)
+    if not 0 <= x < 1e9:          # also refuses nan and inf
+        raise ValueError(text)
+    return x
+
+
+def _set(**fields):
+    def apply(o: MountOptions) -> None:
+        for k, v in fields.items():
+            setattr(o, k, v)
+    return apply
+
+
+_FLAGS = {
+    "ro": _set(readonly=True), "rw": _set(readonly=False),
+    "strict": _set(attr_timeout=0.0, entry_timeout=0.0), "page_cache": _set(direct_read=0),
+    "nostream": _set(streaming=False), "writeback": _set(writeback=True),
+    "allow_other": _set(allow_other=True), "debug": _set(debug=True),
+}
+_SECONDS = "a number of seconds >= 0"
+_VALUES = {
+    "attr_timeout": (_timeout, _SECONDS), "entry_timeout": (_timeout, _SECONDS),
+    "cache_size": (cli_args.size, cli_args.SIZE_FORMS), "readahead": (cli_args.size, cli_args.SIZE_FORMS),
+    "write_buffer": (cli_args.size, cli_args.SIZE_FORMS), "direct_read": (cli_args.size, cli_args.SIZE_FORMS),
+    "read_ahead_kb": (cli_args.count, "a whole number >= 0"), "cache_dir": (str, "a directory"),
+}
 
 
 def option_string(opts: dict) -> str:
@@ -126,6 +145,7 @@ def parse_option_strings(groups: list[str]) -> dict:
 
 
 def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | None = None) -> int:
+    opts = MountOptions.parse(options)   # a usage error comes before anything else
     mnt = os.path.abspath(mountpoint)
     try:
         st = os.stat(mnt)
@@ -142,7 +162,6 @@ def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | 
         except OSError as e:
             raise errors.DfsError(f"{e.strerror} (a stale mount? dfs umount {mnt})", mnt) from None
         raise errors.DfsError("already a mount point", mnt)
-    opts = MountOptions.parse(options)
     if foreground:
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before ping() starts gRPC's threads
     client.ping()  # a clear "cannot reach namenode" now rather than a dead mount later

@@ -3,6 +3,7 @@ a dead cluster, repeated signals, something other than a namenode at the address
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import http.server
 import os
@@ -242,50 +243,61 @@ def test_mount_process_run_by_hand_commits_and_unmounts_on_sigterm(
         fuse_mount.unmount(mnt)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_second_signal_with_files_open_commits_and_exits_1(
-    fuse_cluster, mount_root, fuse_mount, sig
-):
-    mnt = os.path.join(mount_root, f"twice-{sig.name}")
+@contextlib.contextmanager
+def foreground_mount(fuse_mount, namenode: str, mnt: str, env: dict):
+    """`dfs mount --foreground MNT` as a child process, mounted; killed and unmounted
+    however the test ends."""
     os.makedirs(mnt, exist_ok=True)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dfs", "--namenode", fuse_cluster.namenode_address,
-         "mount", "--foreground", mnt],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=fuse_cluster.env,
+        [sys.executable, "-m", "dfs", "--namenode", namenode, "mount", "--foreground", mnt],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
     )
-    name = f"twice-{sig.name}"
-    f = None
     try:
         wait_for(lambda: os.path.ismount(mnt), what="the mount")
-        f = open(os.path.join(mnt, name), "wb", buffering=0)
-        f.write(b"before the first signal;")
-        proc.send_signal(sig)
-        wait_for(lambda: not os.path.ismount(mnt), what="the lazy unmount")
-        assert fuse_cluster.client().read_bytes(f"/{name}") == b"before the first signal;"
-        # the writer carries on; the process waits for it ...
-        f.write(b"before the second")
-        time.sleep(1)
-        assert proc.poll() is None
-        # ... until a second signal: commit best-effort, exit 1, no hang
-        t = time.monotonic()
-        proc.send_signal(sig)
-        assert proc.wait(timeout=30) == 1
-        assert time.monotonic() - t < 20
-        committed = fuse_cluster.client().read_bytes(f"/{name}")
-        assert committed == b"before the first signal;before the second"
-        with pytest.raises(OSError) as ei:   # the file system is gone from under the writer
-            f.write(b"after")
-        assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+        yield proc
     finally:
-        if f is not None:
-            try:
-                f.close()
-            except OSError:
-                pass
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         fuse_mount.unmount(mnt)
+
+
+def close_quietly(f) -> None:
+    try:
+        f.close()
+    except OSError:
+        pass
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_second_signal_with_files_open_commits_and_exits_1(
+    fuse_cluster, mount_root, fuse_mount, sig
+):
+    name = f"twice-{sig.name}"
+    mnt = os.path.join(mount_root, name)
+    with foreground_mount(fuse_mount, fuse_cluster.namenode_address, mnt, fuse_cluster.env) as proc, \
+            open(os.path.join(mnt, name), "wb", buffering=0) as f:
+        try:
+            f.write(b"before the first signal;")
+            proc.send_signal(sig)
+            wait_for(lambda: not os.path.ismount(mnt), what="the lazy unmount")
+            assert fuse_cluster.client().read_bytes(f"/{name}") == b"before the first signal;"
+            # the writer carries on; the process waits for it ...
+            f.write(b"before the second")
+            time.sleep(1)
+            assert proc.poll() is None
+            # ... until a second signal: commit best-effort, exit 1, no hang
+            t = time.monotonic()
+            proc.send_signal(sig)
+            assert proc.wait(timeout=30) == 1
+            assert time.monotonic() - t < 20
+            committed = fuse_cluster.client().read_bytes(f"/{name}")
+            assert committed == b"before the first signal;before the second"
+            with pytest.raises(OSError) as ei:   # the file system is gone from under the writer
+                f.write(b"after")
+            assert ei.value.errno in (errno.ENOTCONN, errno.ECONNABORTED)
+        finally:
+            close_quietly(f)
 
 
 # -- namenode outage: EIO within the deadline; a failed close is final -----------------------
@@ -373,36 +385,23 @@ def test_second_signal_exits_while_the_first_commit_waits_on_a_dead_namenode(
     c = Cluster(str(tmp_path / "stuck"), datanodes=1, heartbeat=1.0)
     c.start()
     mnt = os.path.join(mount_root, "stuck")
-    os.makedirs(mnt, exist_ok=True)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "dfs", "--namenode", c.namenode_address,
-         "mount", "--foreground", mnt],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env={**c.env, "DFS_RETRY_SECONDS": "60"},   # the first signal's commit retries for a minute
-    )
-    f = None
+    env = {**c.env, "DFS_RETRY_SECONDS": "60"}   # the first signal's commit retries for a minute
     try:
-        wait_for(lambda: os.path.ismount(mnt), what="the mount")
-        f = open(os.path.join(mnt, "stuck"), "wb", buffering=0)
-        f.write(b"never committed")
-        c.kill(c.namenode)
-        proc.terminate()
-        time.sleep(1)   # usually its commit is waiting by now; either way the next ends it
-        t = time.monotonic()
-        proc.terminate()
-        assert proc.wait(timeout=40) == 1
-        assert time.monotonic() - t < 25   # SECOND_SIGNAL_GRACE (10 s) + the unmount
-        wait_for(lambda: not os.path.ismount(mnt), what="the mount to be gone")
-    finally:
-        if f is not None:
+        with foreground_mount(fuse_mount, c.namenode_address, mnt, env) as proc, \
+                open(os.path.join(mnt, "stuck"), "wb", buffering=0) as f:
             try:
-                f.close()
-            except OSError:
-                pass
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        fuse_mount.unmount(mnt)
+                f.write(b"never committed")
+                c.kill(c.namenode)
+                proc.terminate()
+                time.sleep(1)   # usually its commit is waiting by now; either way the next ends it
+                t = time.monotonic()
+                proc.terminate()
+                assert proc.wait(timeout=40) == 1
+                assert time.monotonic() - t < 25   # SECOND_SIGNAL_GRACE (10 s) + the unmount
+                wait_for(lambda: not os.path.ismount(mnt), what="the mount to be gone")
+            finally:
+                close_quietly(f)
+    finally:
         c.stop()
 
 

@@ -72,6 +72,41 @@ def test_mount_errors(fuse_cluster, mount_root, tmp_path):
     assert not os.path.ismount(mnt)
 
 
+def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
+    """`dfs mount -o` and `python -m dfs_fuse` check values (and the namenode address,
+    as the CLI does) before anything else: exit 2, one line, nothing mounted. The
+    address 127.0.0.1:1 answers nothing: a check that came after an RPC would be
+    "cannot reach namenode" (exit 1) instead."""
+    mnt = os.path.join(mount_root, "badopts")
+    os.makedirs(mnt)
+    env = {**os.environ, "DFS_RETRY_SECONDS": "1"}
+    env.pop("DFS_NAMENODE", None)
+    dfs_mount = [sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:1", "mount"]
+    serve = [sys.executable, "-m", "dfs_fuse", "--namenode", "127.0.0.1:1"]
+    cases = [
+        (dfs_mount + ["-o", "cache_size=abc", mnt], {}, "dfs: mount: invalid mount option cache_size=abc"),
+        (dfs_mount + ["-o", "ro,attr_timeout=-1", mnt], {}, "dfs: mount: invalid mount option attr_timeout=-1"),
+        (dfs_mount + ["-o", "readahead", mnt], {}, "dfs: mount: mount option readahead needs a value"),
+        (dfs_mount + ["-o", "cache_size=x", mount_root + "/missing"], {}, "invalid mount option cache_size=x"),
+        (serve + ["-o", "write_buffer=1.5G", mnt], {}, "dfs_fuse: invalid mount option write_buffer=1.5G"),
+        (serve + ["-o", "read_ahead_kb=-1", mnt], {}, "dfs_fuse: invalid mount option read_ahead_kb=-1"),
+        (serve + ["-o", "ro=yes", mnt], {}, "dfs_fuse: mount option ro takes no value"),
+        ([sys.executable, "-m", "dfs_fuse", "--namenode", "host:99999", mnt], {},
+         "dfs_fuse: argument --namenode: invalid namenode address 'host:99999'"),
+        ([sys.executable, "-m", "dfs_fuse", "--namenode", "a b", mnt], {}, "invalid namenode address 'a b'"),
+        ([sys.executable, "-m", "dfs_fuse", mnt], {"DFS_NAMENODE": "nn:0"}, "dfs_fuse: $DFS_NAMENODE: "),
+        ([sys.executable, "-m", "dfs_fuse", "--bogus", mnt], {}, "dfs_fuse: unrecognized arguments: --bogus"),
+        ([sys.executable, "-m", "dfs", "mount", mnt], {"DFS_NAMENODE": "nn:0"}, "dfs: mount: $DFS_NAMENODE: "),
+    ]
+    for argv, extra, words in cases:
+        t = time.monotonic()
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60, env={**env, **extra})
+        assert r.returncode == 2 and r.stderr.count("\n") == 1, (argv, r.returncode, r.stderr)
+        assert words in r.stderr and "Traceback" not in r.stderr, (argv, r.stderr)
+        assert time.monotonic() - t < 10, argv
+        assert not os.path.ismount(mnt)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_foreground_signal_unmounts_cleanly(fuse_cluster, mount_root, fuse_mount, sig):
     unmount = fuse_mount.unmount

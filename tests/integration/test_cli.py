@@ -13,6 +13,9 @@ import time
 
 import pytest
 
+from dfs.testing.cluster import free_port, read_until
+from dfs.testing.faults import locations
+
 ERROR_LINE = re.compile(rb"^dfs: [a-z ]+: .+\n$")
 
 
@@ -127,7 +130,8 @@ def test_cp_recursive_copies_a_tree_byte_identical(c, d, tmp_path):
     # cp semantics: an existing directory receives the tree; its files are not overwritten without -f.
     assert run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1").returncode == 0
     assert run(c, "cat", f"{d}/copy1/tree/x/mid.bin").stdout == files["x/mid.bin"]
-    fails(run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1"), b"File exists")
+    lines = _failure_lines(run(c, "cp", "-r", f"{d}/tree", f"{d}/copy1"))   # one line per file
+    assert lines == [f"dfs: cp: {d}/copy1/tree/{name}: File exists" for name in files]
     assert run(c, "cp", "-r", "-f", f"{d}/tree", f"{d}/copy1").returncode == 0
 
 
@@ -147,7 +151,7 @@ def test_chmod_and_chown_recursive_and_bad_modes(c, d):
         assert r.returncode == 2 and b"invalid mode" in r.stderr and b"Traceback" not in r.stderr, r.stderr
 
 
-def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure(c, d, tmp_path):
+def test_put_and_get_of_many_files_run_in_parallel_and_report_each_failure(c, d, tmp_path):
     src = tmp_path / "many"
     want = {}
     for i in range(40):
@@ -162,8 +166,9 @@ def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure
         assert run(c, "get", "-t", threads, f"{d}/many", str(back)).returncode == 0
         assert {k: (back / k).read_bytes() for k in want} == want
         assert not [p for p in back.rglob("*") if p.name.endswith(".dfs-part")]
-    # Into the existing tree without -f: each file's create fails on the namenode.
-    fails(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"), b"File exists")
+    # Into the existing tree without -f: each file's create fails on the namenode, each says so.
+    lines = _failure_lines(run(c, "put", "-r", "-t", "8", str(src / "s1"), f"{d}/many"))
+    assert sorted(lines) == [f"dfs: put: {d}/many/s1/f{i:02d}: File exists" for i in range(1, 40, 4)]
     r = run(c, "put", "-f", "-r", "-t", "8", str(src / "s1"), f"{d}/many")
     assert r.returncode == 0, r.stderr
     assert run(c, "cat", f"{d}/many/s1/f05").stdout == want["s1/f05"]
@@ -173,7 +178,8 @@ def test_put_and_get_of_many_files_run_in_parallel_and_stop_at_the_first_failure
     r = run(c, "put", "-t", "0", str(src / "s2" / "f02"), f"{d}/x")
     assert r.returncode == 2 and b"Traceback" not in r.stderr
     # Into tmp_path/many, the local tree itself: its files exist, so without -f it fails.
-    fails(run(c, "get", "-t", "8", f"{d}/many", str(tmp_path)), b"File exists")
+    lines = _failure_lines(run(c, "get", "-t", "8", f"{d}/many", str(tmp_path)))
+    assert len(lines) == 40 and all(ln.endswith(": File exists") for ln in lines)
 
 
 def test_errors_are_one_line_with_the_right_reason(c, d):
@@ -329,16 +335,8 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
                           "--datanodes", "2", "--port", str(port)], stdout=subprocess.PIPE,
                          stderr=subprocess.STDOUT)
     try:
-        lines = []
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = p.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-            if b"Ctrl-C" in line:
-                break
-        assert any(f"127.0.0.1:{port}".encode() in ln for ln in lines), lines
+        out = read_until(p, b"Ctrl-C", 60)
+        assert f"127.0.0.1:{port}".encode() in out, out
         r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/hello"],
                            input=b"hello", capture_output=True, timeout=60)
         assert r.returncode == 0, r.stderr
@@ -351,6 +349,35 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "ls", "/"],
                        capture_output=True, timeout=30, env={**os.environ, "DFS_RETRY_SECONDS": "0"})
     assert r.returncode == 1
+
+
+def test_cluster_up_killed_takes_its_servers_with_it(tmp_path):
+    """SIGKILL leaves `cluster up` no chance to stop its servers: they must not outlive it
+    holding the cluster's ports (PR_SET_PDEATHSIG)."""
+    port = free_port("127.0.0.1")
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / "k"),
+                          "--datanodes", "1", "--replication", "1", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        assert b"Ctrl-C" in read_until(p, b"Ctrl-C", 90)
+        servers = [int(x) for x in subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                                  text=True).stdout.split()]
+        assert len(servers) == 2, servers   # its namenode and datanode
+    finally:
+        p.kill()
+        p.wait()
+
+    def running(pid: int) -> bool:   # neither gone nor a zombie waiting for init
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except FileNotFoundError:
+            return False
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(map(running, servers)):
+        time.sleep(0.2)
+    alive = [pid for pid in servers if running(pid)]
+    assert not alive, f"servers outlived a killed cluster up: {alive}"
 
 
 def test_trailing_slashes_and_literal_url_paths(c, d, tmp_path):
@@ -416,6 +443,57 @@ def test_multi_path_commands_go_on_past_a_failure(c, d):
                         f"dfs: rm: {d}/nope2: No such file or directory"]
     assert run(c, "test", "-e", f"{d}/b").returncode == 1
     assert run(c, "rm", "-f", f"{d}/nope1", f"{d}/m1/a").returncode == 0
+
+
+def _failure_lines(r) -> list[str]:
+    assert r.returncode == 1 and b"Traceback" not in r.stderr, r.stderr
+    out = r.stderr.decode().splitlines()
+    assert all(ERROR_LINE.match((ln + "\n").encode()) for ln in out), out
+    return out
+
+
+def test_several_copies_go_on_past_a_failed_one_and_leave_no_partial_file(make_cluster, tmp_path):
+    """put/cp/get of several files, one by one (-t 1) or in parallel: every copy that can
+    be made is made, each failed one prints its line, the exit status is 1, and a copy
+    that failed half-way (a block no replica of which can be read) leaves nothing
+    under its name."""
+    c = make_cluster(replication=1)
+    local = tmp_path / "in"
+    local.mkdir()
+    data = {n: os.urandom(size) for n, size in (("a", 1000), ("b", 2000), ("c", 3000), ("d", 2_500_000))}
+    for n, blob in data.items():
+        (local / n).write_bytes(blob)
+    for t in ("1", "4"):
+        dst = f"/put{t}"
+        assert run(c, "mkdir", "-p", f"{dst}/c").returncode == 0
+        assert run(c, "put", "-", f"{dst}/b", input=b"old").returncode == 0
+        r = run(c, "put", "-t", t, *(str(local / n) for n in "abcd"), dst)
+        assert sorted(_failure_lines(r)) == [f"dfs: put: {dst}/b: File exists", f"dfs: put: {dst}/c: Is a directory"]
+        assert run(c, "cat", f"{dst}/a").stdout == data["a"] and run(c, "cat", f"{dst}/d").stdout == data["d"]
+        assert run(c, "cat", f"{dst}/b").stdout == b"old"
+    # /src/bad's second block is unreadable (its only replica corrupted): a copy of it
+    # fails after its first block has been copied.
+    assert run(c, "mkdir", "/src").returncode == 0
+    for n in ("good1", "bad", "good2"):
+        assert run(c, "put", str(local / "d"), f"/src/{n}").returncode == 0, n
+    second = locations(c, "/src/bad")[1]["block_id"]
+    (node, _), = c.replica_files(second)
+    c.corrupt_replica(second, node)
+    srcs = ["/src/good1", "/src/bad", "/src/good2"]
+    for t in ("1", "4"):
+        assert run(c, "mkdir", f"/cp{t}").returncode == 0
+        lines = _failure_lines(run(c, "cp", "-t", t, *srcs, f"/cp{t}"))
+        assert len(lines) == 1 and lines[0].startswith("dfs: cp: /src/bad: "), lines
+        assert run(c, "cat", f"/cp{t}/good1").stdout == data["d"] == run(c, "cat", f"/cp{t}/good2").stdout
+        assert run(c, "test", "-e", f"/cp{t}/bad").returncode == 1
+        out = tmp_path / f"get{t}"
+        out.mkdir()
+        for args in (srcs, ["/src"]):    # several sources; one directory's files
+            lines = _failure_lines(run(c, "get", "-t", t, *args, str(out)))
+            assert len(lines) == 1 and lines[0].startswith("dfs: get: /src/bad: "), lines
+            back = out if args == srcs else out / "src"
+            assert (back / "good1").read_bytes() == data["d"] == (back / "good2").read_bytes()
+            assert sorted(p.name for p in back.iterdir()) == ["good1", "good2"]   # no bad, no .dfs-part
 
 
 def test_usage_errors_are_one_line_and_exit_2_before_any_rpc(c, d, tmp_path):
@@ -493,7 +571,6 @@ def locations_of(c, path):
 
 
 def test_two_local_clusters_run_side_by_side(tmp_path):
-    from dfs.testing.cluster import free_port
     ports = [free_port("127.0.0.1")]
     while len(ports) < 2:
         port = free_port("127.0.0.1")
@@ -504,13 +581,7 @@ def test_two_local_clusters_run_side_by_side(tmp_path):
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for i, port in enumerate(ports)]
     try:
         for p in procs:
-            out = b""
-            deadline = time.monotonic() + 90
-            while time.monotonic() < deadline and b"Ctrl-C" not in out:
-                line = p.stdout.readline()
-                if not line:
-                    break
-                out += line
+            out = read_until(p, b"Ctrl-C", 90)
             assert b"Ctrl-C" in out, out
         for i, port in enumerate(ports):
             r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/c"],

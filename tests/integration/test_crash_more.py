@@ -14,7 +14,7 @@ import time
 import pytest
 
 from dfs import errors
-from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, until
+from dfs.testing.faults import MiB, check_all, error_lines, replicas_on_disk, run_server, until
 
 
 def _fill(directory: str) -> str:
@@ -60,7 +60,8 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
     # Each mutation now fails with one clear line; none is retried for ever.
     r = c.cli("rm", "/keep/0")
     assert r.returncode == 1
-    assert error_lines(r, "rm") == ["dfs: rm: /keep/0: namenode cannot store its metadata: database or disk is full"]
+    full = "namenode cannot store its metadata: database or disk is full"
+    assert error_lines(r, "rm") == [f"dfs: rm: /keep/0: {full}"]
     with pytest.raises(errors.MetadataStoreError, match="database or disk is full"):
         client.rename("/keep/1", "/moved")
     with pytest.raises(errors.MetadataStoreError):
@@ -100,7 +101,7 @@ def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster
 def test_a_writer_mid_file_keeps_its_lease_across_a_namenode_restart(make_cluster):
     # Its lease lapsed (by the clock) while the namenode was down; a restarted namenode
     # must give it a whole lease period to come back, not remove its file at once.
-    lease = 8.0
+    lease = 12.0     # the margin for a restart on a loaded machine: the writer calls within it
     c = make_cluster(env={"DFS_LEASE_SOFT_LIMIT": str(lease)})
     client = c.client(retry_seconds=60)
     data = os.urandom(int(3.5 * MiB))
@@ -164,7 +165,7 @@ def _run(fn):
         return e
 
 
-def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster, small_disk, tmp_path):
+def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, small_disk, tmp_path):
     c = make_cluster(datanodes=1, start=False)
     small_disk(c.datanodes[0].data_dir, "8m")
     c.start()
@@ -179,3 +180,21 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_directory(make_cluster
     assert f"{c.datanodes[0].address}: {c.datanodes[0].data_dir}: No space left on device" in line
     assert not c.client().exists("/big")
     check_all(c, {"/small": small})
+
+
+def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster, small_disk):
+    # Its namespace.db to create again (lost) on a full disk: SQLite's own error, one line.
+    c = make_cluster(datanodes=1, start=False)
+    small_disk(c.namenode.data_dir)
+    c.start()
+    c.stop()
+    for name in os.listdir(c.namenode.data_dir):
+        if name.startswith("namespace.db"):
+            os.unlink(os.path.join(c.namenode.data_dir, name))
+    _fill(c.namenode.data_dir)
+    r = run_server(c, *c.namenode.argv)
+    err = r.stderr.decode()
+    assert r.returncode == 1 and "Traceback" not in err, err
+    db = os.path.join(c.namenode.data_dir, "namespace.db")
+    assert err.strip().splitlines()[-1] == \
+        f"dfs: namenode: {db}: cannot open the metadata store: database or disk is full"

@@ -9,6 +9,7 @@ import gc
 import io
 import os
 import signal
+import threading
 import time
 
 import pandas as pd
@@ -135,6 +136,25 @@ def test_rm_of_a_file_being_written_fails_its_writer(shared_cluster):
     assert not fs.exists("/rmw/g.bin")
 
 
+def test_rmdir_of_a_directory_holding_only_a_file_being_written_refuses(shared_cluster):
+    """The unfinished file is a child (as in HDFS): a non-recursive removal of its
+    directory is "Directory not empty" and the writer goes on to close normally."""
+    fs, other = _fs(shared_cluster), _fs(shared_cluster)
+    data = os.urandom(3 * MiB)
+    f = fs.open("/rmd/d/f.bin", "wb", block_size=512 << 10)
+    f.write(data[:2 * MiB])                            # blocks already on datanodes
+    assert other.ls("/rmd/d") == []                    # invisible until closed
+    for remove in (other.rmdir, other.rm):
+        with pytest.raises(OSError, match="Directory not empty") as e:
+            remove("/rmd/d")
+        assert e.value.errno == errno.ENOTEMPTY
+    f.write(data[2 * MiB:])
+    f.close()
+    assert other.cat_file("/rmd/d/f.bin") == data
+    other.rm("/rmd", recursive=True)
+    assert not other.exists("/rmd")
+
+
 # -- 2. a namenode outage is an error, not "no such file" ---------------------------
 def test_namenode_outage_raises_from_every_lookup(make_cluster):
     c = make_cluster()
@@ -181,6 +201,39 @@ def test_read_right_after_namenode_sigkill_and_restart(make_cluster):
         assert f.read() == data
     assert reader.read() == data[MiB:]
     reader.close()
+
+
+def test_cli_read_waits_for_datanodes_that_re_register_late_after_a_namenode_restart(make_cluster, tmp_path):
+    """The namenode restarts while every datanode is stopped (SIGSTOP) for ~10 s, longer
+    than the client's own retry_seconds (8 s by default): its SafeModeError replies say
+    how long datanodes may still take (up to its dead-node timeout), and the reader
+    waits that long instead of failing at 8 s."""
+    c = make_cluster(dead_timeout=30.0)
+    data = os.urandom(3 * MiB + 777)
+    src = tmp_path / "f.bin"
+    src.write_bytes(data)
+    assert c.cli("put", str(src), "/f.bin").returncode == 0
+    for d in c.datanodes:
+        c.pause(d)
+    try:
+        c.kill(c.namenode)
+        c.restart(c.namenode)
+        timer = threading.Timer(10.0, lambda: [c.resume(d) for d in c.datanodes])
+        timer.start()
+        t0 = time.monotonic()
+        r = c.cli("cat", "/f.bin", timeout=90)
+        took = time.monotonic() - t0
+    finally:
+        timer.cancel()
+        for d in c.datanodes:
+            c.resume(d)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == data and took >= 8, took
+    # an unreachable namenode is still given up on after retry_seconds
+    c.kill(c.namenode)
+    t0 = time.monotonic()
+    r = c.cli("cat", "/f.bin", env={"DFS_RETRY_SECONDS": "2"})
+    assert r.returncode == 1 and b"cannot reach namenode" in r.stderr and time.monotonic() - t0 < 15
 
 
 # -- 5. pandas while a datanode is SIGKILLed -----------------------------------------

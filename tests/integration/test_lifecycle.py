@@ -7,7 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
+
+from dfs.testing.cluster import read_until
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,13 +34,7 @@ def test_scripts_run_starts_and_stops_a_cluster(tmp_path):
     p = subprocess.Popen([os.path.join(REPO, "scripts", "run"), "--base-dir", str(tmp_path / "local"),
                           "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
     try:
-        out = b""
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and b"Ctrl-C" not in out:
-            line = p.stdout.readline()
-            if not line:
-                break
-            out += line
+        out = read_until(p, b"Ctrl-C", 120)
         assert f"127.0.0.1:{port}".encode() in out and b"dfs put" in out, out
         env = {**os.environ, "DFS_NAMENODE": f"127.0.0.1:{port}"}
         r = subprocess.run([sys.executable, "-m", "dfs", "put", "-", "/x"], input=b"hi", env=env,

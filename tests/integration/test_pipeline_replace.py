@@ -89,3 +89,57 @@ def test_no_replacement_left_the_write_goes_on_with_fewer(make_cluster, monkeypa
     for b in locations(c, "/g"):
         assert head.address in b["names"]
     check_all(c, {"/g": data})
+
+
+@pytest.mark.parametrize("tail", [0, 100_000], ids=["whole-blocks", "short-last-block"])
+def test_close_never_succeeds_with_a_last_block_short_of_its_required_replicas(make_cluster, monkeypatch,
+                                                                                tail):
+    """A block's acknowledgement is read only after the next block is sent (``_settle``),
+    and the last ones' at close(). Two downstream nodes of the pipeline of the last
+    full block are SIGKILLed while it streams, with the block before it still draining
+    (whole blocks: its ack is read by close's ``_settle(None, None)``; with a short
+    last block: by ``_finish``). close() must not succeed until every block of the
+    file is stored on ``required_replicas`` nodes: the blocks the writer accepted are
+    recorded and checked, then every block read back after the head's kill -9."""
+    from dfs.client import writer as writer_mod
+    accepted: dict[int, tuple[list[str], int]] = {}
+    real_ack = writer_mod.FileWriter._ack
+
+    def spy(self, block, sock):
+        failed = real_ack(self, block, sock)
+        if failed is None:
+            accepted[block.block_id] = (list(self._unreported[-1][2]), block.allocated)
+        return failed
+    monkeypatch.setattr(writer_mod.FileWriter, "_ack", spy)
+    rewrites = []
+    real_rewrite = writer_mod.FileWriter._rewrite
+
+    def count_rewrite(self, block, sock, failed, abandon=True):
+        rewrites.append(list(failed))
+        return real_rewrite(self, block, sock, failed, abandon)
+    monkeypatch.setattr(writer_mod.FileWriter, "_rewrite", count_rewrite)
+    c = make_cluster(datanodes=5, racks=["/rack1", "/rack2", "/rack1", "/rack1", "/rack1"])   # replication 3
+    head = c.datanodes[0]
+    monkeypatch.setenv("DFS_CLIENT_HOST", head.address.rpartition(":")[0])
+    data = os.urandom(6 * MiB + tail)            # 2 full blocks of 3 MiB (+ a short third)
+    w = c.client(retry_seconds=20).create("/last", block_size=3 * MiB)
+    try:
+        w.write(data[:4 * MiB])                  # block 1 ended (draining), block 2 1/3 sent
+        down = _receiving(c, head, 2)
+        for victim in down:
+            c.kill(victim, signal.SIGKILL)
+        w.write(data[4 * MiB:])
+        w.close()
+    except BaseException:
+        w.abort()
+        raise
+    alive = {d.address for d in c.datanodes if d.alive}
+    blocks = locations(c, "/last")
+    assert len(blocks) == (3 if tail else 2)
+    for b in blocks:
+        nodes, allocated = accepted[b["block_id"]]
+        need = writer_mod.required_replicas(3, allocated)
+        assert need >= 2 and len(set(nodes) & alive) >= need, (b, nodes, allocated)
+    assert rewrites, "the kills hit no pipeline: the test tested nothing"
+    c.kill(head, signal.SIGKILL)
+    check_all(c, {"/last": data})

@@ -25,5 +25,6 @@ def test_a_replication_outside_1_to_512_is_a_usage_error(argv, capsys):
 
 def test_a_replication_in_range_is_taken(tmp_path, capsys):
     # Parsed, then the put fails at the missing local file: not a usage error.
-    assert main(["--namenode", "127.0.0.1:1", "put", "--replication", "512", str(tmp_path / "none"), "/x"]) == 1
+    missing = str(tmp_path / "none")
+    assert main(["--namenode", "127.0.0.1:1", "put", "--replication", "512", missing, "/x"]) == 1
     assert "No such file" in capsys.readouterr().err

@@ -3,23 +3,28 @@
 from __future__ import annotations
 
 import os
+import time
 
 import grpc
 import pytest
 
 from dfs import errors
+from dfs.client import namenode as namenode_mod
 from dfs.client.namenode import NamenodeClient
 
 
 class _Status(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str = ""):
-        self._code, self._details = code, details
+    def __init__(self, code: grpc.StatusCode, details: str = "", trailing=()):
+        self._code, self._details, self._trailing = code, details, tuple(trailing)
 
     def code(self):
         return self._code
 
     def details(self):
         return self._details
+
+    def trailing_metadata(self):
+        return self._trailing
 
 
 class _Stub:
@@ -103,3 +108,52 @@ def test_the_retries_of_one_call_carry_its_call_id_and_the_next_call_a_new_one()
     c.call("Mkdir", pb.MkdirRequest(path="/b"))
     first = stub.ids[0]
     assert first > 0 and stub.ids == [first, first, first, first + 1]
+
+
+def test_a_forked_child_calls_under_a_name_of_its_own(monkeypatch):
+    # Its call ids continue the parent's count: under the parent's name they would be
+    # answered with the parent's recorded outcomes.
+    from dfs.rpc.v1 import namenode_pb2 as pb
+    names = []
+    stub = _IdStub([])
+    stub.Mkdir = lambda r, timeout: names.append((r.caller.client_name, r.caller.call_id))
+    c = _client(stub)
+    c.call("Mkdir", pb.MkdirRequest(path="/a"))
+    monkeypatch.setattr(os, "getpid", lambda: 4242424)
+    c._pid = 4242424               # the child's channel: not under test
+    c.call("Mkdir", pb.MkdirRequest(path="/b"))
+    (parent, first), (child, again) = names
+    assert child != parent and first == again == 1
+
+
+def _safemode(retry_for: str | None = None) -> _Status:
+    trailing = [("dfs-retry-for", retry_for)] if retry_for is not None else []
+    return _Status(grpc.StatusCode.UNAVAILABLE,
+                   "SafeModeError\0/f\0namenode restarted: no datanode has reported block 7 yet", trailing)
+
+
+def test_a_restarted_namenode_says_how_long_to_wait_and_the_client_waits_that_long():
+    # retry_seconds alone (0.3 s) would give up long before the datanodes are back
+    stub = _Stub([_safemode("1.5")] * 4)      # retried after 0.1, 0.2, 0.4, 0.8 s
+    t0 = time.monotonic()
+    assert _client(stub, retry_seconds=0.3).call("Mkdir") == "ok" and stub.calls == 5
+    assert time.monotonic() - t0 < 5
+    # without an estimate: retry_seconds, then the error, its path and reason kept
+    stub = _Stub([_safemode()] * 50)
+    with pytest.raises(errors.SafeModeError, match="/f: namenode restarted") as ei:
+        _client(stub, retry_seconds=0.3).call("Mkdir")
+    assert ei.value.retry_for == 0 and stub.calls < 6
+    # a garbled estimate is no estimate
+    stub = _Stub([_safemode("nan")] * 50)
+    with pytest.raises(errors.SafeModeError):
+        _client(stub, retry_seconds=0.2).call("Mkdir")
+    assert stub.calls < 6
+
+
+def test_the_wait_a_namenode_asks_for_is_bounded(monkeypatch):
+    monkeypatch.setattr(namenode_mod, "MAX_RESTART_WAIT", 1.0)
+    stub = _Stub([_safemode("3600")] * 1000)
+    t0 = time.monotonic()
+    with pytest.raises(errors.SafeModeError) as ei:
+        _client(stub, retry_seconds=0.1).call("Mkdir")
+    assert 0.5 < time.monotonic() - t0 < 3 and ei.value.retry_for == 3600

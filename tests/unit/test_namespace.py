@@ -280,6 +280,24 @@ def test_delete_dir(ns):
     assert ns.delete("/empty", ROOT, 1.0) == []
 
 
+def test_delete_dir_holding_only_a_file_being_written_is_not_empty(ns):
+    """A file under construction is a child (as in HDFS): rm without -r refuses."""
+    ns.mkdir("/d", ROOT, 1.0)
+    row = create(ns, "/d/f")
+    f = ns.open_file(row["id"], ROOT)
+    ns.add_block(f, 31, 1, 1.0)
+    assert ns.stat("/d", ROOT).children == 0          # still invisible to listings
+    with pytest.raises(errors.DirectoryNotEmptyError):
+        ns.delete("/d", ROOT, 2.0)
+    ns.mkdir("/e", ROOT, 1.0)
+    with pytest.raises(errors.DirectoryNotEmptyError):  # nor replaced by a rename
+        ns.rename("/e", "/d", ROOT, 2.0, overwrite=True)
+    ns.commit_block(f, 31, 5)
+    st, _ = ns.complete(f, ROOT, 3.0)                 # the writer was not cut off
+    assert st.path == "/d/f" and st.size == 5
+    assert ns.delete("/d", ROOT, 4.0, recursive=True) == [31]
+
+
 def test_delete_root_refused(ns):
     with pytest.raises(errors.InvalidPathError):
         ns.delete("/", ROOT, 1.0, recursive=True)
@@ -558,7 +576,9 @@ def test_abandon_block(ns):
 def test_complete_after_parent_removed(ns):
     ns.mkdir("/d", ROOT, 1.0)
     row = create(ns, "/d/f")
-    ns.delete("/d", ROOT, 1.0)  # only an invisible file inside: not "non-empty"
+    with pytest.raises(errors.DirectoryNotEmptyError):  # a file being written is a child
+        ns.delete("/d", ROOT, 1.0)
+    ns.delete("/d", ROOT, 1.0, recursive=True)
     f_row = ns.store.get(row["id"])
     assert f_row is None  # removed with its parent
 

@@ -1026,9 +1026,19 @@ def test_unreported_block_is_missing_after_the_dead_node_timeout(tmp_path):
     ns1.store.close()
     ns2 = make(SqliteStore(db), clock, master_key=master)
     ns2.safemode("leave")
-    with pytest.raises(errors.SafeModeError):       # reports may still come
+    with pytest.raises(errors.SafeModeError) as ei:  # reports may still come
         ns2.block_locations(ROOT, "/f")
-    clock.t += DEAD + 1                              # a node silent this long is dead
+    assert ei.value.retry_for == DEAD + 1            # the client may wait until then (+1 s)
+    clock.t += DEAD - 4
+    with pytest.raises(errors.SafeModeError) as ei:
+        ns2.block_locations(ROOT, "/f")
+    assert ei.value.retry_for == pytest.approx(5)
+    ns2.safemode("enter")                            # an administrator's: no estimate
+    with pytest.raises(errors.SafeModeError) as ei:
+        ns2.mkdir(ROOT, "/d", False, 0o755)
+    assert ei.value.retry_for == 0
+    ns2.safemode("leave")
+    clock.t += 5                                     # a node silent this long is dead
     _, located, _, _ = ns2.block_locations(ROOT, "/f")
     assert [b.locations for b in located] == [[]]
     # a block written after the restart is never "not reported yet"

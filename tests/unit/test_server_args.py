@@ -70,6 +70,8 @@ def test_good_values_are_taken():
     (DN + ["--scan-interval", "0"], "--scan-interval: invalid interval '0'"),
     (DN + ["--replica-check-interval", "-5"], "--replica-check-interval: invalid interval '-5'"),
     (DN + ["--heartbeat-interval", "0"], "--heartbeat-interval: invalid interval '0'"),
+    (DN + ["--scan-rate", "0"], "--scan-rate: invalid rate '0'"),
+    (DN + ["--scan-rate", "1x"], "--scan-rate: invalid size '1x'"),
     (DN + ["--repair-bandwidth", "fast"], "--repair-bandwidth: invalid size 'fast'"),
     (["datanode", "--data-dir", "d", "--namenode", "nn:port"], "--namenode: invalid namenode address 'nn:port'"),
     (["cluster", "up", "--port", "0"], "--port: invalid port '0'"),
