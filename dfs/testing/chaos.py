@@ -12,6 +12,7 @@ read, a listing or a final state that is in none of them.
 from __future__ import annotations
 
 import hashlib
+import threading
 
 ABSENT = None
 
@@ -23,6 +24,8 @@ def sha(data: bytes) -> str:
 class Model:
     def __init__(self) -> None:
         self.states: dict[str, set] = {}
+        self.history: dict[str, set] = {}     # every content a path may ever have held
+        self.lock = threading.Lock()          # history is read by other threads
         self.acked_writes = 0
         self.failed_ops = 0
         self.ops = 0
@@ -40,6 +43,7 @@ class Model:
     # -- operations ---------------------------------------------------
     def write(self, path: str, digest: str, ok: bool) -> None:
         self.ops += 1
+        self.intend(path, {digest})
         if ok:
             self.acked_writes += 1
             self.states[path] = {digest}
@@ -59,6 +63,7 @@ class Model:
         """``dst`` is a fresh name (never used, so absent); no overwrite."""
         self.ops += 1
         moved = self.possible(src) - {ABSENT}
+        self.intend(dst, moved)
         if ok:
             self.states[dst] = moved
             self.states[src] = {ABSENT}
@@ -66,6 +71,16 @@ class Model:
             self.failed_ops += 1
             self.states[dst] = self.possible(dst) | moved
             self.states[src] = self.possible(src) | {ABSENT}
+
+    def intend(self, path: str, digests: set) -> None:
+        """``path`` may come to hold these (call before the operation: others read meanwhile)."""
+        with self.lock:
+            self.history[path] = self.history.get(path, set()) | digests
+
+    def ever(self) -> dict[str, set]:
+        """A copy of the history: path -> every content it may have held."""
+        with self.lock:
+            return {p: set(s) for p, s in self.history.items()}
 
     def check(self, path: str, digest) -> str | None:
         """A problem if ``path`` is seen holding ``digest`` (None: absent), else None."""
