@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from dfs.testing import Cluster
@@ -58,3 +61,20 @@ def make_cluster(tmp_path, request):
     for c in made:
         _dump_on_failure(request, c)
         c.stop()
+
+
+@pytest.fixture
+def tmpfs():
+    """tmpfs(path, size="2m"): mount a small tmpfs there (a disk that fills up),
+    unmounted lazily at teardown (processes may still hold it)."""
+    mounts: list[str] = []
+
+    def mount(path: str, size: str = "2m") -> str:
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
+        mounts.append(path)
+        return path
+
+    yield mount
+    for m in mounts:
+        subprocess.run(["umount", "-l", m], check=False)

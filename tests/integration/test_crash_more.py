@@ -7,7 +7,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import subprocess
 import threading
 import time
 
@@ -30,25 +29,9 @@ def _fill(directory: str) -> str:
     return filler
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A small tmpfs (2 MiB), unmounted (lazily: processes may still hold it) at teardown."""
-    mounts: list[str] = []
-
-    def mount(path: str, size: str = "2m") -> str:
-        os.makedirs(path, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
-        mounts.append(path)
-        return path
-
-    yield mount
-    for m in mounts:
-        subprocess.run(["umount", "-l", m], check=False)
-
-
-def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster, small_disk):
+def test_a_full_metadata_disk_fails_calls_clearly_and_loses_nothing(make_cluster, tmpfs):
     c = make_cluster(start=False)
-    small_disk(c.namenode.data_dir)
+    tmpfs(c.namenode.data_dir)
     c.start()
     client = c.client(retry_seconds=20)
     acked = {f"/keep/{i}": os.urandom(300_000 + i) for i in range(4)}
@@ -165,9 +148,9 @@ def _run(fn):
         return e
 
 
-def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, small_disk, tmp_path):
+def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, tmpfs, tmp_path):
     c = make_cluster(datanodes=1, start=False)
-    small_disk(c.datanodes[0].data_dir, "8m")
+    tmpfs(c.datanodes[0].data_dir, "8m")
     c.start()
     small = os.urandom(MiB)
     c.client().write_bytes("/small", small)
@@ -182,10 +165,10 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, smal
     check_all(c, {"/small": small})
 
 
-def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster, small_disk):
+def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster, tmpfs):
     # Its namespace.db to create again (lost) on a full disk: SQLite's own error, one line.
     c = make_cluster(datanodes=1, start=False)
-    small_disk(c.namenode.data_dir)
+    tmpfs(c.namenode.data_dir)
     c.start()
     c.stop()
     for name in os.listdir(c.namenode.data_dir):

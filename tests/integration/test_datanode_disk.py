@@ -58,21 +58,6 @@ def _holder(c, path: str, node) -> bool:
     return any(node.address in b["names"] for b in locations(c, path))
 
 
-@pytest.fixture
-def tmpfs():
-    mounts: list[str] = []
-
-    def mount(path: str, size: str) -> str:
-        os.makedirs(path, exist_ok=True)
-        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", path], check=True)
-        mounts.append(path)
-        return path
-
-    yield mount
-    for m in mounts:
-        subprocess.run(["umount", "-l", m], check=False)
-
-
 # -- a data dir that refuses writes ------------------------------------------------------------
 
 
