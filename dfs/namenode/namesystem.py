@@ -98,6 +98,8 @@ class NameSystem:
         self.started = clock()
         self._last_block_at_start = 0   # blocks up to this id were known before this start
         self._tx = _Tx()
+        self.unsyncable: errors.MetadataStoreError | None = None   # see _unsyncable
+        self.on_unsyncable = None       # the server's exit; None in-process (tests)
         self._next_expiry = 0.0     # when the retry cache is next pruned
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
@@ -127,6 +129,9 @@ class NameSystem:
         answered yet, and only a power loss, not a crash, could lose it."""
         with self._sync_lock:
             with self.lock:
+                if self.unsyncable is not None:   # nothing more is committed
+                    self._tx.error = self._tx.error or self.unsyncable
+                    raise self.unsyncable
                 tx, self._tx = self._tx, _Tx()
                 try:
                     owed = self.store.commit()
@@ -137,15 +142,27 @@ class NameSystem:
                 if owed:
                     self.store.flush()
             except errors.MetadataStoreError as e:
-                log.error("%s", e)
                 tx.error = e     # committed, but not durable: its callers are not told it is
+                self._unsyncable(e)
                 raise
-            finally:
-                if tx.dropped:
-                    # Replicas are deleted only once the change that dropped them is on disk
-                    # (as HDFS removes blocks after logSync).
-                    with self.lock:
-                        self._committed(tx)
+            if tx.dropped:
+                # Replicas are deleted only once the change that dropped them is on disk
+                # (as HDFS removes blocks after logSync).
+                with self.lock:
+                    self._committed(tx)
+
+    def _unsyncable(self, e: errors.MetadataStoreError) -> None:
+        """The WAL's fsync failed after its COMMIT: changes other calls can already see
+        may not be on disk, and after a failed fsync the kernel may have dropped the
+        dirty pages, so a retry proves nothing (PostgreSQL's "fsyncgate"). Stop, as
+        HDFS's namenode does when it cannot sync its edit log: every later mutation
+        fails, no replica of a block this change dropped is deleted, and the server
+        (``on_unsyncable``) exits so that a restart reads back only what the disk holds."""
+        log.critical("%s: the metadata on disk may lag what was served; no further "
+                     "changes are accepted", e)
+        self.unsyncable = e
+        if self.on_unsyncable is not None:
+            self.on_unsyncable(e)
 
     def _abort_tx(self, e: BaseException):
         """A write outside ``_mutate`` failed in the store: the open transaction is lost."""
@@ -238,6 +255,8 @@ class NameSystem:
         recorded only wrapped (in the file's row, the result's first item)."""
         call = (caller.client_name, caller.call_id) if caller is not None and caller.call_id \
             and caller.client_name else None
+        if self.unsyncable is not None:
+            raise self.unsyncable
         with self.lock:
             tx = self._tx
             done = self.store.recorded_call(*call) if call is not None else None

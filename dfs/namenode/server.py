@@ -49,6 +49,7 @@ class NamenodeServer:
                                  dead_timeout=dead_timeout)
         except (sqlite3.Error, errors.MetadataStoreError) as e:   # e.g. a full disk
             raise SystemExit(f"dfs: namenode: {db}: cannot open the metadata store: {e}") from None
+        self.ns.on_unsyncable = self._halt
         lease = os.environ.get("DFS_LEASE_SOFT_LIMIT")   # seconds; tests shorten it
         if lease:
             self.ns.ns.lease_limit = float(lease)
@@ -60,6 +61,16 @@ class NamenodeServer:
         self._interval = min(1.0, heartbeat_interval / 2)
         # The monitor ticks every _interval: a gap of several is the namenode paused, not its datanodes.
         self.ns.members.pause_allowance = max(2.0, 2 * heartbeat_interval, 4 * self._interval)
+
+    @staticmethod
+    def _halt(e: errors.MetadataStoreError) -> None:
+        """Fail-stop on a failed fsync of the metadata (see NameSystem._unsyncable):
+        exit at once, without answering the calls waiting on that commit."""
+        log.critical("stopping: %s (its log could not be synced; restart the namenode once "
+                     "the disk is sound)", e)
+        for h in logging.getLogger().handlers:
+            h.flush()
+        os._exit(1)
 
     def _monitor(self) -> None:
         # A tick is due every interval, at the moment a silent node reaches the

@@ -40,6 +40,7 @@ Schema:
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 from typing import Any, Iterable, Protocol
@@ -48,6 +49,10 @@ from dfs import errors
 
 ROOT_ID = 1
 ID_BATCH = 1024
+
+# Fault injection for tests, off unless set: while the file this names exists, the
+# WAL's fsync fails with EIO (a disk that stops taking writes under the namenode).
+_FAIL_FSYNC = os.environ.get("DFS_TEST_FAIL_FSYNC_IF", "")
 
 
 def store_error(e: BaseException) -> errors.MetadataStoreError:
@@ -209,6 +214,8 @@ class SqliteStore:
         write an open transaction, or frames a checkpoint has made redundant); the
         caller keeps commits from running concurrently with it."""
         try:
+            if _FAIL_FSYNC and os.path.exists(_FAIL_FSYNC):
+                raise OSError(errno.EIO, os.strerror(errno.EIO))
             os.fdatasync(self._wal())
         except OSError as e:
             raise store_error(e) from None

@@ -334,3 +334,34 @@ def test_every_call_sharing_a_group_commit_that_fails_fails(tmp_path):
     assert all(isinstance(outcome[p], errors.MetadataStoreError) for p in ("/x", "/y")), outcome
     disk.full = False
     assert [e.path for e in ns.listdir(ROOT, "/", "", 10)[1]] == []
+
+
+def test_a_failed_fsync_stops_the_namesystem_and_deletes_no_replica(tmp_path, monkeypatch):
+    """The WAL's fsync fails after the COMMIT of a delete (EIO): the delete's caller
+    fails, no replica of the file is deleted (a power loss could bring the file back),
+    the server's stop hook is called once, and every later mutation is refused, while
+    reads go on."""
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    ns = make(store)
+    stops = []
+    ns.on_unsyncable = stops.append
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/doomed", [BS, 100])
+    ns.mkdir(ROOT, "/d", False, 0o755)
+
+    def eio(fd):
+        raise OSError(5, "Input/output error")
+    monkeypatch.setattr(os, "fdatasync", eio)
+    with pytest.raises(errors.MetadataStoreError, match="Input/output error"):
+        ns.delete(ROOT, "/doomed", recursive=False)
+    assert len(stops) == 1 and "Input/output error" in str(stops[0])
+    assert _invalidations(ns, nodes) == set()
+    assert all(len(ns.bmap.holders(b)) == 3 for b, _ in blocks)
+    monkeypatch.undo()    # the disk works again: the namesystem still refuses changes
+    for change in (lambda: ns.mkdir(ROOT, "/e", False, 0o755),
+                   lambda: ns.rename(ROOT, "/d", "/f", overwrite=False),
+                   lambda: ns.create(ROOT, "/g", **NEW, complete=True)):
+        with pytest.raises(errors.MetadataStoreError, match="Input/output error"):
+            change()
+    assert ns.stat(ROOT, "/d").is_dir and _invalidations(ns, nodes) == set()
+    assert len(stops) == 1
