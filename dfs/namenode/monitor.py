@@ -63,6 +63,7 @@ class ReplicationMonitor:
         self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
         self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
         self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+        self._decom_short: dict[str, int] = {}      # decommissioning node -> its blocks short elsewhere (logged)
 
     # -- events (NameSystem calls these under its lock) -------------------
     def want(self, blocks, *, wake: bool = True) -> None:
@@ -196,27 +197,27 @@ class ReplicationMonitor:
         """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
         s = self.sys
         live = s.members.live_ids(now)
+        normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}
         for d in s.members.nodes.values():
             if d.admin_state != "decommissioning":
                 continue
-            normal = [u for u in live if s.members.nodes[u].admin_state == "normal"]
             # A block being written (or written, not yet committed) may have its
             # only copy here and cannot be copied yet: wait for its writer to commit
             # it (or for its lease to expire and the unfinished file to go).
-            done = not s.bmap.writes_on(d.uuid)
-            for b in s.bmap.by_node.get(d.uuid, ()) if done else ():
-                info = s.bmap.blocks.get(b)
-                if info is None or not info.complete:
-                    continue
-                others = [u for u in s.bmap.replicas.get(b, ()) if u in normal]
-                if len(others) < min(info.replication, len(normal)):
-                    done = False
-                    break
-            if done:
-                d.admin_state = "decommissioned"
-                s.store.set_meta(f"admin_state:{d.address}", "decommissioned")
-                log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
-                         d.address)
+            if s.bmap.writes_on(d.uuid):
+                continue
+            short = planner.undrained(s.bmap, d.uuid, normal)
+            if short:
+                if self._decom_short.get(d.uuid) != short:
+                    self._decom_short[d.uuid] = short
+                    log.info("datanode %s stays decommissioning: %d of its blocks have fewer than their "
+                             "target replicas on the %d other nodes in service", d.address, short, len(normal))
+                continue
+            self._decom_short.pop(d.uuid, None)
+            d.admin_state = "decommissioned"
+            s.store.set_meta(f"admin_state:{d.address}", "decommissioned")
+            log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
+                     d.address)
 
     # -- the report ---------------------------------------------------------
     def pending_bytes(self, live: set[str]) -> int:

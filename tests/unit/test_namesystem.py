@@ -584,6 +584,32 @@ def test_decommission():
     assert leaving.address not in more[0][1]
 
 
+def test_decommission_that_would_leave_fewer_nodes_than_the_replication_waits_for_one_more():
+    """3 datanodes, replication 3: the leaving node's replicas cannot go anywhere. It
+    stays decommissioning (it was declared decommissioned at once, fsck HEALTHY, and
+    switching it off left every block with 2 replicas), until a 4th node joins."""
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = nodes[0]
+    ns.decommission(leaving.address)
+    for _ in range(3):
+        ns.tick()
+        assert not [t for c in beat(ns, nodes).values() for t in c.transfers]   # nowhere to copy
+    assert leaving.admin_state == "decommissioning"
+    spare = dn(9, "/r1")
+    ns.register(spare)
+    ns.tick()
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    assert transfer[0] == bid and transfer[3] == [spare.address]
+    ns.tick()
+    assert leaving.admin_state == "decommissioning"          # the copy has not landed yet
+    beat(ns, [spare], received={spare.uuid: [(bid, transfer[1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
