@@ -63,6 +63,7 @@ class ReplicationMonitor:
         self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
         self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
         self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+        self.stuck: set[int] = set()           # blocks no node can take a copy of (until one joins or has room)
         self._decom_short: dict[str, int] = {}      # decommissioning node -> its blocks short elsewhere (logged)
 
     # -- events (NameSystem calls these under its lock) -------------------
@@ -74,6 +75,13 @@ class ReplicationMonitor:
 
     def wake(self) -> None:
         self._work.set()
+
+    def nodes_changed(self) -> None:
+        """A node joined, came back, or has room again: the blocks that had nowhere to go
+        may have somewhere now."""
+        if self.stuck:
+            self.want(self.stuck)
+            self.stuck = set()
 
     def node_gone(self, uuid: str, lost) -> None:
         """A node died or restarted: its replicas (``lost``) and its copies need planning."""
@@ -139,6 +147,7 @@ class ReplicationMonitor:
         self._last_scan = now
         if not self._scan:
             self._scan = list(self.sys.bmap.blocks)
+            self.stuck.intersection_update(self.sys.bmap.blocks)   # forget deleted ones
         piece = self._scan[-SCAN_SLICE:]
         del self._scan[-SCAN_SLICE:]
         return piece
@@ -152,6 +161,7 @@ class ReplicationMonitor:
         blocks = None if scan is None else self.needed.union(scan)
         self.needed = set()
         backlog: set[int] = set()
+        stuck: set[int] = set()
         copies: list[planner.Replicate] = []
         drops: list[planner.Invalidate] = []
         if blocks is None or blocks:
@@ -166,8 +176,10 @@ class ReplicationMonitor:
                 s.bmap, s.members.nodes, live, writable, self.in_flight, s.rng,
                 max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
                 max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
-                fix_racks=True, delete_first=settled, now=now)
+                fix_racks=True, delete_first=settled, now=now, stuck=stuck)
         self.needed = backlog   # waiting for a free stream: looked at again when one frees up
+        # Nowhere to copy to: looked at again when the nodes change (nodes_changed), or by the scan.
+        self.stuck = (self.stuck - (blocks if blocks is not None else set(s.bmap.blocks))) | stuck
         hb = s.members.heartbeat_interval
         for c in copies:
             info = s.bmap.blocks[c.block_id]

@@ -620,6 +620,7 @@ class NameSystem:
             # Copies it was sending or receiving died with its previous life
             # (a datanode wipes tmp/ at start): plan them again.
             self.monitor.node_gone(node.uuid, ())
+            self.monitor.nodes_changed()    # somewhere new for blocks that had nowhere to go
             if node.admin_state == "normal":
                 saved = self.store.get_meta(f"admin_state:{node.address}")
                 if saved in ("decommissioning", "decommissioned"):
@@ -646,6 +647,8 @@ class NameSystem:
             if node is None:
                 return True, NodeCommands()
             if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
+                if node.remaining > 0:
+                    self.monitor.nodes_changed()
                 log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
                             if node.remaining > 0 else "reports no free space: no new blocks go there")
             if client_ops:

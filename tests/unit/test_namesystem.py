@@ -610,6 +610,25 @@ def test_decommission_that_would_leave_fewer_nodes_than_the_replication_waits_fo
     assert leaving.admin_state == "decommissioned"
 
 
+def test_fewer_datanodes_than_the_target_means_no_fast_heartbeats_until_one_joins():
+    """Blocks nobody can take a copy of were re-planned every tick and every datanode was
+    told to beat 10x as fast, for as long as the cluster had fewer nodes than the target."""
+    ns = make()
+    nodes = register(ns, 2)
+    _, blocks, _ = write(ns, "/f", [10])
+    for _ in range(3):
+        ns.clock.advance(1.0)
+        ns.tick()
+        cmds = beat(ns, nodes)
+        assert all(c.next_heartbeat == 0 and not c.transfers for c in cmds.values())
+        assert not ns.monitor.needed
+    spare = dn(9, "/r1")
+    ns.register(spare)
+    ns.tick()                                   # no scan due: the join itself brings the block back
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    assert transfer[0] == blocks[0][0] and transfer[3] == [spare.address]
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""

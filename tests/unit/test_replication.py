@@ -427,3 +427,21 @@ def test_a_leaving_node_is_drained_only_when_its_blocks_reach_their_target_elsew
     assert m.add_replica(1, "n3", 1, 1000)
     assert undrained(m, "n0", {"n1", "n2", "n3"}) == 0
     assert undrained(m, "n0", {"n0", "n1", "n2"}) == 2     # its own replicas never count
+
+
+def test_a_block_no_node_can_take_is_stuck_not_backlog():
+    """Fewer nodes than the target: nothing to retry until a node joins. In the backlog
+    it was re-planned every tick and kept every datanode beating fast, for good."""
+    nodes = cluster(2)
+    m = bmap({1: ["n0", "n1"], 2: ["n0"]})
+    backlog: set[int] = set()
+    stuck: set[int] = set()
+    copies, _ = run(m, nodes, backlog=backlog, stuck=stuck)
+    assert [(c.block_id, c.targets) for c in copies] == [(2, ("n1",))]
+    assert stuck == {1, 2} and backlog == set()      # 2: one copy, then nowhere left
+    # Full for now (the incoming cap) is not stuck: a slot frees up soon.
+    nodes = cluster(4)
+    m = bmap({1: ["n0", "n1"], 2: ["n0", "n1"]})
+    backlog, stuck = set(), set()
+    copies, _ = run(m, nodes, max_incoming=0, backlog=backlog, stuck=stuck)
+    assert copies == [] and backlog == {1, 2} and stuck == set()
