@@ -1,0 +1,98 @@
+"""Cluster operations as an operator runs them, on real processes: decommissioning
+under load, datanodes joining later, `dfs cluster up` stopped and started again.
+(Failures and repair: test_healing.py; data dirs and restarts: test_servers.py.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+from dfs.testing.cluster import free_port, read_until
+from dfs.testing.faults import MiB, block_ids_on, check_all, locations, node_state, put_bytes, wait_state
+
+
+def test_decommission_under_load_with_too_few_nodes_waits_for_a_new_one(make_cluster):
+    """3 datanodes, replication 3: the leaving node's replicas have nowhere to go, so it
+    stays decommissioning -- reads and writes going on -- until a 4th node joins, takes
+    its copies, and only then is it decommissioned (it was at once, and switching it off
+    left every block with 2 replicas)."""
+    c = make_cluster(datanodes=3)
+    files = {f"/old{i}": os.urandom(MiB + i) for i in range(3)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    leaving = c.datanodes[0]
+    held = block_ids_on(leaving)
+    stop, errors, written = threading.Event(), [], {}
+
+    def load() -> None:   # a writer and a reader all along
+        client = c.client(retry_seconds=20)
+        i = 0
+        while not stop.is_set():
+            try:
+                data = os.urandom(200_000 + i)
+                client.write_bytes(f"/new{i}", data)
+                written[f"/new{i}"] = data
+                assert client.read_bytes(f"/old{i % 3}") == files[f"/old{i % 3}"]
+            except Exception as e:   # noqa: BLE001 - reported by the test
+                errors.append(repr(e))
+            i += 1
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    try:
+        r = c.cli("admin", "decommission", leaving.address)
+        assert r.returncode == 0, r.stderr
+        since = len(written) + 1          # the next one may have begun before
+        # Several monitor rounds: it holds replicas no other node can take.
+        c.wait_for(lambda: len(written) >= since + 3, 30, "writes during the decommission")
+        rep = c.report()
+        assert {n["address"]: n["state"] for n in rep["live"]}[leaving.address] == "decommissioning"
+        assert rep["pending_repair_bytes"] > 0
+        assert all(leaving.address not in b["names"] for p in list(written)[since:] for b in locations(c, p))
+        joined = c.add_datanode("/rack2")
+        wait_state(c, leaving, "decommissioned", timeout=30)
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    assert not errors, errors
+    assert held <= block_ids_on(joined)             # the new node took its copies
+    c.kill(leaving)
+    c.wait_for_status("HEALTHY", timeout=30)      # nothing was left short
+    check_all(c, {**files, **written})
+
+
+def test_cluster_up_stopped_with_ctrl_c_and_started_again_serves_the_old_files(tmp_path):
+    """Two datanodes and no --replication: blocks are made at replication 2 (at 3, fsck
+    said DEGRADED for good on a healthy cluster); restarted on the same --base-dir, it
+    is ready only once the old files are readable."""
+    port = free_port("127.0.0.1")
+    base = str(tmp_path / "local")
+    data = os.urandom(3 * MiB)
+
+    def dfs(*args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", *args],
+                              capture_output=True, timeout=60, env={**os.environ, "DFS_RETRY_SECONDS": "0"}, **kw)
+
+    for first in (True, False):
+        p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", base,
+                              "--datanodes", "2", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert b"Ctrl-C" in read_until(p, b"Ctrl-C", 90)
+            if first:
+                r = dfs("put", "-", "/kept", input=data)
+                assert r.returncode == 0, r.stderr
+            r = dfs("cat", "/kept")
+            assert r.returncode == 0 and r.stdout == data, r.stderr
+            r = dfs("fsck", "/")
+            assert r.returncode == 0 and b"HEALTHY" in r.stdout, r.stdout
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=30) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
