@@ -214,6 +214,15 @@ class NameSystem:
             self.safemode_auto = False
             log.info("leaving safe mode: %d of %d blocks reported", reported, total)
 
+    def _safemode_progress(self) -> str:
+        """Why automatic safe mode goes on, in numbers: the operator sees what is missing
+        (a datanode that has not come back) instead of only "waiting"."""
+        total = sum(1 for b in self.bmap.blocks.values() if b.complete)
+        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        nodes = sum(1 for n in self.members.nodes.values() if n.uuid not in self.members.dead)
+        return (f"waiting for block reports: {reported} of {total} blocks reported, "
+                f"{SAFEMODE_THRESHOLD:.1%} needed; {nodes} datanode{'s' * (nodes != 1)} registered")
+
     def _invalidate_blocks(self, block_ids: list[int]) -> None:
         """Drop blocks the open transaction removed: done once it is committed (_committed)."""
         self._tx.dropped.extend(block_ids)
@@ -812,7 +821,7 @@ class NameSystem:
             elif action != "get":
                 raise errors.InvalidArgumentError(f"unknown safemode action {action!r}")
             reason = ("entered by an administrator" if self.safemode_manual else
-                      "waiting for block reports" if self.safemode_auto else "")
+                      self._safemode_progress() if self.safemode_auto else "")
             return self.in_safemode(), reason
 
     def decommission(self, address: str, caller: Caller | None = None) -> None:
