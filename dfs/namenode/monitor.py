@@ -207,6 +207,7 @@ class ReplicationMonitor:
 
     def check_decommission(self, now: float) -> None:
         """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
+        from dfs.namenode.namesystem import admin_key
         s = self.sys
         live = s.members.live_ids(now)
         normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}
@@ -227,7 +228,7 @@ class ReplicationMonitor:
                 continue
             self._decom_short.pop(d.uuid, None)
             d.admin_state = "decommissioned"
-            s.store.set_meta(f"admin_state:{d.address}", "decommissioned")
+            s.store.set_meta(admin_key(d.uuid), "decommissioned")
             log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
                      d.address)
 

@@ -65,6 +65,15 @@ class LocatedBlock:
     corrupt: bool = False
 
 
+def admin_key(uuid: str) -> str:
+    """Where a datanode's decommission is remembered across namenode restarts: by its
+    uuid (its data dir), not its address. By address, a new machine put in place of a
+    decommissioned one (same host:port, empty disk) came up decommissioned, for good
+    (there is no recommission), and the node itself restarted on another address came
+    back in service."""
+    return f"admin_state@{uuid}"
+
+
 class _Tx:
     """The mutations applied since the last commit, which share the next one."""
     __slots__ = ("dropped", "error", "calls")
@@ -631,7 +640,7 @@ class NameSystem:
             self.monitor.node_gone(node.uuid, ())
             self.monitor.nodes_changed()    # somewhere new for blocks that had nowhere to go
             if node.admin_state == "normal":
-                saved = self.store.get_meta(f"admin_state:{node.address}")
+                saved = self.store.get_meta(admin_key(node.uuid))
                 if saved in ("decommissioning", "decommissioned"):
                     node.admin_state = saved
             if was_dead:
@@ -835,13 +844,13 @@ class NameSystem:
                 log.info("decommissioning datanode %s: %d blocks to move off", d.address,
                          len(self.bmap.by_node.get(d.uuid, ())))
                 # Remembered across namenode restarts (like HDFS's exclude file).
-                self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
+                self.store.set_meta(admin_key(d.uuid), "decommissioning")
                 self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
         try:
             self._sync()
         except errors.MetadataStoreError:
             with self.lock:
-                kept = self.store.get_meta(f"admin_state:{d.address}")
+                kept = self.store.get_meta(admin_key(d.uuid))
                 if kept is None and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise

@@ -630,6 +630,36 @@ def test_fewer_datanodes_than_the_target_means_no_fast_heartbeats_until_one_join
     assert transfer[0] == blocks[0][0] and transfer[3] == [spare.address]
 
 
+def test_a_decommission_follows_the_node_across_restarts_not_its_address(tmp_path):
+    """Remembered by the node's uuid: restarted on another address it stays decommissioned;
+    a new machine on its old address (an empty data dir: a new uuid) is in service (it
+    came up decommissioned for good, with no way to recommission it)."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns, 4)
+    write(ns, "/f", [10])
+    old = nodes[0]
+    ns.decommission(old.address)
+    ns.tick()
+    for _ in range(2):   # its block is copied away
+        for d, c in beat(ns, nodes).items():
+            for bid, gs, ln, targets in c.transfers:
+                target = next(n for n in nodes if n.address == targets[0])
+                beat(ns, [target], received={target.uuid: [(bid, gs, ln)]})
+        ns.tick()
+    assert old.admin_state == "decommissioned"
+    ns.store.close()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    moved = dn(1)
+    moved.address = "127.0.0.77:9866"
+    ns.register(moved)
+    assert moved.admin_state == "decommissioned"
+    fresh = DatanodeDescriptor(uuid="new-disk", address=old.address, rack="/r0", capacity=10 << 30,
+                               remaining=10 << 30)
+    ns.register(fresh)
+    assert fresh.admin_state == "normal"
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
