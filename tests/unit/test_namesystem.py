@@ -302,6 +302,39 @@ def test_safemode_after_restart(tmp_path):
     assert ns2.fsck(ROOT, "/f")["status"] == "DEGRADED"
 
 
+def test_a_restarted_namenode_waits_the_dead_timeout_for_late_datanodes_before_copying(tmp_path):
+    """Two of the three holders report right after a restart: safe mode ends, but the
+    blocks are not copied while the third may still come (it was, at once, and its own
+    replicas were then deleted as surplus when it reported a few seconds later). A new
+    block is repaired at once; the old ones once the dead-node timeout has passed."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 4)
+    _, blocks, _ = write(ns1, "/f", [BS, 77])
+    ns1.store.close()
+    clock.advance(60)
+    ns = make(SqliteStore(db), clock, master_key=master)
+    late = next(d for d in nodes if d.address in blocks[0][1] and d.address in blocks[1][1])
+    early = [d for d in nodes if d is not late]
+    for d in early:
+        ns.register(dn(int(d.uuid[2:]), d.rack))
+        ns.block_report(d.uuid, [(bid, ns.bmap.blocks[bid].genstamp, ns.bmap.blocks[bid].length)
+                                 for bid, addrs in blocks if d.address in addrs])
+    assert not ns.in_safemode()
+    _, fresh, _ = write(ns, "/g", [10])
+    gone = next(d for d in early if d.address in fresh[0][1])
+    ns.heartbeat(gone.uuid, {}, [], [fresh[0][0]], [])       # a new block's replica is lost
+    for i in range(3):
+        clock.advance(DEAD / 4)
+        ns.tick()
+        copied = {t[0] for c in beat(ns, early).values() for t in c.transfers}
+        assert copied == ({fresh[0][0]} if i == 0 else set())   # the new block at once
+    clock.advance(DEAD / 4 + 1)
+    ns.tick()
+    copied = {t[0] for c in beat(ns, early).values() for t in c.transfers}
+    assert copied == {b for b, _ in blocks}
+
+
 def test_manual_safemode():
     ns = make()
     ns.safemode("enter")
