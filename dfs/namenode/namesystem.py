@@ -491,8 +491,11 @@ class NameSystem:
             if live:  # every one reports no room left: the one case that is ENOSPC
                 raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
                                           name)
+            alive = self.members.live(now)
+            leaving = sum(1 for n in alive if n.admin_state != "normal")
             raise errors.NoDatanodesError(
-                f"no live datanodes to write to ({len(self.members.live(now))} live)", name)
+                f"no live datanodes to write to ({len(alive)} live"
+                + (f", {leaving} of them decommissioning or decommissioned)" if leaving else ")"), name)
         targets = placement.choose_targets(
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)

@@ -206,6 +206,13 @@ def test_no_datanodes():
     ns.clock.advance(DEAD + 1)
     with pytest.raises(errors.NoDatanodesError):
         ns.add_block(ROOT, row["id"], None, [], [])
+    # every live one is leaving: say so ("no live datanodes (2 live)" read as a contradiction)
+    nodes = [dn(7), dn(8)]
+    for d in nodes:
+        ns.register(d)
+        ns.decommission(d.address)
+    with pytest.raises(errors.NoDatanodesError, match=r"\(2 live, 2 of them decommissioning or decommissioned\)"):
+        ns.add_block(ROOT, row["id"], None, [], [])
 
 
 def test_full_datanodes_are_no_space_but_no_datanodes_is_not():
