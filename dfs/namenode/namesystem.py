@@ -635,6 +635,16 @@ class NameSystem:
         with self.lock:
             now = self.clock()
             old = self.members.nodes.get(node.uuid)
+            if old is not None and old.address != node.address and self.members.state(old, now) == LIVE:
+                # Two datanodes with one identity: a data dir copied (a cloned disk or VM
+                # image). The newcomer silently took the node's place: the report lost a
+                # node while both ran, their heartbeats and commands mixed. A node restarted
+                # on another address is let in once its old self has missed two heartbeats.
+                log.warning("refused datanode %s: its uuid %s is that of live datanode %s", node.address,
+                            node.uuid, old.address)
+                raise errors.DfsFileExistsError(
+                    f"datanode uuid {node.uuid} is in use by the live datanode {old.address} (a copy of its "
+                    f"data dir? each datanode needs its own); retried", node.address)
             was_dead = old is not None and node.uuid in self.members.dead
             self.members.register(node, now)
             self.commands.pop(node.uuid, None)

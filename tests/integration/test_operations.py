@@ -5,14 +5,16 @@ under load, datanodes joining later, `dfs cluster up` stopped and started again.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import threading
 import time
 
+from dfs.datadir import LOCK_NAME
 from dfs.testing.cluster import free_port, read_until
-from dfs.testing.faults import MiB, block_ids_on, check_all, locations, node_state, put_bytes, wait_state
+from dfs.testing.faults import MiB, block_ids_on, check_all, locations, log_text, put_bytes, wait_state
 
 
 def test_decommission_under_load_with_too_few_nodes_waits_for_a_new_one(make_cluster):
@@ -154,3 +156,26 @@ def test_a_datanode_late_after_a_namenode_restart_is_waited_for_not_copied_and_t
     c.wait_for_status("HEALTHY", timeout=30)
     assert {d.name: block_ids_on(d) for d in c.datanodes} == before
     check_all(c, files)
+
+
+def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_stops(make_cluster):
+    """A cloned disk: the copy registered with the same uuid and silently took the live
+    node's place. Now it is refused (retrying, saying why) while the node beats; once
+    the node is gone, it is that node restarted on another address, and serves."""
+    c = make_cluster(datanodes=3)
+    files = {f"/f{i}": os.urandom(300_000 + i) for i in range(3)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    original = c.datanodes[0]
+    clone = c.add_datanode("/rack2", start=False)
+    shutil.copytree(original.data_dir, clone.data_dir, ignore=shutil.ignore_patterns(LOCK_NAME))
+    c._spawn(clone)
+    c.wait_for(lambda: "in use by the live datanode" in log_text(clone), 20, "the clone to be refused")
+    assert clone.alive
+    assert sorted(n["address"] for n in c.report()["live"]) == sorted(d.address for d in c.datanodes[:3])
+    c.kill(original)
+    wait_state(c, clone, "live", timeout=20)
+    for d in c.datanodes[1:3]:
+        c.kill(d)
+    check_all(c, files)                  # from the clone alone

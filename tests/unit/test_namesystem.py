@@ -700,6 +700,23 @@ def test_a_decommission_follows_the_node_across_restarts_not_its_address(tmp_pat
     assert fresh.admin_state == "normal"
 
 
+def test_a_second_datanode_with_the_same_uuid_is_refused_while_the_first_beats():
+    """A copied data dir: the copy took the live node's place (the report lost a node,
+    their heartbeats and commands mixed). Now refused; the node itself restarted on
+    another address is let in once its old self has missed two heartbeats."""
+    ns = make()
+    nodes = register(ns, 3)
+    clone = dn(1)
+    clone.address = "127.0.0.99:9866"
+    with pytest.raises(errors.DfsFileExistsError, match="in use by the live datanode 127.0.0.1:9866"):
+        ns.register(clone)
+    assert ns.members.by_address(nodes[0].address) is nodes[0]
+    ns.clock.advance(2 * HB + 0.1)     # it stopped beating (stale): a restart elsewhere
+    beat(ns, nodes[1:])
+    ns.register(clone)
+    assert ns.members.by_address(clone.address) is clone and ns.members.by_address(nodes[0].address) is None
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
