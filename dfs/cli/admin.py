@@ -35,6 +35,8 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_report)
     p = asub.add_parser("safemode", help="get, enter, leave or wait for safe mode")
     p.add_argument("action", choices=["get", "enter", "leave", "wait"])
+    p.add_argument("--timeout", type=cli_args.seconds, default=None, metavar="SECS",
+                   help="wait: give up after SECS (exit 1, saying why safe mode is on); default: no limit")
     p.set_defaults(func=cmd_safemode)
     p = asub.add_parser("decommission", help="drain a datanode")
     p.add_argument("address", type=cli_args.listen_address, metavar="HOST:PORT")
@@ -139,8 +141,11 @@ def cmd_report(args) -> int:
 def cmd_safemode(args) -> int:
     client, _ = resolve(args, "/")
     if args.action == "wait":
-        while client.safemode("get").on:
-            time.sleep(0.5)
+        deadline = None if args.timeout is None else time.monotonic() + args.timeout
+        while (r := client.safemode("get")).on:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise errors.DfsError(f"safe mode still ON after {args.timeout:g}s ({r.reason})")
+            time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
         print("Safe mode is OFF")
         return 0
     r = client.safemode(args.action)

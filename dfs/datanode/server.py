@@ -116,6 +116,8 @@ class DatanodeServer:
             err = status.from_rpc_error(e, self.namenode)
             if isinstance(err, errors.ForeignClusterError):
                 raise ForeignCluster(err.detail) from None
+            if not isinstance(err, errors.NamenodeUnreachableError):
+                log.warning("namenode %s refused to register us: %s", self.namenode, err.detail)
             raise
         # Recorded before the block report: from now on these replicas are this cluster's.
         reason = datadir.foreign_cluster(reply.cluster_id, self.store.cluster_id)

@@ -63,6 +63,9 @@ class ReplicationMonitor:
         self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
         self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
         self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
+        self.deferred: set[int] = set()        # blocks known before a restart, planned once its grace is over
+        self.stuck: set[int] = set()           # blocks no node can take a copy of (until one joins or has room)
+        self._decom_short: dict[str, int] = {}      # decommissioning node -> its blocks short elsewhere (logged)
 
     # -- events (NameSystem calls these under its lock) -------------------
     def want(self, blocks, *, wake: bool = True) -> None:
@@ -73,6 +76,13 @@ class ReplicationMonitor:
 
     def wake(self) -> None:
         self._work.set()
+
+    def nodes_changed(self) -> None:
+        """A node joined, came back, or has room again: the blocks that had nowhere to go
+        may have somewhere now."""
+        if self.stuck:
+            self.want(self.stuck)
+            self.stuck = set()
 
     def node_gone(self, uuid: str, lost) -> None:
         """A node died or restarted: its replicas (``lost``) and its copies need planning."""
@@ -138,6 +148,7 @@ class ReplicationMonitor:
         self._last_scan = now
         if not self._scan:
             self._scan = list(self.sys.bmap.blocks)
+            self.stuck.intersection_update(self.sys.bmap.blocks)   # forget deleted ones
         piece = self._scan[-SCAN_SLICE:]
         del self._scan[-SCAN_SLICE:]
         return piece
@@ -150,7 +161,25 @@ class ReplicationMonitor:
         stale = s.members.stale_ids(now)
         blocks = None if scan is None else self.needed.union(scan)
         self.needed = set()
+        # Just restarted: a datanode that has not registered yet is not lost until it has
+        # been silent for the dead-node timeout since our start, like any other. Until
+        # then a block known before the start may have replicas we have not heard of:
+        # copying it now, then trimming the copies when that node reports (it came back a
+        # few seconds late), moved all of that node's data twice -- 13 of 13 replicas
+        # copied within 1.5 s of a namenode restart, and the node's own then deleted.
+        # (HDFS waits out its safe-mode extension, 30 s, for the same reason.)
+        last_old = s._last_block_at_start
+        if last_old and now < s.started + s.members.dead_timeout:
+            pool = set(s.bmap.blocks) if blocks is None else blocks
+            old = {b for b in pool if b <= last_old}
+            self.deferred |= old
+            blocks = pool - old
+        elif self.deferred:
+            if blocks is not None:
+                blocks |= self.deferred
+            self.deferred = set()
         backlog: set[int] = set()
+        stuck: set[int] = set()
         copies: list[planner.Replicate] = []
         drops: list[planner.Invalidate] = []
         if blocks is None or blocks:
@@ -165,8 +194,10 @@ class ReplicationMonitor:
                 s.bmap, s.members.nodes, live, writable, self.in_flight, s.rng,
                 max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
                 max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
-                fix_racks=True, delete_first=settled, now=now)
+                fix_racks=True, delete_first=settled, now=now, stuck=stuck)
         self.needed = backlog   # waiting for a free stream: looked at again when one frees up
+        # Nowhere to copy to: looked at again when the nodes change (nodes_changed), or by the scan.
+        self.stuck = (self.stuck - (blocks if blocks is not None else set(s.bmap.blocks))) | stuck
         hb = s.members.heartbeat_interval
         for c in copies:
             info = s.bmap.blocks[c.block_id]
@@ -194,29 +225,30 @@ class ReplicationMonitor:
 
     def check_decommission(self, now: float) -> None:
         """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
+        from dfs.namenode.namesystem import admin_key
         s = self.sys
         live = s.members.live_ids(now)
+        normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}
         for d in s.members.nodes.values():
             if d.admin_state != "decommissioning":
                 continue
-            normal = [u for u in live if s.members.nodes[u].admin_state == "normal"]
             # A block being written (or written, not yet committed) may have its
             # only copy here and cannot be copied yet: wait for its writer to commit
             # it (or for its lease to expire and the unfinished file to go).
-            done = not s.bmap.writes_on(d.uuid)
-            for b in s.bmap.by_node.get(d.uuid, ()) if done else ():
-                info = s.bmap.blocks.get(b)
-                if info is None or not info.complete:
-                    continue
-                others = [u for u in s.bmap.replicas.get(b, ()) if u in normal]
-                if len(others) < min(info.replication, len(normal)):
-                    done = False
-                    break
-            if done:
-                d.admin_state = "decommissioned"
-                s.store.set_meta(f"admin_state:{d.address}", "decommissioned")
-                log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
-                         d.address)
+            if s.bmap.writes_on(d.uuid):
+                continue
+            short = planner.undrained(s.bmap, d.uuid, normal)
+            if short:
+                if self._decom_short.get(d.uuid) != short:
+                    self._decom_short[d.uuid] = short
+                    log.info("datanode %s stays decommissioning: %d of its blocks have fewer than their "
+                             "target replicas on the %d other nodes in service", d.address, short, len(normal))
+                continue
+            self._decom_short.pop(d.uuid, None)
+            d.admin_state = "decommissioned"
+            s.store.set_meta(admin_key(d.uuid), "decommissioned")
+            log.info("datanode %s is decommissioned: every block it holds has its replicas elsewhere",
+                     d.address)
 
     # -- the report ---------------------------------------------------------
     def pending_bytes(self, live: set[str]) -> int:

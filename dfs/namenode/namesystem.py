@@ -65,6 +65,15 @@ class LocatedBlock:
     corrupt: bool = False
 
 
+def admin_key(uuid: str) -> str:
+    """Where a datanode's decommission is remembered across namenode restarts: by its
+    uuid (its data dir), not its address. By address, a new machine put in place of a
+    decommissioned one (same host:port, empty disk) came up decommissioned, for good
+    (there is no recommission), and the node itself restarted on another address came
+    back in service."""
+    return f"admin_state@{uuid}"
+
+
 class _Tx:
     """The mutations applied since the last commit, which share the next one."""
     __slots__ = ("dropped", "error", "calls")
@@ -230,6 +239,15 @@ class NameSystem:
         if total == 0 or reported >= SAFEMODE_THRESHOLD * total:
             self.safemode_auto = False
             log.info("leaving safe mode: %d of %d blocks reported", reported, total)
+
+    def _safemode_progress(self) -> str:
+        """Why automatic safe mode goes on, in numbers: the operator sees what is missing
+        (a datanode that has not come back) instead of only "waiting"."""
+        total = sum(1 for b in self.bmap.blocks.values() if b.complete)
+        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        nodes = sum(1 for n in self.members.nodes.values() if n.uuid not in self.members.dead)
+        return (f"waiting for block reports: {reported} of {total} blocks reported, "
+                f"{SAFEMODE_THRESHOLD:.1%} needed; {nodes} datanode{'s' * (nodes != 1)} registered")
 
     def _invalidate_blocks(self, block_ids: list[int]) -> None:
         """Drop blocks the open transaction removed: done once it is committed (_committed)."""
@@ -492,8 +510,11 @@ class NameSystem:
             if live:  # every one reports no room left: the one case that is ENOSPC
                 raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
                                           name)
+            alive = self.members.live(now)
+            leaving = sum(1 for n in alive if n.admin_state != "normal")
             raise errors.NoDatanodesError(
-                f"no live datanodes to write to ({len(self.members.live(now))} live)", name)
+                f"no live datanodes to write to ({len(alive)} live"
+                + (f", {leaving} of them decommissioning or decommissioned)" if leaving else ")"), name)
         targets = placement.choose_targets(
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
@@ -633,14 +654,25 @@ class NameSystem:
         with self.lock:
             now = self.clock()
             old = self.members.nodes.get(node.uuid)
+            if old is not None and old.address != node.address and self.members.state(old, now) == LIVE:
+                # Two datanodes with one identity: a data dir copied (a cloned disk or VM
+                # image). The newcomer silently took the node's place: the report lost a
+                # node while both ran, their heartbeats and commands mixed. A node restarted
+                # on another address is let in once its old self has missed two heartbeats.
+                log.warning("refused datanode %s: its uuid %s is that of live datanode %s", node.address,
+                            node.uuid, old.address)
+                raise errors.DfsFileExistsError(
+                    f"datanode uuid {node.uuid} is in use by the live datanode {old.address} (a copy of its "
+                    f"data dir? each datanode needs its own); retried", node.address)
             was_dead = old is not None and node.uuid in self.members.dead
             self.members.register(node, now)
             self.commands.pop(node.uuid, None)
             # Copies it was sending or receiving died with its previous life
             # (a datanode wipes tmp/ at start): plan them again.
             self.monitor.node_gone(node.uuid, ())
+            self.monitor.nodes_changed()    # somewhere new for blocks that had nowhere to go
             if node.admin_state == "normal":
-                saved = self.store.get_meta(f"admin_state:{node.address}")
+                saved = self.store.get_meta(admin_key(node.uuid))
                 if saved in ("decommissioning", "decommissioned"):
                     node.admin_state = saved
             if was_dead:
@@ -665,6 +697,8 @@ class NameSystem:
             if node is None:
                 return True, NodeCommands()
             if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
+                if node.remaining > 0:
+                    self.monitor.nodes_changed()
                 log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
                             if node.remaining > 0 else "reports no free space: no new blocks go there")
             if client_ops:
@@ -828,7 +862,7 @@ class NameSystem:
             elif action != "get":
                 raise errors.InvalidArgumentError(f"unknown safemode action {action!r}")
             reason = ("entered by an administrator" if self.safemode_manual else
-                      "waiting for block reports" if self.safemode_auto else "")
+                      self._safemode_progress() if self.safemode_auto else "")
             return self.in_safemode(), reason
 
     def decommission(self, address: str, caller: Caller | None = None) -> None:
@@ -842,13 +876,13 @@ class NameSystem:
                 log.info("decommissioning datanode %s: %d blocks to move off", d.address,
                          len(self.bmap.by_node.get(d.uuid, ())))
                 # Remembered across namenode restarts (like HDFS's exclude file).
-                self.store.set_meta(f"admin_state:{d.address}", "decommissioning")
+                self.store.set_meta(admin_key(d.uuid), "decommissioning")
                 self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
         try:
             self._sync()
         except errors.MetadataStoreError:
             with self.lock:
-                kept = self.store.get_meta(f"admin_state:{d.address}")
+                kept = self.store.get_meta(admin_key(d.uuid))
                 if kept is None and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise

@@ -83,15 +83,17 @@ def sort_for_reader(nodes: list[DatanodeDescriptor], reader_host: str, reader_ra
 def choose_excess(holders: list[DatanodeDescriptor], target: int) -> list[DatanodeDescriptor]:
     """Which replicas to delete when a block has more than ``target``.
 
-    Prefer removing from racks holding more than one replica (keeps spread),
-    then the node with the least free space."""
+    From the rack holding the most replicas (keeps them spread: 3+2 replicas
+    trimmed to 4 leave 2+2, not 3+1; a rack with one is never emptied while
+    another has two), then the node with the least free space."""
     keep = list(holders)
     drop: list[DatanodeDescriptor] = []
     while len(keep) > target:
         racks: dict[str, int] = {}
         for d in keep:
             racks[d.rack] = racks.get(d.rack, 0) + 1
-        crowded = [d for d in keep if racks[d.rack] > 1] or keep
+        most = max(racks.values())
+        crowded = [d for d in keep if racks[d.rack] == most]
         victim = min(crowded, key=lambda d: d.remaining)
         keep.remove(victim)
         drop.append(victim)

@@ -172,6 +172,24 @@ class InFlight:
         return {n for n, until in a.items() if until > now} if a else set()
 
 
+def undrained(bmap: BlockMap, node: str, in_service: set[str]) -> int:
+    """How many complete blocks on ``node`` (being decommissioned) still have fewer than
+    their target replicas on ``in_service`` nodes (live, normal; not ``node``). 0: it may
+    leave. The target itself, not the number of nodes left: with 3 datanodes and
+    replication 3, one leaving would take a replica of every block with it (it was
+    declared decommissioned at once, HEALTHY, and switching it off left every block
+    DEGRADED). Such a node stays decommissioning until another one joins (or the
+    files' replication is lowered), as HDFS's."""
+    short = 0
+    for b in bmap.by_node.get(node, ()):
+        info = bmap.blocks.get(b)
+        if info is None or not info.complete:
+            continue
+        if sum(1 for u in bmap.replicas.get(b, ()) if u in in_service and u != node) < info.replication:
+            short += 1
+    return short
+
+
 def priority(good: int, usable: int, target: int) -> int:
     if good <= 1 or usable == 0:
         return ENDANGERED
@@ -185,7 +203,7 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
          hard_limit: int | None = None, max_incoming: int | None = None, max_bytes: int | None = None,
          stale: set[str] | frozenset = frozenset(), blocks: Iterable[int] | None = None,
          backlog: set[int] | None = None, fix_racks: bool = False, delete_first: set[int] | None = None,
-         now: float = 0.0) -> tuple[list[Replicate], list[Invalidate]]:
+         now: float = 0.0, stuck: set[int] | None = None) -> tuple[list[Replicate], list[Invalidate]]:
     """Commands that move every complete block toward its target replication.
 
     live: uuids that may serve as sources (live or stale, incl. decommissioning);
@@ -198,7 +216,13 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
     corrupt replicas may be deleted before their replacement exists (when
     their nodes are the only possible targets); the caller keeps a fresh
     report out of it for a while, as more reports of the same block often
-    follow (its other replicas may be bad too).
+    follow (its other replicas may be bad too). ``stuck``, when given, receives
+    the blocks that cannot get a copy at all: every writable node holds one or
+    is receiving one (fewer datanodes than the target, a decommission with
+    nowhere to go). Only a node joining or finding room changes that, so they
+    are not in ``backlog``: re-planning them every tick cost the lock a whole
+    plan of them each second and kept every datanode beating 10x as fast,
+    for good.
     """
     hard_limit = max(hard_limit or max_streams, max_streams)
     work: list[tuple[int, float, int]] = []
@@ -261,11 +285,11 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         else:
             need = info.replication - len(usable) - in_flight.pending(b)
         taken = set(bmap.replicas.get(b, ())) | set(bmap.corrupt.get(b, ())) | set(in_flight.targets.get(b, {}))
-        pool = [c for c in candidates if c.uuid not in taken
-                and (max_incoming is None or incoming.get(c.uuid, 0) < max_incoming)]
+        room = [c for c in candidates if c.uuid not in taken]   # could take it, now or later
         if pr == MISPLACED:
             crowded = {nodes[n].rack for n in usable}
-            pool = [c for c in pool if c.rack not in crowded]
+            room = [c for c in room if c.rack not in crowded]
+        pool = [c for c in room if max_incoming is None or incoming.get(c.uuid, 0) < max_incoming]
         chosen = [nodes[n] for n in usable]
         targets = placement.choose_targets(need, [c for c in pool if c.uuid not in avoid], rng,
                                            chosen=chosen, block_size=info.length)
@@ -274,7 +298,9 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
             targets += placement.choose_targets(need - len(targets), [c for c in pool if c.uuid in avoid], rng,
                                                 chosen=chosen + targets, block_size=info.length)
         if not targets:
-            if backlog is not None:
+            if stuck is not None and not room:
+                stuck.add(b)
+            elif backlog is not None:
                 backlog.add(b)
             continue
         busy[source] = busy.get(source, 0) + 1
@@ -283,8 +309,11 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         in_bytes += info.length * len(targets)
         copies.append(Replicate(b, source, tuple(t.uuid for t in targets), pr, info.length))
         if backlog is not None:
-            if len(targets) < need:
+            if len(targets) < need and (stuck is None or len(room) > len(targets)):
                 backlog.add(b)
+            elif len(targets) < need:
+                stuck.add(b)   # and looked at again when these copies land
+                backlog.discard(b)
             else:
                 backlog.discard(b)
     return copies, invalidate

@@ -206,6 +206,13 @@ def test_no_datanodes():
     ns.clock.advance(DEAD + 1)
     with pytest.raises(errors.NoDatanodesError):
         ns.add_block(ROOT, row["id"], None, [], [])
+    # every live one is leaving: say so ("no live datanodes (2 live)" read as a contradiction)
+    nodes = [dn(7), dn(8)]
+    for d in nodes:
+        ns.register(d)
+        ns.decommission(d.address)
+    with pytest.raises(errors.NoDatanodesError, match=r"\(2 live, 2 of them decommissioning or decommissioned\)"):
+        ns.add_block(ROOT, row["id"], None, [], [])
 
 
 def test_full_datanodes_are_no_space_but_no_datanodes_is_not():
@@ -258,7 +265,8 @@ def test_safemode_after_restart(tmp_path):
 
     ns2 = make(SqliteStore(db), clock, master_key=master)
     assert ns2.in_safemode()
-    assert ns2.safemode("get") == (True, "waiting for block reports")
+    assert ns2.safemode("get") == (
+        True, "waiting for block reports: 0 of 2 blocks reported, 99.9% needed; 0 datanodes registered")
     # reads work, mutations do not
     assert ns2.stat(ROOT, "/f").size == BS + 77
     for op in (
@@ -299,6 +307,39 @@ def test_safemode_after_restart(tmp_path):
     assert 9999 in cmds[nodes[1].uuid].invalidate  # unknown block reported
     ns2.mkdir(ROOT, "/d", False, 0o755)
     assert ns2.fsck(ROOT, "/f")["status"] == "DEGRADED"
+
+
+def test_a_restarted_namenode_waits_the_dead_timeout_for_late_datanodes_before_copying(tmp_path):
+    """Two of the three holders report right after a restart: safe mode ends, but the
+    blocks are not copied while the third may still come (it was, at once, and its own
+    replicas were then deleted as surplus when it reported a few seconds later). A new
+    block is repaired at once; the old ones once the dead-node timeout has passed."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 4)
+    _, blocks, _ = write(ns1, "/f", [BS, 77])
+    ns1.store.close()
+    clock.advance(60)
+    ns = make(SqliteStore(db), clock, master_key=master)
+    late = next(d for d in nodes if d.address in blocks[0][1] and d.address in blocks[1][1])
+    early = [d for d in nodes if d is not late]
+    for d in early:
+        ns.register(dn(int(d.uuid[2:]), d.rack))
+        ns.block_report(d.uuid, [(bid, ns.bmap.blocks[bid].genstamp, ns.bmap.blocks[bid].length)
+                                 for bid, addrs in blocks if d.address in addrs])
+    assert not ns.in_safemode()
+    _, fresh, _ = write(ns, "/g", [10])
+    gone = next(d for d in early if d.address in fresh[0][1])
+    ns.heartbeat(gone.uuid, {}, [], [fresh[0][0]], [])       # a new block's replica is lost
+    for i in range(3):
+        clock.advance(DEAD / 4)
+        ns.tick()
+        copied = {t[0] for c in beat(ns, early).values() for t in c.transfers}
+        assert copied == ({fresh[0][0]} if i == 0 else set())   # the new block at once
+    clock.advance(DEAD / 4 + 1)
+    ns.tick()
+    copied = {t[0] for c in beat(ns, early).values() for t in c.transfers}
+    assert copied == {b for b, _ in blocks}
 
 
 def test_manual_safemode():
@@ -582,6 +623,98 @@ def test_decommission():
     # a decommissioned node takes no new blocks
     _, more, _ = write(ns, "/g", [10])
     assert leaving.address not in more[0][1]
+
+
+def test_decommission_that_would_leave_fewer_nodes_than_the_replication_waits_for_one_more():
+    """3 datanodes, replication 3: the leaving node's replicas cannot go anywhere. It
+    stays decommissioning (it was declared decommissioned at once, fsck HEALTHY, and
+    switching it off left every block with 2 replicas), until a 4th node joins."""
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = nodes[0]
+    ns.decommission(leaving.address)
+    for _ in range(3):
+        ns.tick()
+        assert not [t for c in beat(ns, nodes).values() for t in c.transfers]   # nowhere to copy
+    assert leaving.admin_state == "decommissioning"
+    spare = dn(9, "/r1")
+    ns.register(spare)
+    ns.tick()
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    assert transfer[0] == bid and transfer[3] == [spare.address]
+    ns.tick()
+    assert leaving.admin_state == "decommissioning"          # the copy has not landed yet
+    beat(ns, [spare], received={spare.uuid: [(bid, transfer[1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+
+
+def test_fewer_datanodes_than_the_target_means_no_fast_heartbeats_until_one_joins():
+    """Blocks nobody can take a copy of were re-planned every tick and every datanode was
+    told to beat 10x as fast, for as long as the cluster had fewer nodes than the target."""
+    ns = make()
+    nodes = register(ns, 2)
+    _, blocks, _ = write(ns, "/f", [10])
+    for _ in range(3):
+        ns.clock.advance(1.0)
+        ns.tick()
+        cmds = beat(ns, nodes)
+        assert all(c.next_heartbeat == 0 and not c.transfers for c in cmds.values())
+        assert not ns.monitor.needed
+    spare = dn(9, "/r1")
+    ns.register(spare)
+    ns.tick()                                   # no scan due: the join itself brings the block back
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    assert transfer[0] == blocks[0][0] and transfer[3] == [spare.address]
+
+
+def test_a_decommission_follows_the_node_across_restarts_not_its_address(tmp_path):
+    """Remembered by the node's uuid: restarted on another address it stays decommissioned;
+    a new machine on its old address (an empty data dir: a new uuid) is in service (it
+    came up decommissioned for good, with no way to recommission it)."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns, 4)
+    write(ns, "/f", [10])
+    old = nodes[0]
+    ns.decommission(old.address)
+    ns.tick()
+    for _ in range(2):   # its block is copied away
+        for d, c in beat(ns, nodes).items():
+            for bid, gs, ln, targets in c.transfers:
+                target = next(n for n in nodes if n.address == targets[0])
+                beat(ns, [target], received={target.uuid: [(bid, gs, ln)]})
+        ns.tick()
+    assert old.admin_state == "decommissioned"
+    ns.store.close()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    moved = dn(1)
+    moved.address = "127.0.0.77:9866"
+    ns.register(moved)
+    assert moved.admin_state == "decommissioned"
+    fresh = DatanodeDescriptor(uuid="new-disk", address=old.address, rack="/r0", capacity=10 << 30,
+                               remaining=10 << 30)
+    ns.register(fresh)
+    assert fresh.admin_state == "normal"
+
+
+def test_a_second_datanode_with_the_same_uuid_is_refused_while_the_first_beats():
+    """A copied data dir: the copy took the live node's place (the report lost a node,
+    their heartbeats and commands mixed). Now refused; the node itself restarted on
+    another address is let in once its old self has missed two heartbeats."""
+    ns = make()
+    nodes = register(ns, 3)
+    clone = dn(1)
+    clone.address = "127.0.0.99:9866"
+    with pytest.raises(errors.DfsFileExistsError, match="in use by the live datanode 127.0.0.1:9866"):
+        ns.register(clone)
+    assert ns.members.by_address(nodes[0].address) is nodes[0]
+    ns.clock.advance(2 * HB + 0.1)     # it stopped beating (stale): a restart elsewhere
+    beat(ns, nodes[1:])
+    ns.register(clone)
+    assert ns.members.by_address(clone.address) is clone and ns.members.by_address(nodes[0].address) is None
 
 
 def test_decommission_waits_for_blocks_being_written_on_the_node():

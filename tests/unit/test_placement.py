@@ -214,3 +214,13 @@ def test_choose_excess_prefers_crowded_rack_then_least_space():
     assert choose_excess([a, b, c, d], 3) == [a]
     assert choose_excess([a, b, c, d], 2) == [a, c]
     assert choose_excess([a, b], 2) == []
+
+
+def test_choose_excess_takes_from_the_rack_with_the_most_replicas():
+    """setrep 5 -> 4 with replicas 3 on /r1 and 2 on /r2: one from /r1 (2+2), not the
+    emptiest /r2 node (3+1, as when any rack with more than one replica would do)."""
+    r1 = [node(i, "/r1", remaining=50) for i in (1, 2, 3)]
+    r2 = [node(4, "/r2", remaining=1), node(5, "/r2", remaining=60)]
+    (dropped,) = choose_excess(r1 + r2, 4)
+    assert dropped.rack == "/r1"
+    assert sorted(d.rack for d in choose_excess(r1 + r2, 2)) == ["/r1", "/r1", "/r2"]

@@ -415,3 +415,33 @@ def test_only_the_given_blocks_are_planned():
     m = bmap({1: ["n0"], 2: ["n1"], 3: ["n2"]})
     copies, _ = run(m, nodes, blocks=[2, 99])
     assert [c.block_id for c in copies] == [2]
+
+
+def test_a_leaving_node_is_drained_only_when_its_blocks_reach_their_target_elsewhere():
+    from dfs.namenode.replication import undrained
+    m = bmap({1: ["n0", "n1", "n2"], 2: ["n0", "n1", "n2", "n3"], 3: ["n1", "n2", "n3"]})
+    m.add_block(BlockInfo(4, inode=1, genstamp=1, length=0, replication=3, complete=False))
+    m.add_replica(4, "n0", 1, 0)                          # being written: not counted here
+    assert undrained(m, "n0", {"n1", "n2"}) == 2           # 3 nodes, replication 3: 2 left is short
+    assert undrained(m, "n0", {"n1", "n2", "n3"}) == 1     # block 1 still needs its copy on n3
+    assert m.add_replica(1, "n3", 1, 1000)
+    assert undrained(m, "n0", {"n1", "n2", "n3"}) == 0
+    assert undrained(m, "n0", {"n0", "n1", "n2"}) == 2     # its own replicas never count
+
+
+def test_a_block_no_node_can_take_is_stuck_not_backlog():
+    """Fewer nodes than the target: nothing to retry until a node joins. In the backlog
+    it was re-planned every tick and kept every datanode beating fast, for good."""
+    nodes = cluster(2)
+    m = bmap({1: ["n0", "n1"], 2: ["n0"]})
+    backlog: set[int] = set()
+    stuck: set[int] = set()
+    copies, _ = run(m, nodes, backlog=backlog, stuck=stuck)
+    assert [(c.block_id, c.targets) for c in copies] == [(2, ("n1",))]
+    assert stuck == {1, 2} and backlog == set()      # 2: one copy, then nowhere left
+    # Full for now (the incoming cap) is not stuck: a slot frees up soon.
+    nodes = cluster(4)
+    m = bmap({1: ["n0", "n1"], 2: ["n0", "n1"]})
+    backlog, stuck = set(), set()
+    copies, _ = run(m, nodes, max_incoming=0, backlog=backlog, stuck=stuck)
+    assert copies == [] and backlog == {1, 2} and stuck == set()

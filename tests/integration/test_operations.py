@@ -1,0 +1,181 @@
+"""Cluster operations as an operator runs them, on real processes: decommissioning
+under load, datanodes joining later, `dfs cluster up` stopped and started again.
+(Failures and repair: test_healing.py; data dirs and restarts: test_servers.py.)"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+from dfs.datadir import LOCK_NAME
+from dfs.testing.cluster import free_port, read_until
+from dfs.testing.faults import MiB, block_ids_on, check_all, locations, log_text, put_bytes, wait_state
+
+
+def test_decommission_under_load_with_too_few_nodes_waits_for_a_new_one(make_cluster):
+    """3 datanodes, replication 3: the leaving node's replicas have nowhere to go, so it
+    stays decommissioning -- reads and writes going on -- until a 4th node joins, takes
+    its copies, and only then is it decommissioned (it was at once, and switching it off
+    left every block with 2 replicas)."""
+    c = make_cluster(datanodes=3)
+    files = {f"/old{i}": os.urandom(MiB + i) for i in range(3)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    leaving = c.datanodes[0]
+    held = block_ids_on(leaving)
+    stop, errors, written = threading.Event(), [], {}
+
+    def load() -> None:   # a writer and a reader all along
+        client = c.client(retry_seconds=20)
+        i = 0
+        while not stop.is_set():
+            try:
+                data = os.urandom(200_000 + i)
+                client.write_bytes(f"/new{i}", data)
+                written[f"/new{i}"] = data
+                assert client.read_bytes(f"/old{i % 3}") == files[f"/old{i % 3}"]
+            except Exception as e:   # noqa: BLE001 - reported by the test
+                errors.append(repr(e))
+            i += 1
+
+    t = threading.Thread(target=load, daemon=True)
+    t.start()
+    try:
+        r = c.cli("admin", "decommission", leaving.address)
+        assert r.returncode == 0, r.stderr
+        since = len(written) + 1          # the next one may have begun before
+        # Several monitor rounds: it holds replicas no other node can take.
+        c.wait_for(lambda: len(written) >= since + 3, 30, "writes during the decommission")
+        rep = c.report()
+        assert {n["address"]: n["state"] for n in rep["live"]}[leaving.address] == "decommissioning"
+        assert rep["pending_repair_bytes"] > 0
+        assert all(leaving.address not in b["names"] for p in list(written)[since:] for b in locations(c, p))
+        joined = c.add_datanode("/rack2")
+        wait_state(c, leaving, "decommissioned", timeout=30)
+    finally:
+        stop.set()
+        t.join(timeout=60)
+    assert not errors, errors
+    assert held <= block_ids_on(joined)             # the new node took its copies
+    c.kill(leaving)
+    c.wait_for_status("HEALTHY", timeout=30)      # nothing was left short
+    check_all(c, {**files, **written})
+
+
+def test_cluster_up_stopped_with_ctrl_c_and_started_again_serves_the_old_files(tmp_path):
+    """Two datanodes and no --replication: blocks are made at replication 2 (at 3, fsck
+    said DEGRADED for good on a healthy cluster); restarted on the same --base-dir, it
+    is ready only once the old files are readable."""
+    port = free_port("127.0.0.1")
+    base = str(tmp_path / "local")
+    data = os.urandom(3 * MiB)
+
+    def dfs(*args: str, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", *args],
+                              capture_output=True, timeout=60, env={**os.environ, "DFS_RETRY_SECONDS": "0"}, **kw)
+
+    for first in (True, False):
+        p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", base,
+                              "--datanodes", "2", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            assert b"Ctrl-C" in read_until(p, b"Ctrl-C", 90)
+            if first:
+                r = dfs("put", "-", "/kept", input=data)
+                assert r.returncode == 0, r.stderr
+            r = dfs("cat", "/kept")
+            assert r.returncode == 0 and r.stdout == data, r.stderr
+            r = dfs("fsck", "/")
+            assert r.returncode == 0 and b"HEALTHY" in r.stdout, r.stdout
+            p.send_signal(signal.SIGINT)
+            assert p.wait(timeout=30) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_why(make_cluster):
+    """Replication 1, one datanode down across a namenode restart: its blocks are not
+    reported, so safe mode stays on; `safemode wait --timeout` gives up with the counts
+    (it had no deadline, and `get` said only "waiting for block reports"); files on the
+    other nodes read meanwhile; when the node is back, the wait ends and all read."""
+    c = make_cluster(datanodes=3, replication=1)
+    files = {f"/f{i}": os.urandom(300_000 + i) for i in range(6)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    missing = c.datanodes[0]
+    on_missing = block_ids_on(missing)
+    assert on_missing and len(on_missing) < len(files)
+    block_of = {p: locations(c, p)[0]["block_id"] for p in files}
+    c.kill(c.namenode)
+    c.kill(missing)
+    c.restart(c.namenode)
+    r = c.cli("admin", "safemode", "wait", "--timeout", "3", timeout=30)
+    assert r.returncode == 1, r.stdout
+    assert r.stderr.decode().splitlines() == [
+        f"dfs: admin safemode: safe mode still ON after 3s (waiting for block reports: "
+        f"{len(files) - len(on_missing)} of {len(files)} blocks reported, 99.9% needed; "
+        f"2 datanodes registered)"], r.stderr
+    readable = {p: d for p, d in files.items() if block_of[p] not in on_missing}
+    check_all(c, readable)
+    r = c.cli("cat", next(p for p in files if p not in readable), env={"DFS_RETRY_SECONDS": "0"})
+    assert r.returncode == 1 and b"no datanode has reported block" in r.stderr, r.stderr
+    c.restart(missing)
+    r = c.cli("admin", "safemode", "wait", "--timeout", "30", timeout=60)
+    assert r.returncode == 0 and r.stdout == b"Safe mode is OFF\n", r.stderr
+    check_all(c, files)
+
+
+def test_a_datanode_late_after_a_namenode_restart_is_waited_for_not_copied_and_trimmed(make_cluster):
+    """Namenode and one datanode restarted together, the datanode 2 s late (the dead-node
+    timeout is 8 s): its replicas were copied elsewhere within 1.5 s of the restart, then
+    its own deleted as surplus when it reported. Now nothing moves."""
+    c = make_cluster(datanodes=4, dead_timeout=8.0)
+    files = {f"/f{i}": os.urandom(MiB + i) for i in range(3)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    before = {d.name: block_ids_on(d) for d in c.datanodes}
+    late = c.datanodes[0]
+    c.kill(c.namenode)
+    c.kill(late)
+    c.restart(c.namenode)
+    c.wait_for(lambda: not c.report()["safemode"], 20, "safe mode to end")
+    time.sleep(2)             # several monitor rounds with `late` unheard of (not a wait for anything)
+    assert {d.name: block_ids_on(d) for d in c.datanodes[1:]} == {k: v for k, v in before.items()
+                                                                  if k != late.name}
+    c.restart(late)
+    c.wait_for_status("HEALTHY", timeout=30)
+    assert {d.name: block_ids_on(d) for d in c.datanodes} == before
+    check_all(c, files)
+
+
+def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_stops(make_cluster):
+    """A cloned disk: the copy registered with the same uuid and silently took the live
+    node's place. Now it is refused (retrying, saying why) while the node beats; once
+    the node is gone, it is that node restarted on another address, and serves."""
+    c = make_cluster(datanodes=3)
+    files = {f"/f{i}": os.urandom(300_000 + i) for i in range(3)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    original = c.datanodes[0]
+    clone = c.add_datanode("/rack2", start=False)
+    shutil.copytree(original.data_dir, clone.data_dir, ignore=shutil.ignore_patterns(LOCK_NAME))
+    c._spawn(clone)
+    c.wait_for(lambda: "in use by the live datanode" in log_text(clone), 20, "the clone to be refused")
+    assert clone.alive
+    assert sorted(n["address"] for n in c.report()["live"]) == sorted(d.address for d in c.datanodes[:3])
+    c.kill(original)
+    wait_state(c, clone, "live", timeout=20)
+    for d in c.datanodes[1:3]:
+        c.kill(d)
+    check_all(c, files)                  # from the clone alone
