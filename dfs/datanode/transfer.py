@@ -206,6 +206,10 @@ class TransferServer:
 
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
+        if hdr.ready_reply:
+            # Before anything that may block: it only says this process reads its
+            # connections (the writer times out a frozen head on it, docs/transport.md).
+            frames.send_msg(conn, pb.WriteAck(ready=True))
         try:
             writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         except StorageError as e:   # the disk refuses new files (read-only, failed): say so
