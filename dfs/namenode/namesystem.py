@@ -456,7 +456,9 @@ class NameSystem:
             if draining and not (f.blocks and f.blocks[-1].block_id == draining):
                 raise errors.InvalidArgumentError(f"block {draining} is not the file's last block")
             return self._allocate(f, caller, excluded, self.clock(), draining)
-        return self._mutate(op, durable=False)
+        # In the retry cache: a retry of an AddBlock whose reply was lost (the namenode
+        # died after committing it) gets the same block, as HDFS's retried addBlock does.
+        return self._mutate(op, durable=False, caller=caller)
 
     def _allocate(self, f: OpenFile, caller: Caller, excluded: list[str], now: float,
                   draining: int = 0, path: str = "") -> LocatedBlock:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 
 from dfs.client.writer import required_replicas
@@ -41,3 +42,40 @@ def test_a_frozen_first_datanode_is_given_up_in_seconds_not_the_data_timeout(mak
         assert len(set(b["names"])) >= required_replicas(3, 3), b
     check_all(c, {"/f": data})
 
+
+def _blocks_on_disk(c, path_name: str) -> list[tuple[int, int]]:
+    """(block id, committed) of the file being written as ``path_name``, as the
+    namenode's store holds them (read while the namenode is down)."""
+    db = sqlite3.connect(f"file:{os.path.join(c.namenode.data_dir, 'namespace.db')}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT b.id, b.committed FROM block b JOIN inode i ON b.inode = i.id "
+                          "WHERE i.pending_name = ? OR i.name = ? ORDER BY b.idx",
+                          (path_name, path_name)).fetchall()
+    finally:
+        db.close()
+
+
+def test_an_add_block_retried_after_the_namenode_died_having_committed_it_gets_the_same_block(
+        make_cluster):
+    # The namenode SIGKILLs itself right after an AddBlock is committed, before replying
+    # (DFS_TEST_DIE_AFTER). The writer retries it against the restarted namenode and
+    # must get that block back (the retry cache), not an error nor another block.
+    c = make_cluster(env={"DFS_TEST_DIE_AFTER": "AddBlock"})    # 1 MiB blocks
+    client = c.client(retry_seconds=60)
+    data = os.urandom(int(2.5 * MiB))
+    w = client.create("/f")
+    # 1 MiB chunks: the second one queued needs block 2, whose AddBlock kills the namenode
+    # (block 1 came with Create)
+    w.write(data[:int(2.2 * MiB)])
+    assert c.namenode.proc.wait(timeout=60) == -signal.SIGKILL
+    before = _blocks_on_disk(c, "f")
+    assert len(before) == 2 and not before[1][1], before    # block 2 allocated (block 1 draining)
+    del c.env["DFS_TEST_DIE_AFTER"]
+    c.restart(c.namenode)
+    w.write(data[int(2.2 * MiB):])
+    w.close()
+    c.wait_for_datanodes(3, timeout=60)
+    after = [b["block_id"] for b in locations(c, "/f")]
+    assert after[:2] == [before[0][0], before[1][0]] and len(after) == 3, (before, after)
+    assert "answered with its recorded outcome" in open(c.namenode.log_path).read()
+    check_all(c, {"/f": data})
