@@ -529,6 +529,9 @@ class NameSystem:
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
                  previous_nodes: list[str] = ()) -> FileStatus:
         def op():
+            again = self.ns.completed_already(file_id, last, previous)
+            if again is not None:   # a retry without a call id (none of our clients sends one)
+                return again
             f = self.ns.open_file(file_id, caller)
             if previous is not None:
                 self._commit(f, previous[0], previous[1], list(previous_nodes))
