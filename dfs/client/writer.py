@@ -300,7 +300,9 @@ class FileWriter:
                                                 genstamp=block.genstamp, downstream=block.targets[1:],
                                                 chunk_size=self.chunk_size,
                                                 # a small file's one block: latency, not bandwidth
-                                                fanout=self._sender is None, ready_reply=True))
+                                                fanout=self._sender is None, ready_reply=True,
+                                                # each node's deadline for its downstream's
+                                                setup_ms=int(SETUP_TIMEOUT * 1000) if block.pipelines == 1 else 0))
                 wait = SETUP_TIMEOUT if block.pipelines == 1 else frames.DATA_TIMEOUT
                 block.ready, block.ready_by = False, time.monotonic() + wait
                 s.settimeout(min(wait, frames.DATA_TIMEOUT))

@@ -18,7 +18,7 @@ class ChunkMeta(_message.Message):
     def __init__(self, stored_length: _Optional[int] = ..., plain_length: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class OpHeader(_message.Message):
-    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background", "fanout", "ready_reply")
+    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background", "fanout", "ready_reply", "setup_ms")
     class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[OpHeader.Op]
@@ -37,6 +37,7 @@ class OpHeader(_message.Message):
     BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     FANOUT_FIELD_NUMBER: _ClassVar[int]
     READY_REPLY_FIELD_NUMBER: _ClassVar[int]
+    SETUP_MS_FIELD_NUMBER: _ClassVar[int]
     op: OpHeader.Op
     block_id: int
     genstamp: int
@@ -47,7 +48,8 @@ class OpHeader(_message.Message):
     background: bool
     fanout: bool
     ready_reply: bool
-    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ..., fanout: _Optional[bool] = ..., ready_reply: _Optional[bool] = ...) -> None: ...
+    setup_ms: int
+    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ..., fanout: _Optional[bool] = ..., ready_reply: _Optional[bool] = ..., setup_ms: _Optional[int] = ...) -> None: ...
 
 class ChunkFrame(_message.Message):
     __slots__ = ("meta", "end")
