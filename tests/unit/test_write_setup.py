@@ -76,3 +76,20 @@ def test_the_setup_deadline_is_an_env_tunable_shorter_than_the_ack_timeout():
                          env={**os.environ, "DFS_WRITE_SETUP_SECONDS": "2.5"}, capture_output=True,
                          text=True, timeout=60)
     assert out.stdout.strip() == "2.5", out.stderr
+
+
+def test_a_datanode_gives_up_a_silent_downstream_node_at_its_due_time(pair):
+    # TransferServer._await_ready: the node before a frozen one stores on without it.
+    from dfs.datanode.transfer import TransferServer
+    up, down = pair
+    waiting = {"10.0.0.2:1": time.monotonic() + 0.3}
+    TransferServer._await_ready("10.0.0.2:1", up, waiting, wait=False)     # not due yet
+    with pytest.raises(TimeoutError):
+        TransferServer._await_ready("10.0.0.2:1", up, waiting, wait=True)
+    assert "10.0.0.2:1" in waiting
+    # One that answered, however late it is read, is ready: nothing more is awaited.
+    waiting = {"10.0.0.2:1": time.monotonic() + 0.05}
+    frames.send_msg(down, dpb.WriteAck(ready=True))
+    time.sleep(0.2)
+    TransferServer._await_ready("10.0.0.2:1", up, waiting, wait=False)
+    assert waiting == {} and up.gettimeout() == frames.DATA_TIMEOUT
