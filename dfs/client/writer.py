@@ -41,8 +41,11 @@ acked but not yet reported to the namenode (``_unreported``).
 from __future__ import annotations
 
 import logging
+import os
 import queue
+import select
 import threading
+import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -58,6 +61,14 @@ MAX_PIPELINE_ATTEMPTS = 5
 SMALL_FILE = 1 << 20        # bytes buffered before the file is created on the namenode
 _INLINE_CHUNKS = 7          # a file of at most this many chunks is sent by close() itself
 _END = object()
+# How long the first datanode of a block's first pipeline may take to send its setup
+# reply (OpHeader.ready_reply: sent as soon as it reads the header) before the writer
+# gives it up and writes the block elsewhere: a frozen (SIGSTOPped) head, whose kernel
+# still accepts the connection and buffers the data, otherwise cost the block's whole
+# ack timeout (17.5 s). A live node answers in milliseconds even on a loaded 2-core
+# box; a later pipeline of the same block waits the full data timeout, so a node that
+# is only slow costs at most one rewrite of a block, never the write.
+SETUP_TIMEOUT = float(os.environ.get("DFS_WRITE_SETUP_SECONDS", "5"))
 
 
 def required_replicas(replication: int, allocated: int) -> int:
@@ -78,6 +89,8 @@ class _Block:
         self.pipelines = 1                   # pipelines tried for this block's data
         self.plain: list = []          # plaintext chunks, kept for a retry
         self.length = 0
+        self.ready = False             # the pipeline head sent its setup reply
+        self.ready_by = 0.0            # ... or is given up at this time (monotonic)
 
 
 class FileWriter:
@@ -287,7 +300,12 @@ class FileWriter:
                                                 genstamp=block.genstamp, downstream=block.targets[1:],
                                                 chunk_size=self.chunk_size,
                                                 # a small file's one block: latency, not bandwidth
-                                                fanout=self._sender is None))
+                                                fanout=self._sender is None, ready_reply=True,
+                                                # each node's deadline for its downstream's
+                                                setup_ms=int(SETUP_TIMEOUT * 1000) if block.pipelines == 1 else 0))
+                wait = SETUP_TIMEOUT if block.pipelines == 1 else frames.DATA_TIMEOUT
+                block.ready, block.ready_by = False, time.monotonic() + wait
+                s.settimeout(min(wait, frames.DATA_TIMEOUT))
                 return s
             except OSError:
                 block = self._replace(block, block.targets[0])
@@ -299,10 +317,33 @@ class FileWriter:
         frame = dpb.ChunkFrame(meta=dpb.ChunkMeta(stored_length=enc.stored_length,
                                                    plain_length=enc.plain_length, checksum=enc.checksum))
         try:
+            self._await_ready(block, sock, wait=False)
             frames.send_msg(sock, frame, *enc.parts)
             return sock
         except OSError:
             return self._retry_block(block, sock, inflight)
+
+    def _await_ready(self, block: _Block, sock, wait: bool = True) -> None:
+        """Read the pipeline head's setup reply: when it has come (``wait``: waiting for
+        it until ``block.ready_by``). Raises OSError once that time has passed without it."""
+        if block.ready:
+            return
+        left = block.ready_by - time.monotonic()
+        if not wait and left > 0 and not select.select([sock], [], [], 0)[0]:
+            sock.settimeout(left)   # a send blocked on a silent head ends by then too
+            return
+        sock.settimeout(max(left, 0.001))
+        try:
+            reply = frames.recv_msg(sock, dpb.WriteAck)
+        except TimeoutError:
+            log.warning("datanode %s did not answer the pipeline setup of block %d within %.1f s: "
+                        "writing the block elsewhere", block.targets[0], block.block_id,
+                        SETUP_TIMEOUT if block.pipelines == 1 else frames.DATA_TIMEOUT)
+            raise
+        if not reply.ready:
+            raise frames.FrameError(f"datanode {block.targets[0]} sent no pipeline setup reply")
+        block.ready = True
+        sock.settimeout(frames.DATA_TIMEOUT)
 
     def _finish(self, block: _Block, sock) -> None:
         """End ``block`` and wait for its acknowledgement, rewriting it elsewhere on failure."""
@@ -329,6 +370,7 @@ class FileWriter:
     def _ack(self, block: _Block, sock) -> list[str] | None:
         """Read a block's acknowledgement: None when stored, else the nodes to avoid."""
         try:
+            self._await_ready(block, sock)
             # longer than any node of the pipeline waits for the nodes after it, so the
             # one before a silent node names it (frames.ack_timeout)
             sock.settimeout(frames.ack_timeout(len(block.targets)))
@@ -434,6 +476,7 @@ class FileWriter:
             try:
                 for i, plain in enumerate(block.plain):
                     enc = self.codec.encode(plain, block.block_id, i)
+                    self._await_ready(block, sock, wait=False)
                     frames.send_msg(sock, dpb.ChunkFrame(meta=dpb.ChunkMeta(
                         stored_length=enc.stored_length, plain_length=enc.plain_length,
                         checksum=enc.checksum)), *enc.parts)

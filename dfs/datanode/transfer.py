@@ -20,6 +20,7 @@ import errno
 import logging
 import os
 import queue
+import select
 import socket
 import threading
 import time
@@ -154,11 +155,14 @@ class TransferServer:
             if len(self._buffers) < 16:
                 self._buffers.append(buf)
 
-    def _open_downstream(self, hdr: pb.OpHeader, failed: list[str]) -> list[tuple[str, socket.socket]]:
+    def _open_downstream(self, hdr: pb.OpHeader, failed: list[str],
+                         waiting: dict[str, float]) -> list[tuple[str, socket.socket]]:
         """Connections to forward to: the next node of the chain (which forwards to the
         rest), or with ``fanout`` every downstream node directly. A small block's write
-        is latency-bound, and a chain adds a hop of latency per node."""
+        is latency-bound, and a chain adds a hop of latency per node. Asked for a setup
+        reply, this node asks each of them for one, due by the time in ``waiting``."""
         out: list[tuple[str, socket.socket]] = []
+        setup = hdr.setup_ms / 1000 if hdr.setup_ms else frames.DATA_TIMEOUT
         rest = list(hdr.downstream)
         while rest:
             target, rest = rest[0], rest[1:]
@@ -166,7 +170,11 @@ class TransferServer:
                 s = frames.connect(target)
                 frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=hdr.block_id,
                                                genstamp=hdr.genstamp, downstream=[] if hdr.fanout else rest,
-                                               chunk_size=hdr.chunk_size, background=hdr.background))
+                                               chunk_size=hdr.chunk_size, background=hdr.background,
+                                               ready_reply=hdr.ready_reply, setup_ms=hdr.setup_ms))
+                if hdr.ready_reply:
+                    waiting[target] = time.monotonic() + setup
+                    s.settimeout(min(setup, frames.DATA_TIMEOUT))
                 out.append((target, s))
                 if not hdr.fanout:
                     break
@@ -175,10 +183,34 @@ class TransferServer:
         return out
 
     @staticmethod
-    def _forward(downs: list, failed: list[str], *msg) -> None:
+    def _await_ready(target: str, sock: socket.socket, waiting: dict[str, float], wait: bool) -> None:
+        """Read a downstream node's setup reply when it has come (``wait``: waiting for it
+        until its due time); past that time without it, raise OSError: the node is frozen
+        or hung, and is given up (as the writer gives up a silent pipeline head)."""
+        due = waiting.get(target)
+        if due is None:
+            return
+        left = due - time.monotonic()
+        if not wait and left > 0 and not select.select([sock], [], [], 0)[0]:
+            sock.settimeout(left)   # a send blocked on a silent node ends by then too
+            return
+        sock.settimeout(max(left, 0.001))
+        try:
+            reply = frames.recv_msg(sock, pb.WriteAck)
+        except TimeoutError:
+            log.warning("downstream datanode %s did not answer the pipeline setup in time: "
+                        "storing on without it", target)
+            raise
+        if not reply.ready:
+            raise frames.FrameError(f"datanode {target} sent no pipeline setup reply")
+        del waiting[target]
+        sock.settimeout(frames.DATA_TIMEOUT)
+
+    def _forward(self, downs: list, failed: list[str], waiting: dict[str, float], *msg) -> None:
         """Send to every downstream; one that fails is dropped and reported, not fatal."""
         for d in list(downs):
             try:
+                self._await_ready(d[0], d[1], waiting, wait=False)
                 frames.send_msg(d[1], *msg)
             except OSError:
                 failed.append(d[0])
@@ -206,6 +238,10 @@ class TransferServer:
 
     def _write(self, conn: socket.socket, hdr: pb.OpHeader) -> None:
         failed: list[str] = []
+        if hdr.ready_reply:
+            # Before anything that may block: it only says this process reads its
+            # connections (the writer times out a frozen head on it, docs/transport.md).
+            frames.send_msg(conn, pb.WriteAck(ready=True))
         try:
             writer = self.store.writer(hdr.block_id, hdr.genstamp, hdr.chunk_size)
         except StorageError as e:   # the disk refuses new files (read-only, failed): say so
@@ -217,7 +253,8 @@ class TransferServer:
                 self._give_buffer(buf)
             frames.send_msg(conn, pb.WriteAck(error=str(e), failed=[self.address]))
             return
-        downs = self._open_downstream(hdr, failed)
+        waiting: dict[str, float] = {}    # downstream node -> when its setup reply is due
+        downs = self._open_downstream(hdr, failed, waiting)
         buf = self._take_buffer(hdr.chunk_size + 1024)
         index = 0
         ended = False
@@ -235,11 +272,11 @@ class TransferServer:
                 if checksum_of(view) != m.checksum:
                     raise ValueError(f"checksum mismatch in chunk {index} of block {hdr.block_id}")
                 if downs:
-                    self._forward(downs, failed, frame, view)
+                    self._forward(downs, failed, waiting, frame, view)
                 writer.write(ChunkEntry(m.stored_length, m.plain_length, m.checksum), view)
                 index += 1
             if downs:
-                self._forward(downs, failed, pb.ChunkFrame(end=True))
+                self._forward(downs, failed, waiting, pb.ChunkFrame(end=True))
             replica = writer.finalize()
         except (ValueError, StorageError) as e:
             writer.abort()
@@ -260,6 +297,7 @@ class TransferServer:
         wait = frames.ack_timeout(1 if hdr.fanout else len(hdr.downstream))
         for target, d in downs:
             try:
+                self._await_ready(target, d, waiting, wait=True)
                 d.settimeout(wait)
                 ack = frames.recv_msg(d, pb.WriteAck)
                 stored += list(ack.stored)

@@ -460,6 +460,27 @@ class Namespace:
         self.store.update(parent["id"], mtime=now)
         return self.status(self.store.get(row["id"]), path), dropped  # type: ignore[arg-type]
 
+    def completed_already(self, file_id: int, last: tuple[int, int] | None,
+                          previous: tuple[int, int] | None) -> FileStatus | None:
+        """A Complete of a file that is already complete, with the same last block (id and
+        length; no block at all for ``last`` None) and block before it: a retry the retry
+        cache cannot recognise (sent without a call id, or retried after its outcome
+        expired). -> the file's status, the first call's outcome, as HDFS answers a
+        retried completeFile; None when it is not such a retry."""
+        row = self.store.get(file_id)
+        if row is None or row["is_dir"] or row["state"] != "C":
+            return None
+        blocks = [(b["id"], b["length"]) for b in self.store.blocks(file_id)]
+        if last is None:
+            same = not blocks and previous is None
+        else:
+            same = bool(blocks) and blocks[-1] == tuple(last) and (
+                previous is None or len(blocks) > 1 and blocks[-2] == tuple(previous))
+        parent = self.store.get(row["parent"]) if same else None
+        if parent is None:
+            return None
+        return self.status(row, self._path_of(parent) + row["name"])
+
     def _path_of(self, dir_row: dict) -> str:
         names = []
         row: dict | None = dir_row

@@ -493,7 +493,9 @@ class NameSystem:
             if draining and not (f.blocks and f.blocks[-1].block_id == draining):
                 raise errors.InvalidArgumentError(f"block {draining} is not the file's last block")
             return self._allocate(f, caller, excluded, self.clock(), draining)
-        return self._mutate(op, durable=False)
+        # In the retry cache: a retry of an AddBlock whose reply was lost (the namenode
+        # died after committing it) gets the same block, as HDFS's retried addBlock does.
+        return self._mutate(op, durable=False, caller=caller)
 
     def _allocate(self, f: OpenFile, caller: Caller, excluded: list[str], now: float,
                   draining: int = 0, path: str = "") -> LocatedBlock:
@@ -567,6 +569,9 @@ class NameSystem:
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
                  previous_nodes: list[str] = ()) -> FileStatus:
         def op():
+            again = self.ns.completed_already(file_id, last, previous)
+            if again is not None:   # a retry without a call id (none of our clients sends one)
+                return again
             f = self.ns.open_file(file_id, caller)
             if previous is not None:
                 self._commit(f, previous[0], previous[1], list(previous_nodes))

@@ -128,6 +128,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
         lb = self.ns.add_block(_caller(r.caller, context, True), r.file_id, prev, list(r.previous_nodes),
                                list(r.excluded), draining=r.draining)
+        _applied("AddBlock")
         return pb.AddBlockReply(block=_located(lb, self.ns))
 
     @rpc

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x66s/rpc/v1/datatransfer.proto\x12\ndfs.rpc.v1\"J\n\tChunkMeta\x12\x15\n\rstored_length\x18\x01 \x01(\r\x12\x14\n\x0cplain_length\x18\x02 \x01(\r\x12\x10\n\x08\x63hecksum\x18\x03 \x01(\x04\"\xfc\x01\n\x08OpHeader\x12#\n\x02op\x18\x01 \x01(\x0e\x32\x17.dfs.rpc.v1.OpHeader.Op\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x04\x12\x10\n\x08genstamp\x18\x03 \x01(\x04\x12\x12\n\ndownstream\x18\x04 \x03(\t\x12\x13\n\x0b\x66irst_chunk\x18\x05 \x01(\r\x12\x12\n\nlast_chunk\x18\x06 \x01(\r\x12\x12\n\nchunk_size\x18\x07 \x01(\r\x12\x12\n\nbackground\x18\x08 \x01(\x08\x12\x0e\n\x06\x66\x61nout\x18\t \x01(\x08\"2\n\x02Op\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0f\n\x0bWRITE_BLOCK\x10\x01\x12\x0e\n\nREAD_BLOCK\x10\x02\">\n\nChunkFrame\x12#\n\x04meta\x18\x01 \x01(\x0b\x32\x15.dfs.rpc.v1.ChunkMeta\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x08\"9\n\x08WriteAck\x12\x0e\n\x06stored\x18\x01 \x03(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\"\x80\x01\n\tReadReply\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x13\n\x0b\x66irst_chunk\x18\x02 \x01(\r\x12%\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x15.dfs.rpc.v1.ChunkMeta\x12\x14\n\x0c\x62lock_length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\rb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x64\x66s/rpc/v1/datatransfer.proto\x12\ndfs.rpc.v1\"J\n\tChunkMeta\x12\x15\n\rstored_length\x18\x01 \x01(\r\x12\x14\n\x0cplain_length\x18\x02 \x01(\r\x12\x10\n\x08\x63hecksum\x18\x03 \x01(\x04\"\xa3\x02\n\x08OpHeader\x12#\n\x02op\x18\x01 \x01(\x0e\x32\x17.dfs.rpc.v1.OpHeader.Op\x12\x10\n\x08\x62lock_id\x18\x02 \x01(\x04\x12\x10\n\x08genstamp\x18\x03 \x01(\x04\x12\x12\n\ndownstream\x18\x04 \x03(\t\x12\x13\n\x0b\x66irst_chunk\x18\x05 \x01(\r\x12\x12\n\nlast_chunk\x18\x06 \x01(\r\x12\x12\n\nchunk_size\x18\x07 \x01(\r\x12\x12\n\nbackground\x18\x08 \x01(\x08\x12\x0e\n\x06\x66\x61nout\x18\t \x01(\x08\x12\x13\n\x0bready_reply\x18\n \x01(\x08\x12\x10\n\x08setup_ms\x18\x0b \x01(\r\"2\n\x02Op\x12\x0b\n\x07UNKNOWN\x10\x00\x12\x0f\n\x0bWRITE_BLOCK\x10\x01\x12\x0e\n\nREAD_BLOCK\x10\x02\">\n\nChunkFrame\x12#\n\x04meta\x18\x01 \x01(\x0b\x32\x15.dfs.rpc.v1.ChunkMeta\x12\x0b\n\x03\x65nd\x18\x02 \x01(\x08\"H\n\x08WriteAck\x12\x0e\n\x06stored\x18\x01 \x03(\t\x12\x0e\n\x06\x66\x61iled\x18\x02 \x03(\t\x12\r\n\x05\x65rror\x18\x03 \x01(\t\x12\r\n\x05ready\x18\x04 \x01(\x08\"\x80\x01\n\tReadReply\x12\r\n\x05\x65rror\x18\x01 \x01(\t\x12\x13\n\x0b\x66irst_chunk\x18\x02 \x01(\r\x12%\n\x06\x63hunks\x18\x03 \x03(\x0b\x32\x15.dfs.rpc.v1.ChunkMeta\x12\x14\n\x0c\x62lock_length\x18\x04 \x01(\x04\x12\x12\n\nchunk_size\x18\x05 \x01(\rb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,13 +34,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CHUNKMETA']._serialized_start=45
   _globals['_CHUNKMETA']._serialized_end=119
   _globals['_OPHEADER']._serialized_start=122
-  _globals['_OPHEADER']._serialized_end=374
-  _globals['_OPHEADER_OP']._serialized_start=324
-  _globals['_OPHEADER_OP']._serialized_end=374
-  _globals['_CHUNKFRAME']._serialized_start=376
-  _globals['_CHUNKFRAME']._serialized_end=438
-  _globals['_WRITEACK']._serialized_start=440
-  _globals['_WRITEACK']._serialized_end=497
-  _globals['_READREPLY']._serialized_start=500
-  _globals['_READREPLY']._serialized_end=628
+  _globals['_OPHEADER']._serialized_end=413
+  _globals['_OPHEADER_OP']._serialized_start=363
+  _globals['_OPHEADER_OP']._serialized_end=413
+  _globals['_CHUNKFRAME']._serialized_start=415
+  _globals['_CHUNKFRAME']._serialized_end=477
+  _globals['_WRITEACK']._serialized_start=479
+  _globals['_WRITEACK']._serialized_end=551
+  _globals['_READREPLY']._serialized_start=554
+  _globals['_READREPLY']._serialized_end=682
 # @@protoc_insertion_point(module_scope)

@@ -18,7 +18,7 @@ class ChunkMeta(_message.Message):
     def __init__(self, stored_length: _Optional[int] = ..., plain_length: _Optional[int] = ..., checksum: _Optional[int] = ...) -> None: ...
 
 class OpHeader(_message.Message):
-    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background", "fanout")
+    __slots__ = ("op", "block_id", "genstamp", "downstream", "first_chunk", "last_chunk", "chunk_size", "background", "fanout", "ready_reply", "setup_ms")
     class Op(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
         __slots__ = ()
         UNKNOWN: _ClassVar[OpHeader.Op]
@@ -36,6 +36,8 @@ class OpHeader(_message.Message):
     CHUNK_SIZE_FIELD_NUMBER: _ClassVar[int]
     BACKGROUND_FIELD_NUMBER: _ClassVar[int]
     FANOUT_FIELD_NUMBER: _ClassVar[int]
+    READY_REPLY_FIELD_NUMBER: _ClassVar[int]
+    SETUP_MS_FIELD_NUMBER: _ClassVar[int]
     op: OpHeader.Op
     block_id: int
     genstamp: int
@@ -45,7 +47,9 @@ class OpHeader(_message.Message):
     chunk_size: int
     background: bool
     fanout: bool
-    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ..., fanout: _Optional[bool] = ...) -> None: ...
+    ready_reply: bool
+    setup_ms: int
+    def __init__(self, op: _Optional[_Union[OpHeader.Op, str]] = ..., block_id: _Optional[int] = ..., genstamp: _Optional[int] = ..., downstream: _Optional[_Iterable[str]] = ..., first_chunk: _Optional[int] = ..., last_chunk: _Optional[int] = ..., chunk_size: _Optional[int] = ..., background: _Optional[bool] = ..., fanout: _Optional[bool] = ..., ready_reply: _Optional[bool] = ..., setup_ms: _Optional[int] = ...) -> None: ...
 
 class ChunkFrame(_message.Message):
     __slots__ = ("meta", "end")
@@ -56,14 +60,16 @@ class ChunkFrame(_message.Message):
     def __init__(self, meta: _Optional[_Union[ChunkMeta, _Mapping]] = ..., end: _Optional[bool] = ...) -> None: ...
 
 class WriteAck(_message.Message):
-    __slots__ = ("stored", "failed", "error")
+    __slots__ = ("stored", "failed", "error", "ready")
     STORED_FIELD_NUMBER: _ClassVar[int]
     FAILED_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
     stored: _containers.RepeatedScalarFieldContainer[str]
     failed: _containers.RepeatedScalarFieldContainer[str]
     error: str
-    def __init__(self, stored: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ...) -> None: ...
+    ready: bool
+    def __init__(self, stored: _Optional[_Iterable[str]] = ..., failed: _Optional[_Iterable[str]] = ..., error: _Optional[str] = ..., ready: _Optional[bool] = ...) -> None: ...
 
 class ReadReply(_message.Message):
     __slots__ = ("error", "first_chunk", "chunks", "block_length", "chunk_size")
