@@ -42,6 +42,7 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 KEEP_IDENTS = 4096
 STATFS_TTL = 2.0
 FRSIZE = 4096
+FREE_INODES = 1 << 31
 
 
 def _fuse_errors(fn):
@@ -174,12 +175,15 @@ class DfsOperations(Operations):
     def statfs(self, path):
         now = time.monotonic()
         if self._statfs is None or self._statfs[0] < now:
-            live = [d for d in self.client.report().datanodes if d.state == "live"]
+            rep = self.client.report()
+            live = [d for d in rep.datanodes if d.state == "live"]
             blocks = sum(d.capacity for d in live) // FRSIZE
             free = sum(d.remaining for d in live) // FRSIZE
+            # dfs has no inode table to run out of: the files there are used, and a
+            # fixed 2^31 more are free (it reported 2^31 used before: `df -i` 50%).
             st = dict(f_bsize=1 << 20, f_frsize=FRSIZE, f_blocks=blocks, f_bfree=free,
-                      f_bavail=free, f_files=1 << 32, f_ffree=1 << 31, f_favail=1 << 31,
-                      f_namemax=NAME_MAX)
+                      f_bavail=free, f_files=rep.files + FREE_INODES, f_ffree=FREE_INODES,
+                      f_favail=FREE_INODES, f_namemax=NAME_MAX)
             self._statfs = (now + STATFS_TTL, st)
         return self._statfs[1]
 
@@ -208,7 +212,9 @@ class DfsOperations(Operations):
         mtime_ns = UTIME_NOW if times is None else times[1]
         if mtime_ns == UTIME_OMIT:
             return
-        mtime = time.time() if mtime_ns == UTIME_NOW else mtime_ns / 1e9
+        # dfs keeps microseconds: truncate, as the kernel does for a coarser file system
+        # (rounding made `cp -p`'s copy up to 500 ns newer than its source: find -newer, make).
+        mtime = time.time() if mtime_ns == UTIME_NOW else (mtime_ns // 1000) / 1e6
         self._set_attr(path, lambda: self.client.set_times(path, mtime), mtime=mtime)
 
     def _set_attr(self, path: str, rpc, *, mtime: float | None = None) -> None:
