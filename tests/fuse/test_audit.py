@@ -43,3 +43,24 @@ def test_cp_p_copy_is_not_newer_than_its_source(work, tmp_path):
                           text=True, check=True).stdout == ""
     subprocess.run(["touch", "-m", "-d", "2030-01-01 10:00:00.999999999", dst], check=True)
     assert os.stat(dst).st_mtime_ns == 1_893_492_000_999_999_000
+
+
+def test_mode_zero_is_kept(work):
+    """Mode 0 meant "the default" to the namenode: `mkdir -m 0` made 0755, and
+    open(O_CREAT, 0) a 0644 file, both readable by anyone."""
+    d = os.path.join(work, "d")
+    subprocess.run(["mkdir", "-m", "0", d], check=True)
+    assert os.stat(d).st_mode & 0o7777 == 0
+    f = os.path.join(work, "f")
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0)
+    os.write(fd, b"secret" * 500_000)   # 3 MB: streamed, its version made with the mode asked
+    os.close(fd)
+    st = os.stat(f)
+    assert st.st_mode & 0o7777 == 0 and st.st_size == 3_000_000
+    old = os.umask(0o777)
+    try:
+        with open(os.path.join(work, "g"), "w") as fh:
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert os.stat(os.path.join(work, "g")).st_mode & 0o7777 == 0
