@@ -432,8 +432,7 @@ class DfsOperations(Operations):
         if self.ctx.readonly:
             raise FuseOSError(errno.EROFS)
         if h.append:
-            with h.of.lock:  # O_APPEND: our size is the truth, whatever the kernel cached
-                return h.of.write(h.of.size, data)
+            return h.of.append(data)
         return h.of.write(offset, data)
 
     @_fuse_errors

@@ -5,6 +5,7 @@ on a local tmp dir (docs/fuse.md lists the differences that are kept)."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import time
@@ -64,3 +65,56 @@ def test_mode_zero_is_kept(work):
     finally:
         os.umask(old)
     assert os.stat(os.path.join(work, "g")).st_mode & 0o7777 == 0
+
+
+def _append(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_a_commit_over_another_clients_newer_version_is_estale(work, strict_mnt):
+    """Two clients appending to one file: one's commit was built on the version it had
+    read, and silently overwrote what the other had committed (and been told was saved)
+    in between. Now that commit fails with ESTALE and the other's data stays; a change
+    begun after the other's commit applies to it."""
+    f = os.path.join(work, "log")
+    other = os.path.join(strict_mnt, os.path.relpath(f, os.path.dirname(work)))
+    with open(f, "wb") as fh:
+        fh.write(b"base\n")
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"one\n")
+        os.fsync(fd)
+        _append(other, b"two\n")   # after our commit, before our next change: kept
+        os.write(fd, b"three\n")
+        _append(other, b"four\n")  # while we have a change on top of "two": acknowledged
+        assert _read(other) == b"base\none\ntwo\nfour\n"
+        os.write(fd, b"five\n")
+    finally:
+        try:
+            os.close(fd)
+            closed = None
+        except OSError as e:
+            closed = e.errno
+    assert closed == errno.ESTALE
+    want = b"base\none\ntwo\nfour\n"
+    assert _read(other) == want
+    deadline = time.monotonic() + 10   # this mount's attribute cache (1 s)
+    while _read(f) != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _read(f) == want
+    # A file reopened here while a reader kept it open: the append goes onto the
+    # current version, not the one this mount saw first.
+    with open(f, "rb") as reader:
+        _append(other, b"six\n")
+        _append(f, b"seven\n")
+        assert reader.read() == want + b"six\nseven\n"
+    assert _read(other) == want + b"six\nseven\n"
