@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
+import tempfile
 import time
 
 
@@ -118,3 +120,60 @@ def test_a_commit_over_another_clients_newer_version_is_estale(work, strict_mnt)
         _append(f, b"seven\n")
         assert reader.read() == want + b"six\nseven\n"
     assert _read(other) == want + b"six\nseven\n"
+
+
+# One script, run as `nobody` in root-owned directories of each mode, on the mount and
+# on a local directory: every line (exit status and message) must be the same.
+AS_NOBODY = r"""
+r() { out=$(setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
+r "cat d755/f"
+r "echo x > d755/new"
+r "echo x >> d755/f"
+r "ls d700"
+r "cat d700/f"
+r "stat -c %a d700/f"
+r "echo x > d777/mine && cat d777/mine && stat -c '%U %G %a' d777/mine"
+r "cat d777/rootf"
+r "rm -f d777/rootf2"
+r "rm -f d1777/rootf"
+r "mv d777/mine d755/"
+r "mkdir d777/sub && stat -c '%U %G %a' d777/sub"
+r "mkdir d755/sub"
+r "chmod 777 d755/f"
+r "chmod 600 d777/mine && stat -c %a d777/mine"
+r "chown root d777/mine"
+r "touch -d 2000-01-01 d755/f"
+r "touch d755/f"
+r "truncate -s 0 d755/f"
+r "rmdir d755"
+r "mv d777/sub d777/sub2 && mv d777/sub2 d755/"
+r "cp -a d755 d777/copy && ls d777/copy"
+"""
+
+
+def _nobody_run(base: str) -> str:
+    for mode in (0o755, 0o777, 0o700, 0o1777):
+        d = os.path.join(base, f"d{mode:o}")
+        os.mkdir(d)
+        os.chmod(d, mode)
+    for f in ("d755/f", "d700/f", "d777/rootf", "d777/rootf2", "d1777/rootf"):
+        with open(os.path.join(base, f), "w") as fh:
+            fh.write("s\n")
+    os.chmod(os.path.join(base, "d777/rootf"), 0o600)
+    r = subprocess.run(["sh", "-c", AS_NOBODY], env={**os.environ, "T": base},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.replace(base, "T")
+
+
+def test_nobody_in_root_owned_directories_as_on_a_local_disk(work):
+    local = tempfile.mkdtemp(prefix="dfs-audit-")
+    try:
+        os.chmod(local, 0o755)
+        want = _nobody_run(local)
+    finally:
+        shutil.rmtree(local)
+    os.chmod(work, 0o755)
+    got = _nobody_run(work)
+    assert got == want
+    assert "Permission denied" in got and "Operation not permitted" in got
