@@ -114,6 +114,12 @@ class AlreadyBeingCreatedError(LeaseError, DfsFileExistsError):
     reason = "file is being created by another client"
 
 
+class StaleVersionError(DfsError):
+    """A FUSE mount's commit of a file that another client replaced (or removed) since the
+    mount read the version it changed: ESTALE, as NFS answers, rather than overwrite it."""
+    reason = "changed by another client since it was opened here: not overwritten"
+
+
 class ForeignClusterError(DfsError):
     """A datanode whose data dir belongs to another namenode's cluster."""
     reason = "data dir belongs to another cluster"
@@ -183,6 +189,7 @@ ERRNO: dict[type[DfsError], int] = {
     MetadataStoreError: _errno.ENOSPC,
     LeaseError: _errno.EBUSY,
     AlreadyBeingCreatedError: _errno.EBUSY,
+    StaleVersionError: _errno.ESTALE,
     # EIO, not ENOTCONN: ENOTCONN is the kernel's answer for a FUSE mount whose process
     # died, and tools (dfs mount among them) take it for a stale mount.
     NamenodeUnreachableError: _errno.EIO,

@@ -86,6 +86,9 @@ class OpenFile:
         self.queued = False  # a background commit is queued and has not started
         self.size = status.size
         self.base_len = status.size
+        # The committed version [0, base_len) stands for (the namenode's inode id of it):
+        # a commit that keeps some of it checks it is still the current one (_check_base).
+        self.base_id = status.inode_id if version is None else version.status.inode_id
         self.version = version
         self.pages = Pages(ctx.budget)
         self.stream = None
@@ -112,6 +115,7 @@ class OpenFile:
             if not self.dirty and self.stream is None and v.ident != self._ident():
                 # Replaced by another client since we last looked: take the new content.
                 self.status, self.size, self.base_len = v.status, v.size, v.size
+                self.base_id = v.status.inode_id
             self.version = v
         return self.version
 
@@ -171,9 +175,27 @@ class OpenFile:
         return b"".join(out)
 
     # -- writing --------------------------------------------------------
+    def _fresh(self) -> None:
+        """Before the first change of a clean file reopened here (revalidate): load the
+        current version, so the change applies to it and not to what we last saw."""
+        if not self.dirty and self.stream is None and self.version is None and self.base_len:
+            try:
+                self._version()
+            except errors.DfsFileNotFoundError:
+                pass   # removed elsewhere: the commit says so (ESTALE), not this write
+
+    def append(self, data: bytes) -> int:
+        """An O_APPEND write: at our size, the truth whatever the kernel cached, once
+        the current version is known."""
+        with self.lock:
+            self._check()
+            self._fresh()
+            return self.write(self.size, data)
+
     def write(self, off: int, data: bytes) -> int:
         with self.lock:
             self._check()
+            self._fresh()
             if self.stream is not None and off < self.streamed:
                 self._commit()
             end = off + len(data)
@@ -210,6 +232,8 @@ class OpenFile:
     def truncate(self, length: int) -> None:
         with self.lock:
             self._check()
+            if length:
+                self._fresh()
             if length == self.size:
                 if self.dirty or self.stream is not None:
                     self._modified()
@@ -310,6 +334,9 @@ class OpenFile:
         w, start = (self.stream, self.streamed) if self.stream is not None else (self._writer(), 0)
         self.stream = None
         try:
+            if not start and self.base_len:
+                w.open()   # the lease first: no other client can commit until we have
+                self._check_base()
             pos = start
             while pos < self.size:
                 i = pos // PAGE
@@ -337,6 +364,7 @@ class OpenFile:
         self.pages.clear()
         self.version, self.streamed, self.dirty = None, 0, False
         self.size = self.base_len = st.size
+        self.base_id = st.inode_id
         self.status = st
         if owner or group:
             try:
@@ -349,6 +377,17 @@ class OpenFile:
             st = self.ctx.client.set_times(self.path, self.pending_mtime)
             self.pending_mtime = None
         self._set_status(st)
+
+    def _check_base(self) -> None:
+        """The new version keeps [0, base_len) of the version base_id: refuse if another
+        client has replaced or removed it meanwhile (its content would be overwritten by
+        ours on top of the old one: a lost update, acknowledged to the other writer)."""
+        try:
+            current = self.ctx.client.stat(self.path).inode_id
+        except errors.DfsFileNotFoundError:
+            current = None
+        if current != self.base_id:
+            raise errors.StaleVersionError(path=self.path)
 
     def commit_at_close(self) -> None:
         """A close's commit (flush). If it fails, close() reports the failure, so what it

@@ -42,6 +42,7 @@ RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
 KEEP_IDENTS = 4096
 STATFS_TTL = 2.0
 FRSIZE = 4096
+FREE_INODES = 1 << 31
 
 
 def _fuse_errors(fn):
@@ -174,12 +175,15 @@ class DfsOperations(Operations):
     def statfs(self, path):
         now = time.monotonic()
         if self._statfs is None or self._statfs[0] < now:
-            live = [d for d in self.client.report().datanodes if d.state == "live"]
+            rep = self.client.report()
+            live = [d for d in rep.datanodes if d.state == "live"]
             blocks = sum(d.capacity for d in live) // FRSIZE
             free = sum(d.remaining for d in live) // FRSIZE
+            # dfs has no inode table to run out of: the files there are used, and a
+            # fixed 2^31 more are free (it reported 2^31 used before: `df -i` 50%).
             st = dict(f_bsize=1 << 20, f_frsize=FRSIZE, f_blocks=blocks, f_bfree=free,
-                      f_bavail=free, f_files=1 << 32, f_ffree=1 << 31, f_favail=1 << 31,
-                      f_namemax=NAME_MAX)
+                      f_bavail=free, f_files=rep.files + FREE_INODES, f_ffree=FREE_INODES,
+                      f_favail=FREE_INODES, f_namemax=NAME_MAX)
             self._statfs = (now + STATFS_TTL, st)
         return self._statfs[1]
 
@@ -208,7 +212,9 @@ class DfsOperations(Operations):
         mtime_ns = UTIME_NOW if times is None else times[1]
         if mtime_ns == UTIME_OMIT:
             return
-        mtime = time.time() if mtime_ns == UTIME_NOW else mtime_ns / 1e9
+        # dfs keeps microseconds: truncate, as the kernel does for a coarser file system
+        # (rounding made `cp -p`'s copy up to 500 ns newer than its source: find -newer, make).
+        mtime = time.time() if mtime_ns == UTIME_NOW else (mtime_ns // 1000) / 1e6
         self._set_attr(path, lambda: self.client.set_times(path, mtime), mtime=mtime)
 
     def _set_attr(self, path: str, rpc, *, mtime: float | None = None) -> None:
@@ -233,7 +239,7 @@ class DfsOperations(Operations):
         mode &= 0o7777
         if parent.mode & _stat.S_ISGID:
             mode |= _stat.S_ISGID  # as Linux does: subdirectories of a SGID directory inherit it
-        st = self._own(path, self.client.mkdir(path, mode=mode), parent)
+        st = self._own(path, self._mode_zero(path, self.client.mkdir(path, mode=mode), mode), parent)
         self.meta.added(path, st)
 
     @_fuse_errors
@@ -351,9 +357,16 @@ class DfsOperations(Operations):
         else:
             w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
             raw, successor = w.close(), None
-        st = self._own(path, convert.status_from_pb(raw), parent)
+        st = self._own(path, self._mode_zero(path, convert.status_from_pb(raw), mode), parent)
         self.meta.added(path, st)
         return (st, successor) if open_next else st
+
+    def _mode_zero(self, path: str, st, mode: int):
+        """A mode of 0 (``mkdir -m 0``, umask 777, ``open(.., O_CREAT, 0)``) is "the default"
+        to the namenode (0755/0644): set it after, as asked. (A commit keeps it.)"""
+        if mode & 0o7777 == 0 and st.mode & 0o7777 != 0:
+            return self.client.chmod(path, 0)
+        return st
 
     @_fuse_errors
     def open(self, path, fi):
@@ -419,8 +432,7 @@ class DfsOperations(Operations):
         if self.ctx.readonly:
             raise FuseOSError(errno.EROFS)
         if h.append:
-            with h.of.lock:  # O_APPEND: our size is the truth, whatever the kernel cached
-                return h.of.write(h.of.size, data)
+            return h.of.append(data)
         return h.of.write(offset, data)
 
     @_fuse_errors

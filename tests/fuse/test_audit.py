@@ -1,0 +1,179 @@
+"""Ordinary programs and users against the mount, compared with a local directory.
+
+Each test here came out of an audit that ran the same command on the mount and
+on a local tmp dir (docs/fuse.md lists the differences that are kept)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+
+def test_df_inodes_count_the_files_there(work):
+    """`df -i` used to report 2^31 inodes in use (50%), whatever the cluster held."""
+    before = os.statvfs(work)
+    for i in range(3):
+        with open(os.path.join(work, f"f{i}"), "wb") as f:
+            f.write(b"x")
+    deadline = time.monotonic() + 20   # statfs is cached for 2 s
+    while True:
+        s = os.statvfs(work)
+        used = s.f_files - s.f_ffree
+        assert 0 <= used < 1_000_000
+        if used >= (before.f_files - before.f_ffree) + 3 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert used >= (before.f_files - before.f_ffree) + 3
+    assert s.f_ffree == s.f_favail and s.f_ffree >= 1 << 30
+    out = subprocess.run(["df", "-i", work], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines()[1].split()[4] in ("0%", "1%")
+
+
+def test_cp_p_copy_is_not_newer_than_its_source(work, tmp_path):
+    """dfs keeps microseconds; nanoseconds were rounded, so a `cp -p` copy could be
+    up to 500 ns newer than its source (`find -newer`, `[ -nt ]`, make)."""
+    src = tmp_path / "src"
+    src.write_bytes(b"data")
+    os.utime(src, ns=(0, 1_577_934_245_123_456_789))
+    dst = os.path.join(work, "dst")
+    subprocess.run(["cp", "-p", str(src), dst], check=True)
+    assert os.stat(dst).st_mtime_ns == 1_577_934_245_123_456_000
+    assert subprocess.run(["find", dst, "-newer", str(src)], capture_output=True,
+                          text=True, check=True).stdout == ""
+    subprocess.run(["touch", "-m", "-d", "2030-01-01 10:00:00.999999999", dst], check=True)
+    assert os.stat(dst).st_mtime_ns == 1_893_492_000_999_999_000
+
+
+def test_mode_zero_is_kept(work):
+    """Mode 0 meant "the default" to the namenode: `mkdir -m 0` made 0755, and
+    open(O_CREAT, 0) a 0644 file, both readable by anyone."""
+    d = os.path.join(work, "d")
+    subprocess.run(["mkdir", "-m", "0", d], check=True)
+    assert os.stat(d).st_mode & 0o7777 == 0
+    f = os.path.join(work, "f")
+    fd = os.open(f, os.O_CREAT | os.O_WRONLY, 0)
+    os.write(fd, b"secret" * 500_000)   # 3 MB: streamed, its version made with the mode asked
+    os.close(fd)
+    st = os.stat(f)
+    assert st.st_mode & 0o7777 == 0 and st.st_size == 3_000_000
+    old = os.umask(0o777)
+    try:
+        with open(os.path.join(work, "g"), "w") as fh:
+            fh.write("x")
+    finally:
+        os.umask(old)
+    assert os.stat(os.path.join(work, "g")).st_mode & 0o7777 == 0
+
+
+def _append(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def test_a_commit_over_another_clients_newer_version_is_estale(work, strict_mnt):
+    """Two clients appending to one file: one's commit was built on the version it had
+    read, and silently overwrote what the other had committed (and been told was saved)
+    in between. Now that commit fails with ESTALE and the other's data stays; a change
+    begun after the other's commit applies to it."""
+    f = os.path.join(work, "log")
+    other = os.path.join(strict_mnt, os.path.relpath(f, os.path.dirname(work)))
+    with open(f, "wb") as fh:
+        fh.write(b"base\n")
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"one\n")
+        os.fsync(fd)
+        _append(other, b"two\n")   # after our commit, before our next change: kept
+        os.write(fd, b"three\n")
+        _append(other, b"four\n")  # while we have a change on top of "two": acknowledged
+        assert _read(other) == b"base\none\ntwo\nfour\n"
+        os.write(fd, b"five\n")
+    finally:
+        try:
+            os.close(fd)
+            closed = None
+        except OSError as e:
+            closed = e.errno
+    assert closed == errno.ESTALE
+    want = b"base\none\ntwo\nfour\n"
+    assert _read(other) == want
+    deadline = time.monotonic() + 10   # this mount's attribute cache (1 s)
+    while _read(f) != want and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _read(f) == want
+    # A file reopened here while a reader kept it open: the append goes onto the
+    # current version, not the one this mount saw first.
+    with open(f, "rb") as reader:
+        _append(other, b"six\n")
+        _append(f, b"seven\n")
+        assert reader.read() == want + b"six\nseven\n"
+    assert _read(other) == want + b"six\nseven\n"
+
+
+# One script, run as `nobody` in root-owned directories of each mode, on the mount and
+# on a local directory: every line (exit status and message) must be the same.
+AS_NOBODY = r"""
+r() { out=$(setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
+r "cat d755/f"
+r "echo x > d755/new"
+r "echo x >> d755/f"
+r "ls d700"
+r "cat d700/f"
+r "stat -c %a d700/f"
+r "echo x > d777/mine && cat d777/mine && stat -c '%U %G %a' d777/mine"
+r "cat d777/rootf"
+r "rm -f d777/rootf2"
+r "rm -f d1777/rootf"
+r "mv d777/mine d755/"
+r "mkdir d777/sub && stat -c '%U %G %a' d777/sub"
+r "mkdir d755/sub"
+r "chmod 777 d755/f"
+r "chmod 600 d777/mine && stat -c %a d777/mine"
+r "chown root d777/mine"
+r "touch -d 2000-01-01 d755/f"
+r "touch d755/f"
+r "truncate -s 0 d755/f"
+r "rmdir d755"
+r "mv d777/sub d777/sub2 && mv d777/sub2 d755/"
+r "cp -a d755 d777/copy && ls d777/copy"
+"""
+
+
+def _nobody_run(base: str) -> str:
+    for mode in (0o755, 0o777, 0o700, 0o1777):
+        d = os.path.join(base, f"d{mode:o}")
+        os.mkdir(d)
+        os.chmod(d, mode)
+    for f in ("d755/f", "d700/f", "d777/rootf", "d777/rootf2", "d1777/rootf"):
+        with open(os.path.join(base, f), "w") as fh:
+            fh.write("s\n")
+    os.chmod(os.path.join(base, "d777/rootf"), 0o600)
+    r = subprocess.run(["sh", "-c", AS_NOBODY], env={**os.environ, "T": base},
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.replace(base, "T")
+
+
+def test_nobody_in_root_owned_directories_as_on_a_local_disk(work):
+    local = tempfile.mkdtemp(prefix="dfs-audit-")
+    try:
+        os.chmod(local, 0o755)
+        want = _nobody_run(local)
+    finally:
+        shutil.rmtree(local)
+    os.chmod(work, 0o755)
+    got = _nobody_run(work)
+    assert got == want
+    assert "Permission denied" in got and "Operation not permitted" in got
