@@ -245,6 +245,7 @@ class DFSFile(AbstractBufferedFile):
     def __init__(self, fs: DFSFileSystem, path, mode="rb", block_size=None, autocommit=True,
                  cache_type=None, cache_options=None, size=None, replication=0, dfs_block_size=0,
                  permissions=None, prefer_hosts=None, window=None, **kwargs):
+        mode = _binary_mode(mode)
         path = fs._strip_protocol(path)
         self._writer = None
         self._chunks: _ChunkCache | None = None
@@ -301,6 +302,19 @@ class DFSFile(AbstractBufferedFile):
                 "chunks": len(c.starts)}
 
     # -- writing ----------------------------------------------------------------
+    def seekable(self):
+        """True while open, writers included.
+
+        A writer cannot seek (``seek`` raises ``OSError(ESPIPE)``, which is how
+        zipfile and tarfile detect a stream), but ``io.TextIOWrapper`` asks
+        ``seekable()`` once, when it is built, to decide whether ``tell()`` works
+        and whether it stands at the start of the stream: if not, a UTF-16/32
+        text writer (``fs.open(p, "wt", encoding="utf-16")``, pandas
+        ``to_csv(encoding="utf-16")``) leaves out the byte order mark and writes
+        a file nothing can decode, and its ``tell()`` raises. ``tell()`` is exact.
+        """
+        return not self.closed
+
     def _initiate_upload(self):
         if self._append_from is not None:
             st = self._append_from.status
@@ -387,6 +401,20 @@ class DFSFile(AbstractBufferedFile):
         finally:
             if self._chunks is not None:
                 self._chunks.close()
+
+
+_MODES = {"rb", "wb", "xb", "ab"}
+
+
+def _binary_mode(mode: str) -> str:
+    """``mode`` in fsspec's spelling ("br" -> "rb"), or a clear error for a mode a
+    dfs file cannot have: its bytes are written once, sequentially."""
+    m = "".join(sorted(mode, key="rwxab+".find)) if set(mode) <= set("rwxab+") else mode
+    if m in _MODES:
+        return m
+    raise NotImplementedError(
+        f"dfs: file mode {mode!r} is not supported: a dfs file is written once, sequentially, "
+        "and cannot be updated in place (modes: rb, wb, xb, ab, and their text forms)")
 
 
 def _prefer(reader, hosts) -> None:

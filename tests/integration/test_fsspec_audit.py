@@ -1,0 +1,111 @@
+"""DFSFileSystem held against what a data engineer expects from fsspec's own
+LocalFileSystem / a local file, and from pandas, pyarrow, dask and duckdb.
+
+Each test names the divergence it guards (a bug once, fixed) or pins a
+documented difference (docs/fsspec.md, "Differences from a local filesystem").
+"""
+
+from __future__ import annotations
+
+import io
+import os
+
+import fsspec
+import pandas as pd
+import pytest
+
+from dfs.client.filesystem import DFSFileSystem
+
+
+@pytest.fixture(scope="module")
+def nn(shared_cluster):
+    return shared_cluster.namenode_address
+
+
+@pytest.fixture(scope="module")
+def fs(nn):
+    return DFSFileSystem(namenode=nn, skip_instance_cache=True)
+
+
+@pytest.fixture(scope="module")
+def url(nn):
+    return f"dfs://{nn}"
+
+
+# -- text mode ----------------------------------------------------------------------
+def test_utf16_text_writers_write_the_byte_order_mark(fs, url, tmp_path):
+    # A writer that said seekable() == False made io.TextIOWrapper drop the BOM of
+    # UTF-16/32: pandas could not read back its own to_csv(encoding="utf-16").
+    df = pd.DataFrame({"a": range(50), "b": ["é"] * 50})
+    df.to_csv(f"{url}/audit/u16.csv", index=False, encoding="utf-16")
+    df.to_csv(tmp_path / "u16.csv", index=False, encoding="utf-16")
+    assert fs.cat_file("/audit/u16.csv") == (tmp_path / "u16.csv").read_bytes()
+    pd.testing.assert_frame_equal(pd.read_csv(f"{url}/audit/u16.csv", encoding="utf-16"), df)
+
+    for enc in ("utf-16", "utf-32"):
+        with fs.open(f"/audit/t-{enc}.txt", "wt", encoding=enc) as f:      # our text wrapper
+            f.write("héllo\n")
+        with fsspec.open(f"{url}/audit/o-{enc}.txt", "wt", encoding=enc) as f:   # fsspec's
+            f.write("héllo\n")
+        expected = "héllo\n".encode(enc)                 # with the BOM
+        assert fs.cat_file(f"/audit/t-{enc}.txt") == expected
+        assert fs.cat_file(f"/audit/o-{enc}.txt") == expected
+        with fs.open(f"/audit/t-{enc}.txt", "rt", encoding=enc) as f:
+            assert f.read() == "héllo\n"
+
+    # Appending to a non-empty file does not put a second BOM in the middle.
+    with fs.open("/audit/t-utf-16.txt", "at", encoding="utf-16") as f:
+        f.write("wörld\n")
+    with fs.open("/audit/t-utf-16.txt", "rt", encoding="utf-16") as f:
+        assert f.read() == "héllo\nwörld\n"
+
+
+def test_text_writer_tell_and_writer_seek(fs):
+    with fs.open("/audit/tell.txt", "wt") as f:
+        f.write("abc")
+        assert f.tell() == 3                              # raised UnsupportedOperation
+        f.write("de\n")
+        assert f.tell() == 6
+        with pytest.raises(OSError):                      # still no random writes
+            f.seek(0)
+    with fs.open("/audit/tell.bin", "wb") as f:
+        assert f.seekable() and f.tell() == 0
+        f.write(b"xyz")
+        assert f.tell() == 3
+        with pytest.raises(OSError):
+            f.seek(0, 1)
+    assert fs.cat_file("/audit/tell.txt") == b"abcde\n" and fs.cat_file("/audit/tell.bin") == b"xyz"
+
+
+def test_archives_written_through_a_writer_stay_readable(fs):
+    # zipfile decides stream vs seek-back by trying seek(), not by seekable(): a
+    # writer that reports seekable must still refuse the seek (npz, xlsx, .csv.zip).
+    import zipfile
+    with fs.open("/audit/z.zip", "wb") as f, zipfile.ZipFile(f, "w") as z:
+        z.writestr("a.txt", "hello")
+        z.writestr("b.bin", os.urandom(100_000))
+    with fs.open("/audit/z.zip", "rb") as f, zipfile.ZipFile(f) as z:
+        assert z.testzip() is None and z.read("a.txt") == b"hello"
+    df = pd.DataFrame({"a": range(1000)})
+    df.to_csv(f"dfs://{fs.namenode}/audit/c.csv.zip", index=False)
+    pd.testing.assert_frame_equal(pd.read_csv(f"dfs://{fs.namenode}/audit/c.csv.zip"), df)
+
+
+# -- modes --------------------------------------------------------------------------
+@pytest.mark.parametrize("mode", ["r+b", "rb+", "w+b", "a+b", "r+", "w+"])
+def test_update_modes_fail_clearly_and_touch_nothing(fs, mode):
+    fs.pipe_file("/audit/modes.bin", b"0123456789")
+    with pytest.raises(NotImplementedError, match=r"not supported.*written once"):
+        fs.open("/audit/modes.bin", mode)
+    assert fs.cat_file("/audit/modes.bin") == b"0123456789"
+
+
+def test_mode_letters_in_any_order_as_for_open(fs):
+    fs.pipe_file("/audit/br.bin", b"data")
+    with fs.open("/audit/br.bin", "br") as f:                 # open() accepts it; fsspec did not
+        assert f.read() == b"data"
+    with fs.open("/audit/br2.bin", "bw") as f:
+        f.write(b"x")
+    assert fs.cat_file("/audit/br2.bin") == b"x"
+    with fs.open("/audit/br.bin", "tr") as f:
+        assert f.read() == "data"
