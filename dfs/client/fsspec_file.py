@@ -112,7 +112,15 @@ class _ChunkCache:
         self.last_end = -1
         self.fetch_counts: Counter[int] = Counter()   # unit offset -> times fetched
         self.requests = 0                               # datanode requests made
+        self._pid = os.getpid()
         self._build_units()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's lock may be held for ever and its fetches in
+        flight never finish here (their threads were not copied). Cached chunks stay."""
+        self.lock = threading.Lock()
+        self.inflight = {}
+        self._pid = os.getpid()
 
     def _build_units(self) -> None:
         cs = self.reader.chunk_size
@@ -190,6 +198,8 @@ class _ChunkCache:
         end = min(end, self.size)
         if start >= end:
             return b""
+        if self._pid != os.getpid():
+            self._after_fork()
         pool = _fetch_pool()
         with self.lock:
             units = self._units(start, end)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import fsspec
 import pandas as pd
@@ -109,3 +110,49 @@ def test_mode_letters_in_any_order_as_for_open(fs):
     assert fs.cat_file("/audit/br2.bin") == b"x"
     with fs.open("/audit/br.bin", "tr") as f:
         assert f.read() == "data"
+
+
+# -- fork ---------------------------------------------------------------------------
+def _read_in_child(f, q):
+    try:
+        f.seek(1_500_000)
+        a = f.read(1_000_000)                  # chunks neither cached nor in flight
+        f.seek(0)
+        b = f.read(100)                        # cached in the parent before the fork
+        q.put((a, b))
+    except BaseException as e:   # pragma: no cover - reported to the parent
+        q.put(repr(e))
+
+
+def test_a_file_opened_before_a_fork_reads_in_the_child(fs):
+    # The child's reads waited for ever: on the parent's codec pool (its threads are
+    # not copied by fork, yet its idle count says some are), on fetches in flight at
+    # the fork, and on the file's lock if another thread held it then.
+    import multiprocessing
+    from concurrent.futures import Future, wait
+    data = os.urandom(3_000_000)
+    fs.pipe_file("/audit/fork.bin", data)
+    with fs.open("/audit/fork.bin", "rb", cache_options={"readahead": 0}) as f:
+        f.read(100)                            # the first chunk only: the rest is fetched in the child
+        wait(list(f._chunks.inflight.values()), timeout=30)
+        codec = f._chunks.reader._pool         # wait until its threads count as idle
+        deadline = time.monotonic() + 20
+        while codec._idle_semaphore._value < len(codec._threads) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert codec._threads and codec._idle_semaphore._value >= len(codec._threads)
+        f._chunks.inflight[1 << 20] = Future()   # a fetch in flight whose thread stays here
+        ctx = multiprocessing.get_context("fork")
+        q = ctx.Queue()
+        p = ctx.Process(target=_read_in_child, args=(f, q))
+        with f._chunks.lock:                   # another thread inside the file at the fork
+            p.start()
+        try:
+            got = q.get(timeout=30)
+        finally:
+            p.join(10)
+            if p.is_alive():   # pragma: no cover
+                p.kill()
+        assert got == (data[1_500_000:2_500_000], data[:100])
+        del f._chunks.inflight[1 << 20]
+        f.seek(2_900_000)
+        assert f.read() == data[2_900_000:]    # and the parent's file still works
