@@ -156,3 +156,54 @@ def test_a_file_opened_before_a_fork_reads_in_the_child(fs):
         del f._chunks.inflight[1 << 20]
         f.seek(2_900_000)
         assert f.read() == data[2_900_000:]    # and the parent's file still works
+
+
+# -- what a Parquet reader fetches from the datanodes --------------------------------
+@pytest.fixture
+def chunk_requests(monkeypatch):
+    """Every (block_id, first_chunk, last_chunk) asked of a datanode by this process."""
+    from dfs.client.reader import FileReader
+    asked: list[tuple[int, int, int]] = []
+    real = FileReader._send_request
+
+    def spy(s, block, first, last):
+        asked.append((block.block.block_id, first, last))
+        return real(s, block, first, last)
+
+    monkeypatch.setattr(FileReader, "_send_request", staticmethod(spy))
+    return asked
+
+
+def test_parquet_metadata_and_one_column_fetch_only_their_chunks(fs, chunk_requests):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from pyarrow.fs import FSSpecHandler, PyFileSystem
+
+    rng = np.random.default_rng(3)
+    n = 300_000
+    table = pa.table({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": np.arange(n)})
+    pafs = PyFileSystem(FSSpecHandler(fs))
+    pq.write_table(table, "/audit/meta.parquet", filesystem=pafs, row_group_size=100_000,
+                   compression="none")
+    size = fs.size("/audit/meta.parquet")
+    chunk = 1 << 20                                   # the test cluster's chunk (and block) size
+    nchunks = -(-size // chunk)
+    assert nchunks >= 6
+
+    def fetched() -> set[tuple[int, int]]:
+        # (block, chunk) pairs; a block is one chunk here, so count distinct blocks
+        return {(b, c) for b, first, last in chunk_requests for c in range(first, last + 1)}
+
+    md = pq.read_metadata("/audit/meta.parquet", filesystem=pafs)
+    assert md.num_rows == n and md.num_row_groups == 3
+    assert len(fetched()) == 1                        # the footer's chunk, no other
+    chunk_requests.clear()
+
+    pf = pq.ParquetFile("/audit/meta.parquet", filesystem=pafs)
+    col = pf.metadata.row_group(1).column(1)          # row group 1, column "b"
+    lo, hi = col.data_page_offset, col.data_page_offset + col.total_compressed_size
+    got = pf.read_row_group(1, columns=["b"])
+    assert got.column("b").equals(table.column("b").slice(100_000, 100_000))
+    needed = {off // chunk for off in (lo, hi - 1)} | {(size - 1) // chunk}
+    assert len(fetched()) == len(needed) < nchunks    # that column's chunks and the footer's
