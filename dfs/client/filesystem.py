@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import io
 import os
+import functools
 import re
+import socket
 import stat as _stat
 import threading
 import time
@@ -134,6 +136,34 @@ def _normalize_namenode(namenode: str) -> str:
     return nn
 
 
+@functools.lru_cache(maxsize=256)
+def _addresses(host: str) -> frozenset:
+    try:
+        return frozenset(ai[4][0] for ai in socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM))
+    except (OSError, UnicodeError):
+        return frozenset()
+
+
+def _same_namenode(a: str, b: str) -> bool:
+    """``a`` and ``b`` (normalized HOST:PORT) name the same namenode: equal, or the same
+    port on hosts that resolve to a common address (localhost vs 127.0.0.1)."""
+    if a == b:
+        return True
+    ha, _, pa = a.rpartition(":")
+    hb, _, pb = b.rpartition(":")
+    return pa == pb and bool(_addresses(ha) & _addresses(hb))
+
+
+class _StripProtocol:
+    """``_strip_protocol``: on the class (fsspec parses URLs with it) a classmethod; on an
+    instance it also refuses a URL that names another namenode, as HDFS's "Wrong FS":
+    ``fs.open("dfs://other:8020/x")`` would otherwise read or write /x of fs's own
+    cluster (duckdb hands every dfs:// URL to the one filesystem registered)."""
+
+    def __get__(self, obj, cls=None):
+        return cls._strip_url if obj is None else obj._strip_own_url
+
+
 class DFSFileSystem(AbstractFileSystem):
     """fsspec filesystem for a dfs cluster.
 
@@ -189,10 +219,12 @@ class DFSFileSystem(AbstractFileSystem):
         return f"dfs_{self.namenode}"
 
     # -- URLs -------------------------------------------------------------------
+    _strip_protocol = _StripProtocol()
+
     @classmethod
-    def _strip_protocol(cls, path):
+    def _strip_url(cls, path):
         if isinstance(path, (list, tuple)):
-            return [cls._strip_protocol(p) for p in path]
+            return [cls._strip_url(p) for p in path]
         path = stringify_path(path)
         if path.startswith("dfs://"):
             rest = path[6:]
@@ -202,6 +234,18 @@ class DFSFileSystem(AbstractFileSystem):
             path = "/" + path
         path = _SLASHES.sub("/", path)
         return path.rstrip("/") or "/"
+
+    def _strip_own_url(self, path):
+        if isinstance(path, (list, tuple)):
+            return [self._strip_own_url(p) for p in path]
+        path = stringify_path(path)
+        if path.startswith("dfs://"):
+            netloc = path[6:].split("/", 1)[0]
+            if netloc and not _same_namenode(_normalize_namenode(netloc), self.namenode):
+                raise errors.InvalidArgumentError(
+                    f"names namenode {_normalize_namenode(netloc)}, but this filesystem is connected to "
+                    f"{self.namenode} (use fsspec.url_to_fs(url) or DFSFileSystem(namenode=...))", path)
+        return self._strip_url(path)
 
     @staticmethod
     def _get_kwargs_from_urls(path):

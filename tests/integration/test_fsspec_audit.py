@@ -207,3 +207,134 @@ def test_parquet_metadata_and_one_column_fetch_only_their_chunks(fs, chunk_reque
     assert got.column("b").equals(table.column("b").slice(100_000, 100_000))
     needed = {off // chunk for off in (lo, hi - 1)} | {(size - 1) // chunk}
     assert len(fetched()) == len(needed) < nchunks    # that column's chunks and the footer's
+
+
+# -- which cluster a URL names -------------------------------------------------------
+def test_a_url_naming_another_namenode_is_refused_not_served_from_this_cluster(fs, nn, url):
+    # It was: fs.cat_file("dfs://other:8020/x") read /x of fs's own cluster, and duckdb
+    # (one registered filesystem per protocol) answered queries on another cluster's URL.
+    fs.pipe_file("/audit/which.txt", b"mine")
+    host, port = nn.rsplit(":", 1)
+    other = f"dfs://{host}:{int(port) + 1}/audit/which.txt"
+    for call in (fs.cat_file, fs.info, fs.exists, fs.ls, lambda p: fs.open(p, "rb"),
+                 lambda p: fs.pipe_file(p, b"x"), lambda p: fs.rm(p)):
+        with pytest.raises(ValueError, match=r"names namenode .* connected to"):
+            call(other)
+    assert fs.cat_file("/audit/which.txt") == b"mine"
+    # The same namenode spelled differently is the same cluster.
+    assert fs.cat_file(f"{url}/audit/which.txt") == b"mine"
+    assert fs.cat_file("dfs:///audit/which.txt") == b"mine"
+    from dfs.client.filesystem import _same_namenode
+    assert _same_namenode("localhost:8020", "127.0.0.1:8020")
+    assert not _same_namenode("127.0.0.2:8020", "127.0.0.3:8020")
+    assert not _same_namenode("localhost:8020", "127.0.0.1:8021")
+    assert DFSFileSystem._strip_protocol(other) == "/audit/which.txt"     # fsspec's URL parsing
+
+    import duckdb
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    try:
+        with pytest.raises(duckdb.Error, match="names namenode"):
+            con.execute(f"SELECT * FROM read_csv('{other}')").fetchall()
+        assert con.execute(f"SELECT count(*) FROM glob('{url}/audit/which.*')").fetchall() == [(1,)]
+    finally:
+        con.close()
+
+
+# -- the same answers as fsspec's LocalFileSystem --------------------------------------
+def _outcome(fn):
+    try:
+        return ("ok", fn())
+    except Exception as e:   # noqa: BLE001 - the exception class is the answer
+        for cls in (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError,
+                    ValueError, OSError):
+            if isinstance(e, cls):
+                return ("raises", cls.__name__)
+        return ("raises", type(e).__name__)
+
+
+def _tree(f, root):
+    return sorted(p[len(root):] + ("/" if f.isdir(p) else "") for p in f.find(root, withdirs=True))
+
+
+SAME_AS_LOCAL = {
+    "cat negative start": lambda f, r: f.cat_file(f"{r}/d/b.txt", start=-3),
+    "cat negative end": lambda f, r: f.cat_file(f"{r}/d/b.txt", start=2, end=-3),
+    "cat past the end": lambda f, r: f.cat_file(f"{r}/d/b.txt", start=20, end=30),
+    "cat too negative": lambda f, r: f.cat_file(f"{r}/d/b.txt", start=-30),
+    "cat a directory": lambda f, r: f.cat_file(f"{r}/d"),
+    "head/tail": lambda f, r: (f.head(f"{r}/d/b.txt", 3), f.tail(f"{r}/d/b.txt", 3), f.tail(f"{r}/d/b.txt", 99)),
+    "trailing slash": lambda f, r: (f.exists(f"{r}/d/"), f.isdir(f"{r}/d/"), f.exists(f"{r}/d/b.txt/"),
+                                    f.info(f"{r}/d/b.txt/")["type"]),
+    "through a file": lambda f, r: f.info(f"{r}/d/b.txt/x"),
+    "exists through a file": lambda f, r: (f.exists(f"{r}/d/b.txt/x"), f.isdir(f"{r}/d/b.txt/x")),
+    "ls a file": lambda f, r: [p[len(r):] for p in f.ls(f"{r}/d/b.txt", detail=False)],
+    "ls missing": lambda f, r: f.ls(f"{r}/nope"),
+    "mkdir existing": lambda f, r: f.mkdir(f"{r}/d"),
+    "makedirs over a file": lambda f, r: f.makedirs(f"{r}/d/b.txt", exist_ok=True),
+    "rmdir non-empty": lambda f, r: f.rmdir(f"{r}/d"),
+    "rmdir a file": lambda f, r: f.rmdir(f"{r}/d/b.txt"),
+    "open a directory": lambda f, r: f.open(f"{r}/d", "rb"),
+    "write a directory": lambda f, r: f.open(f"{r}/d", "wb"),
+    "xb existing": lambda f, r: f.open(f"{r}/d/b.txt", "xb"),
+    "pipe under a file": lambda f, r: f.pipe_file(f"{r}/d/b.txt/x", b"1"),
+    "touch a directory": lambda f, r: f.touch(f"{r}/d"),
+    "modified is UTC": lambda f, r: (str(f.modified(f"{r}/d/b.txt").tzinfo), str(f.created(f"{r}/d/b.txt").tzinfo)),
+    "info types": lambda f, r: {k: type(f.info(f"{r}/d/b.txt")[k]).__name__ for k in ("size", "mtime", "created")},
+    "mv dir to new": lambda f, r: (f.mv(f"{r}/d", f"{r}/n"), _tree(f, r))[1],
+    "mv dir into a dir": lambda f, r: (f.mv(f"{r}/d", f"{r}/e"), _tree(f, r))[1],
+    "mv dir/ into a dir/": lambda f, r: (f.mv(f"{r}/d/", f"{r}/e/", recursive=True), _tree(f, r))[1],
+    "mv into a missing parent": lambda f, r: f.mv(f"{r}/d/b.txt", f"{r}/no/such/b.txt"),
+    "cp -r into a dir": lambda f, r: (f.cp(f"{r}/d", f"{r}/e", recursive=True), _tree(f, r))[1],
+    "cp -r dir/ into a dir": lambda f, r: (f.cp(f"{r}/d/", f"{r}/e", recursive=True), _tree(f, r))[1],
+    "rm -r dir/": lambda f, r: (f.rm(f"{r}/d/", recursive=True), _tree(f, r))[1],
+}
+
+
+@pytest.fixture
+def both_trees(fs, tmp_path):
+    from fsspec.implementations.local import LocalFileSystem
+    local = LocalFileSystem()
+    roots = []
+    for f, r in ((fs, f"/audit/same/{tmp_path.name}"), (local, str(tmp_path / "t"))):
+        f.makedirs(f"{r}/d/s", exist_ok=True)
+        f.makedirs(f"{r}/e", exist_ok=True)
+        f.pipe_file(f"{r}/d/b.txt", b"0123456789")
+        f.pipe_file(f"{r}/d/s/c.txt", b"c")
+        roots.append((f, r))
+    return roots
+
+
+@pytest.mark.parametrize("what", sorted(SAME_AS_LOCAL))
+def test_same_answer_as_local_filesystem(both_trees, what):
+    (dfs_fs, dfs_root), (local, local_root) = both_trees
+    ours = _outcome(lambda: SAME_AS_LOCAL[what](dfs_fs, dfs_root))
+    theirs = _outcome(lambda: SAME_AS_LOCAL[what](local, local_root))
+    assert ours == theirs
+
+
+def test_documented_differences_from_local(fs):
+    # docs/fsspec.md, "Differences from a local filesystem": each row, pinned.
+    r = "/audit/diff"
+    fs.makedirs(f"{r}/empty", exist_ok=True)
+    fs.makedirs(f"{r}/empty2", exist_ok=True)
+    fs.makedirs(f"{r}/d/s", exist_ok=True)
+    fs.pipe_file(f"{r}/d/a.txt", b"a")
+    fs.pipe_file(f"{r}/d/s/c.txt", b"c")
+    fs.rm(f"{r}/empty")                                       # local: ValueError
+    fs.rm_file(f"{r}/empty2")                                 # local: IsADirectoryError
+    assert not fs.exists(f"{r}/empty") and not fs.exists(f"{r}/empty2")
+    with pytest.raises(OSError, match="not empty"):
+        fs.rm(f"{r}/d")
+    with pytest.raises(OSError, match="not empty"):
+        fs.rm(f"{r}/d", recursive=True, maxdepth=1)           # local: ignores maxdepth
+    assert fs.exists(f"{r}/d/s/c.txt")
+    fs.cp(f"{r}/d/a.txt", f"{r}/d/a.txt")                      # local: SameFileError
+    fs.mv(f"{r}/d/a.txt", f"{r}/d/a.txt")
+    assert fs.cat_file(f"{r}/d/a.txt") == b"a"
+    assert fs.cat_file(f"{r}/d/a.txt", start=1, end=0) == b""  # local: ValueError
+    assert fs.info(f"{r}/d")["size"] == 0 and fs.info(f"{r}/d")["children"] == 2
+    with pytest.raises(ValueError, match="into itself"):       # local: shutil.Error (OSError)
+        fs.mv(f"{r}/d", f"{r}/d/s/x")
+    fs.touch(f"{r}/new/parent/t")                              # local: FileNotFoundError
+    assert fs.isdir(f"{r}/new/parent")
