@@ -19,9 +19,10 @@ Design notes (details in docs/fsspec.md):
 
 from __future__ import annotations
 
+import functools
 import io
 import os
-import functools
+import posixpath
 import re
 import socket
 import stat as _stat
@@ -233,6 +234,8 @@ class DFSFileSystem(AbstractFileSystem):
         if not path.startswith("/"):
             path = "/" + path
         path = _SLASHES.sub("/", path)
+        if "/." in path:     # "." and ".." components resolved, as local paths and Hadoop's Path
+            path = posixpath.normpath(path)
         return path.rstrip("/") or "/"
 
     def _strip_own_url(self, path):

@@ -268,6 +268,8 @@ SAME_AS_LOCAL = {
                                     f.info(f"{r}/d/b.txt/")["type"]),
     "through a file": lambda f, r: f.info(f"{r}/d/b.txt/x"),
     "exists through a file": lambda f, r: (f.exists(f"{r}/d/b.txt/x"), f.isdir(f"{r}/d/b.txt/x")),
+    "dot components": lambda f, r: (f.info(f"{r}/d/../d/./b.txt")["size"], f.cat_file(f"{r}/e/../d/b.txt"),
+                                    f.isdir(f"{r}/d/s/.."), f.exists(f"{r}/e/./../d/s/c.txt")),
     "ls a file": lambda f, r: [p[len(r):] for p in f.ls(f"{r}/d/b.txt", detail=False)],
     "ls missing": lambda f, r: f.ls(f"{r}/nope"),
     "mkdir existing": lambda f, r: f.mkdir(f"{r}/d"),
