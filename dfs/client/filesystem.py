@@ -38,7 +38,8 @@ from fsspec.utils import isfilelike, stringify_path
 
 from dfs import errors
 from dfs.client.client import DfsClient
-from dfs.client.fsspec_file import DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel, _write_opts
+from dfs.client.fsspec_file import (DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel, _warn_discarded,
+                                    _write_opts)
 from dfs.config import DEFAULT_NAMENODE, default_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
@@ -62,6 +63,7 @@ class _TextWriter(io.TextIOWrapper):
         try:
             if not self.closed:
                 self.buffer._abandon()
+                _warn_discarded(self.buffer.path)
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
 
@@ -76,6 +78,9 @@ class _CompressedWriter(io.BufferedIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return not self.closed     # as DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM
 
     def write(self, data) -> int:
         return self._z.write(data)
@@ -117,6 +122,7 @@ class _CompressedWriter(io.BufferedIOBase):
         try:
             if not self.closed:
                 self._abandon()
+                _warn_discarded(self._raw.path)
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
 

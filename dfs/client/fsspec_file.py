@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from bisect import bisect_right
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -402,6 +403,7 @@ class DFSFile(AbstractBufferedFile):
             self._abandon()
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
+        _warn_discarded(self.path)
 
     def close(self):
         if self.closed:
@@ -411,6 +413,15 @@ class DFSFile(AbstractBufferedFile):
         finally:
             if self._chunks is not None:
                 self._chunks.close()
+
+
+def _warn_discarded(path: str) -> None:
+    """What an unclosed local file would say (shown by pytest, ``python -X dev``), from
+    the finalizer of a writer collected unclosed: here its bytes are gone. E.g.
+    ``fsspec.open(url, "wb", compression=...).open()`` whose caller closed only the
+    compressor: fsspec leaves the file under it open."""
+    warnings.warn(f"dfs: {path} was being written and never closed: discarded, not published",
+                  ResourceWarning, stacklevel=3)
 
 
 _MODES = {"rb", "wb", "xb", "ab"}
