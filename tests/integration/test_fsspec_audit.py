@@ -385,3 +385,40 @@ def test_a_writer_collected_unclosed_says_so(fs, url):
         gc.collect()
     assert any("/audit/dropped.txt" in str(w.message) for w in caught)
     assert not fs.exists("/audit/dropped.txt")
+
+
+# -- dask (many partitions) and duckdb (globs) on the same tree ------------------------
+def test_dask_many_partitions_then_duckdb_globs(fs, url):
+    import dask
+    import dask.dataframe as dd
+    import duckdb
+    import numpy as np
+
+    n = 48_000
+    df = pd.DataFrame({"id": np.arange(n), "k": np.arange(n) % 3, "v": np.arange(n) * 0.5})
+    ddf = dd.from_pandas(df, npartitions=24)
+    with dask.config.set(scheduler="threads"):
+        ddf.to_parquet(f"{url}/audit/dk/pq", write_index=False)
+        ddf.to_parquet(f"{url}/audit/dk/hive", partition_on=["k"], write_index=False)
+        ddf.to_csv(f"{url}/audit/dk/csv/part-*.csv", index=False)
+        ddf.to_parquet(f"{url}/audit/dk/pq", write_index=False, append=True)
+        assert len(dd.read_parquet(f"{url}/audit/dk/pq").compute()) == 2 * n
+        back = dd.read_parquet(f"{url}/audit/dk/hive", filters=[("k", "==", 1)]).compute()
+    assert len(back) == n // 3 and len(fs.ls("/audit/dk/csv")) == 24
+    assert sorted(fs.ls("/audit/dk/hive", detail=False)) == [f"/audit/dk/hive/k={k}" for k in range(3)]
+
+    con = duckdb.connect()
+    con.register_filesystem(fs)
+    try:
+        q = con.execute
+        assert q(f"SELECT count(*) FROM read_parquet('{url}/audit/dk/pq/*.parquet')").fetchall() == [(2 * n,)]
+        assert q(f"SELECT k, count(*) FROM read_parquet('{url}/audit/dk/hive/*/*.parquet', "
+                 "hive_partitioning=true) GROUP BY k ORDER BY k").fetchall() == [(k, n // 3) for k in range(3)]
+        assert q(f"SELECT count(*) FROM read_parquet('{url}/audit/dk/hive/**/*.parquet')").fetchall() == [(n,)]
+        assert q(f"SELECT sum(id) FROM read_csv('{url}/audit/dk/csv/part-*.csv')").fetchall() == [(df.id.sum(),)]
+        names = [r[0] for r in q(f"SELECT file FROM glob('{url}/audit/dk/csv/*.csv')").fetchall()]
+        assert len(names) == 24 and all(x.startswith(f"{url}/audit/dk/csv/part-") for x in names)
+        with pytest.raises(duckdb.Error, match="No files found"):
+            q(f"SELECT * FROM read_parquet('{url}/audit/dk/nothing/*.parquet')").fetchall()
+    finally:
+        con.close()
