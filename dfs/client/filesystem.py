@@ -474,6 +474,39 @@ class DFSFileSystem(AbstractFileSystem):
     # -- whole-file data --------------------------------------------------------
     def cat_file(self, path, start=None, end=None, **kwargs) -> bytes:
         reader = self.client.open_read(self._strip_protocol(path))   # one namenode RPC
+        return self._cat_reader(reader, start, end)
+
+    def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
+        """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
+        range (fsspec's blockcache and parquet precaching ask for many ranges of a file)."""
+        if max_gap is not None or not isinstance(paths, list):
+            return super().cat_ranges(paths, starts, ends, max_gap=max_gap, on_error=on_error, **kwargs)
+        starts = starts if isinstance(starts, list) else [starts] * len(paths)
+        ends = ends if isinstance(ends, list) else [ends] * len(paths)
+        if len(starts) != len(paths) or len(ends) != len(paths):
+            raise ValueError("paths, starts and ends must have the same length")
+        readers: dict[str, object] = {}
+        out = []
+        for path, start, end in zip(paths, starts, ends):
+            try:
+                p = self._strip_protocol(path)
+                if p not in readers:
+                    try:
+                        readers[p] = self.client.open_read(p)
+                    except Exception as e:   # noqa: BLE001 - the same answer for each range
+                        readers[p] = e
+                reader = readers[p]
+                if isinstance(reader, Exception):
+                    raise reader
+                out.append(self._cat_reader(reader, start, end))
+            except Exception as e:
+                if on_error != "return":
+                    raise
+                out.append(e)
+        return out
+
+    @staticmethod
+    def _cat_reader(reader, start, end) -> bytes:
         size = reader.size
         start = 0 if start is None else (max(0, size + start) if start < 0 else start)
         end = size if end is None else (max(0, size + end) if end < 0 else min(end, size))

@@ -422,3 +422,31 @@ def test_dask_many_partitions_then_duckdb_globs(fs, url):
             q(f"SELECT * FROM read_parquet('{url}/audit/dk/nothing/*.parquet')").fetchall()
     finally:
         con.close()
+
+
+# -- cat_ranges ------------------------------------------------------------------------
+def test_cat_ranges_asks_the_namenode_once_per_file(fs, monkeypatch):
+    data = os.urandom(2_500_000)
+    fs.pipe_file("/audit/ranges.bin", data)
+    fs.pipe_file("/audit/ranges2.bin", b"0123456789")
+    calls: list[str] = []
+    real = fs.client.nn.call
+
+    def counting(method, request=None, **kw):
+        calls.append(method)
+        return real(method, request, **kw)
+
+    monkeypatch.setattr(fs.client.nn, "call", counting)
+    starts = [0, 1_000_000, -100, 2_400_000, 5, 0, 3]
+    ends = [10, 2_100_000, None, 2_600_000, 3, 4, -3]
+    paths = ["/audit/ranges.bin"] * 5 + ["/audit/ranges2.bin"] * 2
+    got = fs.cat_ranges(paths, starts, ends)
+    assert got == [data[0:10], data[1_000_000:2_100_000], data[-100:], data[2_400_000:], b"",
+                   b"0123", b"3456"]
+    assert calls.count("GetBlockLocations") == 2                   # was one per range: 7
+    calls.clear()
+    got = fs.cat_ranges(["/audit/nope", "/audit/nope", "/audit/ranges2.bin"], 0, 2)
+    assert isinstance(got[0], FileNotFoundError) and isinstance(got[1], FileNotFoundError)
+    assert got[2] == b"01" and calls.count("GetBlockLocations") == 2
+    with pytest.raises(FileNotFoundError):
+        fs.cat_ranges(["/audit/nope"], [0], [1], on_error="raise")
