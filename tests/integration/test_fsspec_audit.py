@@ -450,3 +450,24 @@ def test_cat_ranges_asks_the_namenode_once_per_file(fs, monkeypatch):
     assert got[2] == b"01" and calls.count("GetBlockLocations") == 2
     with pytest.raises(FileNotFoundError):
         fs.cat_ranges(["/audit/nope"], [0], [1], on_error="raise")
+
+
+def test_os_errors_carry_errno_and_filename(fs):
+    # e.errno was None on every dfs OSError: code written against local files
+    # (`if e.errno == errno.ENOENT`) misread them.
+    import errno
+    fs.pipe_file("/audit/errno/f", b"x")
+    cases = [
+        (lambda: fs.info("/audit/errno/nope"), errno.ENOENT, "/audit/errno/nope"),
+        (lambda: fs.open("/audit/errno/f", "xb"), errno.EEXIST, "/audit/errno/f"),
+        (lambda: fs.cat_file("/audit/errno"), errno.EISDIR, "/audit/errno"),
+        (lambda: fs.info("/audit/errno/f/x"), errno.ENOTDIR, None),
+        (lambda: fs.rmdir("/audit/errno"), errno.ENOTEMPTY, "/audit/errno"),
+    ]
+    for call, code, name in cases:
+        with pytest.raises(OSError) as info:
+            call()
+        e = info.value
+        assert e.errno == code and e.strerror == os.strerror(code), (e, e.errno)
+        assert name is None or e.filename == name
+        assert str(e).endswith(os.strerror(code))            # the message is unchanged
