@@ -471,3 +471,30 @@ def test_os_errors_carry_errno_and_filename(fs):
         assert e.errno == code and e.strerror == os.strerror(code), (e, e.errno)
         assert name is None or e.filename == name
         assert str(e).endswith(os.strerror(code))            # the message is unchanged
+
+
+# -- fsspec's caching layers and open_files ---------------------------------------------
+def test_caching_layers_and_open_files(fs, url, tmp_path):
+    data = os.urandom(2_300_000)
+    fs.pipe_file("/audit/cache/a.bin", data)
+    for proto in ("simplecache", "filecache", "blockcache"):
+        opts = {proto: {"cache_storage": str(tmp_path / proto)}}
+        with fsspec.open(f"{proto}::{url}/audit/cache/a.bin", "rb", **opts) as f:
+            f.seek(1_500_000)
+            assert f.read(1000) == data[1_500_000:1_501_000], proto
+        with fsspec.open(f"{proto}::{url}/audit/cache/a.bin", "rb", **opts) as f:
+            assert f.read() == data, proto
+    with fsspec.open(f"simplecache::{url}/audit/cache/w.txt", "wt",
+                     simplecache={"cache_storage": str(tmp_path / "w")}) as f:
+        f.write("through the cache\n")
+    assert fs.cat_file("/audit/cache/w.txt") == b"through the cache\n"
+
+    files = fsspec.open_files(f"{url}/audit/nf/part-*.csv.gz", "wt", num=3, compression="infer",
+                              name_function=lambda i: f"{i:04d}")
+    assert [o.path for o in files] == [f"/audit/nf/part-{i:04d}.csv.gz" for i in range(3)]
+    for i, o in enumerate(files):
+        with o as f:
+            f.write(f"row{i}\n")
+    back = fsspec.open_files(f"{url}/audit/nf/part-*.csv.gz", "rt", compression="infer")
+    assert [o.path for o in back] == [o.path for o in files]
+    assert [o.open().read() for o in back] == ["row0\n", "row1\n", "row2\n"]
