@@ -41,6 +41,20 @@ class DfsError(Exception):
         self.detail = message or self.reason
         super().__init__(f"{path}: {self.detail}" if path else self.detail)
 
+    # The OSError ones carry errno/strerror/filename as a local OSError does (code checks
+    # e.errno == errno.ENOENT); str() stays "PATH: reason".
+    @property
+    def errno(self) -> int | None:
+        return errno_for(self) if isinstance(self, OSError) else None
+
+    @property
+    def strerror(self) -> str | None:
+        return self.detail if isinstance(self, OSError) else None
+
+    @property
+    def filename(self) -> str | None:
+        return (self.path or None) if isinstance(self, OSError) else None
+
 
 class DfsFileNotFoundError(DfsError, FileNotFoundError):
     reason = "No such file or directory"

@@ -19,9 +19,12 @@ Design notes (details in docs/fsspec.md):
 
 from __future__ import annotations
 
+import functools
 import io
 import os
+import posixpath
 import re
+import socket
 import stat as _stat
 import threading
 import time
@@ -35,7 +38,8 @@ from fsspec.utils import isfilelike, stringify_path
 
 from dfs import errors
 from dfs.client.client import DfsClient
-from dfs.client.fsspec_file import DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel, _write_opts
+from dfs.client.fsspec_file import (DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel, _warn_discarded,
+                                    _write_opts)
 from dfs.config import DEFAULT_NAMENODE, default_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
@@ -59,6 +63,7 @@ class _TextWriter(io.TextIOWrapper):
         try:
             if not self.closed:
                 self.buffer._abandon()
+                _warn_discarded(self.buffer.path)
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
 
@@ -73,6 +78,9 @@ class _CompressedWriter(io.BufferedIOBase):
 
     def writable(self) -> bool:
         return True
+
+    def seekable(self) -> bool:
+        return not self.closed     # as DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM
 
     def write(self, data) -> int:
         return self._z.write(data)
@@ -114,6 +122,7 @@ class _CompressedWriter(io.BufferedIOBase):
         try:
             if not self.closed:
                 self._abandon()
+                _warn_discarded(self._raw.path)
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
 
@@ -132,6 +141,34 @@ def _normalize_namenode(namenode: str) -> str:
     if ":" not in nn.rpartition("]")[2]:
         nn = f"{nn}:{DEFAULT_NAMENODE.rpartition(':')[2]}"
     return nn
+
+
+@functools.lru_cache(maxsize=256)
+def _addresses(host: str) -> frozenset:
+    try:
+        return frozenset(ai[4][0] for ai in socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM))
+    except (OSError, UnicodeError):
+        return frozenset()
+
+
+def _same_namenode(a: str, b: str) -> bool:
+    """``a`` and ``b`` (normalized HOST:PORT) name the same namenode: equal, or the same
+    port on hosts that resolve to a common address (localhost vs 127.0.0.1)."""
+    if a == b:
+        return True
+    ha, _, pa = a.rpartition(":")
+    hb, _, pb = b.rpartition(":")
+    return pa == pb and bool(_addresses(ha) & _addresses(hb))
+
+
+class _StripProtocol:
+    """``_strip_protocol``: on the class (fsspec parses URLs with it) a classmethod; on an
+    instance it also refuses a URL that names another namenode, as HDFS's "Wrong FS":
+    ``fs.open("dfs://other:8020/x")`` would otherwise read or write /x of fs's own
+    cluster (duckdb hands every dfs:// URL to the one filesystem registered)."""
+
+    def __get__(self, obj, cls=None):
+        return cls._strip_url if obj is None else obj._strip_own_url
 
 
 class DFSFileSystem(AbstractFileSystem):
@@ -189,10 +226,12 @@ class DFSFileSystem(AbstractFileSystem):
         return f"dfs_{self.namenode}"
 
     # -- URLs -------------------------------------------------------------------
+    _strip_protocol = _StripProtocol()
+
     @classmethod
-    def _strip_protocol(cls, path):
+    def _strip_url(cls, path):
         if isinstance(path, (list, tuple)):
-            return [cls._strip_protocol(p) for p in path]
+            return [cls._strip_url(p) for p in path]
         path = stringify_path(path)
         if path.startswith("dfs://"):
             rest = path[6:]
@@ -201,7 +240,21 @@ class DFSFileSystem(AbstractFileSystem):
         if not path.startswith("/"):
             path = "/" + path
         path = _SLASHES.sub("/", path)
+        if "/." in path:     # "." and ".." components resolved, as local paths and Hadoop's Path
+            path = posixpath.normpath(path)
         return path.rstrip("/") or "/"
+
+    def _strip_own_url(self, path):
+        if isinstance(path, (list, tuple)):
+            return [self._strip_own_url(p) for p in path]
+        path = stringify_path(path)
+        if path.startswith("dfs://"):
+            netloc = path[6:].split("/", 1)[0]
+            if netloc and not _same_namenode(_normalize_namenode(netloc), self.namenode):
+                raise errors.InvalidArgumentError(
+                    f"names namenode {_normalize_namenode(netloc)}, but this filesystem is connected to "
+                    f"{self.namenode} (use fsspec.url_to_fs(url) or DFSFileSystem(namenode=...))", path)
+        return self._strip_url(path)
 
     @staticmethod
     def _get_kwargs_from_urls(path):
@@ -421,6 +474,39 @@ class DFSFileSystem(AbstractFileSystem):
     # -- whole-file data --------------------------------------------------------
     def cat_file(self, path, start=None, end=None, **kwargs) -> bytes:
         reader = self.client.open_read(self._strip_protocol(path))   # one namenode RPC
+        return self._cat_reader(reader, start, end)
+
+    def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
+        """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
+        range (fsspec's blockcache and parquet precaching ask for many ranges of a file)."""
+        if max_gap is not None or not isinstance(paths, list):
+            return super().cat_ranges(paths, starts, ends, max_gap=max_gap, on_error=on_error, **kwargs)
+        starts = starts if isinstance(starts, list) else [starts] * len(paths)
+        ends = ends if isinstance(ends, list) else [ends] * len(paths)
+        if len(starts) != len(paths) or len(ends) != len(paths):
+            raise ValueError("paths, starts and ends must have the same length")
+        readers: dict[str, object] = {}
+        out = []
+        for path, start, end in zip(paths, starts, ends):
+            try:
+                p = self._strip_protocol(path)
+                if p not in readers:
+                    try:
+                        readers[p] = self.client.open_read(p)
+                    except Exception as e:   # noqa: BLE001 - the same answer for each range
+                        readers[p] = e
+                reader = readers[p]
+                if isinstance(reader, Exception):
+                    raise reader
+                out.append(self._cat_reader(reader, start, end))
+            except Exception as e:
+                if on_error != "return":
+                    raise
+                out.append(e)
+        return out
+
+    @staticmethod
+    def _cat_reader(reader, start, end) -> bytes:
         size = reader.size
         start = 0 if start is None else (max(0, size + start) if start < 0 else start)
         end = size if end is None else (max(0, size + end) if end < 0 else min(end, size))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from bisect import bisect_right
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -112,7 +113,15 @@ class _ChunkCache:
         self.last_end = -1
         self.fetch_counts: Counter[int] = Counter()   # unit offset -> times fetched
         self.requests = 0                               # datanode requests made
+        self._pid = os.getpid()
         self._build_units()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's lock may be held for ever and its fetches in
+        flight never finish here (their threads were not copied). Cached chunks stay."""
+        self.lock = threading.Lock()
+        self.inflight = {}
+        self._pid = os.getpid()
 
     def _build_units(self) -> None:
         cs = self.reader.chunk_size
@@ -190,6 +199,8 @@ class _ChunkCache:
         end = min(end, self.size)
         if start >= end:
             return b""
+        if self._pid != os.getpid():
+            self._after_fork()
         pool = _fetch_pool()
         with self.lock:
             units = self._units(start, end)
@@ -392,6 +403,7 @@ class DFSFile(AbstractBufferedFile):
             self._abandon()
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
+        _warn_discarded(self.path)
 
     def close(self):
         if self.closed:
@@ -401,6 +413,15 @@ class DFSFile(AbstractBufferedFile):
         finally:
             if self._chunks is not None:
                 self._chunks.close()
+
+
+def _warn_discarded(path: str) -> None:
+    """What an unclosed local file would say (shown by pytest, ``python -X dev``), from
+    the finalizer of a writer collected unclosed: here its bytes are gone. E.g.
+    ``fsspec.open(url, "wb", compression=...).open()`` whose caller closed only the
+    compressor: fsspec leaves the file under it open."""
+    warnings.warn(f"dfs: {path} was being written and never closed: discarded, not published",
+                  ResourceWarning, stacklevel=3)
 
 
 _MODES = {"rb", "wb", "xb", "ab"}

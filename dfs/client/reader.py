@@ -74,7 +74,8 @@ class FileReader:
                  length: int | None = None):
         """``start``/``length`` limit the block locations loaded to the blocks overlapping
         that range (a Dask task reading one block of a huge file); reads must stay inside."""
-        self.client, self.path, self._pool = client, path, pool
+        self.client, self.path = client, path
+        self._pool_obj, self._pool_pid = pool, os.getpid()
         self.window = None if length is None else (start, start + max(1, length))
         self._load()
 
@@ -91,6 +92,14 @@ class FileReader:
         self.chunk_size = r.key.chunk_size or 1 << 20
         self.codec = ChunkCodec(r.key.key) if r.key.key else None
         self._dead: set[str] = set()
+
+    @property
+    def _pool(self) -> ThreadPoolExecutor:
+        # A reader used in a forked child (an open fsspec file, a Dask process
+        # worker) would wait forever on the parent's pool: it has no threads here.
+        if self._pool_pid != os.getpid():
+            self._pool_obj, self._pool_pid = self.client._pool, os.getpid()
+        return self._pool_obj
 
     # -- public ---------------------------------------------------------
     @property
