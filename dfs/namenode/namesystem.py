@@ -646,6 +646,24 @@ class NameSystem:
                     f"datanode uuid {node.uuid} is in use by the live datanode {old.address} (a copy of its "
                     f"data dir? each datanode needs its own); retried", node.address)
             was_dead = old is not None and node.uuid in self.members.dead
+            replaced = [n for n in self.members.nodes.values() if n.address == node.address and n.uuid != node.uuid]
+            for other in replaced:
+                if self.members.state(other, now) == LIVE:
+                    # Two datanodes giving one address (e.g. both --listen 127.0.0.1:9866 on
+                    # two machines): each registration would evict the other.
+                    log.warning("refused datanode %s (uuid %s): live datanode %s has that address",
+                                node.address, node.uuid, other.uuid)
+                    raise errors.DfsFileExistsError(
+                        f"address in use by the live datanode {other.uuid} (give each datanode an "
+                        f"address of its own in --listen); retried", node.address)
+            for other in replaced:
+                # Its replicas went with it (a wiped disk, a new machine on the old address):
+                # lost now, not when a periodic scan comes across them.
+                lost = self.bmap.remove_node(other.uuid)
+                self.commands.pop(other.uuid, None)
+                self.monitor.node_gone(other.uuid, lost)
+                log.warning("datanode %s has a new uuid %s (was %s): %d replicas of the old one are gone",
+                            node.address, node.uuid, other.uuid, len(lost))
             self.members.register(node, now)
             self.commands.pop(node.uuid, None)
             # Copies it was sending or receiving died with its previous life

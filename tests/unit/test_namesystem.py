@@ -717,6 +717,30 @@ def test_a_second_datanode_with_the_same_uuid_is_refused_while_the_first_beats()
     assert ns.members.by_address(clone.address) is clone and ns.members.by_address(nodes[0].address) is None
 
 
+def test_a_new_datanode_on_a_stale_ones_address_replaces_it_and_its_replicas_are_lost_at_once():
+    """A wiped disk (a new uuid) on the old address: the old uuid's replicas stayed in the
+    block map, not counted and not repaired until a periodic scan came to them. And two
+    datanodes giving one address while both beat are refused, not evicting each other."""
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid, addrs = blocks[0]
+    old = next(d for d in nodes if d.address in addrs)
+    wiped = DatanodeDescriptor(uuid="wiped", address=old.address, rack=old.rack, capacity=10 << 30,
+                               remaining=10 << 30)
+    with pytest.raises(errors.DfsFileExistsError, match="address in use by the live datanode"):
+        ns.register(wiped)
+    ns.clock.advance(2 * HB + 0.1)
+    beat(ns, [d for d in nodes if d is not old])
+    ns.tick()
+    ns.register(wiped)
+    assert old.uuid not in ns.bmap.by_node and old.uuid not in ns.bmap.holders(bid)
+    ns.tick()                              # no scan due: the replacement itself says so
+    (transfer,) = [t for c in beat(ns, [d for d in nodes if d is not old] + [wiped]).values()
+                   for t in c.transfers]
+    assert transfer[0] == bid
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
