@@ -758,6 +758,19 @@ class NameSystem:
                 return
             before = {b for b in self.bmap.by_node.get(uuid, ()) if uuid in self.bmap.holders(b)}
             unwanted = self.bmap.node_report(uuid, blocks)
+            # Ids above any this namespace ever reserved were not made by it: its metadata
+            # is older than the datanode's (a namenode dir restored from a backup, or an
+            # older copy of it). Deleting them as unknown destroys whatever was written
+            # since, for good; they are kept and the operator told (HDFS stays in safe
+            # mode over blocks with future generation stamps for the same reason).
+            reserved = int(self.store.get_meta("block_id") or "0")
+            future = [b for b in unwanted if b > reserved]
+            if future:
+                log.error("block report from %s: %d replicas of blocks this namespace never made (ids above "
+                          "%d, e.g. %d): kept, not deleted -- is this namenode's metadata older than its "
+                          "datanodes' data (restored from a backup)?", self.members.nodes[uuid].address,
+                          len(future), reserved, min(future))
+                unwanted = [b for b in unwanted if b <= reserved]
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)

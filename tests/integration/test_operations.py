@@ -196,3 +196,35 @@ def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_s
     for d in c.datanodes[1:3]:
         c.kill(d)
     check_all(c, files)                  # from the clone alone
+
+
+def test_a_namenode_restored_from_an_older_backup_deletes_no_newer_replicas(make_cluster):
+    """Its datanodes report replicas of blocks its metadata has never heard of, with ids
+    above any it reserved: they were deleted as unknown, and with them every file written
+    since the backup. Now they are kept (and logged); put the newer metadata back and the
+    files are there."""
+    c = make_cluster(datanodes=3)
+    old, new = os.urandom(MiB), os.urandom(2 * MiB)
+    put_bytes(c, "/old", old)
+    nn = c.namenode.data_dir
+    c.kill(c.namenode, signal.SIGTERM)
+    shutil.copytree(nn, nn + ".backup", ignore=shutil.ignore_patterns(LOCK_NAME))
+    c.restart(c.namenode)
+    put_bytes(c, "/new", new)
+    c.wait_for_status("HEALTHY")
+    held = {d.name: block_ids_on(d) for d in c.datanodes}
+    c.kill(c.namenode, signal.SIGTERM)
+    os.rename(nn, nn + ".newer")
+    os.rename(nn + ".backup", nn)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3)          # registered and reported
+    check_all(c, {"/old": old})
+    assert c.cli("test", "-e", "/new").returncode == 1
+    time.sleep(1.5)                 # heartbeats that would carry the deletions (not a wait for anything)
+    assert {d.name: block_ids_on(d) for d in c.datanodes} == held
+    assert "never made" in log_text(c.namenode)
+    c.kill(c.namenode, signal.SIGTERM)
+    shutil.rmtree(nn)
+    os.rename(nn + ".newer", nn)
+    c.restart(c.namenode)
+    check_all(c, {"/old": old, "/new": new})

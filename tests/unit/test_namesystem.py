@@ -342,6 +342,20 @@ def test_a_restarted_namenode_waits_the_dead_timeout_for_late_datanodes_before_c
     assert copied == {b for b, _ in blocks}
 
 
+def test_reported_blocks_this_namespace_never_made_are_kept_not_deleted():
+    """A namenode started on metadata older than its datanodes' data (restored from a
+    backup): replicas of blocks it never allocated used to be deleted as unknown."""
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    ns.delete(ROOT, "/f", False)
+    reserved = int(ns.store.get_meta("block_id"))
+    ns.block_report(nodes[0].uuid, [(blocks[0][0], 1, 10), (reserved + 5, 1, 10)])
+    cmds = beat(ns, nodes[:1])[nodes[0].uuid]
+    assert blocks[0][0] in cmds.invalidate            # deleted by this namespace: goes
+    assert reserved + 5 not in cmds.invalidate         # from its future: kept
+
+
 def test_manual_safemode():
     ns = make()
     ns.safemode("enter")
