@@ -298,13 +298,13 @@ def test_safemode_after_restart(tmp_path):
     ns2.block_report(nodes[0].uuid, [(blocks[0][0], gs[blocks[0][0]], BS)])
     ns2.tick()
     assert ns2.in_safemode()
-    ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (9999, 1, 5)])
+    ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (999, 1, 5)])
     assert not ns2.in_safemode()
     assert ns2.safemode("get") == (False, "")
     _, located, key2, _ = ns2.block_locations(ROOT, "/f")
     assert key2 == key and all(b.locations for b in located)
     cmds = beat(ns2, [nodes[1]])
-    assert 9999 in cmds[nodes[1].uuid].invalidate  # unknown block reported
+    assert 999 in cmds[nodes[1].uuid].invalidate  # unknown block reported (an id it reserved: deleted)
     ns2.mkdir(ROOT, "/d", False, 0o755)
     assert ns2.fsck(ROOT, "/f")["status"] == "DEGRADED"
 
