@@ -877,13 +877,23 @@ class NameSystem:
                       self._safemode_progress() if self.safemode_auto else "")
             return self.in_safemode(), reason
 
-    def decommission(self, address: str, caller: Caller | None = None) -> None:
+    def decommission(self, address: str, caller: Caller | None = None, cancel: bool = False) -> None:
         self._admin_only(caller, "decommission")
         with self.lock:
             d = self.members.by_address(address)
             if d is None:
                 raise errors.DfsFileNotFoundError("no such datanode", address)
-            if d.admin_state == "normal":
+            if cancel:
+                # Back in service (a decommission by mistake was for good: remembered by
+                # the node's uuid, it outlived restarts). Its replicas count again: the
+                # copies made meanwhile are surplus and trimmed.
+                if d.admin_state != "normal":
+                    log.info("datanode %s is back in service (was %s)", d.address, d.admin_state)
+                    d.admin_state = "normal"
+                    self.store.set_meta(admin_key(d.uuid), "normal")
+                    self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
+                    self.monitor.nodes_changed()
+            elif d.admin_state == "normal":
                 d.admin_state = "decommissioning"
                 log.info("decommissioning datanode %s: %d blocks to move off", d.address,
                          len(self.bmap.by_node.get(d.uuid, ())))
@@ -895,7 +905,9 @@ class NameSystem:
         except errors.MetadataStoreError:
             with self.lock:
                 kept = self.store.get_meta(admin_key(d.uuid))
-                if kept is None and d.admin_state == "decommissioning":
+                if cancel and kept in ("decommissioning", "decommissioned"):
+                    d.admin_state = kept         # not remembered: not back in service either
+                elif not cancel and kept in (None, "normal") and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise
 

@@ -228,3 +228,24 @@ def test_a_namenode_restored_from_an_older_backup_deletes_no_newer_replicas(make
     os.rename(nn + ".newer", nn)
     c.restart(c.namenode)
     check_all(c, {"/old": old, "/new": new})
+
+
+def test_a_decommission_is_cancelled_with_cancel(make_cluster):
+    """A decommission by mistake was for good (remembered by the node's uuid across
+    restarts, with no way back): --cancel puts the node back in service."""
+    c = make_cluster(datanodes=3, replication=2)
+    put_bytes(c, "/a", os.urandom(MiB))
+    node = c.datanodes[0]
+    assert c.cli("admin", "decommission", node.address).returncode == 0
+    wait_state(c, node, "decommissioned", timeout=20)
+    r = c.cli("admin", "decommission", "--cancel", node.address)
+    assert r.returncode == 0 and r.stdout.decode() == f"{node.address} is back in service\n", r.stderr
+    c.restart(c.namenode)                 # and it stays so
+    wait_state(c, node, "live", timeout=20)
+    data = os.urandom(4 * MiB)
+    put_bytes(c, "/b", data)
+    assert any(node.address in b["names"] for b in locations(c, "/b"))
+    r = c.cli("admin", "decommission", "--cancel", "127.0.0.1:1")
+    assert r.returncode == 1 and r.stderr.decode().splitlines() == [
+        "dfs: admin decommission: 127.0.0.1:1: no such datanode"], r.stderr
+    check_all(c, {"/b": data})

@@ -755,6 +755,34 @@ def test_a_new_datanode_on_a_stale_ones_address_replaces_it_and_its_replicas_are
     assert transfer[0] == bid
 
 
+def test_a_decommission_can_be_cancelled_and_the_copies_it_made_are_trimmed(tmp_path):
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = next(d for d in nodes if d.uuid in holders(ns, bid))
+    ns.decommission(leaving.address)
+    ns.tick()
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    spare = next(d for d in nodes if d.address == transfer[3][0])
+    beat(ns, [spare], received={spare.uuid: [(bid, transfer[1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+    ns.decommission(leaving.address, cancel=True)
+    assert leaving.admin_state == "normal"
+    ns.tick()
+    drops = {u for u, c in beat(ns, nodes).items() if bid in c.invalidate}
+    assert len(drops) == 1 and len(holders(ns, bid)) == 3       # 4 replicas in service: one goes
+    _, more, _ = write(ns, "/g", [10] * 8)                        # it takes new blocks again
+    assert any(leaving.address in addrs for _, addrs in more)
+    ns.store.close()
+    ns = make(SqliteStore(db), clock, master_key=master)          # and stays in service
+    again = dn(int(leaving.uuid[2:]), leaving.rack)
+    ns.register(again)
+    assert again.admin_state == "normal"
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
