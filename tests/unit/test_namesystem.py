@@ -783,6 +783,23 @@ def test_a_decommission_can_be_cancelled_and_the_copies_it_made_are_trimmed(tmp_
     assert again.admin_state == "normal"
 
 
+def test_a_decommissioning_node_that_dies_is_not_decommissioned_until_it_is_back_and_drained():
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    leaving = nodes[0]
+    ns.decommission(leaving.address)
+    ns.clock.advance(DEAD + 1)
+    beat(ns, nodes[1:])
+    ns.tick()                                   # dead: its replica left the map
+    assert leaving.admin_state == "decommissioning"
+    again = dn(1, leaving.rack)
+    ns.register(again)
+    ns.block_report(again.uuid, [(blocks[0][0], ns.bmap.blocks[blocks[0][0]].genstamp, 10)])
+    ns.tick()
+    assert again.admin_state == "decommissioning"    # 3 nodes, replication 3: nowhere to go
+
+
 def test_decommission_waits_for_blocks_being_written_on_the_node():
     """A block allocated to the node, or stored there but not yet committed, cannot be
     copied (its length is unknown): the node is not decommissioned until it is."""
