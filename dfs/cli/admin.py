@@ -39,6 +39,8 @@ def add_parsers(sub) -> None:
                    help="wait: give up after SECS (exit 1, saying why safe mode is on); default: no limit")
     p.set_defaults(func=cmd_safemode)
     p = asub.add_parser("decommission", help="drain a datanode")
+    p.add_argument("--cancel", action="store_true",
+                   help="put a decommissioning or decommissioned datanode back in service")
     p.add_argument("address", type=cli_args.listen_address, metavar="HOST:PORT")
     p.set_defaults(func=cmd_decommission)
 
@@ -155,8 +157,8 @@ def cmd_safemode(args) -> int:
 
 def cmd_decommission(args) -> int:
     client, _ = resolve(args, "/")
-    client.decommission(args.address)
-    print(f"Decommissioning {args.address}")
+    client.decommission(args.address, cancel=args.cancel)
+    print(f"{args.address} is back in service" if args.cancel else f"Decommissioning {args.address}")
     return 0
 
 

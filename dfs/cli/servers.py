@@ -116,6 +116,16 @@ def _die_with_parent(parent: int):
 MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
 
 
+def _last_line(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - 4096))
+            lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
+    except OSError:
+        return "?"
+    return lines[-1].strip() if lines else "?"
+
+
 def cmd_cluster_up(args) -> int:
     if args.datanodes > MAX_LOCAL_DATANODES:
         raise a.UsageError(f"--datanodes: at most {MAX_LOCAL_DATANODES} on one machine")
@@ -124,9 +134,11 @@ def cmd_cluster_up(args) -> int:
     nn = f"127.0.0.1:{args.port}"
     exe = [sys.executable, "-m", "dfs"]
     procs: list[subprocess.Popen] = []
+    names: list[str] = []
     os.makedirs(base, exist_ok=True)
 
     def start(name: str, argv: list[str]) -> None:
+        names.append(name)
         log = open(os.path.join(base, f"{name}.log"), "ab")
         # No threads run yet (the client comes after), so a preexec_fn is safe here.
         procs.append(subprocess.Popen(exe + argv, stdout=log, stderr=subprocess.STDOUT,
@@ -175,7 +187,14 @@ def cmd_cluster_up(args) -> int:
         print("  dfs put README.md /readme.md && dfs ls / && dfs get /readme.md /tmp/readme.md")
         print("Ctrl-C stops the cluster.", flush=True)
     else:
-        print(f"dfs: cluster: failed to start; see the logs in {base}", file=sys.stderr)
+        # Say why: the first server that exited said it in the last line of its log
+        # (e.g. "in use by another namenode": this --base-dir is already up).
+        why = ""
+        for name, p in zip(names, procs):
+            if p.poll() is not None:
+                why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'))}"
+                break
+        print(f"dfs: cluster: failed to start{why}; see the logs in {base}", file=sys.stderr)
         stopping = True
     while not stopping and all(p.poll() is None for p in procs):
         time.sleep(0.2)

@@ -191,8 +191,9 @@ class DfsClient:
     def safemode(self, action: str = "get"):
         return self.nn.call("Safemode", pb.SafemodeRequest(action=action))
 
-    def decommission(self, address: str) -> None:
-        self.nn.call("Decommission", pb.DecommissionRequest(address=address))
+    def decommission(self, address: str, cancel: bool = False) -> None:
+        """Drain the datanode at ``address``; ``cancel``: put it back in service."""
+        self.nn.call("Decommission", pb.DecommissionRequest(address=address, cancel=cancel))
 
     # -- leases ---------------------------------------------------------
     def _lease_acquired(self, w: FileWriter) -> None:

@@ -230,7 +230,10 @@ class ReplicationMonitor:
         live = s.members.live_ids(now)
         normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}
         for d in s.members.nodes.values():
-            if d.admin_state != "decommissioning":
+            if d.admin_state != "decommissioning" or d.uuid not in live:
+                # A dead one's replicas left the map with it: nothing says they are
+                # elsewhere (it was marked decommissioned at once, and back, switched off
+                # for good, it could take replicas nothing had copied with it).
                 continue
             # A block being written (or written, not yet committed) may have its
             # only copy here and cannot be copied yet: wait for its writer to commit

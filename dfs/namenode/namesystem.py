@@ -670,6 +670,24 @@ class NameSystem:
                     f"datanode uuid {node.uuid} is in use by the live datanode {old.address} (a copy of its "
                     f"data dir? each datanode needs its own); retried", node.address)
             was_dead = old is not None and node.uuid in self.members.dead
+            replaced = [n for n in self.members.nodes.values() if n.address == node.address and n.uuid != node.uuid]
+            for other in replaced:
+                if self.members.state(other, now) == LIVE:
+                    # Two datanodes giving one address (e.g. both --listen 127.0.0.1:9866 on
+                    # two machines): each registration would evict the other.
+                    log.warning("refused datanode %s (uuid %s): live datanode %s has that address",
+                                node.address, node.uuid, other.uuid)
+                    raise errors.DfsFileExistsError(
+                        f"address in use by the live datanode {other.uuid} (give each datanode an "
+                        f"address of its own in --listen); retried", node.address)
+            for other in replaced:
+                # Its replicas went with it (a wiped disk, a new machine on the old address):
+                # lost now, not when a periodic scan comes across them.
+                lost = self.bmap.remove_node(other.uuid)
+                self.commands.pop(other.uuid, None)
+                self.monitor.node_gone(other.uuid, lost)
+                log.warning("datanode %s has a new uuid %s (was %s): %d replicas of the old one are gone",
+                            node.address, node.uuid, other.uuid, len(lost))
             self.members.register(node, now)
             self.commands.pop(node.uuid, None)
             # Copies it was sending or receiving died with its previous life
@@ -764,6 +782,19 @@ class NameSystem:
                 return
             before = {b for b in self.bmap.by_node.get(uuid, ()) if uuid in self.bmap.holders(b)}
             unwanted = self.bmap.node_report(uuid, blocks)
+            # Ids above any this namespace ever reserved were not made by it: its metadata
+            # is older than the datanode's (a namenode dir restored from a backup, or an
+            # older copy of it). Deleting them as unknown destroys whatever was written
+            # since, for good; they are kept and the operator told (HDFS stays in safe
+            # mode over blocks with future generation stamps for the same reason).
+            reserved = int(self.store.get_meta("block_id") or "0")
+            future = [b for b in unwanted if b > reserved]
+            if future:
+                log.error("block report from %s: %d replicas of blocks this namespace never made (ids above "
+                          "%d, e.g. %d): kept, not deleted -- is this namenode's metadata older than its "
+                          "datanodes' data (restored from a backup)?", self.members.nodes[uuid].address,
+                          len(future), reserved, min(future))
+                unwanted = [b for b in unwanted if b <= reserved]
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)
@@ -870,13 +901,23 @@ class NameSystem:
                       self._safemode_progress() if self.safemode_auto else "")
             return self.in_safemode(), reason
 
-    def decommission(self, address: str, caller: Caller | None = None) -> None:
+    def decommission(self, address: str, caller: Caller | None = None, cancel: bool = False) -> None:
         self._admin_only(caller, "decommission")
         with self.lock:
             d = self.members.by_address(address)
             if d is None:
                 raise errors.DfsFileNotFoundError("no such datanode", address)
-            if d.admin_state == "normal":
+            if cancel:
+                # Back in service (a decommission by mistake was for good: remembered by
+                # the node's uuid, it outlived restarts). Its replicas count again: the
+                # copies made meanwhile are surplus and trimmed.
+                if d.admin_state != "normal":
+                    log.info("datanode %s is back in service (was %s)", d.address, d.admin_state)
+                    d.admin_state = "normal"
+                    self.store.set_meta(admin_key(d.uuid), "normal")
+                    self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
+                    self.monitor.nodes_changed()
+            elif d.admin_state == "normal":
                 d.admin_state = "decommissioning"
                 log.info("decommissioning datanode %s: %d blocks to move off", d.address,
                          len(self.bmap.by_node.get(d.uuid, ())))
@@ -888,7 +929,9 @@ class NameSystem:
         except errors.MetadataStoreError:
             with self.lock:
                 kept = self.store.get_meta(admin_key(d.uuid))
-                if kept is None and d.admin_state == "decommissioning":
+                if cancel and kept in ("decommissioning", "decommissioned"):
+                    d.admin_state = kept         # not remembered: not back in service either
+                elif not cancel and kept in (None, "normal") and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise
 

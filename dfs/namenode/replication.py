@@ -285,7 +285,8 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         else:
             need = info.replication - len(usable) - in_flight.pending(b)
         taken = set(bmap.replicas.get(b, ())) | set(bmap.corrupt.get(b, ())) | set(in_flight.targets.get(b, {}))
-        room = [c for c in candidates if c.uuid not in taken]   # could take it, now or later
+        # Could take it, now or once a copy slot frees up.
+        room = [c for c in candidates if c.uuid not in taken and c.remaining >= info.length]
         if pr == MISPLACED:
             crowded = {nodes[n].rack for n in usable}
             room = [c for c in room if c.rack not in crowded]

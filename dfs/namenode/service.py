@@ -206,7 +206,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Decommission(self, r, context):
-        self.ns.decommission(r.address, _caller(r.caller, context))
+        self.ns.decommission(r.address, _caller(r.caller, context), cancel=r.cancel)
         return pb.Empty()
 
 

@@ -89,6 +89,13 @@ def test_cluster_up_stopped_with_ctrl_c_and_started_again_serves_the_old_files(t
             if first:
                 r = dfs("put", "-", "/kept", input=data)
                 assert r.returncode == 0, r.stderr
+                # The same --base-dir up twice: the second says why it cannot start.
+                r = subprocess.run([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", base,
+                                    "--datanodes", "2", "--port", str(free_port("127.0.0.1"))],
+                                   capture_output=True, timeout=60)
+                assert r.returncode == 1 and r.stderr.decode().splitlines() == [
+                    f"dfs: cluster: failed to start: namenode exited: dfs: namenode: {base}/namenode: "
+                    f"in use by another namenode (pid {_namenode_of(p.pid)}); see the logs in {base}"], r.stderr
             r = dfs("cat", "/kept")
             assert r.returncode == 0 and r.stdout == data, r.stderr
             r = dfs("fsck", "/")
@@ -99,6 +106,16 @@ def test_cluster_up_stopped_with_ctrl_c_and_started_again_serves_the_old_files(t
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def _namenode_of(pid: int) -> int:
+    """The pid of the namenode `dfs cluster up` (``pid``) started."""
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        for child in f.read().split():
+            with open(f"/proc/{child}/cmdline", "rb") as c:
+                if b"\0namenode\0" in c.read():
+                    return int(child)
+    raise AssertionError("no namenode under cluster up")
 
 
 def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_why(make_cluster):
@@ -179,3 +196,56 @@ def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_s
     for d in c.datanodes[1:3]:
         c.kill(d)
     check_all(c, files)                  # from the clone alone
+
+
+def test_a_namenode_restored_from_an_older_backup_deletes_no_newer_replicas(make_cluster):
+    """Its datanodes report replicas of blocks its metadata has never heard of, with ids
+    above any it reserved: they were deleted as unknown, and with them every file written
+    since the backup. Now they are kept (and logged); put the newer metadata back and the
+    files are there."""
+    c = make_cluster(datanodes=3)
+    old, new = os.urandom(MiB), os.urandom(2 * MiB)
+    put_bytes(c, "/old", old)
+    nn = c.namenode.data_dir
+    c.kill(c.namenode, signal.SIGTERM)
+    shutil.copytree(nn, nn + ".backup", ignore=shutil.ignore_patterns(LOCK_NAME))
+    c.restart(c.namenode)
+    put_bytes(c, "/new", new)
+    c.wait_for_status("HEALTHY")
+    held = {d.name: block_ids_on(d) for d in c.datanodes}
+    c.kill(c.namenode, signal.SIGTERM)
+    os.rename(nn, nn + ".newer")
+    os.rename(nn + ".backup", nn)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(3)          # registered and reported
+    check_all(c, {"/old": old})
+    assert c.cli("test", "-e", "/new").returncode == 1
+    time.sleep(1.5)                 # heartbeats that would carry the deletions (not a wait for anything)
+    assert {d.name: block_ids_on(d) for d in c.datanodes} == held
+    assert "never made" in log_text(c.namenode)
+    c.kill(c.namenode, signal.SIGTERM)
+    shutil.rmtree(nn)
+    os.rename(nn + ".newer", nn)
+    c.restart(c.namenode)
+    check_all(c, {"/old": old, "/new": new})
+
+
+def test_a_decommission_is_cancelled_with_cancel(make_cluster):
+    """A decommission by mistake was for good (remembered by the node's uuid across
+    restarts, with no way back): --cancel puts the node back in service."""
+    c = make_cluster(datanodes=3, replication=2)
+    put_bytes(c, "/a", os.urandom(MiB))
+    node = c.datanodes[0]
+    assert c.cli("admin", "decommission", node.address).returncode == 0
+    wait_state(c, node, "decommissioned", timeout=20)
+    r = c.cli("admin", "decommission", "--cancel", node.address)
+    assert r.returncode == 0 and r.stdout.decode() == f"{node.address} is back in service\n", r.stderr
+    c.restart(c.namenode)                 # and it stays so
+    wait_state(c, node, "live", timeout=20)
+    data = os.urandom(4 * MiB)
+    put_bytes(c, "/b", data)
+    assert any(node.address in b["names"] for b in locations(c, "/b"))
+    r = c.cli("admin", "decommission", "--cancel", "127.0.0.1:1")
+    assert r.returncode == 1 and r.stderr.decode().splitlines() == [
+        "dfs: admin decommission: 127.0.0.1:1: no such datanode"], r.stderr
+    check_all(c, {"/b": data})

@@ -292,6 +292,18 @@ def test_a_decommission_that_cannot_be_stored_leaves_the_node_in_service(tmp_pat
     disk.full = False
     ns.decommission(nodes[0].address)
     assert ns.members.nodes[nodes[0].uuid].admin_state == "decommissioning"
+    # ... and a cancel that cannot be stored leaves it decommissioning
+    disk.full = True
+    with pytest.raises(errors.MetadataStoreError):
+        ns.decommission(nodes[0].address, cancel=True)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "decommissioning"
+    disk.full = False
+    ns.decommission(nodes[0].address, cancel=True)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "normal"
+    disk.full = True                      # once cancelled, a new decommission unstored: in service
+    with pytest.raises(errors.MetadataStoreError):
+        ns.decommission(nodes[0].address)
+    assert ns.members.nodes[nodes[0].uuid].admin_state == "normal"
 
 
 def test_a_retried_abandon_block_succeeds(tmp_path):

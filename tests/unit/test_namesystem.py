@@ -298,13 +298,13 @@ def test_safemode_after_restart(tmp_path):
     ns2.block_report(nodes[0].uuid, [(blocks[0][0], gs[blocks[0][0]], BS)])
     ns2.tick()
     assert ns2.in_safemode()
-    ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (9999, 1, 5)])
+    ns2.block_report(nodes[1].uuid, [(blocks[1][0], gs[blocks[1][0]], 77), (999, 1, 5)])
     assert not ns2.in_safemode()
     assert ns2.safemode("get") == (False, "")
     _, located, key2, _ = ns2.block_locations(ROOT, "/f")
     assert key2 == key and all(b.locations for b in located)
     cmds = beat(ns2, [nodes[1]])
-    assert 9999 in cmds[nodes[1].uuid].invalidate  # unknown block reported
+    assert 999 in cmds[nodes[1].uuid].invalidate  # unknown block reported (an id it reserved: deleted)
     ns2.mkdir(ROOT, "/d", False, 0o755)
     assert ns2.fsck(ROOT, "/f")["status"] == "DEGRADED"
 
@@ -340,6 +340,20 @@ def test_a_restarted_namenode_waits_the_dead_timeout_for_late_datanodes_before_c
     ns.tick()
     copied = {t[0] for c in beat(ns, early).values() for t in c.transfers}
     assert copied == {b for b, _ in blocks}
+
+
+def test_reported_blocks_this_namespace_never_made_are_kept_not_deleted():
+    """A namenode started on metadata older than its datanodes' data (restored from a
+    backup): replicas of blocks it never allocated used to be deleted as unknown."""
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    ns.delete(ROOT, "/f", False)
+    reserved = int(ns.store.get_meta("block_id"))
+    ns.block_report(nodes[0].uuid, [(blocks[0][0], 1, 10), (reserved + 5, 1, 10)])
+    cmds = beat(ns, nodes[:1])[nodes[0].uuid]
+    assert blocks[0][0] in cmds.invalidate            # deleted by this namespace: goes
+    assert reserved + 5 not in cmds.invalidate         # from its future: kept
 
 
 def test_manual_safemode():
@@ -715,6 +729,75 @@ def test_a_second_datanode_with_the_same_uuid_is_refused_while_the_first_beats()
     beat(ns, nodes[1:])
     ns.register(clone)
     assert ns.members.by_address(clone.address) is clone and ns.members.by_address(nodes[0].address) is None
+
+
+def test_a_new_datanode_on_a_stale_ones_address_replaces_it_and_its_replicas_are_lost_at_once():
+    """A wiped disk (a new uuid) on the old address: the old uuid's replicas stayed in the
+    block map, not counted and not repaired until a periodic scan came to them. And two
+    datanodes giving one address while both beat are refused, not evicting each other."""
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid, addrs = blocks[0]
+    old = next(d for d in nodes if d.address in addrs)
+    wiped = DatanodeDescriptor(uuid="wiped", address=old.address, rack=old.rack, capacity=10 << 30,
+                               remaining=10 << 30)
+    with pytest.raises(errors.DfsFileExistsError, match="address in use by the live datanode"):
+        ns.register(wiped)
+    ns.clock.advance(2 * HB + 0.1)
+    beat(ns, [d for d in nodes if d is not old])
+    ns.tick()
+    ns.register(wiped)
+    assert old.uuid not in ns.bmap.by_node and old.uuid not in ns.bmap.holders(bid)
+    ns.tick()                              # no scan due: the replacement itself says so
+    (transfer,) = [t for c in beat(ns, [d for d in nodes if d is not old] + [wiped]).values()
+                   for t in c.transfers]
+    assert transfer[0] == bid
+
+
+def test_a_decommission_can_be_cancelled_and_the_copies_it_made_are_trimmed(tmp_path):
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = next(d for d in nodes if d.uuid in holders(ns, bid))
+    ns.decommission(leaving.address)
+    ns.tick()
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    spare = next(d for d in nodes if d.address == transfer[3][0])
+    beat(ns, [spare], received={spare.uuid: [(bid, transfer[1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+    ns.decommission(leaving.address, cancel=True)
+    assert leaving.admin_state == "normal"
+    ns.tick()
+    drops = {u for u, c in beat(ns, nodes).items() if bid in c.invalidate}
+    assert len(drops) == 1 and len(holders(ns, bid)) == 3       # 4 replicas in service: one goes
+    _, more, _ = write(ns, "/g", [10] * 8)                        # it takes new blocks again
+    assert any(leaving.address in addrs for _, addrs in more)
+    ns.store.close()
+    ns = make(SqliteStore(db), clock, master_key=master)          # and stays in service
+    again = dn(int(leaving.uuid[2:]), leaving.rack)
+    ns.register(again)
+    assert again.admin_state == "normal"
+
+
+def test_a_decommissioning_node_that_dies_is_not_decommissioned_until_it_is_back_and_drained():
+    ns = make()
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    leaving = nodes[0]
+    ns.decommission(leaving.address)
+    ns.clock.advance(DEAD + 1)
+    beat(ns, nodes[1:])
+    ns.tick()                                   # dead: its replica left the map
+    assert leaving.admin_state == "decommissioning"
+    again = dn(1, leaving.rack)
+    ns.register(again)
+    ns.block_report(again.uuid, [(blocks[0][0], ns.bmap.blocks[blocks[0][0]].genstamp, 10)])
+    ns.tick()
+    assert again.admin_state == "decommissioning"    # 3 nodes, replication 3: nowhere to go
 
 
 def test_decommission_waits_for_blocks_being_written_on_the_node():

@@ -445,3 +445,13 @@ def test_a_block_no_node_can_take_is_stuck_not_backlog():
     backlog, stuck = set(), set()
     copies, _ = run(m, nodes, max_incoming=0, backlog=backlog, stuck=stuck)
     assert copies == [] and backlog == {1, 2} and stuck == set()
+
+
+def test_a_block_only_nodes_without_room_for_it_could_take_is_stuck():
+    nodes = cluster(3)
+    nodes["n2"].remaining = 999                     # less than the block
+    m = bmap({2: ["n0", "n1"]}, length=1000)
+    backlog: set[int] = set()
+    stuck: set[int] = set()
+    copies, _ = run(m, nodes, backlog=backlog, stuck=stuck)
+    assert copies == [] and stuck == {2} and backlog == set()

@@ -386,12 +386,14 @@ class SafemodeReply(_message.Message):
     def __init__(self, on: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class DecommissionRequest(_message.Message):
-    __slots__ = ("caller", "address")
+    __slots__ = ("caller", "address", "cancel")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    CANCEL_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     address: str
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ...) -> None: ...
+    cancel: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ..., cancel: _Optional[bool] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id")
