@@ -86,8 +86,10 @@ class OpenFile:
         self.queued = False  # a background commit is queued and has not started
         self.size = status.size
         self.base_len = status.size
-        # The committed version [0, base_len) stands for (the namenode's inode id of it):
-        # a commit that keeps some of it checks it is still the current one (_check_base).
+        # The committed version this content was built on (the namenode's inode id of
+        # it; its length is base_len, or was before a truncate): a commit checks it is
+        # still the current one (_check_base). None: the content replaces whatever is
+        # there (a file created here, or truncated to 0, as O_TRUNC does).
         self.base_id = status.inode_id if version is None else version.status.inode_id
         self.version = version
         self.pages = Pages(ctx.budget)
@@ -178,7 +180,7 @@ class OpenFile:
     def _fresh(self) -> None:
         """Before the first change of a clean file reopened here (revalidate): load the
         current version, so the change applies to it and not to what we last saw."""
-        if not self.dirty and self.stream is None and self.version is None and self.base_len:
+        if not self.dirty and self.stream is None and self.version is None and self.base_id is not None:
             try:
                 self._version()
             except errors.DfsFileNotFoundError:
@@ -235,6 +237,8 @@ class OpenFile:
             if length:
                 self._fresh()
             if length == self.size:
+                if length == 0:
+                    self.base_id = None
                 if self.dirty or self.stream is not None:
                     self._modified()
                 return
@@ -242,6 +246,8 @@ class OpenFile:
                 self._may_grow(length - self.size)
             if self.stream is not None and length < self.streamed:
                 self._commit()
+            if length == 0:
+                self.base_id = None   # O_TRUNC: replaces whatever is there, the last close wins
             if length < self.size:
                 self.base_len = min(self.base_len, length)
                 i, po = divmod(length, PAGE)
@@ -289,7 +295,15 @@ class OpenFile:
                 or self.size < STREAM_AFTER * PAGE
             ):
                 return
-            self.stream = self._writer()
+            w = self._writer()
+            if self.base_id is not None:   # an existing empty file, appended to
+                try:
+                    w.open()
+                    self._check_base()
+                except BaseException:
+                    w.abort()
+                    raise
+            self.stream = w
             self.streamed = 0
         while self.streamed + PAGE <= self.size:
             i = self.streamed // PAGE
@@ -334,7 +348,7 @@ class OpenFile:
         w, start = (self.stream, self.streamed) if self.stream is not None else (self._writer(), 0)
         self.stream = None
         try:
-            if not start and self.base_len:
+            if not start and self.base_id is not None:
                 w.open()   # the lease first: no other client can commit until we have
                 self._check_base()
             pos = start
@@ -379,9 +393,10 @@ class OpenFile:
         self._set_status(st)
 
     def _check_base(self) -> None:
-        """The new version keeps [0, base_len) of the version base_id: refuse if another
-        client has replaced or removed it meanwhile (its content would be overwritten by
-        ours on top of the old one: a lost update, acknowledged to the other writer)."""
+        """The new version is built on the version base_id (keeps some of it, or appends
+        at its end): refuse if another client has replaced or removed it meanwhile (its
+        content would be overwritten by ours on top of the old one: a lost update,
+        acknowledged to the other writer)."""
         try:
             current = self.ctx.client.stat(self.path).inode_id
         except errors.DfsFileNotFoundError:
@@ -474,13 +489,20 @@ class FileTable:
         """A handle on ``path``'s OpenFile; ``make()`` builds one if needed (outside the lock)."""
         with self._lock:
             of = self._by_path.get(path)
+            if of is not None and of.broken is not None:
+                # A failed close left it broken for the descriptors open then; a new
+                # open starts again from the committed version. (The kernel releases
+                # a closed descriptor later: a close and an open right after found it.)
+                of = None
             if of is not None:
                 of.handles += 1
                 of.writers += writable
         if of is None:
             fresh = make()
             with self._lock:
-                of = self._by_path.setdefault(path, fresh)
+                of = self._by_path.get(path)
+                if of is None or of.broken is not None:
+                    of = self._by_path[path] = fresh
                 of.handles += 1
                 of.writers += writable
         else:

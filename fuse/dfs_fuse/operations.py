@@ -337,6 +337,7 @@ class DfsOperations(Operations):
         def make() -> OpenFile:
             of = OpenFile(self.ctx, path, st)
             of.successor, made[0] = successor, True
+            of.base_id = None   # a new file: its first version replaces whatever is there
             return of
 
         made = [False]

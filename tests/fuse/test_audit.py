@@ -9,8 +9,11 @@ import errno
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
+
+import pytest
 
 
 def test_df_inodes_count_the_files_there(work):
@@ -177,3 +180,63 @@ def test_nobody_in_root_owned_directories_as_on_a_local_disk(work):
     got = _nobody_run(work)
     assert got == want
     assert "Permission denied" in got and "Operation not permitted" in got
+
+
+def test_appending_to_an_empty_file_another_client_wrote_meanwhile_is_estale(work, strict_mnt):
+    """An empty file keeps no bytes of its version, but an append still lands at that
+    version's end: the check applies to it too (it used to be skipped, and the other
+    client's line was lost)."""
+    f = os.path.join(work, "empty")
+    other = os.path.join(strict_mnt, os.path.relpath(f, os.path.dirname(work)))
+    open(f, "wb").close()
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, b"mine\n")
+        _append(other, b"theirs\n")
+    finally:
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+    assert ei.value.errno == errno.ESTALE
+    assert _read(other) == b"theirs\n"
+    # The file can be written at once (a new open does not inherit the failed one).
+    _append(f, b"again\n")
+    assert _read(f) == b"theirs\nagain\n"
+
+
+APPENDER = r"""
+import errno, os, sys
+path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+acked = []
+for j in range(n):
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, f"{tag}{j}\n".encode())
+    except OSError as e:
+        assert e.errno in (errno.ESTALE, errno.EBUSY), e
+    try:
+        os.close(fd)
+        acked.append(j)
+    except OSError as e:
+        assert e.errno in (errno.ESTALE, errno.EBUSY), e
+print(" ".join(map(str, acked)))
+"""
+
+
+def test_two_clients_appending_lose_no_acknowledged_line(work, strict_mnt):
+    """Two mounts append to one file, one line per open/close: every line whose close
+    succeeded is in the file, and no other (a failed close is EBUSY or ESTALE)."""
+    f = os.path.join(work, "shared.log")
+    other = os.path.join(strict_mnt, os.path.relpath(f, os.path.dirname(work)))
+    open(f, "wb").close()
+    procs = {tag: subprocess.Popen([sys.executable, "-c", APPENDER, p, tag, "25"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for tag, p in (("a", f), ("b", other))}
+    acked = {}
+    for tag, p in procs.items():
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        acked[tag] = {f"{tag}{j}" for j in out.split()}
+    lines = _read(other).decode().split()
+    assert len(lines) == len(set(lines))
+    assert set(lines) == acked["a"] | acked["b"]
+    assert acked["a"] and acked["b"]
