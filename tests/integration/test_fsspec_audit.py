@@ -498,3 +498,34 @@ def test_caching_layers_and_open_files(fs, url, tmp_path):
     back = fsspec.open_files(f"{url}/audit/nf/part-*.csv.gz", "rt", compression="infer")
     assert [o.path for o in back] == [o.path for o in files]
     assert [o.open().read() for o in back] == ["row0\n", "row1\n", "row2\n"]
+
+
+def test_put_get_trees_with_empty_directories_like_memory_filesystem(fs, tmp_path):
+    # fsspec's abstract suite has no empty directories in its trees.
+    from fsspec.implementations.memory import MemoryFileSystem
+    src = tmp_path / "src"
+    (src / "empty").mkdir(parents=True)
+    (src / "sub").mkdir()
+    (src / "sub" / "a").write_bytes(b"a")
+    (src / "b").write_bytes(b"b")
+
+    def local_tree(root):
+        return sorted(os.path.relpath(os.path.join(d, x), root) + ("/" if os.path.isdir(os.path.join(d, x)) else "")
+                      for d, ds, fs_ in os.walk(root) for x in ds + fs_)
+
+    results = []
+    mem = MemoryFileSystem(skip_instance_cache=True)
+    mem.store, mem.pseudo_dirs = {}, [""]
+    for f, r in ((fs, "/audit/putget"), (mem, "/putget")):
+        f.makedirs(f"{r}/dst", exist_ok=True)
+        f.put(str(src), f"{r}/new", recursive=True)
+        f.put(f"{src}/", f"{r}/dst", recursive=True)
+        f.put(str(src), f"{r}/dst", recursive=True)
+        out = tmp_path / f"out-{type(f).__name__}"
+        f.get(f"{r}/new", str(out / "g1"), recursive=True)
+        (out / "g2").mkdir()
+        f.get(f"{r}/new/", str(out / "g2"), recursive=True)
+        f.get(f"{r}/new", str(out / "g2"), recursive=True)
+        results.append((_tree(f, r), local_tree(out)))
+    assert results[0] == results[1]
+    assert "/dst/empty/" in results[0][0] and "g2/new/empty/" in results[0][1]
