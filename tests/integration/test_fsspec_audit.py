@@ -340,6 +340,10 @@ def test_documented_differences_from_local(fs):
         fs.mv(f"{r}/d", f"{r}/d/s/x")
     fs.touch(f"{r}/new/parent/t")                              # local: FileNotFoundError
     assert fs.isdir(f"{r}/new/parent")
+    with pytest.raises(FileNotFoundError):
+        fs.du(f"{r}/nope")                                     # local: 0
+    fs.mv(f"{r}/new/parent/t", f"{r}/made/")                   # local: renamed to a file "made"
+    assert fs.isfile(f"{r}/made/t")
 
 
 # -- compressed and unclosed writers ---------------------------------------------------
