@@ -80,7 +80,15 @@ class _CompressedWriter(io.BufferedIOBase):
         return True
 
     def seekable(self) -> bool:
-        return not self.closed     # as DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM
+        # As DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM and can tell(); only
+        # if the compressor can tell() (zip's cannot: the wrapper would fail to build).
+        if self.closed:
+            return False
+        try:
+            self._z.tell()
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
 
     def write(self, data) -> int:
         return self._z.write(data)

@@ -357,6 +357,18 @@ def test_compressed_utf16_text_keeps_its_bom(fs, comp):
         assert f.read() == "hé\n"
 
 
+@pytest.mark.parametrize("comp", ["zip", "bz2", "gzip", "lzma", "xz", "zstd"])
+def test_text_through_every_compression(fs, url, comp):
+    # Claiming seekable() for a compressor that cannot tell() (zip) made io.TextIOWrapper
+    # fail to build: fs.open(p, "wt", compression="zip") raised UnsupportedOperation.
+    for name, opener in ((f"/audit/tc/a.{comp}", lambda p: fs.open(p, "wt", compression=comp)),
+                         (f"/audit/tc/b.{comp}", lambda p: fsspec.open(url + p, "wt", compression=comp))):
+        with opener(name) as f:
+            f.write("línea 1\nlínea 2\n")
+        with fs.open(name, "rt", compression=comp) as f:
+            assert f.read() == "línea 1\nlínea 2\n"
+
+
 def test_a_writer_collected_unclosed_says_so(fs, url):
     # fsspec.open(...).open() hands back the compressor; closing it leaves the file under
     # it open (fsspec's OpenFile must be closed too). CPython would commit a local file
