@@ -545,3 +545,34 @@ def test_put_get_trees_with_empty_directories_like_memory_filesystem(fs, tmp_pat
         results.append((_tree(f, r), local_tree(out)))
     assert results[0] == results[1]
     assert "/dst/empty/" in results[0][0] and "g2/new/empty/" in results[0][1]
+
+
+# -- reading like a local file -----------------------------------------------------------
+def test_seek_tell_read_and_newlines_like_a_local_file(fs, tmp_path):
+    from fsspec.caching import caches
+    data = bytes(range(256)) * 9000 + b"a\r\nb\rc\nd"         # 2.2 MB: three blocks
+    fs.pipe_file("/audit/rd.bin", data)
+    (tmp_path / "rd.bin").write_bytes(data)
+
+    def script(f):
+        return [f.seek(1_000_000), f.tell(), f.read(300_000), f.tell(), f.seek(-5, 2), f.read(),
+                f.read(), f.seek(10, 1), f.read(5), f.tell(), f.seek(0, 1), f.seek(5), f.read(0),
+                f.readline()[:10], f.tell(), f.seekable(), f.readable(), f.writable()]
+
+    with fs.open("/audit/rd.bin", "rb") as f, open(tmp_path / "rd.bin", "rb") as g:
+        assert script(f) == script(g)
+        with pytest.raises(ValueError):          # a local FileIO: OSError(EINVAL); io.BytesIO: ValueError
+            f.seek(-1)
+    for ct in sorted(c for c in caches if c not in (None, "parts")):
+        with fs.open("/audit/rd.bin", "rb", cache_type=ct, block_size=300_000) as f, \
+                open(tmp_path / "rd.bin", "rb") as g:
+            assert script(f) == script(g), ct
+    for nl in (None, "", "\n", "\r\n", "\r"):
+        with fs.open("/audit/rd.bin", "rt", encoding="latin-1", newline=nl) as f, \
+                open(tmp_path / "rd.bin", encoding="latin-1", newline=nl) as g:
+            assert f.readlines()[-4:] == g.readlines()[-4:], nl
+        with fs.open("/audit/nl.txt", "wt", newline=nl) as f, \
+                open(tmp_path / "nl.txt", "w", newline=nl) as g:
+            f.write("x\ny\r\nz\r")
+            g.write("x\ny\r\nz\r")
+        assert fs.cat_file("/audit/nl.txt") == (tmp_path / "nl.txt").read_bytes(), nl
