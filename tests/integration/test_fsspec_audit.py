@@ -143,7 +143,9 @@ def test_a_file_opened_before_a_fork_reads_in_the_child(fs):
         ctx = multiprocessing.get_context("fork")
         q = ctx.Queue()
         p = ctx.Process(target=_read_in_child, args=(f, q))
-        with f._chunks.lock:                   # another thread inside the file at the fork
+        # Other threads inside the file, and inside its client (a writer registering its
+        # lease), at the fork:
+        with f._chunks.lock, f._chunks.reader.client._lock:
             p.start()
         try:
             got = q.get(timeout=30)
