@@ -34,7 +34,7 @@ class DfsClient:
         self._threads = threads or max(2, min(4, os.cpu_count() or 2))
         self._pool_obj: ThreadPoolExecutor | None = None
         self._pool_pid = 0
-        self._lock = threading.Lock()
+        self._lock, self._lock_pid = threading.Lock(), os.getpid()
         self._writers: set[FileWriter] = set()
         self._lease_thread: threading.Thread | None = None
 
@@ -44,6 +44,9 @@ class DfsClient:
     @property
     def _pool(self) -> ThreadPoolExecutor:
         if self._pool_obj is None or self._pool_pid != os.getpid():
+            if self._lock_pid != os.getpid():
+                # A forked child: a thread the fork did not copy may hold the lock for ever.
+                self._lock, self._lock_pid = threading.Lock(), os.getpid()
             with self._lock:
                 if self._pool_obj is None or self._pool_pid != os.getpid():
                     self._pool_obj = ThreadPoolExecutor(self._threads, thread_name_prefix="dfs-codec")

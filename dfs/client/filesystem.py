@@ -38,8 +38,8 @@ from fsspec.utils import isfilelike, stringify_path
 
 from dfs import errors
 from dfs.client.client import DfsClient
-from dfs.client.fsspec_file import (DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel, _warn_discarded,
-                                    _write_opts)
+from dfs.client.fsspec_file import (DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel,
+                                    _warn_discarded, _write_opts)
 from dfs.config import DEFAULT_NAMENODE, default_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
@@ -80,7 +80,15 @@ class _CompressedWriter(io.BufferedIOBase):
         return True
 
     def seekable(self) -> bool:
-        return not self.closed     # as DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM
+        # As DFSFile's: io.TextIOWrapper then writes a UTF-16/32 BOM and can tell(); only
+        # if the compressor can tell() (zip's cannot: the wrapper would fail to build).
+        if self.closed:
+            return False
+        try:
+            self._z.tell()
+        except (OSError, ValueError, AttributeError):
+            return False
+        return True
 
     def write(self, data) -> int:
         return self._z.write(data)
@@ -146,7 +154,8 @@ def _normalize_namenode(namenode: str) -> str:
 @functools.lru_cache(maxsize=256)
 def _addresses(host: str) -> frozenset:
     try:
-        return frozenset(ai[4][0] for ai in socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM))
+        infos = socket.getaddrinfo(host.strip("[]"), None, type=socket.SOCK_STREAM)
+        return frozenset(ai[4][0] for ai in infos)
     except (OSError, UnicodeError):
         return frozenset()
 
@@ -252,8 +261,9 @@ class DFSFileSystem(AbstractFileSystem):
             netloc = path[6:].split("/", 1)[0]
             if netloc and not _same_namenode(_normalize_namenode(netloc), self.namenode):
                 raise errors.InvalidArgumentError(
-                    f"names namenode {_normalize_namenode(netloc)}, but this filesystem is connected to "
-                    f"{self.namenode} (use fsspec.url_to_fs(url) or DFSFileSystem(namenode=...))", path)
+                    f"names namenode {_normalize_namenode(netloc)}, but this filesystem is "
+                    f"connected to {self.namenode} (use fsspec.url_to_fs(url) or "
+                    "DFSFileSystem(namenode=...))", path)
         return self._strip_url(path)
 
     @staticmethod
@@ -480,7 +490,8 @@ class DFSFileSystem(AbstractFileSystem):
         """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
         range (fsspec's blockcache and parquet precaching ask for many ranges of a file)."""
         if max_gap is not None or not isinstance(paths, list):
-            return super().cat_ranges(paths, starts, ends, max_gap=max_gap, on_error=on_error, **kwargs)
+            return super().cat_ranges(paths, starts, ends, max_gap=max_gap, on_error=on_error,
+                                      **kwargs)
         starts = starts if isinstance(starts, list) else [starts] * len(paths)
         ends = ends if isinstance(ends, list) else [ends] * len(paths)
         if len(starts) != len(paths) or len(ends) != len(paths):
