@@ -241,12 +241,12 @@ class ReplicationMonitor:
             # it (or for its lease to expire and the unfinished file to go).
             if s.bmap.writes_on(d.uuid):
                 continue
-            short = planner.undrained(s.bmap, d.uuid, normal)
-            if short:
+            if planner.undrained(s.bmap, d.uuid, normal, count=False):
                 if now - self._decom_short.get(d.uuid, float("-inf")) >= DECOMMISSION_LOG_EVERY:
                     self._decom_short[d.uuid] = now     # said once a minute, not every tick of a drain
                     log.info("datanode %s stays decommissioning: %d of its blocks have fewer than their "
-                             "target replicas on the %d other nodes in service", d.address, short, len(normal))
+                             "target replicas on the %d other nodes in service", d.address,
+                             planner.undrained(s.bmap, d.uuid, normal), len(normal))
                 continue
             self._decom_short.pop(d.uuid, None)
             d.admin_state = "decommissioned"
