@@ -254,3 +254,21 @@ def test_a_decommission_is_cancelled_with_cancel(make_cluster):
     assert r.returncode == 1 and r.stderr.decode().splitlines() == [
         "dfs: admin decommission: 127.0.0.1:1: no such datanode"], r.stderr
     check_all(c, {"/b": data})
+
+
+def test_replicas_span_both_racks_and_repair_keeps_them_so(make_cluster):
+    """Racks of 3 and 2 datanodes: every block is on both; when a node of the small rack
+    dies, each block it held gets its new replica where the spread survives."""
+    c = make_cluster(datanodes=5, racks=["/a", "/a", "/a", "/b", "/b"], block_size="256KiB")
+    data = os.urandom(6 * 256 * 1024 + 1)
+    put_bytes(c, "/r", data)
+    c.wait_for_status("HEALTHY")
+    assert all(sorted(set(b["racks"])) == ["/a", "/b"] for b in locations(c, "/r"))
+    victim = max(c.datanodes[3:], key=lambda d: len(block_ids_on(d)))
+    c.kill(victim)
+    wait_state(c, victim, "dead", timeout=20)
+    c.wait_for_status("HEALTHY", timeout=30)
+    blocks = locations(c, "/r")
+    assert all(len(b["names"]) == 3 and victim.address not in b["names"] for b in blocks)
+    assert all(sorted(set(b["racks"])) == ["/a", "/b"] for b in blocks), blocks
+    check_all(c, {"/r": data})
