@@ -44,6 +44,7 @@ MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it c
 SCAN_INTERVAL = 1.0
 SCAN_SLICE = 20_000
 RATE_WINDOW = 10.0                # seconds of copying behind the repair rate
+DECOMMISSION_LOG_EVERY = 60.0     # seconds between "stays decommissioning" lines per node
 
 
 class ReplicationMonitor:
@@ -65,7 +66,7 @@ class ReplicationMonitor:
         self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
         self.deferred: set[int] = set()        # blocks known before a restart, planned once its grace is over
         self.stuck: set[int] = set()           # blocks no node can take a copy of (until one joins or has room)
-        self._decom_short: dict[str, int] = {}      # decommissioning node -> its blocks short elsewhere (logged)
+        self._decom_short: dict[str, float] = {}    # decommissioning node -> when its progress was last logged
 
     # -- events (NameSystem calls these under its lock) -------------------
     def want(self, blocks, *, wake: bool = True) -> None:
@@ -240,12 +241,12 @@ class ReplicationMonitor:
             # it (or for its lease to expire and the unfinished file to go).
             if s.bmap.writes_on(d.uuid):
                 continue
-            short = planner.undrained(s.bmap, d.uuid, normal)
-            if short:
-                if self._decom_short.get(d.uuid) != short:
-                    self._decom_short[d.uuid] = short
+            if planner.undrained(s.bmap, d.uuid, normal, count=False):
+                if now - self._decom_short.get(d.uuid, float("-inf")) >= DECOMMISSION_LOG_EVERY:
+                    self._decom_short[d.uuid] = now     # said once a minute, not every tick of a drain
                     log.info("datanode %s stays decommissioning: %d of its blocks have fewer than their "
-                             "target replicas on the %d other nodes in service", d.address, short, len(normal))
+                             "target replicas on the %d other nodes in service", d.address,
+                             planner.undrained(s.bmap, d.uuid, normal), len(normal))
                 continue
             self._decom_short.pop(d.uuid, None)
             d.admin_state = "decommissioned"

@@ -172,14 +172,15 @@ class InFlight:
         return {n for n, until in a.items() if until > now} if a else set()
 
 
-def undrained(bmap: BlockMap, node: str, in_service: set[str]) -> int:
+def undrained(bmap: BlockMap, node: str, in_service: set[str], count: bool = True) -> int:
     """How many complete blocks on ``node`` (being decommissioned) still have fewer than
     their target replicas on ``in_service`` nodes (live, normal; not ``node``). 0: it may
     leave. The target itself, not the number of nodes left: with 3 datanodes and
     replication 3, one leaving would take a replica of every block with it (it was
     declared decommissioned at once, HEALTHY, and switching it off left every block
     DEGRADED). Such a node stays decommissioning until another one joins (or the
-    files' replication is lowered), as HDFS's."""
+    files' replication is lowered), as HDFS's. Without ``count``: 1 at the first such
+    block (a tick need not walk the whole node once it knows)."""
     short = 0
     for b in bmap.by_node.get(node, ()):
         info = bmap.blocks.get(b)
@@ -187,6 +188,8 @@ def undrained(bmap: BlockMap, node: str, in_service: set[str]) -> int:
             continue
         if sum(1 for u in bmap.replicas.get(b, ()) if u in in_service and u != node) < info.replication:
             short += 1
+            if not count:
+                break
     return short
 
 

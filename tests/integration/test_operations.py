@@ -135,12 +135,14 @@ def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_
     c.kill(c.namenode)
     c.kill(missing)
     c.restart(c.namenode)
-    r = c.cli("admin", "safemode", "wait", "--timeout", "3", timeout=30)
+    why = (f"waiting for block reports: {len(files) - len(on_missing)} of {len(files)} blocks reported, "
+           f"99.9% needed; 2 datanodes registered")
+    c.wait_for(lambda: c.cli("admin", "safemode", "get").stdout.decode() == f"Safe mode is ON ({why})\n",
+               30, "the other two datanodes' reports")
+    r = c.cli("admin", "safemode", "wait", "--timeout", "1", timeout=30)
     assert r.returncode == 1, r.stdout
     assert r.stderr.decode().splitlines() == [
-        f"dfs: admin safemode: safe mode still ON after 3s (waiting for block reports: "
-        f"{len(files) - len(on_missing)} of {len(files)} blocks reported, 99.9% needed; "
-        f"2 datanodes registered)"], r.stderr
+        f"dfs: admin safemode: safe mode still ON after 1s ({why})"], r.stderr
     readable = {p: d for p, d in files.items() if block_of[p] not in on_missing}
     check_all(c, readable)
     r = c.cli("cat", next(p for p in files if p not in readable), env={"DFS_RETRY_SECONDS": "0"})
@@ -153,9 +155,9 @@ def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_
 
 def test_a_datanode_late_after_a_namenode_restart_is_waited_for_not_copied_and_trimmed(make_cluster):
     """Namenode and one datanode restarted together, the datanode 2 s late (the dead-node
-    timeout is 8 s): its replicas were copied elsewhere within 1.5 s of the restart, then
+    timeout is 20 s): its replicas were copied elsewhere within 1.5 s of the restart, then
     its own deleted as surplus when it reported. Now nothing moves."""
-    c = make_cluster(datanodes=4, dead_timeout=8.0)
+    c = make_cluster(datanodes=4, dead_timeout=20.0)
     files = {f"/f{i}": os.urandom(MiB + i) for i in range(3)}
     for p, d in files.items():
         put_bytes(c, p, d)
@@ -179,7 +181,9 @@ def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_s
     """A cloned disk: the copy registered with the same uuid and silently took the live
     node's place. Now it is refused (retrying, saying why) while the node beats; once
     the node is gone, it is that node restarted on another address, and serves."""
-    c = make_cluster(datanodes=3)
+    # Heartbeats every second: the original is live (it would be stale after 2 s of
+    # silence, and the copy then let in) however loaded the machine.
+    c = make_cluster(datanodes=3, heartbeat=1.0)
     files = {f"/f{i}": os.urandom(300_000 + i) for i in range(3)}
     for p, d in files.items():
         put_bytes(c, p, d)
@@ -242,10 +246,29 @@ def test_a_decommission_is_cancelled_with_cancel(make_cluster):
     assert r.returncode == 0 and r.stdout.decode() == f"{node.address} is back in service\n", r.stderr
     c.restart(c.namenode)                 # and it stays so
     wait_state(c, node, "live", timeout=20)
-    data = os.urandom(4 * MiB)
-    put_bytes(c, "/b", data)
-    assert any(node.address in b["names"] for b in locations(c, "/b"))
+    data = os.urandom(2 * MiB)
+    # Written from its host: every block's first replica goes there, now that it is in service.
+    c.cli("put", "-", "/b", input=data, env={"DFS_CLIENT_HOST": node.address.rpartition(":")[0]}, check=True)
+    assert all(node.address in b["names"] for b in locations(c, "/b"))
     r = c.cli("admin", "decommission", "--cancel", "127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.decode().splitlines() == [
         "dfs: admin decommission: 127.0.0.1:1: no such datanode"], r.stderr
     check_all(c, {"/b": data})
+
+
+def test_replicas_span_both_racks_and_repair_keeps_them_so(make_cluster):
+    """Racks of 3 and 2 datanodes: every block is on both; when a node of the small rack
+    dies, each block it held gets its new replica where the spread survives."""
+    c = make_cluster(datanodes=5, racks=["/a", "/a", "/a", "/b", "/b"], block_size="256KiB")
+    data = os.urandom(6 * 256 * 1024 + 1)
+    put_bytes(c, "/r", data)
+    c.wait_for_status("HEALTHY")
+    assert all(sorted(set(b["racks"])) == ["/a", "/b"] for b in locations(c, "/r"))
+    victim = max(c.datanodes[3:], key=lambda d: len(block_ids_on(d)))
+    c.kill(victim)
+    wait_state(c, victim, "dead", timeout=20)
+    c.wait_for_status("HEALTHY", timeout=30)
+    blocks = locations(c, "/r")
+    assert all(len(b["names"]) == 3 and victim.address not in b["names"] for b in blocks)
+    assert all(sorted(set(b["racks"])) == ["/a", "/b"] for b in blocks), blocks
+    check_all(c, {"/r": data})

@@ -427,6 +427,7 @@ def test_a_leaving_node_is_drained_only_when_its_blocks_reach_their_target_elsew
     assert m.add_replica(1, "n3", 1, 1000)
     assert undrained(m, "n0", {"n1", "n2", "n3"}) == 0
     assert undrained(m, "n0", {"n0", "n1", "n2"}) == 2     # its own replicas never count
+    assert undrained(m, "n0", {"n1", "n2"}, count=False) == 1   # stops at the first
 
 
 def test_a_block_no_node_can_take_is_stuck_not_backlog():
