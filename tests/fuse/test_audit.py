@@ -128,7 +128,8 @@ def test_a_commit_over_another_clients_newer_version_is_estale(work, strict_mnt)
 # One script, run as `nobody` in root-owned directories of each mode, on the mount and
 # on a local directory: every line (exit status and message) must be the same.
 AS_NOBODY = r"""
-r() { out=$(setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
+U="setpriv --reuid=65534 --regid=65534 --clear-groups"
+r() { out=$($U sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
 r "cat d755/f"
 r "echo x > d755/new"
 r "echo x >> d755/f"
