@@ -65,7 +65,8 @@ class Committer:
                         of._commit()
                     return
                 except errors.DfsError as e:
-                    if attempt == ATTEMPTS or of.broken is not None:
+                    final = of.broken is not None or isinstance(e, errors.StaleVersionError)
+                    if attempt == ATTEMPTS or final:   # stale stays stale: no retry
                         log.error("%s: background commit failed, changes lost: %s", of.path, e)
                         of.discard()
                         return
