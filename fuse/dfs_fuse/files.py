@@ -180,7 +180,8 @@ class OpenFile:
     def _fresh(self) -> None:
         """Before the first change of a clean file reopened here (revalidate): load the
         current version, so the change applies to it and not to what we last saw."""
-        if not self.dirty and self.stream is None and self.version is None and self.base_id is not None:
+        clean = not self.dirty and self.stream is None
+        if clean and self.version is None and self.base_id is not None:
             try:
                 self._version()
             except errors.DfsFileNotFoundError:

@@ -239,7 +239,8 @@ class DfsOperations(Operations):
         mode &= 0o7777
         if parent.mode & _stat.S_ISGID:
             mode |= _stat.S_ISGID  # as Linux does: subdirectories of a SGID directory inherit it
-        st = self._own(path, self._mode_zero(path, self.client.mkdir(path, mode=mode), mode), parent)
+        st = self._mode_zero(path, self.client.mkdir(path, mode=mode), mode)
+        st = self._own(path, st, parent)
         self.meta.added(path, st)
 
     @_fuse_errors

@@ -65,9 +65,14 @@ class Committer:
                         of._commit()
                     return
                 except errors.DfsError as e:
-                    if attempt == ATTEMPTS or of.broken is not None:
+                    final = of.broken is not None or isinstance(e, errors.StaleVersionError)
+                    if attempt == ATTEMPTS or final:   # stale stays stale: no retry
                         log.error("%s: background commit failed, changes lost: %s", of.path, e)
-                        of.discard()
+                        with of.lock:   # back to the committed version, reloaded at next use
+                            of.discard()
+                            st = of.status
+                            of.version, of.size, of.base_len, of.base_id = (
+                                None, st.size, st.size, st.inode_id)
                         return
                     log.warning("%s: background commit failed (%s); retrying", of.path, e)
                     time.sleep(0.5 * attempt)

@@ -128,7 +128,8 @@ def test_a_commit_over_another_clients_newer_version_is_estale(work, strict_mnt)
 # One script, run as `nobody` in root-owned directories of each mode, on the mount and
 # on a local directory: every line (exit status and message) must be the same.
 AS_NOBODY = r"""
-r() { out=$(setpriv --reuid=65534 --regid=65534 --clear-groups sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
+U="setpriv --reuid=65534 --regid=65534 --clear-groups"
+r() { out=$($U sh -c "cd $T && $1" 2>&1); echo "[$?] $1 :: $out"; }
 r "cat d755/f"
 r "echo x > d755/new"
 r "echo x >> d755/f"
@@ -240,3 +241,38 @@ def test_two_clients_appending_lose_no_acknowledged_line(work, strict_mnt):
     assert len(lines) == len(set(lines))
     assert set(lines) == acked["a"] | acked["b"]
     assert acked["a"] and acked["b"]
+
+
+def test_writeback_a_stale_background_commit_is_dropped_and_the_file_carries_on(
+    fuse_cluster, mount_root, fuse_mount, tmp_path
+):
+    """-o writeback: a background commit refused as stale is dropped (logged), and a
+    descriptor opened before carries on from the current version: what it appends then
+    lands on it (it stayed on the old version, and its close was stale too)."""
+    mnt = os.path.join(mount_root, "wb-audit")
+    fuse_mount(fuse_cluster, mnt, "writeback", f"cache_dir={tmp_path}")
+    client = fuse_cluster.client()
+    f = os.path.join(mnt, "wbstale")
+    try:
+        with open(f, "wb") as fh:
+            fh.write(b"base\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        early = os.open(f, os.O_WRONLY | os.O_APPEND)   # opened before, written after
+        fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b"one\n")
+        client.write_bytes("/wbstale", b"base\ntwo\n", overwrite=True)
+        os.close(fd)   # queued; refused as stale in the background
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(
+            "changes lost" in p.read_text() for p in tmp_path.glob("mount-*.log")
+        ):
+            time.sleep(0.1)
+        try:
+            os.write(early, b"three\n")
+            os.fsync(early)   # commits now, or fails
+        finally:
+            os.close(early)
+        assert client.read_bytes("/wbstale") == b"base\ntwo\nthree\n"
+    finally:
+        fuse_mount.unmount(mnt)
