@@ -183,7 +183,7 @@ def test_a_copy_of_a_live_datanodes_data_dir_is_refused_and_takes_over_once_it_s
     the node is gone, it is that node restarted on another address, and serves."""
     # Heartbeats every second: the original is live (it would be stale after 2 s of
     # silence, and the copy then let in) however loaded the machine.
-    c = make_cluster(datanodes=3, heartbeat=1.0)
+    c = make_cluster(datanodes=3, heartbeat=1.0, dead_timeout=10.0)
     files = {f"/f{i}": os.urandom(300_000 + i) for i in range(3)}
     for p, d in files.items():
         put_bytes(c, p, d)
@@ -237,7 +237,7 @@ def test_a_namenode_restored_from_an_older_backup_deletes_no_newer_replicas(make
 def test_a_decommission_is_cancelled_with_cancel(make_cluster):
     """A decommission by mistake was for good (remembered by the node's uuid across
     restarts, with no way back): --cancel puts the node back in service."""
-    c = make_cluster(datanodes=3, replication=2)
+    c = make_cluster(datanodes=3, replication=2, heartbeat=1.0, dead_timeout=10.0)   # never stale here
     put_bytes(c, "/a", os.urandom(MiB))
     node = c.datanodes[0]
     assert c.cli("admin", "decommission", node.address).returncode == 0
