@@ -43,7 +43,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import select
 import threading
 import time
 from collections import deque
@@ -328,22 +327,13 @@ class FileWriter:
         it until ``block.ready_by``). Raises OSError once that time has passed without it."""
         if block.ready:
             return
-        left = block.ready_by - time.monotonic()
-        if not wait and left > 0 and not select.select([sock], [], [], 0)[0]:
-            sock.settimeout(left)   # a send blocked on a silent head ends by then too
-            return
-        sock.settimeout(max(left, 0.001))
         try:
-            reply = frames.recv_msg(sock, dpb.WriteAck)
+            block.ready = frames.read_setup_reply(sock, block.ready_by, wait, block.targets[0])
         except TimeoutError:
             log.warning("datanode %s did not answer the pipeline setup of block %d within %.1f s: "
                         "writing the block elsewhere", block.targets[0], block.block_id,
                         SETUP_TIMEOUT if block.pipelines == 1 else frames.DATA_TIMEOUT)
             raise
-        if not reply.ready:
-            raise frames.FrameError(f"datanode {block.targets[0]} sent no pipeline setup reply")
-        block.ready = True
-        sock.settimeout(frames.DATA_TIMEOUT)
 
     def _finish(self, block: _Block, sock) -> None:
         """End ``block`` and wait for its acknowledgement, rewriting it elsewhere on failure."""

@@ -20,7 +20,6 @@ import errno
 import logging
 import os
 import queue
-import select
 import socket
 import threading
 import time
@@ -190,21 +189,13 @@ class TransferServer:
         due = waiting.get(target)
         if due is None:
             return
-        left = due - time.monotonic()
-        if not wait and left > 0 and not select.select([sock], [], [], 0)[0]:
-            sock.settimeout(left)   # a send blocked on a silent node ends by then too
-            return
-        sock.settimeout(max(left, 0.001))
         try:
-            reply = frames.recv_msg(sock, pb.WriteAck)
+            if frames.read_setup_reply(sock, due, wait, target):
+                del waiting[target]
         except TimeoutError:
             log.warning("downstream datanode %s did not answer the pipeline setup in time: "
                         "storing on without it", target)
             raise
-        if not reply.ready:
-            raise frames.FrameError(f"datanode {target} sent no pipeline setup reply")
-        del waiting[target]
-        sock.settimeout(frames.DATA_TIMEOUT)
 
     def _forward(self, downs: list, failed: list[str], waiting: dict[str, float], *msg) -> None:
         """Send to every downstream; one that fails is dropped and reported, not fatal."""

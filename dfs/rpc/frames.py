@@ -8,10 +8,13 @@ used here has a timeout, so a stalled peer surfaces as an error, not a hang.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
+import time
 
 from dfs.config import parse_address
+from dfs.rpc.v1 import datatransfer_pb2 as dpb
 
 _LEN = struct.Struct(">I")
 MAX_HEADER = 16 << 20
@@ -31,6 +34,22 @@ def ack_timeout(nodes: int) -> float:
 
 class FrameError(ConnectionError):
     pass
+
+
+def read_setup_reply(sock: socket.socket, due: float, wait: bool, node: str) -> bool:
+    """Read the setup reply (a WriteAck with ``ready``) of pipeline node ``node``.
+    -> True once read. Without ``wait``, when it has not come and ``due`` (monotonic)
+    is still ahead: -> False, the socket's timeout set to end by ``due`` (a send
+    blocked on a silent node ends then too). Past ``due`` without it: TimeoutError."""
+    left = due - time.monotonic()
+    if not wait and left > 0 and not select.select([sock], [], [], 0)[0]:
+        sock.settimeout(left)
+        return False
+    sock.settimeout(max(left, 0.001))
+    if not recv_msg(sock, dpb.WriteAck).ready:
+        raise FrameError(f"datanode {node} sent no pipeline setup reply")
+    sock.settimeout(DATA_TIMEOUT)
+    return True
 
 
 def connect(address: str, timeout: float = DATA_TIMEOUT) -> socket.socket:
