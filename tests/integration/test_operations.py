@@ -69,6 +69,12 @@ def test_decommission_under_load_with_too_few_nodes_waits_for_a_new_one(make_clu
         f = json.loads(r.stdout)
         assert r.returncode == 1 and (f["status"], f["missing"], f["corrupt"]) == ("DEGRADED", 0, 0), f
         assert f["under_replicated"] == f["decommissioning_replicas"] == f["blocks"] > 0, f
+        f = json.loads(c.cli("fsck", "--json", "--locations", "/old0").stdout)
+        assert [(b["live_replicas"], b["decommissioning_replicas"]) for b in f["details"][0]["blocks"]] == \
+            [(2, 1)] * f["blocks"], f
+        out = c.cli("fsck", "--locations", "/old0").stdout.decode()
+        assert "live_repl=2 decommissioning_repl=1 [" in out and f"{leaving.address}/" in out and " (decommissioning)" in out, out
+        assert f" Decommissioning replicas:\t{f['blocks']}" in out, out
         assert all(leaving.address not in b["names"] for p in list(written)[since:] for b in locations(c, p))
         joined = c.add_datanode("/rack2")
         wait_state(c, leaving, "decommissioned", timeout=30)
