@@ -93,13 +93,15 @@ def cmd_fsck(args) -> int:
                         if leaving:
                             line += f" decommissioning_repl={leaving}"
                         if args.locations:
-                            line += " [" + ", ".join(f"{d.address}{d.rack}" + (f" ({d.state})" if d.state in _LEAVING else "")
-                                                     for d in b.locations) + "]"
+                            line += " [" + ", ".join(
+                                f"{d.address}{d.rack}" + (f" ({d.state})" if d.state in _LEAVING else "")
+                                for d in b.locations) + "]"
                         print(line)
         if r.safemode:
-            print(f"The namenode is in safe mode" + (f" ({r.safemode_reason})" if r.safemode_reason else "")
-                  + (f": {r.unreported} block(s) not reported by any datanode yet, not counted as missing"
-                     if r.unreported else ""))
+            why = f" ({r.safemode_reason})" if r.safemode_reason else ""
+            print(f"The namenode is in safe mode{why}"
+                  + (f": {r.unreported} block(s) not reported by any datanode yet, "
+                     "not counted as missing" if r.unreported else ""))
         print(f"Status: {r.status}")
         print(f" Total size:\t{r.total_size} B")
         print(f" Total dirs:\t{r.directories}")
@@ -131,7 +133,8 @@ def _file_json(f, args) -> dict:
     d = {"path": f.path, "length": f.length, "replication": f.replication, "status": f.status}
     if args.blocks or args.locations:
         d["blocks"] = [{"block_id": b.block.block_id, "length": b.block.length,
-                        "live_replicas": _replica_counts(b)[0], "decommissioning_replicas": _replica_counts(b)[1],
+                        "live_replicas": _replica_counts(b)[0],
+                        "decommissioning_replicas": _replica_counts(b)[1],
                         **({"locations": [x.address for x in b.locations]} if args.locations else {})}
                        for b in f.blocks]
     return d
@@ -148,14 +151,15 @@ def cmd_report(args) -> int:
         print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
                           "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
                           "blocks": r.blocks, "files": r.files, "pending_repair_bytes": r.pending_repair_bytes,
-                          "repair_rate": r.repair_rate, "eta_seconds": eta}))
+                          "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported}))
         return 0
     cap = sum(n["capacity"] for n in live)
     used = sum(n["used"] for n in live)
     print(f"Safe mode: {'ON' if r.safemode else 'off'}")
     print(f"Configured capacity: {human(cap)}B   DFS used: {human(used)}B")
     print(f"Files: {r.files}   Blocks: {r.blocks}")
-    print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}")
+    print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}"
+          + (f"   Not reported yet: {r.unreported}" if r.safemode else ""))
     if r.pending_repair_bytes:
         print(f"To copy: {human(r.pending_repair_bytes)}B" + (f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""))
     print(f"\nDatanodes: {len(live)} live, {len(dead)} dead")

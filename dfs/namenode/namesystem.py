@@ -864,13 +864,18 @@ class NameSystem:
             live = self.members.live_ids(now)
             in_service = {u for u in live if self.members.nodes[u].admin_state == "normal"}
             nblocks, under, missing, corrupt = self.bmap.counts(live, in_service)
+            unreported = 0
+            if self.safemode_auto:      # not reported yet is not missing (as fsck)
+                unreported = sum(1 for b, info in self.bmap.blocks.items() if info.complete
+                                 and not self.bmap.replicas.get(b) and not self.bmap.corrupt.get(b))
+                missing -= unreported
             pending = self.monitor.pending_bytes(live)
             rate = self.monitor.repair_rate(now)
             files, dirs = self.store.stats()  # type: ignore[attr-defined]
             return {
                 "safemode": self.in_safemode(),
                 "nodes": [(n, self.node_state(n, now)) for n in self.members.nodes.values()],
-                "under_replicated": under, "missing": missing, "corrupt": corrupt,
+                "under_replicated": under, "missing": missing, "corrupt": corrupt, "unreported": unreported,
                 "blocks": nblocks, "files": files, "pending_repair_bytes": float(pending),
                 "repair_rate": rate,
             }

@@ -199,7 +199,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
             safemode=rep["safemode"], datanodes=[convert.datanode_to_pb(n, s) for n, s in rep["nodes"]],
             under_replicated=rep["under_replicated"], missing=rep["missing"], corrupt=rep["corrupt"],
             blocks=rep["blocks"], files=rep["files"], pending_repair_bytes=rep["pending_repair_bytes"],
-            repair_rate=rep["repair_rate"])
+            repair_rate=rep["repair_rate"], unreported=rep["unreported"])
 
     @rpc
     def Safemode(self, r, context):

@@ -164,6 +164,8 @@ def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_
     f = json.loads(r.stdout)
     assert r.returncode == 1 and (f["status"], f["missing"], f["corrupt"]) == ("DEGRADED", 0, 0), f
     assert f["safemode"] is True and f["unreported"] == len(on_missing), f
+    rep = c.report()
+    assert (rep["missing"], rep["unreported"]) == (0, len(on_missing)), rep
     out = c.cli("fsck", "/").stdout.decode()
     assert f"The namenode is in safe mode ({why}): {len(on_missing)} block(s) not reported by any datanode yet" in out
     r = c.cli("admin", "safemode", "wait", "--timeout", "1", timeout=30)

@@ -1324,6 +1324,8 @@ def test_fsck_in_startup_safemode_counts_unreported_blocks_apart(tmp_path):
     assert (r["status"], r["missing"], r["corrupt"], r["unreported"]) == ("DEGRADED", 0, 0, 2)
     assert r["safemode"] and r["safemode_reason"].startswith("waiting for block reports: 0 of 2")
     assert r["details"][0]["status"] == "DEGRADED"
+    rep = ns2.report()
+    assert (rep["safemode"], rep["missing"], rep["unreported"]) == (True, 0, 2)
     gs = {b["id"]: b["genstamp"] for b in ns2.store.blocks(ns2.stat(ROOT, "/f").inode_id)}
     for d in nodes:
         ns2.register(dn(int(d.uuid[2:]), d.rack))
@@ -1334,6 +1336,7 @@ def test_fsck_in_startup_safemode_counts_unreported_blocks_apart(tmp_path):
     ns2.safemode("leave")
     r = ns2.fsck(ROOT, "/")
     assert (r["status"], r["missing"], r["unreported"], r["safemode"]) == ("CORRUPT", 1, 0, False)
+    assert (ns2.report()["missing"], ns2.report()["unreported"]) == (1, 0)
 
 
 def test_fsck_in_manual_safemode_still_says_missing():

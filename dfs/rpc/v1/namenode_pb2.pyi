@@ -358,7 +358,7 @@ class ReportRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class ReportReply(_message.Message):
-    __slots__ = ("safemode", "datanodes", "under_replicated", "missing", "corrupt", "blocks", "files", "pending_repair_bytes", "repair_rate")
+    __slots__ = ("safemode", "datanodes", "under_replicated", "missing", "corrupt", "blocks", "files", "pending_repair_bytes", "repair_rate", "unreported")
     SAFEMODE_FIELD_NUMBER: _ClassVar[int]
     DATANODES_FIELD_NUMBER: _ClassVar[int]
     UNDER_REPLICATED_FIELD_NUMBER: _ClassVar[int]
@@ -368,6 +368,7 @@ class ReportReply(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     PENDING_REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPAIR_RATE_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_FIELD_NUMBER: _ClassVar[int]
     safemode: bool
     datanodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatanodeInfo]
     under_replicated: int
@@ -377,7 +378,8 @@ class ReportReply(_message.Message):
     files: int
     pending_repair_bytes: float
     repair_rate: float
-    def __init__(self, safemode: _Optional[bool] = ..., datanodes: _Optional[_Iterable[_Union[_common_pb2.DatanodeInfo, _Mapping]]] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., blocks: _Optional[int] = ..., files: _Optional[int] = ..., pending_repair_bytes: _Optional[float] = ..., repair_rate: _Optional[float] = ...) -> None: ...
+    unreported: int
+    def __init__(self, safemode: _Optional[bool] = ..., datanodes: _Optional[_Iterable[_Union[_common_pb2.DatanodeInfo, _Mapping]]] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., blocks: _Optional[int] = ..., files: _Optional[int] = ..., pending_repair_bytes: _Optional[float] = ..., repair_rate: _Optional[float] = ..., unreported: _Optional[int] = ...) -> None: ...
 
 class SafemodeRequest(_message.Message):
     __slots__ = ("caller", "action")
