@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 
 from dfs import errors
@@ -74,7 +75,10 @@ def cmd_fsck(args) -> int:
     if args.json:
         out = {"status": r.status, "path": path, "files": r.files, "directories": r.directories,
                "blocks": r.blocks, "total_size": r.total_size, "under_replicated": r.under_replicated,
-               "missing": r.missing, "corrupt": r.corrupt}
+               "missing": r.missing, "corrupt": r.corrupt,
+               "decommissioning_replicas": r.decommissioning_replicas,
+               "decommissioned_replicas": r.decommissioned_replicas,
+               "safemode": r.safemode, "unreported": r.unreported}
         if args.files or args.blocks or args.locations:
             out["details"] = [_file_json(f, args) for f in r.details]
         print(json.dumps(out))
@@ -84,10 +88,20 @@ def cmd_fsck(args) -> int:
                 print(f"{f.path} {f.length} bytes, replication {f.replication}, {len(f.blocks)} block(s): {f.status}")
                 if args.blocks or args.locations:
                     for b in f.blocks:
-                        line = f"  blk_{b.block.block_id} len={b.block.length} live_repl={len(b.locations)}"
+                        live, leaving = _replica_counts(b)
+                        line = f"  blk_{b.block.block_id} len={b.block.length} live_repl={live}"
+                        if leaving:
+                            line += f" decommissioning_repl={leaving}"
                         if args.locations:
-                            line += " [" + ", ".join(f"{d.address}{d.rack}" for d in b.locations) + "]"
+                            line += " [" + ", ".join(
+                                f"{d.address}{d.rack}" + (f" ({d.state})" if d.state in _LEAVING else "")
+                                for d in b.locations) + "]"
                         print(line)
+        if r.safemode:
+            why = f" ({r.safemode_reason})" if r.safemode_reason else ""
+            print(f"The namenode is in safe mode{why}"
+                  + (f": {r.unreported} block(s) not reported by any datanode yet, "
+                     "not counted as missing" if r.unreported else ""))
         print(f"Status: {r.status}")
         print(f" Total size:\t{r.total_size} B")
         print(f" Total dirs:\t{r.directories}")
@@ -96,14 +110,31 @@ def cmd_fsck(args) -> int:
         print(f" Under-replicated blocks:\t{r.under_replicated}")
         print(f" Missing blocks:\t{r.missing}")
         print(f" Corrupt blocks:\t{r.corrupt}")
-        print(f"The filesystem under path '{path}' is {r.status}")
+        if r.safemode:
+            print(f" Blocks not reported yet:\t{r.unreported}")
+        print(f" Decommissioning replicas:\t{r.decommissioning_replicas}")
+        print(f" Decommissioned replicas:\t{r.decommissioned_replicas}")
+        print(f"The filesystem under path '{path}' is {r.status}"
+              + (" (namenode in safe mode: waiting for block reports)" if r.unreported else ""))
     return 0 if r.status == "HEALTHY" else 1
+
+
+_LEAVING = ("decommissioning", "decommissioned")
+
+
+def _replica_counts(b) -> tuple[int, int]:
+    """(live replicas on nodes in service, on decommissioning/decommissioned ones): only the
+    first count toward the target, as HDFS's fsck; the others still serve reads."""
+    leaving = sum(1 for d in b.locations if d.state in _LEAVING)
+    return len(b.locations) - leaving, leaving
 
 
 def _file_json(f, args) -> dict:
     d = {"path": f.path, "length": f.length, "replication": f.replication, "status": f.status}
     if args.blocks or args.locations:
-        d["blocks"] = [{"block_id": b.block.block_id, "length": b.block.length, "live_replicas": len(b.locations),
+        d["blocks"] = [{"block_id": b.block.block_id, "length": b.block.length,
+                        "live_replicas": _replica_counts(b)[0],
+                        "decommissioning_replicas": _replica_counts(b)[1],
                         **({"locations": [x.address for x in b.locations]} if args.locations else {})}
                        for b in f.blocks]
     return d
@@ -120,14 +151,15 @@ def cmd_report(args) -> int:
         print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
                           "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
                           "blocks": r.blocks, "files": r.files, "pending_repair_bytes": r.pending_repair_bytes,
-                          "repair_rate": r.repair_rate, "eta_seconds": eta}))
+                          "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported}))
         return 0
     cap = sum(n["capacity"] for n in live)
     used = sum(n["used"] for n in live)
     print(f"Safe mode: {'ON' if r.safemode else 'off'}")
     print(f"Configured capacity: {human(cap)}B   DFS used: {human(used)}B")
     print(f"Files: {r.files}   Blocks: {r.blocks}")
-    print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}")
+    print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}"
+          + (f"   Not reported yet: {r.unreported}" if r.safemode else ""))
     if r.pending_repair_bytes:
         print(f"To copy: {human(r.pending_repair_bytes)}B" + (f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""))
     print(f"\nDatanodes: {len(live)} live, {len(dead)} dead")
@@ -157,7 +189,13 @@ def cmd_safemode(args) -> int:
 
 def cmd_decommission(args) -> int:
     client, _ = resolve(args, "/")
-    client.decommission(args.address, cancel=args.cancel)
+    r = client.decommission(args.address, cancel=args.cancel)
+    if r.stuck_blocks:
+        # Accepted (as HDFS's), but it cannot finish: say so here, not only in the namenode's log.
+        print(f"dfs: admin decommission: {args.address}: warning: {r.stuck_blocks} of its blocks have "
+              f"replication up to {r.max_replication} but only {r.in_service} other datanode"
+              f"{'s' * (r.in_service != 1)} in service: it stays decommissioning until more join "
+              f"or the replication is lowered", file=sys.stderr)
     print(f"{args.address} is back in service" if args.cancel else f"Decommissioning {args.address}")
     return 0
 

@@ -194,9 +194,11 @@ class DfsClient:
     def safemode(self, action: str = "get"):
         return self.nn.call("Safemode", pb.SafemodeRequest(action=action))
 
-    def decommission(self, address: str, cancel: bool = False) -> None:
-        """Drain the datanode at ``address``; ``cancel``: put it back in service."""
-        self.nn.call("Decommission", pb.DecommissionRequest(address=address, cancel=cancel))
+    def decommission(self, address: str, cancel: bool = False):
+        """Drain the datanode at ``address``; ``cancel``: put it back in service. The reply's
+        ``stuck_blocks`` > 0: that many of its blocks cannot reach their replication on
+        the ``in_service`` datanodes left (it stays decommissioning)."""
+        return self.nn.call("Decommission", pb.DecommissionRequest(address=address, cancel=cancel))
 
     # -- leases ---------------------------------------------------------
     def _lease_acquired(self, w: FileWriter) -> None:

@@ -120,13 +120,18 @@ class BlockMap:
     def holders(self, block_id: int) -> set[str]:
         return self.replicas.get(block_id, set())
 
-    def counts(self, live: set[str]) -> tuple[int, int, int, int]:
-        """(blocks, under_replicated, missing, corrupt) over complete blocks."""
+    def counts(self, live: set[str], in_service: set[str] | None = None) -> tuple[int, int, int, int]:
+        """(blocks, under_replicated, missing, corrupt) over complete blocks. Only replicas
+        on ``in_service`` nodes (default: all of ``live``) count toward the target; those
+        on other live nodes (decommissioning) keep a block from being missing (as fsck)."""
         under = missing = corrupt = 0
         for b, info in self.blocks.items():
             if not info.complete:
                 continue
-            n = len(self.replicas.get(b, set()) & live)
+            held = self.replicas.get(b, set())
+            n = len(held & live)
+            if in_service is not None and n:
+                n = len(held & in_service) or -1     # -1: readable, only from nodes leaving
             if n == 0:
                 if self.corrupt.get(b):
                     corrupt += 1

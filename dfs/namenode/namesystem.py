@@ -862,14 +862,20 @@ class NameSystem:
         with self.lock:
             now = self.clock()
             live = self.members.live_ids(now)
-            nblocks, under, missing, corrupt = self.bmap.counts(live)
+            in_service = {u for u in live if self.members.nodes[u].admin_state == "normal"}
+            nblocks, under, missing, corrupt = self.bmap.counts(live, in_service)
+            unreported = 0
+            if self.safemode_auto:      # not reported yet is not missing (as fsck)
+                unreported = sum(1 for b, info in self.bmap.blocks.items() if info.complete
+                                 and not self.bmap.replicas.get(b) and not self.bmap.corrupt.get(b))
+                missing -= unreported
             pending = self.monitor.pending_bytes(live)
             rate = self.monitor.repair_rate(now)
             files, dirs = self.store.stats()  # type: ignore[attr-defined]
             return {
                 "safemode": self.in_safemode(),
                 "nodes": [(n, self.node_state(n, now)) for n in self.members.nodes.values()],
-                "under_replicated": under, "missing": missing, "corrupt": corrupt,
+                "under_replicated": under, "missing": missing, "corrupt": corrupt, "unreported": unreported,
                 "blocks": nblocks, "files": files, "pending_repair_bytes": float(pending),
                 "repair_rate": rate,
             }
@@ -877,9 +883,16 @@ class NameSystem:
     def fsck(self, caller: Caller, path: str) -> dict:
         with self.lock:
             row = self.ns.resolve(path, caller)
-            return health.check_tree(self.store.subtree(row["id"]), row["id"],  # type: ignore[attr-defined]
-                                     normalize(path), self.store.blocks, self.bmap,
-                                     self.members.live_ids(self.clock()), self.members.nodes)
+            # In the startup safe mode a block nobody has reported yet is not missing:
+            # its holders may not have sent their block report (it said CORRUPT, exit 1).
+            out = health.check_tree(self.store.subtree(row["id"]), row["id"],  # type: ignore[attr-defined]
+                                    normalize(path), self.store.blocks, self.bmap,
+                                    self.members.live_ids(self.clock()), self.members.nodes,
+                                    unreported_ok=self.safemode_auto)
+            out["safemode"] = self.in_safemode()
+            out["safemode_reason"] = ("entered by an administrator" if self.safemode_manual else
+                                      self._safemode_progress() if self.safemode_auto else "")
+            return out
 
     def _admin_only(self, caller: Caller | None, what: str) -> None:
         """Cluster-wide switches are the superuser's (as HDFS's dfsadmin)."""
@@ -901,8 +914,14 @@ class NameSystem:
                       self._safemode_progress() if self.safemode_auto else "")
             return self.in_safemode(), reason
 
-    def decommission(self, address: str, caller: Caller | None = None, cancel: bool = False) -> None:
+    def decommission(self, address: str, caller: Caller | None = None, cancel: bool = False) -> dict:
+        """Returns ``stuck_blocks``: how many of the node's complete blocks have a
+        replication above ``in_service`` (the other live datanodes in service), the
+        highest being ``max_replication``: those cannot all be copied off, so the node
+        stays decommissioning until datanodes join or the replication is lowered (HDFS
+        accepts it too; the CLI warns: it used to be said only in the namenode's log)."""
         self._admin_only(caller, "decommission")
+        out = {"stuck_blocks": 0, "in_service": 0, "max_replication": 0}
         with self.lock:
             d = self.members.by_address(address)
             if d is None:
@@ -924,6 +943,8 @@ class NameSystem:
                 # Remembered across namenode restarts (like HDFS's exclude file).
                 self.store.set_meta(admin_key(d.uuid), "decommissioning")
                 self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
+            if not cancel and d.admin_state == "decommissioning":
+                out = self._decommission_outlook(d)
         try:
             self._sync()
         except errors.MetadataStoreError:
@@ -934,6 +955,24 @@ class NameSystem:
                 elif not cancel and kept in (None, "normal") and d.admin_state == "decommissioning":
                     d.admin_state = "normal"     # not remembered: not decommissioning either
             raise
+        return out
+
+    def _decommission_outlook(self, d: DatanodeDescriptor) -> dict:
+        """See decommission()."""
+        now = self.clock()
+        in_service = sum(1 for u in self.members.live_ids(now)
+                         if u != d.uuid and self.members.nodes[u].admin_state == "normal")
+        stuck = top = 0
+        for b in self.bmap.by_node.get(d.uuid, ()):
+            info = self.bmap.blocks.get(b)
+            if info is None or not info.complete:
+                continue
+            top = max(top, info.replication)
+            stuck += info.replication > in_service
+        if stuck:
+            log.warning("datanode %s will stay decommissioning: %d of its blocks have replication up to %d, "
+                        "%d other datanodes are in service", d.address, stuck, top, in_service)
+        return {"stuck_blocks": stuck, "in_service": in_service, "max_replication": top}
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

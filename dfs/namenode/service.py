@@ -188,7 +188,9 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         return pb.FsckReply(status=f["status"], files=f["files"], blocks=f["blocks"],
                             under_replicated=f["under_replicated"], missing=f["missing"],
                             corrupt=f["corrupt"], details=details, directories=f["directories"],
-                            total_size=f["total_size"])
+                            total_size=f["total_size"], decommissioning_replicas=f["decommissioning_replicas"],
+                            decommissioned_replicas=f["decommissioned_replicas"], safemode=f["safemode"],
+                            safemode_reason=f["safemode_reason"], unreported=f["unreported"])
 
     @rpc
     def Report(self, r, context):
@@ -197,7 +199,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
             safemode=rep["safemode"], datanodes=[convert.datanode_to_pb(n, s) for n, s in rep["nodes"]],
             under_replicated=rep["under_replicated"], missing=rep["missing"], corrupt=rep["corrupt"],
             blocks=rep["blocks"], files=rep["files"], pending_repair_bytes=rep["pending_repair_bytes"],
-            repair_rate=rep["repair_rate"])
+            repair_rate=rep["repair_rate"], unreported=rep["unreported"])
 
     @rpc
     def Safemode(self, r, context):
@@ -206,8 +208,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Decommission(self, r, context):
-        self.ns.decommission(r.address, _caller(r.caller, context), cancel=r.cancel)
-        return pb.Empty()
+        out = self.ns.decommission(r.address, _caller(r.caller, context), cancel=r.cancel)
+        return pb.DecommissionReply(**out)
 
 
 class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):

@@ -4,7 +4,9 @@ under load, datanodes joining later, `dfs cluster up` stopped and started again.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -49,12 +51,30 @@ def test_decommission_under_load_with_too_few_nodes_waits_for_a_new_one(make_clu
     try:
         r = c.cli("admin", "decommission", leaving.address)
         assert r.returncode == 0, r.stderr
+        # Accepted, but said at once that it cannot finish (it was only in the namenode's log).
+        (line,) = r.stderr.decode().splitlines()     # the load's blocks too: at least those held before
+        m = re.fullmatch(rf"dfs: admin decommission: {leaving.address}: warning: (\d+) of its blocks have "
+                         r"replication up to 3 but only 2 other datanodes in service: it stays "
+                         r"decommissioning until more join or the replication is lowered", line)
+        assert m and int(m[1]) >= len(held), line
         since = len(written) + 1          # the next one may have begun before
         # Several monitor rounds: it holds replicas no other node can take.
         c.wait_for(lambda: len(written) >= since + 3, 30, "writes during the decommission")
         rep = c.report()
         assert {n["address"]: n["state"] for n in rep["live"]}[leaving.address] == "decommissioning"
         assert rep["pending_repair_bytes"] > 0
+        assert rep["under_replicated"] >= len(held) and rep["missing"] == 0
+        # Its replicas do not count toward the target (fsck said HEALTHY, 0 under-replicated).
+        r = c.cli("fsck", "--json", "/old0")
+        f = json.loads(r.stdout)
+        assert r.returncode == 1 and (f["status"], f["missing"], f["corrupt"]) == ("DEGRADED", 0, 0), f
+        assert f["under_replicated"] == f["decommissioning_replicas"] == f["blocks"] > 0, f
+        f = json.loads(c.cli("fsck", "--json", "--locations", "/old0").stdout)
+        assert [(b["live_replicas"], b["decommissioning_replicas"]) for b in f["details"][0]["blocks"]] == \
+            [(2, 1)] * f["blocks"], f
+        out = c.cli("fsck", "--locations", "/old0").stdout.decode()
+        assert "live_repl=2 decommissioning_repl=1 [" in out and f"{leaving.address}/" in out and " (decommissioning)" in out, out
+        assert f" Decommissioning replicas:\t{f['blocks']}" in out, out
         assert all(leaving.address not in b["names"] for p in list(written)[since:] for b in locations(c, p))
         joined = c.add_datanode("/rack2")
         wait_state(c, leaving, "decommissioned", timeout=30)
@@ -139,6 +159,15 @@ def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_
            f"99.9% needed; 2 datanodes registered")
     c.wait_for(lambda: c.cli("admin", "safemode", "get").stdout.decode() == f"Safe mode is ON ({why})\n",
                30, "the other two datanodes' reports")
+    # fsck says safe mode is on and counts the unreported blocks apart (it said CORRUPT: missing)
+    r = c.cli("fsck", "--json", "/")
+    f = json.loads(r.stdout)
+    assert r.returncode == 1 and (f["status"], f["missing"], f["corrupt"]) == ("DEGRADED", 0, 0), f
+    assert f["safemode"] is True and f["unreported"] == len(on_missing), f
+    rep = c.report()
+    assert (rep["missing"], rep["unreported"]) == (0, len(on_missing)), rep
+    out = c.cli("fsck", "/").stdout.decode()
+    assert f"The namenode is in safe mode ({why}): {len(on_missing)} block(s) not reported by any datanode yet" in out
     r = c.cli("admin", "safemode", "wait", "--timeout", "1", timeout=30)
     assert r.returncode == 1, r.stdout
     assert r.stderr.decode().splitlines() == [
@@ -240,7 +269,8 @@ def test_a_decommission_is_cancelled_with_cancel(make_cluster):
     c = make_cluster(datanodes=3, replication=2, heartbeat=1.0, dead_timeout=10.0)   # never stale here
     put_bytes(c, "/a", os.urandom(MiB))
     node = c.datanodes[0]
-    assert c.cli("admin", "decommission", node.address).returncode == 0
+    r = c.cli("admin", "decommission", node.address)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr    # 2 nodes left for replication 2: no warning
     wait_state(c, node, "decommissioned", timeout=20)
     r = c.cli("admin", "decommission", "--cancel", node.address)
     assert r.returncode == 0 and r.stdout.decode() == f"{node.address} is back in service\n", r.stderr

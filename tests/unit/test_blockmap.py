@@ -161,6 +161,11 @@ def test_counts():
     assert (under, missing, corrupt) == (2, 1, 1)
     assert blocks == 6
     assert m.counts(set())[1:] == (0, 4, 1)
+    # c decommissioning: block 1 is under-replicated (2 of 3 in service); a block only a
+    # leaving node holds is under-replicated, not missing (readable from it)
+    assert m.counts({"a", "b", "c"}, {"a", "b"})[1:] == (3, 1, 1)
+    m.add_replica(5, "c", 5, 100)
+    assert m.counts({"a", "b", "c"}, {"a", "b"})[1:] == (4, 0, 1)
 
 
 # -- Membership -------------------------------------------------------------------

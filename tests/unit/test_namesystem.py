@@ -1263,3 +1263,106 @@ def test_unreported_block_is_missing_after_the_dead_node_timeout(tmp_path):
     clock.t = ns2.started
     _, located, _, _ = ns2.block_locations(ROOT, "/g")
     assert located and located[0].block_id > ns2._last_block_at_start
+
+
+def test_fsck_and_report_do_not_count_replicas_on_decommissioning_nodes():
+    """As HDFS's: only replicas on in-service nodes count toward a block's target. A
+    decommission that cannot finish (3 nodes, replication 3) said HEALTHY, 0
+    under-replicated; a block held only by leaving nodes is DEGRADED (still readable),
+    not missing."""
+    ns = make()
+    nodes = register(ns, 3)
+    write(ns, "/f", [10])
+    ns.decommission(nodes[0].address)
+    ns.tick()
+    assert nodes[0].admin_state == "decommissioning"
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["under_replicated"], r["missing"], r["corrupt"]) == ("DEGRADED", 1, 0, 0)
+    assert (r["decommissioning_replicas"], r["decommissioned_replicas"]) == (1, 0)
+    assert r["details"][0]["status"] == "DEGRADED"
+    rep = ns.report()
+    assert (rep["under_replicated"], rep["missing"], rep["corrupt"]) == (1, 0, 0)
+    for d in nodes[1:]:
+        ns.decommission(d.address)
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["under_replicated"], r["missing"], r["decommissioning_replicas"]) == ("DEGRADED", 1, 0, 3)
+    assert ns.report()["missing"] == 0
+    ns.decommission(nodes[0].address, cancel=True)
+    ns.decommission(nodes[1].address, cancel=True)
+    ns.decommission(nodes[2].address, cancel=True)
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["under_replicated"], r["decommissioning_replicas"]) == ("HEALTHY", 0, 0)
+
+
+def test_fsck_counts_decommissioned_replicas_apart():
+    ns = make()
+    nodes = register(ns, 4)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    leaving = next(d for d in nodes if d.uuid in holders(ns, bid))
+    spare = next(d for d in nodes if d.uuid not in holders(ns, bid))
+    ns.decommission(leaving.address)
+    ns.tick()
+    (transfer,) = [t for c in beat(ns, nodes).values() for t in c.transfers]
+    beat(ns, [spare], received={spare.uuid: [(bid, transfer[1], 10)]})
+    ns.tick()
+    assert leaving.admin_state == "decommissioned"
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["under_replicated"], r["decommissioned_replicas"]) == ("HEALTHY", 0, 1)
+
+
+def test_fsck_in_startup_safemode_counts_unreported_blocks_apart(tmp_path):
+    """Right after a restart, blocks no datanode has reported yet are not missing: fsck
+    said CORRUPT. They are `unreported`, the tree DEGRADED, and fsck says safe mode is on."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 3)
+    _, blocks, _ = write(ns1, "/f", [BS, 77])
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    r = ns2.fsck(ROOT, "/")
+    assert (r["status"], r["missing"], r["corrupt"], r["unreported"]) == ("DEGRADED", 0, 0, 2)
+    assert r["safemode"] and r["safemode_reason"].startswith("waiting for block reports: 0 of 2")
+    assert r["details"][0]["status"] == "DEGRADED"
+    rep = ns2.report()
+    assert (rep["safemode"], rep["missing"], rep["unreported"]) == (True, 0, 2)
+    gs = {b["id"]: b["genstamp"] for b in ns2.store.blocks(ns2.stat(ROOT, "/f").inode_id)}
+    for d in nodes:
+        ns2.register(dn(int(d.uuid[2:]), d.rack))
+    ns2.block_report(nodes[0].uuid, [(blocks[0][0], gs[blocks[0][0]], BS)])
+    r = ns2.fsck(ROOT, "/")
+    assert (r["status"], r["missing"], r["unreported"], r["under_replicated"]) == ("DEGRADED", 0, 1, 1)
+    # out of safe mode (an administrator left it): a block nobody has is missing
+    ns2.safemode("leave")
+    r = ns2.fsck(ROOT, "/")
+    assert (r["status"], r["missing"], r["unreported"], r["safemode"]) == ("CORRUPT", 1, 0, False)
+    assert (ns2.report()["missing"], ns2.report()["unreported"]) == (1, 0)
+
+
+def test_fsck_in_manual_safemode_still_says_missing():
+    """An administrator's safe mode on a running namenode: a block whose holders all died
+    is missing, not waiting for a report."""
+    ns = make()
+    register(ns, 3)
+    write(ns, "/f", [10])
+    ns.safemode("enter")
+    ns.clock.advance(DEAD + 1)
+    ns.tick()
+    r = ns.fsck(ROOT, "/")
+    assert (r["status"], r["missing"], r["unreported"], r["safemode"]) == ("CORRUPT", 1, 0, True)
+    assert r["safemode_reason"] == "entered by an administrator"
+
+
+def test_decommission_says_when_its_blocks_cannot_reach_their_replication():
+    """3 datanodes, replication 3: the decommission is accepted (as HDFS's) but can never
+    finish; the caller is told (it was only in the namenode's log)."""
+    ns = make()
+    nodes = register(ns, 3)
+    write(ns, "/f", [10, 10])
+    write(ns, "/g", [10], replication=2)
+    assert ns.decommission(nodes[0].address) == {"stuck_blocks": 2, "in_service": 2, "max_replication": 3}
+    assert nodes[0].admin_state == "decommissioning"
+    assert ns.decommission(nodes[0].address, cancel=True) == {"stuck_blocks": 0, "in_service": 0,
+                                                              "max_replication": 0}
+    ns.register(dn(9, "/r1"))
+    assert ns.decommission(nodes[0].address) == {"stuck_blocks": 0, "in_service": 3, "max_replication": 3}

@@ -320,7 +320,7 @@ class FsckFile(_message.Message):
     def __init__(self, path: _Optional[str] = ..., length: _Optional[int] = ..., replication: _Optional[int] = ..., blocks: _Optional[_Iterable[_Union[_common_pb2.LocatedBlock, _Mapping]]] = ..., status: _Optional[str] = ...) -> None: ...
 
 class FsckReply(_message.Message):
-    __slots__ = ("status", "files", "blocks", "under_replicated", "missing", "corrupt", "details", "directories", "total_size")
+    __slots__ = ("status", "files", "blocks", "under_replicated", "missing", "corrupt", "details", "directories", "total_size", "decommissioning_replicas", "decommissioned_replicas", "safemode", "safemode_reason", "unreported")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     FILES_FIELD_NUMBER: _ClassVar[int]
     BLOCKS_FIELD_NUMBER: _ClassVar[int]
@@ -330,6 +330,11 @@ class FsckReply(_message.Message):
     DETAILS_FIELD_NUMBER: _ClassVar[int]
     DIRECTORIES_FIELD_NUMBER: _ClassVar[int]
     TOTAL_SIZE_FIELD_NUMBER: _ClassVar[int]
+    DECOMMISSIONING_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    DECOMMISSIONED_REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    SAFEMODE_FIELD_NUMBER: _ClassVar[int]
+    SAFEMODE_REASON_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_FIELD_NUMBER: _ClassVar[int]
     status: str
     files: int
     blocks: int
@@ -339,7 +344,12 @@ class FsckReply(_message.Message):
     details: _containers.RepeatedCompositeFieldContainer[FsckFile]
     directories: int
     total_size: int
-    def __init__(self, status: _Optional[str] = ..., files: _Optional[int] = ..., blocks: _Optional[int] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., details: _Optional[_Iterable[_Union[FsckFile, _Mapping]]] = ..., directories: _Optional[int] = ..., total_size: _Optional[int] = ...) -> None: ...
+    decommissioning_replicas: int
+    decommissioned_replicas: int
+    safemode: bool
+    safemode_reason: str
+    unreported: int
+    def __init__(self, status: _Optional[str] = ..., files: _Optional[int] = ..., blocks: _Optional[int] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., details: _Optional[_Iterable[_Union[FsckFile, _Mapping]]] = ..., directories: _Optional[int] = ..., total_size: _Optional[int] = ..., decommissioning_replicas: _Optional[int] = ..., decommissioned_replicas: _Optional[int] = ..., safemode: _Optional[bool] = ..., safemode_reason: _Optional[str] = ..., unreported: _Optional[int] = ...) -> None: ...
 
 class ReportRequest(_message.Message):
     __slots__ = ("caller",)
@@ -348,7 +358,7 @@ class ReportRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class ReportReply(_message.Message):
-    __slots__ = ("safemode", "datanodes", "under_replicated", "missing", "corrupt", "blocks", "files", "pending_repair_bytes", "repair_rate")
+    __slots__ = ("safemode", "datanodes", "under_replicated", "missing", "corrupt", "blocks", "files", "pending_repair_bytes", "repair_rate", "unreported")
     SAFEMODE_FIELD_NUMBER: _ClassVar[int]
     DATANODES_FIELD_NUMBER: _ClassVar[int]
     UNDER_REPLICATED_FIELD_NUMBER: _ClassVar[int]
@@ -358,6 +368,7 @@ class ReportReply(_message.Message):
     FILES_FIELD_NUMBER: _ClassVar[int]
     PENDING_REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
     REPAIR_RATE_FIELD_NUMBER: _ClassVar[int]
+    UNREPORTED_FIELD_NUMBER: _ClassVar[int]
     safemode: bool
     datanodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.DatanodeInfo]
     under_replicated: int
@@ -367,7 +378,8 @@ class ReportReply(_message.Message):
     files: int
     pending_repair_bytes: float
     repair_rate: float
-    def __init__(self, safemode: _Optional[bool] = ..., datanodes: _Optional[_Iterable[_Union[_common_pb2.DatanodeInfo, _Mapping]]] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., blocks: _Optional[int] = ..., files: _Optional[int] = ..., pending_repair_bytes: _Optional[float] = ..., repair_rate: _Optional[float] = ...) -> None: ...
+    unreported: int
+    def __init__(self, safemode: _Optional[bool] = ..., datanodes: _Optional[_Iterable[_Union[_common_pb2.DatanodeInfo, _Mapping]]] = ..., under_replicated: _Optional[int] = ..., missing: _Optional[int] = ..., corrupt: _Optional[int] = ..., blocks: _Optional[int] = ..., files: _Optional[int] = ..., pending_repair_bytes: _Optional[float] = ..., repair_rate: _Optional[float] = ..., unreported: _Optional[int] = ...) -> None: ...
 
 class SafemodeRequest(_message.Message):
     __slots__ = ("caller", "action")
@@ -394,6 +406,16 @@ class DecommissionRequest(_message.Message):
     address: str
     cancel: bool
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., address: _Optional[str] = ..., cancel: _Optional[bool] = ...) -> None: ...
+
+class DecommissionReply(_message.Message):
+    __slots__ = ("stuck_blocks", "in_service", "max_replication")
+    STUCK_BLOCKS_FIELD_NUMBER: _ClassVar[int]
+    IN_SERVICE_FIELD_NUMBER: _ClassVar[int]
+    MAX_REPLICATION_FIELD_NUMBER: _ClassVar[int]
+    stuck_blocks: int
+    in_service: int
+    max_replication: int
+    def __init__(self, stuck_blocks: _Optional[int] = ..., in_service: _Optional[int] = ..., max_replication: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
     __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id")

@@ -147,7 +147,7 @@ class ClientNamenodeStub:
         self.Decommission = channel.unary_unary(
                 '/dfs.rpc.v1.ClientNamenode/Decommission',
                 request_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionRequest.SerializeToString,
-                response_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.Empty.FromString,
+                response_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionReply.FromString,
                 _registered_method=True)
 
 
@@ -409,7 +409,7 @@ def add_ClientNamenodeServicer_to_server(servicer, server):
             'Decommission': grpc.unary_unary_rpc_method_handler(
                     servicer.Decommission,
                     request_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionRequest.FromString,
-                    response_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.Empty.SerializeToString,
+                    response_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1032,7 +1032,7 @@ class ClientNamenode:
             target,
             '/dfs.rpc.v1.ClientNamenode/Decommission',
             dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionRequest.SerializeToString,
-            dfs_dot_rpc_dot_v1_dot_namenode__pb2.Empty.FromString,
+            dfs_dot_rpc_dot_v1_dot_namenode__pb2.DecommissionReply.FromString,
             options,
             channel_credentials,
             insecure,
