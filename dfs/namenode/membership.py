@@ -111,3 +111,11 @@ class Membership:
             if n.address == address:
                 return n
         return None
+
+
+def admin_key(uuid: str) -> str:
+    """Where a datanode's decommission is remembered across namenode restarts: by its
+    uuid (its data dir), not its address. By address, a new machine put in place of a
+    decommissioned one (same host:port, empty disk) came up decommissioned, and the
+    node itself restarted on another address came back in service."""
+    return f"admin_state@{uuid}"

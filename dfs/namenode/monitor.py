@@ -23,6 +23,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from dfs.namenode import replication as planner
+from dfs.namenode.membership import admin_key
 
 if TYPE_CHECKING:
     from dfs.namenode.namesystem import NameSystem
@@ -226,7 +227,6 @@ class ReplicationMonitor:
 
     def check_decommission(self, now: float) -> None:
         """Decommissioning nodes whose every block has enough replicas elsewhere are done."""
-        from dfs.namenode.namesystem import admin_key
         s = self.sys
         live = s.members.live_ids(now)
         normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}

@@ -31,7 +31,7 @@ from dfs.datadir import foreign_cluster
 from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import health, placement
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
+from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
 from dfs.namenode.store import MetaStore, store_error
@@ -63,15 +63,6 @@ class LocatedBlock:
     length: int
     locations: list[DatanodeDescriptor]
     corrupt: bool = False
-
-
-def admin_key(uuid: str) -> str:
-    """Where a datanode's decommission is remembered across namenode restarts: by its
-    uuid (its data dir), not its address. By address, a new machine put in place of a
-    decommissioned one (same host:port, empty disk) came up decommissioned, for good
-    (there is no recommission), and the node itself restarted on another address came
-    back in service."""
-    return f"admin_state@{uuid}"
 
 
 class _Tx:
@@ -231,11 +222,16 @@ class NameSystem:
     def in_safemode(self) -> bool:
         return self.safemode_manual or self.safemode_auto
 
+    def _block_reports(self) -> tuple[int, int]:
+        """(complete blocks some datanode has reported, complete blocks)."""
+        total = sum(1 for b in self.bmap.blocks.values() if b.complete)
+        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        return reported, total
+
     def _update_safemode(self) -> None:
         if not self.safemode_auto:
             return
-        total = sum(1 for b in self.bmap.blocks.values() if b.complete)
-        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        reported, total = self._block_reports()
         if total == 0 or reported >= SAFEMODE_THRESHOLD * total:
             self.safemode_auto = False
             log.info("leaving safe mode: %d of %d blocks reported", reported, total)
@@ -243,8 +239,7 @@ class NameSystem:
     def _safemode_progress(self) -> str:
         """Why automatic safe mode goes on, in numbers: the operator sees what is missing
         (a datanode that has not come back) instead of only "waiting"."""
-        total = sum(1 for b in self.bmap.blocks.values() if b.complete)
-        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        reported, total = self._block_reports()
         nodes = sum(1 for n in self.members.nodes.values() if n.uuid not in self.members.dead)
         return (f"waiting for block reports: {reported} of {total} blocks reported, "
                 f"{SAFEMODE_THRESHOLD:.1%} needed; {nodes} datanode{'s' * (nodes != 1)} registered")
