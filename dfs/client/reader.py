@@ -9,7 +9,8 @@ Records are received into reused buffers (``recv_into``, no new zero-filled
 1 MiB objects). Three ways through, one failover logic (``_records``):
 
 - ``fetch_chunks`` / unprefetched ``iter_range``: a segment at a time on the
-  caller's thread, records decoded on the pool.
+  caller's thread, raw records decrypted there as they arrive (each chunk is
+  handed on at once), compressed ones on the pool.
 - ``iter_range`` of more than one segment: a read-ahead thread receives the
   records and decodes raw ones itself (AES-GCM costs less than a hand-off)
   and compressed ones on the pool; the next request is sent before the
@@ -125,11 +126,12 @@ class FileReader:
             return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
         return self._pipelined(offset, end)
 
-    def fetch_chunks(self, block_index: int, first: int, last: int) -> list[bytes]:
-        """Plaintext of chunks ``first..last`` of ``self.blocks[block_index]``, with replica failover.
+    def fetch_chunks(self, block_index: int, first: int, last: int) -> Iterator[bytes]:
+        """Plaintext of chunks ``first..last`` of ``self.blocks[block_index]`` in order,
+        each as soon as it is decoded, with replica failover.
 
         For callers that cache whole chunks (the FUSE mount's block cache)."""
-        return self._fetch(block_index, first, last)
+        return self._iter_fetch(block_index, first, last)
 
     def copy_to(self, out, offset: int = 0, length: int | None = None, *,
                 progress: Callable[[int], None] | None = None) -> int:
@@ -364,28 +366,56 @@ class FileReader:
 
     # -- one segment on the caller's thread --------------------------------
     def _fetch(self, bi: int, first: int, last: int) -> list[bytes]:
-        out: list[bytes] = []
+        return list(self._iter_fetch(bi, first, last))
+
+    def _iter_fetch(self, bi: int, first: int, last: int) -> Iterator[bytes]:
+        """Plaintext of chunks ``first..last`` of block ``bi`` in order, each as soon
+        as it is decoded. Raw records are decrypted on this thread, while the record
+        is still in this core's cache (a hand-off costs more than AES-GCM, and a
+        record received into a cold buffer costs twice as much to receive);
+        compressed ones on the pool, a few at once. A record that fails its checks
+        is reported and the fetch goes on from it without that replica."""
         excluded: dict[int, set[str]] = {}
-        while True:
-            futures = []
-            gen = self._records([(bi, first + len(out), last)], excluded)
+        nxt = first
+        while nxt <= last:
+            pending: collections.deque = collections.deque()    # (record, plaintext/future/error)
+            bad = None
+            gen = self._records([(bi, nxt, last)], excluded)
             try:
                 for rec in gen:
-                    futures.append((rec, self._pool.submit(self._decode, rec)))
+                    pending.append((rec, self._decode_ahead(rec)))
+                    while pending and bad is None:
+                        rec0, got = pending[0]
+                        if isinstance(got, Future):
+                            if not got.done() and len(pending) <= _ZSTD_IN_FLIGHT:
+                                break
+                            got = _outcome(got)
+                        if isinstance(got, errors.DataIntegrityError):
+                            bad = (rec0, got)
+                            break
+                        pending.popleft()
+                        nxt += 1
+                        yield got
+                    if bad is not None:
+                        break
+                while pending and bad is None:
+                    rec0, got = pending.popleft()
+                    got = _outcome(got) if isinstance(got, Future) else got
+                    if isinstance(got, errors.DataIntegrityError):
+                        bad = (rec0, got)
+                        break
+                    nxt += 1
+                    yield got
             finally:
                 gen.close()
-                for _, f in futures:
-                    f.exception()       # every decode has finished with its buffer
-            for rec, f in futures:
-                try:
-                    out.append(f.result())
-                except errors.DataIntegrityError as e:
-                    log.warning("block %d on %s: %s; trying another replica", rec.bid, rec.addr, e)
-                    self.client.report_bad(rec.bid, rec.addr, str(e))
-                    excluded.setdefault(bi, set()).add(rec.addr)
-                    break
-            else:
-                return out
+                for _, f in pending:
+                    if isinstance(f, Future):
+                        f.exception()       # every decode has finished with its buffer
+            if bad is not None:
+                rec0, e = bad
+                log.warning("block %d on %s: %s; trying another replica", rec0.bid, rec0.addr, e)
+                self.client.report_bad(rec0.bid, rec0.addr, str(e))
+                excluded.setdefault(bi, set()).add(rec0.addr)
 
     # -- iter_range: a read-ahead thread ----------------------------------
     def _pipelined(self, offset: int, end: int) -> Iterator[bytes]:
@@ -507,6 +537,14 @@ class FileReader:
                     fut.exception()         # nothing may still be writing into the sink's buffer
             if lend is not None:
                 out.cancel()
+
+
+def _outcome(fut: Future):
+    """A decode's plaintext, or the integrity error it found (other errors raise)."""
+    try:
+        return fut.result()
+    except errors.DataIntegrityError as e:
+        return e
 
 
 class _ReplicaUnavailable(Exception):

@@ -7,7 +7,9 @@ in bytes. The kernel asks for 128 KiB at a time; we always fetch whole chunks
 fetch per chunk group, not one per kernel request. Read-ahead fetches the next
 chunks on a small thread pool while the kernel is still being served from the
 current ones. A chunk being fetched has a Future in ``_inflight``, so readers
-of the same chunk wait for one fetch instead of starting their own.
+of the same chunk wait for one fetch instead of starting their own; it is
+resolved as soon as that chunk is decoded, not when its whole run is in (a
+reader that caught up with the read-ahead waited up to 16 MiB for nothing).
 """
 
 from __future__ import annotations
@@ -162,29 +164,32 @@ class BlockCache:
         return out
 
     def _fetch_group(self, v: Version, locs) -> list[bytes]:
+        """Fetch a run of chunks; each is cached and handed to its waiters as soon as it
+        is decoded, so a reader right behind the read-ahead waits for one chunk, not
+        for the whole run."""
         keys = [loc[0] for loc in locs]
+        data: list[bytes] = []
         try:
-            data = v.reader.fetch_chunks(locs[0][1], locs[0][2], locs[-1][2])
+            for d in v.reader.fetch_chunks(locs[0][1], locs[0][2], locs[-1][2]):
+                k = keys[len(data)]
+                data.append(d)
+                with self._lock:
+                    if k not in self._lru:
+                        self._lru[k] = d
+                        self._bytes += len(d)
+                    fut = self._inflight.pop(k, None)
+                    while self._bytes > self.capacity and len(self._lru) > 1:
+                        _, old = self._lru.popitem(last=False)
+                        self._bytes -= len(old)
+                if fut is not None:
+                    fut.set_result(d)
         except BaseException as e:
             with self._lock:
-                futs = [self._inflight.pop(k, None) for k in keys]
+                futs = [self._inflight.pop(k, None) for k in keys[len(data):]]
             for f in futs:
                 if f is not None:
                     f.set_exception(e)
             if isinstance(e, Exception):
                 log.debug("fetch of %d chunk(s) of %s failed: %s", len(keys), v.reader.path, e)
             raise
-        with self._lock:
-            futs = []
-            for k, d in zip(keys, data, strict=False):
-                if k not in self._lru:
-                    self._lru[k] = d
-                    self._bytes += len(d)
-                futs.append(self._inflight.pop(k, None))
-            while self._bytes > self.capacity and len(self._lru) > 1:
-                _, old = self._lru.popitem(last=False)
-                self._bytes -= len(old)
-        for f, d in zip(futs, data, strict=False):
-            if f is not None:
-                f.set_result(d)
         return data

@@ -232,6 +232,8 @@ def test_streamed_reads_fail_over_in_the_middle_of_a_block(cluster, tmp_path):
             r.copy_to(f, lo, n)
         assert out.read_bytes() == data[lo:lo + n]
         assert b"".join(r.iter_range(lo, n)) == data[lo:lo + n]
+    # The mount's chunk fetch (fetch_chunks): both damaged replicas of block 0 first.
+    assert b"".join(bad_first(client.open_read("/s")).fetch_chunks(0, 0, 7)) == data[:8 * mib]
     assert reports and set(reports) <= bad
     # No good copy of the middle block: an error, and what was written before it is right.
     for node, _ in cluster.replica_files(blocks[1]):
