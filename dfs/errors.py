@@ -182,7 +182,7 @@ WIRE_ERRORS: dict[str, type[DfsError]] = {
         DfsNotADirectoryError, DirectoryNotEmptyError, DfsPermissionError,
         InvalidPathError, NameTooLongError, InvalidArgumentError, SafeModeError, NoDatanodesError,
         NoSpaceError, LeaseError, AlreadyBeingCreatedError, ForeignClusterError, MetadataStoreError,
-        DataIntegrityError, ChecksumError, BlockMissingError,
+        DataIntegrityError, ChecksumError, BlockMissingError, StaleVersionError,
     )
 }
 

@@ -117,10 +117,12 @@ class DfsClient:
         return FileReader(self, path, pool=self._pool, start=start, length=length)
 
     def create(self, path: str, *, overwrite: bool = False, replication: int = 0, block_size: int = 0,
-               mode: int = 0o644, create_parent: bool = True) -> FileWriter:
-        """A writer; the file appears, complete, when it is closed."""
+               mode: int = 0o644, create_parent: bool = True, replaces: int = 0) -> FileWriter:
+        """A writer; the file appears, complete, when it is closed. With ``replaces`` (a
+        file's inode id, and overwrite) it appears only in place of that file: if the
+        path holds anything else, at create or at close, StaleVersionError."""
         return FileWriter(self, path, overwrite=overwrite, replication=replication, block_size=block_size,
-                          mode=mode, create_parent=create_parent, pool=self._pool)
+                          mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
 
     def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         r = self.open_read(path)

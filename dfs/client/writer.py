@@ -97,10 +97,10 @@ class FileWriter:
 
     def __init__(self, client, path: str, *, overwrite: bool = False, replication: int = 0,
                  block_size: int = 0, mode: int = 0o644, create_parent: bool = True,
-                 pool: ThreadPoolExecutor):
+                 replaces: int = 0, pool: ThreadPoolExecutor):
         self.client, self.path = client, path
         self._opts = dict(overwrite=overwrite, replication=replication, block_size=block_size,
-                          mode=mode, create_parent=create_parent)
+                          mode=mode, create_parent=create_parent, replaces=replaces)
         self._pool = pool
         self.file_id = 0
         self.codec: ChunkCodec | None = None

@@ -334,11 +334,16 @@ class Namespace:
     # -- files under construction ---------------------------------------
     def create(self, path: str, caller: Caller, now: float, *, overwrite: bool, replication: int,
                block_size: int, mode: int, create_parent: bool, key_for=None,
-               complete: bool = False) -> tuple[dict, list[int]]:
+               complete: bool = False, replaces: int = 0) -> tuple[dict, list[int]]:
         """Start writing path: the inode stays invisible until complete().
 
         With ``complete`` the file is created empty and visible at once (one
-        RPC for `touch` or an empty upload). Returns (row, blocks to invalidate)."""
+        RPC for `touch` or an empty upload). With ``replaces`` (a file id) the
+        new file may only take the place of that file: checked here and again
+        by complete(), so a file another client put at the path meanwhile (a
+        rename over it) is never overwritten unseen (a compare-and-swap, for
+        the FUSE mount's read-modify-write commits). Returns (row, blocks to
+        invalidate)."""
         parent, name = self._parent(path, caller, create=create_parent, now=now)
         self._check(parent, caller, _stat.S_IWOTH, path)
         existing = self.store.lookup(parent["id"], name)
@@ -347,6 +352,8 @@ class Namespace:
                 raise errors.DfsIsADirectoryError(path=path)
             if not overwrite:
                 raise errors.DfsFileExistsError(path=path)
+        if replaces and (existing is None or existing["id"] != replaces or not overwrite):
+            raise errors.StaleVersionError(path=path)
         dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
         replication = replication or self.default_replication
         block_size = block_size or self.default_block_size
@@ -374,6 +381,7 @@ class Namespace:
             self.store.update(parent["id"], mtime=now)
         else:
             file_id = self.store.insert(name=None, pending_name=name, state="U", overwrite=int(overwrite),
+                                        replaces=replaces or None,
                                         lease_holder=caller.client_name,
                                         lease_expiry=now + self.lease_limit, **fields)
         return self.store.get(file_id), dropped  # type: ignore[return-value]
@@ -449,6 +457,8 @@ class Namespace:
             raise errors.DfsFileNotFoundError("parent directory was removed", row["pending_name"])
         existing = self.store.lookup(parent["id"], row["pending_name"])
         path = self._path_of(parent) + row["pending_name"]
+        if row["replaces"] and (existing is None or existing["id"] != row["replaces"]):
+            raise errors.StaleVersionError(path=path)
         if existing is not None:
             if existing["is_dir"]:
                 raise errors.DfsIsADirectoryError(path=path)

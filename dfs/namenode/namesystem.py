@@ -410,14 +410,15 @@ class NameSystem:
 
     # -- writing --------------------------------------------------------
     def create(self, caller: Caller, path: str, *, overwrite: bool, replication: int, block_size: int,
-               mode: int, create_parent: bool, complete: bool) -> tuple[dict, bytes, FileStatus | None]:
+               mode: int, create_parent: bool, complete: bool, replaces: int = 0
+               ) -> tuple[dict, bytes, FileStatus | None]:
         data_key = keys.new_key()
 
         def op():
             row, dropped = self.ns.create(
                 path, caller, self.clock(), overwrite=overwrite, replication=replication,
                 block_size=block_size, mode=mode, create_parent=create_parent, complete=complete,
-                key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
+                replaces=replaces, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
             self._invalidate_blocks(dropped)
             if complete or dropped:
                 self.store.want_durable()   # visible at once
@@ -426,8 +427,8 @@ class NameSystem:
         return self._mutate(op, durable=False, caller=caller, key_at=1)
 
     def create_with_block(self, caller: Caller, path: str, *, overwrite: bool, replication: int,
-                          block_size: int, mode: int, create_parent: bool, empty_first: bool = False
-                          ) -> tuple[dict, bytes, FileStatus | None, LocatedBlock]:
+                          block_size: int, mode: int, create_parent: bool, empty_first: bool = False,
+                          replaces: int = 0) -> tuple[dict, bytes, FileStatus | None, LocatedBlock]:
         """Create ``path`` for writing and allocate its first block in one transaction
         (a small file is then this, one pipeline and Complete). With ``empty_first``
         ``path`` first appears as an empty complete file, durable at once (a FUSE
@@ -448,7 +449,8 @@ class NameSystem:
                 self.store.want_durable()   # visible at once
             row, more = self.ns.create(
                 path, caller, now, overwrite=overwrite or empty_first, create_parent=create_parent,
-                complete=False, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
+                complete=False, replaces=0 if empty_first else replaces,
+                key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
             lb = self._allocate(OpenFile(row), caller, [], now, path=normalize(path))
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
             return row, data_key, st, lb

@@ -25,10 +25,11 @@ be given out again.
 Schema:
     inode(id, parent, name, is_dir, mode, owner, grp, mtime, ctime,
           replication, block_size, chunk_size, length, state, pending_name,
-          overwrite, key, lease_holder, lease_expiry, nchildren, nsubdirs)
+          overwrite, key, lease_holder, lease_expiry, nchildren, nsubdirs, replaces)
       state: 'C' complete | 'U' under construction. An inode under
       construction has name NULL (invisible to lookups) and pending_name set;
-      completing it gives it its name in the same transaction. A directory's
+      completing it gives it its name in the same transaction (only while the
+      name still holds file ``replaces``, when that is set). A directory's
       nchildren/nsubdirs count its named entries; triggers keep them.
     block(id, inode, idx, length, genstamp, committed)
     meta(k, v)  counters and cluster identity
@@ -113,7 +114,7 @@ class SqliteStore:
               block_size INTEGER DEFAULT 0, chunk_size INTEGER DEFAULT 0,
               length INTEGER DEFAULT 0, state TEXT NOT NULL DEFAULT 'C',
               pending_name TEXT, overwrite INTEGER DEFAULT 0, key BLOB,
-              lease_holder TEXT, lease_expiry REAL,
+              lease_holder TEXT, lease_expiry REAL, replaces INTEGER,
               nchildren INTEGER NOT NULL DEFAULT 0, nsubdirs INTEGER NOT NULL DEFAULT 0);
             CREATE UNIQUE INDEX IF NOT EXISTS inode_by_name ON inode(parent, name);
             CREATE INDEX IF NOT EXISTS inode_uc ON inode(state) WHERE state = 'U';
@@ -131,6 +132,8 @@ class SqliteStore:
             """
         )
         self._count_children()
+        if "replaces" not in {r[1] for r in self._db.execute("PRAGMA table_info(inode)")}:
+            self._db.execute("ALTER TABLE inode ADD COLUMN replaces INTEGER")   # a store made before it
         # Inode ids are never reused (a file's id is part of its checksum and names the
         # file to its writer): the highest ever given, past deletions and restarts.
         self._last_inode = max(

@@ -23,6 +23,7 @@ CODES: dict[type[errors.DfsError], grpc.StatusCode] = {
     errors.NoDatanodesError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.MetadataStoreError: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.LeaseError: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.StaleVersionError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.DirectoryNotEmptyError: grpc.StatusCode.FAILED_PRECONDITION,
     errors.InvalidPathError: grpc.StatusCode.INVALID_ARGUMENT,
     errors.InvalidArgumentError: grpc.StatusCode.INVALID_ARGUMENT,

@@ -87,8 +87,8 @@ class OpenFile:
         self.size = status.size
         self.base_len = status.size
         # The committed version this content was built on (the namenode's inode id of
-        # it; its length is base_len, or was before a truncate): a commit checks it is
-        # still the current one (_check_base). None: the content replaces whatever is
+        # it; its length is base_len, or was before a truncate): a commit may only
+        # replace that file (_writer). None: the content replaces whatever is
         # there (a file created here, or truncated to 0, as O_TRUNC does).
         self.base_id = status.inode_id if version is None else version.status.inode_id
         self.version = version
@@ -297,10 +297,9 @@ class OpenFile:
             ):
                 return
             w = self._writer()
-            if self.base_id is not None:   # an existing empty file, appended to
+            if self.base_id is not None:   # an existing empty file, appended to: checked now
                 try:
                     w.open()
-                    self._check_base()
                 except BaseException:
                     w.abort()
                     raise
@@ -323,6 +322,11 @@ class OpenFile:
             w, self.successor = self.successor, None
             return w
         st = self.status
+        # A version built on base_id (keeps some of it, or appends at its end) may only
+        # replace base_id: the namenode refuses it (StaleVersionError, ESTALE), at create
+        # and again at complete, if another client replaced or removed that file meanwhile
+        # (ours on top of the old content would be a lost update, acknowledged to the
+        # other writer). Without base_id (a new file, O_TRUNC) the last close wins.
         return self.ctx.client.create(
             self.path,
             overwrite=True,
@@ -330,6 +334,7 @@ class OpenFile:
             replication=st.replication,
             block_size=st.block_size,
             create_parent=False,
+            replaces=self.base_id or 0,
         )
 
     # -- committing -----------------------------------------------------
@@ -350,8 +355,7 @@ class OpenFile:
         self.stream = None
         try:
             if not start and self.base_id is not None:
-                w.open()   # the lease first: no other client can commit until we have
-                self._check_base()
+                w.open()   # the lease, and the namenode's check of base_id, before any data
             pos = start
             while pos < self.size:
                 i = pos // PAGE
@@ -392,18 +396,6 @@ class OpenFile:
             st = self.ctx.client.set_times(self.path, self.pending_mtime)
             self.pending_mtime = None
         self._set_status(st)
-
-    def _check_base(self) -> None:
-        """The new version is built on the version base_id (keeps some of it, or appends
-        at its end): refuse if another client has replaced or removed it meanwhile (its
-        content would be overwritten by ours on top of the old one: a lost update,
-        acknowledged to the other writer)."""
-        try:
-            current = self.ctx.client.stat(self.path).inode_id
-        except errors.DfsFileNotFoundError:
-            current = None
-        if current != self.base_id:
-            raise errors.StaleVersionError(path=self.path)
 
     def commit_at_close(self) -> None:
         """A close's commit (flush). If it fails, close() reports the failure, so what it

@@ -183,6 +183,28 @@ def test_nobody_in_root_owned_directories_as_on_a_local_disk(work):
     assert "Permission denied" in got and "Operation not permitted" in got
 
 
+def test_a_file_renamed_over_a_streaming_append_is_kept(work, strict_mnt):
+    """A long append to an empty file streams to dfs while it is written; the check of
+    the version it appends to used to run only when the stream began, so a file another
+    client renamed over the path meanwhile was overwritten at close. The namenode now
+    completes the new version only in place of that version (Create's ``replaces``)."""
+    f = os.path.join(work, "streamed")
+    other_dir = os.path.join(strict_mnt, os.path.relpath(work, os.path.dirname(work)))
+    open(f, "wb").close()
+    with open(os.path.join(other_dir, "theirs"), "wb") as fh:
+        fh.write(b"theirs\n")
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, os.urandom(3 << 20))        # > STREAM_AFTER pages: streaming has begun
+        os.rename(os.path.join(other_dir, "theirs"), os.path.join(other_dir, "streamed"))
+        os.write(fd, b"end\n")
+    finally:
+        with pytest.raises(OSError) as ei:
+            os.close(fd)
+    assert ei.value.errno == errno.ESTALE
+    assert _read(os.path.join(other_dir, "streamed")) == b"theirs\n"
+
+
 def test_appending_to_an_empty_file_another_client_wrote_meanwhile_is_estale(work, strict_mnt):
     """An empty file keeps no bytes of its version, but an append still lands at that
     version's end: the check applies to it too (it used to be skipped, and the other

@@ -1042,3 +1042,36 @@ def test_recursive_delete_of_the_directory_cuts_its_writers_off(ns):
     assert ns.delete("/d", ROOT, 2.0, recursive=True) == [7201]
     with pytest.raises(errors.DfsFileNotFoundError, match="not open for writing"):
         ns.open_file(row["id"], ROOT)
+
+
+# -- compare-and-swap create (the FUSE mount's read-modify-write commits) ----------
+
+
+def test_create_with_replaces_completes_only_over_that_file(ns):
+    _, old = write_file(ns, "/f", [10])
+    row = create(ns, "/f", overwrite=True, replaces=old.inode_id)
+    st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 2.0)
+    assert st.inode_id == row["id"] and ns.stat("/f", ROOT).inode_id == row["id"]
+
+
+def test_create_with_replaces_refused_when_the_path_holds_another_file(ns):
+    _, old = write_file(ns, "/f", [10])
+    _, other = write_file(ns, "/g", [20])
+    ns.rename("/g", "/f", ROOT, 2.0, overwrite=True)
+    with pytest.raises(errors.StaleVersionError):
+        create_full(ns, "/f", overwrite=True, replaces=old.inode_id)
+    ns.delete("/f", ROOT, 3.0)
+    with pytest.raises(errors.StaleVersionError):          # removed: nothing to replace either
+        create_full(ns, "/f", overwrite=True, replaces=other.inode_id)
+
+
+def test_a_file_renamed_over_the_path_while_writing_is_not_overwritten(ns):
+    """The window the create-time check leaves: another client renames a file over the
+    path after our create and before our complete. Complete refuses; theirs stays."""
+    _, old = write_file(ns, "/f", [10])
+    row = create(ns, "/f", overwrite=True, replaces=old.inode_id)
+    _, theirs = write_file(ns, "/g", [20], caller=ROOT)
+    ns.rename("/g", "/f", ROOT, 3.0, overwrite=True)
+    with pytest.raises(errors.StaleVersionError):
+        ns.complete(ns.open_file(row["id"], ROOT), ROOT, 4.0)
+    assert ns.stat("/f", ROOT).inode_id == theirs.inode_id and ns.stat("/f", ROOT).size == 20

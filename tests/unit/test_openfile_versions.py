@@ -48,7 +48,12 @@ class FakeNamenode:
         return Reader(st, len(data))
 
     def create(self, path, **kw):
-        return Writer(self, path)
+        return Writer(self, path, kw.get("replaces", 0))
+
+    def check_replaces(self, path, replaces):
+        """The namenode's compare-and-swap (Namespace.create/complete)."""
+        if replaces and (path not in self.files or self.files[path][0].inode_id != replaces):
+            raise errors.StaleVersionError(path=path)
 
 
 class Reader:
@@ -58,16 +63,19 @@ class Reader:
 
 
 class Writer:
-    def __init__(self, nn, path):
+    def __init__(self, nn, path, replaces=0):
         self.nn, self.path, self.data, self.opened = nn, path, b"", False
+        self.replaces = replaces
 
     def open(self):
+        self.nn.check_replaces(self.path, self.replaces)
         self.opened = True
 
     def write(self, data):
         self.data += bytes(data)
 
     def close(self):
+        self.nn.check_replaces(self.path, self.replaces)
         return convert.status_to_pb(self.nn.put(self.path, self.data))
 
     def abort(self):

@@ -144,7 +144,7 @@ class BoolReply(_message.Message):
     def __init__(self, value: _Optional[bool] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
-    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete", "add_block")
+    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete", "add_block", "replaces")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
@@ -154,6 +154,7 @@ class CreateRequest(_message.Message):
     CREATE_PARENT_FIELD_NUMBER: _ClassVar[int]
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     ADD_BLOCK_FIELD_NUMBER: _ClassVar[int]
+    REPLACES_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     overwrite: bool
@@ -163,7 +164,8 @@ class CreateRequest(_message.Message):
     create_parent: bool
     complete: bool
     add_block: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ...) -> None: ...
+    replaces: int
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ..., replaces: _Optional[int] = ...) -> None: ...
 
 class CreateReply(_message.Message):
     __slots__ = ("status", "key", "file_id", "block")
