@@ -377,35 +377,38 @@ class FileReader:
         is reported and the fetch goes on from it without that replica."""
         excluded: dict[int, set[str]] = {}
         nxt = first
+        bad = None
+        pending: collections.deque = collections.deque()    # (record, plaintext/future/error)
+
+        def settle(everything: bool) -> Iterator[bytes]:
+            """Hand on the decoded chunks at the head of ``pending``, in order; stop at
+            an undecoded one (unless ``everything``, or too many wait) or a bad one."""
+            nonlocal nxt, bad
+            while pending:
+                rec0, got = pending[0]
+                if isinstance(got, Future):
+                    if not (everything or got.done() or len(pending) > _ZSTD_IN_FLIGHT):
+                        return
+                    got = _outcome(got)
+                if isinstance(got, errors.DataIntegrityError):
+                    bad = (rec0, got)
+                    return
+                pending.popleft()
+                nxt += 1
+                yield got
+
         while nxt <= last:
-            pending: collections.deque = collections.deque()    # (record, plaintext/future/error)
+            pending.clear()
             bad = None
             gen = self._records([(bi, nxt, last)], excluded)
             try:
                 for rec in gen:
                     pending.append((rec, self._decode_ahead(rec)))
-                    while pending and bad is None:
-                        rec0, got = pending[0]
-                        if isinstance(got, Future):
-                            if not got.done() and len(pending) <= _ZSTD_IN_FLIGHT:
-                                break
-                            got = _outcome(got)
-                        if isinstance(got, errors.DataIntegrityError):
-                            bad = (rec0, got)
-                            break
-                        pending.popleft()
-                        nxt += 1
-                        yield got
+                    yield from settle(False)
                     if bad is not None:
                         break
-                while pending and bad is None:
-                    rec0, got = pending.popleft()
-                    got = _outcome(got) if isinstance(got, Future) else got
-                    if isinstance(got, errors.DataIntegrityError):
-                        bad = (rec0, got)
-                        break
-                    nxt += 1
-                    yield got
+                else:
+                    yield from settle(True)
             finally:
                 gen.close()
                 for _, f in pending:
