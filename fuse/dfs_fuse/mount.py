@@ -21,7 +21,8 @@ Options (``-o a,b=c``; unknown ones go to libfuse as they are):
     cache_size=SIZE  block cache (128MiB)     readahead=SIZE  per reader (32MiB)
     read_ahead_kb=N  the kernel's read-ahead for the mount (4096; 0 leaves it)
     direct_read=SIZE files this big opened read-only bypass the kernel's page
-                     cache (32MiB; see docs/fuse.md)   page_cache  never bypass it
+                     cache (32MiB; see docs/fuse.md); write-only handles always do
+    page_cache       never bypass it
     write_buffer=SIZE  staged pages in memory before spilling (256MiB)
     cache_dir=DIR    spill files and the background mount's log
     nostream         stage whole files until close, never stream (diagnostics)
