@@ -12,6 +12,7 @@ fsspec transaction). ``_read_parallel`` serves ``cat_file`` and dfs.dask.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import warnings
 from bisect import bisect_right
@@ -20,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from typing import TYPE_CHECKING
 
+import fsspec.core
 from fsspec.spec import AbstractBufferedFile
 
 from dfs.rpc import convert
@@ -408,11 +410,33 @@ class DFSFile(AbstractBufferedFile):
     def close(self):
         if self.closed:
             return
+        if self.mode != "rb" and _open_file_exiting_on_error():
+            self._abandon()   # `with fsspec.open(url, "wb")` left by an exception
+            return
         try:
             super().close()
         finally:
             if self._chunks is not None:
                 self._chunks.close()
+
+
+def _open_file_exiting_on_error() -> bool:
+    """True inside ``fsspec.core.OpenFile.__exit__`` for an exception. That context
+    manager closes its file objects whatever happened, and a close publishes: a
+    ``with fsspec.open(url, "wb")`` block that raised halfway would leave a partial
+    file complete at its path. Found by its frame, since fsspec passes nothing on."""
+    frame = sys._getframe(2)
+    for _ in range(16):
+        if frame is None:
+            return False
+        if frame.f_code is _OPENFILE_EXIT:
+            args = frame.f_locals.get("args") or (None,)
+            return args[0] is not None
+        frame = frame.f_back
+    return False
+
+
+_OPENFILE_EXIT = getattr(getattr(fsspec.core.OpenFile, "__exit__", None), "__code__", None)
 
 
 def _warn_discarded(path: str) -> None:

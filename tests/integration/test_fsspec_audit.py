@@ -590,3 +590,19 @@ def test_seek_tell_read_and_newlines_like_a_local_file(fs, tmp_path):
             f.write("x\ny\r\nz\r")
             g.write("x\ny\r\nz\r")
         assert fs.cat_file("/audit/nl.txt") == (tmp_path / "nl.txt").read_bytes(), nl
+
+
+@pytest.mark.parametrize("mode,comp", [("wb", None), ("wt", None), ("wb", "gzip")])
+def test_fsspec_open_left_by_an_exception_publishes_nothing(fs, url, mode, comp):
+    # fsspec.core.OpenFile.__exit__ closes its files whatever happened, and a close
+    # publishes: the half-written file used to appear, complete, at its path.
+    path = f"/audit/raised-{mode}-{comp}"
+    with pytest.raises(RuntimeError):
+        with fsspec.open(url + path, mode, compression=comp) as f:
+            f.write(b"half" if "b" in mode else "half")
+            raise RuntimeError("the job failed")
+    assert not fs.exists(path)
+    with fsspec.open(url + path, mode, compression=comp) as f:   # and without one, it does
+        f.write(b"whole" if "b" in mode else "whole")
+    with fsspec.open(url + path, "rb", compression=comp) as f:
+        assert f.read() == b"whole"
