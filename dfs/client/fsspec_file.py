@@ -425,7 +425,7 @@ def _open_file_exiting_on_error() -> bool:
     manager closes its file objects whatever happened, and a close publishes: a
     ``with fsspec.open(url, "wb")`` block that raised halfway would leave a partial
     file complete at its path. Found by its frame, since fsspec passes nothing on."""
-    frame = sys._getframe(2)
+    frame = sys._getframe()   # not _getframe(n): a close called from a C thread has no callers
     for _ in range(16):
         if frame is None:
             return False
