@@ -69,7 +69,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Mkdir(self, r, context):
-        st = self.ns.mkdir(_caller(r.caller, context), r.path, r.parents, r.mode or 0o755)
+        st = self.ns.mkdir(_caller(r.caller, context), r.path, r.parents,
+                           r.mode if r.HasField("mode") else 0o755)
         _applied("Mkdir")
         return _status(st)
 
@@ -105,7 +106,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     def Create(self, r, context):
         caller = _caller(r.caller, context, r.add_block)
         opts = dict(overwrite=r.overwrite, replication=r.replication, block_size=r.block_size,
-                    mode=r.mode or 0o644, create_parent=r.create_parent, replaces=r.replaces)
+                    mode=r.mode if r.HasField("mode") else 0o644,
+                    create_parent=r.create_parent, replaces=r.replaces)
         if r.add_block:
             # With complete too: an empty complete file, plus its next version under
             # construction with a first block (a FUSE create); the status is the empty file's.

@@ -239,8 +239,7 @@ class DfsOperations(Operations):
         mode &= 0o7777
         if parent.mode & _stat.S_ISGID:
             mode |= _stat.S_ISGID  # as Linux does: subdirectories of a SGID directory inherit it
-        st = self._mode_zero(path, self.client.mkdir(path, mode=mode), mode)
-        st = self._own(path, st, parent)
+        st = self._own(path, self.client.mkdir(path, mode=mode), parent)
         self.meta.added(path, st)
 
     @_fuse_errors
@@ -367,16 +366,9 @@ class DfsOperations(Operations):
         else:
             w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
             raw, successor = w.close(), None
-        st = self._own(path, self._mode_zero(path, convert.status_from_pb(raw), mode), parent)
+        st = self._own(path, convert.status_from_pb(raw), parent)
         self.meta.added(path, st)
         return (st, successor) if open_next else st
-
-    def _mode_zero(self, path: str, st, mode: int):
-        """A mode of 0 (``mkdir -m 0``, umask 777, ``open(.., O_CREAT, 0)``) is "the default"
-        to the namenode (0755/0644): set it after, as asked. (A commit keeps it.)"""
-        if mode & 0o7777 == 0 and st.mode & 0o7777 != 0:
-            return self.client.chmod(path, 0)
-        return st
 
     @_fuse_errors
     def open(self, path, fi):

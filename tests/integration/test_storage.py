@@ -15,6 +15,7 @@ import pytest
 from dfs.codec import checksum_of
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
+from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.testing import Cluster
 
 
@@ -299,3 +300,20 @@ def test_blocks_stream_back_to_back_without_a_drain(cluster, monkeypatch):
     client.write_bytes("/streamed.bin", data)
     assert draining == [False, True, True, True, True]   # the first comes with Create
     assert client.read_bytes("/streamed.bin") == data
+
+
+def test_mode_zero_from_the_client_api_is_kept_and_no_mode_means_the_default(shared_cluster):
+    """0 is a mode (mkdir -m 0, a private file): the namenode used to read it as
+    "unset" and made such a directory 0755 and such a file 0644."""
+    client = shared_cluster.client()
+    assert client.mkdir("/mode0-dir", mode=0).mode == 0
+    client.create("/mode0-empty", mode=0).close()
+    assert client.stat("/mode0-empty").mode == 0
+    client.write_bytes("/mode0-data", b"secret", mode=0)
+    assert client.stat("/mode0-data").mode == 0
+    assert client.mkdir("/default-dir").mode == 0o755
+    client.write_bytes("/default-file", b"x")
+    assert client.stat("/default-file").mode == 0o644
+    # A request without the field at all (an older client) still gets the defaults.
+    raw = client.nn.call("Mkdir", pb.MkdirRequest(path="/unset-dir"))
+    assert raw.status.mode == 0o755
