@@ -105,6 +105,7 @@ class SqliteStore:
         self._wal_path = path + "-wal"
         self._wal_fd = -1
         self._wal_ino = 0
+        self._wal_link = ""
         self._db.executescript(
             """
             CREATE TABLE IF NOT EXISTS inode (
@@ -239,13 +240,28 @@ class SqliteStore:
             self.flush()
 
     def _wal(self) -> int:
-        """A descriptor of the WAL file, reopened if SQLite ever replaced the file."""
-        ino = os.stat(self._wal_path).st_ino
-        if ino != self._wal_ino:
-            if self._wal_fd >= 0:
-                os.close(self._wal_fd)
-            self._wal_fd = os.open(self._wal_path, os.O_RDONLY)
-            self._wal_ino = ino
+        """A descriptor of the WAL file, reopened if SQLite ever replaced the file.
+        Whether it did is read from the descriptor's /proc link (it names another
+        path, or ends in " (deleted)"), not with a stat(): a stat marks the file's
+        timestamps as seen, after which (Linux 6.13+, multigrain timestamps) every
+        write stamps a new fine-grained mtime, and fdatasync then writes the inode
+        as well as the data - on this VM's ext4, 149-155 us per WAL fsync instead of
+        113-114 (in-process creates, medians of 2,000)."""
+        if self._wal_fd >= 0:
+            try:
+                if os.readlink(f"/proc/self/fd/{self._wal_fd}") == self._wal_link:
+                    return self._wal_fd
+            except OSError:   # no /proc: compare inode numbers instead
+                if os.stat(self._wal_path).st_ino == self._wal_ino:
+                    return self._wal_fd
+            os.close(self._wal_fd)
+            self._wal_fd = -1
+        self._wal_fd = os.open(self._wal_path, os.O_RDONLY)
+        self._wal_ino = os.fstat(self._wal_fd).st_ino
+        try:
+            self._wal_link = os.readlink(f"/proc/self/fd/{self._wal_fd}")
+        except OSError:
+            self._wal_link = ""
         return self._wal_fd
 
     # One mutation inside the shared transaction: a savepoint, so that a mutation that

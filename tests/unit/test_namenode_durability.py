@@ -377,3 +377,50 @@ def test_a_failed_fsync_stops_the_namesystem_and_deletes_no_replica(tmp_path, mo
             change()
     assert ns.stat(ROOT, "/d").is_dir and _invalidations(ns, nodes) == set()
     assert len(stops) == 1
+
+
+# -- the WAL's fsync ------------------------------------------------------------
+def _durable_mkdir(store: SqliteStore, name: str) -> None:
+    store.begin_op()
+    store.insert(parent=1, name=name, is_dir=1, mode=0o755, owner="root", grp="supergroup",
+                 mtime=0.0, ctime=0.0)
+    store.end_op()
+    store.want_durable()
+    store.sync()
+
+
+def test_the_wal_fsync_does_not_stat_the_wal_file(tmp_path, monkeypatch):
+    # A stat() of the WAL makes Linux 6.13+ stamp the next write with a fine-grained
+    # mtime, and each fdatasync then writes the inode too (~35 us more per durable call).
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    _durable_mkdir(store, "a")   # the first flush opens the WAL
+    stats = []
+    real_stat = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: (stats.append(p), real_stat(p, *a, **k))[1])
+    fd = store._wal_fd
+    for i in range(3):
+        _durable_mkdir(store, f"d{i}")
+    monkeypatch.undo()
+    assert not [p for p in stats if str(p).endswith("-wal")]
+    assert store._wal_fd == fd
+    store.close()
+
+
+@pytest.mark.parametrize("how", ["unlinked", "renamed"])
+def test_the_wal_fsync_follows_a_replaced_wal_file(tmp_path, how):
+    store = SqliteStore(str(tmp_path / "ns.db"))
+    _durable_mkdir(store, "a")
+    wal = str(tmp_path / "ns.db-wal")
+    os.link(wal, wal + ".old")            # SQLite's file, put back before it closes
+    if how == "unlinked":
+        os.unlink(wal)                    # as SQLite does
+    else:
+        os.rename(wal + ".old", wal + ".old2")
+        os.rename(wal, wal + ".old")
+        os.unlink(wal + ".old2")
+    with open(wal, "wb"):                 # a new file at the WAL's path
+        pass
+    assert os.fstat(store._wal()).st_ino == os.stat(wal).st_ino
+    os.rename(wal + ".old", wal)
+    assert os.fstat(store._wal()).st_ino == os.stat(wal).st_ino
+    store.close()
