@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import ctypes
+import faulthandler
 import os
 import signal
 import subprocess
@@ -72,8 +73,16 @@ def _rate(text: str) -> int:
     return n
 
 
+def _stack_dumps_on_sigusr1() -> None:
+    """``kill -USR1 <pid>`` writes every thread's stack to the server's stderr (its log),
+    as ``jstack`` does for HDFS's daemons: what a hung or slow server is doing, asked
+    without stopping it."""
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+
+
 def cmd_namenode(args) -> int:
     from dfs.namenode.server import NamenodeServer
+    _stack_dumps_on_sigusr1()
     NamenodeServer(args.data_dir, args.listen, replication=args.replication, block_size=args.block_size,
                    heartbeat_interval=args.heartbeat_interval,
                    dead_timeout=args.dead_node_timeout).serve()
@@ -82,6 +91,7 @@ def cmd_namenode(args) -> int:
 
 def cmd_datanode(args) -> int:
     from dfs.datanode.server import DatanodeServer
+    _stack_dumps_on_sigusr1()
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
                    scan_rate=args.scan_rate, replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()

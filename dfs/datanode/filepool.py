@@ -14,9 +14,13 @@ systems lose nothing by it.
 Stock: a node that only writes (no deletions to recycle) still allocated
 two inodes per replica on the write's critical path. With ``stock`` set, a
 background thread keeps that many empty files at hand: when fewer than half
-remain it makes the difference in batches, as SCHED_IDLE (the node's
-connection threads preempt it), so a burst of small writes takes ready
-inodes. The allocations still cost CPU, but off the write's path, and made
+remain it makes the difference in batches, so a burst of small writes
+takes ready inodes. It runs at normal priority: as SCHED_IDLE it held the
+GIL (between its syscalls) and the spare directory's lock (inside them)
+while starved by other processes, freezing every thread of the datanode
+for 250-465 ms at a time under load (measured, 1 ms sleeper in the same
+process; 12-27 ms at normal priority) -- a writer's pipeline stalled behind
+its own housekeeping. The allocations still cost CPU, but off the write's path, and made
 in a row by one thread they cost less than one at a time between a write's
 network waits (measured: ~1.35 -> ~1.2 ms of datanode CPU per 4 KiB block
 right after mass deletions). Stock files are ordinary spares (empty,
@@ -78,10 +82,6 @@ class FilePool:
         self._wake.set()
 
     def _keep_stock(self) -> None:
-        try:   # only CPU time nobody else wants (Linux; elsewhere an ordinary thread)
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except (AttributeError, OSError):
-            pass
         while True:
             self._wake.wait()
             self._wake.clear()

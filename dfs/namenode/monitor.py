@@ -196,7 +196,7 @@ class ReplicationMonitor:
                 s.bmap, s.members.nodes, live, writable, self.in_flight, s.rng,
                 max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
                 max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
-                fix_racks=True, delete_first=settled, now=now, stuck=stuck)
+                fix_racks=True, delete_first=settled, now=now, stuck=stuck, leaving=s.replicas_leaving())
         self.needed = backlog   # waiting for a free stream: looked at again when one frees up
         # Nowhere to copy to: looked at again when the nodes change (nodes_changed), or by the scan.
         self.stuck = (self.stuck - (blocks if blocks is not None else set(s.bmap.blocks))) | stuck

@@ -95,6 +95,9 @@ class NameSystem:
         self.members = Membership(heartbeat_interval, dead_timeout)
         self.bmap = BlockMap()
         self.commands: dict[str, NodeCommands] = {}
+        # Deletions sent in a node's last heartbeat reply: done once it beats again (it
+        # carries out a reply's commands before its next beat). See replicas_leaving.
+        self._deleting: dict[str, set[int]] = {}
         self.monitor = ReplicationMonitor(self)
         self._clients_seen: dict[str, float] = {}  # datanode -> when it last reported client traffic
         self.safemode_manual = False
@@ -254,6 +257,22 @@ class NameSystem:
 
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
+
+    def _forget_commands(self, uuid: str) -> None:
+        """A node died or started afresh: what it was told, or is to be told, is void."""
+        self.commands.pop(uuid, None)
+        self._deleting.pop(uuid, None)
+
+    def replicas_leaving(self) -> dict[int, set[str]]:
+        """block -> nodes to delete their replica of it, or told to and not beaten since."""
+        out: dict[int, set[str]] = {}
+        for uuid, c in self.commands.items():
+            for b in c.invalidate:
+                out.setdefault(b, set()).add(uuid)
+        for uuid, blocks in self._deleting.items():
+            for b in blocks:
+                out.setdefault(b, set()).add(uuid)
+        return out
 
     def _ids_for(self, addresses: list[str]) -> list[str]:
         out = []
@@ -685,12 +704,12 @@ class NameSystem:
                 # Its replicas went with it (a wiped disk, a new machine on the old address):
                 # lost now, not when a periodic scan comes across them.
                 lost = self.bmap.remove_node(other.uuid)
-                self.commands.pop(other.uuid, None)
+                self._forget_commands(other.uuid)
                 self.monitor.node_gone(other.uuid, lost)
                 log.warning("datanode %s has a new uuid %s (was %s): %d replicas of the old one are gone",
                             node.address, node.uuid, other.uuid, len(lost))
             self.members.register(node, now)
-            self.commands.pop(node.uuid, None)
+            self._forget_commands(node.uuid)
             # Copies it was sending or receiving died with its previous life
             # (a datanode wipes tmp/ at start): plan them again.
             self.monitor.node_gone(node.uuid, ())
@@ -767,6 +786,10 @@ class NameSystem:
             if news:
                 self.monitor.wake()
             cmds = self.commands.pop(uuid, NodeCommands())
+            if cmds.invalidate:
+                self._deleting[uuid] = set(cmds.invalidate)
+            else:
+                self._deleting.pop(uuid, None)
             if self.monitor.busy(uuid):
                 cmds.next_heartbeat = self.fast_heartbeat
                 cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
@@ -825,7 +848,7 @@ class NameSystem:
                             "is not held against them", paused)
             for node in self.members.newly_dead(now):
                 lost = self.bmap.remove_node(node.uuid)
-                self.commands.pop(node.uuid, None)
+                self._forget_commands(node.uuid)
                 self.monitor.node_gone(node.uuid, lost)
                 log.warning("datanode %s declared dead (silent %.1fs); %d of its blocks lost a replica",
                             node.address, now - node.last_heartbeat, len(lost))

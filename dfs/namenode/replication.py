@@ -206,7 +206,8 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
          hard_limit: int | None = None, max_incoming: int | None = None, max_bytes: int | None = None,
          stale: set[str] | frozenset = frozenset(), blocks: Iterable[int] | None = None,
          backlog: set[int] | None = None, fix_racks: bool = False, delete_first: set[int] | None = None,
-         now: float = 0.0, stuck: set[int] | None = None) -> tuple[list[Replicate], list[Invalidate]]:
+         now: float = 0.0, stuck: set[int] | None = None,
+         leaving: dict[int, set[str]] | None = None) -> tuple[list[Replicate], list[Invalidate]]:
     """Commands that move every complete block toward its target replication.
 
     live: uuids that may serve as sources (live or stale, incl. decommissioning);
@@ -225,12 +226,14 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
     nowhere to go). Only a node joining or finding room changes that, so they
     are not in ``backlog``: re-planning them every tick cost the lock a whole
     plan of them each second and kept every datanode beating 10x as fast,
-    for good.
+    for good. ``leaving`` maps a block to the nodes told to delete their replica
+    of it that have not confirmed it yet: none of them is a target for it now.
     """
     hard_limit = max(hard_limit or max_streams, max_streams)
     work: list[tuple[int, float, int]] = []
     invalidate: list[Invalidate] = []
     racks_writable = {nodes[n].rack for n in writable if n in nodes}
+    leaving = leaving or {}
     for b in (bmap.blocks if blocks is None else blocks):
         info = bmap.blocks.get(b)
         if info is None or not info.complete:
@@ -290,6 +293,13 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         taken = set(bmap.replicas.get(b, ())) | set(bmap.corrupt.get(b, ())) | set(in_flight.targets.get(b, {}))
         # Could take it, now or once a copy slot frees up.
         room = [c for c in candidates if c.uuid not in taken and c.remaining >= info.length]
+        # A node told to delete its replica of b (a corrupt or surplus one), and not known to
+        # have done so, takes no copy of b yet: the deletion may reach it after the copy and
+        # delete the new replica, whose arrival the namenode then never counts (the copy
+        # looked lost until its 30 s timeout). It is a target again at its next heartbeat.
+        soon = [c for c in room if c.uuid in leaving.get(b, ())]
+        if soon:
+            room = [c for c in room if c.uuid not in leaving[b]]
         if pr == MISPLACED:
             crowded = {nodes[n].rack for n in usable}
             room = [c for c in room if c.rack not in crowded]
@@ -302,7 +312,7 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
             targets += placement.choose_targets(need - len(targets), [c for c in pool if c.uuid in avoid], rng,
                                                 chosen=chosen + targets, block_size=info.length)
         if not targets:
-            if stuck is not None and not room:
+            if stuck is not None and not room and not soon:
                 stuck.add(b)
             elif backlog is not None:
                 backlog.add(b)
@@ -313,7 +323,7 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         in_bytes += info.length * len(targets)
         copies.append(Replicate(b, source, tuple(t.uuid for t in targets), pr, info.length))
         if backlog is not None:
-            if len(targets) < need and (stuck is None or len(room) > len(targets)):
+            if len(targets) < need and (stuck is None or len(room) + len(soon) > len(targets)):
                 backlog.add(b)
             elif len(targets) < need:
                 stuck.add(b)   # and looked at again when these copies land

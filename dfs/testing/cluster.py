@@ -223,6 +223,7 @@ class Cluster:
             except Exception as e:   # noqa: BLE001 - keep polling; reported below
                 last_exc = e
             time.sleep(interval)
+        self.dump_stacks()
         raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
 
     def wait_for_datanodes(self, n: int, timeout: float = 30.0) -> None:
@@ -239,7 +240,20 @@ class Cluster:
         return self.wait_for(lambda: (f := self.fsck(path))["status"] == status and f, timeout,
                              f"fsck {path} to be {status}", interval=0.5)
 
+    def dump_stacks(self) -> None:
+        """Have every running server write its threads' stacks to its log (SIGUSR1)."""
+        for n in [self.namenode, *self.datanodes]:
+            if n.alive:
+                try:
+                    os.kill(n.proc.pid, signal.SIGUSR1)  # type: ignore[union-attr]
+                except ProcessLookupError:
+                    pass
+        time.sleep(0.5)
+        self._stacks_dumped = True
+
     def dump_logs(self, lines: int = 40) -> str:
+        if getattr(self, "_stacks_dumped", False):
+            lines = max(lines, 400)   # the stacks of the moment a wait timed out
         out = []
         for n in [self.namenode, *self.datanodes]:
             try:

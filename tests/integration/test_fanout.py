@@ -67,7 +67,11 @@ def test_fanout_reaches_the_last_node_while_the_middle_one_hangs(make_cluster):
         "ack", _write_block(a.address, [b.address, d.address], 9_000_003, b"z" * 5000, fanout=True)))
     t.start()
     try:
-        until(lambda: _has_replica(d, 9_000_003), timeout=10, what="the last node's replica")
+        try:
+            until(lambda: _has_replica(d, 9_000_003), timeout=10, what="the last node's replica")
+        except TimeoutError:
+            c.dump_stacks()   # where the head or the last node waits, for the log dump
+            raise
         assert not _has_replica(b, 9_000_003)
     finally:
         os.kill(b.proc.pid, signal.SIGCONT)

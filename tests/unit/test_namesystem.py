@@ -616,6 +616,37 @@ def test_corrupt_replica_replaced_from_good_one():
     assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
 
 
+def test_a_copy_goes_to_a_node_only_after_it_deleted_its_corrupt_replica_of_the_block():
+    """Three nodes, two bad replicas: they must go before their nodes can take the
+    replacement. Sent to a node whose deletion was still on its way, the copy was
+    deleted with the old replica, and the repair waited out the copy's timeout."""
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [10])
+    bid = blocks[0][0]
+    good, *bad = nodes
+    for d in bad:
+        ns.report_bad(bid, d.address)
+    clock.advance(10)                       # past the grace for more bad reports
+    beat(ns, nodes)
+    ns.tick()                               # both bad replicas are to be deleted ...
+    ns.monitor.want((bid,))                 # (any event, or the periodic scan, plans it again)
+    ns.tick()                               # ... and nothing is copied to them meanwhile
+    assert all(ns.commands[d.uuid].invalidate == {bid} for d in bad)
+    assert not ns.commands.get(good.uuid, NodeCommands()).transfers
+    cmds = beat(ns, bad)                    # the deletions are delivered
+    assert all(cmds[d.uuid].invalidate == {bid} for d in bad)
+    ns.monitor.want((bid,))
+    ns.tick()
+    assert not ns.commands.get(good.uuid, NodeCommands()).transfers   # not carried out yet
+    for d in bad:                           # the next beats say they were carried out
+        ns.heartbeat(d.uuid, {"remaining": 10 << 30, "xceivers": 0}, [], [bid], [])
+    ns.tick()
+    [(b, _, _, targets)] = ns.commands[good.uuid].transfers
+    assert b == bid and sorted(targets) == sorted(d.address for d in bad)
+
+
 def test_decommission():
     ns = make()
     nodes = register(ns, 4)

@@ -255,6 +255,28 @@ def test_corrupt_replica_deleted_first_when_its_node_is_the_only_target():
     assert drops == [] and [c.targets for c in copies] == [("n1",)]
 
 
+def test_a_node_still_deleting_its_replica_gets_no_copy_of_that_block_yet():
+    """Two corrupt replicas of three: both are told to go, and the map forgets them at
+    once. A copy sent to one of them before its deletion arrived was deleted with the
+    old replica, and the namenode waited out the copy's 30 s timeout."""
+    nodes = cluster(3)
+    m = bmap({1: ["n0", "n1", "n2"]})
+    m.mark_corrupt(1, "n1")
+    m.mark_corrupt(1, "n2")
+    _, drops = run(m, nodes, delete_first={1})
+    assert sorted(d.node for d in drops) == ["n1", "n2"]
+    for d in drops:
+        m.remove_replica(d.block_id, d.node)      # as the monitor does when it queues them
+    backlog: set[int] = set()
+    stuck: set[int] = set()
+    copies, _ = run(m, nodes, backlog=backlog, stuck=stuck, leaving={1: {"n1", "n2"}})
+    assert copies == [] and backlog == {1} and stuck == set()   # looked at again next tick
+    copies, _ = run(m, nodes, backlog=backlog, stuck=stuck, leaving={1: {"n2"}})
+    assert [c.targets for c in copies] == [("n1",)]
+    copies, _ = run(m, nodes, leaving={})
+    assert [sorted(c.targets) for c in copies] == [["n1", "n2"]]
+
+
 def test_only_corrupt_replicas_are_kept():
     nodes = cluster(5)
     m = bmap({1: ["n0"]})
