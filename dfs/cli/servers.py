@@ -198,7 +198,12 @@ def cmd_cluster_up(args) -> int:
         print("Ctrl-C stops the cluster.", flush=True)
     else:
         # Say why: the first server that exited said it in the last line of its log
-        # (e.g. "in use by another namenode": this --base-dir is already up).
+        # (e.g. "in use by another namenode": this --base-dir is already up). The
+        # namenode's reason comes first: the datanodes fail for the same cause (their
+        # dirs are in use too) and one of them may exit a moment before it does.
+        settle = time.monotonic() + 2
+        while procs[0].poll() is None and time.monotonic() < settle and not stopping:
+            time.sleep(0.05)
         why = ""
         for name, p in zip(names, procs):
             if p.poll() is not None:

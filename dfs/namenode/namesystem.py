@@ -258,6 +258,15 @@ class NameSystem:
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
 
+    def _reserved_block_id(self) -> int:
+        return int(self.store.get_meta("block_id") or "0")
+
+    def _never_made(self, block_ids: list[int]) -> set[int]:
+        """Those of ``block_ids`` above every id this namespace ever reserved: not made by
+        it, so not its to delete (see block_report)."""
+        reserved = self._reserved_block_id()
+        return {b for b in block_ids if b > reserved}
+
     def _forget_commands(self, uuid: str) -> None:
         """A node died or started afresh: what it was told, or is to be told, is void."""
         self.commands.pop(uuid, None)
@@ -750,19 +759,27 @@ class NameSystem:
                 self.monitor.repair_progress(uuid, repair_bytes, now)
             news = False
             dropping = self.commands[uuid].invalidate if uuid in self.commands else set()
+            unknown = []
             for b, gs, length in received:
                 if b in dropping:
                     # Reported before this node learns (in this very reply) that the copy
                     # is surplus: counting it again would undo the drop until it is gone.
                     continue
                 if not self.bmap.add_replica(b, uuid, gs, length) and b not in self.bmap.blocks:
-                    self.cmds(uuid).invalidate.add(b)
+                    unknown.append(b)
                     continue
                 if self.monitor.replica_landed(b, uuid, length, now):
                     news = True   # a stream slot is free again
                 info = self.bmap.blocks.get(b)
                 if info is not None and info.complete:
                     self.monitor.want((b,), wake=False)
+            if unknown:
+                future = self._never_made(unknown)
+                if future:   # the block report's rule (below): kept, and said
+                    log.error("datanode %s received %d replicas of blocks this namespace never made (ids "
+                              "above %d, e.g. %d): kept, not deleted", node.address, len(future),
+                              self._reserved_block_id(), min(future))
+                self.cmds(uuid).invalidate.update(b for b in unknown if b not in future)
             for b in deleted:
                 self.bmap.remove_replica(b, uuid)
                 if b in self.bmap.blocks:
@@ -811,14 +828,13 @@ class NameSystem:
             # older copy of it). Deleting them as unknown destroys whatever was written
             # since, for good; they are kept and the operator told (HDFS stays in safe
             # mode over blocks with future generation stamps for the same reason).
-            reserved = int(self.store.get_meta("block_id") or "0")
-            future = [b for b in unwanted if b > reserved]
+            future = self._never_made(unwanted)
             if future:
                 log.error("block report from %s: %d replicas of blocks this namespace never made (ids above "
                           "%d, e.g. %d): kept, not deleted -- is this namenode's metadata older than its "
                           "datanodes' data (restored from a backup)?", self.members.nodes[uuid].address,
-                          len(future), reserved, min(future))
-                unwanted = [b for b in unwanted if b <= reserved]
+                          len(future), self._reserved_block_id(), min(future))
+                unwanted = [b for b in unwanted if b not in future]
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)
             self.members.nodes[uuid].blocks = len(blocks)

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 from dfs.client import DfsClient
@@ -135,8 +136,14 @@ class Cluster:
                 try:
                     n.proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
+                    # A server must stop at once on SIGTERM: say where this one hangs.
+                    os.kill(n.proc.pid, signal.SIGUSR1)
+                    time.sleep(0.5)
                     n.proc.kill()
                     n.proc.wait()
+                    with open(n.log_path, errors="replace") as f:
+                        tail = "".join(f.readlines()[-150:])
+                    warnings.warn(f"{n.name} ({n.address}) still ran 10 s after SIGTERM; its log ends:\n{tail}")
 
     def __enter__(self) -> "Cluster":
         return self.start()

@@ -354,6 +354,9 @@ def test_reported_blocks_this_namespace_never_made_are_kept_not_deleted():
     cmds = beat(ns, nodes[:1])[nodes[0].uuid]
     assert blocks[0][0] in cmds.invalidate            # deleted by this namespace: goes
     assert reserved + 5 not in cmds.invalidate         # from its future: kept
+    # The same rule for a replica reported as just received (a heartbeat's news).
+    _, cmds = ns.heartbeat(nodes[1].uuid, {}, [(blocks[0][0], 1, 10), (reserved + 6, 1, 10)], [], [])
+    assert blocks[0][0] in cmds.invalidate and reserved + 6 not in cmds.invalidate
 
 
 def test_manual_safemode():
