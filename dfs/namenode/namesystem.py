@@ -59,6 +59,18 @@ class NodeCommands:
     urgent: set[int] = field(default_factory=set)   # transfers of endangered blocks: no yielding
 
 
+class _Leaving:
+    """A read-only view for replication.plan's ``leaving``: .get(block, default)."""
+
+    def __init__(self, commands: dict[str, NodeCommands], deleting: dict[str, set[int]]):
+        self._commands, self._deleting = commands, deleting
+
+    def get(self, block_id: int, default=()):
+        out = {u for u, c in self._commands.items() if block_id in c.invalidate}
+        out.update(u for u, blocks in self._deleting.items() if block_id in blocks)
+        return out or default
+
+
 @dataclass
 class LocatedBlock:
     block_id: int
@@ -272,16 +284,10 @@ class NameSystem:
         self.commands.pop(uuid, None)
         self._deleting.pop(uuid, None)
 
-    def replicas_leaving(self) -> dict[int, set[str]]:
-        """block -> nodes to delete their replica of it, or told to and not beaten since."""
-        out: dict[int, set[str]] = {}
-        for uuid, c in self.commands.items():
-            for b in c.invalidate:
-                out.setdefault(b, set()).add(uuid)
-        for uuid, blocks in self._deleting.items():
-            for b in blocks:
-                out.setdefault(b, set()).add(uuid)
-        return out
+    def replicas_leaving(self) -> "_Leaving":
+        """block -> nodes to delete their replica of it, or told to and not beaten since
+        (looked up per block: the queues may hold a mass delete's many blocks)."""
+        return _Leaving(self.commands, self._deleting)
 
     def _ids_for(self, addresses: list[str]) -> list[str]:
         out = []

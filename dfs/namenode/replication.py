@@ -34,7 +34,7 @@ once when its node is the only place a replacement could go.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from dfs.model import DatanodeDescriptor
@@ -207,7 +207,7 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
          stale: set[str] | frozenset = frozenset(), blocks: Iterable[int] | None = None,
          backlog: set[int] | None = None, fix_racks: bool = False, delete_first: set[int] | None = None,
          now: float = 0.0, stuck: set[int] | None = None,
-         leaving: dict[int, set[str]] | None = None) -> tuple[list[Replicate], list[Invalidate]]:
+         leaving: Mapping[int, set[str]] | None = None) -> tuple[list[Replicate], list[Invalidate]]:
     """Commands that move every complete block toward its target replication.
 
     live: uuids that may serve as sources (live or stale, incl. decommissioning);
@@ -226,8 +226,9 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
     nowhere to go). Only a node joining or finding room changes that, so they
     are not in ``backlog``: re-planning them every tick cost the lock a whole
     plan of them each second and kept every datanode beating 10x as fast,
-    for good. ``leaving`` maps a block to the nodes told to delete their replica
-    of it that have not confirmed it yet: none of them is a target for it now.
+    for good. ``leaving`` (anything with ``.get(block, default)``) maps a
+    block to the nodes told to delete their replica of it that have not
+    confirmed it yet: none of them is a target for it now.
     """
     hard_limit = max(hard_limit or max_streams, max_streams)
     work: list[tuple[int, float, int]] = []
@@ -297,9 +298,10 @@ def plan(bmap: BlockMap, nodes: dict[str, DatanodeDescriptor], live: set[str], w
         # have done so, takes no copy of b yet: the deletion may reach it after the copy and
         # delete the new replica, whose arrival the namenode then never counts (the copy
         # looked lost until its 30 s timeout). It is a target again at its next heartbeat.
-        soon = [c for c in room if c.uuid in leaving.get(b, ())]
+        going = leaving.get(b, ())
+        soon = [c for c in room if c.uuid in going]
         if soon:
-            room = [c for c in room if c.uuid not in leaving[b]]
+            room = [c for c in room if c.uuid not in going]
         if pr == MISPLACED:
             crowded = {nodes[n].rack for n in usable}
             room = [c for c in room if c.rack not in crowded]
