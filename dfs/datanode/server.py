@@ -111,7 +111,10 @@ class DatanodeServer:
         try:
             reply = self.stub.Register(pb.RegisterRequest(
                 uuid=self.store.uuid, address=self.address, rack=self.rack, capacity=cap, used=used,
-                remaining=free, cluster_id=self.store.cluster_id), timeout=RPC_TIMEOUT)
+                remaining=free, cluster_id=self.store.cluster_id), timeout=RPC_TIMEOUT,
+                # A namenode not listening yet (both started at once, as `cluster up` and
+                # compose do): register as soon as its port opens, not a retry later.
+                wait_for_ready=True)
         except grpc.RpcError as e:
             err = status.from_rpc_error(e, self.namenode)
             if isinstance(err, errors.ForeignClusterError):
@@ -195,7 +198,12 @@ class DatanodeServer:
                 self._done.set()
                 return
             except grpc.RpcError as e:
-                log.warning("namenode %s: %s", self.namenode, e.code() if hasattr(e, "code") else e)
+                code = e.code() if hasattr(e, "code") else e
+                if not self._registered and code == grpc.StatusCode.DEADLINE_EXCEEDED:
+                    log.warning("namenode %s: not reachable, or no answer in time (%s); still trying "
+                                "to register", self.namenode, code)
+                else:
+                    log.warning("namenode %s: %s", self.namenode, code)
                 self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
             except Exception:   # noqa: BLE001 - e.g. a disk error: this thread must not die
                 # (a datanode without heartbeats serves on but is declared dead)
