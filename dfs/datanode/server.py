@@ -204,7 +204,7 @@ class DatanodeServer:
                                 "to register", self.namenode, code)
                 else:
                     log.warning("namenode %s: %s", self.namenode, code)
-                self._registered = self._registered and e.code() != grpc.StatusCode.UNAVAILABLE
+                self._registered = self._registered and code != grpc.StatusCode.UNAVAILABLE
             except Exception:   # noqa: BLE001 - e.g. a disk error: this thread must not die
                 # (a datanode without heartbeats serves on but is declared dead)
                 log.exception("heartbeat failed")

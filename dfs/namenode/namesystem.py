@@ -270,14 +270,11 @@ class NameSystem:
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
 
-    def _reserved_block_id(self) -> int:
-        return int(self.store.get_meta("block_id") or "0")
-
-    def _never_made(self, block_ids: list[int]) -> set[int]:
+    def _never_made(self, block_ids: list[int]) -> tuple[set[int], int]:
         """Those of ``block_ids`` above every id this namespace ever reserved: not made by
-        it, so not its to delete (see block_report)."""
-        reserved = self._reserved_block_id()
-        return {b for b in block_ids if b > reserved}
+        it, so not its to delete (see block_report); and that highest reserved id."""
+        reserved = int(self.store.get_meta("block_id") or "0")
+        return {b for b in block_ids if b > reserved}, reserved
 
     def _forget_commands(self, uuid: str) -> None:
         """A node died or started afresh: what it was told, or is to be told, is void."""
@@ -780,11 +777,11 @@ class NameSystem:
                 if info is not None and info.complete:
                     self.monitor.want((b,), wake=False)
             if unknown:
-                future = self._never_made(unknown)
+                future, reserved = self._never_made(unknown)
                 if future:   # the block report's rule (below): kept, and said
                     log.error("datanode %s received %d replicas of blocks this namespace never made (ids "
                               "above %d, e.g. %d): kept, not deleted", node.address, len(future),
-                              self._reserved_block_id(), min(future))
+                              reserved, min(future))
                 self.cmds(uuid).invalidate.update(b for b in unknown if b not in future)
             for b in deleted:
                 self.bmap.remove_replica(b, uuid)
@@ -809,8 +806,8 @@ class NameSystem:
             if news:
                 self.monitor.wake()
             cmds = self.commands.pop(uuid, NodeCommands())
-            if cmds.invalidate:
-                self._deleting[uuid] = set(cmds.invalidate)
+            if cmds.invalidate:   # (the popped set: nothing adds to it any more)
+                self._deleting[uuid] = cmds.invalidate
             else:
                 self._deleting.pop(uuid, None)
             if self.monitor.busy(uuid):
@@ -834,12 +831,12 @@ class NameSystem:
             # older copy of it). Deleting them as unknown destroys whatever was written
             # since, for good; they are kept and the operator told (HDFS stays in safe
             # mode over blocks with future generation stamps for the same reason).
-            future = self._never_made(unwanted)
+            future, reserved = self._never_made(unwanted)
             if future:
                 log.error("block report from %s: %d replicas of blocks this namespace never made (ids above "
                           "%d, e.g. %d): kept, not deleted -- is this namenode's metadata older than its "
                           "datanodes' data (restored from a backup)?", self.members.nodes[uuid].address,
-                          len(future), self._reserved_block_id(), min(future))
+                          len(future), reserved, min(future))
                 unwanted = [b for b in unwanted if b not in future]
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)

@@ -89,6 +89,7 @@ class Cluster:
         for i in range(datanodes):
             self._new_datanode(racks[i])
         self._clients: list[DfsClient] = []
+        self._stacks_dumped = False   # dump_logs then shows them (they are long)
 
     def _new_datanode(self, rack: str) -> Node:
         i = len(self.datanodes)
@@ -136,9 +137,7 @@ class Cluster:
                 try:
                     n.proc.wait(timeout=10)
                 except subprocess.TimeoutExpired:
-                    # A server must stop at once on SIGTERM: say where this one hangs.
-                    os.kill(n.proc.pid, signal.SIGUSR1)
-                    time.sleep(0.5)
+                    self.dump_stacks([n])   # a server must stop at once on SIGTERM: where does it hang?
                     n.proc.kill()
                     n.proc.wait()
                     with open(n.log_path, errors="replace") as f:
@@ -247,9 +246,9 @@ class Cluster:
         return self.wait_for(lambda: (f := self.fsck(path))["status"] == status and f, timeout,
                              f"fsck {path} to be {status}", interval=0.5)
 
-    def dump_stacks(self) -> None:
-        """Have every running server write its threads' stacks to its log (SIGUSR1)."""
-        for n in [self.namenode, *self.datanodes]:
+    def dump_stacks(self, nodes: list[Node] | None = None) -> None:
+        """Have the running servers (default: all) write their threads' stacks to their logs (SIGUSR1)."""
+        for n in nodes or [self.namenode, *self.datanodes]:
             if n.alive:
                 try:
                     os.kill(n.proc.pid, signal.SIGUSR1)  # type: ignore[union-attr]
@@ -259,7 +258,7 @@ class Cluster:
         self._stacks_dumped = True
 
     def dump_logs(self, lines: int = 40) -> str:
-        if getattr(self, "_stacks_dumped", False):
+        if self._stacks_dumped:
             lines = max(lines, 400)   # the stacks of the moment a wait timed out
         out = []
         for n in [self.namenode, *self.datanodes]:
