@@ -158,6 +158,10 @@ def main() -> int:
             for i, name in enumerate(names):
                 c, m, wb = (med(r[k][i] for r in runs) for k in range(3))
                 results[name] = (c, m, units[i], wb, med(r[1][i] / r[0][i] for r in runs))
+        except BaseException:
+            # The cluster's directory goes with the run: show why it failed while we can.
+            print(cluster.dump_logs(lines=60), file=sys.stderr)
+            raise
         finally:
             for path in (mnt, wb_mnt):
                 subprocess.run(["fusermount3", "-u", "-z", path], capture_output=True)

@@ -27,9 +27,20 @@ right after mass deletions). Stock files are ordinary spares (empty,
 numbered): disk usage is unchanged, and a restart picks them up like
 recycled ones.
 
+Emptying happens off the caller's thread. ``recycle`` only renames the
+file into ``spare/``; a keeper thread truncates it. Truncating a 64 MiB
+replica whose pages are still being written back waits for that writeback.
+The datanode's heartbeat thread deletes the replicas the namenode
+invalidates. When it truncated a 2 GiB delete's files itself on a busy
+disk, no heartbeat went out for over 6 s, and the namenode declared all
+three datanodes of the benchmark cluster dead ("no live datanodes", EIO in
+dd). HDFS deletes replicas on a separate disk service for the same reason.
+The rename still happens at once, so a replica is gone from ``current/``
+before its deletion is reported.
+
 Crash safety: a file is out of ``current/`` (uncommitted) before it is
 emptied, and a spare's content is never read: it is opened with O_TRUNC on
-reuse, and spares a crash left non-empty are emptied at start.
+reuse, and spares a crash left non-empty are emptied again after a start.
 """
 
 from __future__ import annotations
@@ -49,45 +60,90 @@ def refill_count(free: int, stock: int) -> int:
 
 
 class FilePool:
-    """Thread-safe. ``close()`` stops the stock keeper, if any."""
+    """Thread-safe. ``close()`` stops the keeper thread, if one runs."""
 
     def __init__(self, directory: str, limit: int = LIMIT, stock: int = 0):
         self.dir = directory
         self.limit = limit
         self.stock = min(stock, limit)
         os.makedirs(directory, exist_ok=True)
-        self._lock = threading.Lock()
-        self._free: list[str] = []
+        self._lock = threading.Condition()
+        self._free: list[str] = []        # empty spares, ready for open_new
+        self._emptying: list[str] = []    # recycled spares the keeper has yet to empty
+        self._busy = False                # the keeper is emptying some right now
         self._next = 0
         self._wake = threading.Event()
         self._closed = False
+        self._keeper: threading.Thread | None = None
         self.made = 0   # files the stock keeper created
         for name in os.listdir(directory):
             if not name.isdigit():
                 continue   # not one of ours: left alone
-            path = os.path.join(directory, name)
             try:
-                if os.stat(path).st_size:
-                    os.truncate(path, 0)
+                size = os.stat(os.path.join(directory, name)).st_size
             except OSError:
                 continue
             self._next = max(self._next, int(name) + 1)
-            self._free.append(name)
-        if self.stock:
-            self._wake.set()
-            threading.Thread(target=self._keep_stock, name="spare-stock", daemon=True).start()
+            (self._emptying if size else self._free).append(name)
+        if self.stock or self._emptying:
+            self._start_keeper()
+
+    def _start_keeper(self) -> None:
+        with self._lock:
+            if self._keeper is None and not self._closed:
+                self._keeper = threading.Thread(target=self._keep, name="spare-keeper", daemon=True)
+                self._keeper.start()
+        self._wake.set()
 
     def close(self) -> None:
+        """Stop the keeper. Spares it has not emptied yet stay on disk, and the next
+        start empties them."""
         self._closed = True
         self._wake.set()
 
-    def _keep_stock(self) -> None:
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until every recycled file has been emptied (or unlinked). -> False on timeout."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._emptying and not self._busy, timeout)
+
+    def _keep(self) -> None:
         while True:
             self._wake.wait()
             self._wake.clear()
             if self._closed:
                 return
-            self.fill()
+            self._empty_recycled()
+            if self.stock:
+                self.fill()
+
+    def _empty_recycled(self) -> None:
+        while not self._closed:
+            with self._lock:
+                if not self._emptying:
+                    return
+                names, self._emptying, self._busy = self._emptying, [], True
+            try:
+                for name in names:
+                    path = os.path.join(self.dir, name)
+                    with self._lock:
+                        full = len(self._free) >= self.limit
+                    try:
+                        if full:
+                            os.unlink(path)
+                            continue
+                        os.truncate(path, 0)
+                    except OSError:
+                        try:
+                            os.unlink(path)
+                        except OSError:
+                            pass   # e.g. a read-only disk: emptied at the next start
+                        continue
+                    with self._lock:
+                        self._free.append(name)
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
 
     def fill(self) -> int:
         """Make empty spares up to the stock if fewer than half of it remain. -> files made."""
@@ -141,22 +197,15 @@ class FilePool:
         return os.open(path, flags | os.O_CREAT | os.O_EXCL, mode)
 
     def recycle(self, path: str) -> None:
-        """Remove ``path`` from its directory, keeping its inode empty for reuse.
-        Raises FileNotFoundError as ``os.unlink`` would."""
+        """Remove ``path`` from its directory, keeping its inode for reuse once the
+        keeper thread has emptied it. Raises FileNotFoundError as ``os.unlink`` would."""
         with self._lock:
-            full = len(self._free) >= self.limit
             name = str(self._next)
-            if not full:
-                self._next += 1
-        if full:
-            os.unlink(path)
-            return
-        spare = os.path.join(self.dir, name)
-        os.rename(path, spare)
-        try:
-            os.truncate(spare, 0)
-        except OSError:
-            os.unlink(spare)
-            return
+            self._next += 1
+        os.rename(path, os.path.join(self.dir, name))
         with self._lock:
-            self._free.append(name)
+            self._emptying.append(name)
+        if self._keeper is None:
+            self._start_keeper()
+        else:
+            self._wake.set()

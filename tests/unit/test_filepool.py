@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 
 import pytest
@@ -24,9 +25,10 @@ def test_recycled_inode_is_reused_empty(tmp_path):
     a = str(tmp_path / "a")
     ino = write(pool, a, b"x" * 10000)
     pool.recycle(a)
-    assert not os.path.exists(a) and len(pool) == 1
+    assert not os.path.exists(a)                  # out of its directory at once
+    assert pool.settle(10) and len(pool) == 1
     (spare,) = os.listdir(tmp_path / "spare")
-    assert os.path.getsize(tmp_path / "spare" / spare) == 0   # its blocks are freed at once
+    assert os.path.getsize(tmp_path / "spare" / spare) == 0   # its blocks are freed
     b = str(tmp_path / "b")
     assert write(pool, b, b"new") == ino
     with open(b, "rb") as f:
@@ -50,6 +52,7 @@ def test_limit_unlinks_beyond_it(tmp_path):
     for p in paths:
         pool.recycle(p)
     assert not any(os.path.exists(p) for p in paths)
+    assert pool.settle(10)
     assert len(pool) == 2 and len(os.listdir(tmp_path / "spare")) == 2
 
 
@@ -65,6 +68,7 @@ def test_restart_empties_what_a_crash_left_and_keeps_numbering(tmp_path):
     (d / "7").write_bytes(b"left by a crash between rename and truncate")
     (d / "junk").write_bytes(b"")      # not one of ours: ignored
     pool = FilePool(str(d))
+    assert pool.settle(10)
     assert len(pool) == 1 and os.path.getsize(d / "7") == 0
     a = str(tmp_path / "a")
     write(pool, a, b"x")
@@ -72,6 +76,7 @@ def test_restart_empties_what_a_crash_left_and_keeps_numbering(tmp_path):
     write(pool, b, b"y")
     pool.recycle(a)
     pool.recycle(b)
+    assert pool.settle(10)
     assert sorted(os.listdir(d)) == ["8", "9", "junk"]
 
 
@@ -80,10 +85,35 @@ def test_refused_flags_leave_no_file_behind(tmp_path):
     a = str(tmp_path / "a")
     write(pool, a, b"x")
     pool.recycle(a)
+    assert pool.settle(10)
     with pytest.raises(OSError):
         pool.open_new(str(tmp_path / "a2"), os.O_WRONLY | os.O_DIRECTORY)
     assert not os.path.exists(tmp_path / "a2")
     write(pool, str(tmp_path / "a2"), b"ok")     # the ordinary way still works
+
+
+def test_recycle_leaves_the_emptying_to_the_keeper(tmp_path, monkeypatch):
+    """A big replica's truncation can wait seconds for its writeback; the caller
+    (the datanode's heartbeat thread) must not: it only renames."""
+    pool = FilePool(str(tmp_path / "spare"))
+    a = str(tmp_path / "a")
+    write(pool, a, b"x" * 100_000)
+    release = threading.Event()
+    real_truncate = os.truncate
+    def slow_truncate(path, length):
+        assert threading.current_thread().name == "spare-keeper"
+        release.wait(10)
+        real_truncate(path, length)
+    monkeypatch.setattr(os, "truncate", slow_truncate)
+    t = time.monotonic()
+    pool.recycle(a)
+    assert time.monotonic() - t < 1.0 and not os.path.exists(a)
+    assert not pool.settle(0.2) and len(pool) == 0    # not reusable until emptied
+    release.set()
+    assert pool.settle(10) and len(pool) == 1
+    (spare,) = os.listdir(tmp_path / "spare")
+    assert os.path.getsize(tmp_path / "spare" / spare) == 0
+    pool.close()
 
 
 # -- the stock of ready-made empty files ---------------------------------

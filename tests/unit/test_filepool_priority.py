@@ -15,7 +15,7 @@ def test_stock_keeper_thread_is_not_idle_class(tmp_path):
         deadline = time.monotonic() + 10
         while len(pool) < 8 and time.monotonic() < deadline:
             time.sleep(0.01)
-        [keeper] = [t for t in set(threading.enumerate()) - before if t.name == "spare-stock"]
+        [keeper] = [t for t in set(threading.enumerate()) - before if t.name == "spare-keeper"]
         assert len(pool) == 8
         assert os.sched_getscheduler(keeper.native_id) == os.SCHED_OTHER
     finally:
