@@ -47,6 +47,11 @@ RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 # every field, 42 of the 250 us a small create took in the namenode with its fsync.
 _STATUS_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(FileStatus)))
 CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
+# Replica deletions sent in one heartbeat reply (HDFS: dfs.block.invalidate.limit, 1000).
+# The datanode carries them out on its heartbeat thread (~0.2 ms each here: two renames),
+# so a recursive delete of a big tree, sent at once, would keep it from beating for
+# longer than the dead-node timeout. The rest wait for the next beats, which come fast.
+INVALIDATE_LIMIT = 1000
 
 
 @dataclass
@@ -806,11 +811,16 @@ class NameSystem:
             if news:
                 self.monitor.wake()
             cmds = self.commands.pop(uuid, NodeCommands())
+            more = len(cmds.invalidate) > INVALIDATE_LIMIT
+            if more:   # set.pop, not a copy: a mass delete leaves ~10^6 here, 1000 go per beat
+                rest = cmds.invalidate
+                cmds.invalidate = {rest.pop() for _ in range(INVALIDATE_LIMIT)}
+                self.cmds(uuid).invalidate = rest   # queued: still leaving (replicas_leaving)
             if cmds.invalidate:   # (the popped set: nothing adds to it any more)
                 self._deleting[uuid] = cmds.invalidate
             else:
                 self._deleting.pop(uuid, None)
-            if self.monitor.busy(uuid):
+            if more or self.monitor.busy(uuid):
                 cmds.next_heartbeat = self.fast_heartbeat
                 cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
             return False, cmds

@@ -525,6 +525,45 @@ def test_delete_queues_invalidations():
         ns.delete(ROOT, "/e", False)
 
 
+def test_a_mass_delete_reaches_a_datanode_in_bounded_heartbeats(monkeypatch):
+    """A datanode deletes what one reply lists on its heartbeat thread: a reply with a
+    whole tree's replicas would keep it from beating past the dead-node timeout."""
+    import dfs.namenode.namesystem as namesystem
+    monkeypatch.setattr(namesystem, "INVALIDATE_LIMIT", 4)
+    ns = make()
+    nodes = register(ns, 3)
+    blocks = []
+    for i in range(5):
+        _, b, _ = write(ns, f"/d/f{i}", [10, 20])
+        blocks += [bid for bid, _ in b]
+    assert ns.delete(ROOT, "/d", True)
+    node = nodes[0]
+    got, replies = set(), []
+    for _ in range(4):
+        cmds = beat(ns, [node])[node.uuid]
+        replies.append(cmds)
+        assert not got & cmds.invalidate          # each replica is sent once
+        got |= cmds.invalidate
+    assert [len(c.invalidate) for c in replies] == [4, 4, 2, 0]
+    assert got == set(blocks)
+    # beat again soon while deletions wait; then back to the node's own interval
+    assert [c.next_heartbeat > 0 for c in replies] == [True, True, False, False]
+    assert replies[0].next_heartbeat == ns.fast_heartbeat
+
+
+def test_deletions_still_queued_keep_copies_of_the_block_away(monkeypatch):
+    import dfs.namenode.namesystem as namesystem
+    monkeypatch.setattr(namesystem, "INVALIDATE_LIMIT", 1)
+    ns = make()
+    nodes = register(ns, 3)
+    ns.cmds(nodes[0].uuid).invalidate.update({101, 102, 103})
+    sent = beat(ns, [nodes[0]])[nodes[0].uuid].invalidate
+    leaving = ns.replicas_leaving()
+    for b in (101, 102, 103):   # sent and unbeaten since, or still queued
+        assert nodes[0].uuid in leaving.get(b), b
+    assert len(sent) == 1
+
+
 def test_overwrite_invalidates_old_blocks():
     ns = make()
     nodes = register(ns, 3)
