@@ -8,7 +8,7 @@ Layout under ``--data-dir``:
     current/XX/blk_<id>_<gs>.data   stored chunk records back to back (XX = id % 256, hex)
     current/XX/blk_<id>_<gs>.meta   the block index (below); its presence commits the replica
     tmp/                          replicas being written; emptied at every start
-    spare/                        files for new replicas: deleted ones' (emptied by a thread), a stock (filepool.py)
+    spare/                        files for new replicas: deleted ones' (emptied later), a stock
 
 Meta file (all integers big-endian):
 
