@@ -124,26 +124,30 @@ class FilePool:
                 names, self._emptying, self._busy = self._emptying, [], True
             try:
                 for name in names:
-                    path = os.path.join(self.dir, name)
-                    with self._lock:
-                        full = len(self._free) >= self.limit
-                    try:
-                        if full:
-                            os.unlink(path)
-                            continue
-                        os.truncate(path, 0)
-                    except OSError:
-                        try:
-                            os.unlink(path)
-                        except OSError:
-                            pass   # e.g. a read-only disk: emptied at the next start
-                        continue
-                    with self._lock:
-                        self._free.append(name)
+                    self._empty(name)
             finally:
                 with self._lock:
                     self._busy = False
                     self._lock.notify_all()
+
+    def _empty(self, name: str) -> None:
+        """Truncate one recycled spare and offer it for reuse; unlink it past the limit,
+        or if it cannot be truncated."""
+        path = os.path.join(self.dir, name)
+        with self._lock:
+            keep = len(self._free) < self.limit
+        try:
+            if keep:
+                os.truncate(path, 0)
+                with self._lock:
+                    self._free.append(name)
+                return
+        except OSError:
+            pass
+        try:
+            os.unlink(path)
+        except OSError:
+            pass   # e.g. a read-only disk: emptied after the next start
 
     def fill(self) -> int:
         """Make empty spares up to the stock if fewer than half of it remain. -> files made."""
