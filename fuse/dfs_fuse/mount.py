@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import signal
 import stat
 import subprocess
@@ -277,14 +278,38 @@ def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | Non
         DfsFUSE(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=opts.debug,
                 **kwargs)
     except RuntimeError as e:
-        print(f"dfs: mount: {mountpoint}: FUSE failed ({e})", file=sys.stderr)
-        return 1
+        if not (ops.mounted and not _listed(mountpoint)):
+            print(f"dfs: mount: {mountpoint}: FUSE failed ({e})", file=sys.stderr)
+            return 1
+        # Unmounted (on a signal, or by fusermount): the loop ended as it should,
+        # whatever it returned. When a lazily unmounted mount's last file closes,
+        # the kernel tears the connection down; a worker caught taking a request
+        # (the RELEASE) off the queue meanwhile reads ECONNABORTED, which libfuse
+        # reports as a failure. The dropped RELEASE loses nothing: destroy()
+        # commits every file still open.
+        log.info("%s unmounted; FUSE's loop ended with status %s", mountpoint, e)
     finally:
         if ops.committer is not None:
             ops.committer.close()
         ctx.cache.close()
         client.close()
     return 0
+
+
+def _listed(mountpoint: str) -> bool:
+    """Whether the kernel still lists ``mountpoint`` as mounted. Unlike os.path.ismount,
+    true for a mount whose connection was aborted (its stat fails with ENOTCONN)."""
+    want = os.fsencode(os.path.realpath(mountpoint))
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            for line in f:   # field 5, with space, tab, newline and backslash as \ooo
+                point = re.sub(rb"\\([0-7]{3})", lambda m: bytes([int(m[1], 8)]),
+                               line.split(b" ")[4])
+                if point == want:
+                    return True
+    except OSError:
+        return True   # cannot tell: keep the failure
+    return False
 
 
 def _tune_readahead(mountpoint: str, kb: int) -> None:

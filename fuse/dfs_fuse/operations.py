@@ -112,11 +112,13 @@ class DfsOperations(Operations):
         self.entry_timeout = entry_timeout
         self._statfs: tuple[float, dict] | None = None
         self._idents_lock = threading.Lock()
+        self.mounted = False   # init ran: the kernel sent us its first request
         ctx.room = self._room
         self.hidden = HiddenReaper(self._remove_hidden, lambda p: self.files.get(p) is not None)
 
     # -- lifecycle ------------------------------------------------------
     def init_with_config(self, conn, config) -> None:
+        self.mounted = True
         if conn is not None:
             conn.want &= ~FUSE_CAP_HANDLE_KILLPRIV  # the kernel clears SUID/SGID for us
         if config is not None:

@@ -146,6 +146,28 @@ def test_foreground_signal_unmounts_cleanly(fuse_cluster, mount_root, fuse_mount
         unmount(mnt)
 
 
+def test_listed_tells_an_aborted_mount_from_an_unmounted_one(fuse_cluster, mount_root, fuse_mount):
+    """serve() calls a FUSE loop error clean only once the mount point is no longer
+    listed; a mount whose connection is gone (its process died) is still listed."""
+    from dfs_fuse.mount import _listed
+
+    mnt = os.path.join(mount_root, "listed with\ta tab")
+    fuse_mount(fuse_cluster, mnt)
+    try:
+        assert _listed(mnt) and os.path.ismount(mnt)
+        for pid in fuse_mount.daemons(mnt):
+            os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not os.path.ismount(mnt))
+        with pytest.raises(OSError) as e:
+            os.stat(mnt)
+        assert e.value.errno == errno.ENOTCONN
+        assert _listed(mnt) and not os.path.ismount(mnt)
+    finally:
+        fuse_mount.unmount(mnt)
+    assert not _listed(mnt)
+    assert not _listed(os.path.join(mount_root, "listed"))
+
+
 def test_read_only_mount(fuse_cluster, mount_root, tmp_path, fuse_mount):
     local = tmp_path / "ro"
     local.write_bytes(b"readable")
