@@ -22,7 +22,9 @@ from dataclasses import dataclass, field
 
 from dfs.client import DfsClient
 
-_next_host = itertools.count(10)
+# pytest-xdist runs workers side by side: each takes its own range of addresses.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+_next_host = itertools.count(10 + 6000 * (int(_WORKER) if _WORKER.isdigit() else 0))
 
 
 def free_port(host: str) -> int:

@@ -309,8 +309,9 @@ def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(
     c = Cluster(str(tmp_path / "nnout"), datanodes=1, heartbeat=1.0)
     c.start()
     mnt = os.path.join(mount_root, "nnout")
+    cache = tmp_path / "cache"
     try:
-        fuse_mount(c, mnt, env={"DFS_RETRY_SECONDS": "2"})
+        fuse_mount(c, mnt, f"cache_dir={cache}", env={"DFS_RETRY_SECONDS": "2"})
         fd = os.open(os.path.join(mnt, "lost"), os.O_WRONLY | os.O_CREAT, 0o644)
         os.write(fd, b"staged while the namenode was up")
         fd2 = os.dup(fd)   # so the close below is not the last: release comes later
@@ -335,6 +336,11 @@ def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(
         with open(os.path.join(mnt, "lost"), "wb") as f:   # and the file can be written again
             f.write(b"again")
         assert c.client().read_bytes("/lost") == b"again"
+    except BaseException:   # the servers' and the mount's own account, for the report
+        print(c.dump_logs(lines=60))
+        for log in cache.glob("mount-*.log"):
+            print(f"--- {log}\n{log.read_text(errors='replace')[-8000:]}")
+        raise
     finally:
         fuse_mount.unmount(mnt)
         c.stop()
