@@ -333,6 +333,19 @@ def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(
         assert ei.value.errno == errno.EIO
         # Released now, with the namenode back: still the empty file created before.
         assert c.client().read_bytes("/lost") == b""
+        # The mount's channel reconnects on its own backoff (up to 2 s, +-20%), which
+        # can outlast the 2 s of retries this test gives its calls: wait until a lookup
+        # reaches the namenode again (ENOENT, not EIO).
+        probes = iter(range(1000))
+
+        def reaches_namenode() -> bool:
+            try:
+                os.stat(os.path.join(mnt, f"probe-{next(probes)}"))
+            except OSError as e:
+                return e.errno == errno.ENOENT
+            return False
+
+        wait_for(reaches_namenode, 30, "the mount to reach the restarted namenode")
         with open(os.path.join(mnt, "lost"), "wb") as f:   # and the file can be written again
             f.write(b"again")
         assert c.client().read_bytes("/lost") == b"again"
