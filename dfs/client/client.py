@@ -11,16 +11,18 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
 
 from dfs import errors
 from dfs.config import default_namenode
 from dfs.client.namenode import NamenodeClient
-from dfs.client.reader import FileReader
-from dfs.client.writer import FileWriter
 from dfs.model import BlockLocation, FileStatus
 from dfs.rpc import convert
 from dfs.rpc.v1 import namenode_pb2 as pb
+
+if TYPE_CHECKING:   # imported on first use: `dfs ls` and the like never load the codecs
+    from dfs.client.reader import FileReader
+    from dfs.client.writer import FileWriter
 
 LEASE_RENEW_INTERVAL = 20.0
 
@@ -114,6 +116,7 @@ class DfsClient:
     # -- data -----------------------------------------------------------
     def open_read(self, path: str, *, start: int = 0, length: int | None = None) -> FileReader:
         """A reader; with ``length``, it loads only the locations of the blocks in that range."""
+        from dfs.client.reader import FileReader
         return FileReader(self, path, pool=self._pool, start=start, length=length)
 
     def create(self, path: str, *, overwrite: bool = False, replication: int = 0, block_size: int = 0,
@@ -121,6 +124,7 @@ class DfsClient:
         """A writer; the file appears, complete, when it is closed. With ``replaces`` (a
         file's inode id, and overwrite) it appears only in place of that file: if the
         path holds anything else, at create or at close, StaleVersionError."""
+        from dfs.client.writer import FileWriter
         return FileWriter(self, path, overwrite=overwrite, replication=replication, block_size=block_size,
                           mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
 
