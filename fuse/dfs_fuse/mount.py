@@ -278,7 +278,7 @@ def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | Non
         DfsFUSE(ops, mountpoint, raw_fi=True, foreground=True, nothreads=False, debug=opts.debug,
                 **kwargs)
     except RuntimeError as e:
-        if not (ops.mounted and not _listed(mountpoint)):
+        if not ops.mounted or _listed(mountpoint):
             print(f"dfs: mount: {mountpoint}: FUSE failed ({e})", file=sys.stderr)
             return 1
         # Unmounted (on a signal, or by fusermount): the loop ended as it should,

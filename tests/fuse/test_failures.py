@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import http.server
+import itertools
 import os
 import signal
 import socket
@@ -336,7 +337,7 @@ def test_namenode_outage_eio_and_a_failed_close_is_never_committed_later(
         # The mount's channel reconnects on its own backoff (up to 2 s, +-20%), which
         # can outlast the 2 s of retries this test gives its calls: wait until a lookup
         # reaches the namenode again (ENOENT, not EIO).
-        probes = iter(range(1000))
+        probes = itertools.count()
 
         def reaches_namenode() -> bool:
             try:
