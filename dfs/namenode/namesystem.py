@@ -4,7 +4,10 @@ Composes the namespace (durable, in the MetaStore), the block map and
 membership (soft state), safemode, the per-datanode command queues and the
 ReplicationMonitor (monitor.py), which plans repairs from the events this
 class reports to it. The gRPC servicers call these methods and nothing else;
-the server's monitor thread calls ``tick``. Every public method takes the
+the server's monitor thread calls ``tick``. Its datanode-facing half
+(registration, heartbeats, block reports) is in datanode_protocol.py and its
+administration (report, fsck, safemode, decommission) in admin.py: parts of
+this class, in modules of their own. Every public method takes the
 lock; mutations return only after ``_sync()`` made them durable (its fsync
 outside the lock, so concurrent mutations share one commit). Steps of a
 write that nobody can see yet (creating a file under construction,
@@ -23,16 +26,17 @@ import sqlite3
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from dfs import errors
 from dfs.codec import keys
-from dfs.datadir import foreign_cluster
 from dfs.model import DatanodeDescriptor, FileStatus
-from dfs.namenode import health, placement
+from dfs.namenode import placement
+from dfs.namenode.admin import ClusterAdmin
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key
+from dfs.namenode.datanode_protocol import DatanodeProtocol, NodeCommands
+from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
 from dfs.namenode.store import MetaStore, store_error
@@ -46,22 +50,6 @@ RETRY_CACHE_MAX = 250_000         # and at most this many (~50 MB): the newest
 # A status recorded for retries: its fields in order. dataclasses.astuple deep-copies
 # every field, 42 of the 250 us a small create took in the namenode with its fsync.
 _STATUS_FIELDS = operator.attrgetter(*(f.name for f in dataclasses.fields(FileStatus)))
-CLIENT_WINDOW = 1.0               # a datanode served clients this recently: copies keep yielding
-# Replica deletions sent in one heartbeat reply (HDFS: dfs.block.invalidate.limit, 1000).
-# The datanode carries them out on its heartbeat thread (~0.2 ms each here: two renames),
-# so a recursive delete of a big tree, sent at once, would keep it from beating for
-# longer than the dead-node timeout. The rest wait for the next beats, which come fast.
-INVALIDATE_LIMIT = 1000
-
-
-@dataclass
-class NodeCommands:
-    invalidate: set[int] = field(default_factory=set)
-    transfers: list[tuple[int, int, int, list[str]]] = field(default_factory=list)  # (block, gs, len, target addrs)
-    request_report: bool = False
-    next_heartbeat: float = 0.0   # seconds until the node should beat again (0: its own interval)
-    clients_active: bool = False  # some datanode serves clients: repair copies yield to them
-    urgent: set[int] = field(default_factory=set)   # transfers of endangered blocks: no yielding
 
 
 class _Leaving:
@@ -96,7 +84,7 @@ class _Tx:
         self.error: errors.MetadataStoreError | None = None   # set if the commit failed
 
 
-class NameSystem:
+class NameSystem(DatanodeProtocol, ClusterAdmin):
     def __init__(self, store: MetaStore, master_key: bytes, *, superuser: str,
                  replication: int = 3, block_size: int = 64 << 20, chunk_size: int = 1 << 20,
                  heartbeat_interval: float = 3.0, dead_timeout: float = 30.0,
@@ -274,12 +262,6 @@ class NameSystem:
 
     def cmds(self, uuid: str) -> NodeCommands:
         return self.commands.setdefault(uuid, NodeCommands())
-
-    def _never_made(self, block_ids: list[int]) -> tuple[set[int], int]:
-        """Those of ``block_ids`` above every id this namespace ever reserved: not made by
-        it, so not its to delete (see block_report); and that highest reserved id."""
-        reserved = int(self.store.get_meta("block_id") or "0")
-        return {b for b in block_ids if b > reserved}, reserved
 
     def _forget_commands(self, uuid: str) -> None:
         """A node died or started afresh: what it was told, or is to be told, is void."""
@@ -686,180 +668,6 @@ class NameSystem:
                 self.bmap.mark_corrupt(block_id, d.uuid)
                 self.monitor.corrupt_found(block_id, self.clock())
 
-    # -- datanodes ------------------------------------------------------
-    def register(self, node: DatanodeDescriptor, cluster_id: str = "") -> str:
-        """-> our cluster id, for a datanode that has none yet to record."""
-        reason = foreign_cluster(self.cluster_id, cluster_id)
-        if reason:
-            log.warning("refused datanode %s: %s", node.address, reason)
-            raise errors.ForeignClusterError(reason)
-        with self.lock:
-            now = self.clock()
-            old = self.members.nodes.get(node.uuid)
-            if old is not None and old.address != node.address and self.members.state(old, now) == LIVE:
-                # Two datanodes with one identity: a data dir copied (a cloned disk or VM
-                # image). The newcomer silently took the node's place: the report lost a
-                # node while both ran, their heartbeats and commands mixed. A node restarted
-                # on another address is let in once its old self has missed two heartbeats.
-                log.warning("refused datanode %s: its uuid %s is that of live datanode %s", node.address,
-                            node.uuid, old.address)
-                raise errors.DfsFileExistsError(
-                    f"datanode uuid {node.uuid} is in use by the live datanode {old.address} (a copy of its "
-                    f"data dir? each datanode needs its own); retried", node.address)
-            was_dead = old is not None and node.uuid in self.members.dead
-            replaced = [n for n in self.members.nodes.values() if n.address == node.address and n.uuid != node.uuid]
-            for other in replaced:
-                if self.members.state(other, now) == LIVE:
-                    # Two datanodes giving one address (e.g. both --listen 127.0.0.1:9866 on
-                    # two machines): each registration would evict the other.
-                    log.warning("refused datanode %s (uuid %s): live datanode %s has that address",
-                                node.address, node.uuid, other.uuid)
-                    raise errors.DfsFileExistsError(
-                        f"address in use by the live datanode {other.uuid} (give each datanode an "
-                        f"address of its own in --listen); retried", node.address)
-            for other in replaced:
-                # Its replicas went with it (a wiped disk, a new machine on the old address):
-                # lost now, not when a periodic scan comes across them.
-                lost = self.bmap.remove_node(other.uuid)
-                self._forget_commands(other.uuid)
-                self.monitor.node_gone(other.uuid, lost)
-                log.warning("datanode %s has a new uuid %s (was %s): %d replicas of the old one are gone",
-                            node.address, node.uuid, other.uuid, len(lost))
-            self.members.register(node, now)
-            self._forget_commands(node.uuid)
-            # Copies it was sending or receiving died with its previous life
-            # (a datanode wipes tmp/ at start): plan them again.
-            self.monitor.node_gone(node.uuid, ())
-            self.monitor.nodes_changed()    # somewhere new for blocks that had nowhere to go
-            if node.admin_state == "normal":
-                saved = self.store.get_meta(admin_key(node.uuid))
-                if saved in ("decommissioning", "decommissioned"):
-                    node.admin_state = saved
-            if was_dead:
-                log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
-        return self.cluster_id
-
-    def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
-                  deleted: list[int], corrupt: list[int],
-                  failed: list[tuple[int, list[str], str]] = (),
-                  repair_bytes: int | None = None, client_ops: int = 0) -> tuple[bool, NodeCommands]:
-        """A datanode's beat: its stats and news; the reply carries its commands.
-
-        failed: copies this node was told to make and could not,
-        as (block id, target addresses, reason); repair_bytes: the bytes its
-        copies have delivered since it started (a counter, for the repair rate);
-        client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
-        with self.lock:
-            now = self.clock()
-            before = self.members.nodes.get(uuid)
-            had_room = before is not None and before.remaining > 0
-            node = self.members.heartbeat(uuid, now, **stats)
-            if node is None:
-                return True, NodeCommands()
-            if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
-                if node.remaining > 0:
-                    self.monitor.nodes_changed()
-                log.warning("datanode %s %s", node.address, "reports room again: takes new blocks"
-                            if node.remaining > 0 else "reports no free space: no new blocks go there")
-            if client_ops:
-                self._clients_seen[uuid] = now
-            if repair_bytes is not None:
-                self.monitor.repair_progress(uuid, repair_bytes, now)
-            news = False
-            dropping = self.commands[uuid].invalidate if uuid in self.commands else set()
-            unknown = []
-            for b, gs, length in received:
-                if b in dropping:
-                    # Reported before this node learns (in this very reply) that the copy
-                    # is surplus: counting it again would undo the drop until it is gone.
-                    continue
-                if not self.bmap.add_replica(b, uuid, gs, length) and b not in self.bmap.blocks:
-                    unknown.append(b)
-                    continue
-                if self.monitor.replica_landed(b, uuid, length, now):
-                    news = True   # a stream slot is free again
-                info = self.bmap.blocks.get(b)
-                if info is not None and info.complete:
-                    self.monitor.want((b,), wake=False)
-            if unknown:
-                future, reserved = self._never_made(unknown)
-                if future:   # the block report's rule (below): kept, and said
-                    log.error("datanode %s received %d replicas of blocks this namespace never made (ids "
-                              "above %d, e.g. %d): kept, not deleted", node.address, len(future),
-                              reserved, min(future))
-                self.cmds(uuid).invalidate.update(b for b in unknown if b not in future)
-            for b in deleted:
-                self.bmap.remove_replica(b, uuid)
-                if b in self.bmap.blocks:
-                    # A lost replica (its files vanished; or one we trimmed, which costs
-                    # only a plan round): plan its copy now, not at the next tick.
-                    self.monitor.want((b,), wake=False)
-                    news = True
-            for b in corrupt:
-                if uuid not in self.bmap.corrupt.get(b, ()):
-                    log.warning("datanode %s reports its replica of block %d corrupt", node.address, b)
-                    self.monitor.corrupt_found(b, now)
-                self.bmap.mark_corrupt(b, uuid)
-                self.monitor.want((b,), wake=False)
-                news = True
-            for b, targets, reason in failed:
-                log.warning("copy of block %d from %s to %s failed: %s", b, node.address,
-                            ",".join(targets) or "?", reason)
-                if self.monitor.copy_failed(b, uuid, self._ids_for(targets), now):
-                    self.monitor.want((b,), wake=False)
-                    news = True
-            if news:
-                self.monitor.wake()
-            cmds = self.commands.pop(uuid, NodeCommands())
-            more = len(cmds.invalidate) > INVALIDATE_LIMIT
-            if more:   # set.pop, not a copy: a mass delete leaves ~10^6 here, 1000 go per beat
-                rest = cmds.invalidate
-                cmds.invalidate = {rest.pop() for _ in range(INVALIDATE_LIMIT)}
-                self.cmds(uuid).invalidate = rest   # queued: still leaving (replicas_leaving)
-            if cmds.invalidate:   # (the popped set: nothing adds to it any more)
-                self._deleting[uuid] = cmds.invalidate
-            else:
-                self._deleting.pop(uuid, None)
-            if more or self.monitor.busy(uuid):
-                cmds.next_heartbeat = self.fast_heartbeat
-                cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
-            return False, cmds
-
-    @property
-    def fast_heartbeat(self) -> float:
-        """How often datanodes beat while repairs are under way or a node is stale (it may be dying)."""
-        return min(self.members.heartbeat_interval, max(0.1, self.members.heartbeat_interval / 10))
-
-    def block_report(self, uuid: str, blocks: list[tuple[int, int, int]]) -> None:
-        with self.lock:
-            if uuid not in self.members.nodes:
-                return
-            before = {b for b in self.bmap.by_node.get(uuid, ()) if uuid in self.bmap.holders(b)}
-            unwanted = self.bmap.node_report(uuid, blocks)
-            # Ids above any this namespace ever reserved were not made by it: its metadata
-            # is older than the datanode's (a namenode dir restored from a backup, or an
-            # older copy of it). Deleting them as unknown destroys whatever was written
-            # since, for good; they are kept and the operator told (HDFS stays in safe
-            # mode over blocks with future generation stamps for the same reason).
-            future, reserved = self._never_made(unwanted)
-            if future:
-                log.error("block report from %s: %d replicas of blocks this namespace never made (ids above "
-                          "%d, e.g. %d): kept, not deleted -- is this namenode's metadata older than its "
-                          "datanodes' data (restored from a backup)?", self.members.nodes[uuid].address,
-                          len(future), reserved, min(future))
-                unwanted = [b for b in unwanted if b not in future]
-            if unwanted:
-                self.cmds(uuid).invalidate.update(unwanted)
-            self.members.nodes[uuid].blocks = len(blocks)
-            self._update_safemode()
-            # Replicas it no longer has (lost on disk) need copies; a node that comes
-            # back brings replicas that may now be surplus.
-            gone = {b for b in before if uuid not in self.bmap.holders(b)}
-            if gone:
-                log.warning("block report from %s: %d replicas no longer there", self.members.nodes[uuid].address,
-                            len(gone))
-            self.monitor.want(b for b in gone | {b for b, _, _ in blocks} if b in self.bmap.blocks)
-
     # -- background -----------------------------------------------------
     def wait_for_work(self, timeout: float) -> None:
         self.monitor.wait_for_work(timeout)
@@ -903,129 +711,6 @@ class NameSystem:
     def address_of(self, uuid: str) -> str:
         n = self.members.nodes.get(uuid)
         return n.address if n is not None else uuid or "?"
-
-    # -- admin ----------------------------------------------------------
-    def node_state(self, node: DatanodeDescriptor, now: float) -> str:
-        s = self.members.state(node, now)
-        if s != DEAD and node.admin_state != "normal":
-            return node.admin_state
-        return s
-
-    def report(self) -> dict:
-        with self.lock:
-            now = self.clock()
-            live = self.members.live_ids(now)
-            in_service = {u for u in live if self.members.nodes[u].admin_state == "normal"}
-            nblocks, under, missing, corrupt = self.bmap.counts(live, in_service)
-            unreported = 0
-            if self.safemode_auto:      # not reported yet is not missing (as fsck)
-                unreported = sum(1 for b, info in self.bmap.blocks.items() if info.complete
-                                 and not self.bmap.replicas.get(b) and not self.bmap.corrupt.get(b))
-                missing -= unreported
-            pending = self.monitor.pending_bytes(live)
-            rate = self.monitor.repair_rate(now)
-            files, dirs = self.store.stats()  # type: ignore[attr-defined]
-            return {
-                "safemode": self.in_safemode(),
-                "nodes": [(n, self.node_state(n, now)) for n in self.members.nodes.values()],
-                "under_replicated": under, "missing": missing, "corrupt": corrupt, "unreported": unreported,
-                "blocks": nblocks, "files": files, "pending_repair_bytes": float(pending),
-                "repair_rate": rate,
-            }
-
-    def fsck(self, caller: Caller, path: str) -> dict:
-        with self.lock:
-            row = self.ns.resolve(path, caller)
-            # In the startup safe mode a block nobody has reported yet is not missing:
-            # its holders may not have sent their block report (it said CORRUPT, exit 1).
-            out = health.check_tree(self.store.subtree(row["id"]), row["id"],  # type: ignore[attr-defined]
-                                    normalize(path), self.store.blocks, self.bmap,
-                                    self.members.live_ids(self.clock()), self.members.nodes,
-                                    unreported_ok=self.safemode_auto)
-            out["safemode"] = self.in_safemode()
-            out["safemode_reason"] = ("entered by an administrator" if self.safemode_manual else
-                                      self._safemode_progress() if self.safemode_auto else "")
-            return out
-
-    def _admin_only(self, caller: Caller | None, what: str) -> None:
-        """Cluster-wide switches are the superuser's (as HDFS's dfsadmin)."""
-        if caller is not None and not self.ns.is_superuser(caller):
-            raise errors.DfsPermissionError(f"Permission denied: {what} needs the superuser")
-
-    def safemode(self, action: str, caller: Caller | None = None) -> tuple[bool, str]:
-        if action != "get":
-            self._admin_only(caller, f"safemode {action}")
-        with self.lock:
-            if action == "enter":
-                self.safemode_manual = True
-            elif action == "leave":
-                self.safemode_manual = False
-                self.safemode_auto = False
-            elif action != "get":
-                raise errors.InvalidArgumentError(f"unknown safemode action {action!r}")
-            reason = ("entered by an administrator" if self.safemode_manual else
-                      self._safemode_progress() if self.safemode_auto else "")
-            return self.in_safemode(), reason
-
-    def decommission(self, address: str, caller: Caller | None = None, cancel: bool = False) -> dict:
-        """Returns ``stuck_blocks``: how many of the node's complete blocks have a
-        replication above ``in_service`` (the other live datanodes in service), the
-        highest being ``max_replication``: those cannot all be copied off, so the node
-        stays decommissioning until datanodes join or the replication is lowered (HDFS
-        accepts it too; the CLI warns: it used to be said only in the namenode's log)."""
-        self._admin_only(caller, "decommission")
-        out = {"stuck_blocks": 0, "in_service": 0, "max_replication": 0}
-        with self.lock:
-            d = self.members.by_address(address)
-            if d is None:
-                raise errors.DfsFileNotFoundError("no such datanode", address)
-            if cancel:
-                # Back in service (a decommission by mistake was for good: remembered by
-                # the node's uuid, it outlived restarts). Its replicas count again: the
-                # copies made meanwhile are surplus and trimmed.
-                if d.admin_state != "normal":
-                    log.info("datanode %s is back in service (was %s)", d.address, d.admin_state)
-                    d.admin_state = "normal"
-                    self.store.set_meta(admin_key(d.uuid), "normal")
-                    self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
-                    self.monitor.nodes_changed()
-            elif d.admin_state == "normal":
-                d.admin_state = "decommissioning"
-                log.info("decommissioning datanode %s: %d blocks to move off", d.address,
-                         len(self.bmap.by_node.get(d.uuid, ())))
-                # Remembered across namenode restarts (like HDFS's exclude file).
-                self.store.set_meta(admin_key(d.uuid), "decommissioning")
-                self.monitor.want(self.bmap.by_node.get(d.uuid, ()))
-            if not cancel and d.admin_state == "decommissioning":
-                out = self._decommission_outlook(d)
-        try:
-            self._sync()
-        except errors.MetadataStoreError:
-            with self.lock:
-                kept = self.store.get_meta(admin_key(d.uuid))
-                if cancel and kept in ("decommissioning", "decommissioned"):
-                    d.admin_state = kept         # not remembered: not back in service either
-                elif not cancel and kept in (None, "normal") and d.admin_state == "decommissioning":
-                    d.admin_state = "normal"     # not remembered: not decommissioning either
-            raise
-        return out
-
-    def _decommission_outlook(self, d: DatanodeDescriptor) -> dict:
-        """See decommission()."""
-        now = self.clock()
-        in_service = sum(1 for u in self.members.live_ids(now)
-                         if u != d.uuid and self.members.nodes[u].admin_state == "normal")
-        stuck = top = 0
-        for b in self.bmap.by_node.get(d.uuid, ()):
-            info = self.bmap.blocks.get(b)
-            if info is None or not info.complete:
-                continue
-            top = max(top, info.replication)
-            stuck += info.replication > in_service
-        if stuck:
-            log.warning("datanode %s will stay decommissioning: %d of its blocks have replication up to %d, "
-                        "%d other datanodes are in service", d.address, stuck, top, in_service)
-        return {"stuck_blocks": stuck, "in_service": in_service, "max_replication": top}
 
 
 __all__ = ["NameSystem", "LocatedBlock", "NodeCommands", "LIVE", "STALE", "DEAD"]

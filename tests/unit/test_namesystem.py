@@ -528,8 +528,8 @@ def test_delete_queues_invalidations():
 def test_a_mass_delete_reaches_a_datanode_in_bounded_heartbeats(monkeypatch):
     """A datanode deletes what one reply lists on its heartbeat thread: a reply with a
     whole tree's replicas would keep it from beating past the dead-node timeout."""
-    import dfs.namenode.namesystem as namesystem
-    monkeypatch.setattr(namesystem, "INVALIDATE_LIMIT", 4)
+    import dfs.namenode.datanode_protocol as datanode_protocol
+    monkeypatch.setattr(datanode_protocol, "INVALIDATE_LIMIT", 4)
     ns = make()
     nodes = register(ns, 3)
     blocks = []
@@ -552,8 +552,8 @@ def test_a_mass_delete_reaches_a_datanode_in_bounded_heartbeats(monkeypatch):
 
 
 def test_deletions_still_queued_keep_copies_of_the_block_away(monkeypatch):
-    import dfs.namenode.namesystem as namesystem
-    monkeypatch.setattr(namesystem, "INVALIDATE_LIMIT", 1)
+    import dfs.namenode.datanode_protocol as datanode_protocol
+    monkeypatch.setattr(datanode_protocol, "INVALIDATE_LIMIT", 1)
     ns = make()
     nodes = register(ns, 3)
     ns.cmds(nodes[0].uuid).invalidate.update({101, 102, 103})
