@@ -191,3 +191,37 @@ class Progress:
             self._draw(time.monotonic())
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+# -- paths in dfs ---------------------------------------------------------------
+def stat_or_none(client, path):
+    try:
+        return client.stat(path)
+    except errors.DfsFileNotFoundError:
+        return None
+
+
+def target_for(client, dest: str, name: str, many: bool):
+    """Where SRC named ``name`` lands for DEST (cp semantics)."""
+    st = stat_or_none(client, dest)
+    if st is not None and st.is_dir:
+        return join(dest, name)
+    if many:
+        raise errors.DfsNotADirectoryError(path=dest) if st is not None else errors.DfsFileNotFoundError(path=dest)
+    if dest.endswith("/") and dest != "/":
+        raise errors.DfsNotADirectoryError(path=dest) if st is not None else errors.DfsFileNotFoundError(path=dest)
+    return dest
+
+
+def check_many(client, dest: str, many: bool) -> None:
+    """Several sources need DEST to be a directory: checked once, before any source,
+    so that the failure is one line about DEST (cp: target 'x' is not a directory)."""
+    if many:
+        target_for(client, dest, "", True)
+
+
+def walk(client, path):
+    for st in client.listdir(path):
+        yield st
+        if st.is_dir:
+            yield from walk(client, st.path)

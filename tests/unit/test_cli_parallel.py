@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from dfs import errors
-from dfs.cli.fs import _in_parallel
+from dfs.cli.transfer import _in_parallel
 
 
 class Bar:
