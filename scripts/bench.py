@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import platform
 import shutil
 import statistics
 import subprocess
@@ -236,7 +237,7 @@ def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) ->
         for k, v in (("3-hop chain, buffered", chain_b), ("3-hop chain, O_DIRECT", chain_d), ("3-hop chain", chain)):
             rates.setdefault(k, []).append(v)
         for kind, path in inputs.items():
-            v = timed(f"put {kind}", lambda: cli("put", "-f", path, f"/bench/{kind}"))
+            v = timed(f"put {kind}", lambda path=path, kind=kind: cli("put", "-f", path, f"/bench/{kind}"))
             ratios.setdefault(f"put {kind}", []).append(v / chain)
         copy = copy_ceiling(src, workdir, size, 1)
         rates.setdefault("local disk copy", []).append(copy)
@@ -244,20 +245,20 @@ def dfs_put_get(c: Cluster, inputs: dict, workdir: str, size: int, runs: int) ->
         rates.setdefault("disk read + write at once", []).append(duplex)
         for kind, path in inputs.items():
             dst = os.path.join(workdir, f"get-{kind}")
-            v = timed(f"get {kind}", lambda: cli("get", "-f", f"/bench/{kind}", dst))
+            v = timed(f"get {kind}", lambda kind=kind, dst=dst: cli("get", "-f", f"/bench/{kind}", dst))
             ratios.setdefault(f"get {kind} vs copy", []).append(v / copy)
             ratios.setdefault(f"get {kind} vs duplex", []).append(v / duplex)
             if run == 0 and not _same(path, dst):
                 raise SystemExit(f"bench: {kind}: data read back differs")
             os.unlink(dst)
         for kind in inputs:
-            def read():
+            def read(kind=kind):
                 for _ in client.open_read(f"/bench/{kind}").iter_range():
                     pass
             timed(f"read {kind} (API, no local write)", read)
             # The CLI's read path without this VM's one disk as the sink: what a job
             # piping `dfs cat` into a consumer gets (TestDFSIO's read discards its data too).
-            timed(f"cat {kind} > /dev/null", lambda: cat_devnull(c, f"/bench/{kind}"))
+            timed(f"cat {kind} > /dev/null", lambda kind=kind: cat_devnull(c, f"/bench/{kind}"))
     return ({k: statistics.median(v) for k, v in rates.items()},
             {k: statistics.median(v) for k, v in ratios.items()})
 
@@ -296,9 +297,9 @@ def metadata_rates(c: Cluster, runs: int, n: int = 2000, listing: int = 10_000,
         client.mkdir(base)
         spent = {k: 0.0 for k in names}
         ops = {"no-op RPC": lambda i: client.ping(),
-               "mkdir": lambda i: client.mkdir(f"{base}/d{i}"),
-               "create+close": lambda i: client.create(f"{base}/f{i}").close(),
-               "stat": lambda i: client.stat(f"{base}/f{i}")}
+               "mkdir": lambda i, base=base: client.mkdir(f"{base}/d{i}"),
+               "create+close": lambda i, base=base: client.create(f"{base}/f{i}").close(),
+               "stat": lambda i, base=base: client.stat(f"{base}/f{i}")}
         for k in range(rounds):
             took = {}
             for name, fn in ops.items():
@@ -337,7 +338,10 @@ def main() -> int:
     sections = set(args.sections.split(","))
     size = args.size_mib << 20
     workdir = tempfile.mkdtemp(prefix="dfs-bench-", dir=args.workdir)
-    print(f"dfs bench: {args.size_mib} MiB, median of {args.runs}, {os.cpu_count()} cores, workdir {workdir}\n")
+    # The interpreter moves the Python-bound figures by 5-8% (docs/benchmarks.md, session 24).
+    python = f"Python {platform.python_version()} ({os.path.realpath(sys.executable)})"
+    print(f"dfs bench: {args.size_mib} MiB, median of {args.runs}, {os.cpu_count()} cores, "
+          f"{python}, workdir {workdir}\n")
     try:
         if "core" in sections or "meta" in sections:
             with Cluster(os.path.join(workdir, "cluster"), datanodes=3, replication=3, block_size="64MiB",

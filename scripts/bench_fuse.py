@@ -72,10 +72,10 @@ def sequential(client, src: str, mnt: str, size: int, repeat: int) -> dict:
         path, target = f"/seq-client-{i}", os.path.join(mnt, f"seq-mount-{i}")
         # Who goes first alternates: the first read after a write phase is the slow
         # one for either side (docs/benchmarks.md), so a fixed order favours one.
-        writes = [lambda: cw.append(mb / timed(client_upload, client, src, path)),
-                  lambda: mw.append(mb / timed(dd, src, target, "conv=fsync"))]
-        reads = [lambda: cr.append(mb / timed(client_read, client, path)),
-                 lambda: mr.append(mb / timed(dd, target, "/dev/null"))]
+        writes = [lambda path=path: cw.append(mb / timed(client_upload, client, src, path)),
+                  lambda target=target: mw.append(mb / timed(dd, src, target, "conv=fsync"))]
+        reads = [lambda path=path: cr.append(mb / timed(client_read, client, path)),
+                 lambda target=target: mr.append(mb / timed(dd, target, "/dev/null"))]
         for step in (writes + reads) if i % 2 == 0 else (writes[::-1] + reads[::-1]):
             step()
         client.delete(path)
@@ -84,8 +84,8 @@ def sequential(client, src: str, mnt: str, size: int, repeat: int) -> dict:
     # The ratio is the median of each run's mount/client ratio, as the core section's
     # are: the client's read swings 1.4-2.3 GB/s between runs on this machine, and a
     # ratio of two medians taken from different runs mixes two machine states.
-    return {"sequential write": (med(cw), med(mw), "MB/s", None, med(m / c for c, m in zip(cw, mw))),
-            "sequential read": (med(cr), med(mr), "MB/s", None, med(m / c for c, m in zip(cr, mr)))}
+    return {"sequential write": (med(cw), med(mw), "MB/s", None, med(m / c for c, m in zip(cw, mw, strict=True))),
+            "sequential read": (med(cr), med(mr), "MB/s", None, med(m / c for c, m in zip(cr, mr, strict=True)))}
 
 
 def client_small(client, n: int, data: bytes, run: int = 0) -> tuple[float, ...]:

@@ -100,7 +100,7 @@ def main() -> int:
     for s in args.settings:
         for case in args.cases:
             got = []
-            for i in range(args.runs):
+            for _ in range(args.runs):
                 with tempfile.TemporaryDirectory(prefix="dfs-lost-") as tmp:
                     got.append(one_run(os.path.join(tmp, "c"), s, case))
             noticed = " ".join(f"{n:.2f}" for n, _ in got)

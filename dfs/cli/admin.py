@@ -64,7 +64,7 @@ def cmd_locate(args) -> int:
         print(json.dumps([b.to_json() for b in locs]))
         return 0
     for b in locs:
-        where = ", ".join(f"{n} ({r})" for n, r in zip(b.names, b.racks)) or "NO LIVE REPLICA"
+        where = ", ".join(f"{n} ({r})" for n, r in zip(b.names, b.racks, strict=True)) or "NO LIVE REPLICA"
         print(f"block {b.block_id} offset {b.offset} length {b.length}: {where}")
     return 0
 
@@ -161,7 +161,8 @@ def cmd_report(args) -> int:
     print(f"Under-replicated: {r.under_replicated}   Missing: {r.missing}   Corrupt: {r.corrupt}"
           + (f"   Not reported yet: {r.unreported}" if r.safemode else ""))
     if r.pending_repair_bytes:
-        print(f"To copy: {human(r.pending_repair_bytes)}B" + (f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""))
+        rate = f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""
+        print(f"To copy: {human(r.pending_repair_bytes)}B{rate}")
     print(f"\nDatanodes: {len(live)} live, {len(dead)} dead")
     for n in nodes:
         age = time.time() - n["last_heartbeat"]

@@ -94,7 +94,8 @@ def cmd_datanode(args) -> int:
     _stack_dumps_on_sigusr1()
     DatanodeServer(args.data_dir, args.nn_address, args.listen, rack=args.rack,
                    heartbeat_interval=args.heartbeat_interval, scan_interval=args.scan_interval,
-                   scan_rate=args.scan_rate, replica_check_interval=args.replica_check_interval, repair_bandwidth=args.repair_bandwidth).serve()
+                   scan_rate=args.scan_rate, replica_check_interval=args.replica_check_interval,
+                   repair_bandwidth=args.repair_bandwidth).serve()
     return 0
 
 
@@ -205,7 +206,7 @@ def cmd_cluster_up(args) -> int:
         while procs[0].poll() is None and time.monotonic() < settle and not stopping:
             time.sleep(0.05)
         why = ""
-        for name, p in zip(names, procs):
+        for name, p in zip(names, procs, strict=True):
             if p.poll() is not None:
                 why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'))}"
                 break

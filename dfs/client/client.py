@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+from typing import TYPE_CHECKING, BinaryIO
 
 from dfs import errors
-from dfs.config import default_namenode
 from dfs.client.namenode import NamenodeClient
+from dfs.config import default_namenode
 from dfs.model import BlockLocation, FileStatus
 from dfs.rpc import convert
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -87,19 +88,23 @@ class DfsClient:
             after = out[-1].path.rpartition("/")[2]
 
     def mkdir(self, path: str, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
-        return convert.status_from_pb(self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode)).status)
+        reply = self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode))
+        return convert.status_from_pb(reply.status)
 
     def delete(self, path: str, *, recursive: bool = False) -> bool:
         return self.nn.call("Delete", pb.DeleteRequest(path=path, recursive=recursive)).value
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> FileStatus:
-        return convert.status_from_pb(self.nn.call("Rename", pb.RenameRequest(src=src, dst=dst, overwrite=overwrite)).status)
+        reply = self.nn.call("Rename", pb.RenameRequest(src=src, dst=dst, overwrite=overwrite))
+        return convert.status_from_pb(reply.status)
 
     def chmod(self, path: str, mode: int) -> FileStatus:
-        return convert.status_from_pb(self.nn.call("SetPermission", pb.SetPermissionRequest(path=path, mode=mode)).status)
+        reply = self.nn.call("SetPermission", pb.SetPermissionRequest(path=path, mode=mode))
+        return convert.status_from_pb(reply.status)
 
     def chown(self, path: str, owner: str = "", group: str = "") -> FileStatus:
-        return convert.status_from_pb(self.nn.call("SetOwner", pb.SetOwnerRequest(path=path, owner=owner, group=group)).status)
+        reply = self.nn.call("SetOwner", pb.SetOwnerRequest(path=path, owner=owner, group=group))
+        return convert.status_from_pb(reply.status)
 
     def set_replication(self, path: str, replication: int) -> FileStatus:
         return convert.status_from_pb(self.nn.call(

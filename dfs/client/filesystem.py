@@ -38,8 +38,14 @@ from fsspec.utils import isfilelike, stringify_path
 
 from dfs import errors
 from dfs.client.client import DfsClient
-from dfs.client.fsspec_file import (DEFAULT_BUFFER_SIZE, DFSFile, _fetch_pool, _read_parallel,
-                                    _warn_discarded, _write_opts)
+from dfs.client.fsspec_file import (
+    DEFAULT_BUFFER_SIZE,
+    DFSFile,
+    _fetch_pool,
+    _read_parallel,
+    _warn_discarded,
+    _write_opts,
+)
 from dfs.config import DEFAULT_NAMENODE, default_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
@@ -498,7 +504,7 @@ class DFSFileSystem(AbstractFileSystem):
             raise ValueError("paths, starts and ends must have the same length")
         readers: dict[str, object] = {}
         out = []
-        for path, start, end in zip(paths, starts, ends):
+        for path, start, end in zip(paths, starts, ends, strict=True):
             try:
                 p = self._strip_protocol(path)
                 if p not in readers:

@@ -18,7 +18,6 @@ import warnings
 from bisect import bisect_right
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-
 from typing import TYPE_CHECKING
 
 import fsspec.core

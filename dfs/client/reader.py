@@ -30,9 +30,9 @@ import logging
 import os
 import queue
 import threading
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 from dfs import errors
 from dfs.codec import ChunkCodec, checksum_of
@@ -172,9 +172,9 @@ class FileReader:
             lo, hi = max(start, boff) - boff, min(end, boff + blen) - boff
             first, last = lo // cs, (hi - 1) // cs
             for f in range(first, last + 1, per):
-                l = min(last, f + per - 1)
+                upto = min(last, f + per - 1)
                 seg_start = boff + f * cs
-                yield (bi, f, l, seg_start, max(start, seg_start), min(end, boff + (l + 1) * cs))
+                yield (bi, f, upto, seg_start, max(start, seg_start), min(end, boff + (upto + 1) * cs))
 
     def _stream_segments(self, start: int, end: int) -> list:
         return list(self._segments(start, end, max(SEGMENT_CHUNKS, STREAM_BYTES // self.chunk_size)))

@@ -290,7 +290,7 @@ class FileWriter:
                     break
 
     def _open(self, block: _Block):
-        for attempt in range(MAX_PIPELINE_ATTEMPTS):
+        for _attempt in range(MAX_PIPELINE_ATTEMPTS):
             if not block.targets:
                 raise errors.NoDatanodesError(path=self.path)
             try:
@@ -337,7 +337,7 @@ class FileWriter:
 
     def _finish(self, block: _Block, sock) -> None:
         """End ``block`` and wait for its acknowledgement, rewriting it elsewhere on failure."""
-        for attempt in range(MAX_PIPELINE_ATTEMPTS):
+        for _attempt in range(MAX_PIPELINE_ATTEMPTS):
             try:
                 frames.send_msg(sock, dpb.ChunkFrame(end=True))
                 failed = self._ack(block, sock)

@@ -146,7 +146,7 @@ class ReplicaWriter:
     buffers are only mapped when first needed.
     """
 
-    def __init__(self, store: "BlockStore", block_id: int, genstamp: int, chunk_size: int):
+    def __init__(self, store: BlockStore, block_id: int, genstamp: int, chunk_size: int):
         self.store, self.block_id, self.genstamp, self.chunk_size = store, block_id, genstamp, chunk_size
         tag = next(store._tags)
         self.tmp_data = os.path.join(store.tmp, f"blk_{block_id}_{genstamp}.{tag}.data")

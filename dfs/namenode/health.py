@@ -17,7 +17,7 @@ then DEGRADED (not HEALTHY, not CORRUPT) unless something is really missing.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.blockmap import BlockMap

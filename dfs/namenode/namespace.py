@@ -160,7 +160,8 @@ class Namespace:
     def stat(self, path: str, caller: Caller) -> FileStatus:
         return self.status(self.resolve(path, caller), normalize(path))
 
-    def list(self, path: str, caller: Caller, start_after: str = "", limit: int = 10000) -> tuple[FileStatus, list[FileStatus], bool]:
+    def list(self, path: str, caller: Caller, start_after: str = "",
+             limit: int = 10000) -> tuple[FileStatus, list[FileStatus], bool]:
         row = self.resolve(path, caller)
         base = normalize(path)
         st = self.status(row, base)
@@ -191,7 +192,9 @@ class Namespace:
             self.store.update(parent["id"], mtime=now)
             rows.append(self.store.get(new_id))  # type: ignore[arg-type]
         if not rows[-1]["is_dir"]:
-            raise errors.DfsNotADirectoryError(path=path) if len(rows) - 1 < len(parts) else errors.DfsFileExistsError(path=path)
+            if len(rows) - 1 < len(parts):
+                raise errors.DfsNotADirectoryError(path=path)
+            raise errors.DfsFileExistsError(path=path)
         return rows[-1]
 
     def mkdir(self, path: str, caller: Caller, now: float, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
@@ -251,7 +254,8 @@ class Namespace:
         if parent["mode"] & _stat.S_ISVTX and caller.user not in (self.superuser, row["owner"], parent["owner"]):
             raise errors.DfsPermissionError(path=path)
 
-    def rename(self, src: str, dst: str, caller: Caller, now: float, *, overwrite: bool = False) -> tuple[FileStatus, list[int]]:
+    def rename(self, src: str, dst: str, caller: Caller, now: float, *,
+               overwrite: bool = False) -> tuple[FileStatus, list[int]]:
         """Atomic rename of src to exactly dst. Returns (new status, blocks to invalidate)."""
         sparts, dparts = split_path(src), split_path(dst)
         if not sparts or not dparts:

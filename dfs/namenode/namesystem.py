@@ -26,8 +26,8 @@ import sqlite3
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from dfs import errors
 from dfs.codec import keys
@@ -184,7 +184,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         self._lost(tx, err)
         raise err from None
 
-    def _committed(self, tx: "_Tx") -> None:
+    def _committed(self, tx: _Tx) -> None:
         """What a transaction's mutations do in memory once it is on disk: forget the
         blocks they dropped and tell their datanodes to delete them. Before the commit
         succeeded, a replica deleted could belong to a file a failed commit keeps; before
@@ -194,7 +194,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self.cmds(node).invalidate.add(b)
             self.monitor.in_flight.forget_block(b)
 
-    def _lost(self, tx: "_Tx", e: errors.MetadataStoreError) -> None:
+    def _lost(self, tx: _Tx, e: errors.MetadataStoreError) -> None:
         """A transaction could not be stored (the store rolled it back): fail each
         of its callers, and bring the block map back to what the store holds (blocks
         its mutations allocated, committed or re-replicated)."""
@@ -268,7 +268,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         self.commands.pop(uuid, None)
         self._deleting.pop(uuid, None)
 
-    def replicas_leaving(self) -> "_Leaving":
+    def replicas_leaving(self) -> _Leaving:
         """block -> nodes to delete their replica of it, or told to and not beaten since
         (looked up per block: the queues may hold a mass delete's many blocks)."""
         return _Leaving(self.commands, self._deleting)

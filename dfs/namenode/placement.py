@@ -11,7 +11,7 @@ load without herding every writer onto the single emptiest node.
 from __future__ import annotations
 
 import random
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from dfs.model import DatanodeDescriptor
 

@@ -44,7 +44,8 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
-from typing import Any, Iterable, Protocol
+from collections.abc import Iterable
+from typing import Any, Protocol
 
 from dfs import errors
 

@@ -115,7 +115,7 @@ class Cluster:
                                      stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         log.close()
 
-    def start(self, wait: bool = True) -> "Cluster":
+    def start(self, wait: bool = True) -> Cluster:
         self._spawn(self.namenode)
         for d in self.datanodes:
             self._spawn(d)
@@ -144,9 +144,10 @@ class Cluster:
                     n.proc.wait()
                     with open(n.log_path, errors="replace") as f:
                         tail = "".join(f.readlines()[-150:])
-                    warnings.warn(f"{n.name} ({n.address}) still ran 10 s after SIGTERM; its log ends:\n{tail}")
+                    warnings.warn(f"{n.name} ({n.address}) still ran 10 s after SIGTERM; its log ends:\n{tail}",
+                                  stacklevel=2)
 
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -232,7 +233,8 @@ class Cluster:
                 last_exc = e
             time.sleep(interval)
         self.dump_stacks()
-        raise TimeoutError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else ""))
+        last = f" (last error: {last_exc})" if last_exc else ""
+        raise TimeoutError(f"timed out after {timeout}s waiting for {what}{last}")
 
     def wait_for_datanodes(self, n: int, timeout: float = 30.0) -> None:
         client = DfsClient(self.namenode_address, retry_seconds=0)

@@ -36,8 +36,8 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from dfs import errors
 from dfs.model import FileStatus

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 HIDDEN = ".fuse_hidden"
 GRACE = 2.0

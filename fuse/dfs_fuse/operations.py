@@ -28,8 +28,8 @@ from dfs.rpc import convert
 from dfs_fuse._binding import FUSE_CAP_HANDLE_KILLPRIV, FuseOSError, Operations, fuse_get_context
 from dfs_fuse.cache import Version
 from dfs_fuse.files import FileTable, MountContext, OpenFile
-from dfs_fuse.meta import parent_of, stat_dict
 from dfs_fuse.hidden import HiddenReaper, is_hidden
+from dfs_fuse.meta import parent_of, stat_dict
 from dfs_fuse.writeback import Committer
 
 log = logging.getLogger(__name__)

@@ -222,7 +222,7 @@ def _outcome(proc: subprocess.Popen, t0: float, timeout: float) -> tuple[int, st
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.communicate()
-        raise AssertionError(f"{proc.args[0]} hung for {timeout} s with the namenode restarted")
+        raise AssertionError(f"{proc.args[0]} hung for {timeout} s with the namenode restarted") from None
     return proc.returncode, err, time.monotonic() - t0
 
 
@@ -263,7 +263,8 @@ def test_namenode_killed_under_a_writer(cluster, fmnt, short_mnt, tree, tmp_path
         time.sleep(1)
         restart(cluster, cluster.namenode)
     rc, err, took = _outcome(proc, t0, timeout=RETRY + 100)
-    print(f"{program} with the namenode {outage}: exit {rc} after {took:.1f} s; {err.count(chr(10))} error lines: {err[:300]!r}")
+    print(f"{program} with the namenode {outage}: exit {rc} after {took:.1f} s; "
+          f"{err.count(chr(10))} error lines: {err[:300]!r}")
     if outage == "down":
         restart(cluster, cluster.namenode)
         assert rc != 0, f"{program} succeeded with the namenode down"

@@ -339,7 +339,7 @@ class Faults:
     KINDS = ["kill_datanode", "kill_namenode", "stop_datanode", "stop_namenode", "corrupt", "kill_client"]
     WEIGHTS = [4, 2, 2, 1, 3, 2]
 
-    def __init__(self, chaos: Chaos, seconds: float, cli_worker: "CliWorker"):
+    def __init__(self, chaos: Chaos, seconds: float, cli_worker: CliWorker):
         self.chaos, self.c, self.cli_worker = chaos, chaos.c, cli_worker
         self.rng = random.Random(f"{SEED}-faults")
         self.until = time.monotonic() + seconds

@@ -10,7 +10,6 @@ import signal
 import threading
 import time
 
-
 from dfs import errors
 from dfs.testing import Cluster
 from dfs.testing.faults import (

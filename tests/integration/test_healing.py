@@ -31,7 +31,6 @@ from dfs.testing.faults import (
     wait_state,
 )
 
-
 # -- liveness: dead, back, stale ----------------------------------------------------------
 
 

@@ -8,7 +8,6 @@ import hashlib
 import io
 import json
 import os
-import socket
 
 import pytest
 
@@ -23,7 +22,8 @@ def csv_text(n_bytes: int) -> bytes:
     rows, i = [], 0
     size = 0
     while size < n_bytes:
-        row = b"%d,2026-11-%02d,customer-%05d,%.2f,widget %s\n" % (i, i % 28 + 1, i % 7919, i * 1.37, b"blue" if i % 3 else b"red")
+        row = b"%d,2026-11-%02d,customer-%05d,%.2f,widget %s\n" % (
+            i, i % 28 + 1, i % 7919, i * 1.37, b"blue" if i % 3 else b"red")
         rows.append(row)
         size += len(row)
         i += 1
@@ -79,7 +79,8 @@ def test_no_plaintext_at_rest_and_compression_pays(cluster, tmp_path):
         for p in probes:
             assert p not in blob, f"plaintext found in {path}"
     # Three replicas of compressible text take less room than one plain copy.
-    stored = sum(os.path.getsize(p) for p in glob.glob(os.path.join(cluster.base, "datanode*", "current", "*", "*.data"))
+    replicas = glob.glob(os.path.join(cluster.base, "datanode*", "current", "*", "*.data"))
+    stored = sum(os.path.getsize(p) for p in replicas
                  if _block_of(p) in _blocks(cluster, "/t.csv"))
     assert 0 < stored < len(text), (stored, len(text))
     assert cluster.client().read_bytes("/t.csv") == text
@@ -100,7 +101,7 @@ def test_namenode_sigkill_loses_no_acknowledged_file(cluster, tmp_path):
         files[f"/ack/f{i}"] = data
         (tmp_path / f"f{i}").write_bytes(data)
     assert cluster.cli("mkdir", "/ack").returncode == 0
-    for i, (path, data) in enumerate(files.items()):
+    for i, path in enumerate(files):
         assert cluster.cli("put", str(tmp_path / f"f{i}"), path).returncode == 0
     assert cluster.cli("mkdir", "-p", "/ack/dir/sub").returncode == 0
     assert cluster.cli("mv", "/ack/f5", "/ack/dir/sub/f5").returncode == 0

@@ -13,7 +13,6 @@ import time
 from dfs.client.writer import required_replicas
 from dfs.testing.faults import MiB, check_all, locations
 
-
 # Heartbeats every 2 s: the namenode goes on offering a frozen node for 4 s (until it is
 # stale), so the write meets it even when the put is slow to start on a loaded machine.
 SLOW_BEATS = dict(datanodes=4, heartbeat=2.0, dead_timeout=30.0)

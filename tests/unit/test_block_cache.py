@@ -27,7 +27,8 @@ class GatedReader:
         self.size = CHUNK * CHUNKS
         self.chunk_size = CHUNK
         self.status = convert.status_to_pb(FileStatus(path="/f", type="file", size=self.size, replication=3,
-                                                       block_size=self.size, mode=0o644, owner="u", group="g", mtime=0.0))
+                                                       block_size=self.size, mode=0o644, owner="u", group="g",
+                                                       mtime=0.0))
         self.blocks = [SimpleNamespace(offset=0, block=SimpleNamespace(block_id=7, length=self.size))]
         self.gates = [threading.Event() for _ in range(CHUNKS)]
         self.fail_at = fail_at

@@ -64,7 +64,7 @@ def test_a_failure_that_fails_every_job_stops_new_jobs_and_is_raised():
         started = []
         gate = threading.Event()
 
-        def job(i):
+        def job(i, started=started, fatal=fatal, gate=gate):
             started.append(i)
             if i == 0:
                 raise fatal

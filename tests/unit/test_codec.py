@@ -153,7 +153,7 @@ def test_sample_trial_is_skipped_while_chunks_keep_compressing():
     # sample + whole; whole; whole (guessed wrong, stored raw); sample only; sample + whole
     assert calls == [65536, mib, mib, mib, 65536, 65536, mib]
     assert [bool(record_of(e)[0] & FLAG_ZSTD) for e in encoded] == [True, True, False, False, True]
-    for i, (c, e) in enumerate(zip(chunks, encoded)):
+    for i, (c, e) in enumerate(zip(chunks, encoded, strict=True)):
         assert codec.decode(record_of(e), BLOCK, i, len(c), e.checksum) == c
 
 

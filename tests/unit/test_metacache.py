@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from dfs_fuse import meta
-from dfs_fuse.meta import MetaCache
 
 from dfs import errors
 from dfs.model import FileStatus
+from dfs_fuse import meta
+from dfs_fuse.meta import MetaCache
 
 
 def d(path: str, children: int = 0, subdirs: int = 0) -> FileStatus:

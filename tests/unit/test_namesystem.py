@@ -771,7 +771,7 @@ def test_a_decommission_follows_the_node_across_restarts_not_its_address(tmp_pat
     ns.decommission(old.address)
     ns.tick()
     for _ in range(2):   # its block is copied away
-        for d, c in beat(ns, nodes).items():
+        for c in beat(ns, nodes).values():
             for bid, gs, ln, targets in c.transfers:
                 target = next(n for n in nodes if n.address == targets[0])
                 beat(ns, [target], received={target.uuid: [(bid, gs, ln)]})
@@ -1084,12 +1084,13 @@ def test_fsck_tree_names_nested_files_whatever_the_row_order():
     from dfs.namenode.blockmap import BlockInfo, BlockMap
     from dfs.namenode.health import check_tree
 
-    rows = [
-        {"id": 3, "parent": 2, "name": "f", "pending_name": None, "is_dir": 0, "state": "C", "length": 10, "replication": 2},
-        {"id": 2, "parent": 1, "name": "d", "pending_name": None, "is_dir": 1, "state": "C", "length": 0, "replication": 0},
-        {"id": 1, "parent": None, "name": "", "pending_name": None, "is_dir": 1, "state": "C", "length": 0, "replication": 0},
-        {"id": 4, "parent": 2, "name": None, "pending_name": "w", "is_dir": 0, "state": "U", "length": 0, "replication": 2},
-    ]
+    keys = ("id", "parent", "name", "pending_name", "is_dir", "state", "length", "replication")
+    rows = [dict(zip(keys, r, strict=True)) for r in (
+        (3, 2, "f", None, 0, "C", 10, 2),
+        (2, 1, "d", None, 1, "C", 0, 0),
+        (1, None, "", None, 1, "C", 0, 0),
+        (4, 2, None, "w", 0, "U", 0, 2),
+    )]
     bmap = BlockMap()
     bmap.add_block(BlockInfo(7, 3, 1, 10, 2))
     bmap.add_replica(7, "a", 1, 10)

@@ -7,8 +7,7 @@ from collections import Counter
 
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.replication import (ENDANGERED, MISPLACED, UNDER, VERY_UNDER, InFlight, Invalidate, Replicate,
-                                       plan)
+from dfs.namenode.replication import ENDANGERED, MISPLACED, UNDER, VERY_UNDER, InFlight, Invalidate, Replicate, plan
 
 
 def cluster(n: int, racks: int = 2) -> dict[str, DatanodeDescriptor]:
