@@ -14,7 +14,7 @@ import errno
 import os
 import sys
 
-from mfusepy import FUSE, FuseOSError, Operations
+from dfs_fuse._binding import FUSE, FuseOSError, Operations  # the one module that imports mfusepy
 
 
 class EIOFS(Operations):
