@@ -28,13 +28,16 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+TREES = {p: ast.parse(p.read_text(), str(p)) for p in SOURCES}
+
+
 def imported(path: Path) -> set[str]:
     """Every module ``path`` imports, absolute, with the names taken from them
     (``from dfs import errors`` gives ``dfs`` and ``dfs.errors``)."""
     mod = module_name(path)
     package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
     out: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for node in ast.walk(TREES[path]):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -92,8 +95,8 @@ def test_decisions_are_pure(module):
 def test_grpc_channels_and_servers_are_built_in_one_place():
     builders = {"server", "insecure_channel", "secure_channel", "aio"}
     found = []
-    for path in SOURCES:
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    for path, tree in TREES.items():
+        for node in ast.walk(tree):
             if (isinstance(node, ast.Attribute) and node.attr in builders
                     and isinstance(node.value, ast.Name) and node.value.id == "grpc"):
                 found.append(module_name(path))
