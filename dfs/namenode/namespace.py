@@ -187,10 +187,10 @@ class Namespace:
             if not parent["is_dir"]:
                 raise errors.DfsNotADirectoryError(path=path)
             self._check(parent, caller, _stat.S_IWOTH, path)
-            new_id = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode,
-                                       owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
+            new = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode,
+                                    owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
             self.store.update(parent["id"], mtime=now)
-            rows.append(self.store.get(new_id))  # type: ignore[arg-type]
+            rows.append(new)
         if not rows[-1]["is_dir"]:
             if len(rows) - 1 < len(parts):
                 raise errors.DfsNotADirectoryError(path=path)
@@ -210,10 +210,10 @@ class Namespace:
         if self.store.lookup(parent["id"], name) is not None:
             raise errors.DfsFileExistsError(path=path)
         self._check(parent, caller, _stat.S_IWOTH, path)
-        new_id = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode & 0o7777,
-                                   owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
+        new = self.store.insert(parent=parent["id"], name=name, is_dir=1, mode=mode & 0o7777,
+                                owner=caller.user, grp=parent["grp"], mtime=now, ctime=now)
         self.store.update(parent["id"], mtime=now)
-        return self.status(self.store.get(new_id), join(parts))  # type: ignore[arg-type]
+        return self.status(new, join(parts))
 
     # -- delete / rename ------------------------------------------------
     def delete(self, path: str, caller: Caller, now: float, *, recursive: bool = False) -> list[int]:
@@ -381,14 +381,13 @@ class Namespace:
         if complete:
             if existing is not None:
                 dropped += self.store.delete_subtree(existing["id"])
-            file_id = self.store.insert(name=name, state="C", **fields)
+            row = self.store.insert(name=name, state="C", **fields)
             self.store.update(parent["id"], mtime=now)
         else:
-            file_id = self.store.insert(name=None, pending_name=name, state="U", overwrite=int(overwrite),
-                                        replaces=replaces or None,
-                                        lease_holder=caller.client_name,
-                                        lease_expiry=now + self.lease_limit, **fields)
-        return self.store.get(file_id), dropped  # type: ignore[return-value]
+            row = self.store.insert(name=None, pending_name=name, state="U", overwrite=int(overwrite),
+                                    replaces=replaces or None, lease_holder=caller.client_name,
+                                    lease_expiry=now + self.lease_limit, **fields)
+        return row, dropped
 
     def _check_lease_free(self, parent_id: int, name: str, caller: Caller, now: float, path: str) -> list[int]:
         """Refuse to create ``name`` while another client writes it (holds a live lease on a

@@ -57,6 +57,22 @@ ID_BATCH = 1024
 _FAIL_FSYNC = os.environ.get("DFS_TEST_FAIL_FSYNC_IF", "")
 
 
+# Rows come back as tuples of these columns, named in every SELECT (a store made before a
+# column was added has it last, so ``*`` would not match): dict(zip()) of a tuple costs a
+# quarter of dict() of a sqlite3.Row, and a create reads five rows.
+INODE_COLUMNS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtime", "ctime",
+                 "replication", "block_size", "chunk_size", "length", "state", "pending_name",
+                 "overwrite", "key", "lease_holder", "lease_expiry", "replaces", "nchildren", "nsubdirs")
+BLOCK_COLUMNS = ("id", "inode", "idx", "length", "genstamp", "committed")
+_INODE = ",".join(INODE_COLUMNS)
+_INODE_I = ",".join(f"i.{c}" for c in INODE_COLUMNS)
+_BLOCK = ",".join(BLOCK_COLUMNS)
+
+
+def _inode(r: tuple | None) -> dict | None:
+    return dict(zip(INODE_COLUMNS, r, strict=True)) if r is not None else None
+
+
 def store_error(e: BaseException) -> errors.MetadataStoreError:
     """The one error a client sees when the metadata cannot be written (a full disk)."""
     return errors.MetadataStoreError(f"namenode cannot store its metadata: {e}")
@@ -69,7 +85,7 @@ class MetaStore(Protocol):
     def count_children(self, parent: int) -> int: ...
     def count_subdirs(self, parent: int) -> int: ...
     def has_pending(self, parent: int) -> bool: ...
-    def insert(self, **fields: Any) -> int: ...
+    def insert(self, **fields: Any) -> dict: ...
     def next_inode_id(self) -> int: ...
     def update(self, inode_id: int, **fields: Any) -> None: ...
     def delete_subtree(self, inode_id: int) -> list[int]: ...
@@ -100,7 +116,11 @@ class MetaStore(Protocol):
 class SqliteStore:
     def __init__(self, path: str):
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._db.row_factory = sqlite3.Row
+        # The namenode is the store's only user (its data dir is locked): holding SQLite's
+        # lock for good saves each transaction its fcntl() locks and the WAL its shared-
+        # memory index (set before the first access, or the index is made in -shm). A
+        # second process opening the file meanwhile gets "database is locked".
+        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")   # + an fsync of the WAL per durable commit
         self._wal_path = path + "-wal"
@@ -305,22 +325,18 @@ class SqliteStore:
             self._wal_fd = -1
 
     # -- inodes ---------------------------------------------------------
-    @staticmethod
-    def _row(r: sqlite3.Row | None) -> dict | None:
-        return dict(r) if r is not None else None
-
     def get(self, inode_id: int) -> dict | None:
-        return self._row(self._db.execute("SELECT * FROM inode WHERE id=?", (inode_id,)).fetchone())
+        return _inode(self._db.execute(f"SELECT {_INODE} FROM inode WHERE id=?", (inode_id,)).fetchone())
 
     def lookup(self, parent: int, name: str) -> dict | None:
-        return self._row(self._db.execute(
-            "SELECT * FROM inode WHERE parent=? AND name=?", (parent, name)).fetchone())
+        return _inode(self._db.execute(
+            f"SELECT {_INODE} FROM inode WHERE parent=? AND name=?", (parent, name)).fetchone())
 
     def children(self, parent: int, start_after: str = "", limit: int = -1) -> list[dict]:
         rows = self._db.execute(
-            "SELECT * FROM inode WHERE parent=? AND name IS NOT NULL AND name>? ORDER BY name LIMIT ?",
+            f"SELECT {_INODE} FROM inode WHERE parent=? AND name IS NOT NULL AND name>? ORDER BY name LIMIT ?",
             (parent, start_after, limit)).fetchall()
-        return [dict(r) for r in rows]
+        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
 
     def count_children(self, parent: int) -> int:
         r = self._db.execute("SELECT nchildren FROM inode WHERE id=?", (parent,)).fetchone()
@@ -334,14 +350,16 @@ class SqliteStore:
         """The id the next insert would get (call under the namesystem lock)."""
         return self._last_inode + 1
 
-    def insert(self, **fields: Any) -> int:
+    def insert(self, **fields: Any) -> dict:
+        """Add an inode. -> its row as stored (RETURNING: no second statement to read it)."""
         if "id" not in fields:
             fields = {"id": self._last_inode + 1, **fields}
         cols = ",".join(fields)
         marks = ",".join("?" * len(fields))
-        cur = self._w(f"INSERT INTO inode ({cols}) VALUES ({marks})", tuple(fields.values()))
-        self._last_inode = max(self._last_inode, int(cur.lastrowid))
-        return int(cur.lastrowid)
+        row = _inode(self._w(f"INSERT INTO inode ({cols}) VALUES ({marks}) RETURNING {_INODE}",
+                             tuple(fields.values())).fetchall()[0])
+        self._last_inode = max(self._last_inode, row["id"])
+        return row
 
     def update(self, inode_id: int, **fields: Any) -> None:
         sets = ",".join(f"{k}=?" for k in fields)
@@ -349,10 +367,10 @@ class SqliteStore:
 
     def subtree(self, inode_id: int) -> list[dict]:
         rows = self._db.execute(
-            """WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
+            f"""WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
                  SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)
-               SELECT inode.* FROM inode JOIN t USING(id)""", (inode_id,)).fetchall()
-        return [dict(r) for r in rows]
+               SELECT {_INODE_I} FROM inode i JOIN t USING(id)""", (inode_id,)).fetchall()
+        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
 
     def delete_subtree(self, inode_id: int) -> list[int]:
         ids = [r["id"] for r in self.subtree(inode_id)]
@@ -369,7 +387,8 @@ class SqliteStore:
         return blocks
 
     def under_construction(self) -> list[dict]:
-        return [dict(r) for r in self._db.execute("SELECT * FROM inode WHERE state='U'")]
+        rows = self._db.execute(f"SELECT {_INODE} FROM inode WHERE state='U'")
+        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
 
     def has_pending(self, parent: int) -> bool:
         """Whether any file is being written in directory ``parent`` (not counted by nchildren)."""
@@ -378,13 +397,13 @@ class SqliteStore:
 
     def pending(self, parent: int, name: str) -> list[dict]:
         """Files under construction that will take ``name`` in ``parent`` when completed."""
-        return [dict(r) for r in self._db.execute(
-            "SELECT * FROM inode WHERE state='U' AND parent=? AND pending_name=?", (parent, name))]
+        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in self._db.execute(
+            f"SELECT {_INODE} FROM inode WHERE state='U' AND parent=? AND pending_name=?", (parent, name))]
 
     # -- blocks ---------------------------------------------------------
     def blocks(self, inode_id: int) -> list[dict]:
-        return [dict(r) for r in self._db.execute(
-            "SELECT * FROM block WHERE inode=? ORDER BY idx", (inode_id,))]
+        return [dict(zip(BLOCK_COLUMNS, r, strict=True)) for r in self._db.execute(
+            f"SELECT {_BLOCK} FROM block WHERE inode=? ORDER BY idx", (inode_id,))]
 
     def add_block(self, inode_id: int, idx: int, block_id: int, genstamp: int) -> None:
         self._w("INSERT INTO block (id, inode, idx, genstamp) VALUES (?,?,?,?)",
@@ -405,8 +424,8 @@ class SqliteStore:
                FROM block b JOIN inode i ON i.id=b.inode""").fetchall()
 
     def block_owner(self, block_id: int) -> dict | None:
-        return self._row(self._db.execute(
-            "SELECT i.* FROM block b JOIN inode i ON i.id=b.inode WHERE b.id=?", (block_id,)).fetchone())
+        return _inode(self._db.execute(
+            f"SELECT {_INODE_I} FROM block b JOIN inode i ON i.id=b.inode WHERE b.id=?", (block_id,)).fetchone())
 
     # -- counters -------------------------------------------------------
     def next_id(self, counter: str) -> int:

@@ -818,6 +818,66 @@ def test_undoing_one_operation_keeps_the_others_in_the_open_transaction():
         ns.stat("/b", ROOT)
 
 
+def test_the_store_holds_its_database_for_itself(tmp_path):
+    # locking_mode=EXCLUSIVE: no other process can hold a lock that stalls the
+    # namenode's commits (or its checkpoints); it is refused at once instead.
+    import sqlite3
+    db = str(tmp_path / "ns.db")
+    store = SqliteStore(db)
+    Namespace(store, superuser="root").mkdir("/d", ROOT, 1.0)
+    store.sync()
+    other = sqlite3.connect(db, timeout=0.05)
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("SELECT count(*) FROM inode").fetchone()
+    assert not (tmp_path / "ns.db-shm").exists()   # the WAL's index is in the namenode's memory
+    store.close()       # the namenode stopped: the file is free
+    assert other.execute("SELECT name FROM inode WHERE id=2").fetchone() == ("d",)
+    other.close()
+
+
+def test_insert_returns_the_row_as_stored():
+    store = SqliteStore(":memory:")
+    ns = Namespace(store, superuser="root")
+    row = store.insert(parent=1, name="f", is_dir=0, mode=0o640, owner="u", grp="g", mtime=1.5,
+                       ctime=1.5, replication=2, block_size=1 << 20, chunk_size=1 << 20, key=b"k")
+    assert row == store.get(row["id"]) == store.lookup(1, "f")
+    assert row["state"] == "C" and row["nchildren"] == 0 and row["key"] == b"k"
+    assert ns.stat("/", ROOT).children == 1   # the trigger counted it in its parent
+
+
+def test_rows_of_a_store_made_before_columns_were_added(tmp_path):
+    # Columns added later (replaces, nchildren, nsubdirs) come last in an old store's
+    # table: rows are read by name, not by position.
+    import sqlite3
+    db = str(tmp_path / "old.db")
+    old = sqlite3.connect(db)
+    old.executescript("""
+        CREATE TABLE inode (
+          id INTEGER PRIMARY KEY, parent INTEGER, name TEXT, is_dir INTEGER NOT NULL,
+          mode INTEGER NOT NULL, owner TEXT NOT NULL, grp TEXT NOT NULL,
+          mtime REAL NOT NULL, ctime REAL NOT NULL, replication INTEGER DEFAULT 0,
+          block_size INTEGER DEFAULT 0, chunk_size INTEGER DEFAULT 0,
+          length INTEGER DEFAULT 0, state TEXT NOT NULL DEFAULT 'C',
+          pending_name TEXT, overwrite INTEGER DEFAULT 0, key BLOB,
+          lease_holder TEXT, lease_expiry REAL);
+        INSERT INTO inode (id, parent, name, is_dir, mode, owner, grp, mtime, ctime)
+          VALUES (1, NULL, '', 1, 493, 'root', 'supergroup', 0, 0),
+                 (2, 1, 'd', 1, 448, 'alice', 'staff', 7, 7);
+        INSERT INTO inode (id, parent, name, is_dir, mode, owner, grp, mtime, ctime, replication,
+                           block_size, chunk_size, length, key)
+          VALUES (3, 2, 'f', 0, 416, 'alice', 'staff', 8, 8, 2, 1048576, 1048576, 42, x'00ff');
+        """)
+    old.commit()
+    old.close()
+    store = SqliteStore(db)
+    ns = Namespace(store, superuser="root")
+    d, f = ns.stat("/d", ROOT), ns.stat("/d/f", ROOT)
+    assert (d.mode, d.owner, d.group, d.children) == (0o700, "alice", "staff", 1)
+    assert (f.size, f.replication, f.mode, f.mtime) == (42, 2, 0o640, 8.0)
+    assert store.get(3)["key"] == b"\x00\xff" and store.get(3)["replaces"] is None
+    store.close()
+
+
 def test_ids_are_reserved_durably_and_never_reused(tmp_path):
     """Block ids come from fsynced reservations, so losing the commits that used
     them (they are not fsynced) can never give an id out twice."""
