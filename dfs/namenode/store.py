@@ -59,7 +59,7 @@ _FAIL_FSYNC = os.environ.get("DFS_TEST_FAIL_FSYNC_IF", "")
 
 # Rows come back as tuples of these columns, named in every SELECT (a store made before a
 # column was added has it last, so ``*`` would not match): dict(zip()) of a tuple costs a
-# quarter of dict() of a sqlite3.Row, and a create reads five rows.
+# quarter of dict() of a sqlite3.Row (0.75 against 2.8 us), and every call reads a few.
 INODE_COLUMNS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtime", "ctime",
                  "replication", "block_size", "chunk_size", "length", "state", "pending_name",
                  "overwrite", "key", "lease_holder", "lease_expiry", "replaces", "nchildren", "nsubdirs")
@@ -71,6 +71,10 @@ _BLOCK = ",".join(BLOCK_COLUMNS)
 
 def _inode(r: tuple | None) -> dict | None:
     return dict(zip(INODE_COLUMNS, r, strict=True)) if r is not None else None
+
+
+def _inodes(rows: Iterable[tuple]) -> list[dict]:
+    return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
 
 
 def store_error(e: BaseException) -> errors.MetadataStoreError:
@@ -336,7 +340,7 @@ class SqliteStore:
         rows = self._db.execute(
             f"SELECT {_INODE} FROM inode WHERE parent=? AND name IS NOT NULL AND name>? ORDER BY name LIMIT ?",
             (parent, start_after, limit)).fetchall()
-        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
+        return _inodes(rows)
 
     def count_children(self, parent: int) -> int:
         r = self._db.execute("SELECT nchildren FROM inode WHERE id=?", (parent,)).fetchone()
@@ -370,7 +374,7 @@ class SqliteStore:
             f"""WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
                  SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)
                SELECT {_INODE_I} FROM inode i JOIN t USING(id)""", (inode_id,)).fetchall()
-        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
+        return _inodes(rows)
 
     def delete_subtree(self, inode_id: int) -> list[int]:
         ids = [r["id"] for r in self.subtree(inode_id)]
@@ -387,8 +391,7 @@ class SqliteStore:
         return blocks
 
     def under_construction(self) -> list[dict]:
-        rows = self._db.execute(f"SELECT {_INODE} FROM inode WHERE state='U'")
-        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in rows]
+        return _inodes(self._db.execute(f"SELECT {_INODE} FROM inode WHERE state='U'"))
 
     def has_pending(self, parent: int) -> bool:
         """Whether any file is being written in directory ``parent`` (not counted by nchildren)."""
@@ -397,8 +400,8 @@ class SqliteStore:
 
     def pending(self, parent: int, name: str) -> list[dict]:
         """Files under construction that will take ``name`` in ``parent`` when completed."""
-        return [dict(zip(INODE_COLUMNS, r, strict=True)) for r in self._db.execute(
-            f"SELECT {_INODE} FROM inode WHERE state='U' AND parent=? AND pending_name=?", (parent, name))]
+        return _inodes(self._db.execute(
+            f"SELECT {_INODE} FROM inode WHERE state='U' AND parent=? AND pending_name=?", (parent, name)))
 
     # -- blocks ---------------------------------------------------------
     def blocks(self, inode_id: int) -> list[dict]:
