@@ -120,11 +120,6 @@ class MetaStore(Protocol):
 class SqliteStore:
     def __init__(self, path: str):
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        # The namenode is the store's only user (its data dir is locked): holding SQLite's
-        # lock for good saves each transaction its fcntl() locks and the WAL its shared-
-        # memory index (set before the first access, or the index is made in -shm). A
-        # second process opening the file meanwhile gets "database is locked".
-        self._db.execute("PRAGMA locking_mode=EXCLUSIVE")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")   # + an fsync of the WAL per durable commit
         self._wal_path = path + "-wal"

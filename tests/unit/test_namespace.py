@@ -818,23 +818,6 @@ def test_undoing_one_operation_keeps_the_others_in_the_open_transaction():
         ns.stat("/b", ROOT)
 
 
-def test_the_store_holds_its_database_for_itself(tmp_path):
-    # locking_mode=EXCLUSIVE: no other process can hold a lock that stalls the
-    # namenode's commits (or its checkpoints); it is refused at once instead.
-    import sqlite3
-    db = str(tmp_path / "ns.db")
-    store = SqliteStore(db)
-    Namespace(store, superuser="root").mkdir("/d", ROOT, 1.0)
-    store.sync()
-    other = sqlite3.connect(db, timeout=0.05)
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
-        other.execute("SELECT count(*) FROM inode").fetchone()
-    assert not (tmp_path / "ns.db-shm").exists()   # the WAL's index is in the namenode's memory
-    store.close()       # the namenode stopped: the file is free
-    assert other.execute("SELECT name FROM inode WHERE id=2").fetchone() == ("d",)
-    other.close()
-
-
 def test_insert_returns_the_row_as_stored():
     store = SqliteStore(":memory:")
     ns = Namespace(store, superuser="root")
