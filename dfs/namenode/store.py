@@ -350,15 +350,15 @@ class SqliteStore:
         return self._last_inode + 1
 
     def insert(self, **fields: Any) -> dict:
-        """Add an inode. -> its row as stored (RETURNING: no second statement to read it)."""
+        """Add an inode. -> its row as stored. (Read back with a SELECT, not RETURNING:
+        that needs SQLite 3.35, newer than some systems' Python links, e.g. RHEL 9's 3.34.)"""
         if "id" not in fields:
             fields = {"id": self._last_inode + 1, **fields}
         cols = ",".join(fields)
         marks = ",".join("?" * len(fields))
-        row = _inode(self._w(f"INSERT INTO inode ({cols}) VALUES ({marks}) RETURNING {_INODE}",
-                             tuple(fields.values())).fetchall()[0])
-        self._last_inode = max(self._last_inode, row["id"])
-        return row
+        cur = self._w(f"INSERT INTO inode ({cols}) VALUES ({marks})", tuple(fields.values()))
+        self._last_inode = max(self._last_inode, int(cur.lastrowid))
+        return self.get(int(cur.lastrowid))  # type: ignore[return-value]
 
     def update(self, inode_id: int, **fields: Any) -> None:
         sets = ",".join(f"{k}=?" for k in fields)
