@@ -108,7 +108,7 @@ class FileWriter:
         self.block_size = block_size
         self.replication = replication   # the file's, once created (0: the cluster default)
         self._pending = bytearray()
-        self._queue: queue.Queue = queue.Queue(maxsize=8)
+        self._queue: queue.Queue | None = None   # made when sending begins (an empty file never does)
         self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
         self._excluded: list[str] = []
@@ -171,6 +171,7 @@ class FileWriter:
         buffered, self._pending = self._pending, bytearray()
         self._started = True
         if not closing or len(buffered) > _INLINE_CHUNKS * self.chunk_size:
+            self._queue = queue.Queue(maxsize=8)
             self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
             self._sender.start()
         else:
