@@ -231,10 +231,10 @@ def test_an_online_backup_of_the_namespace_restores(make_cluster, tmp_path):
         put_bytes(c, path, data)
     db = os.path.join(c.namenode.data_dir, "namespace.db")
     copy = str(tmp_path / "backup.db")
-    live = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    with sqlite3.connect(copy) as dst:
-        live.backup(dst)
+    live, dst = sqlite3.connect(f"file:{db}?mode=ro", uri=True), sqlite3.connect(copy)
+    live.backup(dst)
     live.close()
+    dst.close()
     put_bytes(c, "/later", os.urandom(MiB))          # the namenode was not held up meanwhile
     c.kill(c.namenode, signal.SIGKILL)
     for name in os.listdir(c.namenode.data_dir):

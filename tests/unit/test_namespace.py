@@ -3,6 +3,8 @@ files under construction, leases, permissions, and store durability."""
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from dfs import errors
@@ -831,7 +833,6 @@ def test_insert_returns_the_row_as_stored():
 def test_rows_of_a_store_made_before_columns_were_added(tmp_path):
     # Columns added later (replaces, nchildren, nsubdirs) come last in an old store's
     # table: rows are read by name, not by position.
-    import sqlite3
     db = str(tmp_path / "old.db")
     old = sqlite3.connect(db)
     old.executescript("""
