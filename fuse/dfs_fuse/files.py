@@ -449,10 +449,11 @@ class OpenFile:
 class Handle:
     """One open file description (``fi.fh``)."""
 
-    __slots__ = ("fh", "of", "writable", "append", "next_off", "ra_end", "opener")
+    __slots__ = ("fh", "of", "writable", "append", "sync", "next_off", "ra_end", "opener")
 
     def __init__(self, fh: int, of: OpenFile, writable: bool, append: bool):
         self.fh, self.of, self.writable, self.append = fh, of, writable, append
+        self.sync = False   # opened O_SYNC/O_DSYNC: every write is committed before it returns
         self.next_off = 0
         self.ra_end = 0
         self.opener = 0  # pid (thread group) of the process that opened it; 0: unknown

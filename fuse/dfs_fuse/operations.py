@@ -345,6 +345,7 @@ class DfsOperations(Operations):
         made = [False]
         h = self.files.open(path, make, writable=True, append=bool(fi.flags & os.O_APPEND))
         h.opener = tgid_of(fuse_get_context()[2])
+        h.sync = bool(fi.flags & os.O_DSYNC)
         if not made[0]:
             successor.abort()   # another handle's OpenFile already stands for this path
         fi.direct_io = self._direct_write(fi.flags)
@@ -380,6 +381,10 @@ class DfsOperations(Operations):
         if writable and self.ctx.readonly:
             raise FuseOSError(errno.EROFS)
         trunc = writable and bool(flags & os.O_TRUNC)
+        if flags & os.O_TRUNC and not writable:
+            # Linux truncates on open(O_RDONLY | O_TRUNC) too (the kernel checked write
+            # permission); with atomic_o_trunc it leaves that to us.
+            self.truncate(path, 0)
 
         def make() -> OpenFile:
             if trunc:
@@ -392,6 +397,7 @@ class DfsOperations(Operations):
 
         h = self.files.open(path, make, writable=writable, append=bool(flags & os.O_APPEND))
         h.opener = tgid_of(fuse_get_context()[2]) if writable else 0
+        h.sync = writable and bool(flags & os.O_DSYNC)
         try:
             if trunc:
                 h.of.truncate(0)
@@ -438,9 +444,13 @@ class DfsOperations(Operations):
         if self.ctx.readonly:
             raise FuseOSError(errno.EROFS)
         self._kill_suid(h.of)
-        if h.append:
-            return h.of.append(data)
-        return h.of.write(offset, data)
+        n = h.of.append(data) if h.append else h.of.write(offset, data)
+        if h.sync:
+            # O_SYNC / O_DSYNC (O_SYNC includes its bit): the write returns once it is
+            # committed, as if fsync followed it. The kernel sends that FSYNC itself
+            # only for buffered writes, and write-only handles are direct.
+            h.of.commit()
+        return n
 
     def _kill_suid(self, of: OpenFile) -> None:
         """A write by an unprivileged caller clears set-user-ID (and set-group-ID with

@@ -552,6 +552,37 @@ def test_fsync_publishes_before_close(work, fuse_cluster, mnt):
     assert cli_cat(fuse_cluster, mnt, f) == b"durable and more"
 
 
+@pytest.mark.parametrize("flag", ["O_SYNC", "O_DSYNC"])
+@pytest.mark.parametrize("mode", ["O_WRONLY", "O_RDWR"])
+def test_synchronous_writes_are_committed_before_they_return(work, fuse_cluster, mnt, flag, mode):
+    # A write-only handle is direct I/O: the kernel sends no FSYNC after its O_SYNC
+    # writes, so the mount must commit them itself (a logger opening O_WRONLY |
+    # O_APPEND | O_SYNC lost its acknowledged lines with the mount process).
+    f = os.path.join(work, "f")
+    fd = os.open(f, getattr(os, mode) | os.O_CREAT | os.O_APPEND | getattr(os, flag), 0o644)
+    try:
+        os.write(fd, b"first record\n")
+        assert cli_cat(fuse_cluster, mnt, f) == b"first record\n"
+        os.write(fd, b"second\n")
+        assert cli_cat(fuse_cluster, mnt, f) == b"first record\nsecond\n"
+    finally:
+        os.close(fd)
+    assert read(f) == b"first record\nsecond\n"
+
+
+def test_open_read_only_with_o_trunc_truncates(work, fuse_cluster, mnt):
+    # As on every Linux file system: O_TRUNC needs write permission, not a writable handle.
+    f = os.path.join(work, "f")
+    write(f, b"content")
+    fd = os.open(f, os.O_RDONLY | os.O_TRUNC)
+    try:
+        assert os.read(fd, 100) == b""
+    finally:
+        os.close(fd)
+    assert os.stat(f).st_size == 0
+    assert cli_cat(fuse_cluster, mnt, f) == b""
+
+
 def test_two_handles_see_each_other(work):
     f = os.path.join(work, "f")
     write(f, b"0123456789")
