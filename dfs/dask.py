@@ -7,7 +7,9 @@ that hold a replica of its block, and returns the futures in block order.
 ``read_bytes``, ``read_text`` (Bag), ``read_csv``, ``read_json`` (JSON lines)
 and ``read_parquet`` (DataFrames) build collections whose partitions are read
 where their bytes are: line-aligned splits of the files' blocks for text
-formats, one partition per row group for Parquet.
+formats, one partition per row group for Parquet. A compressed text file
+(``compression``, inferred from the name by default, as Dask does) cannot be
+cut: it is one split, read on the host holding most of it.
 
 How: the block locations come from the namenode (``fs.get_block_locations``);
 their hosts are matched to the workers' hosts as the scheduler knows them
@@ -38,6 +40,7 @@ from dataclasses import dataclass
 import dask
 import distributed
 import fsspec
+from fsspec.core import get_compression
 from fsspec.utils import read_block
 
 from dfs.client.filesystem import DFSFileSystem
@@ -59,6 +62,7 @@ class Split:
     offset: int
     length: int
     hosts: tuple[str, ...]
+    compression: str | None = None   # a whole compressed file: read it all, decompressed
 
 
 # -- resolving paths and workers ------------------------------------------------
@@ -189,18 +193,26 @@ def _span(blocks: list[dict], end: bool = False) -> tuple[int, int]:
     return (lo, hi) if end else (lo, hi - lo)
 
 
-def splits(fs: DFSFileSystem, paths, blocksize: int | None = None) -> list[Split]:
+def splits(fs: DFSFileSystem, paths, blocksize: int | None = None,
+           compression: str | None = None) -> list[Split]:
     """Byte-range splits of files, aligned to their blocks (Hadoop's FileInputFormat).
 
     With ``blocksize=None`` a split is one block. A larger ``blocksize`` groups
     consecutive blocks; a smaller one cuts blocks, every piece keeping its
-    block's hosts. Empty files give no split.
+    block's hosts. Empty files give no split. A file compressed with
+    ``compression`` ("infer": by its name) is one split (as Hadoop's
+    non-splittable codecs are).
     """
     files = _expand(fs, paths)
     locations = fs.get_block_locations_many(files)
     out: list[Split] = []
     for f in files:
         blocks = locations[f]
+        codec = get_compression(f, compression)
+        if codec is not None:
+            if blocks:
+                out.append(Split(f, *_span(blocks), _ranked_hosts(blocks, *_span(blocks, end=True)), codec))
+            continue
         cur: list[dict] = []
         for b in blocks:
             if blocksize and b["length"] > blocksize:
@@ -221,6 +233,10 @@ def read_split(fs: DFSFileSystem, split: Split, delimiter: bytes | None = b"\n")
     """The bytes of a split; with a delimiter, from the first record starting in it
     through the end of the last record starting in it (fsspec ``read_block`` rules)."""
     host = _worker_host()
+    if split.compression is not None:
+        with fs.open(split.path, "rb", compression=split.compression,
+                     prefer_hosts=[host] if host else None) as f:
+            return f.read()
     window = (split.offset, split.length + (_SLACK if delimiter else 0))
     with fs.open(split.path, "rb", window=window, prefer_hosts=[host] if host else None,
                  cache_options={"readahead": 0}) as f:
@@ -239,32 +255,43 @@ def _submit_splits(client, fs, parts: list[Split], prefix: str, func, *args) -> 
 
 # -- bytes and text -------------------------------------------------------------
 def read_bytes(client: distributed.Client, urlpath, *, delimiter: bytes | None = None,
-               blocksize: int | None = None, fs: DFSFileSystem | None = None,
+               blocksize: int | None = None, compression: str | None = None,
+               fs: DFSFileSystem | None = None,
                storage_options: dict | None = None) -> list[distributed.Future]:
-    """Futures of the bytes of each split (one per block unless ``blocksize``), read locally."""
+    """Futures of the bytes of each split (one per block unless ``blocksize``), read locally;
+    with ``compression``, a compressed file's decompressed bytes as one split."""
     fs = _filesystem(urlpath, fs, storage_options)
-    return _submit_splits(client, fs, splits(fs, urlpath, blocksize), "dfs-read-bytes", read_split, delimiter)
+    return _submit_splits(client, fs, splits(fs, urlpath, blocksize, compression), "dfs-read-bytes",
+                          read_split, delimiter)
 
 
 def _text_part(fs, split, encoding, errors):
-    return read_split(fs, split, b"\n").decode(encoding, errors).splitlines(keepends=True)
+    # Lines as Python's text files and dask.bag.read_text make them (universal
+    # newlines): str.splitlines would also cut at U+2028, form feeds and the like,
+    # which JSON lines may hold inside strings.
+    data = read_split(fs, split, b"\n")
+    return list(io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors=errors, newline=None))
 
 
 def read_text(client: distributed.Client, urlpath, *, encoding: str = "utf-8", errors: str = "strict",
-              blocksize: int | None = None, fs: DFSFileSystem | None = None,
-              storage_options: dict | None = None):
+              blocksize: int | None = None, compression: str | None = "infer",
+              fs: DFSFileSystem | None = None, storage_options: dict | None = None):
     """A ``dask.bag`` of the lines of text files, one partition per split."""
     import dask.bag as db
     fs = _filesystem(urlpath, fs, storage_options)
-    futures = _submit_splits(client, fs, splits(fs, urlpath, blocksize), "dfs-read-text", _text_part,
-                             encoding, errors)
+    futures = _submit_splits(client, fs, splits(fs, urlpath, blocksize, compression), "dfs-read-text",
+                             _text_part, encoding, errors)
     # dask.bag.from_delayed drops its references to bare futures; delayed() keeps them.
     return db.from_delayed([dask.delayed(f) for f in futures])
 
 
 # -- DataFrames ---------------------------------------------------------------------
-def _sample(fs: DFSFileSystem, path: str, nbytes: int) -> bytes:
-    data = fs.cat_file(path, 0, nbytes)
+def _sample(fs: DFSFileSystem, path: str, nbytes: int, compression: str | None = None) -> bytes:
+    if compression is None:
+        data = fs.cat_file(path, 0, nbytes)
+    else:
+        with fs.open(path, "rb", compression=compression) as f:
+            data = f.read(nbytes)
     if len(data) == nbytes:        # cut at the last complete line
         data = data[:data.rfind(b"\n") + 1]
     return data
@@ -279,7 +306,8 @@ def _csv_part(fs, split, headers: dict, kwargs: dict):
 
 
 def read_csv(client: distributed.Client, urlpath, *, blocksize: int | None = None, sample: int = 256 << 10,
-             fs: DFSFileSystem | None = None, storage_options: dict | None = None, **kwargs):
+             compression: str | None = "infer", fs: DFSFileSystem | None = None,
+             storage_options: dict | None = None, **kwargs):
     """A Dask DataFrame of CSV files, one partition per line-aligned split, read where it lives.
 
     ``kwargs`` go to ``pandas.read_csv`` for every split (so ``skiprows``/``nrows``
@@ -290,10 +318,10 @@ def read_csv(client: distributed.Client, urlpath, *, blocksize: int | None = Non
     import dask.dataframe as dd
     import pandas as pd
     fs = _filesystem(urlpath, fs, storage_options)
-    parts = splits(fs, urlpath, blocksize)
+    parts = splits(fs, urlpath, blocksize, compression)
     if not parts:
         raise ValueError(f"no data in {urlpath}")
-    first = _sample(fs, parts[0].path, sample)
+    first = _sample(fs, parts[0].path, sample, parts[0].compression)
     meta = pd.read_csv(io.BytesIO(first), **kwargs).iloc[:0]
     header_row = kwargs.get("header", "infer")
     has_header = header_row == 0 or (header_row == "infer" and kwargs.get("names") is None)
@@ -326,16 +354,18 @@ def _json_part_typed(fs, split, kwargs: dict, meta):
 
 
 def read_json(client: distributed.Client, urlpath, *, blocksize: int | None = None, sample: int = 256 << 10,
-              fs: DFSFileSystem | None = None, storage_options: dict | None = None, **kwargs):
+              compression: str | None = "infer", fs: DFSFileSystem | None = None,
+              storage_options: dict | None = None, **kwargs):
     """A Dask DataFrame of JSON-lines files, one partition per line-aligned split."""
     import dask.dataframe as dd
     import pandas as pd
     kwargs.pop("lines", None)
     fs = _filesystem(urlpath, fs, storage_options)
-    parts = splits(fs, urlpath, blocksize)
+    parts = splits(fs, urlpath, blocksize, compression)
     if not parts:
         raise ValueError(f"no data in {urlpath}")
-    meta = pd.read_json(io.BytesIO(_sample(fs, parts[0].path, sample)), lines=True, **kwargs).iloc[:0]
+    first = _sample(fs, parts[0].path, sample, parts[0].compression)
+    meta = pd.read_json(io.BytesIO(first), lines=True, **kwargs).iloc[:0]
     futures = _submit_splits(client, fs, parts, "dfs-read-json", _json_part_typed, kwargs, meta)
     return dd.from_delayed(futures, meta=meta, verify_meta=False)
 

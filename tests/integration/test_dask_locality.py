@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -168,6 +169,41 @@ def test_text_bag_lines(env):
     bag = dfs.dask.read_text(client, f"dfs://{fs.namenode}/loc/lines.txt")
     assert bag.npartitions == len(fs.get_block_locations("/loc/lines.txt"))
     assert bag.compute() == lines
+
+
+def test_text_lines_are_cut_at_newlines_only(env):
+    # JSON lines may hold U+2028 or a form feed inside a string: str.splitlines cut
+    # records there. Lines are what dask.bag.read_text and a text-mode file give.
+    fs, client = env["fs"], env["client"]
+    text = '{"msg": "para\u2028graph"}\npage1\x0cpage2\r\nlast'
+    fs.pipe_file("/loc/odd.txt", text.encode())
+    got = dfs.dask.read_text(client, f"dfs://{fs.namenode}/loc/odd.txt").compute()
+    assert got == ['{"msg": "para\u2028graph"}\n', "page1\x0cpage2\n", "last"]
+
+
+def test_compressed_text_is_read_whole_and_decompressed(env):
+    import gzip
+
+    fs, client = env["fs"], env["client"]
+    url = f"dfs://{fs.namenode}/loc/gz"
+    rnd = random.Random(7)
+    df = pd.DataFrame({"a": range(60_000), "b": [f"{rnd.getrandbits(64):016x}" for _ in range(60_000)]})
+    raw = df.to_csv(index=False).encode()
+    packed = gzip.compress(raw, compresslevel=1)
+    assert len(packed) > 2 * BLOCK          # several blocks, yet one split
+    fs.pipe_file("/loc/gz/t.csv.gz", packed)
+    parts = dfs.dask.splits(fs, "/loc/gz/t.csv.gz", compression="infer")
+    assert [(s.offset, s.length, s.compression) for s in parts] == [(0, len(packed), "gzip")]
+    ddf = dfs.dask.read_csv(client, f"{url}/t.csv.gz")
+    pd.testing.assert_frame_equal(ddf.compute().reset_index(drop=True), df)
+    lines = dfs.dask.read_text(client, f"{url}/t.csv.gz").compute()
+    assert "".join(lines).encode() == raw
+    fs.pipe_file("/loc/gz/r.json.gz", gzip.compress(df.to_json(orient="records", lines=True).encode()))
+    got = dfs.dask.read_json(client, f"{url}/r.json.gz").compute().reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, df)
+    # Raw bytes stay raw unless asked: read_bytes is dask's read_bytes.
+    assert client.gather(dfs.dask.read_bytes(client, f"{url}/t.csv.gz"))[0] == packed[:BLOCK]
+    assert client.gather(dfs.dask.read_bytes(client, f"{url}/t.csv.gz", compression="gzip")) == [raw]
 
 
 def test_job_completes_with_one_host_killed(env):
