@@ -477,6 +477,10 @@ class DFSFileSystem(AbstractFileSystem):
         except IsADirectoryError:
             self.makedirs(dst, exist_ok=True)
             return
+        if self._intrans:
+            self._write_in_transaction(dst, reader.iter_range(), replication=reader.status.replication,
+                                       dfs_block_size=reader.status.block_size)
+            return
         w = self.client.create(dst, overwrite=True, replication=reader.status.replication,
                                block_size=reader.status.block_size, create_parent=True)
         try:
@@ -534,6 +538,9 @@ class DFSFileSystem(AbstractFileSystem):
     def pipe_file(self, path, value, mode="overwrite", **kwargs):
         if mode not in ("overwrite", "create"):
             raise ValueError(f"mode must be 'overwrite' or 'create', not {mode!r}")
+        if self._intrans:
+            self._write_in_transaction(path, [value], create=mode == "create", **kwargs)
+            return
         self.client.write_bytes(self._strip_protocol(path), value, overwrite=mode == "overwrite",
                                 create_parent=True, **_write_opts(kwargs))
 
@@ -544,6 +551,11 @@ class DFSFileSystem(AbstractFileSystem):
             return
         with open(lpath, "rb") as f:
             callback.set_size(os.fstat(f.fileno()).st_size)
+            if self._intrans:
+                pieces = iter(lambda: f.read(4 << 20), b"")
+                self._write_in_transaction(rpath, pieces, create=mode == "create",
+                                           progress=callback.relative_update, **kwargs)
+                return
             self.client.upload(f, rpath, progress=callback.relative_update, overwrite=mode != "create",
                                create_parent=True, **_write_opts(kwargs))
 
@@ -583,7 +595,20 @@ class DFSFileSystem(AbstractFileSystem):
                 return
             except FileNotFoundError:
                 pass
+        if self._intrans:
+            self._write_in_transaction(p, [], create=not truncate, **kwargs)
+            return
         self.client.create(p, overwrite=truncate, create_parent=True, **_write_opts(kwargs)).close()
+
+    def _write_in_transaction(self, path, pieces, *, create: bool = False, progress=None, **kwargs):
+        """Write ``path`` through a file that ``fs.transaction`` commits at its end, or
+        drops if it fails: inside a transaction nothing appears before then, whichever
+        method wrote it (open, pipe, put, touch, cp), as in fsspec's own backends."""
+        with self.open(path, "xb" if create else "wb", **kwargs) as f:
+            for piece in pieces:
+                f.write(piece)
+                if progress:
+                    progress(len(piece))
 
     # -- files --------------------------------------------------------------------
     def open(self, path, mode="rb", block_size=None, cache_options=None, compression=None, **kwargs):

@@ -395,7 +395,6 @@ def test_transactions(fs):
     with fs.transaction:
         with fs.open("/tx/a", "wb") as f:
             f.write(b"A" * (2 << 20))
-        fs.pipe_file("/tx/direct", b"d")            # pipe_file is immediate
         with fs.open("/tx/b", "wb") as f:
             f.write(b"B")
         assert not fs.exists("/tx/a") and not fs.exists("/tx/b")
@@ -412,6 +411,39 @@ def test_transactions(fs):
     fs.transaction.complete(commit=False)
     fs.end_transaction()
     assert fs.cat_file("/tx/a") == b"A" * (2 << 20)
+
+
+def test_every_write_method_waits_for_the_transaction(fs, tmp_path):
+    local = tmp_path / "l"
+    local.write_bytes(b"L" * 1000)
+    fs.pipe_file("/tx2/src", b"S")
+    fs.pipe_file("/tx2/old", b"old")
+    names = ["piped", "put", "touched", "copied", "opened"]
+
+    def writes():
+        fs.pipe_file("/tx2/piped", b"P")
+        fs.put_file(str(local), "/tx2/put")
+        fs.touch("/tx2/touched")
+        fs.cp_file("/tx2/src", "/tx2/copied")
+        fs.pipe_file("/tx2/old", b"new")
+        with fs.open("/tx2/opened", "wb") as f:
+            f.write(b"O")
+
+    with pytest.raises(RuntimeError):
+        with fs.transaction:
+            writes()
+            assert not any(fs.exists(f"/tx2/{n}") for n in names)
+            raise RuntimeError("abort")
+    assert not any(fs.exists(f"/tx2/{n}") for n in names)
+    assert fs.cat_file("/tx2/old") == b"old"
+    with fs.transaction:
+        writes()
+        assert fs.cat_file("/tx2/old") == b"old"
+    assert [fs.cat_file(f"/tx2/{n}") for n in names] == [b"P", b"L" * 1000, b"", b"S", b"O"]
+    assert fs.cat_file("/tx2/old") == b"new"
+    with pytest.raises(FileExistsError):     # mode="create" still refuses at once
+        with fs.transaction:
+            fs.pipe_file("/tx2/piped", b"again", mode="create")
 
 
 # -- shipping to workers ------------------------------------------------------------
