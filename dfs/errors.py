@@ -10,22 +10,27 @@
     ├── InvalidPathError          (ValueError)          Invalid path
     │   └── NameTooLongError                            File name too long
     ├── InvalidArgumentError      (ValueError)
-    ├── SafeModeError                                   namenode is in safe mode
-    ├── NoDatanodesError                                no live datanodes ...
-    │   └── NoSpaceError                                live datanodes, every one full
-    ├── LeaseError                                      file is being written by another client
+    ├── SafeModeError             (OSError EROFS)       namenode is in safe mode
+    ├── NoDatanodesError          (OSError EIO)         no live datanodes ...
+    │   └── NoSpaceError          (OSError ENOSPC)      live datanodes, every one full
+    ├── LeaseError                (OSError EBUSY)       file is being written by another client
     │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
+    ├── StaleVersionError         (OSError ESTALE)      changed by another client meanwhile
     ├── ForeignClusterError                             data dir belongs to another cluster
     ├── MetadataStoreError                              namenode cannot store its metadata
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
-    └── DataIntegrityError
+    └── DataIntegrityError        (OSError EIO)
         ├── ChecksumError                               stored bytes do not match their xxh3
         ├── DecryptionError                             AES-GCM authentication failed
         └── BlockMissingError                           no readable replica is left
 
 Each error's ``reason`` is the short phrase the CLI prints after the path.
+Every error an I/O call can meet is an ``OSError`` with the errno the FUSE
+mount answers (code written for any fsspec backend catches ``OSError``;
+HDFS's are IOExceptions); only bad arguments are ``ValueError``s, and the
+namenode's own troubles are neither.
 """
 
 from __future__ import annotations
@@ -96,7 +101,7 @@ class InvalidArgumentError(DfsError, ValueError):
     reason = "Invalid argument"
 
 
-class SafeModeError(DfsError):
+class SafeModeError(DfsError, OSError):
     """Retryable. ``retry_for``: how many more seconds the namenode expects this may
     last (it has just restarted and datanodes may still re-register); 0 = no estimate.
     It travels as the reply's trailing metadata (dfs/rpc/status.py)."""
@@ -107,7 +112,7 @@ class SafeModeError(DfsError):
         self.retry_for = retry_for
 
 
-class NoDatanodesError(DfsError):
+class NoDatanodesError(DfsError, OSError):
     reason = "no live datanodes to write to"
 
 
@@ -117,7 +122,7 @@ class NoSpaceError(NoDatanodesError):
     reason = "no space left on the datanodes"
 
 
-class LeaseError(DfsError):
+class LeaseError(DfsError, OSError):
     reason = "file is being written by another client"
 
 
@@ -128,7 +133,7 @@ class AlreadyBeingCreatedError(LeaseError, DfsFileExistsError):
     reason = "file is being created by another client"
 
 
-class StaleVersionError(DfsError):
+class StaleVersionError(DfsError, OSError):
     """A FUSE mount's commit of a file that another client replaced (or removed) since the
     mount read the version it changed: ESTALE, as NFS answers, rather than overwrite it."""
     reason = "changed by another client since it was opened here: not overwritten"
@@ -158,7 +163,7 @@ class DatanodeError(DfsError, ConnectionError):
     reason = "datanode transfer failed"
 
 
-class DataIntegrityError(DfsError):
+class DataIntegrityError(DfsError, OSError):
     reason = "data integrity error"
 
 

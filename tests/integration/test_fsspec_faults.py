@@ -428,3 +428,26 @@ def test_compressed_writes_commit_when_the_compressor_closes(shared_cluster):
             t.write("text\n" * 1000)
             raise RuntimeError("boom")
     assert not fs.exists("/gz/e.txt.gz")
+
+
+def test_io_failures_are_oserrors_with_an_errno(make_cluster):
+    """Code written for any fsspec backend catches OSError (HDFS's BlockMissingException
+    is an IOException): a read with no replica left, a write with no datanode."""
+    c = make_cluster()
+    fs = _fs(c, retry_seconds=1)
+    fs.pipe_file("/io/f", b"x" * 1000)
+    for dn in c.datanodes:
+        c.kill(dn)
+    t0 = time.monotonic()
+    with pytest.raises(OSError, match="no readable replica") as e:
+        fs.cat_file("/io/f")
+    assert isinstance(e.value, errors.BlockMissingError) and e.value.errno == errno.EIO
+    assert time.monotonic() - t0 < 15
+    with pytest.raises(OSError) as e:
+        fs.pipe_file("/io/g", b"y")
+    assert e.value.errno in (errno.EIO, errno.ENOSPC)
+    assert not fs.exists("/io/g")
+    for err, want in ((errors.SafeModeError(), errno.EROFS), (errors.NoSpaceError(), errno.ENOSPC),
+                      (errors.LeaseError(), errno.EBUSY), (errors.StaleVersionError(), errno.ESTALE),
+                      (errors.ChecksumError(), errno.EIO), (errors.DecryptionError(), errno.EIO)):
+        assert isinstance(err, OSError) and err.errno == want == errors.errno_for(err)
