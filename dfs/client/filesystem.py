@@ -461,10 +461,17 @@ class DFSFileSystem(AbstractFileSystem):
         try:
             self.client.rename(src, dst, overwrite=False)   # atomic, one RPC
         except (FileExistsError, IsADirectoryError):
-            if self.client.stat(dst).type == "directory":
-                self.client.rename(src, self._join(dst, src), overwrite=False)   # like mv: into the dir
-            else:
+            if self.client.stat(dst).type != "directory":
                 self.client.rename(src, dst, overwrite=True)
+                return
+            inner = self._join(dst, src)     # like mv: into the directory,
+            try:
+                self.client.rename(src, inner, overwrite=False)
+            except FileExistsError:
+                # ... replacing a file of that name there with a file (never a directory)
+                if "directory" in (self.client.stat(src).type, self.client.stat(inner).type):
+                    raise
+                self.client.rename(src, inner, overwrite=True)
 
     @staticmethod
     def _join(directory: str, src: str) -> str:

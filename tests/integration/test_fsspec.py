@@ -209,6 +209,15 @@ def test_mv_is_atomic_rename(fs, rpcs):
     assert fs.find("/mv") == ["/mv/dir2/dst"]
     fs.mv("/mv/dir2/dst", "/mv/newdir/")             # trailing slash: into a new directory
     assert fs.cat_file("/mv/newdir/dst") == b"new"
+    fs.pipe_file("/mv/dst", b"newer")
+    fs.mv("/mv/dst", "/mv/newdir")                   # into a directory holding that name: as mv
+    assert fs.cat_file("/mv/newdir/dst") == b"newer" and not fs.exists("/mv/dst")
+    fs.mkdir("/mv/d3/dst")
+    fs.pipe_file("/mv/d3/dst/x", b"x")
+    fs.pipe_file("/mv/dst", b"file")
+    with pytest.raises(IsADirectoryError):           # a file never replaces a directory
+        fs.mv("/mv/dst", "/mv/d3")
+    assert fs.cat_file("/mv/dst") == b"file" and fs.cat_file("/mv/d3/dst/x") == b"x"
 
 
 def test_cp_file_keeps_replication(fs):
