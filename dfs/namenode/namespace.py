@@ -142,6 +142,14 @@ class Namespace:
         if not ok:
             raise errors.DfsPermissionError(path=path)
 
+    def _may_replace(self, existing: dict, caller: Caller, path: str) -> None:
+        """Overwriting another user's file takes write permission on it, as HDFS's create
+        with overwrite: a 0644 file of bob's is not alice's to replace, even in a
+        directory she may write. Its owner may always (a chmod away; the FUSE mount
+        commits files made read-only while written: tar, cp -p)."""
+        if existing["owner"] != caller.user:
+            self._check(existing, caller, _stat.S_IWOTH, path)
+
     def _check_owner(self, row: dict, caller: Caller, path: str) -> None:
         if caller.user not in (self.superuser, row["owner"]):
             raise errors.DfsPermissionError(path=path)
@@ -356,6 +364,7 @@ class Namespace:
                 raise errors.DfsIsADirectoryError(path=path)
             if not overwrite:
                 raise errors.DfsFileExistsError(path=path)
+            self._may_replace(existing, caller, path)
         if replaces and (existing is None or existing["id"] != replaces or not overwrite):
             raise errors.StaleVersionError(path=path)
         dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
@@ -467,6 +476,8 @@ class Namespace:
                 raise errors.DfsIsADirectoryError(path=path)
             if not row["overwrite"]:
                 raise errors.DfsFileExistsError(path=path)
+            if caller is not None:
+                self._may_replace(existing, caller, path)
             dropped += self.store.delete_subtree(existing["id"])
         self.store.update(row["id"], name=row["pending_name"], pending_name=None, state="C",
                           length=length, mtime=now, lease_holder=None, lease_expiry=None)

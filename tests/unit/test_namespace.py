@@ -693,6 +693,32 @@ def test_sticky_bit(shared):
     ns.delete("/tmp/c", BOB, 1.0)
 
 
+def test_overwrite_needs_write_permission_on_another_users_file(shared):
+    # As HDFS's create with overwrite: bob's 0644 file in a directory alice may write
+    # (sticky or not) is not alice's to replace, at create nor at complete.
+    ns = shared
+    write_file(ns, "/tmp/bobs", [1], caller=BOB)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/tmp/bobs", ALICE, overwrite=True)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/tmp/bobs", ALICE, overwrite=True, complete=True)
+    row = create(ns, "/tmp/later", ALICE, overwrite=True)   # nothing there yet
+    write_file(ns, "/tmp/bobtmp", [2], caller=BOB)
+    ns.rename("/tmp/bobtmp", "/tmp/later", BOB, 1.5)         # bob's file lands meanwhile
+    with pytest.raises(errors.DfsPermissionError):
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0)
+    assert ns.stat("/tmp/later", BOB).owner == "bob" and ns.stat("/tmp/bobs", BOB).size == 1
+    ns.chmod("/tmp/bobs", 0o666, BOB)                        # writable by all: may be replaced
+    write_file(ns, "/tmp/bobs", [3], caller=ALICE, overwrite=True)
+    assert ns.stat("/tmp/bobs", BOB).owner == "alice"
+    # its owner always may (the FUSE mount commits files made read-only while written),
+    # and so may the superuser
+    ns.chmod("/tmp/bobs", 0o444, ALICE)
+    write_file(ns, "/tmp/bobs", [4], caller=ALICE, overwrite=True, mode=0o444)
+    write_file(ns, "/tmp/bobs", [5], caller=ROOT, overwrite=True)
+    assert ns.stat("/tmp/bobs", ROOT).size == 5
+
+
 def test_chmod_owner_rules(shared):
     ns = shared
     with pytest.raises(errors.DfsPermissionError):
