@@ -27,6 +27,7 @@ from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
+from dfs.lifecycle import exit_after
 from dfs.rpc import status
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
@@ -230,6 +231,7 @@ class DatanodeServer:
         signal.signal(signal.SIGTERM, lambda s, f: self._done.set())
         signal.signal(signal.SIGINT, lambda s, f: self._done.set())
         self._done.wait()
+        exit_after()
         self._stop.set()
         self.scanner.stop()
         self.presence.stop()

@@ -10,6 +10,7 @@ import sqlite3
 import threading
 
 from dfs import datadir, errors
+from dfs.lifecycle import exit_after
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -100,6 +101,7 @@ class NamenodeServer:
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         done.wait()
+        exit_after()
         self._stop.set()
         self.ns.wake()
         self.server.stop(grace=2).wait()

@@ -1,0 +1,38 @@
+"""How a server process ends: a clean stop, within a bounded time.
+
+A namenode or datanode told to stop (SIGTERM, SIGINT, or `cluster up`'s
+parent-death signal) closes its servers and its store and exits. Should that
+clean stop hang - a lock held by a call stuck on a dying peer, the
+interpreter's exit joining a worker thread - the process would keep its
+ports and its data dir's lock for good: a CI run once found a `cluster up`
+server alive 20 s after its stop. ``exit_after`` arms a watchdog when the
+stop begins; past the deadline the process exits at once. Nothing acknowledged
+depends on the clean path: commits are durable before their reply, replicas
+before their acknowledgement.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger(__name__)
+
+STOP_DEADLINE = 12.0   # seconds a clean stop may take (gRPC's grace is 2 s of it)
+
+
+def exit_after(seconds: float = STOP_DEADLINE, code: int = 1) -> None:
+    """Exit the process with ``code`` unless it has ended within ``seconds`` from now."""
+    def watchdog() -> None:
+        time.sleep(seconds)
+        log.error("clean stop took over %g s: exiting now", seconds)
+        for h in logging.getLogger().handlers:
+            try:
+                h.flush()
+            except Exception:   # noqa: BLE001 - exiting regardless
+                pass
+        os._exit(code)
+    # A daemon thread runs on while the interpreter's exit joins the others.
+    threading.Thread(target=watchdog, name="stop-deadline", daemon=True).start()
