@@ -1051,6 +1051,7 @@ def test_create_recovers_a_lapsed_lease(ns):
 def test_overwrite_of_a_closed_file_is_not_a_lease_conflict(ns):
     ns.chmod("/", 0o777, ROOT)
     write_file(ns, "/f", [5], ALICE)
+    ns.chmod("/f", 0o666, ALICE)   # bob may replace it (test_overwrite_needs_write_permission...)
     row, dropped = create_full(ns, "/f", BOB, 2.0, overwrite=True)
     assert dropped == [] and ns.stat("/f", ROOT).size == 5   # the old version stays until complete
     st, dropped = ns.complete(ns.open_file(row["id"], BOB), BOB, 3.0)
@@ -1069,6 +1070,7 @@ def test_delete_of_a_file_being_written_fails_its_writer(ns):
             call()
     # an overwrite under way: rm removes the old version and the new one
     ids, _ = write_file(ns, "/old", [3])
+    ns.chmod("/old", 0o666, ROOT)
     row = create(ns, "/old", ALICE, 3.0, overwrite=True)
     assert sorted(ns.delete("/old", ROOT, 4.0)) == ids
     with pytest.raises(errors.DfsFileNotFoundError):
