@@ -77,6 +77,9 @@ def parse_namenode(text: str, default_port: int = 8020) -> str:
     return format_address(host, int(port_text))
 
 
+_OTHER_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+
+
 def split_url(arg: str) -> tuple[str | None, str]:
     """A path argument -> (namenode 'HOST:PORT' or None for the default, path).
 
@@ -90,6 +93,10 @@ def split_url(arg: str) -> tuple[str | None, str]:
         return (parse_namenode(netloc) if netloc else None), "/" + path
     if arg.startswith("dfs:"):
         raise ValueError(f"invalid dfs URL: {arg!r} (expected dfs://HOST:PORT/PATH or dfs:///PATH)")
+    scheme = _OTHER_SCHEME.match(arg)
+    if scheme:   # hdfs://, file://, s3://: not ours (as a path it would be a relative one)
+        raise ValueError(f"not a dfs URL: {arg!r} ({scheme[1]}:// is another file system; "
+                         "expected dfs://HOST:PORT/PATH or a path)")
     return None, arg
 
 

@@ -220,8 +220,22 @@ def check_many(client, dest: str, many: bool) -> None:
         target_for(client, dest, "", True)
 
 
-def walk(client, path):
-    for st in client.listdir(path):
+def walk(client, path, on_error=None, _entries=None):
+    """Every entry under directory ``path``, depth first. With ``on_error(dir, e)`` a
+    subdirectory that cannot be listed (no read permission) is reported there and
+    skipped and the walk goes on, as ls -R and cp -r do; without it, the error
+    ends the walk."""
+    for st in client.listdir(path) if _entries is None else _entries:
         yield st
-        if st.is_dir:
-            yield from walk(client, st.path)
+        if not st.is_dir:
+            continue
+        try:
+            entries = client.listdir(st.path)
+        except STOPS_ALL:
+            raise
+        except PER_ITEM as e:
+            if on_error is None:
+                raise
+            on_error(st.path, e)
+            continue
+        yield from walk(client, st.path, on_error, entries)

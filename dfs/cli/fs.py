@@ -18,6 +18,7 @@ from dfs.cli.common import (
     each,
     human,
     mode_string,
+    report,
     resolve,
     stat_or_none,
     target_for,
@@ -145,13 +146,15 @@ def _ls_line(st, human_sizes: bool) -> str:
 def cmd_ls(args) -> int:
     everything = []
 
+    unlisted: list[tuple[str, BaseException]] = []   # subdirectories ls -R could not read
+
     def ls(arg: str) -> None:
         client, path = resolve(args, arg)
         st = client.stat(path)
         if not st.is_dir:
             entries = [st]
         elif args.recursive:
-            entries = list(walk(client, path))
+            entries = list(walk(client, path, on_error=lambda d, e: unlisted.append((d, e))))
         else:
             entries = client.listdir(path)
         if args.json:
@@ -164,7 +167,9 @@ def cmd_ls(args) -> int:
     status = each(args, args.paths, ls)
     if args.json:
         print(json.dumps(everything, indent=None))
-    return status
+    for d, e in unlisted:   # what could be listed is; each unreadable directory, one line
+        report(args, e, d)
+    return status | bool(unlisted)
 
 
 def cmd_stat(args) -> int:
@@ -302,7 +307,10 @@ def unreachable_replication(n: int, states: list[str]) -> str:
 
 def cmd_test(args) -> int:
     client, path = resolve(args, args.path)
-    st = stat_or_none(client, path)
+    try:
+        st = stat_or_none(client, path)
+    except (errors.DfsNotADirectoryError, errors.DfsPermissionError):
+        st = None   # as test(1) and hdfs dfs -test: a path that cannot be there is false, silently
     ok = st is not None and (args.test == "e" or (args.test == "d") == st.is_dir)
     return 0 if ok else 1
 

@@ -226,7 +226,9 @@ def cmd_get(args) -> int:
             return
         target = os.path.join(dest, basename(path)) if os.path.isdir(dest) else dest
         if st.is_dir:
-            failed.extend(_download_all(client, _plan_local_tree(client, path, target), args.force, args.threads))
+            unlisted: list[tuple[tuple, BaseException]] = []
+            files = _plan_local_tree(client, path, target, unlisted)
+            failed.extend(_download_all(client, files, args.force, args.threads) + unlisted)
         else:
             _get_file(client, path, target, st.size, args.force)
     status = each(args, args.sources, get)   # a failed file is reported, the others still come
@@ -281,17 +283,20 @@ def _download_all(client, files: list[tuple[str, str, int]], force: bool,
     return _in_parallel(download, files, threads, progress)
 
 
-def _plan_local_tree(client, path: str, target: str) -> list[tuple[str, str, int]]:
+def _plan_local_tree(client, path: str, target: str,
+                     unlisted: list[tuple[tuple, BaseException]]) -> list[tuple[str, str, int]]:
     """Make ``target`` and the tree's local directories; -> the (remote, local, size)
-    files to download."""
+    files to download. A subdirectory that cannot be listed goes to ``unlisted``
+    and the rest is still copied, as cp -r does."""
     if os.path.exists(target) and not os.path.isdir(target):
         raise errors.DfsNotADirectoryError(path=target)
     os.makedirs(target, exist_ok=True)
     out = []
-    for st in client.listdir(path):
-        local = os.path.join(target, basename(st.path))
+    base = path.rstrip("/")
+    for st in walk(client, path, on_error=lambda d, e: unlisted.append(((d,), e))):
+        local = os.path.join(target, *st.path[len(base):].strip("/").split("/"))
         if st.is_dir:
-            out += _plan_local_tree(client, st.path, local)
+            os.makedirs(local, exist_ok=True)
         else:
             out.append((st.path, local, st.size))
     return out
@@ -315,6 +320,7 @@ def cmd_cp(args) -> int:
     client, dest = resolve(args, args.dest)
     check_many(client, dest, many)
     files: list[tuple] = []   # (source's client, source, target, source's status)
+    unlisted: list[tuple[tuple, BaseException]] = []   # subdirectories that could not be read
 
     def plan(src: str) -> None:
         sclient, spath = resolve(args, src)
@@ -325,7 +331,7 @@ def cmd_cp(args) -> int:
                 raise errors.DfsIsADirectoryError("Is a directory (not copied; -r copies it)", spath)
             if sclient.namenode == client.namenode and (target + "/").startswith(spath.rstrip("/") + "/"):
                 raise errors.InvalidArgumentError("cannot copy a directory into itself", target)
-            files.extend((sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target))
+            files.extend((sclient, *f) for f in _plan_copy_tree(sclient, client, spath, target, unlisted))
         else:
             if sclient.namenode == client.namenode and target.rstrip("/") == spath.rstrip("/"):
                 # -f would drop the blocks being read (coreutils: "are the same file")
@@ -336,20 +342,23 @@ def cmd_cp(args) -> int:
     # So does a file whose copy fails (nothing appears under its target).
     status = each(args, args.sources, plan)
     if len(files) <= 1 or args.threads == 1:
-        failed = _one_by_one(lambda *job: _copy_file(client, *job, force=args.force), files)
+        failed = unlisted + _one_by_one(lambda *job: _copy_file(client, *job, force=args.force), files)
     else:
         progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
-        failed = _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
-                              files, args.threads, progress)
+        failed = unlisted + _in_parallel(lambda *job: _copy_file(client, *job, force=args.force,
+                                                                progress=progress),
+                                         files, args.threads, progress)
     return status | _report_all(args, failed, subject=1)
 
 
-def _plan_copy_tree(sclient, client, src: str, target: str) -> list[tuple[str, str, object]]:
-    """Make ``target`` and the directories under it as in ``src``; -> the files to copy."""
+def _plan_copy_tree(sclient, client, src: str, target: str,
+                    unlisted: list[tuple[tuple, BaseException]]) -> list[tuple[str, str, object]]:
+    """Make ``target`` and the directories under it as in ``src``; -> the files to copy.
+    A subdirectory that cannot be listed goes to ``unlisted`` (the rest is copied)."""
     _make_dir(client, target)
     out = []
     base = src.rstrip("/")
-    for e in walk(sclient, src):
+    for e in walk(sclient, src, on_error=lambda d, err: unlisted.append(((None, d), err))):
         dst = target.rstrip("/") + e.path[len(base):]
         if e.is_dir:
             if stat_or_none(client, dst) is None:

@@ -214,14 +214,53 @@ def test_errors_are_one_line_with_the_right_reason(c, d):
     assert r.returncode == 2
 
 
+def test_recursive_commands_go_past_an_unreadable_directory(c, d, tmp_path):
+    """ls -R, get and cp -r of a tree holding a directory the caller may not read list
+    or copy everything else, say one line for that directory and exit 1 (as GNU ls -R
+    and cp -r, and hdfs dfs -ls -R / -get); they used to give up at it."""
+    bob, alice = {"DFS_USER": "bob"}, {"DFS_USER": "alice"}
+    assert run(c, "chmod", "777", d).returncode == 0
+    src = tmp_path / "f"
+    src.write_bytes(b"bob's")
+    for cmd in (["mkdir", f"{d}/e"], ["chmod", "777", f"{d}/e"], ["put", str(src), f"{d}/e/a"],
+                ["mkdir", f"{d}/e/priv"], ["put", str(src), f"{d}/e/priv/secret"],
+                ["mkdir", f"{d}/e/z"], ["put", str(src), f"{d}/e/z/b"], ["chmod", "700", f"{d}/e/priv"]):
+        r = run(c, *cmd, env=bob)
+        assert r.returncode == 0, (cmd, r.stderr)
+    r = run(c, "ls", "-R", f"{d}/e", env=alice)
+    assert r.returncode == 1
+    listed = [line.split()[-1] for line in r.stdout.decode().splitlines()]
+    assert listed == [f"{d}/e/a", f"{d}/e/priv", f"{d}/e/z", f"{d}/e/z/b"]
+    assert r.stderr.decode() == f"dfs: ls: {d}/e/priv: Permission denied\n"
+    r = run(c, "ls", "-R", "--json", f"{d}/e", env=alice)
+    assert r.returncode == 1 and len(json.loads(r.stdout)) == 4
+    r = run(c, "get", f"{d}/e", str(tmp_path / "got"), env=alice)
+    assert r.returncode == 1 and r.stderr.decode() == f"dfs: get: {d}/e/priv: Permission denied\n"
+    assert (tmp_path / "got/a").read_bytes() == b"bob's" and (tmp_path / "got/z/b").read_bytes() == b"bob's"
+    assert os.listdir(tmp_path / "got/priv") == []
+    r = run(c, "cp", "-r", f"{d}/e", f"{d}/copy", env=alice)
+    assert r.returncode == 1 and r.stderr.decode() == f"dfs: cp: {d}/e/priv: Permission denied\n"
+    assert run(c, "cat", f"{d}/copy/z/b").stdout == b"bob's"
+
+
 def test_rm_recursive_and_test(c, d):
     assert run(c, "mkdir", "-p", f"{d}/t/u").returncode == 0
     assert run(c, "touch", f"{d}/t/u/f").returncode == 0
     assert run(c, "test", "-d", f"{d}/t").returncode == 0
     assert run(c, "test", "-f", f"{d}/t").returncode == 1
     assert run(c, "test", "-f", f"{d}/t/u/f").returncode == 0
+    # under a file, or where the caller may not look: false, silently, as test(1)
+    for kind in ("-e", "-f", "-d"):
+        r = run(c, "test", kind, f"{d}/t/u/f/x")
+        assert (r.returncode, r.stderr) == (1, b"")
+    assert run(c, "chmod", "700", f"{d}/t").returncode == 0
+    r = run(c, "test", "-e", f"{d}/t/u/f", env={"DFS_USER": "mallory"})
+    assert (r.returncode, r.stderr) == (1, b"")
     assert run(c, "rm", "-r", f"{d}/t").returncode == 0
     assert run(c, "test", "-e", f"{d}/t").returncode == 1
+    # another file system's URL is a usage error, not a relative path on the default namenode
+    for url in ("hdfs://127.0.0.1:8020/x", "file:///etc"):
+        fails(run(c, "ls", url), b"not a dfs URL", code=2)
 
 
 def test_json_shapes(c, d, tmp_path):
