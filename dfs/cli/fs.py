@@ -204,7 +204,10 @@ def cmd_du(args) -> int:
 def cmd_mkdir(args) -> int:
     def mkdir(arg: str) -> None:
         client, path = resolve(args, arg)
-        client.mkdir(path, parents=args.parents)
+        try:
+            client.mkdir(path, parents=args.parents)
+        except errors.DfsFileNotFoundError:   # the namenode names the missing parent;
+            raise errors.DfsFileNotFoundError(path=path) from None   # mkdir(1) the argument
     return each(args, args.paths, mkdir)
 
 

@@ -244,9 +244,15 @@ def _get_file(client, path: str, target: str, size: int, force: bool, *,
         raise errors.DfsFileExistsError(path=target)
     parent = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(parent):
+        if os.path.exists(parent):   # cp: "Not a directory"
+            raise errors.DfsNotADirectoryError(path=target)
         raise errors.DfsFileNotFoundError(path=target)
     # Write beside the target and rename: a half-copied file never has its name.
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part", dir=parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part",
+                                   dir=parent)
+    except OSError as e:   # say it of the target the user named, not of our temporary name
+        raise OSError(e.errno, e.strerror, target) from None
     own = progress is None
     if own:
         progress = Progress(basename(path), size)

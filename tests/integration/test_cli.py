@@ -243,7 +243,7 @@ def test_recursive_commands_go_past_an_unreadable_directory(c, d, tmp_path):
     assert run(c, "cat", f"{d}/copy/z/b").stdout == b"bob's"
 
 
-def test_rm_recursive_and_test(c, d):
+def test_rm_recursive_and_test(c, d, tmp_path):
     assert run(c, "mkdir", "-p", f"{d}/t/u").returncode == 0
     assert run(c, "touch", f"{d}/t/u/f").returncode == 0
     assert run(c, "test", "-d", f"{d}/t").returncode == 0
@@ -258,6 +258,13 @@ def test_rm_recursive_and_test(c, d):
     assert (r.returncode, r.stderr) == (1, b"")
     assert run(c, "rm", "-r", f"{d}/t").returncode == 0
     assert run(c, "test", "-e", f"{d}/t").returncode == 1
+    # errors name the argument: mkdir's missing parent, get's unwritable or non-directory target
+    fails(run(c, "mkdir", f"{d}/nope/sub"), f"{d}/nope/sub: No such file or directory".encode())
+    assert run(c, "touch", f"{d}/g").returncode == 0
+    local = tmp_path / "file"
+    local.write_bytes(b"")
+    fails(run(c, "get", f"{d}/g", str(local / "x")), f"{local}/x: Not a directory".encode())
+    fails(run(c, "get", f"{d}/g", "/sys/kernel/dfs-y"), b"/sys/kernel/dfs-y: Permission denied")
     # another file system's URL is a usage error, not a relative path on the default namenode
     for url in ("hdfs://127.0.0.1:8020/x", "file:///etc"):
         fails(run(c, "ls", url), b"not a dfs URL", code=2)
