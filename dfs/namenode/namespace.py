@@ -331,8 +331,24 @@ class Namespace:
         self.store.update(row["id"], replication=replication)
         return self.stat(path, caller), [b["id"] for b in self.store.blocks(row["id"])]
 
+    def check_subtree(self, row: dict, caller: Caller) -> None:
+        """A summary of a whole tree (du -s, fsck) takes read and search permission on
+        every directory in it, as HDFS's getContentSummary (READ_EXECUTE over the
+        subtree): otherwise it would tell what a listing refuses to."""
+        if self.is_superuser(caller):
+            return
+        for r in self.store.subtree(row["id"]):
+            if r["is_dir"]:
+                try:
+                    self._check(r, caller, _stat.S_IROTH | _stat.S_IXOTH, "")
+                except errors.DfsPermissionError:
+                    parent = self.store.get(r["parent"]) if r["id"] != ROOT_ID else None
+                    where = self._path_of(parent) + r["name"] if parent is not None else "/"
+                    raise errors.DfsPermissionError(path=where) from None
+
     def content_summary(self, path: str, caller: Caller) -> dict:
         row = self.resolve(path, caller)
+        self.check_subtree(row, caller)
         length = files = dirs = space = 0
         for r in self.store.subtree(row["id"]):
             if r["is_dir"]:

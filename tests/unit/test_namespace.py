@@ -719,6 +719,24 @@ def test_overwrite_needs_write_permission_on_another_users_file(shared):
     assert ns.stat("/tmp/bobs", ROOT).size == 5
 
 
+def test_summaries_need_read_and_search_over_the_whole_tree(shared):
+    # du -s / fsck would otherwise tell what a listing refuses to (HDFS's
+    # getContentSummary checks READ_EXECUTE over the subtree).
+    ns = shared
+    ns.mkdir("/home/alice/priv/deep", ALICE, 1.0, parents=True)
+    write_file(ns, "/home/alice/priv/deep/f", [7], caller=ALICE)
+    write_file(ns, "/home/alice/open", [3], caller=ALICE)
+    ns.chmod("/home/alice/priv", 0o700, ALICE)
+    assert ns.content_summary("/home/alice/priv", ALICE)["length"] == 7
+    assert ns.content_summary("/home/alice/priv", ROOT)["length"] == 7
+    for path in ("/home/alice/priv", "/home/alice", "/"):
+        with pytest.raises(errors.DfsPermissionError) as e:
+            ns.content_summary(path, BOB)
+        assert e.value.path == "/home/alice/priv"
+    ns.chmod("/home/alice/priv", 0o755, ALICE)
+    assert ns.content_summary("/home/alice", BOB)["length"] == 10
+
+
 def test_chmod_owner_rules(shared):
     ns = shared
     with pytest.raises(errors.DfsPermissionError):
