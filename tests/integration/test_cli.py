@@ -475,7 +475,7 @@ def test_multi_path_commands_go_on_past_a_failure(c, d):
     r = run(c, "ls", "--json", f"{d}/nope", f"{d}/a", f"{d}/b")
     assert [e["path"] for e in json.loads(r.stdout)] == [f"{d}/a", f"{d}/b"] and len(lines(r)) == 1
     r = run(c, "mkdir", f"{d}/m1", f"{d}/a", f"{d}/x/y", f"{d}/m2")
-    assert lines(r) == [f"dfs: mkdir: {d}/a: File exists", f"dfs: mkdir: {d}/x: No such file or directory"]
+    assert lines(r) == [f"dfs: mkdir: {d}/a: File exists", f"dfs: mkdir: {d}/x/y: No such file or directory"]
     assert run(c, "test", "-d", f"{d}/m2").returncode == 0
     r = run(c, "cp", "-f", f"{d}/a", f"{d}/nope", d)   # a onto itself: refused, not dropped
     assert lines(r) == [f"dfs: cp: {d}/a: '{d}/a' and '{d}/a' are the same file",
