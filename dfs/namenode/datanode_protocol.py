@@ -10,6 +10,7 @@ NameSystem's own do. The gRPC servicer for datanodes (service.py) calls them.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -36,6 +37,10 @@ class NodeCommands:
     next_heartbeat: float = 0.0   # seconds until the node should beat again (0: its own interval)
     clients_active: bool = False  # some datanode serves clients: repair copies yield to them
     urgent: set[int] = field(default_factory=set)   # transfers of endangered blocks: no yielding
+
+
+#: Meta key of the datanodes live when last recorded (a JSON list of uuids).
+LIVE_DATANODES_KEY = "live_datanodes"
 
 
 class DatanodeProtocol:
@@ -91,7 +96,24 @@ class DatanodeProtocol:
                     node.admin_state = saved
             if was_dead:
                 log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
+            recorded = self._record_live(node.uuid, True)
+        if recorded:
+            self._sync()
         return self.cluster_id
+
+    def _record_live(self, uuid: str, live: bool) -> bool:
+        """Keep the durable list of the datanodes live now (under the lock; the caller
+        syncs). After a restart the namenode waits for these to register again before
+        it places a block on fewer of them (``_awaiting_datanodes``). -> changed."""
+        if (uuid in self.recorded_live) == live:
+            return False
+        if live:
+            self.recorded_live.add(uuid)
+        else:
+            self.recorded_live.discard(uuid)
+        self.store.set_meta(LIVE_DATANODES_KEY, json.dumps(sorted(self.recorded_live)))
+        self.store.want_durable()
+        return True
 
     def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
                   deleted: list[int], corrupt: list[int],

@@ -18,6 +18,7 @@ Complete's fsync makes them durable with it (store.py).
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import operator
 import pickle
@@ -35,8 +36,8 @@ from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import placement
 from dfs.namenode.admin import ClusterAdmin
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.datanode_protocol import DatanodeProtocol, NodeCommands
-from dfs.namenode.membership import DEAD, LIVE, STALE, Membership
+from dfs.namenode.datanode_protocol import LIVE_DATANODES_KEY, DatanodeProtocol, NodeCommands
+from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize
 from dfs.namenode.store import MetaStore, store_error
@@ -113,6 +114,11 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         self.unsyncable: errors.MetadataStoreError | None = None   # see _unsyncable
         self.on_unsyncable = None       # the server's exit; None in-process (tests)
         self._next_expiry = 0.0     # when the retry cache is next pruned
+        # The datanodes live when the last namenode recorded them, less decommissioned
+        # ones: after a restart, blocks wait for these (_awaiting_datanodes).
+        self.recorded_live: set[str] = set(json.loads(store.get_meta(LIVE_DATANODES_KEY) or "[]"))
+        self.expected_at_start = {u for u in self.recorded_live
+                                  if store.get_meta(admin_key(u)) not in ("decommissioning", "decommissioned")}
         for bid, inode, gs, length, repl, complete in store.all_blocks():
             self.bmap.add_block(BlockInfo(bid, inode, gs, length, repl, bool(complete)))
             self._last_block_at_start = max(self._last_block_at_start, bid)
@@ -523,7 +529,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         file_id = f.row["id"]
         name = path or f.row["pending_name"] or ""
         writable = self.writable(now)
-        if not writable and self._awaiting_datanodes(now):
+        if self._awaiting_datanodes(now, len(writable), f.row["replication"]):
             raise errors.SafeModeError("namenode restarted: waiting for the datanodes to register",
                                        name, retry_for=self._restart_wait(now))
         if not writable:
@@ -555,13 +561,22 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             t.xceivers += 1  # until its next heartbeat says otherwise
         return LocatedBlock(block_id, gs, ref.offset, 0, targets)
 
-    def _awaiting_datanodes(self, now: float) -> bool:
-        """Just restarted, with blocks, and no datanode registered yet: they are on their
-        way (each re-registers within a heartbeat or two). A writer that was mid-file
-        when the namenode went down retries this (as safe mode), instead of failing
-        for want of datanodes; a new, empty cluster still fails at once."""
-        return (not self.members.nodes and bool(self.bmap.blocks)
-                and now - self.started < self.members.dead_timeout)
+    def _awaiting_datanodes(self, now: float, writable: int, replication: int) -> bool:
+        """Just restarted, and fewer nodes to write to than a block wants while datanodes
+        live before the restart have not registered again: they are on their way (each
+        within a heartbeat or two). A writer retries this (as safe mode) instead of
+        having its block placed on the first node back, acknowledged with one replica
+        while the others were only late (the one node's block report ends safe mode
+        in a small cluster). Past the dead-node timeout, or once they are back, a
+        block goes on whatever is live (SPEC §6). With no record (a store from before
+        it), only a cluster with blocks and no datanode yet waits; a new, empty one
+        fails at once."""
+        if now - self.started >= self.members.dead_timeout:
+            return False
+        missing = self.expected_at_start - self.members.nodes.keys()
+        if missing:
+            return writable < min(replication, len(self.expected_at_start))
+        return not self.members.nodes and not self.recorded_live and bool(self.bmap.blocks)
 
     def writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
@@ -684,6 +699,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 log.warning("namenode was not running for %.1fs (paused?): datanodes' silence during it "
                             "is not held against them", paused)
             for node in self.members.newly_dead(now):
+                self._record_live(node.uuid, False)    # not waited for after a restart
                 lost = self.bmap.remove_node(node.uuid)
                 self._forget_commands(node.uuid)
                 self.monitor.node_gone(node.uuid, lost)
