@@ -69,6 +69,7 @@ class DatanodeDescriptor:
     last_heartbeat: float = 0.0
     registered_at: float = 0.0
     admin_state: str = "normal"   # normal | decommissioning | decommissioned
+    reported: bool = False        # its full block report since it registered has come
 
     @property
     def host(self) -> str:

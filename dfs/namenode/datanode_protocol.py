@@ -226,7 +226,7 @@ class DatanodeProtocol:
                 unwanted = [b for b in unwanted if b not in future]
             if unwanted:
                 self.cmds(uuid).invalidate.update(unwanted)
-            self.members.nodes[uuid].blocks = len(blocks)
+            self.members.reported(uuid, len(blocks))
             self._update_safemode()
             # Replicas it no longer has (lost on disk) need copies; a node that comes
             # back brings replicas that may now be surplus.

@@ -65,6 +65,11 @@ class Membership:
         self.nodes[node.uuid] = node
         self.dead.discard(node.uuid)
 
+    def reported(self, uuid: str, blocks: int) -> None:
+        """Its full block report has been taken in: what it holds is known from now."""
+        node = self.nodes[uuid]
+        node.blocks, node.reported = blocks, True
+
     def heartbeat(self, uuid: str, now: float, **stats: int) -> DatanodeDescriptor | None:
         node = self.nodes.get(uuid)
         if node is None or uuid in self.dead:

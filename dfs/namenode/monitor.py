@@ -231,10 +231,13 @@ class ReplicationMonitor:
         live = s.members.live_ids(now)
         normal = {u for u in live if s.members.nodes[u].admin_state == "normal"}
         for d in s.members.nodes.values():
-            if d.admin_state != "decommissioning" or d.uuid not in live:
+            if d.admin_state != "decommissioning" or d.uuid not in live or not d.reported:
                 # A dead one's replicas left the map with it: nothing says they are
                 # elsewhere (it was marked decommissioned at once, and back, switched off
-                # for good, it could take replicas nothing had copied with it).
+                # for good, it could take replicas nothing had copied with it). One that
+                # has registered but not yet sent its block report holds, as far as the
+                # map knows, nothing: it was declared decommissioned in that gap while
+                # the only holder of its blocks (as HDFS, wait for the first report).
                 continue
             # A block being written (or written, not yet committed) may have its
             # only copy here and cannot be copied yet: wait for its writer to commit
