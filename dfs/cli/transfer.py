@@ -67,7 +67,9 @@ def cmd_put(args) -> int:
     # others are still uploaded, its line is printed and the exit status is 1.
     status = each(args, args.sources, plan)
     failed.extend(_upload_all(client, files, args.force, kw, args.threads))
-    return status | _report_all(args, failed)
+    # A dfs error without a path (safe mode, no datanodes) is about the target; a local
+    # one names its file itself.
+    return status | _report_all(args, failed, subject=1)
 
 
 def _check_free(client, target: str, force: bool) -> None:

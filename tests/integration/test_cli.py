@@ -182,7 +182,7 @@ def test_put_and_get_of_many_files_run_in_parallel_and_report_each_failure(c, d,
     assert len(lines) == 40 and all(ln.endswith(": File exists") for ln in lines)
 
 
-def test_errors_are_one_line_with_the_right_reason(c, d):
+def test_errors_are_one_line_with_the_right_reason(c, d, tmp_path):
     fails(run(c, "cat", f"{d}/missing"), b"No such file or directory")
     fails(run(c, "ls", f"{d}/missing"), b"No such file or directory")
     assert run(c, "mkdir", f"{d}/full").returncode == 0
@@ -202,6 +202,14 @@ def test_errors_are_one_line_with_the_right_reason(c, d):
     # Cluster-wide switches are the superuser's.
     fails(run(c, "admin", "safemode", "enter", env={"DFS_USER": "bob"}), b"Permission denied")
     assert b"OFF" in run(c, "admin", "safemode", "get").stdout
+    # A refusal about the cluster names the dfs target, not the local source.
+    src = tmp_path / "local.txt"
+    src.write_bytes(b"x")
+    assert run(c, "admin", "safemode", "enter").returncode == 0
+    try:
+        fails(run(c, "put", str(src), f"{d}/up.txt"), f"dfs: put: {d}/up.txt: namenode is in safe mode".encode())
+    finally:
+        assert run(c, "admin", "safemode", "leave").returncode == 0
     # A name that is not UTF-8 (a byte 0xe9 from a Latin-1 shell): one clear line.
     fails(run(c, "mkdir", f"{d}/caf\udce9"), b"caf\\xe9: invalid name (not UTF-8)")
     # A non-empty directory delete through mv-over is refused too.
