@@ -79,6 +79,7 @@ class DatanodeProtocol:
             for other in replaced:
                 # Its replicas went with it (a wiped disk, a new machine on the old address):
                 # lost now, not when a periodic scan comes across them.
+                self._record_live(other.uuid, False)   # gone for good: not waited for
                 lost = self.bmap.remove_node(other.uuid)
                 self._forget_commands(other.uuid)
                 self.monitor.node_gone(other.uuid, lost)
