@@ -59,23 +59,27 @@ class Committer:
     def _run(self, of: OpenFile) -> None:
         try:
             for attempt in range(1, ATTEMPTS + 1):
-                try:
-                    with of.lock:
-                        of.queued = False
+                with of.lock:
+                    of.queued = False
+                    try:
                         of._commit()
-                    return
-                except errors.DfsError as e:
-                    final = of.broken is not None or isinstance(e, errors.StaleVersionError)
-                    if attempt == ATTEMPTS or final:   # stale stays stale: no retry
-                        log.error("%s: background commit failed, changes lost: %s", of.path, e)
-                        with of.lock:   # back to the committed version, reloaded at next use
+                        return
+                    except errors.DfsError as e:
+                        failure = e
+                        final = of.broken is not None or isinstance(e, errors.StaleVersionError)
+                        if attempt == ATTEMPTS or final:   # stale stays stale: no retry
+                            # Back to the committed version (reloaded at next use), in the
+                            # same hold of the lock as the failed commit: a write let in
+                            # between was dropped with it, and a later fsync of its
+                            # descriptor found nothing to commit and said it succeeded.
                             of.discard()
                             st = of.status
                             of.version, of.size, of.base_len, of.base_id = (
                                 None, st.size, st.size, st.inode_id)
-                        return
-                    log.warning("%s: background commit failed (%s); retrying", of.path, e)
-                    time.sleep(0.5 * attempt)
+                            log.error("%s: background commit failed, changes lost: %s", of.path, e)
+                            return
+                log.warning("%s: background commit failed (%s); retrying", of.path, failure)
+                time.sleep(0.5 * attempt)
         except Exception:
             log.exception("%s: background commit failed", of.path)
         finally:
