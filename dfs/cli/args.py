@@ -65,13 +65,14 @@ def replication(text: str) -> int:
 
 
 def count(text: str) -> int:
-    """A whole number >= 0 (e.g. `cluster up --datanodes`)."""
+    """A whole number >= 1 (`cluster up --datanodes`: a cluster without a datanode
+    cannot store a block; 0 used to pass here and fail in the namenode)."""
     try:
         n = int(text)
     except ValueError:
-        n = -1
-    if n < 0:
-        raise _fail("number", text, "a whole number >= 0")
+        n = 0
+    if n < 1:
+        raise _fail("number", text, "a whole number >= 1")
     return n
 
 

@@ -148,9 +148,13 @@ def cmd_cluster_up(args) -> int:
     names: list[str] = []
     os.makedirs(base, exist_ok=True)
 
+    log_from: dict[str, int] = {}   # each log's size before this start (they are appended to)
+
     def start(name: str, argv: list[str]) -> None:
         names.append(name)
-        log = open(os.path.join(base, f"{name}.log"), "ab")
+        path = os.path.join(base, f"{name}.log")
+        log_from[name] = os.path.getsize(path) if os.path.exists(path) else 0
+        log = open(path, "ab")
         # No threads run yet (the client comes after), so a preexec_fn is safe here.
         procs.append(subprocess.Popen(exe + argv, stdout=log, stderr=subprocess.STDOUT,
                                       start_new_session=True, preexec_fn=_die_with_parent(os.getpid())))
@@ -179,9 +183,23 @@ def cmd_cluster_up(args) -> int:
     client = DfsClient(nn, retry_seconds=0)
     deadline = time.monotonic() + 30
     ready = False
+    def ours_listening() -> bool:
+        """Our namenode has said it listens: another cluster's namenode on this port
+        answered the report below and passed for ours (its datanodes live), so a
+        second `scripts/run` printed the banner and exited 0 having started nothing."""
+        try:
+            with open(os.path.join(base, "namenode.log"), "rb") as f:
+                f.seek(log_from["namenode"])
+                return b"namenode listening on" in f.read()
+        except OSError:
+            return False
+
     while not stopping and time.monotonic() < deadline:
         if any(p.poll() is not None for p in procs):
             break
+        if not ours_listening():
+            time.sleep(0.1)
+            continue
         try:
             r = client.report()
             live = [d for d in r.datanodes if d.state == "live"]
@@ -191,12 +209,17 @@ def cmd_cluster_up(args) -> int:
         except Exception:
             pass
         time.sleep(0.3)
+    interrupted = stopping and not ready
     if ready:
         print(f"dfs cluster up: namenode {nn}, {args.datanodes} datanodes "
               f"(port {dn_port}), state in {base}")
-        print(f"  export DFS_NAMENODE={nn}")
-        print("  dfs put README.md /readme.md && dfs ls / && dfs get /readme.md /tmp/readme.md")
+        print(f"  export DFS_NAMENODE={nn} PATH={os.path.dirname(sys.executable)}:$PATH")
+        # Pasted from anywhere, and again on every later start (the state persists).
+        print("  echo hello | dfs put -f - /hello.txt && dfs ls / && dfs get -f /hello.txt /tmp/hello.txt"
+              " && cat /tmp/hello.txt")
         print("Ctrl-C stops the cluster.", flush=True)
+    elif stopping:
+        print("dfs cluster: interrupted while starting; stopping", file=sys.stderr)
     else:
         # Say why: the first server that exited said it in the last line of its log
         # (e.g. "in use by another namenode": this --base-dir is already up). The
@@ -224,4 +247,4 @@ def cmd_cluster_up(args) -> int:
             p.kill()
     if ready:
         print("dfs cluster stopped")
-    return 0 if ready else 1
+    return 0 if ready else 130 if interrupted else 1

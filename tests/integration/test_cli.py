@@ -394,6 +394,12 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
         r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "put", "-", "/hello"],
                            input=b"hello", capture_output=True, timeout=60)
         assert r.returncode == 0, r.stderr
+        # A second cluster on the same port fails to start and says why: this one's
+        # namenode answering its readiness check passed for its own (banner, exit 0).
+        r = subprocess.run([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(tmp_path / "other"),
+                            "--datanodes", "2", "--port", str(port)], capture_output=True, timeout=90)
+        assert r.returncode == 1 and b"Ctrl-C" not in r.stdout, (r.stdout, r.stderr)
+        assert b"failed to start: namenode exited" in r.stderr and b"Address already in use" in r.stderr
         p.send_signal(signal.SIGINT)
         assert p.wait(timeout=30) == 0
     finally:

@@ -77,6 +77,7 @@ def test_good_values_are_taken():
     (["cluster", "up", "--port", "0"], "--port: invalid port '0'"),
     (["cluster", "up", "--port", "65536"], "invalid port '65536'"),
     (["cluster", "up", "--datanodes", "-1"], "--datanodes: invalid number '-1'"),
+    (["cluster", "up", "--datanodes", "0"], "--datanodes: invalid number '0' (a whole number >= 1"),
     (["cluster", "up", "--replication", "0"], "--replication: invalid replication '0'"),
     (["cluster", "up", "--block-size", "1x"], "--block-size: invalid size '1x'"),
 ])
