@@ -25,20 +25,30 @@ def add_parsers(sub) -> None:
     # Every value is checked here, by the parser: a bad one is a one-line usage
     # error (exit 2) before the process binds a port or touches its data dir.
     p = sub.add_parser("namenode", help="run a namenode")
-    p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR")
-    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_NAMENODE, metavar="HOST:PORT")
-    p.add_argument("--replication", type=a.replication, default=config.DEFAULT_REPLICATION, metavar="N")
-    p.add_argument("--block-size", type=a.block_size, default=config.DEFAULT_BLOCK_SIZE, metavar="SIZE")
-    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
-    p.add_argument("--dead-node-timeout", type=a.seconds, default=config.DEFAULT_DEAD_TIMEOUT, metavar="SECS")
+    p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR",
+                   help="where the namespace (SQLite) and the master key live")
+    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_NAMENODE, metavar="HOST:PORT",
+                   help=f"the address clients and datanodes are given (default {config.DEFAULT_NAMENODE})")
+    p.add_argument("--replication", type=a.replication, default=config.DEFAULT_REPLICATION, metavar="N",
+                   help=f"replicas of a block unless the file says (default {config.DEFAULT_REPLICATION})")
+    p.add_argument("--block-size", type=a.block_size, default=config.DEFAULT_BLOCK_SIZE, metavar="SIZE",
+                   help=f"unless the file says (default {config.DEFAULT_BLOCK_SIZE >> 20}MiB)")
+    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS",
+                   help=f"what datanodes are told to beat at (default {config.DEFAULT_HEARTBEAT:g})")
+    p.add_argument("--dead-node-timeout", type=a.seconds, default=config.DEFAULT_DEAD_TIMEOUT, metavar="SECS",
+                   help=f"silence after which a datanode is dead and its blocks copied "
+                        f"(default {config.DEFAULT_DEAD_TIMEOUT:g})")
     p.set_defaults(func=cmd_namenode)
 
     p = sub.add_parser("datanode", help="run a datanode")
     p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR")
     p.add_argument("--namenode", dest="nn_address", type=a.namenode, required=True, metavar="HOST:PORT")
-    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_DATANODE, metavar="HOST:PORT")
-    p.add_argument("--rack", type=a.rack, default="/default-rack", metavar="/RACK")
-    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS")
+    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_DATANODE, metavar="HOST:PORT",
+                   help=f"the address clients and other nodes are given (default {config.DEFAULT_DATANODE})")
+    p.add_argument("--rack", type=a.rack, default="/default-rack", metavar="/RACK",
+                   help="for rack-aware placement (default /default-rack)")
+    p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS",
+                   help=f"until the namenode says otherwise (default {config.DEFAULT_HEARTBEAT:g})")
     p.add_argument("--scan-interval", type=a.seconds, default=6 * 3600.0, metavar="SECS",
                    help="seconds between full checksum scans of every replica (default 6 h)")
     p.add_argument("--scan-rate", type=_rate, default=256 << 20, metavar="SIZE",
@@ -54,8 +64,9 @@ def add_parsers(sub) -> None:
     cluster = sub.add_parser("cluster", help="local development cluster")
     csub = cluster.add_subparsers(dest="cluster_command", required=True)
     p = csub.add_parser("up", help="run 1 namenode + N datanodes in the foreground")
-    p.add_argument("--base-dir", type=_data_dir, default="./.dfs-local", metavar="DIR")
-    p.add_argument("--datanodes", type=a.count, default=3, metavar="N")
+    p.add_argument("--base-dir", type=_data_dir, default="./.dfs-local", metavar="DIR",
+                   help="every node's data dir and log (default ./.dfs-local)")
+    p.add_argument("--datanodes", type=a.count, default=3, metavar="N", help="default 3")
     p.add_argument("--port", type=a.port, default=8020, metavar="P",
                    help="the namenode's port on 127.0.0.1 (default 8020); datanodes use "
                         "127.0.0.2, 127.0.0.3, ... on a port derived from it (9866 for 8020)")
