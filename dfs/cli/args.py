@@ -65,8 +65,19 @@ def replication(text: str) -> int:
 
 
 def count(text: str) -> int:
+    """A whole number >= 0 (e.g. the mount's read_ahead_kb)."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if n < 0:
+        raise _fail("number", text, "a whole number >= 0")
+    return n
+
+
+def positive_count(text: str) -> int:
     """A whole number >= 1 (`cluster up --datanodes`: a cluster without a datanode
-    cannot store a block; 0 used to pass here and fail in the namenode)."""
+    cannot store a block; 0 used to pass the parser and fail in the namenode)."""
     try:
         n = int(text)
     except ValueError:

@@ -66,7 +66,7 @@ def add_parsers(sub) -> None:
     p = csub.add_parser("up", help="run 1 namenode + N datanodes in the foreground")
     p.add_argument("--base-dir", type=_data_dir, default="./.dfs-local", metavar="DIR",
                    help="every node's data dir and log (default ./.dfs-local)")
-    p.add_argument("--datanodes", type=a.count, default=3, metavar="N", help="default 3")
+    p.add_argument("--datanodes", type=a.positive_count, default=3, metavar="N", help="default 3")
     p.add_argument("--port", type=a.port, default=8020, metavar="P",
                    help="the namenode's port on 127.0.0.1 (default 8020); datanodes use "
                         "127.0.0.2, 127.0.0.3, ... on a port derived from it (9866 for 8020)")
