@@ -15,12 +15,35 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 
 log = logging.getLogger(__name__)
 
 STOP_DEADLINE = 12.0   # seconds a clean stop may take (gRPC's grace is 2 s of it)
+
+
+def wait_for_stop(done: threading.Event | None = None) -> int:
+    """Block the main thread until SIGTERM or SIGINT comes, or another thread sets
+    ``done``. -> the signal (0 for ``done``).
+
+    The handlers only record the signal. They used to call ``Event.set()`` on the
+    event the main thread was waiting on: a signal that came while the main thread
+    held that event's lock (entering or leaving ``Event.wait``) ran the handler in the
+    main thread, which then waited for the lock the main thread itself held - for
+    ever. A fresh-clone CI run left a namenode that had taken its SIGTERM and never
+    stopped (py-spy: four nested handlers blocked in ``Condition.__enter__``)."""
+    got: list[int] = []
+
+    def handler(signum, frame) -> None:
+        got.append(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+    while not got and not (done is not None and done.is_set()):   # is_set takes no lock
+        time.sleep(0.1)
+    return got[0] if got else 0
 
 
 def exit_after(seconds: float = STOP_DEADLINE, code: int = 1) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import threading
 import time
 
@@ -27,7 +26,7 @@ from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
-from dfs.lifecycle import exit_after
+from dfs.lifecycle import exit_after, wait_for_stop
 from dfs.rpc import status
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
@@ -228,9 +227,7 @@ class DatanodeServer:
         threading.Thread(target=self.scanner.run, name="scanner", daemon=True).start()
         threading.Thread(target=self.presence.run, name="presence", daemon=True).start()
         print(f"datanode {self.store.uuid} listening on {self.address}", flush=True)
-        signal.signal(signal.SIGTERM, lambda s, f: self._done.set())
-        signal.signal(signal.SIGINT, lambda s, f: self._done.set())
-        self._done.wait()
+        wait_for_stop(self._done)
         exit_after()
         self._stop.set()
         self.scanner.stop()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import getpass
 import logging
 import os
-import signal
 import sqlite3
 import threading
 
 from dfs import datadir, errors
-from dfs.lifecycle import exit_after
+from dfs.lifecycle import exit_after, wait_for_stop
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -94,13 +93,7 @@ class NamenodeServer:
         t.start()
         log.info("namenode listening on %s", self.listen)
         print(f"namenode listening on {self.listen}", flush=True)
-        done = threading.Event()
-
-        def stop(signum, frame):
-            done.set()
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
-        done.wait()
+        wait_for_stop()
         exit_after()
         self._stop.set()
         self.ns.wake()

@@ -29,3 +29,25 @@ def test_a_clean_stop_is_not_cut_short():
     r = subprocess.run([sys.executable, "-c", "from dfs.lifecycle import exit_after; exit_after(5)"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+WAITER = """
+import sys, threading
+from dfs.lifecycle import wait_for_stop
+print("waiting", flush=True)
+sys.exit(100 + wait_for_stop(threading.Event()))
+"""
+
+
+def test_a_signal_at_any_moment_of_the_wait_stops_it():
+    # The handlers used to call Event.set(): a signal landing while the main thread
+    # held that event's lock deadlocked the process (a namenode ignored SIGTERM for
+    # good). Signals sent at once, then a burst, at varied moments: every waiter ends.
+    import signal as sig
+    for i in range(20):
+        p = subprocess.Popen([sys.executable, "-c", WAITER], stdout=subprocess.PIPE, text=True)
+        assert p.stdout.readline() == "waiting\n"
+        time.sleep(i * 0.003)
+        for _ in range(1 + i % 4):
+            p.send_signal(sig.SIGTERM if i % 2 else sig.SIGINT)
+        assert p.wait(timeout=10) == 100 + (sig.SIGTERM if i % 2 else sig.SIGINT)
