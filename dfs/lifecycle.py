@@ -1,12 +1,14 @@
 """How a server process ends: a clean stop, within a bounded time.
 
 A namenode or datanode told to stop (SIGTERM, SIGINT, or `cluster up`'s
-parent-death signal) closes its servers and its store and exits. Should that
-clean stop hang - a lock held by a call stuck on a dying peer, the
-interpreter's exit joining a worker thread - the process would keep its
-ports and its data dir's lock for good: a CI run once found a `cluster up`
-server alive 20 s after its stop. ``exit_after`` arms a watchdog when the
-stop begins; past the deadline the process exits at once. Nothing acknowledged
+parent-death signal) closes its servers and its store and exits. A CI run
+found a `cluster up` namenode that took its SIGTERM and never stopped: its
+handler deadlocked on a lock its own main thread held (``wait_for_stop``
+says how, and how it is avoided). Should the clean stop itself hang - a lock
+held by a call stuck on a dying peer, the interpreter's exit joining a
+worker thread - the process would keep its ports and its data dir's lock
+for good: ``exit_after`` arms a watchdog when the stop begins; past the
+deadline the process exits at once. Nothing acknowledged
 depends on the clean path: commits are durable before their reply, replicas
 before their acknowledgement.
 """
