@@ -233,7 +233,11 @@ def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | Non
     """Serve the mount in this process until it is unmounted. Returns an exit code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before any thread: see the docstring
     from dfs.client import DfsClient
-    from dfs_fuse._binding import DfsFUSE, fuse_version_major, fuse_version_minor
+    try:
+        from dfs_fuse._binding import DfsFUSE, fuse_version_major, fuse_version_minor
+    except ImportError as e:   # no mfusepy or no libfuse: one line saying what to install
+        print(f"dfs: mount: {mountpoint}: {e}", file=sys.stderr)
+        return 1
     from dfs_fuse.cache import BlockCache
     from dfs_fuse.files import MountContext
     from dfs_fuse.meta import Ids, MetaCache

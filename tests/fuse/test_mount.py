@@ -70,6 +70,21 @@ def test_mount_errors(fuse_cluster, mount_root, tmp_path):
     assert r.returncode == 1 and "cannot reach namenode" in r.stderr, r.stderr
     assert time.monotonic() - t < 15
     assert not os.path.ismount(mnt)
+    # Without the binding, in the foreground as in the background: one line that says
+    # what to install, not an "internal error" (a fake mfusepy that fails to import).
+    fake = tmp_path / "nobinding"
+    fake.mkdir()
+    (fake / "mfusepy.py").write_text("raise ImportError('No module named mfusepy')\n")
+    for how in (["--foreground"], []):
+        r = subprocess.run(
+            [sys.executable, "-m", "dfs", "--namenode", fuse_cluster.namenode_address, "mount", *how, mnt],
+            capture_output=True, text=True, timeout=60,
+            env={**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
+        )
+        assert r.returncode == 1, (how, r.stderr)
+        assert r.stderr.startswith(f"dfs: mount: {mnt}: ") and "pip install 'dfs[fuse]'" in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
+    assert not os.path.ismount(mnt)
 
 
 def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
