@@ -64,27 +64,25 @@ def replication(text: str) -> int:
     return n
 
 
-def count(text: str) -> int:
-    """A whole number >= 0 (e.g. the mount's read_ahead_kb)."""
+def _whole(text: str, least: int) -> int:
     try:
         n = int(text)
     except ValueError:
-        n = -1
-    if n < 0:
-        raise _fail("number", text, "a whole number >= 0")
+        n = least - 1
+    if n < least:
+        raise _fail("number", text, f"a whole number >= {least}")
     return n
+
+
+def count(text: str) -> int:
+    """A whole number >= 0 (e.g. the mount's read_ahead_kb)."""
+    return _whole(text, 0)
 
 
 def positive_count(text: str) -> int:
     """A whole number >= 1 (`cluster up --datanodes`: a cluster without a datanode
     cannot store a block; 0 used to pass the parser and fail in the namenode)."""
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise _fail("number", text, "a whole number >= 1")
-    return n
+    return _whole(text, 1)
 
 
 def seconds(text: str) -> float:

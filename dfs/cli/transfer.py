@@ -350,13 +350,12 @@ def cmd_cp(args) -> int:
     # So does a file whose copy fails (nothing appears under its target).
     status = each(args, args.sources, plan)
     if len(files) <= 1 or args.threads == 1:
-        failed = unlisted + _one_by_one(lambda *job: _copy_file(client, *job, force=args.force), files)
+        failed = _one_by_one(lambda *job: _copy_file(client, *job, force=args.force), files)
     else:
         progress = Progress(f"{len(files)} files", sum(job[3].size for job in files))
-        failed = unlisted + _in_parallel(lambda *job: _copy_file(client, *job, force=args.force,
-                                                                progress=progress),
-                                         files, args.threads, progress)
-    return status | _report_all(args, failed, subject=1)
+        failed = _in_parallel(lambda *job: _copy_file(client, *job, force=args.force, progress=progress),
+                              files, args.threads, progress)
+    return status | _report_all(args, unlisted + failed, subject=1)
 
 
 def _plan_copy_tree(sclient, client, src: str, target: str,

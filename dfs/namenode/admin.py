@@ -53,10 +53,11 @@ class ClusterAdmin:
     def fsck(self, caller: Caller, path: str) -> dict:
         with self.lock:
             row = self.ns.resolve(path, caller)
-            self.ns.check_subtree(row, caller)
+            rows = self.store.subtree(row["id"])  # type: ignore[attr-defined]
+            self.ns.check_subtree(rows, caller)
             # In the startup safe mode a block nobody has reported yet is not missing:
             # its holders may not have sent their block report (it said CORRUPT, exit 1).
-            out = health.check_tree(self.store.subtree(row["id"]), row["id"],  # type: ignore[attr-defined]
+            out = health.check_tree(rows, row["id"],
                                     normalize(path), self.store.blocks, self.bmap,
                                     self.members.live_ids(self.clock()), self.members.nodes,
                                     unreported_ok=self.safemode_auto)

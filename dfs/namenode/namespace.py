@@ -331,13 +331,14 @@ class Namespace:
         self.store.update(row["id"], replication=replication)
         return self.stat(path, caller), [b["id"] for b in self.store.blocks(row["id"])]
 
-    def check_subtree(self, row: dict, caller: Caller) -> None:
-        """A summary of a whole tree (du -s, fsck) takes read and search permission on
-        every directory in it, as HDFS's getContentSummary (READ_EXECUTE over the
-        subtree): otherwise it would tell what a listing refuses to."""
+    def check_subtree(self, rows: list[dict], caller: Caller) -> None:
+        """A summary of a whole tree (du -s, fsck; ``rows``: its ``store.subtree``) takes
+        read and search permission on every directory in it, as HDFS's
+        getContentSummary (READ_EXECUTE over the subtree): otherwise it would tell what
+        a listing refuses to."""
         if self.is_superuser(caller):
             return
-        for r in self.store.subtree(row["id"]):
+        for r in rows:
             if r["is_dir"]:
                 try:
                     self._check(r, caller, _stat.S_IROTH | _stat.S_IXOTH, "")
@@ -347,10 +348,10 @@ class Namespace:
                     raise errors.DfsPermissionError(path=where) from None
 
     def content_summary(self, path: str, caller: Caller) -> dict:
-        row = self.resolve(path, caller)
-        self.check_subtree(row, caller)
+        rows = self.store.subtree(self.resolve(path, caller)["id"])
+        self.check_subtree(rows, caller)
         length = files = dirs = space = 0
-        for r in self.store.subtree(row["id"]):
+        for r in rows:
             if r["is_dir"]:
                 dirs += 1
             elif r["state"] == "C":
