@@ -3,7 +3,7 @@
 A namenode or datanode told to stop (SIGTERM, SIGINT, or `cluster up`'s
 parent-death signal) closes its servers and its store and exits. A CI run
 found a `cluster up` namenode that took its SIGTERM and never stopped: its
-handler deadlocked on a lock its own main thread held (``wait_for_stop``
+handler deadlocked on a lock its own main thread held (``StopSignals``
 says how, and how it is avoided). Should the clean stop itself hang - a lock
 held by a call stuck on a dying peer, the interpreter's exit joining a
 worker thread - the process would keep its ports and its data dir's lock
@@ -26,9 +26,13 @@ log = logging.getLogger(__name__)
 STOP_DEADLINE = 12.0   # seconds a clean stop may take (gRPC's grace is 2 s of it)
 
 
-def wait_for_stop(done: threading.Event | None = None) -> int:
-    """Block the main thread until SIGTERM or SIGINT comes, or another thread sets
-    ``done``. -> the signal (0 for ``done``).
+class StopSignals:
+    """Records SIGTERM and SIGINT from the moment it is made; ``wait`` blocks the main
+    thread until one has come, or another thread sets ``done``. -> the signal (0 for
+    ``done``).
+
+    Made before a server says it is listening, so that a signal sent the moment it
+    says so is a clean stop, not a KeyboardInterrupt traceback or a plain kill.
 
     The handlers only record the signal. They used to call ``Event.set()`` on the
     event the main thread was waiting on: a signal that came while the main thread
@@ -36,16 +40,19 @@ def wait_for_stop(done: threading.Event | None = None) -> int:
     main thread, which then waited for the lock the main thread itself held - for
     ever. A fresh-clone CI run left a namenode that had taken its SIGTERM and never
     stopped (py-spy: four nested handlers blocked in ``Condition.__enter__``)."""
-    got: list[int] = []
 
-    def handler(signum, frame) -> None:
-        got.append(signum)
+    def __init__(self) -> None:
+        self.got: list[int] = []
+        signal.signal(signal.SIGTERM, self._record)
+        signal.signal(signal.SIGINT, self._record)
 
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
-    while not got and not (done is not None and done.is_set()):   # is_set takes no lock
-        time.sleep(0.1)
-    return got[0] if got else 0
+    def _record(self, signum, frame) -> None:
+        self.got.append(signum)
+
+    def wait(self, done: threading.Event | None = None) -> int:
+        while not self.got and not (done is not None and done.is_set()):   # is_set takes no lock
+            time.sleep(0.1)
+        return self.got[0] if self.got else 0
 
 
 def exit_after(seconds: float = STOP_DEADLINE, code: int = 1) -> None:

@@ -26,7 +26,7 @@ from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
-from dfs.lifecycle import exit_after, wait_for_stop
+from dfs.lifecycle import StopSignals, exit_after
 from dfs.rpc import status
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
@@ -222,12 +222,13 @@ class DatanodeServer:
             time.sleep(max(0.0, gap - (time.monotonic() - last)))
 
     def serve(self) -> None:
+        stop = StopSignals()   # before "listening": a signal from then on is a clean stop
         threading.Thread(target=self.transfer.serve_forever, name="transfer", daemon=True).start()
         threading.Thread(target=self._heartbeat_loop, name="heartbeat", daemon=True).start()
         threading.Thread(target=self.scanner.run, name="scanner", daemon=True).start()
         threading.Thread(target=self.presence.run, name="presence", daemon=True).start()
         print(f"datanode {self.store.uuid} listening on {self.address}", flush=True)
-        wait_for_stop(self._done)
+        stop.wait(self._done)
         exit_after()
         self._stop.set()
         self.scanner.stop()

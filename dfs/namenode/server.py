@@ -9,7 +9,7 @@ import sqlite3
 import threading
 
 from dfs import datadir, errors
-from dfs.lifecycle import exit_after, wait_for_stop
+from dfs.lifecycle import StopSignals, exit_after
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -88,12 +88,13 @@ class NamenodeServer:
             self._stop.wait(0.02)   # batch bursts of news
 
     def serve(self) -> None:
+        stop = StopSignals()   # before "listening": a signal from then on is a clean stop
         self.server.start()
         t = threading.Thread(target=self._monitor, name="monitor", daemon=True)
         t.start()
         log.info("namenode listening on %s", self.listen)
         print(f"namenode listening on {self.listen}", flush=True)
-        wait_for_stop()
+        stop.wait()
         exit_after()
         self._stop.set()
         self.ns.wake()

@@ -33,9 +33,10 @@ def test_a_clean_stop_is_not_cut_short():
 
 WAITER = """
 import sys, threading
-from dfs.lifecycle import wait_for_stop
+from dfs.lifecycle import StopSignals
+stop = StopSignals()
 print("waiting", flush=True)
-sys.exit(100 + wait_for_stop(threading.Event()))
+sys.exit(100 + stop.wait(threading.Event()))
 """
 
 
