@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command in ("namenode", "datanode", "cluster"):
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
-    name = args.command if args.command != "admin" else f"admin {getattr(args, 'admin_command', '')}".strip()
+    sub = {"admin": "admin_command", "cluster": "cluster_command"}.get(args.command)
+    name = f"{args.command} {getattr(args, sub, '') or ''}".strip() if sub else args.command
     args.command_name = name
     if extra:   # argparse would name no command: `dfs: unrecognized arguments: ...`
         print(f"dfs: {name}: unrecognized arguments: {' '.join(extra)}; see 'dfs {name} --help'", file=sys.stderr)

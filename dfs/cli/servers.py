@@ -230,7 +230,7 @@ def cmd_cluster_up(args) -> int:
               " && cat /tmp/hello.txt")
         print("Ctrl-C stops the cluster.", flush=True)
     elif stopping:
-        print("dfs cluster: interrupted while starting; stopping", file=sys.stderr)
+        print("dfs: cluster up: interrupted while starting; stopping", file=sys.stderr)
     else:
         # Say why: the first server that exited said it in the last line of its log
         # (e.g. "in use by another namenode": this --base-dir is already up). The
@@ -244,7 +244,7 @@ def cmd_cluster_up(args) -> int:
             if p.poll() is not None:
                 why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'))}"
                 break
-        print(f"dfs: cluster: failed to start{why}; see the logs in {base}", file=sys.stderr)
+        print(f"dfs: cluster up: failed to start{why}; see the logs in {base}", file=sys.stderr)
         stopping = True
     while not stopping and all(p.poll() is None for p in procs):
         time.sleep(0.2)

@@ -283,7 +283,10 @@ class FileWriter:
             if self._draining is not None:
                 self._draining[1].close()
                 self._draining = None
-            self._error = e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
+            # The namenode names an unfinished file by its id (e.g. an AbandonBlock after
+            # the lease expired): the user named it by its path.
+            self._error = (type(e)(e.detail, self.path) if isinstance(e, errors.DfsError) and e.path != self.path
+                           else e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path))
             while True:   # unblock a producer waiting on a full queue
                 try:
                     self._queue.get_nowait()

@@ -115,7 +115,7 @@ def test_cluster_up_stopped_with_ctrl_c_and_started_again_serves_the_old_files(t
                                     "--datanodes", "2", "--port", str(free_port("127.0.0.1"))],
                                    capture_output=True, timeout=60)
                 assert r.returncode == 1 and r.stderr.decode().splitlines() == [
-                    f"dfs: cluster: failed to start: namenode exited: dfs: namenode: {base}/namenode: "
+                    f"dfs: cluster up: failed to start: namenode exited: dfs: namenode: {base}/namenode: "
                     f"in use by another namenode (pid {_namenode_of(p.pid)}); see the logs in {base}"], r.stderr
             r = dfs("cat", "/kept")
             assert r.returncode == 0 and r.stdout == data, r.stderr

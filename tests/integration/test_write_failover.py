@@ -105,3 +105,26 @@ def test_an_add_block_retried_after_the_namenode_died_having_committed_it_gets_t
     assert after[:2] == [before[0][0], before[1][0]] and len(after) == 3, (before, after)
     assert "answered with its recorded outcome" in open(c.namenode.log_path).read()
     check_all(c, {"/f": data})
+
+
+def test_a_writer_whose_lease_expired_is_told_so_of_its_path(make_cluster):
+    # Its pipeline fails after the namenode recovered the lease: the AbandonBlock of the
+    # retry is refused, naming the file by its id; write() must say the user's path.
+    c = make_cluster(datanodes=1, replication=1, env={"DFS_LEASE_SOFT_LIMIT": "1"})
+    client = c.client()
+    client._lease_acquired = lambda w: None      # its renewals stop, as in a paused process
+    w = client.create("/f", block_size=4 * MiB)
+    w.write(os.urandom(3 * MiB))                   # sending: its pipeline is open
+    c.wait_for(lambda: "removed unfinished file f" in open(c.namenode.log_path).read(), 30,
+               "the namenode to recover the lease")
+    c.kill(c.datanodes[0])                         # the pipeline fails: abandon, then retry
+    err = None
+    t = time.monotonic()
+    while err is None and time.monotonic() - t < 30:
+        try:
+            w.write(b"x" * MiB)
+        except OSError as e:
+            err = e
+        time.sleep(0.2)
+    assert err is not None and str(err).startswith("/f: "), err
+    w.abort()
