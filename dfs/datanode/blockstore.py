@@ -327,6 +327,11 @@ class BlockStore:
         self._write_identity({"uuid": self.uuid, "cluster_id": cluster_id})
         self.cluster_id = cluster_id
 
+    def _make_dir(self, d: str) -> None:
+        os.makedirs(d, exist_ok=True)
+        _fsync_dir(self.current)   # the new entry is durable before a replica in it is
+        self._made.add(d)
+
     def _dir_for(self, block_id: int) -> str:
         return os.path.join(self.current, f"{block_id % 256:02x}")
 
@@ -399,12 +404,19 @@ class BlockStore:
     def _commit(self, w: ReplicaWriter, meta_fd: int) -> Replica:
         d = self._dir_for(w.block_id)
         if d not in self._made:
-            os.makedirs(d, exist_ok=True)
-            self._made.add(d)
+            self._make_dir(d)
         stem = os.path.join(d, f"blk_{w.block_id}_{w.genstamp}")
         with self._lock:
             old = self.replicas.get(w.block_id)
-            os.replace(w.tmp_data, stem + ".data")
+            try:
+                os.replace(w.tmp_data, stem + ".data")
+            except FileNotFoundError:
+                if os.path.isdir(d):
+                    raise
+                # Removed since it was made (an operator's rm -r: the presence check
+                # reports its replicas lost): every block placed here would fail.
+                self._make_dir(d)
+                os.replace(w.tmp_data, stem + ".data")
             os.replace(w.tmp_meta, stem + ".meta")
         try:
             os.fsync(meta_fd)

@@ -150,6 +150,20 @@ class Namespace:
         if existing["owner"] != caller.user:
             self._check(existing, caller, _stat.S_IWOTH, path)
 
+    def check_block_readable(self, block_id: int, caller: Caller) -> None:
+        """Only a caller who may read a block's file can have read it, and so report one
+        of its replicas corrupt: a report is believed (a datanode cannot check what it
+        cannot decrypt), so without this any user could make any block unreadable."""
+        row = self.store.block_owner(block_id)
+        if row is None:
+            raise errors.DfsFileNotFoundError(path=f"block {block_id}")
+        path = f"block {block_id}"
+        d = self.store.get(row["parent"])
+        while d is not None:
+            self._check(d, caller, _stat.S_IXOTH, path)
+            d = self.store.get(d["parent"]) if d["id"] != ROOT_ID else None
+        self._check(row, caller, _stat.S_IROTH, path)
+
     def _check_owner(self, row: dict, caller: Caller, path: str) -> None:
         if caller.user not in (self.superuser, row["owner"]):
             raise errors.DfsPermissionError(path=path)

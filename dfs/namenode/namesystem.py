@@ -675,8 +675,9 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 and not self.bmap.replicas.get(block_id)
                 and (self.safemode_auto or now - self.started < self.members.dead_timeout))
 
-    def report_bad(self, block_id: int, address: str) -> None:
+    def report_bad(self, caller: Caller, block_id: int, address: str) -> None:
         with self.lock:
+            self.ns.check_block_readable(block_id, caller)
             d = self.members.by_address(address)
             if d is not None:
                 log.warning("replica of block %d on %s reported corrupt", block_id, address)

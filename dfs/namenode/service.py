@@ -167,8 +167,9 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def ReportBadBlocks(self, r, context):
+        caller = _caller(r.caller, context)
         for bad in r.replicas:
-            self.ns.report_bad(bad.block_id, bad.address)
+            self.ns.report_bad(caller, bad.block_id, bad.address)
         return pb.Empty()
 
     @rpc

@@ -89,3 +89,15 @@ def test_a_tmp_dir_that_cannot_be_emptied_at_start_is_refused_with_its_reason(tm
                                 f"Operation not permitted: '{store.tmp}'")
     finally:
         subprocess.run(["chattr", "-i", store.tmp], check=True)
+
+
+def test_a_subdirectory_removed_under_a_running_datanode_is_made_again(tmp_path):
+    # rm -r of current/07 while it runs: the next replica placed there used to fail with
+    # ENOENT for as long as the datanode ran (it remembered the directory as made).
+    import shutil
+    store = BlockStore(str(tmp_path / "dn"))
+    _store_one(store, 7)
+    shutil.rmtree(os.path.join(store.current, "07"))
+    _store_one(store, 7 + 256)
+    assert store.get(7 + 256) is not None
+    assert os.listdir(os.path.join(store.current, "07")) and not store.failed

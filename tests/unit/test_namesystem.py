@@ -613,7 +613,7 @@ def test_fsck_statuses():
     _, bad, _ = write(ns, "/bad", [10, 10])
     assert ns.fsck(ROOT, "/")["status"] == "HEALTHY"
     b0 = bad[0][0]
-    ns.report_bad(b0, nodes[0].address)
+    ns.report_bad(ROOT, b0, nodes[0].address)
     r = ns.fsck(ROOT, "/")
     assert (r["status"], r["under_replicated"], r["corrupt"], r["missing"]) == ("DEGRADED", 1, 0, 0)
     assert ns.fsck(ROOT, "/ok")["status"] == "HEALTHY"
@@ -621,7 +621,7 @@ def test_fsck_statuses():
     _, located, _, _ = ns.block_locations(ROOT, "/bad")
     assert nodes[0].uuid not in [d.uuid for d in located[0].locations]
     for d in nodes[1:]:
-        ns.report_bad(b0, d.address)
+        ns.report_bad(ROOT, b0, d.address)
     r = ns.fsck(ROOT, "/")
     assert (r["status"], r["corrupt"], r["files"], r["blocks"]) == ("CORRUPT", 1, 2, 3)
     _, located, _, _ = ns.block_locations(ROOT, "/bad")
@@ -636,6 +636,27 @@ def test_fsck_statuses():
     assert (r["status"], r["missing"]) == ("CORRUPT", 1)
 
 
+def test_only_a_caller_who_may_read_a_block_may_report_it_corrupt():
+    # A report is believed (a datanode cannot check what it cannot decrypt): a user
+    # who may not read the file must not be able to make its blocks unreadable.
+    ns = make()
+    nodes = register(ns, 3)
+    bob = Caller("bob", ("users",), client_name="bob-1")
+    _, blocks, _ = write(ns, "/secret", [10])
+    ns.mkdir(ROOT, "/private", False, 0o700)
+    _, inner, _ = write(ns, "/private/open", [10])
+    _, public, _ = write(ns, "/public", [10])
+    ns.chmod(ROOT, "/secret", 0o600)
+    for bid in (blocks[0][0], inner[0][0]):
+        with pytest.raises(errors.DfsPermissionError):
+            ns.report_bad(bob, bid, nodes[0].address)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.report_bad(bob, 10**9, nodes[0].address)
+    assert ns.fsck(ROOT, "/")["status"] == "HEALTHY"
+    ns.report_bad(bob, public[0][0], nodes[0].address)     # a reader of /public may
+    assert ns.fsck(ROOT, "/public")["status"] == "DEGRADED"
+
+
 def test_corrupt_replica_replaced_from_good_one():
     ns = make()
     nodes = register(ns, 4)
@@ -643,7 +664,7 @@ def test_corrupt_replica_replaced_from_good_one():
     bid = blocks[0][0]
     bad = next(d for d in nodes if d.uuid in holders(ns, bid))
     spare = next(d for d in nodes if d.uuid not in holders(ns, bid))
-    ns.report_bad(bid, bad.address)
+    ns.report_bad(ROOT, bid, bad.address)
     ns.tick()
     cmds = beat(ns, nodes)
     # replaced from a good copy first ...
@@ -671,7 +692,7 @@ def test_a_copy_goes_to_a_node_only_after_it_deleted_its_corrupt_replica_of_the_
     bid = blocks[0][0]
     good, *bad = nodes
     for d in bad:
-        ns.report_bad(bid, d.address)
+        ns.report_bad(ROOT, bid, d.address)
     clock.advance(10)                       # past the grace for more bad reports
     beat(ns, nodes)
     ns.tick()                               # both bad replicas are to be deleted ...
@@ -1319,7 +1340,7 @@ def test_lost_replica_also_reported_bad_by_a_reader_is_forgotten_once_invalidate
     its invalidation is sent, without waiting for an answer."""
     ns, nodes, bid, victim = _lose_one()
     ns.heartbeat(victim.uuid, {}, [], [bid], [])
-    ns.report_bad(bid, victim.address)
+    ns.report_bad(ROOT, bid, victim.address)
     assert victim.uuid in ns.bmap.corrupt.get(bid, ())
     (_, gs, _, targets), = _copies(ns, nodes)
     target = next(d for d in nodes if d.address == targets[0])
