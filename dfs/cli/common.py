@@ -220,12 +220,18 @@ def check_many(client, dest: str, many: bool) -> None:
         target_for(client, dest, "", True)
 
 
-def walk(client, path, on_error=None, _entries=None):
-    """Every entry under directory ``path``, depth first. With ``on_error(dir, e)`` a
-    subdirectory that cannot be listed (no read permission) is reported there and
-    skipped and the walk goes on, as ls -R and cp -r do; without it, the error
-    ends the walk."""
-    for st in client.listdir(path) if _entries is None else _entries:
+def walk(client, path, on_error=None):
+    """Every entry under directory ``path``, depth first (pre-order, each directory's
+    entries in listing order). With ``on_error(dir, e)`` a subdirectory that cannot be
+    listed (no read permission) is reported there and skipped and the walk goes on, as
+    ls -R and cp -r do; without it, the error ends the walk. A stack of iterators, not
+    recursion: the namespace allows trees deeper than Python's recursion limit."""
+    stack = [iter(client.listdir(path))]
+    while stack:
+        st = next(stack[-1], None)
+        if st is None:
+            stack.pop()
+            continue
         yield st
         if not st.is_dir:
             continue
@@ -238,4 +244,4 @@ def walk(client, path, on_error=None, _entries=None):
                 raise
             on_error(st.path, e)
             continue
-        yield from walk(client, st.path, on_error, entries)
+        stack.append(iter(entries))

@@ -4,6 +4,7 @@ clusters), with the runner that copies several files at once."""
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
@@ -242,22 +243,54 @@ def _get_file(client, path: str, target: str, size: int, force: bool, *,
     """Download ``path`` to ``target`` with a progress bar of its own, or ``progress``."""
     if os.path.isdir(target):
         raise errors.DfsIsADirectoryError(path=target)
-    if os.path.exists(target) and not force:
+    if os.path.lexists(target) and not force:
         raise errors.DfsFileExistsError(path=target)
-    parent = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(parent):
-        if os.path.exists(parent):   # cp: "Not a directory"
-            raise errors.DfsNotADirectoryError(path=target)
-        raise errors.DfsFileNotFoundError(path=target)
-    # Write beside the target and rename: a half-copied file never has its name.
+    named = target
+    if os.path.islink(target):   # as cp: the link stays; the file it names gets the bytes
+        target = os.path.realpath(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(target) + ".", suffix=".dfs-part",
-                                   dir=parent)
-    except OSError as e:   # say it of the target the user named, not of our temporary name
-        raise OSError(e.errno, e.strerror, target) from None
+        special = not stat.S_ISREG(os.stat(target).st_mode)
+    except FileNotFoundError:
+        special = False
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, named) from None
     own = progress is None
     if own:
         progress = Progress(basename(path), size)
+    try:
+        if special:   # a device or FIFO (/dev/null, a pipe's reader): written into, never replaced
+            try:
+                with open(target, "wb") as f:
+                    client.download(path, f, progress=progress)
+            except OSError as e:
+                if isinstance(e, errors.DfsError):
+                    raise
+                raise OSError(e.errno, e.strerror, named) from None
+        else:
+            _download_beside(client, path, target, named, size, progress)
+    finally:
+        if own:
+            progress.close()
+
+
+def _temp_prefix(target: str) -> str:
+    """The temporary file's prefix: its name (with mkstemp's 8 characters and the
+    suffix) must fit NAME_MAX as the target's did."""
+    prefix = "." + os.path.basename(target) + "."
+    return prefix if len(os.fsencode(prefix)) + 8 + len(".dfs-part") <= 255 else ".dfs-get."
+
+
+def _download_beside(client, path: str, target: str, named: str, size: int, progress) -> None:
+    parent = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        if os.path.exists(parent):   # cp: "Not a directory"
+            raise errors.DfsNotADirectoryError(path=named)
+        raise errors.DfsFileNotFoundError(path=named)
+    # Write beside the target and rename: a half-copied file never has its name.
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(target), suffix=".dfs-part", dir=parent)
+    except OSError as e:   # say it of the target the user named, not of our temporary name
+        raise OSError(e.errno, e.strerror, named) from None
     try:
         if size >= DIRECT_IO_MIN:
             os.close(fd)
@@ -273,9 +306,6 @@ def _get_file(client, path: str, target: str, size: int, force: bool, *,
     except BaseException:
         os.unlink(tmp)
         raise
-    finally:
-        if own:
-            progress.close()
 
 
 def _download_all(client, files: list[tuple[str, str, int]], force: bool,

@@ -46,11 +46,14 @@ class OpenFile:
     blocks: list[BlockRef] = field(default_factory=list)
 
 
-def split_path(path: str) -> list[str]:
-    """'/a/b' -> ['a', 'b']. Refuses relative paths, '.', '..', empty components."""
+def split_path(path: str, new: bool = False) -> list[str]:
+    """'/a/b' -> ['a', 'b']. Refuses relative paths, '.', '..', empty components.
+    ``new``: a path being made (create, mkdir, a rename's target) must fit MAX_PATH
+    bytes. Existing paths are found at any length, as in HDFS: renaming a directory
+    may take its deepest files past the limit, and they must stay reachable."""
     if not isinstance(path, str) or not path.startswith("/"):
         raise errors.InvalidPathError("path must be absolute", path)
-    if len(path) > MAX_PATH:
+    if new and len(path.encode("utf-8", "surrogatepass")) > MAX_PATH:
         raise errors.NameTooLongError(path=path[:64] + "...")
     if path == "/":
         return []
@@ -107,8 +110,9 @@ class Namespace:
             raise errors.DfsFileNotFoundError(path=path)
         return rows[-1]
 
-    def _parent(self, path: str, caller: Caller, *, create: bool = False, now: float = 0.0) -> tuple[dict, str]:
-        parts = split_path(path)
+    def _parent(self, path: str, caller: Caller, *, create: bool = False, now: float = 0.0,
+                new: bool = False) -> tuple[dict, str]:
+        parts = split_path(path, new)
         if not parts:
             raise errors.InvalidPathError("cannot operate on the root", path)
         if create:
@@ -220,7 +224,7 @@ class Namespace:
         return rows[-1]
 
     def mkdir(self, path: str, caller: Caller, now: float, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
-        parts = split_path(path)
+        parts = split_path(path, new=True)
         if not parts:
             if parents:
                 return self.stat("/", caller)
@@ -279,7 +283,7 @@ class Namespace:
     def rename(self, src: str, dst: str, caller: Caller, now: float, *,
                overwrite: bool = False) -> tuple[FileStatus, list[int]]:
         """Atomic rename of src to exactly dst. Returns (new status, blocks to invalidate)."""
-        sparts, dparts = split_path(src), split_path(dst)
+        sparts, dparts = split_path(src), split_path(dst, new=True)
         if not sparts or not dparts:
             raise errors.InvalidPathError("cannot rename the root", src if not sparts else dst)
         row = self.resolve(src, caller)
@@ -387,7 +391,7 @@ class Namespace:
         rename over it) is never overwritten unseen (a compare-and-swap, for
         the FUSE mount's read-modify-write commits). Returns (row, blocks to
         invalidate)."""
-        parent, name = self._parent(path, caller, create=create_parent, now=now)
+        parent, name = self._parent(path, caller, create=create_parent, now=now, new=True)
         self._check(parent, caller, _stat.S_IWOTH, path)
         existing = self.store.lookup(parent["id"], name)
         if existing is not None:

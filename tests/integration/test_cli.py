@@ -59,6 +59,39 @@ def test_put_get_cat_stdin_and_empty(c, d, tmp_path):
     assert out.read_bytes() == data
 
 
+def test_get_writes_into_devices_fifos_and_through_symlinks_and_takes_long_names(c, d, tmp_path):
+    # get -f used to replace the node itself with a regular file: /dev/null (as root),
+    # a FIFO, a symlink. As cp -f: write into a device or FIFO, through a symlink.
+    import stat as st_
+    import threading
+    data = os.urandom(300_000)
+    assert run(c, "put", "-", f"{d}/f", input=data).returncode == 0
+    null = tmp_path / "null"
+    os.mknod(null, 0o666 | st_.S_IFCHR, os.makedev(1, 3))
+    assert run(c, "get", "-f", f"{d}/f", str(null)).returncode == 0
+    assert st_.S_ISCHR(os.stat(null).st_mode) and os.stat(null).st_rdev == os.makedev(1, 3)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader.start()
+    assert run(c, "get", "-f", f"{d}/f", str(fifo), timeout=60).returncode == 0
+    reader.join(30)
+    assert got == [data] and st_.S_ISFIFO(os.stat(fifo).st_mode)
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.write_bytes(b"old")
+    link.symlink_to(real)
+    fails(run(c, "get", f"{d}/f", str(link)), b"File exists")
+    assert run(c, "get", "-f", f"{d}/f", str(link)).returncode == 0
+    assert link.is_symlink() and real.read_bytes() == data
+    # A name of 237-255 bytes: the temporary name beside it must fit NAME_MAX too.
+    long = "q" * 255
+    assert run(c, "put", "-", f"{d}/{long}", input=b"hi").returncode == 0
+    assert run(c, "get", f"{d}/{long}", str(tmp_path)).returncode == 0
+    assert (tmp_path / long).read_bytes() == b"hi"
+    assert [n for n in os.listdir(tmp_path) if n.endswith(".dfs-part")] == []
+
+
 def test_cp_semantics_into_directories(c, d, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_bytes(b"alpha\n")

@@ -11,6 +11,7 @@ from dfs import errors
 from dfs.namenode.namespace import (
     LEASE_SOFT_LIMIT,
     MAX_NAME,
+    MAX_PATH,
     Caller,
     Namespace,
     normalize,
@@ -125,7 +126,23 @@ def test_name_too_long():
         split_path("/" + "é" * 128)
     assert split_path("/" + "é" * 127) == ["é" * 127]
     with pytest.raises(errors.NameTooLongError):
-        split_path("/a" * 3000)
+        split_path("/a" * 3000, new=True)
+    with pytest.raises(errors.NameTooLongError):   # bytes, not characters
+        split_path("/é" * 1400, new=True)
+    assert len(split_path("/a" * 3000)) == 3000    # an existing path is found at any length
+
+
+def test_a_rename_that_takes_files_past_max_path_leaves_them_reachable(ns):
+    deep = "/d" + "".join(f"/{i:0200d}" for i in range(20))     # ~4.0 KB
+    ns.mkdir(deep, ROOT, 1.0, parents=True)
+    create(ns, deep + "/f")
+    ns.mkdir("/" + "z" * 250, ROOT, 1.0)
+    ns.rename("/d", "/" + "z" * 250 + "/d", ROOT, 1.0)
+    moved = "/" + "z" * 250 + deep
+    assert len(moved) > MAX_PATH and ns.stat(moved, ROOT).path == moved
+    assert ns.list(moved, ROOT)[0].path == moved
+    with pytest.raises(errors.NameTooLongError):                 # but nothing new is made there
+        create(ns, moved + "/g")
     assert issubclass(errors.NameTooLongError, errors.InvalidPathError)
 
 
