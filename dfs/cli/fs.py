@@ -13,6 +13,8 @@ from dfs import errors
 from dfs.cli import args as cli_args
 from dfs.cli.args import UsageError
 from dfs.cli.common import (
+    PER_ITEM,
+    STOPS_ALL,
     basename,
     check_many,
     each,
@@ -194,10 +196,23 @@ def cmd_du(args) -> int:
         s = client.content_summary(path)
         print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {path}")
         return 0
+    status = 0
     for e in client.listdir(path):
-        s = client.content_summary(e.path)
+        if not e.is_dir:   # the listing has its size: no call per file
+            print(f"{fmt(e.size)}  {fmt(e.size * e.replication)}  {e.path}")
+            continue
+        try:
+            s = client.content_summary(e.path)
+        except errors.DfsFileNotFoundError:
+            continue   # removed since the listing, as GNU du
+        except STOPS_ALL:
+            raise
+        except PER_ITEM as err:   # e.g. a subdirectory it may not read: the rest go on
+            report(args, err)
+            status = 1
+            continue
         print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {e.path}")
-    return 0
+    return status
 
 
 # -- namespace changes --------------------------------------------------------
@@ -309,10 +324,10 @@ def unreachable_replication(n: int, states: list[str]) -> str:
 
 
 def cmd_test(args) -> int:
-    client, path = resolve(args, args.path)
     try:
+        client, path = resolve(args, args.path)   # a file with a trailing slash, '': false
         st = stat_or_none(client, path)
-    except (errors.DfsNotADirectoryError, errors.DfsPermissionError):
+    except (errors.DfsFileNotFoundError, errors.DfsNotADirectoryError, errors.DfsPermissionError):
         st = None   # as test(1) and hdfs dfs -test: a path that cannot be there is false, silently
     ok = st is not None and (args.test == "e" or (args.test == "d") == st.is_dir)
     return 0 if ok else 1

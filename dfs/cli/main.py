@@ -66,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if sys.stdout is None:   # fd 1 closed
         sys.stdout = ClosedStdout()
+    elif hasattr(sys.stdout, "reconfigure"):
+        # A name the terminal's encoding cannot show (LC_ALL=C) is printed escaped,
+        # as \u0301, rather than ending the listing (JSON output is ASCII anyway).
+        sys.stdout.reconfigure(errors="backslashreplace")
     try:
         _check_addresses(args)
         status = int(args.func(args) or 0)

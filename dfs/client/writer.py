@@ -126,8 +126,13 @@ class FileWriter:
 
     # -- namenode -------------------------------------------------------
     def _create(self, complete: bool = False):
-        r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete,
-                                                           add_block=not complete, **self._opts))
+        try:
+            r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete,
+                                                               add_block=not complete, **self._opts))
+        except errors.DfsError as e:   # a missing parent: named by the file, as open(2) does,
+            if e.path == self.path:    # at whatever size it was created
+                raise
+            raise type(e)(e.detail, self.path) from None
         if complete:
             self.file_id = r.file_id
         else:

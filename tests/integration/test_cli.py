@@ -92,6 +92,18 @@ def test_get_writes_into_devices_fifos_and_through_symlinks_and_takes_long_names
     assert [n for n in os.listdir(tmp_path) if n.endswith(".dfs-part")] == []
 
 
+def test_names_the_terminal_cannot_encode_are_printed_escaped(c, d):
+    # LC_ALL=C: ls stopped at the first such name, calling it "invalid name (not UTF-8)".
+    assert run(c, "put", "-", f"{d}/caf\u00e9", input=b"a").returncode == 0
+    assert run(c, "put", "-", f"{d}/zz", input=b"b").returncode == 0
+    ascii_ = {"PYTHONIOENCODING": "ascii"}
+    r = run(c, "ls", d, env=ascii_)
+    assert r.returncode == 0 and r.stderr == b"", r.stderr
+    assert b"/caf\\xe9\n" in r.stdout and b"/zz\n" in r.stdout
+    r = run(c, "ls", "--json", d, env=ascii_)
+    assert r.returncode == 0 and {e["path"] for e in json.loads(r.stdout)} == {f"{d}/caf\u00e9", f"{d}/zz"}
+
+
 def test_cp_semantics_into_directories(c, d, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_bytes(b"alpha\n")
@@ -292,8 +304,10 @@ def test_rm_recursive_and_test(c, d, tmp_path):
     assert run(c, "test", "-f", f"{d}/t/u/f").returncode == 0
     # under a file, or where the caller may not look: false, silently, as test(1)
     for kind in ("-e", "-f", "-d"):
-        r = run(c, "test", kind, f"{d}/t/u/f/x")
-        assert (r.returncode, r.stderr) == (1, b"")
+        for path in (f"{d}/t/u/f/x", f"{d}/t/u/f/", f"{d}/t/u/f/x/", ""):
+            r = run(c, "test", kind, path)
+            assert (r.returncode, r.stderr) == (1, b""), path
+    assert run(c, "test", "-d", f"{d}/t/u/").returncode == 0
     assert run(c, "chmod", "700", f"{d}/t").returncode == 0
     r = run(c, "test", "-e", f"{d}/t/u/f", env={"DFS_USER": "mallory"})
     assert (r.returncode, r.stderr) == (1, b"")
@@ -301,6 +315,14 @@ def test_rm_recursive_and_test(c, d, tmp_path):
     assert run(c, "test", "-e", f"{d}/t").returncode == 1
     # errors name the argument: mkdir's missing parent, get's unwritable or non-directory target
     fails(run(c, "mkdir", f"{d}/nope/sub"), f"{d}/nope/sub: No such file or directory".encode())
+    # put and cp name their target whatever the size (a large file's create came first
+    # and named the missing parent)
+    for size in (10, 2 << 20):
+        big = tmp_path / f"size{size}"
+        big.write_bytes(b"x" * size)
+        fails(run(c, "put", str(big), f"{d}/nope/sub/x"), f"dfs: put: {d}/nope/sub/x: No such".encode())
+        assert run(c, "put", "-f", str(big), f"{d}/src").returncode == 0
+        fails(run(c, "cp", f"{d}/src", f"{d}/nope/sub/z"), f"dfs: cp: {d}/nope/sub/z: No such".encode())
     assert run(c, "touch", f"{d}/g").returncode == 0
     local = tmp_path / "file"
     local.write_bytes(b"")
@@ -367,6 +389,15 @@ def test_chmod_chown_touch_du_setrep(c, d, tmp_path):
     assert run(c, "setrep", "-w", "2", f"{d}/data", timeout=60).returncode == 0
     locs = json.loads(run(c, "locate", "--json", f"{d}/data").stdout)
     assert all(len(b["names"]) == 2 for b in locs)
+    # du DIR: a line per entry (files from the listing), past a subdirectory it may not read
+    assert run(c, "mkdir", "-p", f"{d}/sub/closed").returncode == 0
+    assert run(c, "put", str(data), f"{d}/sub/x").returncode == 0
+    assert run(c, "mkdir", f"{d}/sub/open").returncode == 0
+    assert run(c, "chmod", "700", f"{d}/sub/closed").returncode == 0
+    r = run(c, "du", f"{d}/sub", env={"DFS_USER": "mallory"})
+    assert r.returncode == 1 and r.stderr == f"dfs: du: {d}/sub/closed: Permission denied\n".encode()
+    lines = sorted(r.stdout.decode().splitlines())
+    assert lines == [f"0  0  {d}/sub/open", f"3000  9000  {d}/sub/x"], lines
 
 
 def test_unreachable_namenode_fails_fast(tmp_path):
