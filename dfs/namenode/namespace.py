@@ -169,7 +169,7 @@ class Namespace:
         self._check(row, caller, _stat.S_IROTH, path)
 
     def _check_owner(self, row: dict, caller: Caller, path: str) -> None:
-        if caller.user not in (self.superuser, row["owner"]):
+        if caller.user != row["owner"] and not self.is_superuser(caller):
             raise errors.DfsPermissionError(path=path)
 
     # -- status ---------------------------------------------------------
@@ -262,6 +262,8 @@ class Namespace:
             self._check_sticky(parent, r, caller, path)  # type: ignore[arg-type]
         if row is not None and row["is_dir"] and not recursive and not self._empty_dir(row["id"]):
             raise errors.DirectoryNotEmptyError(path=path)
+        if row is not None and row["is_dir"] and not self.is_superuser(caller):
+            self._check_may_empty(row, caller)
         dropped: list[int] = []
         for r in writing:
             dropped += self.store.delete_subtree(r["id"])
@@ -270,6 +272,17 @@ class Namespace:
             dropped += self.store.delete_subtree(row["id"])
         return dropped
 
+    def _check_may_empty(self, top: dict, caller: Caller) -> None:
+        """A recursive delete needs read, write and search permission on every non-empty
+        directory it empties (HDFS's subAccess=ALL): alice's 0700 directory in a 0777 one
+        is not bob's to remove, though bob may unlink entries of the 0777 one."""
+        rows = self.store.subtree(top["id"])
+        parents = {r["parent"] for r in rows if r["id"] != top["id"]}
+        for r in rows:
+            if r["is_dir"] and r["id"] in parents:
+                for bits in (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH):
+                    self._check(r, caller, bits, self._path_of(r).rstrip("/") or "/")
+
     def _empty_dir(self, dir_id: int) -> bool:
         """No entries and no file being written in it: as in HDFS, where a file under
         construction is a child, a non-recursive delete (or a rename over the directory)
@@ -277,7 +290,8 @@ class Namespace:
         return not self.store.count_children(dir_id) and not self.store.has_pending(dir_id)
 
     def _check_sticky(self, parent: dict, row: dict, caller: Caller, path: str) -> None:
-        if parent["mode"] & _stat.S_ISVTX and caller.user not in (self.superuser, row["owner"], parent["owner"]):
+        if (parent["mode"] & _stat.S_ISVTX and caller.user not in (row["owner"], parent["owner"])
+                and not self.is_superuser(caller)):
             raise errors.DfsPermissionError(path=path)
 
     def rename(self, src: str, dst: str, caller: Caller, now: float, *,
@@ -310,6 +324,7 @@ class Namespace:
                 raise errors.DfsNotADirectoryError(path=dst)
             elif not overwrite:
                 raise errors.DfsFileExistsError(path=dst)
+            self._check_sticky(dparent, existing, caller, dst)   # replacing it removes it
             dropped = self.store.delete_subtree(existing["id"])
         self.store.update(row["id"], parent=dparent["id"], name=dname)
         self.store.update(sparent["id"], mtime=now)  # type: ignore[index]
@@ -325,17 +340,18 @@ class Namespace:
 
     def chown(self, path: str, owner: str, group: str, caller: Caller) -> FileStatus:
         row = self.resolve(path, caller)
-        if owner and owner != row["owner"] and caller.user != self.superuser:
+        su = self.is_superuser(caller)   # the superuser, or a member of the supergroup (HDFS)
+        if owner and owner != row["owner"] and not su:
             raise errors.DfsPermissionError(path=path)
-        if group and caller.user != self.superuser and (caller.user != row["owner"] or group not in caller.groups):
+        if group and not su and (caller.user != row["owner"] or group not in caller.groups):
             raise errors.DfsPermissionError(path=path)
         self.store.update(row["id"], owner=owner or row["owner"], grp=group or row["grp"])
         return self.stat(path, caller)
 
     def set_times(self, path: str, mtime: float, caller: Caller) -> FileStatus:
         row = self.resolve(path, caller)
-        if caller.user not in (self.superuser, row["owner"]):
-            self._check(row, caller, _stat.S_IWOTH, path)
+        if caller.user != row["owner"]:
+            self._check(row, caller, _stat.S_IWOTH, path)   # lets the superuser through
         self.store.update(row["id"], mtime=mtime)
         return self.stat(path, caller)
 

@@ -710,6 +710,46 @@ def test_sticky_bit(shared):
     ns.delete("/tmp/c", BOB, 1.0)
 
 
+def test_rename_over_a_file_in_a_sticky_directory_is_a_delete_of_it(shared):
+    ns = shared
+    write_file(ns, "/tmp/bobs", [1], caller=BOB)
+    write_file(ns, "/tmp/eves", [2], caller=EVE)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.rename("/tmp/eves", "/tmp/bobs", EVE, 1.0, overwrite=True)
+    assert ns.stat("/tmp/bobs", ROOT).owner == "bob"
+    ns.rename("/tmp/eves", "/tmp/new", EVE, 1.0)               # to a free name: fine
+
+
+def test_a_recursive_delete_needs_full_access_to_every_directory_it_empties(shared):
+    # As HDFS (subAccess=ALL): bob may write /tmp2 but not alice's tree inside it.
+    ns = shared
+    ns.mkdir("/tmp2", ROOT, 1.0, mode=0o777)
+    ns.mkdir("/tmp2/priv/deeper", ALICE, 1.0, parents=True)
+    write_file(ns, "/tmp2/priv/deeper/s", [1], caller=ALICE)
+    ns.chmod("/tmp2/priv/deeper", 0o700, ALICE)
+    ns.chmod("/tmp2/priv", 0o777, ALICE)                        # bob may empty this one
+    with pytest.raises(errors.DfsPermissionError) as e:
+        ns.delete("/tmp2/priv", BOB, 1.0, recursive=True)
+    assert e.value.path == "/tmp2/priv/deeper"
+    ns.chmod("/tmp2/priv/deeper", 0o755, ALICE)                # still not bob's to write
+    with pytest.raises(errors.DfsPermissionError):
+        ns.delete("/tmp2/priv", BOB, 1.0, recursive=True)
+    assert ns.stat("/tmp2/priv/deeper/s", ROOT).size == 1
+    ns.mkdir("/tmp2/alices-empty", ALICE, 1.0, mode=0o500)     # an empty one is an unlink
+    ns.delete("/tmp2/alices-empty", BOB, 1.0, recursive=True)
+    ns.delete("/tmp2/priv", ALICE, 1.0, recursive=True)        # its owner may
+
+
+def test_supergroup_members_are_superusers_for_chmod_chown_and_sticky(shared):
+    ns = shared
+    admin = Caller("ann", ("supergroup",), client_name="ann-1")
+    write_file(ns, "/tmp/bobs", [1], caller=BOB)
+    ns.chmod("/tmp/bobs", 0o600, admin)
+    ns.chown("/tmp/bobs", "eve", "others", admin)
+    ns.set_times("/tmp/bobs", 5.0, admin)
+    ns.delete("/tmp/bobs", admin, 1.0)                          # sticky /tmp
+
+
 def test_overwrite_needs_write_permission_on_another_users_file(shared):
     # As HDFS's create with overwrite: bob's 0644 file in a directory alice may write
     # (sticky or not) is not alice's to replace, at create nor at complete.
