@@ -12,6 +12,7 @@ import functools
 import os
 import struct
 
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 
@@ -31,3 +32,12 @@ def wrap(master: bytes, key: bytes, file_id: int) -> bytes:
 
 def unwrap(master: bytes, wrapped: bytes, file_id: int) -> bytes:
     return _aead(master).decrypt(wrapped[:12], wrapped[12:], struct.pack(">Q", file_id))
+
+
+def opens(master: bytes, wrapped: bytes, file_id: int) -> bool:
+    """Whether ``wrapped`` (a file's stored key) was wrapped under ``master``."""
+    try:
+        unwrap(master, wrapped, file_id)
+        return True
+    except (InvalidTag, ValueError):
+        return False

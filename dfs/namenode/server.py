@@ -9,6 +9,7 @@ import sqlite3
 import threading
 
 from dfs import datadir, errors
+from dfs.codec import keys
 from dfs.lifecycle import StopSignals, exit_after
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
@@ -43,7 +44,7 @@ class NamenodeServer:
         db = os.path.join(data_dir, "namespace.db")
         try:
             self.store = SqliteStore(db)
-            self.ns = NameSystem(self.store, load_master_key(os.path.join(data_dir, "master.key")),
+            self.ns = NameSystem(self.store, self._master_key(os.path.join(data_dir, "master.key"), db),
                                  superuser=getpass.getuser(), replication=replication,
                                  block_size=block_size, heartbeat_interval=heartbeat_interval,
                                  dead_timeout=dead_timeout)
@@ -61,6 +62,21 @@ class NamenodeServer:
         self._interval = min(1.0, heartbeat_interval / 2)
         # The monitor ticks every _interval: a gap of several is the namenode paused, not its datanodes.
         self.ns.members.pause_allowance = max(2.0, 2 * heartbeat_interval, 4 * self._interval)
+
+    def _master_key(self, path: str, db: str) -> bytes:
+        """The master key, made at the first start. A namespace whose files were
+        encrypted under another key (its key file lost, or another namenode's restored
+        beside a backup of namespace.db) is refused: a key made or taken silently would
+        leave every file unreadable, and new files under a key the old ones lack."""
+        sample = self.store.any_wrapped_key()
+        if sample is not None and not os.path.exists(path):
+            raise SystemExit(f"dfs: namenode: {path}: missing, and {db} holds files encrypted under "
+                             "it: restore that key (a new one would leave every file unreadable)")
+        key = load_master_key(path)
+        if sample is not None and not keys.opens(key, *sample):
+            raise SystemExit(f"dfs: namenode: {path}: not the key the files of {db} were encrypted "
+                             "under: restore the right one")
+        return key
 
     @staticmethod
     def _halt(e: errors.MetadataStoreError) -> None:

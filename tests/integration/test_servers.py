@@ -104,6 +104,35 @@ def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster
     assert c.fsck()["status"] == "HEALTHY"
 
 
+def test_a_namenode_refuses_a_namespace_without_its_master_key(make_cluster):
+    # It made a new key when master.key was missing (a namespace.db restored from a
+    # backup without it): fsck said HEALTHY and every file was unreadable.
+    c = make_cluster(datanodes=1, replication=1)
+    data = os.urandom(5000)
+    put_bytes(c, "/f", data)
+    c.kill(c.namenode, signal.SIGTERM)
+    nn = c.namenode.data_dir
+    key = os.path.join(nn, "master.key")
+    os.rename(key, key + ".saved")
+    host = c.namenode_address.rpartition(":")[0]
+    argv = ("namenode", "--data-dir", nn, "--listen", f"{host}:{free_port(host)}")
+    r = run_server(c, *argv)
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {key}: missing, and {nn}/namespace.db holds files encrypted under it: "
+        "restore that key (a new one would leave every file unreadable)"], r.stderr
+    assert not os.path.exists(key)
+    with open(key, "wb") as f:                      # another namenode's key
+        f.write(os.urandom(32))
+    r = run_server(c, *argv)
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {key}: not the key the files of {nn}/namespace.db were encrypted under: "
+        "restore the right one"], r.stderr
+    os.replace(key + ".saved", key)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(1)
+    check_all(c, {"/f": data})
+
+
 def _stop(node, sig) -> float:
     t = time.monotonic()
     node.proc.send_signal(sig)
