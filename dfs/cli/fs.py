@@ -288,19 +288,32 @@ def cmd_setrep(args) -> int:
     namenode goes on working towards it, as in HDFS."""
     timeout = setrep_timeout() if args.wait else 0.0
     client, path = resolve(args, args.path)
-    st = client.stat(path)
-    files = [e for e in walk(client, path) if not e.is_dir] if st.is_dir else [st]
+    entries, status = _tree(args, client, path, True)
+    files = [f for f in entries if not f.is_dir]
+    done = []
     for f in files:
-        client.set_replication(f.path, args.replication)
+        try:
+            client.set_replication(f.path, args.replication)
+            done.append(f)
+        except STOPS_ALL:
+            raise
+        except PER_ITEM as e:   # one line each; the other files go on (hdfs dfs -setrep)
+            report(args, e)
+            status = 1
     if not args.wait:
-        return 0
+        return status
     n = args.replication
     deadline = time.monotonic() + timeout
-    for f in files:
+    for f in done:
         while True:
-            counts = [len(b.names) for b in client.block_locations(f.path)]
+            located = client.block_locations(f.path)
+            counts = [len(b.names) for b in located]
             if all(c == n for c in counts):
                 break
+            lost = next((b for b in located if b.corrupt), None)
+            if lost is not None:   # nothing to copy from: no wait would end
+                raise errors.DfsError(f"replication {n} cannot be reached: block {lost.block_id} has no "
+                                      "readable replica (the target is set; not waiting)", f.path)
             why = unreachable_replication(n, [d.state for d in client.report().datanodes])
             if why:
                 raise errors.DfsError(f"{why} (the target is set; not waiting)", f.path)
@@ -310,7 +323,7 @@ def cmd_setrep(args) -> int:
                                       f"live replica{'s' * (worst != 1)}; the target is set and the namenode "
                                       "keeps working on it)", f.path)
             time.sleep(0.5)
-    return 0
+    return status
 
 
 def unreachable_replication(n: int, states: list[str]) -> str:
@@ -386,22 +399,38 @@ def parse_mode(text: str, current: int) -> int:
     return mode
 
 
-def _tree(client, path: str, recursive: bool) -> list:
-    """``path``'s status, then with ``recursive`` every entry under it."""
+def _tree(args, client, path: str, recursive: bool) -> tuple[list, int]:
+    """``path``'s status, then with ``recursive`` every entry under it -> (entries,
+    1 if a directory could not be listed: reported on its own line, the walk goes on)."""
     st = client.stat(path)
-    return [st] + (list(walk(client, path)) if recursive and st.is_dir else [])
+    unlisted = []
+    entries = [st] + (list(walk(client, path, on_error=lambda d, e: unlisted.append(e)))
+                      if recursive and st.is_dir else [])
+    for e in unlisted:
+        report(args, e)
+    return entries, int(bool(unlisted))
+
+
+def _each_entry(args, path: str, fn) -> int:
+    """``fn(client, status)`` for ``path`` and, with -R, everything under it; a failure
+    prints its line and the rest go on, as chmod -R and hdfs dfs -chmod -R do."""
+    client, path = resolve(args, path)
+    entries, status = _tree(args, client, path, args.recursive)
+    for st in entries:
+        try:
+            fn(client, st)
+        except STOPS_ALL:
+            raise
+        except PER_ITEM as e:
+            report(args, e)
+            status = 1
+    return status
 
 
 def cmd_chmod(args) -> int:
-    client, path = resolve(args, args.path)
-    for st in _tree(client, path, args.recursive):
-        client.chmod(st.path, parse_mode(args.mode, st.mode))
-    return 0
+    return _each_entry(args, args.path, lambda client, st: client.chmod(st.path, parse_mode(args.mode, st.mode)))
 
 
 def cmd_chown(args) -> int:
-    client, path = resolve(args, args.path)
     owner, _, group = args.owner.partition(":")
-    for st in _tree(client, path, args.recursive):
-        client.chown(st.path, owner, group)
-    return 0
+    return _each_entry(args, args.path, lambda client, st: client.chown(st.path, owner, group))

@@ -686,6 +686,34 @@ def test_setrep_wait_that_cannot_finish_fails_clearly(make_cluster, tmp_path):
         c.resume(other)
     r = c.cli("setrep", "-w", "2", "/f", env={"DFS_SETREP_TIMEOUT": "soon"})
     assert r.returncode == 2 and b"$DFS_SETREP_TIMEOUT" in r.stderr, r.stderr
+    # Its only replica corrupt: nothing to copy from, so no wait can end (it waited out
+    # DFS_SETREP_TIMEOUT, 600 s by default).
+    assert c.cli("put", "--replication", "1", "-", "/g", input=os.urandom(5000)).returncode == 0
+    [b] = locations_of(c, "/g")
+    holder = next(n for n in c.datanodes if n.address == b["names"][0])
+    c.corrupt_replica(b["block_id"], holder)
+    assert c.cli("cat", "/g").returncode == 1          # the read finds it and reports it
+    start = time.monotonic()
+    r = c.cli("setrep", "-w", "2", "/g", timeout=60)
+    fails(r, f"/g: replication 2 cannot be reached: block {b['block_id']} has no readable replica".encode())
+    assert time.monotonic() - start < 20
+
+
+def test_chmod_chown_and_setrep_of_a_tree_go_on_past_a_failure(c, d):
+    assert c.cli("mkdir", "-p", f"{d}/t").returncode == 0
+    assert c.cli("chmod", "777", f"{d}/t").returncode == 0
+    bob, alice = {"DFS_USER": "bob"}, {"DFS_USER": "alice"}
+    for name, who in (("a", bob), ("b", alice), ("c", bob)):
+        assert c.cli("put", "-", f"{d}/t/{name}", input=b"x", env=who).returncode == 0
+    assert c.cli("chown", "bob", f"{d}/t").returncode == 0
+    r = c.cli("chmod", "-R", "700", f"{d}/t", env=bob)
+    fails(r, f"dfs: chmod: {d}/t/b: Permission denied".encode())
+    modes = {n: json.loads(c.cli("stat", "--json", f"{d}/t/{n}").stdout)["mode"] for n in "abc"}
+    assert modes == {"a": "0700", "b": "0644", "c": "0700"}
+    r = c.cli("setrep", "2", f"{d}/t", env=bob)
+    fails(r, f"{d}/t/b: Permission denied".encode())
+    reps = {n: json.loads(c.cli("stat", "--json", f"{d}/t/{n}").stdout)["replication"] for n in "abc"}
+    assert reps == {"a": 2, "b": 3, "c": 2}
 
 
 def locations_of(c, path):
