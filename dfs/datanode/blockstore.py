@@ -46,6 +46,7 @@ import mmap
 import os
 import re
 import shutil
+import stat
 import struct
 import threading
 import uuid as _uuid
@@ -108,6 +109,21 @@ def decode_meta(raw: bytes) -> tuple[int, int, list[ChunkEntry]]:
         raise ValueError("meta file has a bad header")
     entries = [ChunkEntry(*_ENTRY.unpack_from(body, _HEAD.size + i * _ENTRY.size)) for i in range(n)]
     return chunk_size, length, entries
+
+
+def open_regular(path: str, buffering: int = -1):
+    """``path`` opened for reading, if it is a regular file: a FIFO in a replica's
+    place (an accident) would block its reader for ever, and a device is not a replica.
+    Otherwise OSError (EINVAL), which callers treat as a damaged replica."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)   # a FIFO opens at once, and is refused
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(_errno.EINVAL, "not a regular file", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=buffering)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _fsync_dir(path: str) -> None:
@@ -379,7 +395,7 @@ class BlockStore:
 
     @staticmethod
     def read_meta(rep: Replica) -> tuple[int, int, list[ChunkEntry]]:
-        with open(rep.meta_path, "rb") as f:
+        with open_regular(rep.meta_path) as f:
             return decode_meta(f.read())
 
     def take_buffer(self) -> mmap.mmap:

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from dfs.datanode.blockstore import BlockStore, Replica
+from dfs.datanode.blockstore import BlockStore, Replica, open_regular
 from dfs.datanode.scanner import verify_replica
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
@@ -174,7 +174,7 @@ class Replicator:
         try:
             frames.send_msg(s, pb.OpHeader(op=pb.OpHeader.WRITE_BLOCK, block_id=rep.block_id, genstamp=rep.genstamp,
                                            downstream=targets[1:], chunk_size=chunk_size, background=True))
-            with open(rep.data_path, "rb", buffering=0) as f:
+            with open_regular(rep.data_path, buffering=0) as f:
                 fd = f.fileno()
                 size = os.fstat(fd).st_size
                 if size != sum(e.stored_length for e in entries):

@@ -18,7 +18,7 @@ import threading
 import time
 
 from dfs.codec import checksum_of
-from dfs.datanode.blockstore import BlockStore, Replica
+from dfs.datanode.blockstore import BlockStore, Replica, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ def verify_replica(rep: Replica, throttle=lambda nbytes: None) -> str | None:
     ``throttle(nbytes)`` is called after each record read (it may sleep)."""
     try:
         _, _, entries = BlockStore.read_meta(rep)
-        with open(rep.data_path, "rb", buffering=0) as f:
+        with open_regular(rep.data_path, buffering=0) as f:
             for i, e in enumerate(entries):
                 rec = f.read(e.stored_length)
                 throttle(len(rec))

@@ -25,7 +25,7 @@ import threading
 import time
 
 from dfs.codec import checksum_of
-from dfs.datanode.blockstore import BlockStore, ChunkEntry, StorageError
+from dfs.datanode.blockstore import BlockStore, ChunkEntry, StorageError, open_regular
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
 from dfs.tuning import drop_cache
@@ -329,7 +329,7 @@ class TransferServer:
             return
         try:
             chunk_size, length, entries = BlockStore.read_meta(rep)
-            f = open(rep.data_path, "rb")
+            f = open_regular(rep.data_path)
         except FileNotFoundError as e:
             self._gone(conn, rep, e)
             return

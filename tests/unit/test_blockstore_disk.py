@@ -101,3 +101,23 @@ def test_a_subdirectory_removed_under_a_running_datanode_is_made_again(tmp_path)
     _store_one(store, 7 + 256)
     assert store.get(7 + 256) is not None
     assert os.listdir(os.path.join(store.current, "07")) and not store.failed
+
+
+def test_a_fifo_in_a_replicas_place_is_a_damaged_replica_not_a_hang(tmp_path):
+    # open() of a FIFO blocks until a writer comes: a read of the replica, the scanner
+    # and a repair copy each left a thread stuck for good.
+    from dfs.datanode.scanner import verify_replica
+    store = BlockStore(str(tmp_path / "dn"))
+    _store_one(store, 9)
+    rep = store.get(9)
+    for path in (rep.data_path, rep.meta_path):
+        saved = path + ".saved"
+        os.rename(path, saved)
+        os.mkfifo(path)
+        with pytest.raises(OSError) as e:
+            blockstore.open_regular(path).close()
+        assert e.value.errno == errno.EINVAL
+        assert "not a regular file" in verify_replica(rep)
+        os.unlink(path)
+        os.rename(saved, path)
+    assert verify_replica(rep) is None
