@@ -59,7 +59,9 @@ class TransferServer:
         self.on_corrupt = on_corrupt          # a replica found bad while serving it: report it now
         self.on_lost = on_lost                # a replica whose files are gone (presence.py's rule)
         host, _, port = listen.rpartition(":")
-        self.sock = socket.create_server((host, int(port)), backlog=128, reuse_port=False)
+        host = host.strip("[]")   # [::1]:9866
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.sock = socket.create_server((host, int(port)), family=family, backlog=128, reuse_port=False)
         self.port = self.sock.getsockname()[1]
         self.xceivers = 0
         self.foreground = 0        # of which client reads and writes (not re-replication copies)
