@@ -76,6 +76,20 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_cluster_up)
 
 
+def _not_ready_why(client, want: int) -> str:
+    """Why a cluster whose servers all run is not ready: too few datanodes live, or
+    safe mode (a --base-dir restarted with fewer datanodes than held its blocks)."""
+    try:
+        r = client.report()
+        live = sum(1 for d in r.datanodes if d.state == "live")
+        why = f": not ready within 30 s: {live} of {want} datanodes live"
+        if r.safemode:
+            why += f"; the namenode is in safe mode ({client.safemode('get').reason})"
+        return why
+    except Exception:   # noqa: BLE001 - only the message is at stake
+        return ": not ready within 30 s"
+
+
 def _rate(text: str) -> int:
     """A SIZE per second, > 0 (the scanner's limit)."""
     n = a.size(text)
@@ -244,6 +258,8 @@ def cmd_cluster_up(args) -> int:
             if p.poll() is not None:
                 why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'))}"
                 break
+        else:   # all running, not ready in time: say what it waits for
+            why = _not_ready_why(client, args.datanodes)
         print(f"dfs: cluster up: failed to start{why}; see the logs in {base}", file=sys.stderr)
         stopping = True
     while not stopping and all(p.poll() is None for p in procs):
