@@ -150,7 +150,7 @@ def cmd_report(args) -> int:
     if args.json:
         print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
                           "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
-                          "blocks": r.blocks, "files": r.files, "pending_repair_bytes": r.pending_repair_bytes,
+                          "blocks": r.blocks, "files": r.files, "pending_repair_bytes": int(r.pending_repair_bytes),
                           "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported}))
         return 0
     cap = sum(n["capacity"] for n in live)

@@ -61,7 +61,10 @@ class TransferServer:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]")   # [::1]:9866
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.sock = socket.create_server((host, int(port)), family=family, backlog=128, reuse_port=False)
+        try:
+            self.sock = socket.create_server((host, int(port)), family=family, backlog=128, reuse_port=False)
+        except OSError as e:   # the namenode's words for it (rpc/channel.py)
+            raise OSError(e.errno, f"cannot listen on {listen}: {os.strerror(e.errno) if e.errno else e}") from None
         self.port = self.sock.getsockname()[1]
         self.xceivers = 0
         self.foreground = 0        # of which client reads and writes (not re-replication copies)

@@ -41,6 +41,9 @@ class NamenodeServer:
                  heartbeat_interval: float, dead_timeout: float):
         # One namenode per directory, and never one on a directory of somebody's files.
         self._dir_lock = datadir.open_data_dir(data_dir, "namenode", ("namespace.db", "master.key"))
+        # Bound first: a port in use or a bad address is refused before a fresh data dir
+        # gets a namespace and a key.
+        self.server, self.port = make_server(listen, max_workers=32)
         db = os.path.join(data_dir, "namespace.db")
         try:
             self.store = SqliteStore(db)
@@ -54,7 +57,6 @@ class NamenodeServer:
         lease = os.environ.get("DFS_LEASE_SOFT_LIMIT")   # seconds; tests shorten it
         if lease:
             self.ns.ns.lease_limit = float(lease)
-        self.server, self.port = make_server(listen, max_workers=32)
         grpc_pb.add_ClientNamenodeServicer_to_server(ClientNamenodeService(self.ns), self.server)
         grpc_pb.add_DatanodeNamenodeServicer_to_server(DatanodeNamenodeService(self.ns), self.server)
         self.listen = listen

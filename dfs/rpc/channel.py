@@ -49,6 +49,8 @@ def _check_bindable(address: str) -> None:
     host = host.strip("[]")
     try:
         infos = socket.getaddrinfo(host, int(port), type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as e:   # gRPC would log a C-core line and say "in use"
+        raise OSError(errno.EADDRNOTAVAIL, f"cannot listen on {address}: {e.strerror}") from None
     except (OSError, ValueError):
         return   # gRPC resolves it, and reports what it cannot
     family, kind, proto, _, sockaddr = infos[0]

@@ -482,6 +482,7 @@ def test_admin_report_shows_states_counts_and_eta(make_cluster):
     rep = c.report()
     assert [n["address"] for n in rep["dead"]] == [victim.address]
     assert rep["pending_repair_bytes"] == 0 and rep["under_replicated"] == 0
+    assert isinstance(rep["pending_repair_bytes"], int)   # bytes: a whole number in the JSON
     text = c.cli("admin", "report").stdout.decode()
     assert "dead" in text and victim.address in text
     check_all(c, {"/v": data})

@@ -101,6 +101,16 @@ def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster
     r = run_server(c, "namenode", "--data-dir", os.path.join(c.base, "nn2"), "--listen", c.namenode_address)
     assert r.returncode == 1 and error_lines(r, "namenode") == [
         f"dfs: namenode: cannot listen on {c.namenode_address}: Address already in use"], r.stderr
+    # ... refused before the fresh dir got a namespace and a key
+    assert not {"namespace.db", "master.key"} & set(os.listdir(os.path.join(c.base, "nn2")))
+    r = run_server(c, "namenode", "--data-dir", os.path.join(c.base, "nn3"), "--listen", "nosuch.invalid:8020")
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        "dfs: namenode: cannot listen on nosuch.invalid:8020: Name or service not known"], r.stderr
+    assert b"add_port" not in r.stderr and b"INFO" not in r.stderr   # no gRPC C-core line, no log
+    r = run_server(c, "datanode", "--data-dir", os.path.join(c.base, "dn2"), "--namenode", c.namenode_address,
+                   "--listen", dn.address)
+    assert r.returncode == 1 and error_lines(r, "datanode") == [
+        f"dfs: datanode: cannot listen on {dn.address}: Address already in use"], r.stderr
     assert c.fsck()["status"] == "HEALTHY"
 
 
