@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from dfs import config
+from dfs import config, errors
 from dfs.cli import args as a
 
 
@@ -171,6 +171,8 @@ def cmd_cluster_up(args) -> int:
     exe = [sys.executable, "-m", "dfs"]
     procs: list[subprocess.Popen] = []
     names: list[str] = []
+    if os.path.lexists(base) and not os.path.isdir(base):   # makedirs would say "File exists"
+        raise errors.DfsNotADirectoryError(path=args.base_dir)
     os.makedirs(base, exist_ok=True)
 
     log_from: dict[str, int] = {}   # each log's size before this start (they are appended to)

@@ -752,3 +752,11 @@ def test_two_local_clusters_run_side_by_side(tmp_path):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_cluster_up_on_a_base_dir_that_is_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_bytes(b"")
+    r = subprocess.run([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(f), "--port", "1"],
+                       capture_output=True, timeout=30)
+    assert (r.returncode, r.stderr) == (1, f"dfs: cluster up: {f}: Not a directory\n".encode())
