@@ -147,8 +147,10 @@ def mode_string(is_dir: bool, mode: int) -> str:
     for shift in (6, 3, 0):
         bits = (mode >> shift) & 7
         chars += ("r" if bits & 4 else "-") + ("w" if bits & 2 else "-") + ("x" if bits & 1 else "-")
-    if mode & 0o1000:
-        chars = chars[:-1] + ("t" if mode & 1 else "T")
+    # setuid, setgid, sticky: s/S and t/T in the x places, as ls -l (stored, not acted on)
+    for bit, at, letter in ((0o4000, 3, "s"), (0o2000, 6, "s"), (0o1000, 9, "t")):
+        if mode & bit:
+            chars = chars[:at] + (letter if chars[at] == "x" else letter.upper()) + chars[at + 1:]
     return chars
 
 

@@ -364,7 +364,9 @@ def _owner_arg(text: str) -> str:
     return text
 
 
-def parse_mode(text: str, current: int) -> int:
+def parse_mode(text: str, current: int, is_dir: bool = False) -> int:
+    """A chmod MODE applied to ``current``: octal, or clauses like u+x,go-w,a+X (X: x
+    for directories, and for files someone may already execute, as chmod(1))."""
     if text.isdigit():
         if len(text) > 4 or set(text) - set("01234567"):
             raise errors.InvalidArgumentError(f"invalid mode: {text}")
@@ -379,9 +381,11 @@ def parse_mode(text: str, current: int) -> int:
         if i >= len(clause) or clause[i] not in "+-=":
             raise errors.InvalidArgumentError(f"invalid mode: {text}")
         op, perms = clause[i], clause[i + 1:]
-        if set(perms) - set("rwxt"):
+        if set(perms) - set("rwxXt"):
             raise errors.InvalidArgumentError(f"invalid mode: {text}")
         who = who or "a"
+        if "X" in perms:
+            perms = perms.replace("X", "x" if is_dir or current & 0o111 else "")
         bits = 0
         for w in ("u", "g", "o"):
             if w in who or "a" in who:
@@ -428,7 +432,7 @@ def _each_entry(args, path: str, fn) -> int:
 
 
 def cmd_chmod(args) -> int:
-    return _each_entry(args, args.path, lambda client, st: client.chmod(st.path, parse_mode(args.mode, st.mode)))
+    return _each_entry(args, args.path, lambda client, st: client.chmod(st.path, parse_mode(args.mode, st.mode, st.is_dir)))
 
 
 def cmd_chown(args) -> int:
