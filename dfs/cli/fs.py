@@ -432,7 +432,9 @@ def _each_entry(args, path: str, fn) -> int:
 
 
 def cmd_chmod(args) -> int:
-    return _each_entry(args, args.path, lambda client, st: client.chmod(st.path, parse_mode(args.mode, st.mode, st.is_dir)))
+    def chmod(client, st) -> None:
+        client.chmod(st.path, parse_mode(args.mode, st.mode, st.is_dir))
+    return _each_entry(args, args.path, chmod)
 
 
 def cmd_chown(args) -> int:
