@@ -111,7 +111,10 @@ def test_client_read_over_flipped_bytes_reports_and_replaces_at_once(make_cluste
     c.wait_for(lambda: _repaired(c, "/c", 1, bid, victim.address), 10, "the block to be copied again",
                interval=0.05)
     took = time.monotonic() - t0
-    assert took < 3.0, took      # heartbeats are 0.3 s here
+    # Heartbeats are 0.3 s here, the scanner's interval 6 h: a few beats, plus the
+    # predicate's own CLI calls (a locate and an fsck: ~1 s each on a loaded machine;
+    # 5.1 s was seen in a CI run beside other work, the copy itself 0.04 s after the report).
+    assert took < 8.0, took
     check_all(c, {"/c": data})
 
 
