@@ -9,6 +9,7 @@ and rebuilt after a fork.
 from __future__ import annotations
 
 import os
+import select
 import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -173,7 +174,7 @@ class DfsClient:
             return reader.copy_to(dst, progress=progress)
         n = 0
         for piece in reader.iter_range():
-            dst.write(piece)
+            write_all(dst, piece)
             n += len(piece)
             if progress:
                 progress(len(piece))
@@ -238,3 +239,19 @@ class DfsClient:
 
 def _rebuild(args: dict) -> DfsClient:
     return DfsClient(**args)
+
+
+def write_all(dst: BinaryIO, piece) -> None:
+    """``dst.write(piece)`` until all of it is written. A raw file (sys.stdout.buffer
+    under python -u or PYTHONUNBUFFERED, a pipe) may take part of a write and say
+    so - after a SIGSTOP/SIGCONT, a pipe took 64 KiB of 1 MiB - and the rest would be
+    lost; a non-blocking one may take none (None)."""
+    view = memoryview(piece).cast("B")
+    while view:
+        n = dst.write(view)
+        if n is None:   # non-blocking and full: wait until it takes more
+            select.select([], [dst.fileno()], [])
+            continue
+        if n >= len(view):
+            return
+        view = view[n:]

@@ -104,6 +104,26 @@ def test_names_the_terminal_cannot_encode_are_printed_escaped(c, d):
     assert r.returncode == 0 and {e["path"] for e in json.loads(r.stdout)} == {f"{d}/caf\u00e9", f"{d}/zz"}
 
 
+def test_cat_stopped_and_continued_while_writing_loses_nothing(c, d):
+    # Under PYTHONUNBUFFERED, stdout is a raw file: a write to a full pipe interrupted
+    # by SIGSTOP/SIGCONT (Ctrl-Z, fg) returns short, and the rest of that piece was lost
+    # with exit 0.
+    data = os.urandom(24 << 20)
+    assert run(c, "put", "-", f"{d}/big", input=data).returncode == 0
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "cat", f"{d}/big"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**c.env, "PYTHONUNBUFFERED": "1"})
+    got = bytearray(p.stdout.read(1 << 20))
+    for _ in range(3):
+        time.sleep(0.5)                       # it fills the pipe and blocks in write()
+        p.send_signal(signal.SIGSTOP)
+        time.sleep(0.2)
+        p.send_signal(signal.SIGCONT)
+        got += p.stdout.read(4 << 20)
+    got += p.stdout.read()
+    assert p.wait(30) == 0, p.stderr.read()
+    assert len(got) == len(data) and bytes(got) == data
+
+
 def test_cp_semantics_into_directories(c, d, tmp_path):
     a, b = tmp_path / "a.txt", tmp_path / "b.txt"
     a.write_bytes(b"alpha\n")
