@@ -198,6 +198,9 @@ class DfsClient:
 
     # -- admin ----------------------------------------------------------
     def fsck(self, path: str = "/"):
+        # A namespace's fsck may take long; a frozen namenode must not: its silence is
+        # found by a call with the usual deadline first (SPEC §3: unreachable in 15 s).
+        self.ping()
         return self.nn.call("Fsck", pb.FsckRequest(path=path), timeout=60.0)
 
     def report(self):

@@ -314,8 +314,10 @@ class FileReader:
                                 s.close()
                     else:
                         if refreshed:
-                            raise errors.BlockMissingError(
-                                f"no readable replica of block {bid} (tried {len(tried)})", self.path)
+                            why = (f"tried {len(tried)}" if tried else
+                                   "the namenode knows no live datanode holding it" if not block.corrupt
+                                   else "every replica is corrupt")
+                            raise errors.BlockMissingError(f"no readable replica of block {bid} ({why})", self.path)
                         refreshed = True
                         self._load()
                         if bi >= len(self.blocks) or self.blocks[bi].block.block_id != bid:

@@ -736,6 +736,24 @@ def test_chmod_chown_and_setrep_of_a_tree_go_on_past_a_failure(c, d):
     assert reps == {"a": 2, "b": 3, "c": 2}
 
 
+def test_a_frozen_namenode_is_reported_unreachable_within_15_s(make_cluster):
+    # SPEC §3. fsck's own deadline is 60 s (a large namespace): it took 20 s, gRPC's
+    # connect timeout, against a SIGSTOPped namenode. Commands run side by side.
+    c = make_cluster(datanodes=1)
+    c.pause(c.namenode)
+    try:
+        t0 = time.monotonic()
+        procs = [subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *cmd],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env)
+                 for cmd in (("fsck", "/"), ("ls", "/"), ("admin", "report"))]
+        for p in procs:
+            assert p.wait(30) == 1
+            assert f"cannot reach namenode {c.namenode_address}".encode() in p.stderr.read()
+        assert time.monotonic() - t0 < 15
+    finally:
+        c.resume(c.namenode)
+
+
 def locations_of(c, path):
     r = c.cli("locate", "--json", path)
     assert r.returncode == 0, r.stderr

@@ -175,6 +175,10 @@ def test_tampered_chunks_never_reach_the_reader(cluster, tmp_path):
     assert r.stdout == data[:len(r.stdout)]     # whatever came out before the bad block is right
     assert len(r.stdout) <= 1 << 20
     assert b"no readable replica" in r.stderr and b"Traceback" not in r.stderr
+    # that read reported them all: the next one is told why there is nothing to try
+    r = cluster.cli("cat", "/d")
+    assert r.returncode == 1 and f"no readable replica of block {second} (every replica is corrupt)".encode() \
+        in r.stderr, r.stderr
     out = tmp_path / "o"
     assert cluster.cli("get", "/d", str(out)).returncode == 1
     assert not out.exists()
