@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     except (errors.DfsError, CliError, OSError, ValueError) as e:
         if args.debug:
             raise
-        print(error_line(name, e, _subject(args)), file=sys.stderr)
+        print(error_line(name, e, _subject(args, e)), file=sys.stderr)
         return 1
     except Exception as e:   # a bug: still one line (SPEC §3: no traceback unless --debug)
         if args.debug or args.command in ("namenode", "datanode", "cluster"):
@@ -141,11 +141,18 @@ def _stdout_closed() -> bool:
     return closed
 
 
-def _subject(args) -> str:
+def _subject(args, e: BaseException | None = None) -> str:
     """The dfs path a command was about, for an error that names none (an unreachable
-    namenode, safe mode): SPEC §3's lines are `dfs: <command>: <path>: <reason>`."""
+    namenode, safe mode): SPEC §3's lines are `dfs: <command>: <path>: <reason>`. An
+    unreachable namenode: the first path on it (cp's target on another cluster)."""
     if args.command == "put":
         return args.dest
+    address = getattr(e, "address", None)
+    if address and args.command == "cp":
+        for arg in [*args.sources, args.dest]:
+            host, _ = split_url(arg)
+            if (host or namenode_of(args)) == address:
+                return arg
     for name in ("path", "paths", "sources", "mountpoint"):
         v = getattr(args, name, None)
         if v:

@@ -95,5 +95,7 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
     # CANCELLED without our details: the namenode was shutting down (SIGTERM) when the call
     # arrived, so it was not run -- the same as an unreachable namenode.
     if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
-        return errors.NamenodeUnreachableError(f"cannot reach namenode {address}")
+        err = errors.NamenodeUnreachableError(f"cannot reach namenode {address}")
+        err.address = address   # which of a command's paths it is about (cp between clusters)
+        return err
     return errors.DfsError(f"namenode {address}: {details or code}")

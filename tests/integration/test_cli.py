@@ -440,6 +440,10 @@ def test_url_argument_names_the_namenode(c, d, tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "cat", url], capture_output=True, timeout=60,
                        env={**os.environ, "DFS_NAMENODE": "127.0.0.1:9"})
     assert r.stdout == b"via url"
+    # A copy to another cluster that cannot be reached names the target, not the source.
+    r = subprocess.run([sys.executable, "-m", "dfs", "cp", url, "dfs://127.0.0.1:9/x"], capture_output=True,
+                       timeout=60)
+    assert r.stderr == b"dfs: cp: dfs://127.0.0.1:9/x: cannot reach namenode 127.0.0.1:9\n", r.stderr
 
 
 def test_progress_bar_only_on_a_terminal(c, d, tmp_path):
