@@ -9,6 +9,7 @@ own do.
 from __future__ import annotations
 
 import logging
+import time
 
 from dfs import errors
 from dfs.model import DatanodeDescriptor
@@ -51,16 +52,20 @@ class ClusterAdmin:
             }
 
     def fsck(self, caller: Caller, path: str) -> dict:
+        root, rows, blocks_of = self.read_subtree(caller, path, blocks=True)  # without the lock
+
+        def breathe() -> None:   # a million files take seconds: others' calls go between
+            self.lock.release()
+            time.sleep(0)
+            self.lock.acquire()
+
         with self.lock:
-            row = self.ns.resolve(path, caller)
-            rows = self.store.subtree(row["id"])  # type: ignore[attr-defined]
-            self.ns.check_subtree(rows, caller)
             # In the startup safe mode a block nobody has reported yet is not missing:
             # its holders may not have sent their block report (it said CORRUPT, exit 1).
-            out = health.check_tree(rows, row["id"],
-                                    normalize(path), self.store.blocks, self.bmap,
+            out = health.check_tree(rows, root,
+                                    normalize(path), blocks_of, self.bmap,
                                     self.members.live_ids(self.clock()), self.members.nodes,
-                                    unreported_ok=self.safemode_auto)
+                                    unreported_ok=self.safemode_auto, breathe=breathe)
             out["safemode"] = self.in_safemode()
             out["safemode_reason"] = ("entered by an administrator" if self.safemode_manual else
                                       self._safemode_progress() if self.safemode_auto else "")

@@ -25,10 +25,12 @@ from dfs.namenode.blockmap import BlockMap
 
 def check_tree(rows: list[dict], root_id: int, root_path: str, blocks_of: Callable[[int], list[dict]],
                bmap: BlockMap, live: set[str], nodes: dict[str, DatanodeDescriptor],
-               unreported_ok: bool = False) -> dict:
+               unreported_ok: bool = False, breathe: Callable[[], None] = lambda: None) -> dict:
     """``rows``: the subtree's inode rows, in any order. ``live``: live (or stale)
     datanodes, in service or not; ``nodes[u].admin_state`` says which.
-    ``unreported_ok``: the startup safe mode is on (see the module doc)."""
+    ``unreported_ok``: the startup safe mode is on (see the module doc).
+    ``breathe()`` is called every few thousand files (the caller lets other calls
+    take the lock it holds)."""
     files = dirs = nblocks = under = missing = corrupt = total = unreported = 0
     decommissioning = decommissioned = 0
     details = []
@@ -42,7 +44,9 @@ def check_tree(rows: list[dict], root_id: int, root_path: str, blocks_of: Callab
             paths[i] = path_of(r["parent"]).rstrip("/") + "/" + name
         return paths[i]
 
-    for r in rows:
+    for i, r in enumerate(rows):
+        if i % 5000 == 4999:
+            breathe()
         path_of(r["id"])
         if r["is_dir"]:
             dirs += 1

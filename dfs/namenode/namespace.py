@@ -374,8 +374,9 @@ class Namespace:
             return
         for r in rows:
             if r["is_dir"]:
-                try:
-                    self._check(r, caller, _stat.S_IROTH | _stat.S_IXOTH, "")
+                try:   # both bits (_check passes if any of those it is given is set)
+                    self._check(r, caller, _stat.S_IROTH, "")
+                    self._check(r, caller, _stat.S_IXOTH, "")
                 except errors.DfsPermissionError:
                     parent = self.store.get(r["parent"]) if r["id"] != ROOT_ID else None
                     where = self._path_of(parent) + r["name"] if parent is not None else "/"
@@ -384,15 +385,7 @@ class Namespace:
     def content_summary(self, path: str, caller: Caller) -> dict:
         rows = self.store.subtree(self.resolve(path, caller)["id"])
         self.check_subtree(rows, caller)
-        length = files = dirs = space = 0
-        for r in rows:
-            if r["is_dir"]:
-                dirs += 1
-            elif r["state"] == "C":
-                files += 1
-                length += r["length"]
-                space += r["length"] * r["replication"]
-        return {"length": length, "files": files, "directories": dirs, "space_consumed": space}
+        return summarize(rows)
 
     # -- files under construction ---------------------------------------
     def create(self, path: str, caller: Caller, now: float, *, overwrite: bool, replication: int,
@@ -581,6 +574,19 @@ class Namespace:
         row = self.store.get(file_id)
         name = (row or {}).get("pending_name") or f"#{file_id}"
         return f"removed unfinished file {name}", self.store.delete_subtree(file_id)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """A subtree's content summary (du -s): complete files only."""
+    length = files = dirs = space = 0
+    for r in rows:
+        if r["is_dir"]:
+            dirs += 1
+        elif r["state"] == "C":
+            files += 1
+            length += r["length"]
+            space += r["length"] * r["replication"]
+    return {"length": length, "files": files, "directories": dirs, "space_consumed": space}
 
 
 def normalize(path: str) -> str:

@@ -66,6 +66,9 @@ INODE_COLUMNS = ("id", "parent", "name", "is_dir", "mode", "owner", "grp", "mtim
 BLOCK_COLUMNS = ("id", "inode", "idx", "length", "genstamp", "committed")
 _INODE = ",".join(INODE_COLUMNS)
 _INODE_I = ",".join(f"i.{c}" for c in INODE_COLUMNS)
+_SUBTREE_IDS = """WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
+                  SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)"""
+_SUBTREE = f"{_SUBTREE_IDS} SELECT {_INODE_I} FROM inode i JOIN t USING(id)"
 _BLOCK = ",".join(BLOCK_COLUMNS)
 
 
@@ -94,6 +97,7 @@ class MetaStore(Protocol):
     def update(self, inode_id: int, **fields: Any) -> None: ...
     def delete_subtree(self, inode_id: int) -> list[int]: ...
     def subtree(self, inode_id: int) -> list[dict]: ...
+    def snapshot(self) -> Snapshot | None: ...   # see SqliteStore.snapshot
     def blocks(self, inode_id: int) -> list[dict]: ...
     def add_block(self, inode_id: int, idx: int, block_id: int, genstamp: int) -> None: ...
     def set_block(self, block_id: int, length: int, committed: bool) -> None: ...
@@ -366,11 +370,14 @@ class SqliteStore:
         self._w(f"UPDATE inode SET {sets} WHERE id=?", (*fields.values(), inode_id))
 
     def subtree(self, inode_id: int) -> list[dict]:
-        rows = self._db.execute(
-            f"""WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
-                 SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)
-               SELECT {_INODE_I} FROM inode i JOIN t USING(id)""", (inode_id,)).fetchall()
-        return _inodes(rows)
+        return _inodes(self._db.execute(_SUBTREE, (inode_id,)).fetchall())
+
+    def snapshot(self) -> Snapshot | None:
+        """A read of the namespace as last committed, on a connection of its own (WAL
+        readers do not wait for the writer, nor it for them): a whole-tree read (fsck,
+        du -s of a million files: seconds) needs no namesystem lock, which every other
+        call would wait for past its deadline. None for an in-memory store."""
+        return None if self._wal_path == ":memory:-wal" else Snapshot(self._wal_path[:-4])
 
     def delete_subtree(self, inode_id: int) -> list[int]:
         ids = [r["id"] for r in self.subtree(inode_id)]
@@ -478,3 +485,36 @@ class SqliteStore:
         files = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=0 AND state='C'").fetchone()[0]
         dirs = self._db.execute("SELECT count(*) FROM inode WHERE is_dir=1").fetchone()[0]
         return files, dirs
+
+
+class Snapshot:
+    """``with store.snapshot() as snap``: one read transaction on a read-only
+    connection, so the subtree and its blocks are of the same committed state."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._db: sqlite3.Connection | None = None
+
+    def __enter__(self) -> Snapshot:
+        self._db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None)
+        self._db.execute("BEGIN")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        assert self._db is not None
+        self._db.close()   # ends the read transaction
+
+    def subtree(self, inode_id: int) -> list[dict]:
+        assert self._db is not None
+        return _inodes(self._db.execute(_SUBTREE, (inode_id,)).fetchall())
+
+    def blocks_under(self, inode_id: int) -> dict[int, list[dict]]:
+        """Every block of the files under ``inode_id``, by file, in order."""
+        assert self._db is not None
+        out: dict[int, list[dict]] = {}
+        cols = ",".join(f"block.{c}" for c in BLOCK_COLUMNS)
+        for r in self._db.execute(f"{_SUBTREE_IDS} SELECT {cols} FROM block JOIN t ON block.inode=t.id "
+                                  "ORDER BY block.inode, block.idx", (inode_id,)):
+            b = dict(zip(BLOCK_COLUMNS, r, strict=True))
+            out.setdefault(b["inode"], []).append(b)
+        return out
