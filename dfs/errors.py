@@ -47,18 +47,38 @@ class DfsError(Exception):
         super().__init__(f"{path}: {self.detail}" if path else self.detail)
 
     # The OSError ones carry errno/strerror/filename as a local OSError does (code checks
-    # e.errno == errno.ENOENT); str() stays "PATH: reason".
+    # e.errno == errno.ENOENT); str() stays "PATH: reason". They are derived, and a set
+    # is ignored: pickling an exception's state (tblib, as Dask's workers send errors to
+    # the client) sets them back, and a property without a setter made that fail (the
+    # client got a bare Exception).
     @property
     def errno(self) -> int | None:
         return errno_for(self) if isinstance(self, OSError) else None
+
+    @errno.setter
+    def errno(self, value) -> None:
+        pass
 
     @property
     def strerror(self) -> str | None:
         return self.detail if isinstance(self, OSError) else None
 
+    @strerror.setter
+    def strerror(self, value) -> None:
+        pass
+
     @property
     def filename(self) -> str | None:
         return (self.path or None) if isinstance(self, OSError) else None
+
+    @filename.setter
+    def filename(self, value) -> None:
+        pass
+
+    def __reduce__(self):
+        # Rebuilt from (message, path): an OSError subclass would otherwise be rebuilt
+        # from its args by OSError's rules. The traceback chain is not sent along.
+        return (_rebuild, (type(self), self.detail, self.path, dict(self.__dict__)))
 
 
 class DfsFileNotFoundError(DfsError, FileNotFoundError):
@@ -222,3 +242,10 @@ def errno_for(exc: BaseException) -> int:
         if cls in ERRNO:
             return ERRNO[cls]  # type: ignore[index]
     return _errno.EIO
+
+
+def _rebuild(cls, detail: str, path: str, state: dict):
+    e = cls.__new__(cls)
+    DfsError.__init__(e, detail, path)
+    e.__dict__.update(state)
+    return e

@@ -84,12 +84,14 @@ class NamenodeClient:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
                     and e.code() in _RETRY_CODES
-                if retry and isinstance(err, errors.SafeModeError) and err.retry_for > 0:
-                    deadline = max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT))
-                if not retry or time.monotonic() + delay > deadline:
-                    raise err from None
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            if retry and isinstance(err, errors.SafeModeError) and err.retry_for > 0:
+                deadline = max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT))
+            if not retry or time.monotonic() + delay > deadline:
+                # Raised outside the except block: no __context__ holding the gRPC error
+                # (and its lock), which pickling the error (Dask sends it) cannot take.
+                raise err
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     def _forked(self) -> None:
         """A child process (fork) is a client of its own: its own name, so that its

@@ -8,6 +8,7 @@ worker process (with its nanny) per datanode host, started with ``dask worker
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import random
@@ -22,6 +23,7 @@ import pytest
 from distributed import Client, get_task_stream, get_worker
 
 import dfs.dask
+from dfs import errors
 from dfs.client.filesystem import DFSFileSystem
 from dfs.testing import Cluster
 from dfs.testing.cluster import free_port
@@ -204,6 +206,22 @@ def test_compressed_text_is_read_whole_and_decompressed(env):
     # Raw bytes stay raw unless asked: read_bytes is dask's read_bytes.
     assert client.gather(dfs.dask.read_bytes(client, f"{url}/t.csv.gz"))[0] == packed[:BLOCK]
     assert client.gather(dfs.dask.read_bytes(client, f"{url}/t.csv.gz", compression="gzip")) == [raw]
+
+
+def test_a_dfs_error_in_a_task_reaches_the_client_as_itself(env):
+    # Workers pickle a task's exception (tblib) for the client: DfsError's errno had no
+    # setter and a gRPC error hung on __context__, so every one arrived as a bare
+    # Exception and `except FileNotFoundError` around compute() never matched.
+    fs, client = env["fs"], env["client"]
+    with pytest.raises(FileNotFoundError) as e:
+        client.submit(fs.cat_file, "/loc/nope", pure=False).result()
+    assert isinstance(e.value, errors.DfsFileNotFoundError) and e.value.errno == errno.ENOENT
+    assert str(e.value) == "/loc/nope: No such file or directory"
+    fs.pipe_file("/loc/private", b"x")
+    fs.chmod("/loc/private", 0o600)
+    other = DFSFileSystem(namenode=fs.namenode, user="mallory", skip_instance_cache=True)
+    with pytest.raises(PermissionError):
+        client.submit(other.cat_file, "/loc/private", pure=False).result()
 
 
 def test_job_completes_with_one_host_killed(env):
