@@ -78,6 +78,7 @@ class FileReader:
         self.client, self.path = client, path
         self._pool_obj, self._pool_pid = pool, os.getpid()
         self.window = None if length is None else (start, start + max(1, length))
+        self.status = None
         self._load()
 
     def _load(self) -> None:
@@ -87,6 +88,11 @@ class FileReader:
             req = pb.GetBlockLocationsRequest(path=self.path, offset=self.window[0],
                                               length=self.window[1] - self.window[0])
         r = self.client.nn.call("GetBlockLocations", req)
+        if self.status is not None and r.status.inode_id != self.status.inode_id:
+            # Another file now has the name (replaced, or renamed over): this reader
+            # stays with the one it opened, which is gone - every later read says so,
+            # rather than reading on in the new file's bytes (with the old one's size).
+            raise errors.DfsFileNotFoundError("file changed while being read", self.path)
         self.status = r.status
         self.size = r.status.length
         self.blocks = list(r.blocks)

@@ -451,3 +451,30 @@ def test_io_failures_are_oserrors_with_an_errno(make_cluster):
                       (errors.LeaseError(), errno.EBUSY), (errors.StaleVersionError(), errno.ESTALE),
                       (errors.ChecksumError(), errno.EIO), (errors.DecryptionError(), errno.EIO)):
         assert isinstance(err, OSError) and err.errno == want == errors.errno_for(err)
+
+
+def test_a_reader_of_a_replaced_file_never_reads_on_in_the_new_one(make_cluster):
+    # Its next read after the old blocks were deleted failed once ("file changed"), and
+    # every read after that returned the NEW file's bytes (the reader had adopted its
+    # block list), with the old size.
+    c = make_cluster()
+    fs = _fs(c)
+    fs.pipe_file("/rep/f", b"".join(bytes([65 + i]) * MiB for i in range(8)), block_size=MiB)
+    f = fs.open("/rep/f", "rb", cache_type="none")
+    assert f.read(4) == b"AAAA"
+    fs.pipe_file("/rep/f", b"".join(bytes([97 + i]) * MiB for i in range(8)), block_size=MiB)
+    results = []
+    deadline = time.monotonic() + 30
+    while results.count("changed") < 3 and time.monotonic() < deadline:
+        k = 1 + len(results) % 7
+        f.seek(k * MiB)
+        try:
+            got = f.read(4)
+            assert got == bytes([65 + k]) * 4, (k, got)     # the file it opened, or nothing
+            results.append(got)
+        except FileNotFoundError as e:
+            assert "file changed while being read" in str(e)
+            results.append("changed")
+        time.sleep(0.1)
+    first = results.index("changed")
+    assert results[first:] == ["changed"] * (len(results) - first), results
