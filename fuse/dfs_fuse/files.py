@@ -137,6 +137,11 @@ class OpenFile:
             self._check()
             if self.stream is not None and off < self.streamed:
                 self._commit()
+            if self.version is None and not (self.dirty or self.stream is not None or self.pages):
+                # A new open (revalidate) of a file another client replaced: its size is
+                # the new version's, not the one an older open here knew. Clamping to
+                # the old one gave the new open a short file (a short read is EOF).
+                self._version()
             end = min(off + size, self.size)
             if off >= end:
                 return b""

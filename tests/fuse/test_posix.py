@@ -623,3 +623,27 @@ def test_strict_mount_sees_other_clients_at_once(fuse_cluster, strict_mnt, tmp_p
     assert read(os.path.join(strict_mnt, "strict-x")) == b"from the cli"
     assert fuse_cluster.cli("rm", "/strict-x").returncode == 0
     assert not os.path.exists(os.path.join(strict_mnt, "strict-x"))
+
+
+def test_a_new_open_sees_another_clients_bigger_version_while_an_old_open_holds_it(
+        fuse_cluster, mnt, work, tmp_path):
+    # Close-to-open: the file replaced by the CLI (5,000 -> 9,000 bytes) while a reader
+    # here holds it open. A new open, once the attribute cache (1 s) let the new size
+    # show, read 5,000 bytes: the mount's open file, shared by both opens, clamped
+    # reads to the size the first one knew.
+    f = os.path.join(work, "grown")
+    remote = "/" + os.path.relpath(f, mnt)
+    local = tmp_path / "x"
+    local.write_bytes(b"A" * 5000)
+    assert fuse_cluster.cli("put", "-f", str(local), remote).returncode == 0
+    time.sleep(1.2)
+    hold = os.open(f, os.O_RDONLY)
+    try:
+        assert os.read(hold, 10) == b"A" * 10
+        local.write_bytes(b"B" * 9000)
+        assert fuse_cluster.cli("put", "-f", str(local), remote).returncode == 0
+        time.sleep(1.5)
+        assert os.stat(f).st_size == 9000
+        assert read(f) == b"B" * 9000
+    finally:
+        os.close(hold)
