@@ -262,9 +262,12 @@ def cmd_touch(args) -> int:
     if st is None and path.endswith("/"):
         raise errors.DfsFileNotFoundError(path=args.path)   # `touch new/` names a directory (coreutils)
     if st is None:
-        client.create(path, create_parent=False).close()
-    else:
-        client.set_times(path, time.time())
+        try:
+            client.create(path, create_parent=False).close()
+            return 0
+        except errors.DfsFileExistsError:
+            pass   # another client made it since the stat: touch it, as if it had been there
+    client.set_times(path, time.time())
     return 0
 
 

@@ -605,7 +605,12 @@ class DFSFileSystem(AbstractFileSystem):
         if self._intrans:
             self._write_in_transaction(p, [], create=not truncate, **kwargs)
             return
-        self.client.create(p, overwrite=truncate, create_parent=True, **_write_opts(kwargs)).close()
+        try:
+            self.client.create(p, overwrite=truncate, create_parent=True, **_write_opts(kwargs)).close()
+        except FileExistsError:
+            if truncate:
+                raise
+            self.client.set_times(p, time.time())   # made by another client since: touched
 
     def _write_in_transaction(self, path, pieces, *, create: bool = False, progress=None, **kwargs):
         """Write ``path`` through a file that ``fs.transaction`` commits at its end, or
