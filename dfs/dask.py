@@ -287,14 +287,22 @@ def read_text(client: distributed.Client, urlpath, *, encoding: str = "utf-8", e
 
 # -- DataFrames ---------------------------------------------------------------------
 def _sample(fs: DFSFileSystem, path: str, nbytes: int, compression: str | None = None) -> bytes:
-    if compression is None:
-        data = fs.cat_file(path, 0, nbytes)
-    else:
-        with fs.open(path, "rb", compression=compression) as f:
-            data = f.read(nbytes)
-    if len(data) == nbytes:        # cut at the last complete line
-        data = data[:data.rfind(b"\n") + 1]
-    return data
+    """About ``nbytes`` from the start of ``path``, cut at the last complete line; at
+    least the whole first line (a wide CSV's header can be longer than the sample: cut
+    to nothing, every later split lost its header and pandas took a row for it)."""
+    with fs.open(path, "rb", compression=compression) as f:
+        data = f.read(nbytes)
+        if len(data) < nbytes:
+            return data                # the whole file
+        if b"\n" not in data:
+            data += f.readline()
+            if not data.endswith(b"\n"):
+                return data            # the whole file is one line
+            more = f.read(nbytes)      # rows after it, for the types
+            data += more
+            if len(more) < nbytes:
+                return data
+    return data[:data.rfind(b"\n") + 1]
 
 
 def _csv_part(fs, split, headers: dict, kwargs: dict):

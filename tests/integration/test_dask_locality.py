@@ -139,6 +139,19 @@ def test_csv_partitions_are_read_where_their_blocks_live(env):
         assert ran[str(i)].split("://")[1].rsplit(":", 1)[0] in s.hosts
 
 
+def test_a_csv_header_longer_than_the_sample_is_given_to_every_split(env):
+    # The header for later splits came from a 64 KiB sample cut at its last newline:
+    # an 80 KB header was cut to nothing and pandas took each split's first row for it
+    # ((23, 170000) instead of (41, 10000), silently).
+    fs, client = env["fs"], env["client"]
+    cols = [f"c{i:06d}" for i in range(10_000)]
+    df = pd.DataFrame([[r] * 10_000 for r in range(41)], columns=cols)
+    fs.pipe_file("/loc/wide.csv", df.to_csv(index=False).encode())
+    assert len(dfs.dask.splits(fs, "/loc/wide.csv")) >= 3
+    got = dfs.dask.read_csv(client, f"dfs://{fs.namenode}/loc/wide.csv").compute()
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), df)
+
+
 def test_parquet_row_groups_are_read_where_they_live(env):
     fs, client = env["fs"], env["client"]
     n = 60_000
