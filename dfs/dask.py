@@ -63,6 +63,10 @@ class Split:
     length: int
     hosts: tuple[str, ...]
     compression: str | None = None   # a whole compressed file: read it all, decompressed
+    # The hosts holding the most of its bytes (empty: as many as any other): where its
+    # task is placed. A Dask restriction is a set, so placing it by all of ``hosts``
+    # ran a 10-block split on a host holding 4 of them beside one holding all 10.
+    best: tuple[str, ...] = ()
 
 
 # -- resolving paths and workers ------------------------------------------------
@@ -178,14 +182,32 @@ def map_blocks(client: distributed.Client, func, path, *, fs: DFSFileSystem | No
 
 
 # -- splits -----------------------------------------------------------------------
-def _ranked_hosts(blocks: list[dict], lo: int, hi: int) -> tuple[str, ...]:
+def _weights(blocks: list[dict], lo: int, hi: int) -> dict[str, int]:
+    """Bytes of [lo, hi) each host holds."""
     weight: dict[str, int] = {}
     for b in blocks:
         n = min(hi, b["offset"] + b["length"]) - max(lo, b["offset"])
         if n > 0:
             for h in b["hosts"]:
                 weight[h] = weight.get(h, 0) + n
+    return weight
+
+
+def _ranked_hosts(blocks: list[dict], lo: int, hi: int) -> tuple[str, ...]:
+    weight = _weights(blocks, lo, hi)
     return tuple(sorted(weight, key=lambda h: -weight[h]))
+
+
+def _best_hosts(blocks: list[dict], lo: int, hi: int) -> tuple[str, ...]:
+    """The hosts holding the most of [lo, hi) (all of them when they hold as much)."""
+    weight = _weights(blocks, lo, hi)
+    top = max(weight.values(), default=0)
+    return tuple(h for h in _ranked_hosts(blocks, lo, hi) if weight[h] == top)
+
+
+def _split(f: str, blocks: list[dict], codec: str | None = None) -> Split:
+    lo, hi = _span(blocks, end=True)
+    return Split(f, lo, hi - lo, _ranked_hosts(blocks, lo, hi), codec, _best_hosts(blocks, lo, hi))
 
 
 def _span(blocks: list[dict], end: bool = False) -> tuple[int, int]:
@@ -211,7 +233,7 @@ def splits(fs: DFSFileSystem, paths, blocksize: int | None = None,
         codec = get_compression(f, compression)
         if codec is not None:
             if blocks:
-                out.append(Split(f, *_span(blocks), _ranked_hosts(blocks, *_span(blocks, end=True)), codec))
+                out.append(_split(f, blocks, codec))
             continue
         cur: list[dict] = []
         for b in blocks:
@@ -222,10 +244,10 @@ def splits(fs: DFSFileSystem, paths, blocksize: int | None = None,
                 continue
             cur.append(b)
             if not blocksize or _span(cur)[1] >= blocksize:
-                out.append(Split(f, *_span(cur), _ranked_hosts(cur, *_span(cur, end=True))))
+                out.append(_split(f, cur))
                 cur = []
         if cur:
-            out.append(Split(f, *_span(cur), _ranked_hosts(cur, *_span(cur, end=True))))
+            out.append(_split(f, cur))
     return [s for s in out if s.length > 0]
 
 
@@ -249,7 +271,7 @@ def read_split(fs: DFSFileSystem, split: Split, delimiter: bytes | None = b"\n")
 def _submit_splits(client, fs, parts: list[Split], prefix: str, func, *args) -> list[distributed.Future]:
     place = _Placement(client)
     name = _name(prefix)
-    return [client.submit(func, fs, s, *args, key=f"{name}-{i}", pure=False, **place.restrict(s.hosts))
+    return [client.submit(func, fs, s, *args, key=f"{name}-{i}", pure=False, **place.restrict(s.best or s.hosts))
             for i, s in enumerate(parts)]
 
 
@@ -441,7 +463,7 @@ def read_parquet(client: distributed.Client, urlpath, *, columns: list[str] | No
                 meta = meta[list(columns)]
         for rg in range(md.num_row_groups):
             lo, hi = _row_group_range(md.row_group(rg))
-            tasks.append((_ranked_hosts(locations[f], lo, hi), f, rg, lo, hi, md, columns, values, meta))
+            tasks.append((_best_hosts(locations[f], lo, hi), f, rg, lo, hi, md, columns, values, meta))
     if not tasks:
         raise ValueError(f"no row groups in {urlpath}")
     place = _Placement(client)
