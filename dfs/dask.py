@@ -225,6 +225,14 @@ def splits(fs: DFSFileSystem, paths, blocksize: int | None = None,
     ``compression`` ("infer": by its name) is one split (as Hadoop's
     non-splittable codecs are).
     """
+    if isinstance(blocksize, str):   # "64MiB", "100kB", as Dask's own readers take
+        from dask.utils import parse_bytes
+        blocksize = parse_bytes(blocksize)
+    if isinstance(blocksize, float) and blocksize.is_integer():
+        blocksize = int(blocksize)
+    if blocksize is not None and (isinstance(blocksize, bool) or not isinstance(blocksize, int)
+                                  or blocksize <= 0):
+        raise ValueError(f"blocksize must be a positive number of bytes or None, not {blocksize!r}")
     files = _expand(fs, paths)
     locations = fs.get_block_locations_many(files)
     out: list[Split] = []

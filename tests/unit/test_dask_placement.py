@@ -25,3 +25,28 @@ def test_hosts_holding_as_much_are_all_best():
     assert set(_best_hosts(bs, 0, 2 * B)) == {"a", "b", "c"}
     assert _best_hosts(bs, 0, B // 2) == _ranked_hosts(bs, 0, B // 2)
     assert _best_hosts([], 0, 0) == ()
+
+
+class OneFile:
+    """Enough of a DFSFileSystem for splits(): one 3-block file."""
+
+    def _strip_protocol(self, p):
+        return p
+
+    def isdir(self, p):
+        return False
+
+    def get_block_locations_many(self, files):
+        return {f: blocks(("a",), ("b",), ("c",)) for f in files}
+
+
+def test_blocksize_takes_sizes_as_dask_does_and_refuses_nonsense():
+    import pytest
+
+    from dfs.dask import splits
+    fs = OneFile()
+    assert [s.length for s in splits(fs, "/f", "150B")] == [2 * B, B]
+    assert [s.length for s in splits(fs, "/f", 50.0)] == [50] * 6
+    for bad in (-1, 0, "lots", 1.5, True):
+        with pytest.raises(ValueError):
+            splits(fs, "/f", bad)
