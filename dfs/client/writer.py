@@ -199,7 +199,12 @@ class FileWriter:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
             why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
-            raise type(e)(e.detail + why, self.path) from None   # NoSpaceError stays ENOSPC
+            # Every node this write tried refused for want of room: ENOSPC, not EIO (the
+            # namenode's own check goes by heartbeats, which lag a disk being filled).
+            full = bool(self._refusals) and all("No space left" in m for m in self._refusals.values()) \
+                and set(self._excluded) <= set(self._refusals)
+            cls = errors.NoSpaceError if full else type(e)   # NoSpaceError stays ENOSPC
+            raise cls(e.detail + why, self.path) from None
         except errors.DfsError as e:   # the namenode names the unfinished file, not its path
             raise type(e)(e.detail, self.path) from None
         if req.has_previous:

@@ -203,6 +203,22 @@ def test_a_full_data_dir_reports_no_room_and_recovers_when_space_is_freed(make_c
     check_all(c, files)
 
 
+def test_a_write_that_fills_every_datanode_fails_with_enospc(make_cluster, tmpfs):
+    # Every datanode refused the blocks for want of room, the namenode (going by
+    # heartbeats, which lag a disk being filled) still offered them, then had none
+    # left: the write failed as "no datanode left" (EIO through the mount), not ENOSPC.
+    c = make_cluster(datanodes=2, replication=1, start=False)
+    for d in c.datanodes:
+        tmpfs(d.data_dir, "8m")
+    c.start()
+    client = c.client()
+    with pytest.raises(errors.NoSpaceError) as e:
+        client.write_bytes("/huge", os.urandom(40 * MiB), block_size=MiB)
+    assert e.value.errno == errno.ENOSPC and e.value.path == "/huge", e.value
+    assert "No space left on device" in str(e.value)
+    assert c.cli("test", "-e", "/huge").returncode == 1
+
+
 # -- replicas damaged while the datanode is down -----------------------------------------------
 
 
