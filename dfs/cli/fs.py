@@ -233,7 +233,7 @@ def cmd_rm(args) -> int:
             st = client.stat(path)
             if st.is_dir and not args.recursive:
                 raise errors.DfsIsADirectoryError(path=path)
-            client.delete(path, recursive=args.recursive)
+            client.delete(path, recursive=args.recursive, files_only=not args.recursive)
         except errors.DfsFileNotFoundError:
             if not args.force:
                 raise

@@ -92,8 +92,9 @@ class DfsClient:
         reply = self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode))
         return convert.status_from_pb(reply.status)
 
-    def delete(self, path: str, *, recursive: bool = False) -> bool:
-        return self.nn.call("Delete", pb.DeleteRequest(path=path, recursive=recursive)).value
+    def delete(self, path: str, *, recursive: bool = False, files_only: bool = False) -> bool:
+        return self.nn.call("Delete", pb.DeleteRequest(path=path, recursive=recursive,
+                                                       files_only=files_only)).value
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> FileStatus:
         reply = self.nn.call("Rename", pb.RenameRequest(src=src, dst=dst, overwrite=overwrite))

@@ -242,8 +242,11 @@ class Namespace:
         return self.status(new, join(parts))
 
     # -- delete / rename ------------------------------------------------
-    def delete(self, path: str, caller: Caller, now: float, *, recursive: bool = False) -> list[int]:
-        """Remove path; returns the block ids to invalidate on datanodes."""
+    def delete(self, path: str, caller: Caller, now: float, *, recursive: bool = False,
+               files_only: bool = False) -> list[int]:
+        """Remove path; returns the block ids to invalidate on datanodes. ``files_only``:
+        a directory there is refused (rm without -r: a check made by the client before
+        the call would race with a directory made at that name meanwhile)."""
         parts = split_path(path)
         if not parts:
             raise errors.InvalidPathError("cannot delete the root", path)
@@ -260,6 +263,8 @@ class Namespace:
         self._check(parent, caller, _stat.S_IWOTH, path)  # type: ignore[arg-type]
         for r in ([row] if row is not None else []) + writing:
             self._check_sticky(parent, r, caller, path)  # type: ignore[arg-type]
+        if row is not None and row["is_dir"] and files_only:
+            raise errors.DfsIsADirectoryError(path=path)
         if row is not None and row["is_dir"] and not recursive and not self._empty_dir(row["id"]):
             raise errors.DirectoryNotEmptyError(path=path)
         if row is not None and row["is_dir"] and not self.is_superuser(caller):

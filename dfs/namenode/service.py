@@ -76,7 +76,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Delete(self, r, context):
-        done = self.ns.delete(_caller(r.caller, context), r.path, r.recursive)
+        done = self.ns.delete(_caller(r.caller, context), r.path, r.recursive, files_only=r.files_only)
         _applied("Delete")
         return pb.BoolReply(value=done)
 

@@ -1222,3 +1222,15 @@ def test_a_file_renamed_over_the_path_while_writing_is_not_overwritten(ns):
     with pytest.raises(errors.StaleVersionError):
         ns.complete(ns.open_file(row["id"], ROOT), ROOT, 4.0)
     assert ns.stat("/f", ROOT).inode_id == theirs.inode_id and ns.stat("/f", ROOT).size == 20
+
+
+def test_a_delete_of_files_only_refuses_a_directory(ns):
+    # rm without -r stat-ed, then deleted: a directory made at the name in between
+    # was removed. The namenode refuses it where the delete happens.
+    ns.mkdir("/d", ROOT, 1.0)
+    with pytest.raises(errors.DfsIsADirectoryError):
+        ns.delete("/d", ROOT, 2.0, files_only=True)
+    assert ns.stat("/d", ROOT).is_dir
+    create(ns, "/f", complete=True)
+    ns.delete("/f", ROOT, 2.0, files_only=True)
+    ns.delete("/d", ROOT, 2.0)                       # rmdir of an empty one, as before
