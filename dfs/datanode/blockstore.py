@@ -120,7 +120,9 @@ def open_regular(path: str, buffering: int = -1):
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise OSError(_errno.EINVAL, "not a regular file", path)
         os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb", buffering=buffering)
+        # Through open() with this descriptor: the file's name stays its path (the
+        # drop-behind thread reopens it by f.name; fdopen's name would be the number).
+        return open(path, "rb", buffering=buffering, opener=lambda _p, _f: fd)
     except BaseException:
         os.close(fd)
         raise

@@ -408,6 +408,9 @@ class _DropLater:
                 fd = os.open(path, os.O_RDONLY)
             except OSError:
                 continue   # deleted meanwhile
+            except Exception:   # noqa: BLE001 - a bug must not end drop-behind for good
+                log.exception("drop-behind of %r", path)
+                continue
             try:
                 drop_cache(fd, offset, nbytes)
             finally:

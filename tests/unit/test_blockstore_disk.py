@@ -121,3 +121,5 @@ def test_a_fifo_in_a_replicas_place_is_a_damaged_replica_not_a_hang(tmp_path):
         os.unlink(path)
         os.rename(saved, path)
     assert verify_replica(rep) is None
+    with blockstore.open_regular(rep.data_path) as f:     # named by its path (drop-behind reopens it)
+        assert f.name == rep.data_path
