@@ -44,6 +44,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import urllib.parse
 from collections.abc import Iterable
 from typing import Any, Protocol
 
@@ -496,7 +497,10 @@ class Snapshot:
         self._db: sqlite3.Connection | None = None
 
     def __enter__(self) -> Snapshot:
-        self._db = sqlite3.connect(f"file:{self._path}?mode=ro", uri=True, isolation_level=None)
+        # A URI (for mode=ro): the path quoted, or a data dir named with '#', '?' or '%'
+        # would open another file.
+        uri = f"file:{urllib.parse.quote(os.path.abspath(self._path))}?mode=ro"
+        self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
         self._db.execute("BEGIN")
         return self
 

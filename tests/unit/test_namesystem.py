@@ -1525,7 +1525,9 @@ def test_fsck_and_du_read_the_tree_without_holding_the_lock(tmp_path, monkeypatc
     import threading
 
     from dfs.namenode import store as store_mod
-    ns = make(SqliteStore(str(tmp_path / "ns.db")))
+    odd = tmp_path / "a #b?c%20 é"     # the snapshot opens it by URI: quoted
+    odd.mkdir()
+    ns = make(SqliteStore(str(odd / "ns.db")))
     register(ns, 3)
     write(ns, "/a/f", [10, 10])
     write(ns, "/a/b/g", [5])
