@@ -125,14 +125,17 @@ class FileWriter:
         self.status = None
 
     # -- namenode -------------------------------------------------------
+    def _named(self, e: errors.DfsError) -> errors.DfsError:
+        """``e`` as the user would say it: of this file's path. The namenode names an
+        unfinished file by its id, and a missing parent by the parent's path."""
+        return e if e.path == self.path else type(e)(e.detail, self.path)
+
     def _create(self, complete: bool = False):
         try:
             r = self.client.nn.call("Create", pb.CreateRequest(path=self.path, complete=complete,
                                                                add_block=not complete, **self._opts))
         except errors.DfsError as e:   # a missing parent: named by the file, as open(2) does,
-            if e.path == self.path:    # at whatever size it was created
-                raise
-            raise type(e)(e.detail, self.path) from None
+            raise self._named(e) from None   # at whatever size it was created
         if complete:
             self.file_id = r.file_id
         else:
@@ -205,8 +208,8 @@ class FileWriter:
                 and set(self._excluded) <= set(self._refusals)
             cls = errors.NoSpaceError if full else type(e)   # NoSpaceError stays ENOSPC
             raise cls(e.detail + why, self.path) from None
-        except errors.DfsError as e:   # the namenode names the unfinished file, not its path
-            raise type(e)(e.detail, self.path) from None
+        except errors.DfsError as e:
+            raise self._named(e) from None
         if req.has_previous:
             del self._unreported[0]
         return _Block(r.block)
@@ -293,10 +296,8 @@ class FileWriter:
             if self._draining is not None:
                 self._draining[1].close()
                 self._draining = None
-            # The namenode names an unfinished file by its id (e.g. an AbandonBlock after
-            # the lease expired): the user named it by its path.
-            self._error = (type(e)(e.detail, self.path) if isinstance(e, errors.DfsError) and e.path != self.path
-                           else e if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path))
+            # e.g. an AbandonBlock refused after the lease expired
+            self._error = self._named(e) if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
             while True:   # unblock a producer waiting on a full queue
                 try:
                     self._queue.get_nowait()
@@ -526,9 +527,9 @@ class FileWriter:
                 req.previous_nodes.extend(nodes)
             self.status = self.client.nn.call("Complete", req).status
             return self.status
-        except errors.DfsError as e:   # the namenode names the unfinished file, not its path
+        except errors.DfsError as e:
             self.abort()
-            raise type(e)(e.detail, self.path) from None
+            raise self._named(e) from None
         except BaseException:
             self.abort()
             raise

@@ -283,10 +283,19 @@ class Namespace:
         is not bob's to remove, though bob may unlink entries of the 0777 one."""
         rows = self.store.subtree(top["id"])
         parents = {r["parent"] for r in rows if r["id"] != top["id"]}
-        for r in rows:
-            if r["is_dir"] and r["id"] in parents:
-                for bits in (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH):
-                    self._check(r, caller, bits, self._path_of(r).rstrip("/") or "/")
+        self._check_dirs([r for r in rows if r["is_dir"] and r["id"] in parents], caller,
+                         (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH))
+
+    def _check_dirs(self, dirs: list[dict], caller: Caller, bits: tuple[int, ...]) -> None:
+        """Every one of ``bits`` on every directory of ``dirs`` (``_check`` passes when
+        any bit it is given is set); a refusal names the first directory lacking one,
+        its path found only then."""
+        for r in dirs:
+            try:
+                for b in bits:
+                    self._check(r, caller, b, "")
+            except errors.DfsPermissionError:
+                raise errors.DfsPermissionError(path=self._path_of(r).rstrip("/") or "/") from None
 
     def _empty_dir(self, dir_id: int) -> bool:
         """No entries and no file being written in it: as in HDFS, where a file under
@@ -375,17 +384,8 @@ class Namespace:
         read and search permission on every directory in it, as HDFS's
         getContentSummary (READ_EXECUTE over the subtree): otherwise it would tell what
         a listing refuses to."""
-        if self.is_superuser(caller):
-            return
-        for r in rows:
-            if r["is_dir"]:
-                try:   # both bits (_check passes if any of those it is given is set)
-                    self._check(r, caller, _stat.S_IROTH, "")
-                    self._check(r, caller, _stat.S_IXOTH, "")
-                except errors.DfsPermissionError:
-                    parent = self.store.get(r["parent"]) if r["id"] != ROOT_ID else None
-                    where = self._path_of(parent) + r["name"] if parent is not None else "/"
-                    raise errors.DfsPermissionError(path=where) from None
+        if not self.is_superuser(caller):
+            self._check_dirs([r for r in rows if r["is_dir"]], caller, (_stat.S_IROTH, _stat.S_IXOTH))
 
     def content_summary(self, path: str, caller: Caller) -> dict:
         rows = self.store.subtree(self.resolve(path, caller)["id"])
