@@ -177,7 +177,7 @@ def cmd_safemode(args) -> int:
     client, _ = resolve(args, "/")
     if args.action == "wait":
         deadline = None if args.timeout is None else time.monotonic() + args.timeout
-        while (r := client.safemode("get")).on:
+        while (r := _safemode_within(client, deadline)).on:
             if deadline is not None and time.monotonic() >= deadline:
                 raise errors.DfsError(f"safe mode still ON after {args.timeout:g}s ({r.reason})")
             time.sleep(0.5 if deadline is None else max(0.0, min(0.5, deadline - time.monotonic())))
@@ -186,6 +186,14 @@ def cmd_safemode(args) -> int:
     r = client.safemode(args.action)
     print(f"Safe mode is {'ON' if r.on else 'OFF'}" + (f" ({r.reason})" if r.on and r.reason else ""))
     return 0
+
+
+def _safemode_within(client, deadline: float | None):
+    """Ask for the safe mode state, no later than ``deadline`` (a namenode that does
+    not answer must not stretch ``wait --timeout`` by its own RPC deadline)."""
+    if deadline is None:
+        return client.safemode("get")
+    return client.safemode("get", budget=max(0.05, deadline - time.monotonic()))
 
 
 def cmd_decommission(args) -> int:

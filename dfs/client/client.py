@@ -209,8 +209,8 @@ class DfsClient:
     def report(self):
         return self.nn.call("Report", pb.ReportRequest())
 
-    def safemode(self, action: str = "get"):
-        return self.nn.call("Safemode", pb.SafemodeRequest(action=action))
+    def safemode(self, action: str = "get", *, budget: float | None = None):
+        return self.nn.call("Safemode", pb.SafemodeRequest(action=action), budget=budget)
 
     def decommission(self, address: str, cancel: bool = False):
         """Drain the datanode at ``address``; ``cancel``: put it back in service. The reply's

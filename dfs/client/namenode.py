@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import getpass
 import itertools
+import math
 import os
 import socket
 import threading
@@ -64,7 +65,9 @@ class NamenodeClient:
                     self._pid = os.getpid()
         return self._stub
 
-    def call(self, method: str, request=None, *, timeout: float = CALL_TIMEOUT):
+    def call(self, method: str, request=None, *, timeout: float = CALL_TIMEOUT, budget: float | None = None):
+        """One RPC with retries while the namenode is down or restarting; ``budget``:
+        seconds for all of it, retries included (each try's deadline is cut to fit)."""
         if request is None:
             request = pb.Empty()
         elif hasattr(request, "caller"):
@@ -75,17 +78,18 @@ class NamenodeClient:
             # applied before the reply was lost gets the first outcome (its retry cache).
             request.caller.call_id = next(self._call_ids)
         start = time.monotonic()
-        deadline = start + self.retry_seconds
+        end = math.inf if budget is None else start + budget
+        deadline = min(start + self.retry_seconds, end)
         delay = 0.1
         while True:
             try:
-                return getattr(self.stub, method)(request, timeout=timeout)
+                return getattr(self.stub, method)(request, timeout=max(0.05, min(timeout, end - time.monotonic())))
             except grpc.RpcError as e:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
                     and e.code() in _RETRY_CODES
             if retry and isinstance(err, errors.SafeModeError) and err.retry_for > 0:
-                deadline = max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT))
+                deadline = min(max(deadline, min(time.monotonic() + err.retry_for, start + MAX_RESTART_WAIT)), end)
             if not retry or time.monotonic() + delay > deadline:
                 # Raised outside the except block: no __context__ holding the gRPC error
                 # (and its lock), which pickling the error (Dask sends it) cannot take.

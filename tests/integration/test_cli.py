@@ -750,6 +750,13 @@ def test_a_frozen_namenode_is_reported_unreachable_within_15_s(make_cluster):
         procs = [subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *cmd],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env)
                  for cmd in (("fsck", "/"), ("ls", "/"), ("admin", "report"))]
+        # safemode wait --timeout 3 took ~10 s, its one call's own RPC deadline
+        waiter = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "admin",
+                                   "safemode", "wait", "--timeout", "3"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=c.env)
+        assert waiter.wait(30) == 1
+        assert time.monotonic() - t0 < 7, time.monotonic() - t0
+        assert f"cannot reach namenode {c.namenode_address}".encode() in waiter.stderr.read()
         for p in procs:
             assert p.wait(30) == 1
             assert f"cannot reach namenode {c.namenode_address}".encode() in p.stderr.read()
