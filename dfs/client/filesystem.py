@@ -449,9 +449,11 @@ class DFSFileSystem(AbstractFileSystem):
 
     # -- moving and copying -----------------------------------------------------
     def mv(self, path1, path2, recursive=False, maxdepth=None, **kwargs):
+        # maxdepth is ignored, as LocalFileSystem does: fsspec's own mv copies down to
+        # maxdepth and then removes the whole source tree, deeper files included.
         single = isinstance(path1, str) and isinstance(path2, str) and not _has_magic(path1)
-        if not single or maxdepth is not None:
-            return super().mv(path1, path2, recursive=recursive, maxdepth=maxdepth, **kwargs)
+        if not single:
+            return super().mv(path1, path2, recursive=recursive, **kwargs)
         src, dst = self._strip_protocol(path1), self._strip_protocol(path2)
         if src == dst:
             return

@@ -366,7 +366,14 @@ class DFSFile(AbstractBufferedFile):
 
     def commit(self):
         """Complete the file: it appears, whole, at its path (atomically replacing any old one)."""
-        if self._writer is None:   # never flushed (a transaction closed before close())
+        if not self.closed and not self.forced:
+            # fsspec's transaction commits the files still open at its end as they are:
+            # what they buffered is part of them (it was published without it), and
+            # once committed they are closed (not "discarded" when collected).
+            self.autocommit = False   # the forced flush must not come back here
+            self.flush(force=True)
+            self.closed = True
+        if self._writer is None:   # never flushed
             self._initiate_upload()
         self._writer.close()
 

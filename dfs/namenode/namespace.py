@@ -330,10 +330,10 @@ class Namespace:
             if existing["is_dir"]:
                 if not row["is_dir"]:
                     raise errors.DfsIsADirectoryError(path=dst)
+                if not overwrite:   # first: a caller may then move it into the directory
+                    raise errors.DfsFileExistsError(path=dst)
                 if not self._empty_dir(existing["id"]):
                     raise errors.DirectoryNotEmptyError(path=dst)
-                if not overwrite:
-                    raise errors.DfsFileExistsError(path=dst)
             elif row["is_dir"]:
                 raise errors.DfsNotADirectoryError(path=dst)
             elif not overwrite:

@@ -7,8 +7,10 @@ documented difference (docs/fsspec.md, "Differences from a local filesystem").
 
 from __future__ import annotations
 
+import gc
 import os
 import time
+import warnings
 
 import fsspec
 import pandas as pd
@@ -606,3 +608,35 @@ def test_fsspec_open_left_by_an_exception_publishes_nothing(fs, url, mode, comp)
         f.write(b"whole" if "b" in mode else "whole")
     with fsspec.open(url + path, "rb", compression=comp) as f:
         assert f.read() == b"whole"
+
+
+def test_mv_and_transactions_like_local_filesystem(fs, tmp_path):
+    from fsspec.implementations.local import LocalFileSystem
+    local = LocalFileSystem()
+    seen = {}
+    for name, f, r in (("local", local, str(tmp_path)), ("dfs", fs, "/audit/mvtx")):
+        for d in ("1/src", "1/dst", "2", "3/src/sub"):
+            f.makedirs(f"{r}/{d}", exist_ok=True)
+        # a directory moved onto an existing non-empty one goes into it (it raised
+        # "Directory not empty": the namenode checked emptiness before overwrite)
+        f.pipe_file(f"{r}/1/src/a", b"a")
+        f.pipe_file(f"{r}/1/dst/other", b"o")
+        f.mv(f"{r}/1/src", f"{r}/1/dst", recursive=True)
+        # a file still open when the transaction ends is committed with what it buffered
+        # (it was published empty, then "discarded" when collected)
+        with warnings.catch_warnings(record=True) as got:
+            warnings.simplefilter("always")
+            with f.transaction:
+                w = f.open(f"{r}/2/x", "wb")
+                w.write(b"0123456789")
+            del w
+            gc.collect()
+        assert not [w for w in got if issubclass(w.category, ResourceWarning)], [str(w) for w in got]
+        # maxdepth does not lose what lies deeper (fsspec's generic mv copied to
+        # maxdepth, then removed the whole source)
+        f.pipe_file(f"{r}/3/src/a", b"a")
+        f.pipe_file(f"{r}/3/src/sub/b", b"b")
+        f.mv(f"{r}/3/src", f"{r}/3/dst", recursive=True, maxdepth=1)
+        seen[name] = ({p[len(r):]: f.cat_file(p) for p in f.find(r)})
+    assert seen["dfs"] == seen["local"] == {"/1/dst/other": b"o", "/1/dst/src/a": b"a", "/2/x": b"0123456789",
+                                           "/3/dst/a": b"a", "/3/dst/sub/b": b"b"}
