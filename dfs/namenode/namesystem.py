@@ -681,7 +681,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                         raise errors.SafeModeError(
                             f"namenode restarted: no datanode has reported block {b['id']} yet", path,
                             retry_for=self._restart_wait(now))
-                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, self.rng)
+                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, b["id"])
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
                 off += blen

@@ -11,6 +11,7 @@ load without herding every writer onto the single emptiest node.
 from __future__ import annotations
 
 import random
+import zlib
 from collections.abc import Iterable, Sequence
 
 from dfs.model import DatanodeDescriptor
@@ -72,11 +73,16 @@ def choose_targets(n: int, nodes: Iterable[DatanodeDescriptor], rng: random.Rand
 
 
 def sort_for_reader(nodes: list[DatanodeDescriptor], reader_host: str, reader_rack: str | None,
-                    stale: set[str], rng: random.Random) -> list[DatanodeDescriptor]:
-    """Nearest first: same host, then same rack, then the rest; stale nodes last."""
-    def key(d: DatanodeDescriptor) -> tuple[int, int, float]:
+                    stale: set[str], block_id: int) -> list[DatanodeDescriptor]:
+    """Nearest first: same host, then same rack, then the rest; stale nodes last.
+
+    Equally near replicas are ordered by a hash of block, reader and node: readers
+    spread over them block by block, and one reader asking twice gets one answer
+    (``locate --json`` and fsspec's ``get_block_locations`` must agree; a random
+    tie-break made them differ 2 times in 3)."""
+    def key(d: DatanodeDescriptor) -> tuple[int, int, int]:
         dist = 0 if d.host == reader_host else 1 if reader_rack is not None and d.rack == reader_rack else 2
-        return (d.uuid in stale, dist, rng.random())
+        return (d.uuid in stale, dist, zlib.crc32(f"{block_id}/{reader_host}/{d.uuid}".encode()))
     return sorted(nodes, key=key)
 
 

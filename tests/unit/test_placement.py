@@ -153,7 +153,7 @@ def test_sort_for_reader_order():
         reader = rng.choice(nodes)
         reader_rack = rng.choice([reader.rack, None])
         stale = {d.uuid for d in nodes if rng.random() < 0.3}
-        out = sort_for_reader(list(nodes), reader.host, reader_rack, stale, rng)
+        out = sort_for_reader(list(nodes), reader.host, reader_rack, stale, seed)
         assert sorted(d.uuid for d in out) == sorted(d.uuid for d in nodes)
 
         def rank(d, host=reader.host, rack=reader_rack, stale=stale):
@@ -169,20 +169,24 @@ def test_sort_for_reader_explicit():
     b = node(2, "/r1", "h2")
     c = node(3, "/r2", "h3")
     s = node(4, "/r1", "h1")  # same host, but stale
-    out = sort_for_reader([c, s, b, a], "h1", "/r1", {s.uuid}, random.Random(0))
+    out = sort_for_reader([c, s, b, a], "h1", "/r1", {s.uuid}, 7)
     assert out == [a, b, c, s]
     # off-cluster reader: every fresh node ranks equal, stale still last
-    out = sort_for_reader([s, c, b, a], "client", None, {s.uuid}, random.Random(0))
+    out = sort_for_reader([s, c, b, a], "client", None, {s.uuid}, 7)
     assert out[-1] is s and {d.uuid for d in out[:3]} == {a.uuid, b.uuid, c.uuid}
 
 
-def test_sort_for_reader_shuffles_ties():
+def test_sort_for_reader_spreads_ties_over_blocks_and_answers_one_reader_alike():
     nodes = [node(i, "/r0") for i in range(5)]
-    firsts = {
-        sort_for_reader(nodes, "elsewhere", None, set(), random.Random(seed))[0].uuid
-        for seed in range(100)
-    }
-    assert len(firsts) > 1
+    firsts = [sort_for_reader(nodes, "elsewhere", None, set(), block)[0].uuid for block in range(100)]
+    assert len(set(firsts)) == 5 and max(firsts.count(u) for u in set(firsts)) < 40
+    # locate --json and fsspec's get_block_locations, asked one after the other, agree
+    for block in range(20):
+        orders = {tuple(d.uuid for d in sort_for_reader(random.sample(nodes, 5), "elsewhere", None, set(), block))
+                  for _ in range(10)}
+        assert len(orders) == 1
+    others = {sort_for_reader(nodes, f"reader{i}", None, set(), 1)[0].uuid for i in range(50)}
+    assert len(others) > 1   # readers of one block spread too
 
 
 # -- excess ---------------------------------------------------------------------
