@@ -180,6 +180,7 @@ def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
         cmd += ["-o", option_string(raw)]
     cmd.append(mnt)
     with open(log_path, "ab") as logf:
+        logged_before = logf.tell()
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -191,7 +192,7 @@ def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
     problem = f"no answer within {READY_TIMEOUT:.0f} s"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            problem = _last_line(log_path) or f"mount process exited with status {proc.returncode}"
+            problem = _failure(log_path, mnt, logged_before) or f"mount process exited with status {proc.returncode}"
             break
         if os.path.ismount(mnt):
             try:
@@ -211,13 +212,20 @@ def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
     raise errors.DfsError(f"{problem} (log: {log_path})", mnt)
 
 
-def _last_line(path: str) -> str:
+def _failure(path: str, mnt: str, start: int) -> str:
+    """Why the mount process ended, from its log: libfuse's own line when it wrote
+    one (``fuse: unknown option(s): `-o bogus'``: the process's last line then says
+    only "FUSE failed (3)"), else the last line, without our own prefix (it is
+    said once, by the caller)."""
     try:
         with open(path, errors="replace") as f:
+            f.seek(start)   # this attempt's lines only: the log is appended to
             lines = [ln.strip() for ln in f.readlines()[-20:] if ln.strip()]
     except OSError:
         return ""
-    return lines[-1] if lines else ""
+    fuse_says = [ln for ln in lines if ln.startswith("fuse:")]
+    line = fuse_says[-1] if fuse_says else lines[-1] if lines else ""
+    return line.removeprefix(f"dfs: mount: {mnt}: ")
 
 
 def _unmount(mnt: str, timeout: float = 30) -> None:

@@ -85,6 +85,13 @@ def test_mount_errors(fuse_cluster, mount_root, tmp_path):
         assert r.stderr.startswith(f"dfs: mount: {mnt}: ") and "pip install 'dfs[fuse]'" in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
     assert not os.path.ismount(mnt)
+    # An option libfuse does not know: its own reason, our prefix once (it was
+    # "dfs: mount: M: dfs: mount: M: FUSE failed (3)", the reason only in the log).
+    for _ in range(2):    # the log is appended to: the second says its own reason, once
+        r = dfs(fuse_cluster, "mount", "-o", "bogus", mnt)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, r.stderr
+        assert r.stderr.startswith(f"dfs: mount: {mnt}: fuse: unknown option(s): `-o bogus' (log: "), r.stderr
+        assert not os.path.ismount(mnt)
 
 
 def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
