@@ -406,6 +406,14 @@ def _plan_copy_tree(sclient, client, src: str, target: str,
 
 
 def _copy_file(client, sclient, spath: str, target: str, st, *, force: bool, progress=None) -> None:
-    """Copy one file; an existing ``target`` fails its create unless ``force``."""
-    client.write_pieces(sclient.open_read(spath).iter_range(), target, progress=progress, overwrite=force,
-                        replication=st.replication, block_size=st.block_size, create_parent=False)
+    """Copy one file, with a progress bar of its own or ``progress``; an existing
+    ``target`` fails its create unless ``force``."""
+    own = progress is None
+    if own:
+        progress = Progress(basename(spath), st.size)
+    try:
+        client.write_pieces(sclient.open_read(spath).iter_range(), target, progress=progress, overwrite=force,
+                            replication=st.replication, block_size=st.block_size, create_parent=False)
+    finally:
+        if own:
+            progress.close()   # ends the bar's line before any error is printed

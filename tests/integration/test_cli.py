@@ -451,10 +451,19 @@ def test_progress_bar_only_on_a_terminal(c, d, tmp_path):
     f.write_bytes(os.urandom(3 << 20))
     r = run(c, "put", str(f), f"{d}/quiet.bin")
     assert r.returncode == 0 and r.stderr == b""
-    # Under a pseudo-terminal the bar is drawn on stderr.
+    r = run(c, "cp", f"{d}/quiet.bin", f"{d}/quiet2.bin")
+    assert r.returncode == 0 and r.stderr == b""
+    # Under a pseudo-terminal the bar is drawn on stderr: put, get, and cp of one file
+    # (cp of a single file drew none).
+    for args in (("put", str(f), f"{d}/loud.bin"), ("get", f"{d}/loud.bin", str(tmp_path / "back.bin")),
+                 ("cp", f"{d}/loud.bin", f"{d}/loud2.bin")):
+        assert b"100.0%" in _stderr_on_a_terminal(c, *args), args
+
+
+def _stderr_on_a_terminal(c, *args) -> bytes:
     master, slave = pty.openpty()
-    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "put", str(f),
-                          f"{d}/loud.bin"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *args],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                          stderr=slave, env={**os.environ, "DFS_NAMENODE": ""})
     os.close(slave)
     out = b""
@@ -466,9 +475,9 @@ def test_progress_bar_only_on_a_terminal(c, d, tmp_path):
         if not piece:
             break
         out += piece
-    assert p.wait(timeout=60) == 0
+    assert p.wait(timeout=60) == 0, out
     os.close(master)
-    assert b"100.0%" in out
+    return out
 
 
 def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
