@@ -62,7 +62,7 @@ def add_parsers(sub) -> None:
     p.set_defaults(func=cmd_datanode)
 
     cluster = sub.add_parser("cluster", help="local development cluster")
-    csub = cluster.add_subparsers(dest="cluster_command", required=True)
+    csub = cluster.add_subparsers(dest="cluster_command", metavar="CLUSTER_COMMAND", required=True)
     p = csub.add_parser("up", help="run 1 namenode + N datanodes in the foreground")
     p.add_argument("--base-dir", type=_data_dir, default="./.dfs-local", metavar="DIR",
                    help="every node's data dir and log (default ./.dfs-local)")

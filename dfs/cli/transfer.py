@@ -348,8 +348,13 @@ def cmd_cat(args) -> int:
         st = client.stat(path)
         if st.is_dir:
             raise errors.DfsIsADirectoryError(path=path)
-        client.download(path, out)
-        out.flush()
+        try:
+            client.download(path, out)
+            out.flush()
+        except OSError as e:
+            if not isinstance(e, (errors.DfsError, BrokenPipeError)) and not e.filename:
+                e.filename = "stdout"   # our output failed (a full disk): not the file read
+            raise
     return each(args, args.paths, cat)
 
 

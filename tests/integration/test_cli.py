@@ -818,3 +818,14 @@ def test_cluster_up_on_a_base_dir_that_is_a_file(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", str(f), "--port", "1"],
                        capture_output=True, timeout=30)
     assert (r.returncode, r.stderr) == (1, f"dfs: cluster up: {f}: Not a directory\n".encode())
+
+
+def test_cat_into_a_full_output_names_stdout(c, d):
+    # It said only "dfs: cat: No space left on device" (the path form of SPEC §3).
+    assert run(c, "put", "-", f"{d}/f", input=os.urandom(3 << 20)).returncode == 0
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "cat", f"{d}/f"],
+                           stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert (r.returncode, r.stderr) == (1, b"dfs: cat: stdout: No space left on device\n")
+    r = run(c, "cluster")
+    assert r.returncode == 2 and b"CLUSTER_COMMAND" in r.stderr and b"cluster_command" not in r.stderr
