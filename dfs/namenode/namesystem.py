@@ -241,9 +241,13 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         return self.safemode_manual or self.safemode_auto
 
     def _block_reports(self) -> tuple[int, int]:
-        """(complete blocks some datanode has reported, complete blocks)."""
+        """(complete blocks some datanode has reported, complete blocks). A block whose
+        every reported replica is corrupt counts as reported: no report to come can
+        mend it, and waiting for one kept the whole namespace read-only (one corrupt
+        replication-1 file after a restart); fsck names it."""
         total = sum(1 for b in self.bmap.blocks.values() if b.complete)
-        reported = sum(1 for b, info in self.bmap.blocks.items() if info.complete and self.bmap.replicas.get(b))
+        reported = sum(1 for b, info in self.bmap.blocks.items()
+                       if info.complete and (self.bmap.replicas.get(b) or self.bmap.corrupt.get(b)))
         return reported, total
 
     def _update_safemode(self) -> None:

@@ -1553,3 +1553,29 @@ def test_fsck_and_du_read_the_tree_without_holding_the_lock(tmp_path, monkeypatc
     with pytest.raises(errors.DfsPermissionError) as e:
         ns.content_summary(bob, "/a")
     assert e.value.path == "/a/b"
+
+
+def test_a_block_reported_only_corrupt_after_a_restart_does_not_hold_safe_mode(tmp_path):
+    """Replication 1, its one replica corrupt: after a restart the datanode says so in
+    its heartbeat. Safe mode waited for a good report of that block for ever (every
+    write refused); the block has been reported, and fsck says CORRUPT."""
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 3)
+    _, good, _ = write(ns1, "/good", [BS, 10])
+    _, bad, _ = write(ns1, "/bad", [10], replication=1)
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    gs = {b["id"]: b["genstamp"] for b in ns2.store.blocks(ns2.stat(ROOT, "/good").inode_id)}
+    bad_id, (bad_holder,) = bad[0][0], bad[0][1]
+    for d in nodes:
+        ns2.register(dn(int(d.uuid[2:]), d.rack))
+        ns2.block_report(d.uuid, [(b, gs[b], BS if i == 0 else 10) for i, (b, _) in enumerate(good)])
+    ns2.tick()
+    assert ns2.in_safemode() and "2 of 3 blocks reported" in ns2._safemode_progress()
+    holder = next(d for d in nodes if d.address == bad_holder)
+    ns2.heartbeat(holder.uuid, {"remaining": 10 << 30, "xceivers": 0}, [], [], [bad_id])
+    ns2.tick()
+    assert not ns2.in_safemode()
+    r = ns2.fsck(ROOT, "/")
+    assert (r["status"], r["corrupt"]) == ("CORRUPT", 1), r
