@@ -123,6 +123,9 @@ class FileWriter:
         self.closed = False
         self.bytes_written = 0
         self.status = None
+        # The file's mtime, sent with Complete (None: the namenode's time of completion).
+        # An empty file never opened is made by Create alone, which takes none.
+        self.mtime: float | None = None
 
     # -- namenode -------------------------------------------------------
     def _named(self, e: errors.DfsError) -> errors.DfsError:
@@ -515,6 +518,8 @@ class FileWriter:
             # opened by fsspec) is dropped by Complete itself: no AbandonBlock call.
             self._first = None
             req = pb.CompleteRequest(file_id=self.file_id)
+            if self.mtime is not None:
+                req.has_mtime, req.mtime = True, self.mtime
             if self._unreported:
                 bid, length, nodes = self._unreported[-1]
                 req.has_last = True

@@ -8,6 +8,7 @@ with ``store.sync()`` before replying (see service.py).
 
 from __future__ import annotations
 
+import math
 import stat as _stat
 from dataclasses import dataclass, field
 
@@ -363,6 +364,7 @@ class Namespace:
         return self.stat(path, caller)
 
     def set_times(self, path: str, mtime: float, caller: Caller) -> FileStatus:
+        _check_time(mtime, path)
         row = self.resolve(path, caller)
         if caller.user != row["owner"]:
             self._check(row, caller, _stat.S_IWOTH, path)   # lets the superuser through
@@ -504,9 +506,13 @@ class Namespace:
         self.store.remove_block(block_id)
         f.blocks.pop()
 
-    def complete(self, f: OpenFile, caller: Caller | None, now: float) -> tuple[FileStatus, list[int]]:
-        """Give the file its name with its final length. Returns (status, blocks to invalidate)."""
+    def complete(self, f: OpenFile, caller: Caller | None, now: float,
+                 mtime: float | None = None) -> tuple[FileStatus, list[int]]:
+        """Give the file its name with its final length and ``mtime`` (default: now).
+        Returns (status, blocks to invalidate)."""
         row = f.row
+        if mtime is not None:
+            _check_time(mtime, row["pending_name"])
         dropped: list[int] = []
         for b in [b for b in f.blocks if not b.committed]:
             self.store.remove_block(b.block_id)
@@ -529,7 +535,8 @@ class Namespace:
                 self._may_replace(existing, caller, path)
             dropped += self.store.delete_subtree(existing["id"])
         self.store.update(row["id"], name=row["pending_name"], pending_name=None, state="C",
-                          length=length, mtime=now, lease_holder=None, lease_expiry=None)
+                          length=length, mtime=now if mtime is None else mtime, lease_holder=None,
+                          lease_expiry=None)
         self.store.update(parent["id"], mtime=now)
         return self.status(self.store.get(row["id"]), path), dropped  # type: ignore[arg-type]
 
@@ -596,3 +603,8 @@ def summarize(rows: list[dict]) -> dict:
 
 def normalize(path: str) -> str:
     return join(split_path(path))
+
+
+def _check_time(mtime: float, path: str) -> None:
+    if not math.isfinite(mtime):   # SQLite would store NaN as NULL
+        raise errors.InvalidArgumentError(f"invalid mtime {mtime}", path)

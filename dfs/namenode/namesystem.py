@@ -626,7 +626,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
-                 previous_nodes: list[str] = ()) -> FileStatus:
+                 previous_nodes: list[str] = (), mtime: float | None = None) -> FileStatus:
         def op():
             again = self.ns.completed_already(file_id, last, previous)
             if again is not None:   # a retry without a call id (none of our clients sends one)
@@ -636,7 +636,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self._commit(f, previous[0], previous[1], list(previous_nodes))
             if last is not None:
                 self._commit(f, last[0], last[1], last_nodes)
-            st, dropped = self.ns.complete(f, caller, self.clock())
+            st, dropped = self.ns.complete(f, caller, self.clock(), mtime=mtime)
             self._invalidate_blocks(dropped)
             return st
         return self._mutate(op, caller=caller)

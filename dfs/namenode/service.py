@@ -148,7 +148,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         last = (r.last.block_id, r.last.length) if r.has_last else None
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
         st = self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes),
-                              previous=prev, previous_nodes=list(r.previous_nodes))
+                              previous=prev, previous_nodes=list(r.previous_nodes),
+                              mtime=r.mtime if r.has_mtime else None)
         _applied("Complete")
         return _status(st)
 

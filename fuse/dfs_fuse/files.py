@@ -237,7 +237,9 @@ class OpenFile:
             self._push()
             return len(data)
 
-    def truncate(self, length: int) -> None:
+    def truncate(self, length: int, *, opening: bool = False) -> None:
+        """``opening``: an open with O_TRUNC, which marks mtime for update even when the
+        size stays (POSIX open(); a truncate to the same size need not)."""
         with self.lock:
             self._check()
             if length:
@@ -247,6 +249,8 @@ class OpenFile:
                     self.base_id = None
                 if self.dirty or self.stream is not None:
                     self._modified()
+                elif opening:
+                    self.pending_mtime = time.time()   # set at close unless writes follow
                 return
             if length > self.size:
                 self._may_grow(length - self.size)
@@ -358,6 +362,9 @@ class OpenFile:
             return
         w, start = (self.stream, self.streamed) if self.stream is not None else (self._writer(), 0)
         self.stream = None
+        # A local disk's mtime is the last write's (or one set by utimens meanwhile), not
+        # the close's: carried by the Complete call, no set_times afterwards.
+        w.mtime = self.pending_mtime if self.pending_mtime is not None else self.mtime
         try:
             if not start and self.base_id is not None:
                 w.open()   # the lease, and the namenode's check of base_id, before any data
@@ -397,9 +404,10 @@ class OpenFile:
                 log.warning("%s: could not restore owner %s:%s: %s", self.path, owner, group, e)
         if st.mode != want.mode:  # a stream was created before a chmod (cp -p)
             st = self.ctx.client.chmod(self.path, want.mode)
-        if self.pending_mtime is not None:
+        if self.pending_mtime is not None and abs(st.mtime - self.pending_mtime) > 1e-6:
+            # not set by Complete: the file was made by a Create (empty, never opened)
             st = self.ctx.client.set_times(self.path, self.pending_mtime)
-            self.pending_mtime = None
+        self.pending_mtime = None
         self._set_status(st)
 
     def commit_at_close(self) -> None:

@@ -400,7 +400,7 @@ class DfsOperations(Operations):
         h.sync = writable and bool(flags & os.O_DSYNC)
         try:
             if trunc:
-                h.of.truncate(0)
+                h.of.truncate(0, opening=True)
             fi.keep_cache = self._keep_cache(path, h.of)
             direct = self.ctx.direct_read
             if not writable and direct and h.of.size >= direct:

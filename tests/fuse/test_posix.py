@@ -295,6 +295,29 @@ def test_mtime_set_while_writing_survives_close(work, fuse_cluster, mnt):
     assert read(f) == b"data"
 
 
+def test_mtime_is_the_last_writes_and_o_trunc_marks_it(work, fuse_cluster, mnt):
+    # The close's commit stamped the time of the close (3 s after the write here), and
+    # an O_TRUNC open of an empty file left mtime as it was (POSIX open(): marked).
+    f = os.path.join(work, "late-close")
+    fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b"data")
+    during = os.fstat(fd).st_mtime
+    time.sleep(2)
+    os.close(fd)
+    assert abs(os.stat(f).st_mtime - during) < 0.5
+    assert abs(fuse_cluster.client().stat(f[len(mnt):]).mtime - during) < 0.5   # what other clients see too
+    e = os.path.join(work, "stamp")
+    write(e, b"")
+    first = os.stat(e).st_mtime
+    time.sleep(1.5)
+    with open(e, "wb"):
+        pass
+    assert os.stat(e).st_mtime - first > 1.0
+    fd = os.open(e, os.O_WRONLY)
+    os.ftruncate(fd, 0)   # the same size: may stay (POSIX), and does
+    os.close(fd)
+
+
 def test_utime_permissions(work):
     f = os.path.join(work, "f")
     write(f, b"x")

@@ -1579,3 +1579,22 @@ def test_a_block_reported_only_corrupt_after_a_restart_does_not_hold_safe_mode(t
     assert not ns2.in_safemode()
     r = ns2.fsck(ROOT, "/")
     assert (r["status"], r["corrupt"]) == ("CORRUPT", 1), r
+
+
+def test_complete_may_carry_the_files_mtime_and_times_must_be_finite():
+    # A mount's commit at close gives the last write's time (it got the close's, and a
+    # set_times after it when utimens ran meanwhile). NaN would be stored as NULL.
+    ns = make()
+    register(ns, 3)
+    row, key, st, lb = ns.create_with_block(ROOT, "/f", overwrite=False, replication=0, block_size=BS,
+                                            mode=0o644, create_parent=False)
+    done = ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations], mtime=1000.25)
+    assert done.mtime == ns.stat(ROOT, "/f").mtime == 1000.25
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(errors.InvalidArgumentError):
+            ns.set_times(ROOT, "/f", bad)
+    row, key, st, lb = ns.create_with_block(ROOT, "/g", overwrite=False, replication=0, block_size=BS,
+                                            mode=0o644, create_parent=False)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations], mtime=float("nan"))
+    assert ns.stat(ROOT, "/f").mtime == 1000.25

@@ -216,7 +216,7 @@ class AbandonBlockRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., block_id: _Optional[int] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
-    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last", "previous", "previous_nodes", "has_previous")
+    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last", "previous", "previous_nodes", "has_previous", "mtime", "has_mtime")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
@@ -225,6 +225,8 @@ class CompleteRequest(_message.Message):
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_NODES_FIELD_NUMBER: _ClassVar[int]
     HAS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    MTIME_FIELD_NUMBER: _ClassVar[int]
+    HAS_MTIME_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     file_id: int
     last: _common_pb2.Block
@@ -233,7 +235,9 @@ class CompleteRequest(_message.Message):
     previous: _common_pb2.Block
     previous_nodes: _containers.RepeatedScalarFieldContainer[str]
     has_previous: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ...) -> None: ...
+    mtime: float
+    has_mtime: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., mtime: _Optional[float] = ..., has_mtime: _Optional[bool] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("caller",)
