@@ -264,7 +264,7 @@ class DFSFileSystem(AbstractFileSystem):
             return [self._strip_own_url(p) for p in path]
         path = stringify_path(path)
         if path.startswith("dfs://"):
-            netloc = path[6:].split("/", 1)[0]
+            netloc = path[6:].split("/", 1)[0].rpartition("@")[2]
             if netloc and not _same_namenode(_normalize_namenode(netloc), self.namenode):
                 raise errors.InvalidArgumentError(
                     f"names namenode {_normalize_namenode(netloc)}, but this filesystem is "
@@ -274,10 +274,10 @@ class DFSFileSystem(AbstractFileSystem):
 
     @staticmethod
     def _get_kwargs_from_urls(path):
+        """``dfs://[USER@]HOST:PORT/path`` -> namenode (and user) keyword arguments."""
         if isinstance(path, str) and path.startswith("dfs://"):
-            netloc = path[6:].split("/", 1)[0]
-            if netloc:
-                return {"namenode": netloc}
+            user, _, netloc = path[6:].split("/", 1)[0].rpartition("@")
+            return {**({"namenode": netloc} if netloc else {}), **({"user": user} if user else {})}
         return {}
 
     def unstrip_protocol(self, name: str) -> str:

@@ -232,6 +232,13 @@ def test_a_url_naming_another_namenode_is_refused_not_served_from_this_cluster(f
     assert not _same_namenode("127.0.0.2:8020", "127.0.0.3:8020")
     assert not _same_namenode("localhost:8020", "127.0.0.1:8021")
     assert DFSFileSystem._strip_protocol(other) == "/audit/which.txt"     # fsspec's URL parsing
+    # dfs://USER@HOST:PORT/path: the user (it was taken as part of the namenode's address)
+    fs.chmod("/audit/which.txt", 0o600)
+    as_bob, path = fsspec.url_to_fs(f"dfs://bob@{nn}/audit/which.txt")
+    assert (as_bob.namenode, path, fs.cat_file(f"dfs://bob@{nn}/audit/which.txt")) == (nn, "/audit/which.txt", b"mine")
+    with pytest.raises(PermissionError):
+        as_bob.cat_file(path)
+    fs.chmod("/audit/which.txt", 0o644)
 
     import duckdb
     con = duckdb.connect()
