@@ -71,7 +71,8 @@ def cmd_locate(args) -> int:
 
 def cmd_fsck(args) -> int:
     client, path = resolve(args, args.path)
-    r = client.fsck(path)
+    listed = bool(args.files or args.blocks or args.locations)
+    r = client.fsck(path, files=listed)
     if args.json:
         out = {"status": r.status, "path": path, "files": r.files, "directories": r.directories,
                "blocks": r.blocks, "total_size": r.total_size, "under_replicated": r.under_replicated,
@@ -83,7 +84,12 @@ def cmd_fsck(args) -> int:
             out["details"] = [_file_json(f, args) for f in r.details]
         print(json.dumps(out))
     else:
-        if args.files or args.blocks or args.locations:
+        if not listed:
+            # the files that are not HEALTHY, one line each (as HDFS's fsck): the summary
+            # alone said "Corrupt blocks: 1" without naming the file
+            for f in r.details:
+                print(f"{f.path}: {f.status}")
+        else:
             for f in r.details:
                 print(f"{f.path} {f.length} bytes, replication {f.replication}, {len(f.blocks)} block(s): {f.status}")
                 if args.blocks or args.locations:

@@ -27,6 +27,9 @@ if TYPE_CHECKING:   # imported on first use: `dfs ls` and the like never load th
     from dfs.client.writer import FileWriter
 
 LEASE_RENEW_INTERVAL = 20.0
+# fsck of a large namespace: the tree walk takes seconds per million files, and its
+# details (--files) stream for longer; the namenode answered a ping first.
+FSCK_TIMEOUT = 300.0
 
 
 class DfsClient:
@@ -200,11 +203,13 @@ class DfsClient:
             pass   # best effort: the scanner will find it too
 
     # -- admin ----------------------------------------------------------
-    def fsck(self, path: str = "/"):
+    def fsck(self, path: str = "/", *, files: bool = False):
+        """The health of ``path``'s tree; ``details`` holds every file (``files``) or
+        only those not HEALTHY."""
         # A namespace's fsck may take long; a frozen namenode must not: its silence is
         # found by a call with the usual deadline first (SPEC §3: unreachable in 15 s).
         self.ping()
-        return self.nn.call("Fsck", pb.FsckRequest(path=path), timeout=60.0)
+        return self.nn.call("Fsck", pb.FsckRequest(path=path, files=files), timeout=FSCK_TIMEOUT, stream=True)
 
     def report(self):
         return self.nn.call("Report", pb.ReportRequest())

@@ -65,9 +65,11 @@ class NamenodeClient:
                     self._pid = os.getpid()
         return self._stub
 
-    def call(self, method: str, request=None, *, timeout: float = CALL_TIMEOUT, budget: float | None = None):
+    def call(self, method: str, request=None, *, timeout: float = CALL_TIMEOUT, budget: float | None = None,
+             stream: bool = False):
         """One RPC with retries while the namenode is down or restarting; ``budget``:
-        seconds for all of it, retries included (each try's deadline is cut to fit)."""
+        seconds for all of it, retries included (each try's deadline is cut to fit).
+        ``stream``: a server-streaming RPC, its replies merged into one."""
         if request is None:
             request = pb.Empty()
         elif hasattr(request, "caller"):
@@ -83,7 +85,8 @@ class NamenodeClient:
         delay = 0.1
         while True:
             try:
-                return getattr(self.stub, method)(request, timeout=max(0.05, min(timeout, end - time.monotonic())))
+                reply = getattr(self.stub, method)(request, timeout=max(0.05, min(timeout, end - time.monotonic())))
+                return _merged(reply) if stream else reply
             except grpc.RpcError as e:
                 err = from_rpc_error(e, self.address)
                 retry = isinstance(err, (errors.NamenodeUnreachableError, errors.SafeModeError)) \
@@ -114,6 +117,18 @@ class NamenodeClient:
 
     def __getstate__(self):
         raise TypeError("NamenodeClient is not picklable; pickle DfsClient instead")
+
+
+def _merged(replies):
+    """One message from a stream of replies: repeated fields appended, the others
+    set by whichever reply sets them (the last, for fsck's totals)."""
+    out = None
+    for r in replies:
+        if out is None:
+            out = r
+        else:
+            out.MergeFrom(r)
+    return out
 
 
 def _client_name() -> str:

@@ -51,7 +51,7 @@ class ClusterAdmin:
                 "repair_rate": rate,
             }
 
-    def fsck(self, caller: Caller, path: str) -> dict:
+    def fsck(self, caller: Caller, path: str, files: bool = True) -> dict:
         root, rows, blocks_of = self.read_subtree(caller, path, blocks=True)  # without the lock
 
         def breathe() -> None:   # a million files take seconds: others' calls go between
@@ -65,7 +65,7 @@ class ClusterAdmin:
             out = health.check_tree(rows, root,
                                     normalize(path), blocks_of, self.bmap,
                                     self.members.live_ids(self.clock()), self.members.nodes,
-                                    unreported_ok=self.safemode_auto, breathe=breathe)
+                                    unreported_ok=self.safemode_auto, breathe=breathe, all_files=files)
             out["safemode"] = self.in_safemode()
             out["safemode_reason"] = ("entered by an administrator" if self.safemode_manual else
                                       self._safemode_progress() if self.safemode_auto else "")

@@ -26,6 +26,8 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
                   host=host, call_id=c.call_id)
 
 
+FSCK_BATCH = 2000   # files per streamed fsck reply: ~1 MB at most, far below the 64 MiB limit
+
 # Fault injection for tests, off unless set: the namenode SIGKILLs itself after these
 # calls (comma-separated RPC names) are applied and durable, before it replies - as if
 # it died the moment after its commit. The client then retries a call already applied.
@@ -180,21 +182,30 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Fsck(self, r, context):
-        f = self.ns.fsck(_caller(r.caller, context), r.path)
+        # Computed here, not in the generator: a refusal is raised through @rpc.
+        f = self.ns.fsck(_caller(r.caller, context), r.path, files=r.files)
+        return self._fsck_replies(f)
+
+    def _fsck_replies(self, f: dict):
         now = self.ns.clock()
-        details = []
-        for d in f["details"]:
-            blocks = [cpb.LocatedBlock(block=cpb.Block(block_id=b["id"], genstamp=b["genstamp"], length=b["length"]),
-                                       locations=[convert.datanode_to_pb(n, self.ns.node_state(n, now)) for n in nodes])
-                      for b, nodes in d["blocks"]]
-            details.append(pb.FsckFile(path=d["path"], length=d["length"], replication=d["replication"],
-                                       status=d["status"], blocks=blocks))
-        return pb.FsckReply(status=f["status"], files=f["files"], blocks=f["blocks"],
-                            under_replicated=f["under_replicated"], missing=f["missing"],
-                            corrupt=f["corrupt"], details=details, directories=f["directories"],
-                            total_size=f["total_size"], decommissioning_replicas=f["decommissioning_replicas"],
-                            decommissioned_replicas=f["decommissioned_replicas"], safemode=f["safemode"],
-                            safemode_reason=f["safemode_reason"], unreported=f["unreported"])
+        details = f["details"]
+        for i in range(0, len(details), FSCK_BATCH):
+            batch = []
+            for d in details[i:i + FSCK_BATCH]:
+                blocks = [cpb.LocatedBlock(block=cpb.Block(block_id=b["id"], genstamp=b["genstamp"],
+                                                           length=b["length"]),
+                                           locations=[convert.datanode_to_pb(n, self.ns.node_state(n, now))
+                                                      for n in nodes])
+                          for b, nodes in d["blocks"]]
+                batch.append(pb.FsckFile(path=d["path"], length=d["length"], replication=d["replication"],
+                                         status=d["status"], blocks=blocks))
+            yield pb.FsckReply(details=batch)
+        yield pb.FsckReply(status=f["status"], files=f["files"], blocks=f["blocks"],
+                           under_replicated=f["under_replicated"], missing=f["missing"],
+                           corrupt=f["corrupt"], directories=f["directories"],
+                           total_size=f["total_size"], decommissioning_replicas=f["decommissioning_replicas"],
+                           decommissioned_replicas=f["decommissioned_replicas"], safemode=f["safemode"],
+                           safemode_reason=f["safemode_reason"], unreported=f["unreported"])
 
     @rpc
     def Report(self, r, context):

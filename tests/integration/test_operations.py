@@ -169,6 +169,9 @@ def test_namenode_restarted_with_a_datanode_missing_stays_in_safe_mode_and_says_
     assert (rep["missing"], rep["unreported"]) == (0, len(on_missing)), rep
     out = c.cli("fsck", "/").stdout.decode()
     assert f"The namenode is in safe mode ({why}): {len(on_missing)} block(s) not reported by any datanode yet" in out
+    # the files not HEALTHY are named, one line each, without --files (as HDFS's fsck)
+    assert sorted(ln for ln in out.splitlines() if ln.startswith("/")) == \
+        sorted(f"{p}: DEGRADED" for p in files if block_of[p] in on_missing), out
     r = c.cli("admin", "safemode", "wait", "--timeout", "1", timeout=30)
     assert r.returncode == 1, r.stdout
     assert r.stderr.decode().splitlines() == [

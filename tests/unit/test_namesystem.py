@@ -1598,3 +1598,31 @@ def test_complete_may_carry_the_files_mtime_and_times_must_be_finite():
     with pytest.raises(errors.InvalidArgumentError):
         ns.complete(ROOT, row["id"], (lb.block_id, 5), [d.address for d in lb.locations], mtime=float("nan"))
     assert ns.stat(ROOT, "/f").mtime == 1000.25
+
+
+def test_fsck_details_only_of_unhealthy_files_unless_asked_and_streamed_in_batches():
+    # Every file's details went in one reply: past ~150,000 files (434 bytes each with
+    # 3 replicas) that passed gRPC's 64 MiB limit and `dfs fsck /` failed. Without
+    # --files only files not HEALTHY are sent (and printed, as HDFS's fsck).
+    from dfs.namenode import service
+    from dfs.namenode.service import ClientNamenodeService
+    ns = make()
+    nodes = register(ns, 3)
+    for i in range(5):
+        write(ns, f"/d/f{i}", [10])
+    _, blocks, _ = write(ns, "/d/one", [10], replication=1)
+    holder = next(d for d in nodes if d.address in blocks[0][1])
+    ns.bmap.mark_corrupt(blocks[0][0], holder.uuid)
+    r = ns.fsck(ROOT, "/", files=False)
+    assert r["status"] == "CORRUPT" and [d["path"] for d in r["details"]] == ["/d/one"], r
+    assert len(ns.fsck(ROOT, "/")["details"]) == 6
+    svc = ClientNamenodeService.__new__(ClientNamenodeService)
+    svc.ns = ns
+    full = ns.fsck(ROOT, "/")
+    full["details"] = full["details"] * 1000   # 6,000 files' details
+    replies = list(svc._fsck_replies(full))
+    assert [len(x.details) for x in replies] == [service.FSCK_BATCH] * 3 + [0]
+    assert max(x.ByteSize() for x in replies) < 4 << 20
+    from dfs.client.namenode import _merged
+    merged = _merged(iter(replies))
+    assert (len(merged.details), merged.status, merged.files, merged.corrupt) == (6000, "CORRUPT", 6, 1)

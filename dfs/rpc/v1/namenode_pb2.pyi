@@ -306,12 +306,14 @@ class ContentSummaryReply(_message.Message):
     def __init__(self, summary: _Optional[_Union[ContentSummary, _Mapping]] = ...) -> None: ...
 
 class FsckRequest(_message.Message):
-    __slots__ = ("caller", "path")
+    __slots__ = ("caller", "path", "files")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
+    FILES_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ...) -> None: ...
+    files: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., files: _Optional[bool] = ...) -> None: ...
 
 class FsckFile(_message.Message):
     __slots__ = ("path", "length", "replication", "blocks", "status")

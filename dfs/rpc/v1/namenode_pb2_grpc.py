@@ -129,7 +129,7 @@ class ClientNamenodeStub:
                 request_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.PathRequest.SerializeToString,
                 response_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.ContentSummaryReply.FromString,
                 _registered_method=True)
-        self.Fsck = channel.unary_unary(
+        self.Fsck = channel.unary_stream(
                 '/dfs.rpc.v1.ClientNamenode/Fsck',
                 request_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.FsckRequest.SerializeToString,
                 response_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.FsckReply.FromString,
@@ -270,7 +270,9 @@ class ClientNamenodeServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Fsck(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streamed: replies holding details only (a few thousand files each: a million
+        files' details pass gRPC's message size limit), then one holding the totals.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -391,7 +393,7 @@ def add_ClientNamenodeServicer_to_server(servicer, server):
                     request_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.PathRequest.FromString,
                     response_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.ContentSummaryReply.SerializeToString,
             ),
-            'Fsck': grpc.unary_unary_rpc_method_handler(
+            'Fsck': grpc.unary_stream_rpc_method_handler(
                     servicer.Fsck,
                     request_deserializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.FsckRequest.FromString,
                     response_serializer=dfs_dot_rpc_dot_v1_dot_namenode__pb2.FsckReply.SerializeToString,
@@ -946,7 +948,7 @@ class ClientNamenode:
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_unary(
+        return grpc.experimental.unary_stream(
             request,
             target,
             '/dfs.rpc.v1.ClientNamenode/Fsck',
