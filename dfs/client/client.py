@@ -44,6 +44,7 @@ class DfsClient:
         self._lock, self._lock_pid = threading.Lock(), os.getpid()
         self._writers: set[FileWriter] = set()
         self._lease_thread: threading.Thread | None = None
+        self._lease_idle = threading.Event()   # set: no writer left (or closed): the renewer ends
 
     def __reduce__(self):
         return (_rebuild, (self._args,))
@@ -61,6 +62,7 @@ class DfsClient:
         return self._pool_obj
 
     def close(self) -> None:
+        self._lease_idle.set()
         self.nn.close()
         if self._pool_obj is not None and self._pool_pid == os.getpid():
             self._pool_obj.shutdown(wait=False)
@@ -234,11 +236,14 @@ class DfsClient:
     def _lease_released(self, w: FileWriter) -> None:
         with self._lock:
             self._writers.discard(w)
+            if not self._writers:
+                self._lease_idle.set()   # the renewer ends now, not up to 20 s later
 
     def _renew_leases(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(LEASE_RENEW_INTERVAL):
+        while True:
+            self._lease_idle.wait(LEASE_RENEW_INTERVAL)
             with self._lock:
+                self._lease_idle.clear()
                 if not self._writers:
                     self._lease_thread = None
                     return

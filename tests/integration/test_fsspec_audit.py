@@ -647,3 +647,32 @@ def test_mv_and_transactions_like_local_filesystem(fs, tmp_path):
         seen[name] = ({p[len(r):]: f.cat_file(p) for p in f.find(r)})
     assert seen["dfs"] == seen["local"] == {"/1/dst/other": b"o", "/1/dst/src/a": b"a", "/2/x": b"0123456789",
                                            "/3/dst/a": b"a", "/3/dst/sub/b": b"b"}
+
+
+def test_a_closed_client_leaves_no_lease_thread_behind(nn):
+    # Each client that had written kept its lease renewer ~20 s after its last writer
+    # closed, and close() did not end it: a process making a client per task piled up
+    # thousands of threads.
+    import threading
+
+    from dfs.client import DfsClient
+
+    def renewers():
+        return sum(t.name == "dfs-lease" and t.is_alive() for t in threading.enumerate())
+    before = renewers()
+    for i in range(20):
+        cl = DfsClient(nn)
+        cl.write_bytes(f"/audit/lease{i % 4}", b"x" * 100, overwrite=True)
+        cl.close()
+    deadline = time.monotonic() + 2
+    while renewers() > before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert renewers() <= before
+    kept = DfsClient(nn)
+    w = kept.create("/audit/lease-open", overwrite=True)
+    w.open()   # the file is created (a lease taken) now, not at its first block or close
+    w.write(b"y")
+    time.sleep(0.3)
+    assert renewers() == before + 1       # a writer still open keeps its lease renewed
+    w.close()
+    kept.close()
