@@ -282,10 +282,9 @@ class Namespace:
         """A recursive delete needs read, write and search permission on every non-empty
         directory it empties (HDFS's subAccess=ALL): alice's 0700 directory in a 0777 one
         is not bob's to remove, though bob may unlink entries of the 0777 one."""
-        rows = self.store.subtree(top["id"])
-        parents = {r["parent"] for r in rows if r["id"] != top["id"]}
-        self._check_dirs([r for r in rows if r["is_dir"] and r["id"] in parents], caller,
-                         (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH))
+        # Directories only: a tree of a million files read whole took ~20 s under the lock.
+        dirs = [r for r in self.store.subdirs(top["id"]) if r["nchildren"] or self.store.has_pending(r["id"])]
+        self._check_dirs(dirs, caller, (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH))
 
     def _check_dirs(self, dirs: list[dict], caller: Caller, bits: tuple[int, ...]) -> None:
         """Every one of ``bits`` on every directory of ``dirs`` (``_check`` passes when

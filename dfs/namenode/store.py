@@ -70,6 +70,9 @@ _INODE_I = ",".join(f"i.{c}" for c in INODE_COLUMNS)
 _SUBTREE_IDS = """WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
                   SELECT inode.id FROM inode JOIN t ON inode.parent=t.id)"""
 _SUBTREE = f"{_SUBTREE_IDS} SELECT {_INODE_I} FROM inode i JOIN t USING(id)"
+_SUBDIRS = f"""WITH RECURSIVE t(id) AS (SELECT ? UNION ALL
+                  SELECT inode.id FROM inode JOIN t ON inode.parent=t.id WHERE inode.is_dir)
+               SELECT {_INODE_I} FROM inode i JOIN t USING(id)"""
 _BLOCK = ",".join(BLOCK_COLUMNS)
 
 
@@ -98,6 +101,7 @@ class MetaStore(Protocol):
     def update(self, inode_id: int, **fields: Any) -> None: ...
     def delete_subtree(self, inode_id: int) -> list[int]: ...
     def subtree(self, inode_id: int) -> list[dict]: ...
+    def subdirs(self, inode_id: int) -> list[dict]: ...
     def snapshot(self) -> Snapshot | None: ...   # see SqliteStore.snapshot
     def blocks(self, inode_id: int) -> list[dict]: ...
     def add_block(self, inode_id: int, idx: int, block_id: int, genstamp: int) -> None: ...
@@ -373,6 +377,10 @@ class SqliteStore:
     def subtree(self, inode_id: int) -> list[dict]:
         return _inodes(self._db.execute(_SUBTREE, (inode_id,)).fetchall())
 
+    def subdirs(self, inode_id: int) -> list[dict]:
+        """The directories of ``inode_id``'s subtree (itself included), without its files."""
+        return _inodes(self._db.execute(_SUBDIRS, (inode_id,)).fetchall())
+
     def snapshot(self) -> Snapshot | None:
         """A read of the namespace as last committed, on a connection of its own (WAL
         readers do not wait for the writer, nor it for them): a whole-tree read (fsck,
@@ -381,7 +389,8 @@ class SqliteStore:
         return None if self._wal_path == ":memory:-wal" else Snapshot(self._wal_path[:-4])
 
     def delete_subtree(self, inode_id: int) -> list[int]:
-        ids = [r["id"] for r in self.subtree(inode_id)]
+        # ids only: whole rows made into dicts were two thirds of an rm -r's time
+        ids = [r[0] for r in self._db.execute(f"{_SUBTREE_IDS} SELECT id FROM t", (inode_id,))]
         blocks: list[int] = []
         for i in range(0, len(ids), 500):
             part = ids[i:i + 500]

@@ -738,6 +738,13 @@ def test_a_recursive_delete_needs_full_access_to_every_directory_it_empties(shar
     ns.mkdir("/tmp2/alices-empty", ALICE, 1.0, mode=0o500)     # an empty one is an unlink
     ns.delete("/tmp2/alices-empty", BOB, 1.0, recursive=True)
     ns.delete("/tmp2/priv", ALICE, 1.0, recursive=True)        # its owner may
+    ns.mkdir("/tmp2/w/writing", ALICE, 1.0, parents=True)       # a file being written is content
+    ns.chmod("/tmp2/w", 0o777, ALICE)
+    create(ns, "/tmp2/w/writing/f", ALICE)
+    ns.chmod("/tmp2/w/writing", 0o700, ALICE)
+    with pytest.raises(errors.DfsPermissionError) as e:
+        ns.delete("/tmp2/w", BOB, 1.0, recursive=True)
+    assert e.value.path == "/tmp2/w/writing"
 
 
 def test_supergroup_members_are_superusers_for_chmod_chown_and_sticky(shared):
