@@ -189,7 +189,8 @@ class DfsClient:
     def block_locations(self, path: str, start: int = 0, length: int | None = None) -> list[BlockLocation]:
         if start < 0 or (length is not None and length < 0):   # not protobuf's "Value out of range"
             raise ValueError(f"start and length must be >= 0, not {start}, {length}")
-        req = pb.GetBlockLocationsRequest(path=path, offset=start, length=length or 0, all=length is None)
+        req = pb.GetBlockLocationsRequest(path=path, offset=start, length=length or 0, all=length is None,
+                                          stable=True)
         r = self.nn.call("GetBlockLocations", req)
         if r.status.is_dir:
             raise errors.DfsIsADirectoryError(path=path)

@@ -650,8 +650,8 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         self._sync()
 
     # -- reading --------------------------------------------------------
-    def block_locations(self, caller: Caller, path: str, offset: int = 0,
-                        length: int | None = None) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
+    def block_locations(self, caller: Caller, path: str, offset: int = 0, length: int | None = None,
+                        stable: bool = False) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
         with self.lock:
             row = self.ns.resolve(path, caller)
             if row["is_dir"]:
@@ -685,7 +685,8 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                         raise errors.SafeModeError(
                             f"namenode restarted: no datanode has reported block {b['id']} yet", path,
                             retry_for=self._restart_wait(now))
-                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving, b["id"])
+                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving,
+                                                     b["id"] if stable else self.rng)
                     out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
                                             corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
                 off += blen

@@ -73,16 +73,18 @@ def choose_targets(n: int, nodes: Iterable[DatanodeDescriptor], rng: random.Rand
 
 
 def sort_for_reader(nodes: list[DatanodeDescriptor], reader_host: str, reader_rack: str | None,
-                    stale: set[str], block_id: int) -> list[DatanodeDescriptor]:
+                    stale: set[str], tie: random.Random | int) -> list[DatanodeDescriptor]:
     """Nearest first: same host, then same rack, then the rest; stale nodes last.
 
-    Equally near replicas are ordered by a hash of block, reader and node: readers
-    spread over them block by block, and one reader asking twice gets one answer
-    (``locate --json`` and fsspec's ``get_block_locations`` must agree; a random
-    tie-break made them differ 2 times in 3)."""
-    def key(d: DatanodeDescriptor) -> tuple[int, int, int]:
+    Equally near replicas: shuffled by ``tie`` (an rng), so reads spread over them
+    (and a corrupt one is met); or, ``tie`` a block id, ordered by a hash of block,
+    reader and node, so that locality hints answer alike each time: ``locate --json``
+    and fsspec's ``get_block_locations`` must agree (they differed 2 times in 3)."""
+    def key(d: DatanodeDescriptor) -> tuple[int, int, float]:
         dist = 0 if d.host == reader_host else 1 if reader_rack is not None and d.rack == reader_rack else 2
-        return (d.uuid in stale, dist, zlib.crc32(f"{block_id}/{reader_host}/{d.uuid}".encode()))
+        if isinstance(tie, random.Random):
+            return (d.uuid in stale, dist, tie.random())
+        return (d.uuid in stale, dist, zlib.crc32(f"{tie}/{reader_host}/{d.uuid}".encode()))
     return sorted(nodes, key=key)
 
 

@@ -176,6 +176,15 @@ def test_sort_for_reader_explicit():
     assert out[-1] is s and {d.uuid for d in out[:3]} == {a.uuid, b.uuid, c.uuid}
 
 
+def test_sort_for_reader_shuffles_ties():
+    nodes = [node(i, "/r0") for i in range(5)]
+    firsts = {
+        sort_for_reader(nodes, "elsewhere", None, set(), random.Random(seed))[0].uuid
+        for seed in range(100)
+    }
+    assert len(firsts) > 1
+
+
 def test_sort_for_reader_spreads_ties_over_blocks_and_answers_one_reader_alike():
     nodes = [node(i, "/r0") for i in range(5)]
     firsts = [sort_for_reader(nodes, "elsewhere", None, set(), block)[0].uuid for block in range(100)]
