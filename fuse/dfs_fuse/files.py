@@ -101,6 +101,7 @@ class OpenFile:
         self.pending_mtime: float | None = None
         self.orphan = False  # unlinked (or hidden by libfuse): never committed again
         self.broken: BaseException | None = None  # streamed data was lost
+        self.gen = 0   # counts changes made here: a handle's pinned version is void after one
 
     # -- attributes -----------------------------------------------------
     def overlay(self) -> tuple[FileStatus, int, float] | None:
@@ -125,6 +126,20 @@ class OpenFile:
         st = self.status
         return (st.inode_id, st.size, st.mtime)
 
+    def pin(self, h: Handle) -> None:
+        """A read-only descriptor keeps the version it opened, as one on a local disk
+        keeps the file it opened when another is renamed over it: a later open here of
+        a version another client made switched it mid-read (reads mixed the two, or
+        ended short). Changes made through this mount (``gen``) still show in it."""
+        with self.lock:
+            if not (self.dirty or self.stream is not None or self.pages):
+                h.pinned, h.pin_gen = self._version(), self.gen
+
+    def _pinned(self, h: Handle):
+        if h.pinned is None or h.pin_gen != self.gen or self.dirty or self.stream is not None or self.pages:
+            return None
+        return h.pinned
+
     def revalidate(self) -> None:
         """A new open: forget the committed version so the next read looks it up again."""
         with self.lock:
@@ -133,6 +148,12 @@ class OpenFile:
 
     # -- reading --------------------------------------------------------
     def read(self, off: int, size: int, h: Handle) -> bytes:
+        with self.lock:
+            self._check()
+            v = self._pinned(h)
+        if v is not None:
+            end = min(off + size, v.size)
+            return self._serve(v, off, end, h) if off < end else b""
         with self.lock:
             self._check()
             if self.stream is not None and off < self.streamed:
@@ -151,7 +172,10 @@ class OpenFile:
             if staged or end > self.base_len:
                 return self._read_mixed(off, end)
             v = self._version()
-        # Clean range of a committed version: serve it without holding the lock.
+        return self._serve(v, off, end, h)
+
+    def _serve(self, v, off: int, end: int, h: Handle) -> bytes:
+        """Clean range of a committed version: served without holding the lock."""
         cache = self.ctx.cache
         seq = h.next_off - RA_SLACK <= off <= h.next_off + RA_SLACK
         h.next_off = max(h.next_off, end) if seq else end
@@ -285,6 +309,7 @@ class OpenFile:
             return True
 
     def _modified(self) -> None:
+        self.gen += 1
         self.dirty = True
         self.mtime = time.time()
         self.pending_mtime = None
@@ -462,7 +487,7 @@ class OpenFile:
 class Handle:
     """One open file description (``fi.fh``)."""
 
-    __slots__ = ("fh", "of", "writable", "append", "sync", "next_off", "ra_end", "opener")
+    __slots__ = ("fh", "of", "writable", "append", "sync", "next_off", "ra_end", "opener", "pinned", "pin_gen")
 
     def __init__(self, fh: int, of: OpenFile, writable: bool, append: bool):
         self.fh, self.of, self.writable, self.append = fh, of, writable, append
@@ -470,6 +495,8 @@ class Handle:
         self.next_off = 0
         self.ra_end = 0
         self.opener = 0  # pid (thread group) of the process that opened it; 0: unknown
+        self.pinned = None  # read-only: the version it opened (OpenFile.pin)
+        self.pin_gen = 0
 
 
 class FileTable:
@@ -518,6 +545,12 @@ class FileTable:
             h = Handle(next(self._ids), of, writable, append)
             self._handles[h.fh] = h
         return h
+
+    def other_version_open(self, h: Handle) -> bool:
+        """Is another handle on ``h``'s file pinned to another version than ``h``'s?"""
+        with self._lock:
+            return any(o.of is h.of and o.pinned is not None and o.pinned.ident != h.pinned.ident
+                       for o in self._handles.values() if o is not h)
 
     def release(self, fh: int) -> None:
         with self._lock:

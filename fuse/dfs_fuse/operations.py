@@ -21,6 +21,7 @@ import os
 import stat as _stat
 import threading
 import time
+from collections import OrderedDict
 
 from dfs import errors
 from dfs.client.writer import FileWriter
@@ -112,6 +113,7 @@ class DfsOperations(Operations):
         self.entry_timeout = entry_timeout
         self._statfs: tuple[float, dict] | None = None
         self._idents_lock = threading.Lock()
+        self._replaced: OrderedDict[str, float] = OrderedDict()   # path -> when a new version was seen
         self.mounted = False   # init ran: the kernel sent us its first request
         ctx.room = self._room
         self.hidden = HiddenReaper(self._remove_hidden, lambda p: self.files.get(p) is not None)
@@ -401,9 +403,13 @@ class DfsOperations(Operations):
         try:
             if trunc:
                 h.of.truncate(0, opening=True)
-            fi.keep_cache = self._keep_cache(path, h.of)
+            if not writable:
+                h.of.pin(h)
+            churning = not writable and self._churning(path, h)
+            # a direct open leaves the kernel's pages and their ident as they are
+            fi.keep_cache = 0 if churning else self._keep_cache(path, h.of)
             direct = self.ctx.direct_read
-            if not writable and direct and h.of.size >= direct:
+            if churning or not writable and direct and h.of.size >= direct:
                 # A big sequential read through the page cache costs a kernel copy
                 # and a fresh page per 4 KiB (~2 s per GiB on this VM, more than
                 # the rest of the read); the block cache and read-ahead are ours.
@@ -415,6 +421,26 @@ class DfsOperations(Operations):
             raise
         fi.fh = h.fh
         return 0
+
+    def _churning(self, path: str, h) -> bool:
+        """Should this read-only open read past the kernel's page cache? The cache is one
+        per inode (versions' pages mixed in it) and clamps reads to the size the kernel
+        last heard, for up to the attribute timeout (reads of a new version ended short).
+        So: while another descriptor here has another version open, and for twice the
+        attribute timeout after an open found a version the kernel had not cached."""
+        v = h.pinned
+        if v is None:
+            return False
+        now = time.monotonic()
+        with self._idents_lock:
+            known = self.ctx.kernel_idents.get(path)
+            if known is not None and known != v.ident:
+                self._replaced[path] = now
+                self._replaced.move_to_end(path)
+                while len(self._replaced) > KEEP_IDENTS:
+                    self._replaced.popitem(last=False)
+            recent = now - self._replaced.get(path, -1e9) < 2 * self.attr_timeout + 0.5
+        return recent or self.files.other_version_open(h)
 
     def _keep_cache(self, path: str, of: OpenFile) -> int:
         """Keep the kernel's cached pages only when they are of the version it cached them from."""
