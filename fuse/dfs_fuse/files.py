@@ -422,6 +422,10 @@ class OpenFile:
         self.size = self.base_len = st.size
         self.base_id = st.inode_id
         self.status = st
+        # Our own new version: the next open invalidates the kernel's pages (keep_cache
+        # 0) and is not taken for another client's replacement (no direct I/O, so a
+        # read-only mmap of a file just changed in place here still works).
+        self.ctx.kernel_idents.pop(self.path, None)
         if owner or group:
             try:
                 st = self.ctx.client.chown(self.path, owner, group)

@@ -706,3 +706,18 @@ def test_readers_of_a_file_another_client_keeps_replacing_read_whole_versions(wo
     for t in threads:
         t.join()
     assert seen["whole"] > 100 and set(seen) == {"whole"}, seen
+
+
+def test_a_read_only_mmap_right_after_a_change_made_here(work):
+    # Our own commit must not look like another client's replacement (which makes opens
+    # direct for a while, and a direct open cannot be mapped: ENODEV).
+    f = os.path.join(work, "m.bin")
+    write(f, b"x" * 10000)
+    with open(f, "rb") as fh:
+        mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ).close()   # the kernel caches this version
+    with open(f, "r+b") as fh:
+        fh.write(b"y")
+    with open(f, "rb") as fh:
+        m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+        assert m[:2] == b"yx"
+        m.close()
