@@ -268,6 +268,7 @@ class DfsOperations(Operations):
                 of.orphan = True
                 of.discard()
         self.meta.removed(path, is_dir=False)
+        self._forget_idents(path)
 
     def _remove_hidden(self, path: str) -> None:
         try:
@@ -307,6 +308,17 @@ class DfsOperations(Operations):
         for p in (old, new):
             self.meta.forget(p, tree=True, parent=True)
         self.meta.put(new, st)
+        self._forget_idents(old, new)
+
+    def _forget_idents(self, *paths: str) -> None:
+        """A rename, unlink or create here: what the kernel caches at these paths (and
+        under them) is no longer known. Not forgotten, the file moved onto a name would be taken for
+        another client's replacement there (direct opens: git's mmap of its index
+        renamed over from index.lock failed with ENODEV)."""
+        with self._idents_lock:
+            idents = self.ctx.kernel_idents
+            for k in [k for k in idents if any(k == p or k.startswith(p.rstrip("/") + "/") for p in paths)]:
+                del idents[k]
 
     @_fuse_errors
     def link(self, target, source):
@@ -331,6 +343,7 @@ class DfsOperations(Operations):
     @_fuse_errors
     def create(self, path, mode, fi):
         self._writable(path, creating=True)
+        self._forget_idents(path)   # a new file here, ours: not another client's version
         try:
             st, successor = self._create_empty(path, mode, open_next=True)
         except errors.DfsFileExistsError as e:

@@ -721,3 +721,24 @@ def test_a_read_only_mmap_right_after_a_change_made_here(work):
         m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
         assert m[:2] == b"yx"
         m.close()
+
+
+def test_a_read_only_mmap_of_a_file_renamed_over_here(work):
+    # git's index: written to index.lock, renamed over index, then mapped. The kernel's
+    # record of the old index at that name made the open direct: ENODEV.
+    idx = os.path.join(work, "index")
+    write(idx, b"a" * 5000)
+    with open(idx, "rb") as fh:
+        mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ).close()
+    write(idx + ".lock", b"b" * 6000)
+    os.rename(idx + ".lock", idx)
+    with open(idx, "rb") as fh:
+        m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+        assert (m[:1], len(m)) == (b"b", 6000)
+        m.close()
+    os.unlink(idx)                  # and removed, then made again
+    write(idx, b"c" * 7000)
+    with open(idx, "rb") as fh:
+        m = mmap.mmap(fh.fileno(), 0, prot=mmap.PROT_READ)
+        assert (m[:1], len(m)) == (b"c", 7000)
+        m.close()
