@@ -313,8 +313,8 @@ class DfsOperations(Operations):
     def _forget_idents(self, *paths: str) -> None:
         """A rename, unlink or create here: what the kernel caches at these paths (and
         under them) is no longer known. Not forgotten, the file moved onto a name would be taken for
-        another client's replacement there (direct opens: git's mmap of its index
-        renamed over from index.lock failed with ENODEV)."""
+        another client's replacement there (direct opens: a shared mmap of a file
+        renamed over another here failed with ENODEV)."""
         with self._idents_lock:
             idents = self.ctx.kernel_idents
             for k in [k for k in idents if any(k == p or k.startswith(p.rstrip("/") + "/") for p in paths)]:

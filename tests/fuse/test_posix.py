@@ -724,8 +724,9 @@ def test_a_read_only_mmap_right_after_a_change_made_here(work):
 
 
 def test_a_read_only_mmap_of_a_file_renamed_over_here(work):
-    # git's index: written to index.lock, renamed over index, then mapped. The kernel's
-    # record of the old index at that name made the open direct: ENODEV.
+    # Written to index.lock, renamed over index, then mapped shared (git maps privately,
+    # which direct opens allow). The kernel's record of the old index at that name made
+    # the open direct: ENODEV.
     idx = os.path.join(work, "index")
     write(idx, b"a" * 5000)
     with open(idx, "rb") as fh:
