@@ -66,6 +66,7 @@ class MountContext:
     readonly: bool = False
     writeback: bool = False
     kernel_idents: OrderedDict = field(default_factory=OrderedDict)
+    idents_lock: threading.Lock = field(default_factory=threading.Lock)   # guards kernel_idents
     room: Callable[[], int | None] | None = None   # bytes the cluster has left (operations.py)
 
 
@@ -126,19 +127,21 @@ class OpenFile:
         st = self.status
         return (st.inode_id, st.size, st.mtime)
 
+    def _clean(self) -> bool:
+        """Nothing written here that is not committed: reads are of a committed version."""
+        return not (self.dirty or self.stream is not None or self.pages)
+
     def pin(self, h: Handle) -> None:
         """A read-only descriptor keeps the version it opened, as one on a local disk
         keeps the file it opened when another is renamed over it: a later open here of
         a version another client made switched it mid-read (reads mixed the two, or
         ended short). Changes made through this mount (``gen``) still show in it."""
         with self.lock:
-            if not (self.dirty or self.stream is not None or self.pages):
+            if self._clean():
                 h.pinned, h.pin_gen = self._version(), self.gen
 
     def _pinned(self, h: Handle):
-        if h.pinned is None or h.pin_gen != self.gen or self.dirty or self.stream is not None or self.pages:
-            return None
-        return h.pinned
+        return h.pinned if h.pinned is not None and h.pin_gen == self.gen and self._clean() else None
 
     def revalidate(self) -> None:
         """A new open: forget the committed version so the next read looks it up again."""
@@ -151,28 +154,25 @@ class OpenFile:
         with self.lock:
             self._check()
             v = self._pinned(h)
-        if v is not None:
-            end = min(off + size, v.size)
-            return self._serve(v, off, end, h) if off < end else b""
-        with self.lock:
-            self._check()
-            if self.stream is not None and off < self.streamed:
-                self._commit()
-            if self.version is None and not (self.dirty or self.stream is not None or self.pages):
-                # A new open (revalidate) of a file another client replaced: its size is
-                # the new version's, not the one an older open here knew. Clamping to
-                # the old one gave the new open a short file (a short read is EOF).
-                self._version()
-            end = min(off + size, self.size)
-            if off >= end:
-                return b""
-            staged = self.pages and any(
-                i in self.pages for i in range(off // PAGE, (end - 1) // PAGE + 1)
-            )
-            if staged or end > self.base_len:
-                return self._read_mixed(off, end)
-            v = self._version()
-        return self._serve(v, off, end, h)
+            if v is not None:
+                end = min(off + size, v.size)
+            else:
+                if self.stream is not None and off < self.streamed:
+                    self._commit()
+                if self.version is None and self._clean():
+                    # A new open (revalidate) of a file another client replaced: its size
+                    # is the new version's, not the one an older open here knew. Clamping
+                    # to the old one gave the new open a short file (a short read is EOF).
+                    self._version()
+                end = min(off + size, self.size)
+                if off < end:
+                    staged = self.pages and any(
+                        i in self.pages for i in range(off // PAGE, (end - 1) // PAGE + 1)
+                    )
+                    if staged or end > self.base_len:
+                        return self._read_mixed(off, end)
+                    v = self._version()
+        return self._serve(v, off, end, h) if off < end else b""
 
     def _serve(self, v, off: int, end: int, h: Handle) -> bytes:
         """Clean range of a committed version: served without holding the lock."""
@@ -425,7 +425,8 @@ class OpenFile:
         # Our own new version: the next open invalidates the kernel's pages (keep_cache
         # 0) and is not taken for another client's replacement (no direct I/O, so a
         # read-only mmap of a file just changed in place here still works).
-        self.ctx.kernel_idents.pop(self.path, None)
+        with self.ctx.idents_lock:
+            self.ctx.kernel_idents.pop(self.path, None)
         if owner or group:
             try:
                 st = self.ctx.client.chown(self.path, owner, group)

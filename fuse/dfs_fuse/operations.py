@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 import stat as _stat
-import threading
 import time
 from collections import OrderedDict
 
@@ -112,7 +111,6 @@ class DfsOperations(Operations):
         self.attr_timeout = attr_timeout
         self.entry_timeout = entry_timeout
         self._statfs: tuple[float, dict] | None = None
-        self._idents_lock = threading.Lock()
         self._replaced: OrderedDict[str, float] = OrderedDict()   # path -> when a new version was seen
         self.mounted = False   # init ran: the kernel sent us its first request
         ctx.room = self._room
@@ -308,17 +306,21 @@ class DfsOperations(Operations):
         for p in (old, new):
             self.meta.forget(p, tree=True, parent=True)
         self.meta.put(new, st)
-        self._forget_idents(old, new)
+        self._forget_idents(old, new, tree=st.is_dir)
 
-    def _forget_idents(self, *paths: str) -> None:
-        """A rename, unlink or create here: what the kernel caches at these paths (and
-        under them) is no longer known. Not forgotten, the file moved onto a name would be taken for
-        another client's replacement there (direct opens: a shared mmap of a file
-        renamed over another here failed with ENODEV)."""
-        with self._idents_lock:
+    def _forget_idents(self, *paths: str, tree: bool = False) -> None:
+        """A rename, unlink or create here: what the kernel caches at these paths (and,
+        ``tree``, under them) is no longer known. Not forgotten, the file moved onto a
+        name would be taken for another client's replacement there (direct opens: a
+        shared mmap of a file renamed over another here failed with ENODEV)."""
+        with self.ctx.idents_lock:
             idents = self.ctx.kernel_idents
-            for k in [k for k in idents if any(k == p or k.startswith(p.rstrip("/") + "/") for p in paths)]:
-                del idents[k]
+            for p in paths:
+                idents.pop(p, None)
+            if tree:   # every cached name is looked at: for directories only
+                under = tuple(p.rstrip("/") + "/" for p in paths)
+                for k in [k for k in idents if k.startswith(under)]:
+                    del idents[k]
 
     @_fuse_errors
     def link(self, target, source):
@@ -445,7 +447,7 @@ class DfsOperations(Operations):
         if v is None:
             return False
         now = time.monotonic()
-        with self._idents_lock:
+        with self.ctx.idents_lock:
             known = self.ctx.kernel_idents.get(path)
             if known is not None and known != v.ident:
                 self._replaced[path] = now
@@ -461,7 +463,7 @@ class DfsOperations(Operations):
             v = of.version
             dirty = v is None or of.dirty or of.stream is not None
         idents = self.ctx.kernel_idents
-        with self._idents_lock:
+        with self.ctx.idents_lock:
             if dirty:
                 idents.pop(path, None)
                 return 0
