@@ -88,12 +88,13 @@ def split_url(arg: str) -> tuple[str | None, str]:
     """A path argument -> (namenode 'HOST:PORT' or None for the default, path).
 
     'dfs://host:port/p' -> ('host:port', '/p'); 'dfs:///p' -> (None, '/p');
-    '/p' -> (None, '/p'). The path after the address is taken literally: '?',
+    '/p' -> (None, '/p'); 'dfs://user@host:port/p' as the first. The path after the address is taken literally: '?',
     '#' and '%' are ordinary characters of a dfs name, not a query, a fragment
     or an escape. A malformed address, or 'dfs:' not followed by '//', raises
     ValueError."""
     if arg.startswith("dfs://"):
         netloc, _, path = arg[len("dfs://"):].partition("/")
+        netloc = netloc.rpartition("@")[2]      # the user, if any: url_user()
         return (parse_namenode(netloc) if netloc else None), "/" + path
     if arg.startswith("dfs:"):
         raise ValueError(f"invalid dfs URL: {arg!r} (expected dfs://HOST:PORT/PATH or dfs:///PATH)")
@@ -102,6 +103,16 @@ def split_url(arg: str) -> tuple[str | None, str]:
         raise ValueError(f"not a dfs URL: {arg!r} ({scheme[1]}:// is another file system; "
                          "expected dfs://HOST:PORT/PATH or a path)")
     return None, arg
+
+
+def url_user(arg: str) -> str | None:
+    """The USER of 'dfs://USER@HOST:PORT/path' (fsspec's form too), else None."""
+    if not arg.startswith("dfs://"):
+        return None
+    user, at, _ = arg[len("dfs://"):].partition("/")[0].rpartition("@")
+    if at and not user:
+        raise ValueError(f"invalid dfs URL: {arg!r} (an empty user before '@')")
+    return user or None
 
 
 def default_namenode() -> str:

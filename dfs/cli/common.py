@@ -10,9 +10,9 @@ import time
 from dfs import errors
 from dfs.cli.args import UsageError
 from dfs.client import DfsClient
-from dfs.config import DEFAULT_NAMENODE, parse_namenode, split_url
+from dfs.config import DEFAULT_NAMENODE, parse_namenode, split_url, url_user
 
-_clients: dict[str, DfsClient] = {}
+_clients: dict[tuple[str, str | None], DfsClient] = {}
 
 
 def namenode_of(args) -> str:
@@ -38,6 +38,7 @@ def resolve(args, arg: str) -> tuple[DfsClient, str]:
     an existing file so fails with `Not a directory`, as coreutils do.
     """
     try:
+        user = url_user(arg)   # dfs://USER@HOST:PORT/path: that user instead of $DFS_USER
         host, path = split_url(arg)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -46,9 +47,9 @@ def resolve(args, arg: str) -> tuple[DfsClient, str]:
         raise errors.DfsFileNotFoundError(path="''")
     if not path.startswith("/"):
         path = "/" + path
-    if address not in _clients:
-        _clients[address] = DfsClient(address)
-    client = _clients[address]
+    if (address, user) not in _clients:
+        _clients[address, user] = DfsClient(address, user=user)
+    client = _clients[address, user]
     if len(path) > 1 and path.endswith("/") and not path.endswith("//"):
         try:
             st = client.stat(path.rstrip("/"))
@@ -63,8 +64,19 @@ def error_line(command: str, e: BaseException, subject: str = "") -> str:
     """The one stderr line for a failure (SPEC §3): `dfs: <command>: <path>: <reason>`."""
     if isinstance(e, errors.DfsError):
         path = e.path or subject
-        return f"dfs: {command}: {path}: {e.detail}" if path else f"dfs: {command}: {e.detail}"
-    return f"dfs: {command}: {os_message(e)}"
+        line = f"dfs: {command}: {path}: {e.detail}" if path else f"dfs: {command}: {e.detail}"
+    else:
+        line = f"dfs: {command}: {os_message(e)}"
+    return printable(line)
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (\\n, \\x1b): a name holding a newline
+    split the one error line in two, and one holding ESC reached the terminal raw."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in text)
 
 
 def os_message(e: BaseException) -> str:

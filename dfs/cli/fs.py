@@ -230,9 +230,8 @@ def cmd_rm(args) -> int:
     def rm(arg: str) -> None:
         client, path = resolve(args, arg)
         try:
-            st = client.stat(path)
-            if st.is_dir and not args.recursive:
-                raise errors.DfsIsADirectoryError(path=path)
+            # No stat first: it does not see a file still being written (its first
+            # version), which the namenode's delete removes, as HDFS's -rm does.
             client.delete(path, recursive=args.recursive, files_only=not args.recursive)
         except errors.DfsFileNotFoundError:
             if not args.force:

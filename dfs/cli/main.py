@@ -19,7 +19,7 @@ from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
 from dfs.cli.args import Parser, UsageError
 from dfs.cli.common import ClosedStdout, error_line, namenode_of
-from dfs.config import split_url
+from dfs.config import split_url, url_user
 from dfs.tuning import tune_malloc
 
 
@@ -120,6 +120,7 @@ def _check_addresses(args) -> None:
         for arg in value if isinstance(value, list) else [value] if isinstance(value, str) else []:
             try:
                 split_url(arg)
+                url_user(arg)
             except ValueError as e:
                 raise UsageError(str(e)) from None
 

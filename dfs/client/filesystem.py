@@ -264,12 +264,18 @@ class DFSFileSystem(AbstractFileSystem):
             return [self._strip_own_url(p) for p in path]
         path = stringify_path(path)
         if path.startswith("dfs://"):
-            netloc = path[6:].split("/", 1)[0].rpartition("@")[2]
+            user, _, netloc = path[6:].split("/", 1)[0].rpartition("@")
             if netloc and not _same_namenode(_normalize_namenode(netloc), self.namenode):
                 raise errors.InvalidArgumentError(
                     f"names namenode {_normalize_namenode(netloc)}, but this filesystem is "
                     f"connected to {self.namenode} (use fsspec.url_to_fs(url) or "
                     "DFSFileSystem(namenode=...))", path)
+            if user and user != self.client.nn.caller.user:
+                # Acting as this filesystem's user under a URL that names another
+                # would run the superuser's calls on a URL that says bob.
+                raise errors.InvalidArgumentError(
+                    f"names user {user}, but this filesystem acts as {self.client.nn.caller.user} "
+                    "(use fsspec.url_to_fs(url) or DFSFileSystem(user=...))", path)
         return self._strip_url(path)
 
     @staticmethod
@@ -283,7 +289,8 @@ class DFSFileSystem(AbstractFileSystem):
     def unstrip_protocol(self, name: str) -> str:
         if name.startswith("dfs://"):
             return name
-        return f"dfs://{self.namenode}{self._strip_protocol(name)}"
+        user = self._client_args["user"]   # given explicitly: the URL must say so to reopen
+        return f"dfs://{user + '@' if user else ''}{self.namenode}{self._strip_protocol(name)}"
 
     # -- metadata ---------------------------------------------------------------
     def _info_from_status(self, st: FileStatus) -> dict:

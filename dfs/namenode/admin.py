@@ -9,6 +9,7 @@ own do.
 from __future__ import annotations
 
 import logging
+import stat
 import time
 
 from dfs import errors
@@ -65,7 +66,8 @@ class ClusterAdmin:
             out = health.check_tree(rows, root,
                                     normalize(path), blocks_of, self.bmap,
                                     self.members.live_ids(self.clock()), self.members.nodes,
-                                    unreported_ok=self.safemode_auto, breathe=breathe, all_files=files)
+                                    unreported_ok=self.safemode_auto, breathe=breathe, all_files=files,
+                                    may_read=lambda r: self.ns.allowed(r, caller, stat.S_IROTH))
             out["safemode"] = self.in_safemode()
             out["safemode_reason"] = ("entered by an administrator" if self.safemode_manual else
                                       self._safemode_progress() if self.safemode_auto else "")

@@ -26,13 +26,15 @@ from dfs.namenode.blockmap import BlockMap
 def check_tree(rows: list[dict], root_id: int, root_path: str, blocks_of: Callable[[int], list[dict]],
                bmap: BlockMap, live: set[str], nodes: dict[str, DatanodeDescriptor],
                unreported_ok: bool = False, breathe: Callable[[], None] = lambda: None,
-               all_files: bool = True) -> dict:
+               all_files: bool = True, may_read: Callable[[dict], bool] = lambda r: True) -> dict:
     """``rows``: the subtree's inode rows, in any order. ``live``: live (or stale)
     datanodes, in service or not; ``nodes[u].admin_state`` says which.
     ``unreported_ok``: the startup safe mode is on (see the module doc).
     ``breathe()`` is called every few thousand files (the caller lets other calls
     take the lock it holds). ``all_files``: details of every file, else only of
-    those not HEALTHY (what fsck prints by default, as HDFS's)."""
+    those not HEALTHY (what fsck prints by default, as HDFS's). ``may_read(row)``:
+    whether the caller may see a file's blocks and their locations (what locate
+    refuses without read permission); a file it may not read is listed without."""
     files = dirs = nblocks = under = missing = corrupt = total = unreported = 0
     decommissioning = decommissioned = 0
     details = []
@@ -94,7 +96,7 @@ def check_tree(rows: list[dict], root_id: int, root_path: str, blocks_of: Callab
             blocks.append((b, [nodes[u] for u in good if u in nodes]))
         if all_files or fstatus != "HEALTHY":
             details.append({"path": paths[r["id"]], "length": r["length"], "replication": r["replication"],
-                            "status": fstatus, "blocks": blocks})
+                            "status": fstatus, "blocks": blocks if may_read(r) else []})
     status = "CORRUPT" if (missing or corrupt) else "DEGRADED" if (under or unreported) else "HEALTHY"
     return {"status": status, "files": files, "directories": dirs, "blocks": nblocks,
             "under_replicated": under, "missing": missing, "corrupt": corrupt, "unreported": unreported,

@@ -69,6 +69,19 @@ def split_path(path: str, new: bool = False) -> list[str]:
     return parts
 
 
+MAX_PRINCIPAL = 256
+
+
+def check_principal(name: str, what: str = "user") -> None:
+    """A user or group name: printable, without white space or ':' (OWNER:GROUP),
+    at most MAX_PRINCIPAL characters. Any other was stored as given (DFS_USER is the
+    client's word) and came back to break listings across lines and a mount's
+    name-to-id mapping."""
+    if not name or len(name) > MAX_PRINCIPAL or ":" in name or not name.isprintable() or any(
+            c.isspace() for c in name):
+        raise errors.InvalidArgumentError(f"invalid {what} name {name!r}")
+
+
 def join(parts: list[str]) -> str:
     return "/" + "/".join(parts)
 
@@ -133,18 +146,20 @@ class Namespace:
     def is_superuser(self, caller: Caller) -> bool:
         return caller.user == self.superuser or self.supergroup in caller.groups
 
-    def _check(self, row: dict, caller: Caller, bits_other: int, path: str) -> None:
-        """POSIX permission check; bits_other is the 'other' form (r=4, w=2, x=1)."""
+    def allowed(self, row: dict, caller: Caller, bits_other: int) -> bool:
+        """POSIX permission check; bits_other is the 'other' form (r=4, w=2, x=1):
+        any one of them set passes."""
         if self.is_superuser(caller):
-            return
+            return True
         mode = row["mode"]
         if caller.user == row["owner"]:
-            ok = mode & (bits_other << 6)
-        elif row["grp"] in caller.groups:
-            ok = mode & (bits_other << 3)
-        else:
-            ok = mode & bits_other
-        if not ok:
+            return bool(mode & (bits_other << 6))
+        if row["grp"] in caller.groups:
+            return bool(mode & (bits_other << 3))
+        return bool(mode & bits_other)
+
+    def _check(self, row: dict, caller: Caller, bits_other: int, path: str) -> None:
+        if not self.allowed(row, caller, bits_other):
             raise errors.DfsPermissionError(path=path)
 
     def _may_replace(self, existing: dict, caller: Caller, path: str) -> None:
@@ -194,7 +209,10 @@ class Namespace:
         st = self.status(row, base)
         if not row["is_dir"]:
             return st, [st], False
+        # Read and search, as HDFS's getListing (READ_EXECUTE): the entries' sizes, owners
+        # and times are what stat of each tells, which takes search permission.
         self._check(row, caller, _stat.S_IROTH, path)
+        self._check(row, caller, _stat.S_IXOTH, path)
         rows = self.store.children(row["id"], start_after, limit + 1)
         prefix = base.rstrip("/") + "/"
         out = [self.status(r, prefix + r["name"]) if r["is_dir"] else self._file_status(r, prefix + r["name"])
@@ -354,6 +372,9 @@ class Namespace:
 
     def chown(self, path: str, owner: str, group: str, caller: Caller) -> FileStatus:
         row = self.resolve(path, caller)
+        for name, what in ((owner, "owner"), (group, "group")):
+            if name:
+                check_principal(name, what)
         su = self.is_superuser(caller)   # the superuser, or a member of the supergroup (HDFS)
         if owner and owner != row["owner"] and not su:
             raise errors.DfsPermissionError(path=path)

@@ -6,7 +6,7 @@ import os
 import signal
 
 from dfs.model import DatanodeDescriptor
-from dfs.namenode.namespace import Caller
+from dfs.namenode.namespace import Caller, check_principal
 from dfs.namenode.namesystem import LocatedBlock, NameSystem
 from dfs.rpc import convert
 from dfs.rpc.status import servicer_method as rpc
@@ -22,7 +22,9 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
         peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
         if peer.startswith("ipv4:"):
             host = peer[5:].rpartition(":")[0]
-    return Caller(user=c.user or "nobody", groups=tuple(c.groups), client_name=c.client_name,
+    user = c.user or "nobody"
+    check_principal(user)   # it owns what it creates; its groups are only matched against
+    return Caller(user=user, groups=tuple(c.groups), client_name=c.client_name,
                   host=host, call_id=c.call_id)
 
 

@@ -72,7 +72,7 @@ class Ids:
         return self._memoized("group", gid, self._group_name)
 
     def _uid_of(self, name: str) -> int:
-        if name.isdigit():
+        if _numeric_id(name):
             return int(name)
         try:
             return pwd.getpwnam(name).pw_uid
@@ -80,7 +80,7 @@ class Ids:
             return self.uid
 
     def _gid_of(self, name: str) -> int:
-        if name.isdigit():
+        if _numeric_id(name):
             return int(name)
         try:
             return grp.getgrnam(name).gr_gid
@@ -251,3 +251,11 @@ def stat_dict(
         "st_mtime": mtime_ns,
         "st_ctime": ctime_ns,
     }
+
+
+def _numeric_id(name: str) -> bool:
+    """A name that is a local uid or gid as written: ASCII digits, no leading zero, below
+    2**32 - 1 (the kernel's -1). str.isdigit() took '²' (int() refused it: every call on
+    the file failed with EIO) and Arabic-Indic digits, and 4294967296 wrapped to root."""
+    return name.isascii() and name.isdigit() and (name == "0" or not name.startswith("0")) \
+        and int(name) < 0xFFFFFFFF

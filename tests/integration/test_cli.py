@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from dfs import errors
 from dfs.testing.cluster import free_port, read_until
 from dfs.testing.faults import locations
 
@@ -829,3 +830,44 @@ def test_cat_into_a_full_output_names_stdout(c, d):
     assert (r.returncode, r.stderr) == (1, b"dfs: cat: stdout: No space left on device\n")
     r = run(c, "cluster")
     assert r.returncode == 2 and b"CLUSTER_COMMAND" in r.stderr and b"cluster_command" not in r.stderr
+
+
+def test_rm_removes_a_file_still_being_written(c, d):
+    """stat does not see a file's first version until it is closed: rm stat-ed first,
+    so it said "No such file" (and rm -f exited 0 while the file appeared on close)."""
+    w = c.client().create(f"{d}/inprog")
+    w.write(b"x" * (3 << 20))      # past SMALL_FILE: created on the namenode, being written
+    r = run(c, "rm", f"{d}/inprog")
+    assert r.returncode == 0, r.stderr
+    with pytest.raises(errors.DfsFileNotFoundError):
+        w.close()
+    assert run(c, "ls", d).stdout == b"Found 0 items\n"
+    fails(run(c, "rm", d), b"Is a directory")      # files_only: the namenode tells directories
+
+
+def test_url_user_and_dfs_user_names(c, d):
+    assert run(c, "chmod", "777", d).returncode == 0
+    url = f"dfs://bob@{c.namenode_address}{d}/f"
+    assert run(c, "touch", url).returncode == 0
+    assert json.loads(run(c, "stat", "--json", f"{d}/f").stdout)["owner"] == "bob"
+    fails(run(c, "touch", f"{d}/g", env={"DFS_USER": "ev\nil x"}), b"invalid user name")
+    assert run(c, "ls", d).stdout.decode().count("\n") == 2     # Found 1 items, f
+    r = run(c, "cat", f"{d}/no\nsuch\x1b[31m")
+    fails(r, b"no\\nsuch\\x1b[31m: No such file")
+    assert r.stderr.count(b"\n") == 1
+
+
+def test_listing_and_fsck_blocks_take_the_permissions_stat_and_locate_do(c, d):
+    assert run(c, "put", "-", f"{d}/secret", input=b"s" * 1000).returncode == 0
+    assert run(c, "chmod", "600", f"{d}/secret").returncode == 0
+    bob = {"DFS_USER": "bob"}
+    fails(run(c, "locate", f"{d}/secret", env=bob), b"Permission denied")
+    r = run(c, "fsck", "--json", "--blocks", "--locations", f"{d}/secret", env=bob)
+    assert r.returncode == 0, r.stderr
+    [f] = json.loads(r.stdout)["details"]
+    assert f["status"] == "HEALTHY" and f["blocks"] == []
+    r = run(c, "fsck", "--json", "--blocks", f"{d}/secret")
+    assert len(json.loads(r.stdout)["details"][0]["blocks"]) == 1
+    assert run(c, "chmod", "744", d).returncode == 0       # read without search
+    fails(run(c, "ls", d, env=bob), b"Permission denied")
+    fails(run(c, "stat", f"{d}/secret", env=bob), b"Permission denied")

@@ -235,9 +235,18 @@ def test_a_url_naming_another_namenode_is_refused_not_served_from_this_cluster(f
     # dfs://USER@HOST:PORT/path: the user (it was taken as part of the namenode's address)
     fs.chmod("/audit/which.txt", 0o600)
     as_bob, path = fsspec.url_to_fs(f"dfs://bob@{nn}/audit/which.txt")
-    assert (as_bob.namenode, path, fs.cat_file(f"dfs://bob@{nn}/audit/which.txt")) == (nn, "/audit/which.txt", b"mine")
+    assert (as_bob.namenode, path) == (nn, "/audit/which.txt")
     with pytest.raises(PermissionError):
         as_bob.cat_file(path)
+    # Another user's URL given to this instance: refused, as another namenode's is (it
+    # served it as the instance's user, here the superuser). Its own user's is served.
+    with pytest.raises(ValueError, match="names user bob, but this filesystem acts as"):
+        fs.cat_file(f"dfs://bob@{nn}/audit/which.txt")
+    me = fs.client.nn.caller.user
+    assert fs.cat_file(f"dfs://{me}@{nn}/audit/which.txt") == b"mine"
+    # A URL made by an instance given a user names that user, so it reopens as them.
+    assert as_bob.unstrip_protocol(path) == f"dfs://bob@{nn}/audit/which.txt"
+    assert fs.unstrip_protocol(path) == f"dfs://{nn}/audit/which.txt"
     fs.chmod("/audit/which.txt", 0o644)
 
     import duckdb

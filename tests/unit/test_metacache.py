@@ -87,3 +87,13 @@ def test_link_count_comes_from_the_namenodes_subdirectory_count():
     cache.removed("/dir/sub2", is_dir=True)
     cache.put("/dir", c.tree["/dir"])
     assert MetaCache.nlink(cache.get("/dir")) == 3
+
+
+@pytest.mark.parametrize("name, numeric", [
+    ("0", True), ("1000", True), ("4294967294", True),
+    ("4294967295", False), ("4294967296", False), ("18446744073709551616", False),   # wrapped to root
+    ("00001", False), ("²", False), ("٣", False), ("-1", False), ("", False)])
+def test_only_plain_ascii_numbers_below_minus_one_are_ids(name, numeric):
+    ids = meta.Ids("root")
+    got = ids.uid_of(name), ids.gid_of(name)   # '²' raised from int(): EIO on every call
+    assert got == ((int(name), int(name)) if numeric else (ids.uid, ids.gid))

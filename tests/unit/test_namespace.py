@@ -14,6 +14,7 @@ from dfs.namenode.namespace import (
     MAX_PATH,
     Caller,
     Namespace,
+    check_principal,
     normalize,
     split_path,
 )
@@ -1251,3 +1252,37 @@ def test_a_block_size_must_be_a_multiple_of_16_kib(ns):
     for good in (64 * 1024, 96 * 1024, 1048576 + 16384):
         row = create(ns, f"/bs{good}", block_size=good)
         assert row["chunk_size"] >= 16384 and good % row["chunk_size"] == 0
+
+
+def test_listing_takes_read_and_search_permission(ns):
+    """HDFS's getListing needs READ_EXECUTE: with read alone a listing told each
+    entry's size, owner and mtime that stat of the same entry refused."""
+    ns.mkdir("/r", ROOT, 1.0)
+    write_file(ns, "/r/secret", [3])
+    ns.chmod("/r", 0o744, ROOT)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.list("/r", BOB)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.stat("/r/secret", BOB)
+    ns.chmod("/r", 0o711, ROOT)           # search alone: stat, no listing
+    assert ns.stat("/r/secret", BOB).size == 3
+    with pytest.raises(errors.DfsPermissionError):
+        ns.list("/r", BOB)
+    ns.chmod("/r", 0o755, ROOT)
+    assert [e.path for e in ns.list("/r", BOB)[1]] == ["/r/secret"]
+
+
+@pytest.mark.parametrize("name", ["a b", "a:b", "ev\nil", "tab\t", "esc\x1b[31m", "x" * 257, "\u2028"])
+def test_chown_refuses_names_a_listing_cannot_show(ns, name):
+    write_file(ns, "/f", [1])
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.chown("/f", name, "", ROOT)
+    with pytest.raises(errors.InvalidArgumentError):
+        ns.chown("/f", "", name, ROOT)
+    st = ns.stat("/f", ROOT)
+    assert (st.owner, st.group) == ("root", "supergroup")
+
+
+@pytest.mark.parametrize("name", ["alice", "alice@EXAMPLE.COM", "DOM\\bob", "é", "x" * 256, "1000"])
+def test_check_principal_takes_ordinary_names(name):
+    check_principal(name)
