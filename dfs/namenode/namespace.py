@@ -19,6 +19,9 @@ from dfs.namenode.store import ROOT_ID, MetaStore
 MAX_NAME = 255
 MAX_PATH = 4096
 LEASE_SOFT_LIMIT = 60.0   # seconds; the namenode may set Namespace.lease_limit
+# Only a file's last two blocks can be uncommitted (the one draining, the one allocated
+# after it: add_block refuses a third), so a writer's steps need no more of its blocks.
+OPEN_TAIL = 2
 
 
 @dataclass(frozen=True)
@@ -37,11 +40,14 @@ class BlockRef:
     length: int
     committed: bool
     offset: int = 0
+    idx: int = 0       # its place in the file (the store orders blocks by it)
 
 
 @dataclass
 class OpenFile:
-    """An inode under construction and its blocks (for the writer)."""
+    """An inode under construction and its last blocks (for the writer): not all of
+    them, which would make each step of a write of n blocks cost n. ``row["length"]``
+    is the length of its committed blocks, kept by the steps that change it."""
 
     row: dict
     blocks: list[BlockRef] = field(default_factory=list)
@@ -492,21 +498,32 @@ class Namespace:
                 "file is not open for writing (removed, completed or its lease expired)", f"#{file_id}")
         if caller is not None and row["lease_holder"] != caller.client_name:
             raise errors.LeaseError(path=row["pending_name"] or "")
-        blocks, off = [], 0
-        for b in self.store.blocks(file_id):
-            blocks.append(BlockRef(b["id"], b["genstamp"], b["length"], bool(b["committed"]), off))
+        return OpenFile(row, self._last_blocks(row))
+
+    def _last_blocks(self, row: dict) -> list[BlockRef]:
+        tail = self.store.last_blocks(row["id"], OPEN_TAIL)
+        off = row["length"] - sum(b["length"] for b in tail)   # uncommitted blocks are 0 long
+        blocks = []
+        for b in tail:
+            blocks.append(BlockRef(b["id"], b["genstamp"], b["length"], bool(b["committed"]), off, b["idx"]))
             off += b["length"]
-        return OpenFile(row, blocks)
+        return blocks
 
     def commit_block(self, f: OpenFile, block_id: int, length: int) -> None:
-        for b in f.blocks:
-            if b.block_id == block_id:
-                if length > f.row["block_size"]:
-                    raise errors.InvalidArgumentError("block longer than the block size")
-                b.length, b.committed = length, True
-                self.store.set_block(block_id, length, True)
-                return
-        raise errors.InvalidArgumentError(f"block {block_id} is not part of this file")
+        """Commit any block of the file (a retry may commit one again), looked up by id."""
+        ref = next((b for b in f.blocks if b.block_id == block_id), None)
+        stored = self.store.block(block_id) if ref is None else None
+        if ref is None and (stored is None or stored["inode"] != f.row["id"]):
+            raise errors.InvalidArgumentError(f"block {block_id} is not part of this file")
+        if length > f.row["block_size"]:
+            raise errors.InvalidArgumentError("block longer than the block size")
+        before = ref.length if ref is not None else stored["length"]  # type: ignore[index]
+        if ref is not None:
+            ref.length, ref.committed = length, True
+        self.store.set_block(block_id, length, True)
+        if length != before:
+            f.row["length"] += length - before
+            self.store.update(f.row["id"], length=f.row["length"])
 
     def add_block(self, f: OpenFile, block_id: int, genstamp: int, now: float, draining: int = 0) -> BlockRef:
         """Append a block. Every earlier block must be committed, except the last
@@ -514,9 +531,10 @@ class Namespace:
         pending = [b for b in f.blocks if not b.committed]
         if pending and not (len(pending) == 1 and pending[0] is f.blocks[-1] and pending[0].block_id == draining):
             raise errors.InvalidArgumentError("previous block not committed")
-        self.store.add_block(f.row["id"], len(f.blocks), block_id, genstamp)
+        idx = f.blocks[-1].idx + 1 if f.blocks else 0
+        self.store.add_block(f.row["id"], idx, block_id, genstamp)
         self.store.update(f.row["id"], lease_expiry=now + self.lease_limit)
-        ref = BlockRef(block_id, genstamp, 0, False, sum(b.length for b in f.blocks))
+        ref = BlockRef(block_id, genstamp, 0, False, f.row["length"], idx)
         f.blocks.append(ref)
         return ref
 
@@ -524,7 +542,12 @@ class Namespace:
         if not f.blocks or f.blocks[-1].block_id != block_id:
             raise errors.InvalidArgumentError(f"block {block_id} is not the last block")
         self.store.remove_block(block_id)
-        f.blocks.pop()
+        gone = f.blocks.pop()
+        if gone.length:
+            f.row["length"] -= gone.length
+            self.store.update(f.row["id"], length=f.row["length"])
+        if not f.blocks:   # those loaded are all gone: the file's last ones are before them
+            f.blocks = self._last_blocks(f.row)
 
     def complete(self, f: OpenFile, caller: Caller | None, now: float,
                  mtime: float | None = None) -> tuple[FileStatus, list[int]]:
@@ -534,10 +557,10 @@ class Namespace:
         if mtime is not None:
             _check_time(mtime, row["pending_name"])
         dropped: list[int] = []
-        for b in [b for b in f.blocks if not b.committed]:
+        for b in [b for b in f.blocks if not b.committed]:   # 0 long: the length stays
             self.store.remove_block(b.block_id)
             dropped.append(b.block_id)
-        length = sum(b.length for b in f.blocks if b.committed)
+        length = row["length"]
         parent = self.store.get(row["parent"])
         if parent is None:
             self.store.delete_subtree(row["id"])
@@ -570,7 +593,7 @@ class Namespace:
         row = self.store.get(file_id)
         if row is None or row["is_dir"] or row["state"] != "C":
             return None
-        blocks = [(b["id"], b["length"]) for b in self.store.blocks(file_id)]
+        blocks = [(b["id"], b["length"]) for b in self.store.last_blocks(file_id, 2)]
         if last is None:
             same = not blocks and previous is None
         else:

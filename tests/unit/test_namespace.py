@@ -593,6 +593,56 @@ def test_abandon_block(ns):
     assert st.size == 15 and dropped == []
 
 
+def test_an_open_file_holds_its_last_blocks_and_keeps_its_committed_length(ns):
+    """The writer's steps read the file's last two blocks and its row, whose length is
+    that of its committed blocks: never the whole block list (n^2 for n blocks)."""
+    row = create(ns, "/f")
+    other = create(ns, "/g")
+    f = ns.open_file(row["id"], ROOT)
+    for bid, n in ((81, 10), (82, 20), (83, 30)):
+        ns.add_block(f, bid, 1, 1.0)
+        ns.commit_block(f, bid, n)
+    assert ns.store.get(row["id"])["length"] == 60
+    again = ns.open_file(row["id"], ROOT)
+    assert [(b.block_id, b.offset, b.length) for b in again.blocks] == [(82, 10, 20), (83, 30, 30)]
+    ns.commit_block(again, 81, 15)   # a retry may commit an earlier block again, by id
+    assert ns.add_block(again, 84, 1, 1.0).offset == 65
+    with pytest.raises(errors.InvalidArgumentError, match="not part of this file"):
+        ns.commit_block(again, ns.add_block(ns.open_file(other["id"], ROOT), 91, 1, 1.0).block_id, 1)
+    ns.abandon_block(again, 84)
+    ns.abandon_block(again, 83)      # committed: its length goes with it
+    ns.abandon_block(again, 82)      # past the blocks it loaded: the file's last is read
+    assert [b.block_id for b in again.blocks] == [81]
+    assert ns.add_block(again, 85, 1, 1.0).offset == 15
+    ns.commit_block(again, 85, 5)
+    st, dropped = ns.complete(again, ROOT, 2.0)
+    assert st.size == 20 and dropped == []
+    assert [(b["id"], b["idx"]) for b in ns.store.blocks(row["id"])] == [(81, 0), (85, 1)]
+
+
+def test_a_file_being_written_by_an_older_namenode_completes_with_its_whole_length(tmp_path):
+    """An older namenode left a file's length 0 until Complete; a store it wrote gets
+    the committed length of every file under construction summed when opened."""
+    db = str(tmp_path / "meta.db")
+    store = SqliteStore(db)
+    ns = Namespace(store, superuser="root")
+    row = create(ns, "/f")
+    f = ns.open_file(row["id"], ROOT)
+    for bid, n in ((101, 7), (102, 8)):
+        ns.add_block(f, bid, 1, 1.0)
+        ns.commit_block(f, bid, n)
+    ns.add_block(f, 103, 1, 1.0)
+    store.update(row["id"], length=0)   # as the older namenode had it
+    store.close()
+
+    ns2 = Namespace(SqliteStore(db), superuser="root")
+    f = ns2.open_file(row["id"], ROOT)
+    assert [(b.block_id, b.offset) for b in f.blocks] == [(102, 7), (103, 15)]
+    ns2.commit_block(f, 103, 9)
+    st, _ = ns2.complete(f, ROOT, 2.0)
+    assert st.size == 24
+
+
 def test_complete_after_parent_removed(ns):
     ns.mkdir("/d", ROOT, 1.0)
     row = create(ns, "/d/f")
