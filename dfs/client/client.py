@@ -9,8 +9,11 @@ and rebuilt after a fork.
 from __future__ import annotations
 
 import os
+import queue
 import select
 import threading
+import time
+import warnings
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
@@ -27,6 +30,13 @@ if TYPE_CHECKING:   # imported on first use: `dfs ls` and the like never load th
     from dfs.client.writer import FileWriter
 
 LEASE_RENEW_INTERVAL = 20.0
+# AbandonFile of a writer dropped unclosed, retries included: the lease thread renews
+# the others' leases meanwhile (well within the namenode's 60 s).
+ABANDON_BUDGET = 5.0
+# ... tried again at each renewal while the namenode cannot be reached, at most this
+# long: then its lease lapses once this client's other writers (if any) are closed.
+ABANDON_RETRY_SECONDS = 120.0
+_WAKE = object()   # on the lease thread's queue: a writer closed, or the client
 # fsck of a large namespace: the tree walk takes seconds per million files, and its
 # details (--files) stream for longer; the namenode answered a ping first.
 FSCK_TIMEOUT = 300.0
@@ -42,9 +52,13 @@ class DfsClient:
         self._pool_obj: ThreadPoolExecutor | None = None
         self._pool_pid = 0
         self._lock, self._lock_pid = threading.Lock(), os.getpid()
-        self._writers: set[FileWriter] = set()
+        # The file ids of this client's writers holding a lease: what renewal needs, and
+        # nothing that keeps a writer alive (one dropped unclosed must be collected).
+        self._leases: set[int] = set()
         self._lease_thread: threading.Thread | None = None
-        self._lease_idle = threading.Event()   # set: no writer left (or closed): the renewer ends
+        # Wakes the lease thread: _WAKE (check whether any lease is left), or the file id
+        # of a writer dropped unclosed (abandon it). A SimpleQueue: put from a finalizer.
+        self._lease_jobs: queue.SimpleQueue = queue.SimpleQueue()
 
     def __reduce__(self):
         return (_rebuild, (self._args,))
@@ -62,7 +76,7 @@ class DfsClient:
         return self._pool_obj
 
     def close(self) -> None:
-        self._lease_idle.set()
+        self._lease_jobs.put(_WAKE)
         self.nn.close()
         if self._pool_obj is not None and self._pool_pid == os.getpid():
             self._pool_obj.shutdown(wait=False)
@@ -229,29 +243,65 @@ class DfsClient:
     # -- leases ---------------------------------------------------------
     def _lease_acquired(self, w: FileWriter) -> None:
         with self._lock:
-            self._writers.add(w)
+            self._leases.add(w.file_id)
             if self._lease_thread is None or not self._lease_thread.is_alive():
                 self._lease_thread = threading.Thread(target=self._renew_leases, name="dfs-lease", daemon=True)
                 self._lease_thread.start()
 
     def _lease_released(self, w: FileWriter) -> None:
         with self._lock:
-            self._writers.discard(w)
-            if not self._writers:
-                self._lease_idle.set()   # the renewer ends now, not up to 20 s later
+            if w.file_id not in self._leases:   # took none (an empty file, an abort before Create)
+                return
+            self._leases.discard(w.file_id)
+            if not self._leases:
+                self._lease_jobs.put(_WAKE)   # the renewer ends now, not up to 20 s later
+
+    def _writer_dropped(self, file_id: int, path: str) -> None:
+        """The finalizer of a writer collected without close() or abort(). It may run on
+        any thread, in the middle of anything (a garbage collection): it takes no lock and
+        makes no call, the lease thread abandons the file. Its id stays among the leases
+        until then, so that thread cannot end first."""
+        self._lease_jobs.put(file_id)   # first: a warning may be raised (-W error)
+        warnings.warn(f"dfs: {path} was being written and never closed: abandoned, not published",
+                      ResourceWarning, stacklevel=1)   # no caller: a garbage collection
 
     def _renew_leases(self) -> None:
+        due = time.monotonic() + LEASE_RENEW_INTERVAL
+        dropped: list[tuple[int, float]] = []   # files of writers dropped unclosed, and when to give up
         while True:
-            self._lease_idle.wait(LEASE_RENEW_INTERVAL)
+            try:
+                job = self._lease_jobs.get(timeout=max(0.0, due - time.monotonic()))
+            except queue.Empty:
+                job = None
+            if isinstance(job, int) and not self._abandon(job):
+                dropped.append((job, time.monotonic() + ABANDON_RETRY_SECONDS))
+            if dropped and time.monotonic() >= due:
+                dropped = [(f, end) for f, end in dropped if not self._abandon(f, give_up=time.monotonic() > end)]
             with self._lock:
-                self._lease_idle.clear()
-                if not self._writers:
+                if not self._leases:
                     self._lease_thread = None
                     return
-            try:
-                self.nn.call("RenewLease", pb.RenewLeaseRequest(), timeout=5.0)
-            except errors.DfsError:
-                pass
+            if time.monotonic() >= due:
+                due = time.monotonic() + LEASE_RENEW_INTERVAL
+                try:
+                    self.nn.call("RenewLease", pb.RenewLeaseRequest(), timeout=5.0)
+                except errors.DfsError:
+                    pass
+
+    def _abandon(self, file_id: int, give_up: bool = False) -> bool:
+        """Drop the file of a writer dropped unclosed, and its lease; False: the namenode
+        could not be reached (tried again at the next renewal: the lease is the client's,
+        renewed for this file too as long as other writers are open), unless ``give_up``."""
+        try:
+            self.nn.call("AbandonFile", pb.AbandonBlockRequest(file_id=file_id), budget=ABANDON_BUDGET)
+        except (errors.NamenodeUnreachableError, errors.SafeModeError):
+            if not give_up:
+                return False
+        except errors.DfsError:
+            pass   # e.g. its lease was recovered already: the namenode dropped it itself
+        with self._lock:
+            self._leases.discard(file_id)
+        return True
 
 
 def _rebuild(args: dict) -> DfsClient:

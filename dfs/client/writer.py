@@ -36,6 +36,14 @@ Blocks stream back to back: a full block's end frame is sent and its ack
 is read only once the next block's data is out (``_settle``), so the
 pipeline never idles while the datanodes commit. Hence up to two blocks
 acked but not yet reported to the namenode (``_unreported``).
+
+A writer dropped without ``close()`` or ``abort()`` (an exception path without
+``with``, a forgotten handle) is abandoned, never published: the sender thread
+holds it only while it works on a chunk, so it is collected like any object,
+and its finalizer warns (ResourceWarning, as an unclosed file does) and hands
+the file to the client's lease thread, which stops renewing its lease and
+tells the namenode to drop it (AbandonFile); the sender thread ends within
+``_IDLE_CHECK`` seconds.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -60,6 +69,7 @@ MAX_PIPELINE_ATTEMPTS = 5
 SMALL_FILE = 1 << 20        # bytes buffered before the file is created on the namenode
 _INLINE_CHUNKS = 7          # a file of at most this many chunks is sent by close() itself
 _END = object()
+_IDLE_CHECK = 1.0           # seconds: how soon an idle sender thread notices its writer was dropped
 # How long the first datanode of a block's first pipeline may take to send its setup
 # reply (OpHeader.ready_reply: sent as soon as it reads the header) before the writer
 # gives it up and writes the block elsewhere: a frozen (SIGSTOPped) head, whose kernel
@@ -92,6 +102,47 @@ class _Block:
         self.ready_by = 0.0            # ... or is given up at this time (monotonic)
 
 
+class _Sending:
+    """The sender's work between two chunks: the block being sent, its socket and the
+    encodes in flight, and the block draining. Kept apart from the FileWriter so that
+    the sender thread, waiting for the next chunk, holds this and not the writer."""
+
+    def __init__(self):
+        self.block: _Block | None = None
+        self.sock = None
+        self.inflight: deque[tuple[Future, int]] = deque()
+        # The block whose end was sent and whose acknowledgement is not read yet, with its
+        # socket: the next block streams meanwhile (no pipeline drain between blocks).
+        self.draining: tuple[_Block, object] | None = None
+
+    def drop(self) -> None:
+        """Close what is open: the sending stopped halfway (an error, a writer dropped)."""
+        for fut, _ in self.inflight:
+            fut.cancel()
+        self.inflight.clear()
+        for sock in (self.sock, self.draining and self.draining[1]):
+            FileWriter._drop(sock)
+        self.block = self.sock = self.draining = None
+
+
+def _sender_thread(writer: weakref.ref, q: queue.Queue, sending: _Sending) -> None:
+    """The sender thread's body: ``FileWriter._send_next`` for each chunk queued, the
+    writer held only meanwhile. Once the writer is collected (dropped unclosed, its
+    finalizer abandoned the file) the thread closes its sockets and ends."""
+    while True:
+        try:
+            item = q.get(timeout=_IDLE_CHECK)
+        except queue.Empty:
+            item = None
+        w = writer()
+        if w is None:
+            sending.drop()
+            return
+        if item is not None and not w._send_next(item, sending):
+            return
+        del w
+
+
 class FileWriter:
     """A file being written. Not thread-safe: one writer thread, like a file object."""
 
@@ -115,9 +166,7 @@ class FileWriter:
         self._refusals: dict[str, str] = {}   # datanode -> why it refused a block (a full disk)
         # Acknowledged blocks whose commit the namenode has not heard yet: (id, length, nodes).
         self._unreported: list[tuple[int, int, list[str]]] = []
-        # The block whose end was sent and whose acknowledgement is not read yet, with its
-        # socket: the next block streams meanwhile (no pipeline drain between blocks).
-        self._draining: tuple[_Block, object] | None = None
+        self._sending = _Sending()
         self._first: _Block | None = None     # allocated by Create, not yet used
         self._started = False                 # sending has begun (thread or inline)
         self.closed = False
@@ -126,6 +175,8 @@ class FileWriter:
         # The file's mtime, sent with Complete (None: the namenode's time of completion).
         # An empty file never opened is made by Create alone, which takes none.
         self.mtime: float | None = None
+        # Abandons the file if this writer is collected unclosed (set with the lease).
+        self._abandon_if_dropped: weakref.finalize | None = None
 
     # -- namenode -------------------------------------------------------
     def _named(self, e: errors.DfsError) -> errors.DfsError:
@@ -155,6 +206,15 @@ class FileWriter:
         if r.HasField("block"):
             self._first = _Block(r.block)
         self.client._lease_acquired(self)
+        # Not at interpreter exit: the process's end lapses the lease, as a kill would.
+        self._abandon_if_dropped = weakref.finalize(self, self.client._writer_dropped, self.file_id, self.path)
+        self._abandon_if_dropped.atexit = False
+
+    def _release(self) -> None:
+        """Closed or aborted: its lease is no longer renewed, and nothing is left to abandon."""
+        if self._abandon_if_dropped is not None:
+            self._abandon_if_dropped.detach()
+        self.client._lease_released(self)
 
     @classmethod
     def create_empty_and_open(cls, client, path: str, *, mode: int = 0o644):
@@ -183,7 +243,8 @@ class FileWriter:
         self._started = True
         if not closing or len(buffered) > _INLINE_CHUNKS * self.chunk_size:
             self._queue = queue.Queue(maxsize=8)
-            self._sender = threading.Thread(target=self._send_loop, name="dfs-writer", daemon=True)
+            self._sender = threading.Thread(target=_sender_thread, name="dfs-writer", daemon=True,
+                                            args=(weakref.ref(self), self._queue, self._sending))
             self._sender.start()
         else:
             self._queue = queue.Queue()   # unbounded: close() fills it before sending
@@ -199,8 +260,8 @@ class FileWriter:
             req.has_previous = True
             req.previous.CopyFrom(cpb.Block(block_id=bid, length=length))
             req.previous_nodes.extend(nodes)
-        if self._draining is not None:
-            req.draining = self._draining[0].block_id
+        if self._sending.draining is not None:
+            req.draining = self._sending.draining[0].block_id
         try:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
@@ -263,42 +324,44 @@ class FileWriter:
             raise self._error
 
     def _send_loop(self) -> None:
-        """Turn plaintext chunks into blocks on the wire; runs on its own thread."""
+        """Send what is queued, up to its end, from this thread (a small file's close)."""
+        while self._send_next(self._queue.get(), self._sending):
+            pass
+
+    def _send_next(self, item, st: _Sending) -> bool:
+        """Turn one plaintext chunk (or the end, ``_END``) into blocks on the wire;
+        False once sending is over (ended, or failed: ``_error``)."""
         try:
-            block: _Block | None = None
-            sock = None
-            inflight: deque[tuple[Future, int]] = deque()
-            while True:
-                item = self._queue.get()
-                if item is _END:
-                    break
-                if block is None:
-                    block = self._add_block()
-                    sock = self._open(block)
-                block.plain.append(item)
-                index = len(block.plain) - 1
-                inflight.append((self._pool.submit(self.codec.encode, item, block.block_id, index), index))
-                # Keep a couple of encodes ahead of the socket.
-                while len(inflight) > 2:
-                    sock = self._send_one(block, sock, inflight)
-                block.length += len(item)
-                if block.length >= self.block_size:
-                    while inflight:
-                        sock = self._send_one(block, sock, inflight)
-                    sock = self._settle(block, sock)
-                    self._end(block, sock)
-                    block, sock = None, None
-            if block is not None:
-                while inflight:
-                    sock = self._send_one(block, sock, inflight)
-                sock = self._settle(block, sock)
-                self._finish(block, sock)
-            else:
-                self._settle(None, None)
+            if item is _END:
+                if st.block is not None:
+                    while st.inflight:
+                        st.sock = self._send_one(st.block, st.sock, st.inflight)
+                    st.sock = self._settle(st.block, st.sock)
+                    self._finish(st.block, st.sock)
+                    st.block = st.sock = None
+                else:
+                    self._settle(None, None)
+                return False
+            if st.block is None:
+                st.block = self._add_block()
+                st.sock = self._open(st.block)
+            block = st.block
+            block.plain.append(item)
+            index = len(block.plain) - 1
+            st.inflight.append((self._pool.submit(self.codec.encode, item, block.block_id, index), index))
+            # Keep a couple of encodes ahead of the socket.
+            while len(st.inflight) > 2:
+                st.sock = self._send_one(block, st.sock, st.inflight)
+            block.length += len(item)
+            if block.length >= self.block_size:
+                while st.inflight:
+                    st.sock = self._send_one(block, st.sock, st.inflight)
+                st.sock = self._settle(block, st.sock)
+                self._end(block, st.sock)
+                st.block = st.sock = None
+            return True
         except BaseException as e:   # surfaced to the writing thread
-            if self._draining is not None:
-                self._draining[1].close()
-                self._draining = None
+            st.drop()
             # e.g. an AbandonBlock refused after the lease expired
             self._error = self._named(e) if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
             while True:   # unblock a producer waiting on a full queue
@@ -306,6 +369,7 @@ class FileWriter:
                     self._queue.get_nowait()
                 except queue.Empty:
                     break
+            return False
 
     def _open(self, block: _Block):
         for _attempt in range(MAX_PIPELINE_ATTEMPTS):
@@ -373,7 +437,7 @@ class FileWriter:
             frames.send_msg(sock, dpb.ChunkFrame(end=True))
         except OSError:
             pass
-        self._draining = (block, sock)
+        self._sending.draining = (block, sock)
 
     def _ack(self, block: _Block, sock) -> list[str] | None:
         """Read a block's acknowledgement: None when stored, else the nodes to avoid."""
@@ -418,10 +482,10 @@ class FileWriter:
         ``block`` (sent, not ended) is dropped, the draining block is written
         again and waited for, then ``block`` is sent again after it. Returns
         ``block``'s socket."""
-        if self._draining is None:
+        if self._sending.draining is None:
             return sock
-        prev, psock = self._draining
-        self._draining = None
+        prev, psock = self._sending.draining
+        self._sending.draining = None
         known = len(self._excluded)
         failed = self._ack(prev, psock)
         if failed is None:
@@ -539,7 +603,7 @@ class FileWriter:
             self.abort()
             raise
         finally:
-            self.client._lease_released(self)
+            self._release()
 
     def abort(self) -> None:
         """Give up: the file never appears (the namenode drops it when the lease lapses)."""
@@ -555,7 +619,7 @@ class FileWriter:
                 self.client.nn.call("AbandonFile", pb.AbandonBlockRequest(file_id=self.file_id), timeout=2.0)
             except errors.DfsError:
                 pass
-        self.client._lease_released(self)
+        self._release()
 
     def __enter__(self):
         return self

@@ -296,7 +296,7 @@ def test_blocks_stream_back_to_back_without_a_drain(cluster, monkeypatch):
     draining = []
 
     def add_block(self):
-        draining.append(self._draining is not None)
+        draining.append(self._sending.draining is not None)
         return real_add(self)
 
     monkeypatch.setattr(writer_mod.FileWriter, "_add_block", add_block)
