@@ -155,7 +155,8 @@ class DfsClient:
                           mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
 
     def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        r = self.open_read(path)
+        ranged = offset >= 0 and length is not None and length >= 0
+        r = self.open_read(path, start=offset, length=length) if ranged else self.open_read(path)
         return b"".join(r.iter_range(offset, length))
 
     def write_bytes(self, path: str, data: bytes, **kw) -> FileStatus:

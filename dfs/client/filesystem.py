@@ -509,8 +509,16 @@ class DFSFileSystem(AbstractFileSystem):
 
     # -- whole-file data --------------------------------------------------------
     def cat_file(self, path, start=None, end=None, **kwargs) -> bytes:
-        reader = self.client.open_read(self._strip_protocol(path))   # one namenode RPC
+        reader = self._open_for(self._strip_protocol(path), start, end)   # one namenode RPC
         return self._cat_reader(reader, start, end)
+
+    def _open_for(self, path: str, start, end):
+        """A reader of ``path`` that loads, at first, the block locations of [start, end)
+        if it is known before the size is (not counted from the end)."""
+        start = start or 0
+        if start >= 0 and end is not None and end >= 0:
+            return self.client.open_read(path, start=start, length=max(0, end - start))
+        return self.client.open_read(path)
 
     def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
         """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
@@ -529,7 +537,7 @@ class DFSFileSystem(AbstractFileSystem):
                 p = self._strip_protocol(path)
                 if p not in readers:
                     try:
-                        readers[p] = self.client.open_read(p)
+                        readers[p] = self._open_for(p, start, end)
                     except Exception as e:   # noqa: BLE001 - the same answer for each range
                         readers[p] = e
                 reader = readers[p]

@@ -15,7 +15,6 @@ import os
 import sys
 import threading
 import warnings
-from bisect import bisect_right
 from collections import Counter, OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -70,12 +69,7 @@ def _write_opts(kwargs: dict) -> dict:
 
 
 def _block_ranges(reader, start: int, end: int) -> list[tuple[int, int]]:
-    out = []
-    for b in reader.blocks:
-        lo, hi = max(start, b.offset), min(end, b.offset + b.block.length)
-        if lo < hi:
-            out.append((lo, hi))
-    return out
+    return [(max(start, b.offset), min(end, b.offset + b.block.length)) for b in reader.blocks_in(start, end)]
 
 
 def _read_parallel(reader, start: int, end: int) -> bytes:
@@ -97,13 +91,12 @@ class _ChunkCache:
     units in runs (contiguous, within one block, at most RUN_CHUNKS), the
     first run on the calling thread and the others concurrently; a unit that
     is already being fetched (by read-ahead) is waited for, never fetched twice.
-    A reader opened on a window of the file (``window=``) is widened to the
-    whole file the first time a read leaves it.
+    The reader loads the block locations a read needs; read-ahead goes only as
+    far as those already loaded (the reader loads some blocks ahead of each read).
     """
 
-    def __init__(self, reader, reopen, *, max_bytes: int, readahead: int):
+    def __init__(self, reader, *, max_bytes: int, readahead: int):
         self.reader = reader
-        self._reopen = reopen
         self.size = reader.size
         self.max_bytes = max_bytes
         self.readahead = readahead
@@ -115,7 +108,6 @@ class _ChunkCache:
         self.fetch_counts: Counter[int] = Counter()   # unit offset -> times fetched
         self.requests = 0                               # datanode requests made
         self._pid = os.getpid()
-        self._build_units()
 
     def _after_fork(self) -> None:
         """In a forked child: the parent's lock may be held for ever and its fetches in
@@ -124,27 +116,15 @@ class _ChunkCache:
         self.inflight = {}
         self._pid = os.getpid()
 
-    def _build_units(self) -> None:
-        cs = self.reader.chunk_size
-        starts, ends, blocks = [], [], []
-        for b in self.reader.blocks:
-            off, blen = b.offset, b.block.length
-            for lo in range(0, blen, cs):
-                starts.append(off + lo)
-                ends.append(off + min(blen, lo + cs))
-                blocks.append(off)
-        self.starts, self.ends, self.block_of = starts, ends, blocks
-        self.covered = self.reader.covered
-
     def _units(self, start: int, end: int) -> list[tuple[int, int, int]]:
         """(start, end, block offset) of the units overlapping [start, end) (lock held)."""
-        lo, hi = self.covered
-        if start < lo or end > hi:
-            self.reader = self._reopen()
-            self._build_units()
-        first = max(bisect_right(self.starts, start) - 1, 0)
-        last = bisect_right(self.starts, end - 1) - 1
-        return [(self.starts[i], self.ends[i], self.block_of[i]) for i in range(first, last + 1)]
+        cs = self.reader.chunk_size
+        out = []
+        for b in self.reader.blocks_in(start, end):
+            off, blen = b.offset, b.block.length
+            for lo in range((max(start, off) - off) // cs * cs, min(end - off, blen), cs):
+                out.append((off + lo, off + min(blen, lo + cs), off))
+        return out
 
     # -- fetching ---------------------------------------------------------------
     def _runs(self, units) -> list[list[tuple[int, int, int]]]:
@@ -218,7 +198,7 @@ class _ChunkCache:
             for _, run, fut in started:
                 waiting.update(dict.fromkeys((u[0] for u in run), fut))
             if start == self.last_end and self.readahead:      # sequential: fetch ahead
-                ahead_end = min(self.size, end + self.readahead, self.covered[1])
+                ahead_end = self.reader.loaded_until(end, end + self.readahead)
                 if ahead_end > end:
                     ahead = [u for u in self._units(end, ahead_end) if u[0] > units[-1][0]]
                     for run in self._runs(ahead):
@@ -248,9 +228,9 @@ class DFSFile(AbstractBufferedFile):
 
     Extra keyword arguments: ``replication``, ``dfs_block_size``, ``permissions``
     (writing); ``prefer_hosts`` (reading: try replicas on these hosts first) and
-    ``window=(offset, length)`` (reading: load only the locations of the blocks in
-    that range, widened to the whole file if a read leaves it; for tasks that
-    read one split of a large file).
+    ``window=(offset, length)`` (reading: load at first only the locations of the
+    blocks in that range, others as reads leave it; for tasks that read one split
+    of a large file).
     ``cache_options``: ``max_bytes`` (LRU size) and ``readahead`` (bytes).
     """
 
@@ -266,15 +246,12 @@ class DFSFile(AbstractBufferedFile):
         block_size = block_size or DEFAULT_BUFFER_SIZE
         opts = dict(cache_options or {})
         if mode == "rb":
-            def reopen(start=0, length=None):
-                r = fs.client.open_read(path, start=start, length=length)
-                if prefer_hosts:
-                    _prefer(r, prefer_hosts)
-                return r
-
-            # One RPC: status, block locations (all, or those of `window`), the file's key.
-            reader = reopen(*window) if window else reopen()
-            self._chunks = _ChunkCache(reader, reopen,
+            # One RPC: status, the first block locations (those of `window`), the file's key.
+            reader = fs.client.open_read(path, start=window[0], length=window[1]) if window else \
+                fs.client.open_read(path)
+            if prefer_hosts:
+                reader.prefer(prefer_hosts)
+            self._chunks = _ChunkCache(reader,
                                        max_bytes=int(opts.pop("max_bytes", DEFAULT_CACHE_BYTES)),
                                        readahead=int(opts.pop("readahead", DEFAULT_READAHEAD)))
             self._details = fs._info_from_status(convert.status_from_pb(reader.status))
@@ -307,11 +284,13 @@ class DFSFile(AbstractBufferedFile):
 
     @property
     def chunk_stats(self) -> dict:
-        """Datanode requests made and how often each chunk was fetched (for tests and tuning)."""
+        """Datanode requests made, how often each chunk was fetched, and the chunks of the
+        blocks whose locations were loaded (for tests and tuning)."""
         c = self._chunks
+        cs = c.reader.chunk_size
         return {"requests": c.requests, "chunks_fetched": sum(c.fetch_counts.values()),
                 "max_fetches_per_chunk": max(c.fetch_counts.values(), default=0),
-                "chunks": len(c.starts)}
+                "chunks": sum(-(-b.block.length // cs) for b in c.reader.blocks)}
 
     # -- writing ----------------------------------------------------------------
     def seekable(self):
@@ -469,11 +448,5 @@ def _binary_mode(mode: str) -> str:
 
 
 def _prefer(reader, hosts) -> None:
-    """Order each block's replicas so those on ``hosts`` are tried first."""
-    hosts = set(hosts)
-    for b in reader.blocks:
-        locs = list(b.locations)
-        ordered = sorted(locs, key=lambda d: d.address.rpartition(":")[0] not in hosts)
-        if ordered != locs:
-            del b.locations[:]
-            b.locations.extend(ordered)
+    """Have ``reader`` try the replicas on ``hosts`` first."""
+    reader.prefer(hosts)

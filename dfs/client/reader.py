@@ -30,6 +30,7 @@ import logging
 import os
 import queue
 import threading
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +45,12 @@ from dfs.rpc.v1 import namenode_pb2 as pb
 log = logging.getLogger(__name__)
 SEGMENT_CHUNKS = 16
 STREAM_BYTES = 32 << 20          # one request of a streamed read (the next is sent while it drains)
+# Block locations are loaded as reads need them, plus this many blocks ahead (HDFS's
+# dfs.client.read.prefetch.size): a small read of a file of 20,000 blocks was answered
+# with all of them (megabytes, built under the namenode's lock), a sequential reader asks
+# once per this many blocks.
+AHEAD_BLOCKS = 10
+STREAM_WINDOW = 1 << 30          # a streamed read loads the locations of this many bytes at a time
 _ALL = 0xFFFFFFFF
 _AHEAD = 32                      # decoded records queued ahead of an iter_range consumer
 COPY_LANES = 2                   # copy_to receives two segments at once (two datanodes' disks)...
@@ -60,7 +67,6 @@ FAILOVER_TIMEOUT = float(os.environ.get("DFS_READ_FAILOVER_SECONDS", "4"))
 class _Record:
     """One received record, its xxh3 checked; ``view`` lies in ``buf``, which goes back
     to the free list when done."""
-    bi: int
     bid: int
     boff: int           # byte offset of the block in the file
     index: int          # chunk index in the block
@@ -73,32 +79,130 @@ class _Record:
 class FileReader:
     def __init__(self, client, path: str, *, pool: ThreadPoolExecutor, start: int = 0,
                  length: int | None = None):
-        """``start``/``length`` limit the block locations loaded to the blocks overlapping
-        that range (a Dask task reading one block of a huge file); reads must stay inside."""
+        """Block locations are loaded as reads need them, never all at once: first those
+        of the blocks overlapping ``start``/``length`` (a ranged read; a Dask task reading
+        one block of a huge file), without ``length`` the block holding ``start`` and
+        AHEAD_BLOCKS more; then those of each range a read leaves them for, plus AHEAD_BLOCKS."""
         self.client, self.path = client, path
         self._pool_obj, self._pool_pid = pool, os.getpid()
-        self.window = None if length is None else (start, start + max(1, length))
+        self._lock_obj, self._lock_pid = threading.Lock(), os.getpid()
         self.status = None
-        self._load()
-
-    def _load(self) -> None:
-        if self.window is None:
-            req = pb.GetBlockLocationsRequest(path=self.path, all=True)
+        # The loaded blocks in file order, and their offsets: runs of consecutive blocks
+        # (a read here, another there). One tuple, replaced whole: readers need no lock.
+        self._index: tuple[list, list[int]] = ([], [])
+        self._hosts: set[str] = set()
+        self._dead: set[str] = set()
+        if length is None:
+            self._load(start, 1, AHEAD_BLOCKS)
         else:
-            req = pb.GetBlockLocationsRequest(path=self.path, offset=self.window[0],
-                                              length=self.window[1] - self.window[0])
-        r = self.client.nn.call("GetBlockLocations", req)
+            self._load(start, max(1, length), 0)
+
+    def _load(self, offset: int, length: int, ahead: int) -> None:
+        r = self.client.nn.call("GetBlockLocations", pb.GetBlockLocationsRequest(
+            path=self.path, offset=offset, length=length, ahead=ahead))
         if self.status is not None and r.status.inode_id != self.status.inode_id:
             # Another file now has the name (replaced, or renamed over): this reader
             # stays with the one it opened, which is gone - every later read says so,
             # rather than reading on in the new file's bytes (with the old one's size).
             raise errors.DfsFileNotFoundError("file changed while being read", self.path)
+        if self.status is None:
+            self.chunk_size = r.key.chunk_size or 1 << 20
+            self.codec = ChunkCodec(r.key.key) if r.key.key else None
         self.status = r.status
         self.size = r.status.length
-        self.blocks = list(r.blocks)
-        self.chunk_size = r.key.chunk_size or 1 << 20
-        self.codec = ChunkCodec(r.key.key) if r.key.key else None
-        self._dead: set[str] = set()
+        new = list(r.blocks)
+        if self._hosts:
+            for b in new:
+                _put_first(b, self._hosts)
+        self._index = _merged(self._index, new)
+
+    @property
+    def blocks(self) -> list:
+        """The blocks whose locations are loaded, in file order (not all of them, in general)."""
+        return self._index[0]
+
+    @property
+    def _loading(self) -> threading.Lock:
+        # A lock held by another thread when a process forked stays held in the child.
+        if self._lock_pid != os.getpid():
+            self._lock_obj, self._lock_pid = threading.Lock(), os.getpid()
+        return self._lock_obj
+
+    def _loaded(self, start: int, end: int) -> tuple[list, int | None]:
+        """(the loaded blocks overlapping [start, end), the first byte of it no loaded
+        block holds, or None)."""
+        blocks, offsets = self._index
+        out, pos = [], start
+        for k in range(max(bisect_right(offsets, start) - 1, 0), len(blocks)):
+            if pos >= end:
+                break
+            b = blocks[k]
+            if b.offset > pos:
+                break
+            if b.offset + b.block.length > pos:
+                out.append(b)
+                pos = b.offset + b.block.length
+        return out, (None if pos >= end else pos)
+
+    def blocks_in(self, start: int, end: int) -> list:
+        """The blocks overlapping [start, end), their locations loaded first if need be."""
+        end = min(end, self.size)
+        if start >= end:
+            return []
+        got, gap = self._loaded(start, end)
+        if gap is None:
+            return got
+        with self._loading:
+            while True:
+                got, was = self._loaded(start, end)
+                if was is None:
+                    return got
+                # up to the next loaded block, if one is in the range (then nothing ahead)
+                offsets = self._index[1]
+                k = bisect_right(offsets, was)
+                upto = offsets[k] if k < len(offsets) and offsets[k] < end else end
+                self._load(was, upto - was, AHEAD_BLOCKS if upto == end else 0)
+                _, gap = self._loaded(start, end)
+                if gap is not None and gap <= was:
+                    raise errors.DfsFileNotFoundError(f"no block holds byte {gap} of the file", self.path)
+
+    def block_at(self, offset: int):
+        """The block holding byte ``offset`` (< size), its locations loaded if need be."""
+        return self.blocks_in(offset, offset + 1)[0]
+
+    def loaded_until(self, start: int, limit: int) -> int:
+        """How far from ``start`` (up to ``limit``) the loaded blocks reach without a gap:
+        how far a read-ahead can go without asking the namenode."""
+        _, gap = self._loaded(start, min(limit, self.size))
+        return min(limit, self.size) if gap is None else gap
+
+    def prefer(self, hosts) -> None:
+        """Try the replicas on ``hosts`` first, in the blocks loaded now and later."""
+        self._hosts = set(hosts)
+        with self._loading:
+            for b in self.blocks:
+                _put_first(b, self._hosts)
+
+    def _find(self, block):
+        """The loaded block that is ``block`` (its locations the latest loaded), or None."""
+        blocks, offsets = self._index
+        i = bisect_left(offsets, block.offset)
+        while i < len(blocks) and offsets[i] == block.offset:
+            if blocks[i].block.block_id == block.block.block_id:
+                return blocks[i]
+            i += 1
+        return None
+
+    def _refresh(self, block):
+        """``block`` with its locations loaded again (and the blocks' after it): all the
+        replicas we knew have failed."""
+        with self._loading:
+            self._dead = set()
+            self._load(block.offset, max(1, block.block.length), AHEAD_BLOCKS)
+        fresh = self._find(block)
+        if fresh is None:
+            raise errors.DfsFileNotFoundError("file changed while being read", self.path)
+        return fresh
 
     @property
     def _pool(self) -> ThreadPoolExecutor:
@@ -109,16 +213,6 @@ class FileReader:
         return self._pool_obj
 
     # -- public ---------------------------------------------------------
-    @property
-    def covered(self) -> tuple[int, int]:
-        """The byte range whose block locations are loaded (the whole file unless windowed)."""
-        if self.window is None:
-            return 0, self.size
-        if not self.blocks:
-            return 0, 0
-        last = self.blocks[-1]
-        return self.blocks[0].offset, last.offset + last.block.length
-
     def read_range(self, offset: int, length: int) -> bytes:
         return b"".join(self.iter_range(offset, length, prefetch=False))
 
@@ -127,17 +221,18 @@ class FileReader:
         end = self._end(offset, length)
         if offset >= end:
             return iter(())
-        segments = list(self._segments(offset, end))
-        if not prefetch or len(segments) == 1:
-            return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
-        return self._pipelined(offset, end)
+        one = SEGMENT_CHUNKS * self.chunk_size      # more is more than one segment: no need to look
+        segments = list(self._segments(offset, end)) if not prefetch or end - offset <= one else []
+        if prefetch and len(segments) != 1:
+            return self._pipelined(offset, end)
+        return (piece for seg in segments for piece in self._cut(seg, self._fetch(*seg[:3])))
 
-    def fetch_chunks(self, block_index: int, first: int, last: int) -> Iterator[bytes]:
-        """Plaintext of chunks ``first..last`` of ``self.blocks[block_index]`` in order,
-        each as soon as it is decoded, with replica failover.
+    def fetch_chunks(self, block_offset: int, first: int, last: int) -> Iterator[bytes]:
+        """Plaintext of chunks ``first..last`` of the block at ``block_offset`` in the file,
+        in order, each as soon as it is decoded, with replica failover.
 
         For callers that cache whole chunks (the FUSE mount's block cache)."""
-        return self._iter_fetch(block_index, first, last)
+        return self._iter_fetch(self.block_at(block_offset), first, last)
 
     def copy_to(self, out, offset: int = 0, length: int | None = None, *,
                 progress: Callable[[int], None] | None = None) -> int:
@@ -156,34 +251,31 @@ class FileReader:
                 rec, e = bad
                 log.warning("block %d on %s: %s; trying another replica", rec.bid, rec.addr, e)
                 self.client.report_bad(rec.bid, rec.addr, str(e))
-                excluded.setdefault(rec.bi, set()).add(rec.addr)
+                excluded.setdefault(rec.bid, set()).add(rec.addr)
         return max(0, end - offset)
 
     def _end(self, offset: int, length: int | None) -> int:
-        end = self.size if length is None else min(self.size, offset + length)
-        if offset < end and self.window is not None:
-            lo, hi = self.covered
-            if not (lo <= offset and end <= hi):
-                raise ValueError(f"{self.path}: range {offset}-{end} is outside the blocks this reader loaded")
-        return end
+        return self.size if length is None else min(self.size, offset + length)
 
     # -- planning -------------------------------------------------------
     def _segments(self, start: int, end: int, per: int = SEGMENT_CHUNKS):
-        """(block index, first chunk, last chunk, byte offset of first chunk, start, end) pieces."""
+        """(block, first chunk, last chunk, byte offset of first chunk, start, end) pieces."""
         cs = self.chunk_size
-        for bi, b in enumerate(self.blocks):
+        for b in self.blocks_in(start, end):
             boff, blen = b.offset, b.block.length
-            if boff + blen <= start or boff >= end:
-                continue
             lo, hi = max(start, boff) - boff, min(end, boff + blen) - boff
             first, last = lo // cs, (hi - 1) // cs
             for f in range(first, last + 1, per):
                 upto = min(last, f + per - 1)
                 seg_start = boff + f * cs
-                yield (bi, f, upto, seg_start, max(start, seg_start), min(end, boff + (upto + 1) * cs))
+                yield (b, f, upto, seg_start, max(start, seg_start), min(end, boff + (upto + 1) * cs))
 
     def _stream_segments(self, start: int, end: int) -> list:
-        return list(self._segments(start, end, max(SEGMENT_CHUNKS, STREAM_BYTES // self.chunk_size)))
+        """The segments of one pass of a streamed read: the blocks of up to STREAM_WINDOW
+        bytes from ``start``, whole (a pass that ended inside a chunk would fetch it twice)."""
+        blocks = self.blocks_in(start, min(end, start + STREAM_WINDOW))
+        stop = min(end, blocks[-1].offset + blocks[-1].block.length)
+        return list(self._segments(start, stop, max(SEGMENT_CHUNKS, STREAM_BYTES // self.chunk_size)))
 
     def _cut(self, seg, chunks: list[bytes]) -> list[bytes]:
         """The chunks of one segment trimmed to the wanted range, unjoined:
@@ -247,16 +339,16 @@ class FileReader:
         ``request_ahead`` the next segment is asked for while this one drains."""
         ahead: tuple | None = None       # (segment number, address, socket) requested early
         try:
-            for si, (bi, first, last, *_) in enumerate(segments):
+            for si, (seg_block, first, last, *_) in enumerate(segments):
                 if ahead is not None and ahead[0] != si:
                     ahead[2].close()
                     ahead = None
                 done = 0
-                tried: set[str] = set(excluded.get(bi, ()))
+                bid = seg_block.block.block_id
+                tried: set[str] = set(excluded.get(bid, ()))
                 refreshed = False
+                block = self._find(seg_block) or seg_block       # as last loaded (_refresh)
                 while True:
-                    block = self.blocks[bi]
-                    bid = block.block.block_id
                     locs = [d.address for d in block.locations if d.address not in tried]
                     locs.sort(key=lambda a: a in self._dead)
                     if ahead is not None and ahead[0] == si and ahead[1] in locs:
@@ -297,7 +389,7 @@ class FileReader:
                                     view.release()
                                     self._recycle(buf)
                                     raise
-                                rec = _Record(bi, bid, block.offset, first + done, addr,
+                                rec = _Record(bid, block.offset, first + done, addr,
                                               m.plain_length, buf, view)
                                 done += 1
                                 yield rec
@@ -325,9 +417,7 @@ class FileReader:
                                    else "every replica is corrupt")
                             raise errors.BlockMissingError(f"no readable replica of block {bid} ({why})", self.path)
                         refreshed = True
-                        self._load()
-                        if bi >= len(self.blocks) or self.blocks[bi].block.block_id != bid:
-                            raise errors.DfsFileNotFoundError("file changed while being read", self.path)
+                        block = self._refresh(block)
                         continue
                     if done == last - first + 1:
                         break
@@ -336,9 +426,9 @@ class FileReader:
                 ahead[2].close()
 
     def _request_ahead(self, segments: list, si: int, excluded: dict):
-        bi, first, last, *_ = segments[si]
-        block = self.blocks[bi]
-        skip = excluded.get(bi, ())
+        seg_block, first, last, *_ = segments[si]
+        block = self._find(seg_block) or seg_block
+        skip = excluded.get(block.block.block_id, ())
         locs = [d.address for d in block.locations if d.address not in skip]
         locs.sort(key=lambda a: a in self._dead)
         if not locs:
@@ -373,11 +463,11 @@ class FileReader:
         return reply
 
     # -- one segment on the caller's thread --------------------------------
-    def _fetch(self, bi: int, first: int, last: int) -> list[bytes]:
-        return list(self._iter_fetch(bi, first, last))
+    def _fetch(self, block, first: int, last: int) -> list[bytes]:
+        return list(self._iter_fetch(block, first, last))
 
-    def _iter_fetch(self, bi: int, first: int, last: int) -> Iterator[bytes]:
-        """Plaintext of chunks ``first..last`` of block ``bi`` in order, each as soon
+    def _iter_fetch(self, block, first: int, last: int) -> Iterator[bytes]:
+        """Plaintext of chunks ``first..last`` of ``block`` in order, each as soon
         as it is decoded. Raw records are decrypted on this thread, while the record
         is still in this core's cache (a hand-off costs more than AES-GCM, and a
         record received into a cold buffer costs twice as much to receive);
@@ -408,7 +498,7 @@ class FileReader:
         while nxt <= last:
             pending.clear()
             bad = None
-            gen = self._records([(bi, nxt, last)], excluded)
+            gen = self._records([(block, nxt, last)], excluded)
             try:
                 for rec in gen:
                     pending.append((rec, self._decode_ahead(rec)))
@@ -426,7 +516,7 @@ class FileReader:
                 rec0, e = bad
                 log.warning("block %d on %s: %s; trying another replica", rec0.bid, rec0.addr, e)
                 self.client.report_bad(rec0.bid, rec0.addr, str(e))
-                excluded.setdefault(bi, set()).add(rec0.addr)
+                excluded.setdefault(rec0.bid, set()).add(rec0.addr)
 
     # -- iter_range: a read-ahead thread ----------------------------------
     def _pipelined(self, offset: int, end: int) -> Iterator[bytes]:
@@ -450,15 +540,13 @@ class FileReader:
                         log.warning("block %d on %s: %s; trying another replica",
                                     rec.bid, rec.addr, piece)
                         self.client.report_bad(rec.bid, rec.addr, str(piece))
-                        excluded.setdefault(rec.bi, set()).add(rec.addr)
+                        excluded.setdefault(rec.bid, set()).add(rec.addr)
                         break
                     c_start = rec.boff + rec.index * cs
                     a, b = max(pos, c_start) - c_start, min(end, c_start + len(piece)) - c_start
                     if b > a:
                         pos = c_start + b
                         yield piece if (a, b) == (0, len(piece)) else piece[a:b]
-                else:
-                    return
             finally:
                 stream.close()
 
@@ -548,6 +636,30 @@ class FileReader:
                     fut.exception()         # nothing may still be writing into the sink's buffer
             if lend is not None:
                 out.cancel()
+
+
+def _merged(index: tuple[list, list[int]], new: list) -> tuple[list, list[int]]:
+    """``index`` (blocks, offsets) with the consecutive blocks ``new`` in their place,
+    replacing those loaded before (their locations may have changed)."""
+    if not new:
+        return index
+    blocks, offsets = index
+    lo, hi = new[0].offset, new[-1].offset + new[-1].block.length
+    ids = {b.block.block_id for b in new}
+    i, j = bisect_left(offsets, lo), bisect_left(offsets, hi)
+    while j < len(blocks) and blocks[j].block.block_id in ids:     # an empty block at hi
+        j += 1
+    merged = blocks[:i] + new + blocks[j:]
+    return merged, offsets[:i] + [b.offset for b in new] + offsets[j:]
+
+
+def _put_first(block, hosts: set[str]) -> None:
+    """Order ``block``'s replicas so those on ``hosts`` are tried first."""
+    locs = list(block.locations)
+    ordered = sorted(locs, key=lambda d: d.address.rpartition(":")[0] not in hosts)
+    if ordered != locs:
+        del block.locations[:]
+        block.locations.extend(ordered)
 
 
 def _outcome(fut: Future):

@@ -651,7 +651,9 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     # -- reading --------------------------------------------------------
     def block_locations(self, caller: Caller, path: str, offset: int = 0, length: int | None = None,
-                        stable: bool = False) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
+                        stable: bool = False, ahead: int = 0) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
+        """The blocks overlapping [offset, offset+length) (to the end without ``length``),
+        then up to ``ahead`` more (a reader's read-ahead)."""
         with self.lock:
             row = self.ns.resolve(path, caller)
             if row["is_dir"]:
@@ -674,7 +676,14 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             out, off = [], 0
             for b in self.store.blocks(row["id"]):
                 blen = b["length"]
-                if off < end and off + blen > offset or (blen == 0 and offset <= off < end):
+                if off >= end:          # past the range: read-ahead, then nothing more to look at
+                    if ahead <= 0:
+                        break
+                    ahead -= 1
+                    wanted = True
+                else:
+                    wanted = off + blen > offset or (blen == 0 and offset <= off)
+                if wanted:
                     holders = [self.members.nodes[u] for u in self.bmap.holders(b["id"])
                                if u in live and u in self.members.nodes]
                     if any(h.admin_state == "normal" for h in holders):

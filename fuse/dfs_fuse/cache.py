@@ -14,7 +14,6 @@ reader that caught up with the read-ahead waited up to 16 MiB for nothing).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import signal
 import threading
@@ -36,19 +35,18 @@ class Version:
         self.status = convert.status_from_pb(reader.status)
         self.size = reader.size
         self.chunk = reader.chunk_size
-        self.starts = [b.offset for b in reader.blocks]
         #: What identifies the content for the kernel's page cache (keep_cache).
         self.ident = (self.status.inode_id, self.status.size, self.status.mtime)
 
     def chunk_at(self, off: int) -> tuple[tuple[int, int], int, int, int, int]:
-        """(cache key, block index, chunk index, start, length) of the chunk holding ``off``."""
-        bi = bisect.bisect_right(self.starts, off) - 1
-        b = self.reader.blocks[bi]
+        """(cache key, block offset, chunk index, start, length) of the chunk holding ``off``
+        (the reader loads the block's location first if need be)."""
+        b = self.reader.block_at(off)
         ci = (off - b.offset) // self.chunk
         start = b.offset + ci * self.chunk
         return (
             (b.block.block_id, ci),
-            bi,
+            b.offset,
             ci,
             start,
             min(self.chunk, b.offset + b.block.length - start),
@@ -103,12 +101,15 @@ class BlockCache:
         """Fetch the chunks of [start, end) in the background, unless cached or on their way."""
         end = min(end, v.size)
         groups: list[list] = []
+        locs = []
         pos = start
+        while pos < end:   # not under the lock: finding a chunk may ask the namenode
+            loc = v.chunk_at(pos)
+            locs.append(loc)
+            pos = loc[3] + loc[4]
         with self._lock:
-            while pos < end:
-                loc = v.chunk_at(pos)
+            for loc in locs:
                 key = loc[0]
-                pos = loc[3] + loc[4]
                 if key in self._lru or key in self._inflight:
                     continue
                 self._inflight[key] = Future()

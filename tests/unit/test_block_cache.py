@@ -34,8 +34,11 @@ class GatedReader:
         self.fail_at = fail_at
         self.calls: list[tuple[int, int, int]] = []
 
-    def fetch_chunks(self, bi, first, last):
-        self.calls.append((bi, first, last))
+    def block_at(self, offset):
+        return self.blocks[0]
+
+    def fetch_chunks(self, block_offset, first, last):
+        self.calls.append((block_offset, first, last))
         for i in range(first, last + 1):
             assert self.gates[i].wait(10), "test never released the chunk"
             if i == self.fail_at:

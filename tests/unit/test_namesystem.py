@@ -143,6 +143,10 @@ def test_write_and_list():
     # a range picks the overlapping blocks only
     _, located, _, _ = ns.block_locations(ROOT, "/data/f.bin", BS + 1, 10)
     assert [b.block_id for b in located] == [blocks[1][0]]
+    # ... and then `ahead` more, as far as there are any (a reader's read-ahead)
+    for ahead, want in ((1, [0, 1]), (5, [0, 1, 2])):
+        _, located, _, _ = ns.block_locations(ROOT, "/data/f.bin", 10, 10, ahead=ahead)
+        assert [b.block_id for b in located] == [blocks[i][0] for i in want]
     assert ns.fsck(ROOT, "/")["status"] == "HEALTHY"
     rep = ns.report()
     assert rep["files"] == 1 and rep["blocks"] == 3 and rep["under_replicated"] == 0

@@ -246,20 +246,22 @@ class RenewLeaseRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class GetBlockLocationsRequest(_message.Message):
-    __slots__ = ("caller", "path", "offset", "length", "all", "stable")
+    __slots__ = ("caller", "path", "offset", "length", "all", "stable", "ahead")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     LENGTH_FIELD_NUMBER: _ClassVar[int]
     ALL_FIELD_NUMBER: _ClassVar[int]
     STABLE_FIELD_NUMBER: _ClassVar[int]
+    AHEAD_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     offset: int
     length: int
     all: bool
     stable: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., all: _Optional[bool] = ..., stable: _Optional[bool] = ...) -> None: ...
+    ahead: int
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., all: _Optional[bool] = ..., stable: _Optional[bool] = ..., ahead: _Optional[int] = ...) -> None: ...
 
 class GetBlockLocationsReply(_message.Message):
     __slots__ = ("status", "blocks", "key")
