@@ -35,6 +35,7 @@ from dfs.codec import keys
 from dfs.model import DatanodeDescriptor, FileStatus
 from dfs.namenode import placement
 from dfs.namenode.admin import ClusterAdmin
+from dfs.namenode.block_index import FileBlockIndex
 from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.datanode_protocol import LIVE_DATANODES_KEY, DatanodeProtocol, NodeCommands
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key
@@ -100,6 +101,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                             default_block_size=block_size, chunk_size=chunk_size)
         self.members = Membership(heartbeat_interval, dead_timeout)
         self.bmap = BlockMap()
+        self.block_index = FileBlockIndex()   # big files' block offsets, for readers' windows
         self.commands: dict[str, NodeCommands] = {}
         # Deletions sent in a node's last heartbeat reply: done once it beats again (it
         # carries out a reply's commands before its next beat). See replicas_leaving.
@@ -207,6 +209,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         log.error("%s: the calls waiting on this commit fail (%d block drops undone)", e,
                   len(tx.dropped))
         tx.error = e
+        self.block_index.clear()
         stored = {r[0]: r for r in self.store.all_blocks()}
         for b in [b for b in self.bmap.blocks if b not in stored]:
             for node in self.bmap.remove_block(b):      # allocated by a lost call: in no file
@@ -673,32 +676,22 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             leaving = {n.uuid for n in self.members.nodes.values() if n.admin_state != "normal"}
             live = self.members.live_ids(now)
             end = st.size if length is None else offset + length
-            out, off = [], 0
-            for b in self.store.blocks(row["id"]):
-                blen = b["length"]
-                if off >= end:          # past the range: read-ahead, then nothing more to look at
-                    if ahead <= 0:
-                        break
-                    ahead -= 1
-                    wanted = True
-                else:
-                    wanted = off + blen > offset or (blen == 0 and offset <= off)
-                if wanted:
-                    holders = [self.members.nodes[u] for u in self.bmap.holders(b["id"])
-                               if u in live and u in self.members.nodes]
-                    if any(h.admin_state == "normal" for h in holders):
-                        holders = [h for h in holders if h.admin_state != "decommissioned"]
-                    if not holders and self._not_reported_yet(b["id"], now):
-                        # Just restarted: its datanodes have not re-registered or reported
-                        # yet. A reader retries this (safe mode) instead of failing at once.
-                        raise errors.SafeModeError(
-                            f"namenode restarted: no datanode has reported block {b['id']} yet", path,
-                            retry_for=self._restart_wait(now))
-                    locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving,
-                                                     b["id"] if stable else self.rng)
-                    out.append(LocatedBlock(b["id"], b["genstamp"], off, blen, locs,
-                                            corrupt=not holders and bool(self.bmap.corrupt.get(b["id"]))))
-                off += blen
+            out = []
+            for bid, gs, off, blen in self.block_index.window(row["id"], self.store.blocks, offset, end, ahead):
+                holders = [self.members.nodes[u] for u in self.bmap.holders(bid)
+                           if u in live and u in self.members.nodes]
+                if any(h.admin_state == "normal" for h in holders):
+                    holders = [h for h in holders if h.admin_state != "decommissioned"]
+                if not holders and self._not_reported_yet(bid, now):
+                    # Just restarted: its datanodes have not re-registered or reported
+                    # yet. A reader retries this (safe mode) instead of failing at once.
+                    raise errors.SafeModeError(
+                        f"namenode restarted: no datanode has reported block {bid} yet", path,
+                        retry_for=self._restart_wait(now))
+                locs = placement.sort_for_reader(holders, caller.host, reader_rack, stale | leaving,
+                                                 bid if stable else self.rng)
+                out.append(LocatedBlock(bid, gs, off, blen, locs,
+                                        corrupt=not holders and bool(self.bmap.corrupt.get(bid))))
             return st, out, key, row["chunk_size"]
 
     def _not_reported_yet(self, block_id: int, now: float) -> bool:
