@@ -110,6 +110,17 @@ def listen_address(text: str) -> str:
         raise _fail("address", text, "HOST:PORT") from None
 
 
+def datanode_address(text: str) -> str:
+    """A datanode's --listen: also the address the namenode gives clients and other
+    datanodes, so a wildcard (which each would take for its own host) is refused."""
+    address = listen_address(text)
+    if config.parse_address(address)[0] in ("0.0.0.0", "::"):
+        raise argparse.ArgumentTypeError(
+            f"wildcard address {text!r}: clients and other datanodes are given this address "
+            "(use this host's name or IP)")
+    return address
+
+
 def namenode(text: str) -> str:
     """A namenode address: dfs://HOST:PORT, HOST:PORT or HOST (port 8020) -> 'HOST:PORT'."""
     try:

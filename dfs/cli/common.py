@@ -137,7 +137,10 @@ def each(args, items, fn) -> int:
 
 # Failures that end a multi-path command at once (see ``each``), and those that are
 # one item's own: reported, and the other items go on.
-STOPS_ALL = (errors.NamenodeUnreachableError, BrokenPipeError, StdoutClosedError, UsageError)
+# Failures of the cluster, not of one path: the next path would fail the same way, after
+# the same retries (8 s each in safe mode: chmod -R of N entries took N x 8 s).
+STOPS_ALL = (errors.NamenodeUnreachableError, errors.SafeModeError, BrokenPipeError, StdoutClosedError,
+             UsageError)
 PER_ITEM = (errors.DfsError, OSError, ValueError)
 
 

@@ -208,7 +208,7 @@ def cmd_du(args) -> int:
         except STOPS_ALL:
             raise
         except PER_ITEM as err:   # e.g. a subdirectory it may not read: the rest go on
-            report(args, err)
+            report(args, err, e.path)
             status = 1
             continue
         print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {e.path}")
@@ -300,7 +300,7 @@ def cmd_setrep(args) -> int:
         except STOPS_ALL:
             raise
         except PER_ITEM as e:   # one line each; the other files go on (hdfs dfs -setrep)
-            report(args, e)
+            report(args, e, f.path)
             status = 1
     if not args.wait:
         return status
@@ -428,7 +428,7 @@ def _each_entry(args, path: str, fn) -> int:
         except STOPS_ALL:
             raise
         except PER_ITEM as e:
-            report(args, e)
+            report(args, e, st.path)
             status = 1
     return status
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import faulthandler
+import fcntl
 import os
 import signal
 import subprocess
@@ -43,7 +44,7 @@ def add_parsers(sub) -> None:
     p = sub.add_parser("datanode", help="run a datanode")
     p.add_argument("--data-dir", type=_data_dir, required=True, metavar="DIR")
     p.add_argument("--namenode", dest="nn_address", type=a.namenode, required=True, metavar="HOST:PORT")
-    p.add_argument("--listen", type=a.listen_address, default=config.DEFAULT_DATANODE, metavar="HOST:PORT",
+    p.add_argument("--listen", type=a.datanode_address, default=config.DEFAULT_DATANODE, metavar="HOST:PORT",
                    help=f"the address clients and other nodes are given (default {config.DEFAULT_DATANODE})")
     p.add_argument("--rack", type=a.rack, default="/default-rack", metavar="/RACK",
                    help="for rack-aware placement (default /default-rack)")
@@ -152,10 +153,11 @@ def _die_with_parent(parent: int):
 MAX_LOCAL_DATANODES = 253   # 127.0.0.2 .. 127.0.0.254
 
 
-def _last_line(path: str) -> str:
+def _last_line(path: str, start: int = 0) -> str:
+    """The last line of a log, of what was written from ``start`` on."""
     try:
         with open(path, "rb") as f:
-            f.seek(max(0, os.path.getsize(path) - 4096))
+            f.seek(max(start, os.path.getsize(path) - 4096))
             lines = [x for x in f.read().decode(errors="replace").splitlines() if x.strip()]
     except OSError:
         return "?"
@@ -174,6 +176,14 @@ def cmd_cluster_up(args) -> int:
     if os.path.lexists(base) and not os.path.isdir(base):   # makedirs would say "File exists"
         raise errors.DfsNotADirectoryError(path=args.base_dir)
     os.makedirs(base, exist_ok=True)
+    # One `cluster up` per base dir: two at once each won some servers' locks and lost
+    # others, and each quoted a line of the other's log (they share the log files).
+    lock = os.open(os.path.join(base, "cluster-up.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(lock)
+        raise errors.DfsError("in use by another `dfs cluster up`", args.base_dir) from None
 
     log_from: dict[str, int] = {}   # each log's size before this start (they are appended to)
 
@@ -258,7 +268,7 @@ def cmd_cluster_up(args) -> int:
         why = ""
         for name, p in zip(names, procs, strict=True):
             if p.poll() is not None:
-                why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'))}"
+                why = f": {name} exited: {_last_line(os.path.join(base, f'{name}.log'), log_from[name])}"
                 break
         else:   # all running, not ready in time: say what it waits for
             why = _not_ready_why(client, args.datanodes)
@@ -266,6 +276,14 @@ def cmd_cluster_up(args) -> int:
         stopping = True
     while not stopping and all(p.poll() is None for p in procs):
         time.sleep(0.2)
+    died = None if stopping else next(((n, p) for n, p in zip(names, procs, strict=True)
+                                       if p.poll() is not None), None)
+    if died is not None:   # a server died under a running cluster: say which, and why
+        name, p = died
+        how = f"killed by signal {-p.returncode}" if p.returncode < 0 else f"status {p.returncode}"
+        print(f"dfs: cluster up: {name} exited ({how}): "
+              f"{_last_line(os.path.join(base, f'{name}.log'), log_from[name])}; stopping the others",
+              file=sys.stderr)
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
@@ -276,4 +294,4 @@ def cmd_cluster_up(args) -> int:
             p.kill()
     if ready:
         print("dfs cluster stopped")
-    return 0 if ready else 130 if interrupted else 1
+    return 1 if died is not None else 0 if ready else 130 if interrupted else 1

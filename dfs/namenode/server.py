@@ -45,6 +45,12 @@ class NamenodeServer:
         # gets a namespace and a key.
         self.server, self.port = make_server(listen, max_workers=32)
         db = os.path.join(data_dir, "namespace.db")
+        if os.path.exists(os.path.join(data_dir, "master.key")) and not os.path.exists(db):
+            # The key is made after the namespace: this one lost its namespace. A new empty
+            # one got a new cluster id, and every datanode was told its data dir was another
+            # cluster's, "start the datanode on an empty directory": the only copies.
+            raise SystemExit(f"dfs: namenode: {db}: missing beside master.key: restore it from a "
+                             "backup (to start a new, empty cluster here, remove master.key too)")
         try:
             self.store = SqliteStore(db)
             self.ns = NameSystem(self.store, self._master_key(os.path.join(data_dir, "master.key"), db),

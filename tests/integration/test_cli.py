@@ -274,6 +274,14 @@ def test_errors_are_one_line_with_the_right_reason(c, d, tmp_path):
     assert run(c, "admin", "safemode", "enter").returncode == 0
     try:
         fails(run(c, "put", str(src), f"{d}/up.txt"), f"dfs: put: {d}/up.txt: namenode is in safe mode".encode())
+        # A tree or many paths stop at the first refusal, naming its path: chmod -R printed
+        # a pathless line per entry, after 8 s of retries each.
+        for cmd in (("chmod", "-R", "777", d), ("setrep", "2", d), ("rm", f"{d}/a/b", f"{d}/a")):
+            start = time.monotonic()
+            r = run(c, *cmd, env={"DFS_RETRY_SECONDS": "2"})
+            fails(r, b": namenode is in safe mode")
+            assert r.stderr.count(b"\n") == 1 and r.stderr.startswith(f"dfs: {cmd[0]}: {d}".encode()), r.stderr
+            assert time.monotonic() - start < 5.5, cmd      # one path's retries, not one per path
     finally:
         assert run(c, "admin", "safemode", "leave").returncode == 0
     # A name that is not UTF-8 (a byte 0xe9 from a Latin-1 shell): one clear line.
@@ -507,6 +515,35 @@ def test_cluster_up_runs_and_stops_on_ctrl_c(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", f"127.0.0.1:{port}", "ls", "/"],
                        capture_output=True, timeout=30, env={**os.environ, "DFS_RETRY_SECONDS": "0"})
     assert r.returncode == 1
+
+
+def test_cluster_up_says_which_server_died_and_exits_1(tmp_path):
+    """A server killed under a running cluster stopped the others and printed "dfs cluster
+    stopped", exit 0, naming nobody. And a second `cluster up` on the same base dir at
+    once won some servers' locks and lost others, quoting the first one's log lines."""
+    port = free_port("127.0.0.1")
+    base = str(tmp_path / "dies")
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", base,
+                          "--datanodes", "2", "--replication", "1", "--port", str(port)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert b"Ctrl-C" in read_until(p, b"Ctrl-C", 90)
+        r = subprocess.run([sys.executable, "-m", "dfs", "cluster", "up", "--base-dir", base,
+                            "--datanodes", "2", "--port", str(free_port("127.0.0.1"))],
+                           capture_output=True, timeout=30)
+        assert (r.returncode, r.stderr) == (1, f"dfs: cluster up: {base}: in use by another "
+                                               "`dfs cluster up`\n".encode()), r.stderr
+        victim = next(pid for pid in map(int, subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True,
+                                                             text=True).stdout.split())
+                      if b"datanode2" in open(f"/proc/{pid}/cmdline", "rb").read())
+        os.kill(victim, signal.SIGKILL)
+        assert p.wait(timeout=30) == 1
+        err = p.stderr.read().decode()
+        assert err.startswith("dfs: cluster up: datanode2 exited (killed by signal 9): ") and \
+            err.endswith("; stopping the others\n") and err.count("\n") == 1, err
+    finally:
+        if p.poll() is None:
+            p.kill()
 
 
 def test_cluster_up_killed_takes_its_servers_with_it(tmp_path):

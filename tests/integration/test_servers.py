@@ -143,6 +143,33 @@ def test_a_namenode_refuses_a_namespace_without_its_master_key(make_cluster):
     check_all(c, {"/f": data})
 
 
+def test_a_namenode_refuses_a_master_key_without_its_namespace(make_cluster):
+    # It started an empty namespace with a new cluster id, and every datanode stopped,
+    # told its data dir was another cluster's: "start the datanode on an empty directory".
+    c = make_cluster(datanodes=1, replication=1)
+    data = os.urandom(5000)
+    put_bytes(c, "/f", data)
+    c.kill(c.namenode, signal.SIGTERM)
+    nn = c.namenode.data_dir
+    db = os.path.join(nn, "namespace.db")
+    saved = {}
+    for name in os.listdir(nn):
+        if name.startswith("namespace.db"):
+            saved[name] = os.path.join(nn, name + ".saved")
+            os.rename(os.path.join(nn, name), saved[name])
+    host = c.namenode_address.rpartition(":")[0]
+    r = run_server(c, "namenode", "--data-dir", nn, "--listen", f"{host}:{free_port(host)}")
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {db}: missing beside master.key: restore it from a backup (to start a "
+        "new, empty cluster here, remove master.key too)"], r.stderr
+    assert not os.path.exists(db)
+    for name, path in saved.items():
+        os.rename(path, os.path.join(nn, name))
+    c.restart(c.namenode)
+    c.wait_for_datanodes(1)
+    check_all(c, {"/f": data})
+
+
 def _stop(node, sig) -> float:
     t = time.monotonic()
     node.proc.send_signal(sig)

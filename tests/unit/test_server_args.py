@@ -64,6 +64,8 @@ def test_good_values_are_taken():
     (NN + ["--listen", ":8020"], "invalid address ':8020'"),
     (NN + ["--data-dir", ""], "--data-dir: invalid data dir"),
     (["namenode"], "the following arguments are required: --data-dir"),
+    (DN + ["--listen", "0.0.0.0:9866"], "--listen: wildcard address '0.0.0.0:9866'"),
+    (DN + ["--listen", "[::]:9866"], "--listen: wildcard address '[::]:9866'"),
     (DN + ["--rack", "rack1"], "--rack: invalid rack 'rack1'"),
     (DN + ["--rack", "/"], "invalid rack '/'"),
     (DN + ["--rack", "/a b"], "invalid rack '/a b'"),
