@@ -78,3 +78,23 @@ def tmpfs():
     yield mount
     for m in mounts:
         subprocess.run(["umount", "-l", m], check=False)
+
+
+@pytest.fixture
+def ext4(tmp_path):
+    """ext4(path, size="64M"): mount a fresh ext4 image there (loop), a disk that can be
+    made to die (``dfs.testing.faults.kill_disk``); unmounted lazily at teardown."""
+    mounts: list[str] = []
+
+    def mount(path: str, size: str = "64M") -> str:
+        image = str(tmp_path / f"disk{len(mounts)}.img")
+        subprocess.run(["truncate", "-s", size, image], check=True)
+        subprocess.run(["mkfs.ext4", "-q", "-F", image], check=True)
+        os.makedirs(path, exist_ok=True)
+        subprocess.run(["mount", "-o", "loop", image, path], check=True)
+        mounts.append(path)
+        return image
+
+    yield mount
+    for m in mounts:
+        subprocess.run(["umount", "-l", m], check=False)

@@ -33,6 +33,14 @@ A write the disk refuses (read-only, immutable, I/O error, full) puts the store
 in the failed state (``failed``, ``refused``): ``usage`` reports no room until
 a probe write in tmp/ succeeds (after ENOSPC: until 1 MiB more is free), so the
 namenode places nothing here meanwhile (docs/healing.md).
+
+A data dir that cannot be read back is dead (``dead``), which a full or
+read-only one is not: every heartbeat reads the identity file from the disk
+itself (``read_back``), and after ``DEAD_AFTER`` failures in a row that mean a
+dead or vanished disk (``unreadable_strikes``) the store forgets its replicas
+-- no longer served, and the datanode's next block report is empty, so the
+namenode copies them elsewhere (HDFS: a failed volume, with none tolerated).
+Nothing is deleted; a restart loads whatever the disk holds then.
 """
 
 from __future__ import annotations
@@ -146,6 +154,40 @@ class StorageError(Exception):
 
 _FULL = (_errno.ENOSPC, _errno.EDQUOT)
 FULL_MARGIN = 1 << 20   # a full disk is writable again once this much more is free
+
+# Errors reading the data dir back that mean its disk is dead or gone. Not, e.g.,
+# EMFILE or ENOMEM: the process is short of something, the disk holds its replicas.
+_DEAD_DISK = {_errno.EIO, _errno.ENOENT, _errno.ENOTDIR, _errno.ENXIO, _errno.ENODEV,
+              _errno.ESTALE, getattr(_errno, "EUCLEAN", _errno.EIO)}
+DEAD_AFTER = 2   # failed read checks in a row (a heartbeat apart): one glitch kills no disk
+
+
+def unreadable_strikes(strikes: int, err: OSError | None) -> int:
+    """The count of read checks failed in a row, after one more that raised ``err``
+    (None: it read fine). Errors that say nothing about the disk neither count nor
+    reset it. Pure."""
+    if err is None:
+        return 0
+    return strikes + 1 if err.errno in _DEAD_DISK else strikes
+
+
+def read_back(path: str) -> None:
+    """Read (the first 4 KiB of) ``path`` from the disk itself where the file system
+    allows (O_DIRECT): a dead disk's cached pages would still read. Raises OSError."""
+    buf = mmap.mmap(-1, _ALIGN)   # page-aligned, as O_DIRECT wants
+    try:
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECT", 0))
+        except OSError as e:
+            if e.errno != _errno.EINVAL:
+                raise
+            fd = os.open(path, os.O_RDONLY)   # no O_DIRECT here (tmpfs)
+        try:
+            os.preadv(fd, [buf], 0)
+        finally:
+            os.close(fd)
+    finally:
+        buf.close()
 
 
 class ReplicaWriter:
@@ -316,6 +358,8 @@ class BlockStore:
         self.failed = ""
         self._full_free: int | None = None
         self.on_failed = lambda: None   # the datanode beats at once: no more blocks sent here
+        self.dead = ""      # why the data dir cannot be read back; for good, until a restart
+        self._strikes = 0   # read checks failed in a row
         self._load()
 
     def _identity(self) -> tuple[str, str]:
@@ -425,6 +469,8 @@ class BlockStore:
             self._make_dir(d)
         stem = os.path.join(d, f"blk_{w.block_id}_{w.genstamp}")
         with self._lock:
+            if self.dead:   # its replicas were reported gone: none comes back
+                raise OSError(_errno.EIO, f"the data dir is dead ({self.dead})")
             old = self.replicas.get(w.block_id)
             try:
                 os.replace(w.tmp_data, stem + ".data")
@@ -549,9 +595,36 @@ class BlockStore:
         except OSError:
             return False
 
+    def check_readable(self) -> bool:
+        """The read check (each heartbeat): -> whether the data dir can be read back.
+        The ``DEAD_AFTER``-th failure in a row kills the store: it forgets its replicas
+        (not served, not reported), for good -- a restart loads them again."""
+        if self.dead:
+            return False
+        try:
+            read_back(os.path.join(self.root, "datanode.json"))
+            err = None
+        except OSError as e:
+            err = e
+        self._strikes = unreadable_strikes(self._strikes, err)
+        if err is None or self._strikes < DEAD_AFTER:
+            return err is None
+        with self._lock:
+            self.dead = err.strerror or str(err)
+            lost = len(self.replicas)
+            self.replicas.clear()
+        log.error("data dir %s is dead: it cannot be read back (%s); its %d replicas are no longer "
+                  "served or reported (the namenode copies them elsewhere) until a restart",
+                  self.root, self.dead, lost)
+        return False
+
     def usage(self) -> tuple[int, int, int]:
         """(capacity, used by replicas, remaining) in bytes; remaining is 0 while the
-        data dir refuses writes."""
+        data dir refuses writes; capacity and remaining are 0 while it cannot be read back
+        (and used too, once it is dead)."""
+        if not self.check_readable():
+            with self._lock:   # no statfs: a removed data dir has none
+                return 0, sum(r.stored_bytes for r in self.replicas.values()), 0
         du = shutil.disk_usage(self.root)
         with self._lock:
             used = sum(r.stored_bytes for r in self.replicas.values())

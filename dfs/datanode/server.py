@@ -81,6 +81,7 @@ class DatanodeServer:
         self.presence = PresenceCheck(self.store, replica_check_interval, self._lost)
         self._registered = False
         self._last_report = 0.0
+        self._reported_dead = False   # the empty block report of a dead data dir is sent
 
     # -- callbacks from the transfer server and the scanner --------------
     def _received(self, rep: Replica) -> None:
@@ -139,12 +140,18 @@ class DatanodeServer:
             self.presence.check_once()   # report what is on disk, not what the map remembers
         except OSError as e:
             log.warning("replica presence check failed: %s", e)
+        dead = bool(self.store.dead)   # (read first: a dead store's report is empty)
         blocks = [cpb.Block(block_id=r.block_id, genstamp=r.genstamp, length=r.length) for r in self.store.report()]
         self.stub.BlockReport(pb.BlockReportRequest(uuid=self.store.uuid, blocks=blocks), timeout=60)
         self._last_report = time.monotonic()
+        self._reported_dead = dead
 
     def _heartbeat(self) -> None:
-        cap, used, free = self.store.usage()
+        cap, used, free = self.store.usage()   # reads the data dir back: is it dead?
+        if self.store.dead and not self._reported_dead:
+            # Its replicas are gone from the map: an empty report drops them at the
+            # namenode now, which copies them elsewhere (not when this node dies).
+            self._block_report()
         with self._lock:
             received, self._received = self._received, []
             deleted, self._deleted = self._deleted, []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import glob
 import json
 import os
@@ -88,6 +89,20 @@ def tmp_files(node) -> list[str]:
 
 def wait_for_tmp(cluster: Cluster, nodes, timeout: float = 20.0) -> None:
     cluster.wait_for(lambda: all(tmp_files(n) for n in nodes), timeout, "replicas being written", interval=0.02)
+
+
+_EXT4_IOC_SHUTDOWN = 0x8004587D
+_SHUTDOWN_NOLOGFLUSH = 2
+
+
+def kill_disk(mountpoint: str) -> None:
+    """The ext4 file system mounted there dies as a failing disk would: from now on every
+    read and write of a file fails with EIO (stat, statfs and cached listings still work)."""
+    fd = os.open(mountpoint, os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, _EXT4_IOC_SHUTDOWN, _SHUTDOWN_NOLOGFLUSH.to_bytes(4, "little"))
+    finally:
+        os.close(fd)
 
 
 def log_text(node) -> str:

@@ -11,6 +11,7 @@ import errno
 import glob
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from dfs.testing.faults import (
     block_ids_on,
     check_all,
     exactly_n_on_disk,
+    kill_disk,
     locations,
     log_text,
     node_state,
@@ -217,6 +219,79 @@ def test_a_write_that_fills_every_datanode_fails_with_enospc(make_cluster, tmpfs
     assert e.value.errno == errno.ENOSPC and e.value.path == "/huge", e.value
     assert "No space left on device" in str(e.value)
     assert c.cli("test", "-e", "/huge").returncode == 1
+
+
+# -- a dead data dir ----------------------------------------------------------------------------
+
+
+def _holders(c, paths) -> set[str]:
+    return {a for p in paths for b in locations(c, p) for a in b["names"]}
+
+
+def test_a_dead_disk_is_found_by_the_read_check_and_its_replicas_copied_elsewhere(make_cluster, ext4):
+    # Every I/O on the data dir fails (EIO) while nobody reads or writes there: its
+    # replicas used to be counted for as long as the node beat (fsck HEALTHY with
+    # only two readable copies; the presence check's cached listings did not see it).
+    # Three nodes, three replicas: nowhere to copy to until a fourth comes.
+    c = make_cluster(datanodes=3, start=False)
+    bad = c.datanodes[0]
+    image = ext4(bad.data_dir)
+    c.start()
+    files = {f"/d{i}": os.urandom(MiB + 1000 * (i + 1)) for i in range(4)}   # 2 blocks each
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    assert bad.address in _holders(c, files)
+    kill_disk(bad.data_dir)
+    t0 = time.monotonic()
+    c.wait_for(lambda: c.fsck()["status"] == "DEGRADED", 15, "fsck to see the lost replicas", interval=0.1)
+    took = time.monotonic() - t0
+    assert bad.address not in _holders(c, files)
+    assert node_state(c, bad.address) == "live" and _free(c, bad) == 0   # beats on, takes nothing
+    text = log_text(bad)
+    assert text.count("is dead: it cannot be read back (Input/output error); its 8 replicas are no "
+                      "longer served") == 1, text
+    assert "Traceback" not in text
+    assert "8 replicas no longer there" in log_text(c.namenode)
+    check_all(c, files)
+    c.add_datanode()
+    c.wait_for_status("HEALTHY", timeout=30)
+    assert all(len(b["names"]) == 3 and bad.address not in b["names"]
+               for p in files for b in locations(c, p))
+    check_all(c, files)
+    # The disk back (a new one, or the old one mounted again) and the datanode restarted:
+    # it reports what it holds, the surplus copies are trimmed.
+    c.kill(bad)
+    subprocess.run(["umount", bad.data_dir], check=True)
+    subprocess.run(["mount", "-o", "loop", image, bad.data_dir], check=True)
+    c.restart(bad)
+    c.wait_for(lambda: "registered with namenode" in log_text(bad).rpartition("is dead")[2], 15,
+               "the datanode to register again")
+    c.wait_for(lambda: _free(c, bad) > 0, 15, "the restarted node to report room")
+    c.wait_for_status("HEALTHY", timeout=30)
+    check_all(c, files)
+    print(f"dead disk noticed by fsck in {took:.1f}s")
+
+
+def test_a_data_dir_removed_under_a_running_datanode_is_dead_in_one_line(make_cluster):
+    c = make_cluster(datanodes=4)
+    gone = c.datanodes[0]
+    files = {f"/r{i}": os.urandom(MiB // 2) for i in range(4)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    held = len(block_ids_on(gone))
+    assert held
+    while os.path.exists(gone.data_dir):   # again if its spare keeper made a file meanwhile
+        shutil.rmtree(gone.data_dir, ignore_errors=True)
+    c.wait_for(lambda: "is dead" in log_text(gone), 15, "the datanode to find its data dir gone")
+    c.wait_for_status("HEALTHY", timeout=30)      # copied elsewhere
+    assert gone.address not in _holders(c, files)
+    time.sleep(1)                                 # beats go on: quietly
+    text = log_text(gone)
+    assert f"it cannot be read back (No such file or directory); its {held} replicas" in text
+    assert "heartbeat failed" not in text and "Traceback" not in text, text
+    check_all(c, files)
 
 
 # -- replicas damaged while the datanode is down -----------------------------------------------

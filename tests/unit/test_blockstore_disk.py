@@ -123,3 +123,78 @@ def test_a_fifo_in_a_replicas_place_is_a_damaged_replica_not_a_hang(tmp_path):
     assert verify_replica(rep) is None
     with blockstore.open_regular(rep.data_path) as f:     # named by its path (drop-behind reopens it)
         assert f.name == rep.data_path
+
+
+# -- a data dir that cannot be read back: dead --------------------------------------------------
+
+
+def test_only_errors_of_a_dead_disk_count_towards_its_death():
+    eio, gone, emfile = (OSError(e, os.strerror(e)) for e in (errno.EIO, errno.ENOENT, errno.EMFILE))
+    assert blockstore.unreadable_strikes(0, eio) == 1
+    assert blockstore.unreadable_strikes(1, gone) == 2
+    assert blockstore.unreadable_strikes(1, emfile) == 1    # the process is short of fds, not the disk
+    assert blockstore.unreadable_strikes(1, None) == 0      # it read fine: a glitch, forgotten
+
+
+def test_a_data_dir_that_cannot_be_read_back_dies_and_forgets_its_replicas(tmp_path, monkeypatch, caplog):
+    store = BlockStore(str(tmp_path / "dn"))
+    _store_one(store, 7)
+    _store_one(store, 8)
+    assert store.usage()[1] > 0 and not store.dead
+    calls = []
+
+    def dead_disk(path):
+        calls.append(path)
+        raise OSError(errno.EIO, "Input/output error", path)
+
+    monkeypatch.setattr(blockstore, "read_back", dead_disk)
+    cap, used, free = store.usage()
+    assert (cap, free) == (0, 0) and used > 0 and not store.dead     # one failure: no room, not dead yet
+    assert store.get(7) is not None
+    assert store.usage() == (0, 0, 0) and store.dead == "Input/output error"
+    assert store.get(7) is None and store.report() == [] and store.snapshot() == []
+    dead = [r.getMessage() for r in caplog.records if "is dead" in r.getMessage()]
+    assert dead == [f"data dir {store.root} is dead: it cannot be read back (Input/output error); its 2 "
+                    "replicas are no longer served or reported (the namenode copies them elsewhere) until "
+                    "a restart"]
+    store.usage()
+    assert len(calls) == 2                 # dead for good: no more checks, no more lines
+    with pytest.raises(StorageError):      # a write under way when it died is not taken back
+        _store_one(store, 9)
+    assert store.get(9) is None
+    # Nothing was deleted: a restart (the disk back) loads and reports them again.
+    os.close(store._dir_lock)
+    monkeypatch.undo()
+    assert {r.block_id for r in BlockStore(store.root).report()} == {7, 8}
+
+
+def test_a_data_dir_removed_under_the_store_dies_without_a_traceback(tmp_path):
+    # rm -rf of the whole data dir: every heartbeat used to fail in statfs (ENOENT) and
+    # log "heartbeat failed" with a traceback, for as long as the datanode ran.
+    import shutil
+    store = BlockStore(str(tmp_path / "dn"))
+    _store_one(store, 7)
+    store.pool.close()   # its keeper may be making spares: rm -rf again until all is gone
+    while os.path.exists(store.root):
+        shutil.rmtree(store.root, ignore_errors=True)
+    assert store.usage()[::2] == (0, 0) and not store.dead
+    assert store.usage() == (0, 0, 0) and store.dead == "No such file or directory"
+
+
+def test_a_read_only_or_full_data_dir_is_not_dead(tmp_path, monkeypatch):
+    store = BlockStore(str(tmp_path / "dn"))
+    _store_one(store, 7)
+    subprocess.run(["chattr", "+i", store.tmp], check=True)
+    try:
+        with pytest.raises(StorageError):
+            _store_one(store, 8)
+        for _ in range(3):
+            assert store.usage()[2] == 0         # refuses writes: no room ...
+        assert store.failed and not store.dead   # ... but reads back: serves on
+        assert store.get(7) is not None
+    finally:
+        subprocess.run(["chattr", "-i", store.tmp], check=True)
+    store.refused(OSError(errno.ENOSPC, "No space left on device"), "writing block 9")
+    for _ in range(3):
+        store.usage()
+    assert store.failed and not store.dead and store.get(7) is not None
