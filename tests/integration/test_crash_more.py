@@ -170,13 +170,14 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, tmpf
 
 
 def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster, tmpfs):
-    # Its namespace.db to create again (lost) on a full disk: SQLite's own error, one line.
+    # A namespace.db to create (a new cluster) on a full disk: SQLite's own error, one line.
+    # (Without master.key too: a key without its namespace is refused before, test_servers.)
     c = make_cluster(datanodes=1, start=False)
     tmpfs(c.namenode.data_dir)
     c.start()
     c.stop()
     for name in os.listdir(c.namenode.data_dir):
-        if name.startswith("namespace.db"):
+        if name.startswith(("namespace.db", "master.key")):
             os.unlink(os.path.join(c.namenode.data_dir, name))
     _fill(c.namenode.data_dir)
     r = run_server(c, *c.namenode.argv)
