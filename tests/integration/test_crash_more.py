@@ -179,7 +179,9 @@ def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster
     for name in os.listdir(c.namenode.data_dir):
         if name.startswith(("namespace.db", "master.key")):
             os.unlink(os.path.join(c.namenode.data_dir, name))
-    _fill(c.namenode.data_dir)
+    room = os.path.join(c.namenode.data_dir, "lost+found")   # allowed in a new data dir
+    os.mkdir(room)
+    _fill(room)
     r = run_server(c, *c.namenode.argv)
     err = r.stderr.decode()
     assert r.returncode == 1 and "Traceback" not in err, err
