@@ -17,7 +17,7 @@
     │   └── AlreadyBeingCreatedError (FileExistsError) create of a path another client is writing
     ├── StaleVersionError         (OSError ESTALE)      changed by another client meanwhile
     ├── ForeignClusterError                             data dir belongs to another cluster
-    ├── MetadataStoreError                              namenode cannot store its metadata
+    ├── MetadataStoreError                              namenode cannot store (read) its metadata
     ├── NamenodeUnreachableError  (ConnectionError)     cannot reach namenode HOST:PORT
     ├── NotNamenodeError          (ConnectionError)     HOST:PORT is not a dfs namenode
     ├── DatanodeError             (ConnectionError)     a datanode failed a transfer
@@ -165,7 +165,8 @@ class ForeignClusterError(DfsError):
 
 
 class MetadataStoreError(DfsError):
-    """The namenode could not commit a change to its metadata (a full disk): none of it is kept."""
+    """The namenode could not commit a change to its metadata (a full disk): none of it is
+    kept. Or it could not read it (no file descriptor left for a tree's snapshot)."""
     reason = "namenode cannot store its metadata"
 
 

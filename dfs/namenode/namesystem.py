@@ -457,9 +457,13 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 rows = self.store.subtree(root["id"])  # type: ignore[attr-defined]
                 self.ns.check_subtree(rows, caller)
                 return root["id"], rows, self.store.blocks  # type: ignore[attr-defined]
-        with snap:
-            rows = snap.subtree(root["id"])
-            by_file = snap.blocks_under(root["id"]) if blocks else {}
+        try:
+            with snap:
+                rows = snap.subtree(root["id"])
+                by_file = snap.blocks_under(root["id"]) if blocks else {}
+        except errors.MetadataStoreError as e:   # the caller hears it; the log says it once
+            log.error("reading the tree under %s: %s", normalize(path), e)
+            raise
         with self.lock:   # its error names a path: read through the store
             self.ns.check_subtree(rows, caller)
         return root["id"], rows, lambda file_id: by_file.get(file_id, [])

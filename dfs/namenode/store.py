@@ -42,11 +42,12 @@ Schema:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import sqlite3
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from dfs import errors
@@ -88,6 +89,22 @@ def _inodes(rows: Iterable[tuple]) -> list[dict]:
 def store_error(e: BaseException) -> errors.MetadataStoreError:
     """The one error a client sees when the metadata cannot be written (a full disk)."""
     return errors.MetadataStoreError(f"namenode cannot store its metadata: {e}")
+
+
+def read_error(e: BaseException, path: str) -> errors.MetadataStoreError:
+    """The one error a client sees when the metadata cannot be read (no file descriptor
+    left, a failing disk). SQLite says only "unable to open database file", so the OS
+    is asked why, by opening the file once more."""
+    return errors.MetadataStoreError(f"namenode cannot read its metadata: {e}{_os_reason(path)}")
+
+
+def _os_reason(path: str) -> str:
+    """' (Too many open files)' when opening ``path`` fails now, else ''."""
+    try:
+        os.close(os.open(path, os.O_RDONLY))
+    except OSError as e:
+        return f" ({e.strerror})"
+    return ""
 
 
 class MetaStore(Protocol):
@@ -531,25 +548,42 @@ class Snapshot:
         # A URI (for mode=ro): the path quoted, or a data dir named with '#', '?' or '%'
         # would open another file.
         uri = f"file:{urllib.parse.quote(os.path.abspath(self._path))}?mode=ro"
-        self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
-        self._db.execute("BEGIN")
+        try:
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None)
+            self._db.execute("BEGIN")
+        except sqlite3.OperationalError as e:   # out of file descriptors: a reply, not an internal error
+            self._close()
+            raise read_error(e, self._path) from None
         return self
 
     def __exit__(self, *exc) -> None:
+        self._close()   # ends the read transaction
+
+    def _close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The first read opens the WAL and its index: it fails as the connect may."""
         assert self._db is not None
-        self._db.close()   # ends the read transaction
+        try:
+            yield self._db
+        except sqlite3.OperationalError as e:
+            raise read_error(e, self._path) from None
 
     def subtree(self, inode_id: int) -> list[dict]:
-        assert self._db is not None
-        return _inodes(self._db.execute(_SUBTREE, (inode_id,)).fetchall())
+        with self._reading() as db:
+            return _inodes(db.execute(_SUBTREE, (inode_id,)).fetchall())
 
     def blocks_under(self, inode_id: int) -> dict[int, list[dict]]:
         """Every block of the files under ``inode_id``, by file, in order."""
-        assert self._db is not None
         out: dict[int, list[dict]] = {}
         cols = ",".join(f"block.{c}" for c in BLOCK_COLUMNS)
-        for r in self._db.execute(f"{_SUBTREE_IDS} SELECT {cols} FROM block JOIN t ON block.inode=t.id "
-                                  "ORDER BY block.inode, block.idx", (inode_id,)):
-            b = dict(zip(BLOCK_COLUMNS, r, strict=True))
-            out.setdefault(b["inode"], []).append(b)
+        with self._reading() as db:
+            for r in db.execute(f"{_SUBTREE_IDS} SELECT {cols} FROM block JOIN t ON block.inode=t.id "
+                                "ORDER BY block.inode, block.idx", (inode_id,)):
+                b = dict(zip(BLOCK_COLUMNS, r, strict=True))
+                out.setdefault(b["inode"], []).append(b)
         return out

@@ -4,19 +4,26 @@
   does on ENOSPC): the failed calls fail with MetadataStoreError and nothing of them
   is kept - not on disk, not in memory, and no replica is deleted on their behalf.
 - Leases restart with the namenode.
-- The retry cache: a retried call gets its first outcome, across a restart."""
+- The retry cache: a retried call gets its first outcome, across a restart.
+- Metadata that cannot be read (no file descriptor left for the read snapshot of
+  fsck and du): MetadataStoreError saying why, not an internal error."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import sqlite3
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 
 import pytest
 
 from dfs import errors
+from dfs.namenode import store as store_module
 from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
 from dfs.namenode.namesystem import RETRY_CACHE_SECONDS
 from dfs.namenode.store import SqliteStore
@@ -423,3 +430,59 @@ def test_the_wal_fsync_follows_a_replaced_wal_file(tmp_path, how):
     os.rename(wal + ".old", wal)
     assert os.fstat(store._wal()).st_ino == os.stat(wal).st_ino
     store.close()
+
+
+def test_a_tree_read_that_cannot_open_the_store_fails_with_one_line_not_an_internal_error(
+        tmp_path, monkeypatch, caplog):
+    # fsck, du and count read a snapshot on a connection of their own: with no file
+    # descriptor left, sqlite3.connect failed and the client got "internal error in namenode".
+    ns = make(SqliteStore(str(tmp_path / "ns.db")))
+    register(ns, 3)
+    write(ns, "/f", [100])
+
+    def no_descriptor(*args, **kw):
+        raise sqlite3.OperationalError("unable to open database file")
+
+    monkeypatch.setattr(store_module.sqlite3, "connect", no_descriptor)
+    cannot = "^namenode cannot read its metadata: unable to open database file$"
+    with caplog.at_level(logging.ERROR), pytest.raises(errors.MetadataStoreError, match=cannot):
+        ns.fsck(ROOT, "/")
+    with pytest.raises(errors.MetadataStoreError, match=cannot):
+        ns.content_summary(ROOT, "/")
+    [first, _] = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert first.getMessage() == ("reading the tree under /: namenode cannot read its metadata: "
+                                  "unable to open database file") and first.exc_info is None
+    monkeypatch.undo()
+    assert ns.content_summary(ROOT, "/")["length"] == 100
+
+
+def test_a_snapshot_with_no_file_descriptor_left_says_so(tmp_path):
+    # A real RLIMIT_NOFILE, every descriptor below it taken (in a process of its own).
+    script = textwrap.dedent(f"""
+        import os, resource
+        from dfs import errors
+        from dfs.namenode.store import SqliteStore
+        store = SqliteStore({str(tmp_path / "ns.db")!r})
+        store.sync()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+        taken = []
+        try:
+            while True:
+                taken.append(os.open("/dev/null", os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            with store.snapshot() as snap:
+                snap.subtree(1)
+        except errors.MetadataStoreError as e:
+            print(type(e).__name__, e)
+        for fd in taken:
+            os.close(fd)
+        with store.snapshot() as snap:
+            print("read", snap.subtree(1))
+    """)
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [
+        "MetadataStoreError namenode cannot read its metadata: unable to open database file "
+        "(Too many open files)", "read []"], r.stdout
