@@ -36,6 +36,8 @@ namenode's own troubles are neither.
 from __future__ import annotations
 
 import errno as _errno
+import os as _os
+from collections.abc import Mapping, Sequence
 
 
 class DfsError(Exception):
@@ -140,6 +142,28 @@ class NoSpaceError(NoDatanodesError):
     """Datanodes are live but every one is full: the one block allocation failure that
     is ENOSPC through FUSE (no live datanode at all is EIO: nothing is full)."""
     reason = "no space left on the datanodes"
+
+
+#: How the namenode says that every live datanode failed a write (it has no target left
+#: for the block): the writer, which heard why, says it again with the reasons.
+NO_DATANODE_LEFT = "no datanode left for the block: every live one failed this write"
+_NO_SPACE = _os.strerror(_errno.ENOSPC)   # in a datanode's refusal of a block
+
+
+def no_datanode_left(failed: Sequence[str], said: Mapping[str, str] | None = None,
+                     path: str = "") -> NoDatanodesError:
+    """The one-line error of a write that every datanode it tried failed: each named with
+    what it said (``said``: node -> its refusal, when the writer heard one), the silent
+    ones together. When every one refused for want of room: a NoSpaceError, worded as the
+    namenode's own (whose heartbeats lag a disk being filled)."""
+    said = said or {}
+    full = bool(failed) and all(_NO_SPACE in said.get(a, "") for a in failed)
+    head = f"no space left: all {len(failed)} datanodes this write tried are full" if full else NO_DATANODE_LEFT
+    silent = [a for a in failed if a not in said]
+    parts = [head, *(f"{a}: {said[a]}" for a in failed if a in said)]
+    if silent:
+        parts.append(f"{', '.join(silent)}: full or not responding")
+    return (NoSpaceError if full else NoDatanodesError)("; ".join(parts), path)
 
 
 class LeaseError(DfsError, OSError):

@@ -265,6 +265,8 @@ class FileWriter:
         try:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
+            if e.detail.startswith(errors.NO_DATANODE_LEFT):   # each node this write gave up on
+                raise errors.no_datanode_left(self._excluded, self._refusals, self.path) from None
             why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
             # Every node this write tried refused for want of room: ENOSPC, not EIO (the
             # namenode's own check goes by heartbeats, which lag a disk being filled).

@@ -581,9 +581,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             # Every writable node is one this writer gave up on: it cannot tell us why
             # (a full disk refuses, a frozen node times out), so name them.
             failed = sorted({w.address for w in writable} & set(excluded))
-            raise errors.NoDatanodesError(
-                f"no datanode left for the block: every live one failed this write "
-                f"(full or not responding: {', '.join(failed)})", f.row["pending_name"] or "")
+            raise errors.no_datanode_left(failed, path=f.row["pending_name"] or "")
         block_id = self.store.next_id("block_id")
         gs = self.store.next_id("genstamp")
         ref = self.ns.add_block(f, block_id, gs, now, draining=draining)

@@ -161,8 +161,8 @@ def test_a_datanode_whose_disk_is_full_says_so_naming_its_dir(make_cluster, tmpf
     assert r.returncode == 1
     [line] = error_lines(r, "put")
     # Which of the two depends on whether the heartbeat that reports the disk full has
-    # reached the namenode before the writer asks it for another target.
-    assert line.startswith(("dfs: put: /big: no datanode left for the block",
+    # reached the namenode before the writer asks it for another target: worded alike.
+    assert line.startswith(("dfs: put: /big: no space left: all 1 datanodes this write tried are full",
                             "dfs: put: /big: no space left: all 1 live datanodes are full")), line
     assert f"{c.datanodes[0].address}: {c.datanodes[0].data_dir}: No space left on device" in line
     assert not c.client().exists("/big")

@@ -168,7 +168,7 @@ def test_put_fails_with_one_clear_line_when_every_datanode_is_frozen(make_cluste
         assert time.monotonic() - t < 15
         err = p.stderr.read().decode()
         assert err.splitlines() == [f"dfs: put: /dir/frozen.bin: no datanode left for the block: every live one "
-                                    f"failed this write (full or not responding: {node.address})"], err
+                                    f"failed this write; {node.address}: full or not responding"], err
     finally:
         if p.poll() is None:
             p.kill()
