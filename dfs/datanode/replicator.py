@@ -149,7 +149,12 @@ class Replicator:
     def _check_local(self, rep: Replica) -> None:
         if self.store.get(rep.block_id) is not rep or rep.corrupt:
             return
-        problem = verify_replica(rep)
+        try:
+            problem = verify_replica(rep)
+        except OSError as e:   # out of descriptors or memory (the copy likely failed of it too)
+            log.warning("cannot check local replica of block %d: %s; not marked", rep.block_id,
+                        e.strerror or e)
+            return
         if problem:
             log.warning("local replica of block %d is corrupt: %s", rep.block_id, problem)
             self.store.mark_corrupt(rep.block_id)

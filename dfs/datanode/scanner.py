@@ -3,11 +3,13 @@
 A full pass starts every ``interval`` seconds and reads at most ``rate``
 bytes per second, so scanning never competes seriously with clients. A
 replica whose record checksum, meta checksum or length is wrong (flipped
-bytes, a truncated or deleted data file) is marked corrupt: it is never
-served again and is reported in the next heartbeat, and the namenode has it
-replaced from a good copy, then deleted. A replica with its data or meta
-file gone is lost (the rule of presence.py, which checks for that far more
-often): it is dropped and reported deleted.
+bytes, a truncated or deleted data file), or that the disk cannot read back
+(EIO), is marked corrupt: it is never served again and is reported in the
+next heartbeat, and the namenode has it replaced from a good copy, then
+deleted. One the datanode cannot open for want of descriptors or memory is
+skipped until the next pass (ioerrors.py): that says nothing about it. A
+replica with its data or meta file gone is lost (the rule of presence.py,
+which checks for that far more often): it is dropped and reported deleted.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ import time
 
 from dfs.codec import checksum_of
 from dfs.datanode.blockstore import BlockStore, Replica, open_regular
+from dfs.datanode.ioerrors import not_the_replica
 
 log = logging.getLogger(__name__)
 
 
 def verify_replica(rep: Replica, throttle=lambda nbytes: None) -> str | None:
     """None if every record matches its checksum, else what is wrong.
-    ``throttle(nbytes)`` is called after each record read (it may sleep)."""
+    ``throttle(nbytes)`` is called after each record read (it may sleep).
+
+    Raises the OSError when it could not check the replica at all, for want of
+    descriptors or memory (``ioerrors.not_the_replica``): that is no verdict."""
     try:
         _, _, entries = BlockStore.read_meta(rep)
         with open_regular(rep.data_path, buffering=0) as f:
@@ -39,6 +45,8 @@ def verify_replica(rep: Replica, throttle=lambda nbytes: None) -> str | None:
             if f.read(1):
                 return "trailing bytes after the last chunk"
     except (OSError, ValueError) as e:
+        if not_the_replica(e):
+            raise
         return str(e)
     return None
 
@@ -83,7 +91,8 @@ class Scanner:
                 log.exception("block scan failed")
 
     def scan_once(self) -> int:
-        bad = lost = scanned = 0
+        bad = lost = scanned = unchecked = 0
+        why_unchecked = ""
         throttle = Throttle(self.rate, self._stop)
         for rep in self.store.snapshot():
             if self._stop.is_set():
@@ -96,13 +105,21 @@ class Scanner:
                     self.on_lost(rep, "found by the scanner")
                     lost += 1
                 continue
-            problem = verify_replica(rep, throttle)
+            try:
+                problem = verify_replica(rep, throttle)
+            except OSError as e:   # out of descriptors or memory: checked at the next pass
+                unchecked += 1
+                why_unchecked = why_unchecked or f"block {rep.block_id}: {e.strerror or e}"
+                continue
             scanned += 1
             if problem and self.store.get(rep.block_id) is rep:
                 log.warning("replica of block %d is corrupt: %s", rep.block_id, problem)
                 self.store.mark_corrupt(rep.block_id)
                 self.on_corrupt(rep.block_id)
                 bad += 1
+        if unchecked:
+            log.warning("block scan: %d replicas could not be checked (first: %s); not marked, "
+                        "checked at the next pass", unchecked, why_unchecked)
         took = time.monotonic() - throttle.start
         if self._stop.is_set():
             return bad     # cut short by the shutdown

@@ -26,6 +26,7 @@ import time
 
 from dfs.codec import checksum_of
 from dfs.datanode.blockstore import BlockStore, ChunkEntry, StorageError, open_regular
+from dfs.datanode.ioerrors import not_the_replica
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
 from dfs.tuning import drop_cache
@@ -41,9 +42,6 @@ log = logging.getLogger(__name__)
 DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
 IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
-# Errors opening a replica that say nothing about the replica itself (the process is
-# short of descriptors or memory): any other one means it cannot be read back.
-_NOT_THE_REPLICA = (errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EINTR, errno.EAGAIN)
 # Errors of a sendfile that come from reading the replica, not from the socket: an I/O
 # error, or the file system finding its own structures damaged (ext4: EFSCORRUPTED =
 # EUCLEAN, EFSBADCRC = EBADMSG).
@@ -342,7 +340,7 @@ class TransferServer:
             self._bad(conn, rep, str(e))
             return
         except OSError as e:
-            if e.errno in _NOT_THE_REPLICA:     # e.g. out of file descriptors: not the replica's fault
+            if not_the_replica(e):              # e.g. out of file descriptors: not the replica's fault
                 frames.send_msg(conn, pb.ReadReply(error=f"cannot open the replica: {e.strerror or e}"))
             else:                               # EIO, a directory in its place...: it cannot be read back
                 self._bad(conn, rep, str(e))

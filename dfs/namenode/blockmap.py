@@ -26,6 +26,11 @@ class BlockMap:
     blocks: dict[int, BlockInfo] = field(default_factory=dict)
     replicas: dict[int, set[str]] = field(default_factory=dict)     # block -> node uuids
     corrupt: dict[int, set[str]] = field(default_factory=dict)      # block -> node uuids
+    # Of those, the marks the holding node made itself (its scanner, or its own check of a
+    # read or a copy, reported in every heartbeat while it holds the replica): its next full
+    # report that lists the replica as healthy revokes them. Every other mark (a reader
+    # found bad records, a reported length was wrong) stays until the replica is gone.
+    holder_marked: dict[int, set[str]] = field(default_factory=dict)
     by_node: dict[str, set[int]] = field(default_factory=dict)      # node uuid -> blocks
     writing: set[int] = field(default_factory=set)   # allocated, not yet known committed (few)
 
@@ -60,6 +65,7 @@ class BlockMap:
         self.blocks.pop(block_id, None)
         self.writing.discard(block_id)
         holders = self.replicas.pop(block_id, set()) | self.corrupt.pop(block_id, set())
+        self.holder_marked.pop(block_id, None)
         for n in holders:
             self.by_node.get(n, set()).discard(block_id)
         return holders
@@ -80,26 +86,51 @@ class BlockMap:
 
     def remove_replica(self, block_id: int, node: str) -> None:
         self.replicas.get(block_id, set()).discard(node)
-        self.corrupt.get(block_id, set()).discard(node)
+        self._unmark(block_id, node)
         self.by_node.get(node, set()).discard(block_id)
 
-    def mark_corrupt(self, block_id: int, node: str) -> None:
+    def mark_corrupt(self, block_id: int, node: str, by_holder: bool = False) -> None:
+        """``by_holder``: ``node`` itself found its replica bad (see ``holder_marked``)."""
         if block_id not in self.blocks:
             return
         self.replicas.get(block_id, set()).discard(node)
-        self.corrupt.setdefault(block_id, set()).add(node)
+        marked = self.corrupt.setdefault(block_id, set())
+        if not by_holder:
+            self._unmark(block_id, node)
+        elif node not in marked:   # (a reader's mark stays a reader's)
+            self.holder_marked.setdefault(block_id, set()).add(node)
+        marked.add(node)
         self.by_node.setdefault(node, set()).add(block_id)
+
+    def _unmark(self, block_id: int, node: str) -> None:
+        self.corrupt.get(block_id, set()).discard(node)
+        own = self.holder_marked.get(block_id)
+        if own is not None:
+            own.discard(node)
+            if not own:
+                del self.holder_marked[block_id]
 
     def node_report(self, node: str, reported: list[tuple[int, int, int]]) -> list[int]:
         """Replace what ``node`` holds by a full report of (block_id, genstamp, length).
+
+        A node lists only the replicas it holds as healthy (it reports its corrupt ones in
+        every heartbeat instead), so a mark it made itself that it now lists is revoked:
+        it found that replica bad for a reason that has gone (a restart re-checks every
+        replica's meta and length; readers and the scanner check its records again).
+        A reader's mark stays: the node cannot check what the reader saw.
 
         Returns the reported block ids the namenode does not want (to delete)."""
         for b in list(self.by_node.get(node, ())):
             self.replicas.get(b, set()).discard(node)
         self.by_node[node] = set()
+        listed = {r[0] for r in reported}
         corrupt_here = {b for b, nodes in self.corrupt.items() if node in nodes}
-        for b in corrupt_here - {r[0] for r in reported}:
-            self.corrupt[b].discard(node)   # no longer held: forget the bad copy
+        for b in corrupt_here - listed:
+            self._unmark(b, node)   # no longer held: forget the bad copy
+        revoked = {b for b in corrupt_here & listed if node in self.holder_marked.get(b, ())}
+        for b in revoked:
+            self._unmark(b, node)
+        corrupt_here -= revoked
         unwanted = []
         for block_id, genstamp, length in reported:
             if block_id in corrupt_here:
@@ -114,7 +145,7 @@ class BlockMap:
         held = self.by_node.pop(node, set())
         for b in held:
             self.replicas.get(b, set()).discard(node)
-            self.corrupt.get(b, set()).discard(node)
+            self._unmark(b, node)
         return held
 
     def holders(self, block_id: int) -> set[str]:

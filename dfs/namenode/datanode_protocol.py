@@ -176,7 +176,7 @@ class DatanodeProtocol:
                 if uuid not in self.bmap.corrupt.get(b, ()):
                     log.warning("datanode %s reports its replica of block %d corrupt", node.address, b)
                     self.monitor.corrupt_found(b, now)
-                self.bmap.mark_corrupt(b, uuid)
+                self.bmap.mark_corrupt(b, uuid, by_holder=True)
                 self.monitor.want((b,), wake=False)
                 news = True
             for b, targets, reason in failed:

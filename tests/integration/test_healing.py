@@ -8,12 +8,14 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from dfs.datanode.transfer import IDLE_THREADS
 from dfs.testing.faults import (
     MiB,
     all_blocks,
@@ -300,6 +302,58 @@ def test_all_replicas_corrupt_is_never_served(make_cluster, tmp_path):
     check_all(c, {"/good": good})
     r = c.cli("cat", "/bad")
     assert r.returncode == 1 and bad[MiB:] not in r.stdout
+
+
+def test_datanodes_out_of_descriptors_mark_nothing_corrupt(make_cluster):
+    # Every datanode's descriptors run out (a low limit, idle client connections holding
+    # the rest) while its scanner runs. Its scanner used to take EMFILE for damage: every
+    # healthy replica was marked corrupt, for good, and every file became unreadable.
+    # The limit leaves room for the idle transfer threads: each one waiting in accept()
+    # holds a descriptor number (Linux reserves it before it waits), up to IDLE_THREADS.
+    c = make_cluster(datanodes=3, scan_interval=0.5)
+    files = {f"/f{i}": os.urandom(300_000) for i in range(4)}
+    for p, d in files.items():
+        put_bytes(c, p, d)
+    c.wait_for_status("HEALTHY")
+    socks = []
+    try:
+        for dn in c.datanodes:
+            limit = len(os.listdir(f"/proc/{dn.proc.pid}/fd")) + IDLE_THREADS + 8
+            subprocess.run(["prlimit", f"--pid={dn.proc.pid}", f"--nofile={limit}:{limit}"], check=True)
+            host, port = dn.address.rsplit(":", 1)
+            socks += [socket.create_connection((host, int(port))) for _ in range(limit + 10)]
+        c.wait_for(lambda: all("could not be checked" in log_text(d) or "is corrupt" in log_text(d)
+                               for d in c.datanodes), 30, "a scan of every datanode out of descriptors")
+    finally:
+        for s in socks:
+            s.close()
+    marked = [d.address for d in c.datanodes if "is corrupt" in log_text(d)]
+    assert not marked, f"healthy replicas marked corrupt on {marked}"
+    c.wait_for_status("HEALTHY", timeout=30)
+    check_all(c, files)
+
+
+def test_a_datanodes_own_corrupt_mark_goes_when_it_lists_the_replica_again(make_cluster):
+    # Every replica of a block found bad by its own datanode's scanner, then mended (here:
+    # the flipped bytes flipped back) and that datanode restarted: its full report lists the
+    # replica as healthy again, and the namenode takes its word. The mark used to stay for
+    # good: the block CORRUPT, unreadable, with a good replica on disk.
+    c = make_cluster(datanodes=3, scan_interval=0.5)
+    data = os.urandom(MiB)
+    put_bytes(c, "/x", data)
+    c.wait_for_status("HEALTHY")
+    bid = locations(c, "/x")[0]["block_id"]
+    for d in c.datanodes:
+        c.corrupt_replica(bid, d)
+    c.wait_for(lambda: c.fsck()["status"] == "CORRUPT", 30, "the scanners to find every replica bad")
+    for d in c.datanodes:
+        c.corrupt_replica(bid, d)     # the same bytes flipped back
+    c.restart(c.datanodes[0])
+    # the others' marks stay (their scanners do not look at a replica again once it is
+    # marked); they are replaced from the mended one, then deleted
+    c.wait_for(lambda: c.fsck()["status"] == "HEALTHY" and exactly_n_on_disk(c, [bid], 3), 30,
+               "the block to be readable and repaired")
+    check_all(c, {"/x": data})
 
 
 # -- decommissioning and replication changes -----------------------------------------------

@@ -33,6 +33,8 @@ def check_consistent(m: BlockMap) -> None:
         assert inverse.get(n, set()) == m.by_node.get(n, set()), n
     for b, nodes in m.replicas.items():
         assert not nodes & m.corrupt.get(b, set()), b
+    for b, nodes in m.holder_marked.items():
+        assert nodes and nodes <= m.corrupt.get(b, set()), b
 
 
 # -- BlockMap -----------------------------------------------------------------
@@ -103,6 +105,47 @@ def test_node_report_without_corrupt_replica_forgets_it():
     check_consistent(m)
     assert m.remove_node("b") == {2}
     assert not m.corrupt.get(2)
+    check_consistent(m)
+
+
+def test_a_nodes_own_mark_goes_when_its_full_report_lists_the_replica_again():
+    """The node found its replica bad (its scanner: heartbeats say so while it holds it as
+    corrupt) and now lists it as healthy (restarted, mended): its word is taken."""
+    m = bmap_with(info(1), info(2))
+    for n in "abc":
+        m.add_replica(1, n, 5, 100)
+        m.mark_corrupt(1, n, by_holder=True)
+    m.add_replica(2, "a", 5, 100)
+    m.mark_corrupt(2, "a", by_holder=True)
+    assert m.holders(1) == set() and m.corrupt[1] == {"a", "b", "c"}
+    check_consistent(m)
+    assert m.node_report("a", [(1, 5, 100), (2, 5, 100)]) == []
+    assert m.holders(1) == {"a"} and m.corrupt[1] == {"b", "c"}
+    assert m.holders(2) == {"a"} and not m.corrupt.get(2)
+    check_consistent(m)
+    # a revoked mark is judged afresh: a wrong length is still corrupt
+    m.mark_corrupt(1, "b", by_holder=True)
+    assert m.node_report("b", [(1, 5, 99)]) == []
+    assert "b" in m.corrupt[1] and "b" not in m.holders(1)
+    check_consistent(m)
+
+
+def test_a_readers_mark_stays_while_the_node_lists_the_replica():
+    """The node cannot check what a reader saw: only the replica's deletion clears it,
+    whether the reader's mark came first or after the node's own."""
+    m = bmap_with(info(1))
+    for n in "ab":
+        m.add_replica(1, n, 5, 100)
+    m.mark_corrupt(1, "a")                       # a reader
+    m.mark_corrupt(1, "a", by_holder=True)       # then the node itself: still the reader's
+    m.mark_corrupt(1, "b", by_holder=True)
+    m.mark_corrupt(1, "b")                       # the node's, then a reader's
+    assert m.node_report("a", [(1, 5, 100)]) == [] and m.node_report("b", [(1, 5, 100)]) == []
+    assert m.holders(1) == set() and m.corrupt[1] == {"a", "b"}
+    check_consistent(m)
+    m.remove_replica(1, "a")                     # deleted: forgotten, and a new copy counts
+    m.add_replica(1, "a", 5, 100)
+    assert m.holders(1) == {"a"} and m.corrupt[1] == {"b"}
     check_consistent(m)
 
 
