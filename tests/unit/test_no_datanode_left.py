@@ -58,7 +58,7 @@ def _writer(ns, file_id: int, excluded: list[str], refusals: dict[str, str]) -> 
     w = object.__new__(writer_mod.FileWriter)
     w.client = type("Client", (), {"nn": _Namenode(ns, file_id)})()
     w.path, w.file_id = "/w3", file_id
-    w._first, w._unreported, w._draining = None, [], None
+    w._first, w._unreported, w._sending = None, [], writer_mod._Sending()
     w._excluded, w._refusals = excluded, refusals
     return w
 
