@@ -106,7 +106,16 @@ def _stack_dumps_on_sigusr1() -> None:
     faulthandler.register(signal.SIGUSR1, all_threads=True)
 
 
+MIN_DEAD_BEATS = 3   # heartbeats a datanode may miss before it is dead: 2 missed and some slack
+
+
 def cmd_namenode(args) -> int:
+    if args.dead_node_timeout < MIN_DEAD_BEATS * args.heartbeat_interval:
+        # At 1 s against 3 s beats, healthy nodes flapped dead and writes failed with
+        # "no live datanodes" (HDFS derives its dead interval from the heartbeat's).
+        raise a.UsageError(f"--dead-node-timeout {args.dead_node_timeout:g} is under {MIN_DEAD_BEATS} "
+                           f"heartbeats ({args.heartbeat_interval:g} s each): live datanodes would be "
+                           "declared dead")
     from dfs.namenode.server import NamenodeServer
     _stack_dumps_on_sigusr1()
     NamenodeServer(args.data_dir, args.listen, replication=args.replication, block_size=args.block_size,

@@ -104,3 +104,15 @@ def test_every_server_default_is_a_valid_value():
     assert a.listen_address(config.DEFAULT_DATANODE) == config.DEFAULT_DATANODE
     assert a.block_size(str(config.DEFAULT_BLOCK_SIZE)) == config.DEFAULT_BLOCK_SIZE
     assert a.rack("/default-rack") == "/default-rack"
+
+
+def test_a_dead_node_timeout_under_three_heartbeats_is_a_usage_error(tmp_path):
+    """At 1 s against the default 3 s beats, live datanodes flapped dead and writes failed."""
+    import subprocess
+    import sys
+    d = tmp_path / "nn"
+    r = subprocess.run([sys.executable, "-m", "dfs", "namenode", "--data-dir", str(d), "--listen",
+                        "127.0.0.1:1", "--dead-node-timeout", "1"], capture_output=True, timeout=60)
+    assert (r.returncode, r.stderr) == (2, b"dfs: namenode: --dead-node-timeout 1 is under 3 heartbeats "
+                                           b"(3 s each): live datanodes would be declared dead\n")
+    assert not d.exists()
