@@ -98,8 +98,18 @@ class FileReader:
             self._load(start, max(1, length), 0)
 
     def _load(self, offset: int, length: int, ahead: int) -> None:
-        r = self.client.nn.call("GetBlockLocations", pb.GetBlockLocationsRequest(
-            path=self.path, offset=offset, length=length, ahead=ahead))
+        # After the first load, by the opened file's inode id, not its path: a file renamed
+        # (or a directory above it: the FUSE mount hides an unlinked open file so) is read
+        # on, and one whose name another file took is read to its end while its blocks
+        # last (a FUSE handle commits a modified file from the version it opened).
+        opened = self.status.inode_id if self.status is not None else 0
+        try:
+            r = self.client.nn.call("GetBlockLocations", pb.GetBlockLocationsRequest(
+                path=self.path, offset=offset, length=length, ahead=ahead, inode_id=opened))
+        except errors.DfsFileNotFoundError:
+            if opened:      # deleted (or replaced, and the old one deleted) since we opened it
+                raise errors.DfsFileNotFoundError("file changed while being read", self.path) from None
+            raise
         if self.status is not None and r.status.inode_id != self.status.inode_id:
             # Another file now has the name (replaced, or renamed over): this reader
             # stays with the one it opened, which is gone - every later read says so,

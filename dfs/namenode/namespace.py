@@ -130,6 +130,17 @@ class Namespace:
             raise errors.DfsFileNotFoundError(path=path)
         return rows[-1]
 
+    def readable_file(self, inode_id: int, caller: Caller, path: str) -> dict:
+        """The complete file ``inode_id`` for a reader who opened it by path (``path``, named
+        in errors only) and reads on wherever it is now: read permission on the file itself
+        is checked, not the directories above it (the reader passed them when it opened).
+        A file deleted since is not found; so is one under construction."""
+        row = self.store.get(inode_id)
+        if row is None or row["is_dir"] or row["state"] != "C":
+            raise errors.DfsFileNotFoundError(path=path)
+        self._check(row, caller, _stat.S_IROTH, path)
+        return row
+
     def _parent(self, path: str, caller: Caller, *, create: bool = False, now: float = 0.0,
                 new: bool = False) -> tuple[dict, str]:
         parts = split_path(path, new)

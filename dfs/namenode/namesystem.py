@@ -656,14 +656,19 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     # -- reading --------------------------------------------------------
     def block_locations(self, caller: Caller, path: str, offset: int = 0, length: int | None = None,
-                        stable: bool = False, ahead: int = 0) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
+                        stable: bool = False, ahead: int = 0,
+                        inode_id: int = 0) -> tuple[FileStatus, list[LocatedBlock], bytes, int]:
         """The blocks overlapping [offset, offset+length) (to the end without ``length``),
-        then up to ``ahead`` more (a reader's read-ahead)."""
+        then up to ``ahead`` more (a reader's read-ahead). With ``inode_id``, of that file
+        wherever it is now (a reader's later windows: it may have been renamed)."""
         with self.lock:
-            row = self.ns.resolve(path, caller)
-            if row["is_dir"]:
-                raise errors.DfsIsADirectoryError(path=path)
-            self.ns._check(row, caller, 4, path)
+            if inode_id:
+                row = self.ns.readable_file(inode_id, caller, path)
+            else:
+                row = self.ns.resolve(path, caller)
+                if row["is_dir"]:
+                    raise errors.DfsIsADirectoryError(path=path)
+                self.ns._check(row, caller, 4, path)
             st = self.ns.status(row, normalize(path))
             key = keys.unwrap(self.master_key, row["key"], row["id"]) if row["key"] else b""
             now = self.clock()

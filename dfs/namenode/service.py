@@ -166,7 +166,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     def GetBlockLocations(self, r, context):
         st, blocks, key, chunk = self.ns.block_locations(
             _caller(r.caller, context, True), r.path, r.offset, None if r.all else r.length, stable=r.stable,
-            ahead=r.ahead)
+            ahead=r.ahead, inode_id=r.inode_id)
         return pb.GetBlockLocationsReply(status=convert.status_to_pb(st),
                                          blocks=[_located(b, self.ns) for b in blocks],
                                          key=cpb.FileKey(key=key, chunk_size=chunk))

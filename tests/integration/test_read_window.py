@@ -132,6 +132,48 @@ def test_a_reader_keeps_to_the_file_it_opened_in_blocks_it_loads_later(shared_cl
         r.read_range(MID, 4096)
 
 
+def test_a_reader_follows_the_file_it_opened_through_renames(fs, big):
+    # Later windows were asked for by path: after a rename of the file, or of a
+    # directory above it, the next one said "not found".
+    client = fs.client
+    client.write_bytes("/ren/d/a", big, block_size=BS)
+    r = client.open_read("/ren/d/a")
+    assert r.read_range(0, 10) == big[:10]
+    client.rename("/ren/d/a", "/ren/d/b")
+    assert r.read_range(MID, 4096) == big[MID:MID + 4096]
+    with fs.open("/ren/d/b", "rb") as f:
+        assert f.read(10) == big[:10]
+        fs.mv("/ren/d", "/ren/e", recursive=True)
+        f.seek(MID)
+        assert f.read(4096) == big[MID:MID + 4096]
+    assert r.read_range(len(big) - 100, 100) == big[-100:]
+
+
+def test_the_mounts_version_reads_on_after_libfuse_hides_its_file(fs, big):
+    # libfuse "unlinks" an open file by renaming it to .fuse_hidden...: open, rm, read on.
+    client = fs.client
+    client.write_bytes("/ren/m/a", big, block_size=BS)
+    cache = BlockCache(64 << 20)
+    try:
+        v = Version(client.open_read("/ren/m/a"))
+        assert cache.read(v, 0, 10) == big[:10]
+        client.rename("/ren/m/a", "/ren/m/.fuse_hidden0001")
+        assert cache.read(v, MID, 4096) == big[MID:MID + 4096]
+    finally:
+        cache.close()
+
+
+def test_a_reader_of_a_deleted_file_says_it_changed(fs, big):
+    client = fs.client
+    client.write_bytes("/ren/gone", big, block_size=BS)
+    r = client.open_read("/ren/gone")
+    assert r.read_range(0, 10) == big[:10]
+    client.delete("/ren/gone")
+    client.write_bytes("/ren/gone", bytes(len(big)), block_size=BS)     # another in its place
+    with pytest.raises(errors.DfsFileNotFoundError, match="file changed while being read"):
+        r.read_range(MID, 4096)
+
+
 def test_locality_hints_still_list_the_range_asked_for(fs, big):
     assert len(fs.get_block_locations(PATH)) == NBLOCKS
     part = fs.get_block_locations(PATH, start=MID, length=2 * BS)

@@ -152,6 +152,34 @@ def test_write_and_list():
     assert rep["files"] == 1 and rep["blocks"] == 3 and rep["under_replicated"] == 0
 
 
+def test_block_locations_by_inode_follow_the_file_a_reader_opened():
+    # A reader's later windows ask by inode id: after a rename of the file or of a
+    # directory above it they were "not found" (and the mount lost a change committed
+    # from such a file); another file in its place is never read instead of it.
+    ns = make()
+    register(ns, 3)
+    fid, blocks, _ = write(ns, "/d/f", [BS, BS, 123])
+    ns.rename(ROOT, "/d/f", "/d/g", False)
+    ns.rename(ROOT, "/d", "/e", False)
+    st, located, _, _ = ns.block_locations(ROOT, "/d/f", BS + 1, 10, inode_id=fid)
+    assert (st.inode_id, st.path) == (fid, "/d/f")
+    assert [b.block_id for b in located] == [blocks[1][0]]
+    # read permission on the file itself is still needed
+    bob = Caller("bob", ("bob",), client_name="client-2", host="10.9.9.8")
+    assert ns.block_locations(bob, "/d/f", 0, 1, inode_id=fid)[0].inode_id == fid
+    ns.chmod(ROOT, "/e/g", 0o600)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.block_locations(bob, "/d/f", 0, 1, inode_id=fid)
+    # a directory, a file under construction, a file replaced or deleted: not found
+    other = start(ns, "/e/h")
+    for gone in (ns.stat(ROOT, "/e").inode_id, other["id"]):
+        with pytest.raises(errors.DfsFileNotFoundError):
+            ns.block_locations(ROOT, "/d/f", 0, 1, inode_id=gone)
+    write(ns, "/e/g", [10], overwrite=True)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.block_locations(ROOT, "/e/g", 0, 1, inode_id=fid)
+
+
 def test_file_invisible_until_complete():
     ns = make()
     register(ns, 3)

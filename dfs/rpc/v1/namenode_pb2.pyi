@@ -246,7 +246,7 @@ class RenewLeaseRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ...) -> None: ...
 
 class GetBlockLocationsRequest(_message.Message):
-    __slots__ = ("caller", "path", "offset", "length", "all", "stable", "ahead")
+    __slots__ = ("caller", "path", "offset", "length", "all", "stable", "ahead", "inode_id")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
@@ -254,6 +254,7 @@ class GetBlockLocationsRequest(_message.Message):
     ALL_FIELD_NUMBER: _ClassVar[int]
     STABLE_FIELD_NUMBER: _ClassVar[int]
     AHEAD_FIELD_NUMBER: _ClassVar[int]
+    INODE_ID_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     offset: int
@@ -261,7 +262,8 @@ class GetBlockLocationsRequest(_message.Message):
     all: bool
     stable: bool
     ahead: int
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., all: _Optional[bool] = ..., stable: _Optional[bool] = ..., ahead: _Optional[int] = ...) -> None: ...
+    inode_id: int
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ..., all: _Optional[bool] = ..., stable: _Optional[bool] = ..., ahead: _Optional[int] = ..., inode_id: _Optional[int] = ...) -> None: ...
 
 class GetBlockLocationsReply(_message.Message):
     __slots__ = ("status", "blocks", "key")
