@@ -155,8 +155,9 @@ class DfsClient:
                           mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
 
     def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
-        ranged = offset >= 0 and length is not None and length >= 0
-        r = self.open_read(path, start=offset, length=length) if ranged else self.open_read(path)
+        # the first locations loaded are those the read starts with
+        known = offset >= 0 and (length is None or length >= 0)
+        r = self.open_read(path, start=offset, length=length) if known else self.open_read(path)
         return b"".join(r.iter_range(offset, length))
 
     def write_bytes(self, path: str, data: bytes, **kw) -> FileStatus:

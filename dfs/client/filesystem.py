@@ -141,6 +141,27 @@ class _CompressedWriter(io.BufferedIOBase):
             pass
 
 
+# A length past the end of any file: the block locations from a start to the file's end.
+_TO_END = 1 << 62
+
+
+def _span(ranges) -> tuple[int, int]:
+    """(start, length) of the block locations one reader of a file's ``ranges`` ((start,
+    end) as fsspec's cat_ranges takes them) loads in its one GetBlockLocations: from the
+    first start to the last end; to the file's end when a range ends there or is counted
+    from it, from its beginning when one starts counted from its end."""
+    lo, hi = None, 0
+    for start, end in ranges:
+        start = start or 0
+        if start >= 0 and end is not None and 0 <= end <= start:
+            continue                                    # empty
+        lo = 0 if start < 0 else start if lo is None else min(lo, start)
+        hi = _TO_END if end is None or end < 0 else max(hi, end)
+    if lo is None:
+        return 0, 0
+    return lo, max(0, hi - lo)
+
+
 def _has_magic(s: str) -> bool:
     return any(c in s for c in "*?[")
 
@@ -513,12 +534,15 @@ class DFSFileSystem(AbstractFileSystem):
         return self._cat_reader(reader, start, end)
 
     def _open_for(self, path: str, start, end):
-        """A reader of ``path`` that loads, at first, the block locations of [start, end)
-        if it is known before the size is (not counted from the end)."""
+        """A reader of ``path`` that loads, at first, the block locations of [start, end),
+        or from ``start`` on, as far as they are known before the size is (not counted
+        from the end): reading there asks nothing more of the namenode."""
         start = start or 0
-        if start >= 0 and end is not None and end >= 0:
+        if start < 0:
+            return self.client.open_read(path)
+        if end is not None and end >= 0:
             return self.client.open_read(path, start=start, length=max(0, end - start))
-        return self.client.open_read(path)
+        return self.client.open_read(path, start=start)
 
     def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
         """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
@@ -531,13 +555,17 @@ class DFSFileSystem(AbstractFileSystem):
         if len(starts) != len(paths) or len(ends) != len(paths):
             raise ValueError("paths, starts and ends must have the same length")
         readers: dict[str, object] = {}
+        ranges: dict[str, list] = {}
+        for path, start, end in zip(paths, starts, ends, strict=True):
+            ranges.setdefault(self._strip_protocol(path), []).append((start, end))
         out = []
         for path, start, end in zip(paths, starts, ends, strict=True):
             try:
                 p = self._strip_protocol(path)
                 if p not in readers:
                     try:
-                        readers[p] = self._open_for(p, start, end)
+                        first, length = _span(ranges[p])
+                        readers[p] = self.client.open_read(p, start=first, length=length)
                     except Exception as e:   # noqa: BLE001 - the same answer for each range
                         readers[p] = e
                 reader = readers[p]

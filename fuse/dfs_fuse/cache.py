@@ -97,13 +97,18 @@ class BlockCache:
         chunks[-1] = chunks[-1][: end - last]
         return b"".join(chunks)
 
-    def prefetch(self, v: Version, start: int, end: int) -> None:
-        """Fetch the chunks of [start, end) in the background, unless cached or on their way."""
-        end = min(end, v.size)
+    def prefetch(self, v: Version, start: int, end: int) -> int:
+        """Fetch the chunks of [start, end) in the background, unless cached or on their
+        way, as far as their blocks' locations are loaded; -> how far that is.
+
+        Read-ahead never asks the namenode: it rides on a read, which that call (on the
+        reading thread, for a whole window) would delay, or fail (the namenode
+        unreachable) though the read's own blocks were loaded."""
+        end = v.reader.loaded_until(start, min(end, v.size))
         groups: list[list] = []
         locs = []
         pos = start
-        while pos < end:   # not under the lock: finding a chunk may ask the namenode
+        while pos < end:   # loaded: chunk_at asks nobody
             loc = v.chunk_at(pos)
             locs.append(loc)
             pos = loc[3] + loc[4]
@@ -120,6 +125,7 @@ class BlockCache:
                     groups.append([loc])
         for g in groups:
             self._pool.submit(self._fetch_group, v, g)
+        return max(start, end)
 
     # -- internals ------------------------------------------------------
     def _get(self, v: Version, locs) -> list[bytes]:

@@ -183,8 +183,13 @@ class OpenFile:
             window = self.ctx.readahead
             if end + window // 2 > h.ra_end:
                 start = max(h.ra_end, off)
-                h.ra_end = min(v.size, end + window)
-                cache.prefetch(v, start, h.ra_end)
+                ahead = min(v.size, end + window)
+                if v.reader.loaded_until(off, end) < end:
+                    # This read asks the namenode anyway: for the read-ahead's blocks too,
+                    # in the same call (of small blocks, the reader's own few ahead fall
+                    # short of the window). Read-ahead alone never asks (prefetch).
+                    v.reader.blocks_in(off, ahead)
+                h.ra_end = cache.prefetch(v, start, ahead)
         return cache.read(v, off, end - off)
 
     def _read_mixed(self, off: int, end: int) -> bytes:

@@ -84,13 +84,24 @@ def test_a_small_ranged_read_loads_a_few_blocks_not_all(fs, replies, big):
     assert fs.cat_file(PATH, lo, hi) == big[lo:hi]
     assert replies.blocks == 4
     replies.reset()
-    got = fs.cat_ranges([PATH] * 3, [0, MID, len(big) - 10], [10, MID + 10, len(big)])
-    assert got == [big[:10], big[MID:MID + 10], big[-10:]]
-    assert replies.calls == 3 and replies.blocks <= 1 + 2 * (1 + AHEAD_BLOCKS), replies.blocks
+    got = fs.cat_ranges([PATH] * 3, [MID, MID + 2 * BS, MID + BS], [MID + 10, MID + 2 * BS + 10, MID + BS + 10])
+    assert got == [big[MID:MID + 10], big[MID + 2 * BS:MID + 2 * BS + 10], big[MID + BS:MID + BS + 10]]
+    # one call for the file: the blocks from its first range to its last (fsspec_audit)
+    assert replies.calls == 1 and replies.blocks == 3, replies.blocks
     # counted from the end: the size is not known before the first reply
     replies.reset()
     assert fs.cat_file(PATH, -5000) == big[-5000:]
     assert replies.blocks <= 2 * (1 + AHEAD_BLOCKS), replies.blocks
+
+
+def test_reads_from_an_offset_to_the_end_ask_first_for_the_blocks_there(fs, replies, big):
+    # They opened at offset 0 (its block and those ahead), then asked again for the offset.
+    start = len(big) - 3 * BS
+    assert fs.cat_file(PATH, start) == big[start:]
+    assert replies.calls == 1
+    replies.reset()
+    assert fs.client.read_bytes(PATH, start) == big[start:]
+    assert replies.calls == 1
 
 
 def test_the_mounts_block_cache_loads_a_few_blocks_for_a_read_in_the_middle(fs, replies, big):

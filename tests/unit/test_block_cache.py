@@ -11,8 +11,11 @@ from types import SimpleNamespace
 import pytest
 
 from dfs import errors
+from dfs.client.reader import AHEAD_BLOCKS, FileReader
 from dfs.model import FileStatus
 from dfs.rpc import convert
+from dfs.rpc.v1 import common_pb2 as cpb
+from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs_fuse.cache import BlockCache, Version
 
 CHUNK = 1024
@@ -36,6 +39,9 @@ class GatedReader:
 
     def block_at(self, offset):
         return self.blocks[0]
+
+    def loaded_until(self, start, limit):
+        return min(limit, self.size)
 
     def fetch_chunks(self, block_offset, first, last):
         self.calls.append((block_offset, first, last))
@@ -82,5 +88,48 @@ def test_a_fetch_failing_part_way_keeps_what_it_delivered_and_fails_the_rest():
         assert len(reader.calls) == calls
         reader.fail_at = None
         assert cache.read(v, 3 * CHUNK, CHUNK) == b"\3" * CHUNK   # nobody waits forever: fetched anew
+    finally:
+        cache.close()
+
+
+class NamenodeDownAfterOpen:
+    """A file of BLOCKS blocks of CHUNKS chunks; answers the open's GetBlockLocations (the
+    first block and AHEAD_BLOCKS more), then is unreachable."""
+
+    BLOCKS = 30
+
+    def __init__(self):
+        self.calls = 0
+
+    def call(self, method, req, **kw):
+        self.calls += 1
+        if self.calls > 1:
+            raise errors.DfsError("namenode unreachable")
+        bs = CHUNK * CHUNKS
+        n = min(self.BLOCKS, req.offset // bs + 1 + req.ahead)
+        return pb.GetBlockLocationsReply(
+            status=cpb.FileStatus(inode_id=7, length=self.BLOCKS * bs),
+            blocks=[cpb.LocatedBlock(block=cpb.Block(block_id=100 + i, length=bs), offset=i * bs)
+                    for i in range(req.offset // bs, n)],
+            key=cpb.FileKey(chunk_size=CHUNK))
+
+
+def test_read_ahead_goes_as_far_as_the_loaded_blocks_and_never_asks_the_namenode():
+    # It asked for the locations of its whole window on the reading thread: a read whose
+    # own blocks were loaded waited for that call, or failed with it.
+    nn = NamenodeDownAfterOpen()
+    r = FileReader(type("Client", (), {"nn": nn})(), "/f", pool=None)
+    r.fetch_chunks = lambda boff, first, last: (bytes([boff // (CHUNK * CHUNKS)]) * CHUNK
+                                                for _ in range(first, last + 1))
+    loaded = (1 + AHEAD_BLOCKS) * CHUNK * CHUNKS
+    cache = BlockCache(1 << 20)
+    try:
+        v = Version(r)
+        assert cache.prefetch(v, CHUNK, v.size) == loaded
+        assert cache.read(v, loaded - CHUNK, CHUNK) == bytes([AHEAD_BLOCKS]) * CHUNK
+        assert nn.calls == 1
+        assert cache.prefetch(v, loaded, v.size) == loaded      # nothing loaded there: nothing
+        with pytest.raises(errors.DfsError):
+            cache.read(v, loaded, CHUNK)          # a read of its own does ask (and fails)
     finally:
         cache.close()

@@ -90,3 +90,16 @@ def test_preferred_hosts_come_first_in_blocks_loaded_later():
     r, _ = reader(start=0, length=1)
     r.prefer(["h2"])
     assert all(b.locations[0].address == "h2:1" for b in r.blocks_in(0, 10 * BS))
+
+
+def test_cat_ranges_loads_one_span_per_file():
+    from dfs.client.filesystem import _span
+    to_end = 1 << 62
+    assert _span([(10, 20), (500, 600), (100, 120)]) == (10, 590)
+    assert _span([(None, 20)]) == (0, 20)
+    assert _span([(30, None), (10, 20)]) == (10, to_end - 10)      # to the end
+    assert _span([(30, -5)]) == (30, to_end - 30)
+    assert _span([(-100, None), (30, 40)]) == (0, to_end)          # counted from the end
+    assert _span([(-100, 50)]) == (0, 50)
+    assert _span([(5, 3), (40, 50)]) == (40, 10)                  # empty ones do not count
+    assert _span([(5, 3)]) == (0, 0)
