@@ -35,6 +35,7 @@ namenode's own troubles are neither.
 
 from __future__ import annotations
 
+import contextlib as _contextlib
 import errno as _errno
 import os as _os
 from collections.abc import Mapping, Sequence
@@ -151,19 +152,36 @@ _NO_SPACE = _os.strerror(_errno.ENOSPC)   # in a datanode's refusal of a block
 
 
 def no_datanode_left(failed: Sequence[str], said: Mapping[str, str] | None = None,
-                     path: str = "") -> NoDatanodesError:
-    """The one-line error of a write that every datanode it tried failed: each named with
-    what it said (``said``: node -> its refusal, when the writer heard one), the silent
-    ones together. When every one refused for want of room: a NoSpaceError, worded as the
-    namenode's own (whose heartbeats lag a disk being filled)."""
-    said = said or {}
+                     path: str = "", silent: Mapping[str, float] | None = None) -> NoDatanodesError:
+    """The one-line error of a write that every datanode it may use failed (nodes it gave
+    up on come back once they restart: docs/healing.md): each named, with what it said
+    (``said``: node -> its refusal, when the writer heard one) and how long it has not
+    beaten (``silent``: node -> seconds, a frozen one). When every one refused for want
+    of room: a NoSpaceError, worded as the namenode's own (whose heartbeats lag a disk
+    being filled)."""
+    said, silent = said or {}, silent or {}
     full = bool(failed) and all(_NO_SPACE in said.get(a, "") for a in failed)
-    head = f"no space left: all {len(failed)} datanodes this write tried are full" if full else NO_DATANODE_LEFT
-    silent = [a for a in failed if a not in said]
-    parts = [head, *(f"{a}: {said[a]}" for a in failed if a in said)]
-    if silent:
-        parts.append(f"{', '.join(silent)}: full or not responding")
+    if full:
+        parts = [f"no space left: all {len(failed)} datanodes this write tried are full"]
+    else:
+        names = ", ".join(f"{a} (no heartbeat for {silent[a]:.1f} s)" if a in silent else a for a in failed)
+        parts = [f"{NO_DATANODE_LEFT} and none has restarted since: {names}"]
+    parts += [f"{a}: {said[a]}" for a in failed if a in said]
     return (NoSpaceError if full else NoDatanodesError)("; ".join(parts), path)
+
+
+def nodes_named(detail: str) -> tuple[list[str], dict[str, float]]:
+    """The nodes of a ``no_datanode_left`` message (not a NoSpaceError's), and how long
+    each silent one had not beaten: the writer adds what they said when they refused."""
+    names = detail.partition(" and none has restarted since: ")[2].split("; ")[0]
+    nodes, silent = [], {}
+    for item in filter(None, names.split(", ")):
+        address, _, rest = item.partition(" (no heartbeat for ")
+        nodes.append(address)
+        if rest.endswith(" s)"):
+            with _contextlib.suppress(ValueError):
+                silent[address] = float(rest[:-3])
+    return nodes, silent
 
 
 class LeaseError(DfsError, OSError):

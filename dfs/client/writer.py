@@ -7,7 +7,8 @@ buffered, or at close. An empty file costs one RPC; a small one costs Create
 sent from the closing thread without starting a sender thread. A block's plaintext chunks are kept
 until its pipeline acknowledges it: if the first datanode fails, or every
 node does, the block is abandoned and written again (re-encoded: the AAD
-binds the block id) to a fresh pipeline without the failed nodes. A
+binds the block id) to a fresh pipeline without the failed nodes (avoided
+for the rest of the write unless they restart: docs/healing.md). A
 downstream node that fails only lowers that block's replica count; the
 namenode's replication monitor restores it, unless that leaves the block
 on too few nodes.
@@ -100,6 +101,7 @@ class _Block:
         self.length = 0
         self.ready = False             # the pipeline head sent its setup reply
         self.ready_by = 0.0            # ... or is given up at this time (monotonic)
+        self.opened = time.monotonic()  # its pipeline was set up (monotonic): what failed was alive then
 
 
 class _Sending:
@@ -162,7 +164,9 @@ class FileWriter:
         self._queue: queue.Queue | None = None   # made when sending begins (an empty file never does)
         self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
-        self._excluded: list[str] = []
+        # Datanodes to avoid -> when the pipeline they failed was set up (monotonic). The
+        # namenode stops avoiding one that has re-registered since (a restart).
+        self._excluded: dict[str, float] = {}
         self._refusals: dict[str, str] = {}   # datanode -> why it refused a block (a full disk)
         # Acknowledged blocks whose commit the namenode has not heard yet: (id, length, nodes).
         self._unreported: list[tuple[int, int, list[str]]] = []
@@ -254,7 +258,9 @@ class FileWriter:
         if self._first is not None:
             block, self._first = self._first, None
             return block
-        req = pb.AddBlockRequest(file_id=self.file_id, excluded=self._excluded)
+        now = time.monotonic()
+        req = pb.AddBlockRequest(file_id=self.file_id, excluded=list(self._excluded),
+                                 excluded_age=[now - t for t in self._excluded.values()])
         if self._unreported:
             bid, length, nodes = self._unreported[0]
             req.has_previous = True
@@ -266,7 +272,9 @@ class FileWriter:
             r = self.client.nn.call("AddBlock", req)
         except errors.NoDatanodesError as e:   # with what the datanodes that refused said
             if e.detail.startswith(errors.NO_DATANODE_LEFT):   # each node this write gave up on
-                raise errors.no_datanode_left(self._excluded, self._refusals, self.path) from None
+                named, silent = errors.nodes_named(e.detail)      # (those not restarted since)
+                raise errors.no_datanode_left(named or list(self._excluded), self._refusals, self.path,
+                                              silent) from None
             why = "".join(f"; {a}: {m}" for a, m in self._refusals.items())
             # Every node this write tried refused for want of room: ENOSPC, not EIO (the
             # namenode's own check goes by heartbeats, which lag a disk being filled).
@@ -378,6 +386,7 @@ class FileWriter:
             if not block.targets:
                 raise errors.NoDatanodesError(path=self.path)
             try:
+                block.opened = time.monotonic()
                 s = frames.connect(block.targets[0])
                 frames.send_msg(s, dpb.OpHeader(op=dpb.OpHeader.WRITE_BLOCK, block_id=block.block_id,
                                                 genstamp=block.genstamp, downstream=block.targets[1:],
@@ -459,7 +468,7 @@ class FileWriter:
                 self._refusals[failed[0]] = ack.error
             return failed
         if ack.failed:
-            self._excluded += [a for a in ack.failed if a not in self._excluded]
+            self._exclude(ack.failed, block)
         need = required_replicas(self.replication, block.allocated)
         if len(ack.stored) < need and block.pipelines < MAX_PIPELINE_ATTEMPTS - 1:
             # Too few copies to acknowledge: write the block again, elsewhere.
@@ -488,10 +497,10 @@ class FileWriter:
             return sock
         prev, psock = self._sending.draining
         self._sending.draining = None
-        known = len(self._excluded)
+        known = dict(self._excluded)
         failed = self._ack(prev, psock)
         if failed is None:
-            named = self._excluded[known:]
+            named = [a for a, t in self._excluded.items() if known.get(a) != t]
             if block is not None and sock is not None and set(named) & set(block.targets):
                 # The draining block's ack names a node this block's pipeline runs
                 # through too (allocated before the ack came): send this block again
@@ -529,7 +538,7 @@ class FileWriter:
 
     def _replace(self, block: _Block, failed, abandon: bool = True) -> _Block:
         failed = [failed] if isinstance(failed, str) else failed
-        self._excluded += [a for a in failed if a not in self._excluded]
+        self._exclude(failed, block)
         if failed:
             log.warning("pipeline for block %d failed at %s; retrying elsewhere", block.block_id, ", ".join(failed))
         if abandon:
@@ -539,6 +548,13 @@ class FileWriter:
         fresh.plain, fresh.length, fresh.pipelines = block.plain, block.length, block.pipelines + 1
         block.__dict__.update(fresh.__dict__)
         return block
+
+    def _exclude(self, failed: list[str], block: _Block) -> None:
+        """Avoid ``failed`` nodes of ``block``'s pipeline from now on, unless they restart.
+        As of the pipeline's setup, not of now: a failure read late (a draining block's
+        ack) may come after the node was already back as a new process."""
+        for a in failed:
+            self._excluded[a] = max(self._excluded.get(a, 0.0), block.opened)
 
     def _rewrite(self, block: _Block, sock, failed: list[str], abandon: bool = True):
         """Abandon ``block``'s pipeline and send every chunk so far to a new one

@@ -18,6 +18,7 @@ first does not see them dead either. (A namenode SIGSTOPped for 5 s with a
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dfs.model import DatanodeDescriptor
@@ -47,7 +48,7 @@ class Membership:
                 n.last_heartbeat = min(now, n.last_heartbeat + gap)
         return gap
 
-    def _silent(self, node: DatanodeDescriptor, now: float) -> float:
+    def silence(self, node: DatanodeDescriptor, now: float) -> float:
         if self.witnessed is not None and self.pause_allowance is not None:
             now = min(now, self.witnessed + self.pause_allowance)
         return now - node.last_heartbeat
@@ -82,7 +83,7 @@ class Membership:
     def state(self, node: DatanodeDescriptor, now: float) -> str:
         if node.uuid in self.dead:
             return DEAD
-        silent = self._silent(node, now)
+        silent = self.silence(node, now)
         if silent > self.dead_timeout:
             return DEAD
         if silent > 2 * self.heartbeat_interval:
@@ -91,7 +92,7 @@ class Membership:
 
     def newly_dead(self, now: float) -> list[DatanodeDescriptor]:
         out = [n for n in self.nodes.values()
-               if n.uuid not in self.dead and self._silent(n, now) > self.dead_timeout]
+               if n.uuid not in self.dead and self.silence(n, now) > self.dead_timeout]
         for n in out:
             self.dead.add(n.uuid)
         return out
@@ -116,6 +117,18 @@ class Membership:
             if n.address == address:
                 return n
         return None
+
+
+def still_avoided(excluded: Sequence[str], ages: Sequence[float], nodes: Iterable[DatanodeDescriptor],
+                  now: float) -> list[str]:
+    """Of the nodes a writer gave up on (``excluded``, ``ages[i]`` seconds ago; no age:
+    unknown), those its next block must still avoid: all but a node registered since,
+    a new process (restarted) that has failed nothing. A frozen or full node does not
+    re-register, so it stays avoided; a rolling restart bounces every node once, and a
+    write that avoided each of them for good had nowhere to go with 3 of 4 up."""
+    registered = {n.address: n.registered_at for n in nodes}
+    return [a for i, a in enumerate(excluded)
+            if i >= len(ages) or a not in registered or registered[a] <= now - ages[i]]
 
 
 def admin_key(uuid: str) -> str:

@@ -38,7 +38,7 @@ from dfs.namenode.admin import ClusterAdmin
 from dfs.namenode.block_index import FileBlockIndex
 from dfs.namenode.blockmap import BlockInfo, BlockMap
 from dfs.namenode.datanode_protocol import LIVE_DATANODES_KEY, DatanodeProtocol, NodeCommands
-from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key
+from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key, still_avoided
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize, summarize
 from dfs.namenode.store import MetaStore, store_error
@@ -530,12 +530,15 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self.monitor.want((block_id,))
 
     def add_block(self, caller: Caller, file_id: int, previous: tuple[int, int] | None,
-                  previous_nodes: list[str], excluded: list[str], draining: int = 0) -> LocatedBlock:
+                  previous_nodes: list[str], excluded: list[str], draining: int = 0,
+                  excluded_age: list[float] = ()) -> LocatedBlock:
         """Allocate the file's next block. ``previous`` is committed first; ``draining``
         names the last block when its writer has sent it but not yet read its
         acknowledgement (the writer streams the next block meanwhile): it stays
-        uncommitted until a later AddBlock or Complete commits it."""
+        uncommitted until a later AddBlock or Complete commits it. ``excluded``: nodes
+        the writer gave up on, ``excluded_age`` seconds ago (see ``still_avoided``)."""
         def op():
+            now = self.clock()
             f = self.ns.open_file(file_id, caller)
             last = f.blocks[-1] if f.blocks else None
             if (last is not None and not last.committed and last.block_id != draining
@@ -549,7 +552,8 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self._commit(f, previous[0], previous[1], previous_nodes)
             if draining and not (f.blocks and f.blocks[-1].block_id == draining):
                 raise errors.InvalidArgumentError(f"block {draining} is not the file's last block")
-            return self._allocate(f, caller, excluded, self.clock(), draining)
+            avoid = still_avoided(excluded, excluded_age, self.members.nodes.values(), now)
+            return self._allocate(f, caller, avoid, now, draining)
         # In the retry cache: a retry of an AddBlock whose reply was lost (the namenode
         # died after committing it) gets the same block, as HDFS's retried addBlock does.
         return self._mutate(op, durable=False, caller=caller)
@@ -578,10 +582,13 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
         if not targets:
-            # Every writable node is one this writer gave up on: it cannot tell us why
-            # (a full disk refuses, a frozen node times out), so name them.
+            # Every writable node is one this writer gave up on and that has not restarted
+            # since: name them, and which are silent now (frozen); the others are up, just
+            # not for this write (the writer adds what any of them said when it refused).
             failed = sorted({w.address for w in writable} & set(excluded))
-            raise errors.no_datanode_left(failed, path=f.row["pending_name"] or "")
+            silent = {w.address: self.members.silence(w, now) for w in writable
+                      if w.address in failed and self.members.state(w, now) != LIVE}
+            raise errors.no_datanode_left(failed, path=f.row["pending_name"] or "", silent=silent)
         block_id = self.store.next_id("block_id")
         gs = self.store.next_id("genstamp")
         ref = self.ns.add_block(f, block_id, gs, now, draining=draining)

@@ -133,7 +133,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
     def AddBlock(self, r, context):
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
         lb = self.ns.add_block(_caller(r.caller, context, True), r.file_id, prev, list(r.previous_nodes),
-                               list(r.excluded), draining=r.draining)
+                               list(r.excluded), draining=r.draining, excluded_age=list(r.excluded_age))
         _applied("AddBlock")
         return pb.AddBlockReply(block=_located(lb, self.ns))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import threading
 import time
 
 from dfs.client.writer import required_replicas
@@ -67,6 +68,49 @@ def test_a_frozen_datanode_down_the_pipeline_is_given_up_in_seconds(make_cluster
     named = "".join(open(d.log_path).read() for d in c.datanodes if d is not frozen)
     assert f"downstream datanode {frozen.address} did not answer the pipeline setup" in named
     assert took < 12, f"the put waited {took:.1f} s on the frozen node"   # was >= 12.5 (ack timeout)
+
+
+def test_a_rolling_restart_of_every_datanode_does_not_fail_a_write(make_cluster):
+    # Each datanode SIGTERMed and restarted once, one at a time, while a file is written:
+    # at least 3 of 4 are up throughout, and a datanode killed mid-put does not fail the
+    # put (SPEC §6). The writer avoided every node that had failed it for the whole
+    # write, so once all four had bounced the namenode had nowhere to put the next block
+    # ("no datanode left for the block: every live one failed this write").
+    # Replication 4 and a 256 KiB block every ~50 ms: every pipeline runs through every
+    # node, so each node's restart fails one (a restart no pipeline met went unnoticed).
+    c = make_cluster(datanodes=4)
+    c.wait_for_datanodes(4)
+    piece = 256 * 1024
+    restarted = threading.Event()
+    written, outcome = bytearray(), {}
+
+    def write():
+        try:
+            with c.client().create("/rolling", replication=4, block_size=piece) as f:
+                until = None    # write on for a while once every node has restarted
+                while until is None or time.monotonic() < until:
+                    data = os.urandom(piece)
+                    f.write(data)
+                    written.extend(data)
+                    if until is None and restarted.is_set():
+                        until = time.monotonic() + 1.0
+                    time.sleep(0.05)
+        except Exception as e:   # noqa: BLE001 - reported by the test's thread
+            outcome["error"] = e
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    c.wait_for(lambda: len(written) >= 4 * piece, 30, "the write to begin")
+    for d in c.datanodes:
+        c.kill(d, signal.SIGTERM)
+        time.sleep(0.3)
+        c.restart(d)
+        time.sleep(1.2)
+    restarted.set()
+    writer.join(timeout=120)
+    assert not writer.is_alive()
+    assert "error" not in outcome, repr(outcome["error"])
+    check_all(c, {"/rolling": bytes(written)})
 
 
 def _blocks_on_disk(c, path_name: str) -> list[tuple[int, int]]:

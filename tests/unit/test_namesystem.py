@@ -11,6 +11,7 @@ import pytest
 
 from dfs import errors
 from dfs.model import DatanodeDescriptor
+from dfs.namenode.membership import still_avoided
 from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
 from dfs.namenode.namesystem import LocatedBlock, NameSystem, NodeCommands
 from dfs.namenode.store import SqliteStore
@@ -283,6 +284,59 @@ def test_excluded_nodes_are_avoided():
     row = start(ns, "/f")
     lb = ns.add_block(ROOT, row["id"], None, [], [nodes[0].address])
     assert nodes[0].address not in [d.address for d in lb.locations]
+
+
+def test_an_exclusion_holds_until_the_node_registers_again():
+    # The rule alone: a node registered after the writer's evidence against it (ages[i]
+    # seconds ago) is a new process, no longer avoided; without an age (an older
+    # writer) or unknown to the namenode, it stays avoided.
+    a, b, c, d = (dn(i) for i in range(1, 5))
+    a.registered_at, b.registered_at, c.registered_at = 90.0, 95.0, 99.0
+    now = 100.0
+    assert still_avoided([a.address, b.address, c.address], [7.0, 5.0, 3.0], [a, b, c], now) \
+        == [a.address, b.address]                              # c restarted 2 s after
+    assert still_avoided([c.address], [], [c], now) == [c.address]                  # no age
+    assert still_avoided([d.address], [1.0], [a, b, c], now) == [d.address]       # unknown
+    assert still_avoided([], [], [a], now) == []
+
+
+def test_a_write_goes_on_through_a_rolling_restart_of_every_datanode():
+    # Each node failed this write once and restarted since: the next block goes on
+    # them. Before, the writer's exclusions held for the whole write and this was
+    # "no datanode left for the block" with 4 of 4 up.
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 4)
+    row = start(ns, "/f")
+    excluded = [d.address for d in nodes]
+    clock.advance(10)
+    for d in nodes[:3]:    # re-registered 4 s after the writer gave up on it
+        ns.register(dn(int(d.uuid[2:]), d.rack))
+    clock.advance(2)
+    lb = ns.add_block(ROOT, row["id"], None, [], excluded, excluded_age=[6.0] * 4)
+    assert {x.address for x in lb.locations} == {d.address for d in nodes[:3]}
+    # Given up on after its restart (its new process failed too): avoided again.
+    with pytest.raises(errors.NoDatanodesError):
+        ns.add_block(ROOT, row["id"], None, [], excluded, excluded_age=[1.0] * 4)
+
+
+def test_no_datanode_left_names_the_nodes_given_up_on_and_which_are_silent():
+    # It said "full or not responding" of nodes up and idle again, just not for this write.
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 2)
+    row = start(ns, "/f")
+    a, b = (d.address for d in nodes)
+
+    def refused() -> str:
+        with pytest.raises(errors.NoDatanodesError) as e:
+            ns.add_block(ROOT, row["id"], None, [], [a, b], excluded_age=[0.0, 0.0])
+        return e.value.detail
+
+    head = "no datanode left for the block: every live one failed this write and none has restarted since: "
+    assert refused() == head + f"{a}, {b}"
+    clock.advance(HB * 2 + 1)    # both stale (frozen?): written to only for want of fresh ones
+    assert refused() == head + f"{a} (no heartbeat for 7.0 s), {b} (no heartbeat for 7.0 s)"
 
 
 # -- safemode ---------------------------------------------------------------------

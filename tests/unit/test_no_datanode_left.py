@@ -2,7 +2,8 @@
 each node named with what it said. Concurrent writers on a full cluster got two wordings,
 "no space left: all 3 live datanodes are full; C: ..." from the namenode's heartbeats, and
 "no datanode left for the block: every live one failed this write (full or not
-responding: A, B, C); C: ..." - three nodes named, the reason of one."""
+responding: A, B, C); C: ..." - three nodes named, the reason of one. (Nodes the writer
+gave up on come back once they restart: the namenode names those it still avoids.)"""
 
 from __future__ import annotations
 
@@ -25,18 +26,20 @@ def test_every_node_full_is_no_space_left_naming_each():
                       f"{A}: {FULL.format(0)}; {B}: {FULL.format(1)}; {C}: {FULL.format(2)}")
 
 
-def test_nodes_that_gave_no_reason_are_named_together_as_full_or_not_responding():
-    e = errors.no_datanode_left([A, B, C], {C: FULL.format(2)})
+def test_every_node_is_named_with_what_it_said_and_how_long_a_silent_one_has_been():
+    e = errors.no_datanode_left([A, B, C], {C: FULL.format(2)}, silent={B: 4.25})
     assert type(e) is errors.NoDatanodesError and e.errno == errno.EIO
-    assert str(e) == (f"{errors.NO_DATANODE_LEFT}; {C}: {FULL.format(2)}; "
-                      f"{A}, {B}: full or not responding")
+    assert str(e) == (f"{errors.NO_DATANODE_LEFT} and none has restarted since: {A}, "
+                      f"{B} (no heartbeat for 4.2 s), {C}; {C}: {FULL.format(2)}")
+    assert errors.nodes_named(e.detail) == ([A, B, C], {B: 4.2})
 
 
 @pytest.mark.parametrize("said", [{}, {A: "/data/dn0: Operation not permitted (creating block 7)"}])
 def test_a_refusal_that_is_not_a_full_disk_is_not_enospc(said):
     e = errors.no_datanode_left([A], said)
     assert type(e) is errors.NoDatanodesError
-    assert str(e) == f"{errors.NO_DATANODE_LEFT}; {A}: {said.get(A, 'full or not responding')}"
+    assert str(e) == f"{errors.NO_DATANODE_LEFT} and none has restarted since: {A}" + "".join(
+        f"; {A}: {m}" for m in said.values())
 
 
 class _Namenode:
@@ -59,7 +62,7 @@ def _writer(ns, file_id: int, excluded: list[str], refusals: dict[str, str]) -> 
     w.client = type("Client", (), {"nn": _Namenode(ns, file_id)})()
     w.path, w.file_id = "/w3", file_id
     w._first, w._unreported, w._sending = None, [], writer_mod._Sending()
-    w._excluded, w._refusals = excluded, refusals
+    w._excluded, w._refusals = dict.fromkeys(excluded, 0.0), refusals
     return w
 
 
@@ -72,9 +75,9 @@ def test_a_writer_that_every_live_datanode_failed_names_why_each_did():
     w = _writer(ns, row["id"], list(nodes), {nodes[2]: FULL.format(2), nodes[0]: FULL.format(0)})
     with pytest.raises(errors.NoDatanodesError) as ei:
         w._add_block()
-    assert str(ei.value) == (f"/w3: no datanode left for the block: every live one failed this write; "
-                             f"{nodes[0]}: {FULL.format(0)}; "
-                             f"{nodes[2]}: {FULL.format(2)}; {nodes[1]}: full or not responding")
+    assert str(ei.value) == (f"/w3: no datanode left for the block: every live one failed this write and none "
+                             f"has restarted since: {', '.join(sorted(nodes))}; {nodes[0]}: {FULL.format(0)}; "
+                             f"{nodes[2]}: {FULL.format(2)}")
     w._refusals[nodes[1]] = FULL.format(1)   # every one full: worded as the namenode's ENOSPC
     with pytest.raises(errors.NoSpaceError) as ei:
         w._add_block()

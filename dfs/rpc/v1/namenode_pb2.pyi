@@ -182,7 +182,7 @@ class CreateReply(_message.Message):
     def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ..., block: _Optional[_Union[_common_pb2.LocatedBlock, _Mapping]] = ...) -> None: ...
 
 class AddBlockRequest(_message.Message):
-    __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous", "draining")
+    __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous", "draining", "excluded_age")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
@@ -190,6 +190,7 @@ class AddBlockRequest(_message.Message):
     EXCLUDED_FIELD_NUMBER: _ClassVar[int]
     HAS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    EXCLUDED_AGE_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     file_id: int
     previous: _common_pb2.Block
@@ -197,7 +198,8 @@ class AddBlockRequest(_message.Message):
     excluded: _containers.RepeatedScalarFieldContainer[str]
     has_previous: bool
     draining: int
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., draining: _Optional[int] = ...) -> None: ...
+    excluded_age: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., excluded: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., draining: _Optional[int] = ..., excluded_age: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class AddBlockReply(_message.Message):
     __slots__ = ("block",)
