@@ -155,9 +155,11 @@ class DfsClient:
                           mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
 
     def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
+        """``length`` bytes (to the end: None) from ``offset``."""
+        if offset < 0 or (length is not None and length < 0):   # (fsspec's cat_file takes negative ones)
+            raise errors.InvalidArgumentError(f"offset and length must be >= 0, not {offset}, {length}", path)
         # the first locations loaded are those the read starts with
-        known = offset >= 0 and (length is None or length >= 0)
-        r = self.open_read(path, start=offset, length=length) if known else self.open_read(path)
+        r = self.open_read(path, start=offset, length=length)
         return b"".join(r.iter_range(offset, length))
 
     def write_bytes(self, path: str, data: bytes, **kw) -> FileStatus:

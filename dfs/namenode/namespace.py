@@ -132,12 +132,25 @@ class Namespace:
 
     def readable_file(self, inode_id: int, caller: Caller, path: str) -> dict:
         """The complete file ``inode_id`` for a reader who opened it by path (``path``, named
-        in errors only) and reads on wherever it is now: read permission on the file itself
-        is checked, not the directories above it (the reader passed them when it opened).
+        in errors only) and reads on wherever it is now (renamed, or a directory above it).
+        As a lookup of its path now would: search permission on every directory above it
+        and read permission on the file (HDFS's /.reserved/.inodes/ID checks its path too).
+        Only the file's was checked at first, and inode ids are small numbers: any user
+        got the blocks and key of a file in another's 0700 directory by guessing its id.
         A file deleted since is not found; so is one under construction."""
         row = self.store.get(inode_id)
         if row is None or row["is_dir"] or row["state"] != "C":
             raise errors.DfsFileNotFoundError(path=path)
+        if not self.is_superuser(caller):
+            parent = row["parent"]
+            while True:
+                d = self.store.get(parent)
+                if d is None:   # (a row's parent is never removed before it)
+                    raise errors.DfsFileNotFoundError(path=path)
+                self._check(d, caller, _stat.S_IXOTH, path)
+                if d["id"] == ROOT_ID:
+                    break
+                parent = d["parent"]
         self._check(row, caller, _stat.S_IROTH, path)
         return row
 

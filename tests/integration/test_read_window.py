@@ -101,6 +101,9 @@ def test_reads_from_an_offset_to_the_end_ask_first_for_the_blocks_there(fs, repl
     assert replies.calls == 1
     replies.reset()
     assert fs.client.read_bytes(PATH, start) == big[start:]
+    for offset, length in ((-5, None), (-5, 10), (5, -1)):   # a protobuf "Value out of range", or b""
+        with pytest.raises(errors.InvalidArgumentError, match="offset and length must be >= 0"):
+            fs.client.read_bytes(PATH, offset, length)
     assert replies.calls == 1
 
 

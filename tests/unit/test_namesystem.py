@@ -171,6 +171,18 @@ def test_block_locations_by_inode_follow_the_file_a_reader_opened():
     ns.chmod(ROOT, "/e/g", 0o600)
     with pytest.raises(errors.DfsPermissionError):
         ns.block_locations(bob, "/d/f", 0, 1, inode_id=fid)
+    # ... and search permission on every directory above it where it is now: the id
+    # alone (a small number, easily guessed) gave a file in a 0700 directory away.
+    ns.chmod(ROOT, "/e/g", 0o644)
+    ns.mkdir(ROOT, "/e/x", False, 0o755)
+    ns.rename(ROOT, "/e/g", "/e/x/g", False)
+    assert ns.block_locations(bob, "/d/f", 0, 1, inode_id=fid)[0].inode_id == fid
+    for closed in ("/e/x", "/e"):
+        ns.chmod(ROOT, closed, 0o700)
+        with pytest.raises(errors.DfsPermissionError):
+            ns.block_locations(bob, "/d/f", 0, 1, inode_id=fid)
+        ns.chmod(ROOT, closed, 0o755)
+    ns.rename(ROOT, "/e/x/g", "/e/g", False)
     # a directory, a file under construction, a file replaced or deleted: not found
     other = start(ns, "/e/h")
     for gone in (ns.stat(ROOT, "/e").inode_id, other["id"]):
