@@ -387,9 +387,12 @@ class DFSFile(AbstractBufferedFile):
             self.close()
             return
         try:
-            self._abandon()
+            if self._writer is not None:
+                self._writer.abandon_later()   # not abort(): it waits on the namenode
         except Exception:   # noqa: BLE001 - nothing to report to from a finalizer
             pass
+        self.closed = True
+        self.buffer = None
         _warn_discarded(self.path)
 
     def close(self):

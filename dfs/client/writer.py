@@ -639,6 +639,20 @@ class FileWriter:
                 pass
         self._release()
 
+    def abandon_later(self) -> None:
+        """abort() for a finalizer: no lock taken, no call made here (a collection may run
+        on any thread, holding anything; AbandonFile waits out a namenode outage: 7.5 s
+        per dropped fsspec handle). The client's lease thread tells the namenode."""
+        self.closed = True
+        if self._sender is not None and self._sender.is_alive():
+            self._error = self._error or errors.DfsError("aborted")
+            try:
+                self._queue.put_nowait(_END)
+            except queue.Full:
+                pass
+        if self._abandon_if_dropped is not None and self._abandon_if_dropped.detach() is not None:
+            self.client._lease_jobs.put(self.file_id)   # (its lease is dropped there)
+
     def __enter__(self):
         return self
 

@@ -103,6 +103,9 @@ class Namespace:
         self.default_block_size = default_block_size
         self.chunk_size = chunk_size
         self.lease_limit = LEASE_SOFT_LIMIT
+        # When this namenode started (its clock): leases restart with it, so for a lease
+        # period after it no writer's lease counts as lapsed (the NameSystem sets it).
+        self.started = float("-inf")
         if store.get(ROOT_ID) is None:
             store.insert(id=ROOT_ID, parent=None, name="", is_dir=1, mode=0o755,
                          owner=superuser, grp=supergroup, mtime=0.0, ctime=0.0)
@@ -509,7 +512,10 @@ class Namespace:
         for row in self.store.pending(parent_id, name):
             if row["lease_holder"] == caller.client_name:
                 continue
-            if (row["lease_expiry"] or 0) >= now:
+            # Within a lease period of a restart every lease is live, whatever its stored
+            # expiry: its writer has that long to renew (the lease monitor waits as long).
+            # Else another client's create right after a restart removed a live writer's file.
+            if (row["lease_expiry"] or 0) >= now or now < self.started + self.lease_limit:
                 raise errors.AlreadyBeingCreatedError(
                     f"file is being created by another client ({row['lease_holder']})", path)
             dropped += self.store.delete_subtree(row["id"])

@@ -111,6 +111,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         self.safemode_manual = False
         self.safemode_auto = True
         self.started = clock()
+        self.ns.started = self.started
         self._last_block_at_start = 0   # blocks up to this id were known before this start
         self._tx = _Tx()
         self.unsyncable: errors.MetadataStoreError | None = None   # see _unsyncable

@@ -1794,3 +1794,24 @@ def test_fsck_skips_files_replaced_or_removed_after_its_snapshot(tmp_path, monke
     monkeypatch.setattr(NameSystem, "read_subtree", read_then_change)
     r = ns.fsck(ROOT, "/a")
     assert (r["status"], r["missing"], r["files"], r["blocks"]) == ("HEALTHY", 0, 1, 1), r
+
+
+def test_a_writers_lease_is_live_for_a_lease_period_after_a_restart_against_creates_too(tmp_path):
+    """Leases restart with the namenode: the lease monitor waits a whole period before
+    recovering any. Another client's create checked the stored expiry instead, so right
+    after a restart it removed a live writer's file (its close then failed)."""
+    db = str(tmp_path / "meta.db")
+    master, clock = os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    register(ns1, 3)
+    start(ns1, "/p")
+    ns1.store.close()
+    clock.advance(ns1.ns.lease_limit + 5)           # down longer than the lease: it lapsed on disk
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    ns2.safemode_auto = False
+    register(ns2, 3)
+    other = Caller("root", ("supergroup",), client_name="other-client", host="10.9.9.9")
+    with pytest.raises(errors.AlreadyBeingCreatedError):
+        start(ns2, "/p", other)
+    clock.advance(ns2.ns.lease_limit)               # its writer never renewed: recovered now
+    assert start(ns2, "/p", other)["pending_name"] == "p"
