@@ -68,13 +68,15 @@ class Node:
 
 class Cluster:
     def __init__(self, base_dir: str, *, datanodes: int = 3, replication: int | None = None,
-                 block_size: str = "1MiB", heartbeat: float = 0.5, dead_timeout: float = 6.0,
+                 block_size: str = "1MiB", heartbeat: float = 0.5, dead_timeout: float | None = None,
                  racks: list[str] | None = None, scan_interval: float | None = None,
                  replica_check_interval: float | None = None, env: dict | None = None):
         self.base = base_dir
         os.makedirs(base_dir, exist_ok=True)
         self.replication = replication or min(3, datanodes)
         self.heartbeat = heartbeat
+        if dead_timeout is None:   # 6 s, or 4 beats of slow ones (the namenode wants at least 3)
+            dead_timeout = max(6.0, 4 * heartbeat)
         self.scan_interval = scan_interval
         self.replica_check_interval = replica_check_interval
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}

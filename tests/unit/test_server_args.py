@@ -116,3 +116,13 @@ def test_a_dead_node_timeout_under_three_heartbeats_is_a_usage_error(tmp_path):
     assert (r.returncode, r.stderr) == (2, b"dfs: namenode: --dead-node-timeout 1 is under 3 heartbeats "
                                            b"(3 s each): live datanodes would be declared dead\n")
     assert not d.exists()
+
+
+def test_test_clusters_keep_the_namenodes_dead_timeout_rule(tmp_path):
+    # scripts/bench_fuse.py's Cluster(heartbeat=3.0) got the default 6 s: its namenode
+    # refused to start once the rule came in.
+    from dfs.cli.servers import MIN_DEAD_BEATS
+    from dfs.testing.cluster import Cluster
+    for hb in (0.3, 0.5, 1.0, 2.0, 3.0, 5.0):
+        argv = Cluster(str(tmp_path / str(hb)), heartbeat=hb).namenode.argv
+        assert float(argv[argv.index("--dead-node-timeout") + 1]) >= MIN_DEAD_BEATS * hb, hb
