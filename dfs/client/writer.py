@@ -623,8 +623,7 @@ class FileWriter:
         finally:
             self._release()
 
-    def abort(self) -> None:
-        """Give up: the file never appears (the namenode drops it when the lease lapses)."""
+    def _stop_sending(self) -> None:
         self.closed = True
         if self._sender is not None and self._sender.is_alive():
             self._error = self._error or errors.DfsError("aborted")
@@ -632,6 +631,10 @@ class FileWriter:
                 self._queue.put_nowait(_END)
             except queue.Full:
                 pass
+
+    def abort(self) -> None:
+        """Give up: the file never appears (the namenode drops it when the lease lapses)."""
+        self._stop_sending()
         if self.file_id:
             try:
                 self.client.nn.call("AbandonFile", pb.AbandonBlockRequest(file_id=self.file_id), timeout=2.0)
@@ -643,13 +646,7 @@ class FileWriter:
         """abort() for a finalizer: no lock taken, no call made here (a collection may run
         on any thread, holding anything; AbandonFile waits out a namenode outage: 7.5 s
         per dropped fsspec handle). The client's lease thread tells the namenode."""
-        self.closed = True
-        if self._sender is not None and self._sender.is_alive():
-            self._error = self._error or errors.DfsError("aborted")
-            try:
-                self._queue.put_nowait(_END)
-            except queue.Full:
-                pass
+        self._stop_sending()
         if self._abandon_if_dropped is not None and self._abandon_if_dropped.detach() is not None:
             self.client._lease_jobs.put(self.file_id)   # (its lease is dropped there)
 

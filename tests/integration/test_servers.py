@@ -114,14 +114,20 @@ def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster
     assert c.fsck()["status"] == "HEALTHY"
 
 
-def test_a_namenode_refuses_a_namespace_without_its_master_key(make_cluster):
-    # It made a new key when master.key was missing (a namespace.db restored from a
-    # backup without it): fsck said HEALTHY and every file was unreadable.
+def _one_file_namenode_stopped(make_cluster):
+    """A 1-datanode cluster holding /f, its namenode stopped -> (cluster, /f's bytes,
+    the namenode's data dir)."""
     c = make_cluster(datanodes=1, replication=1)
     data = os.urandom(5000)
     put_bytes(c, "/f", data)
     c.kill(c.namenode, signal.SIGTERM)
-    nn = c.namenode.data_dir
+    return c, data, c.namenode.data_dir
+
+
+def test_a_namenode_refuses_a_namespace_without_its_master_key(make_cluster):
+    # It made a new key when master.key was missing (a namespace.db restored from a
+    # backup without it): fsck said HEALTHY and every file was unreadable.
+    c, data, nn = _one_file_namenode_stopped(make_cluster)
     key = os.path.join(nn, "master.key")
     os.rename(key, key + ".saved")
     host = c.namenode_address.rpartition(":")[0]
@@ -146,11 +152,7 @@ def test_a_namenode_refuses_a_namespace_without_its_master_key(make_cluster):
 def test_a_namenode_refuses_a_master_key_without_its_namespace(make_cluster):
     # It started an empty namespace with a new cluster id, and every datanode stopped,
     # told its data dir was another cluster's: "start the datanode on an empty directory".
-    c = make_cluster(datanodes=1, replication=1)
-    data = os.urandom(5000)
-    put_bytes(c, "/f", data)
-    c.kill(c.namenode, signal.SIGTERM)
-    nn = c.namenode.data_dir
+    c, data, nn = _one_file_namenode_stopped(make_cluster)
     db = os.path.join(nn, "namespace.db")
     saved = {}
     for name in os.listdir(nn):
