@@ -54,6 +54,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 import weakref
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -649,6 +650,14 @@ class FileWriter:
         self._stop_sending()
         if self._abandon_if_dropped is not None and self._abandon_if_dropped.detach() is not None:
             self.client._lease_jobs.put(self.file_id)   # (its lease is dropped there)
+
+    def __del__(self):
+        # One holding a lease warns from its finalizer; one dropped before its file existed
+        # on the namenode (less than SMALL_FILE written) discarded its bytes silently.
+        if not getattr(self, "closed", True) and getattr(self, "_pending", None) \
+                and getattr(self, "_abandon_if_dropped", 0) is None:
+            warnings.warn(f"dfs: {self.path} was being written and never closed: "
+                          f"{len(self._pending)} bytes discarded", ResourceWarning, stacklevel=1)
 
     def __enter__(self):
         return self

@@ -135,3 +135,29 @@ def test_dropping_fsspec_write_handles_never_waits_on_the_namenode(cluster):
         cluster.resume(cluster.namenode)
     assert took < 1.0, took
     assert not any(fs.exists(f"/gone{i}") for i in range(3))
+
+
+def test_a_writer_dropped_before_its_file_exists_warns_of_the_bytes_it_discards(cluster):
+    # Under SMALL_FILE and never opened, nothing exists on the namenode yet: it is
+    # collected like any object, but its bytes went silently (an unclosed file warns).
+    client = cluster.client()
+
+    def make():
+        w = client.create("/small-dropped")
+        w.write(b"x" * 1000)
+        return w
+
+    ref, seen = _drop(make)
+    assert ref() is None
+    assert [str(w.message) for w in seen if issubclass(w.category, ResourceWarning)] == [
+        "dfs: /small-dropped was being written and never closed: 1000 bytes discarded"]
+    assert not client.exists("/small-dropped")
+    with warnings.catch_warnings(record=True) as seen:      # closed or aborted: no warning
+        warnings.simplefilter("always")
+        for end in ("close", "abort"):
+            w = client.create(f"/small-{end}")
+            w.write(b"y" * 10)
+            getattr(w, end)()
+            del w
+            gc.collect()
+    assert not [w for w in seen if issubclass(w.category, ResourceWarning)], [str(w.message) for w in seen]
