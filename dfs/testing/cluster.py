@@ -122,7 +122,13 @@ class Cluster:
         for d in self.datanodes:
             self._spawn(d)
         if wait:
-            self.wait_for_datanodes(len(self.datanodes))
+            try:
+                self.wait_for_datanodes(len(self.datanodes))
+            except BaseException:
+                # Never left running: a bench whose namenode refused to start left its
+                # three datanodes beating at nothing after the script had exited.
+                self.stop()
+                raise
         return self
 
     def stop(self) -> None:
@@ -223,10 +229,15 @@ class Cluster:
         return json.loads(self.cli("fsck", "--json", path).stdout)
 
     # -- waiting --------------------------------------------------------
-    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.2):
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.2,
+                 hopeless=None):
+        """``hopeless()``: why the wait cannot end well (raised at once), else ''."""
         deadline = time.monotonic() + timeout
         last_exc = None
         while time.monotonic() < deadline:
+            why = hopeless() if hopeless is not None else ""
+            if why:
+                raise RuntimeError(f"waiting for {what}: {why}")
             try:
                 result = predicate()
                 if result:
@@ -244,9 +255,20 @@ class Cluster:
             def ready():
                 r = client.report()
                 return not r.safemode and sum(1 for d in r.datanodes if d.state == "live") >= n
-            self.wait_for(ready, timeout, f"{n} live datanodes")
+            self.wait_for(ready, timeout, f"{n} live datanodes", hopeless=self._namenode_exited)
         finally:
             client.close()
+
+    def _namenode_exited(self) -> str:
+        p = self.namenode.proc
+        if p is None or p.poll() is None:
+            return ""
+        try:
+            with open(self.namenode.log_path, "rb") as f:
+                lines = f.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return f"the namenode exited ({p.returncode}): {lines[-1] if lines else 'no log'}"
 
     def wait_for_status(self, status: str = "HEALTHY", path: str = "/", timeout: float = 60.0) -> dict:
         return self.wait_for(lambda: (f := self.fsck(path))["status"] == status and f, timeout,

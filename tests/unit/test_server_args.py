@@ -126,3 +126,16 @@ def test_test_clusters_keep_the_namenodes_dead_timeout_rule(tmp_path):
     for hb in (0.3, 0.5, 1.0, 2.0, 3.0, 5.0):
         argv = Cluster(str(tmp_path / str(hb)), heartbeat=hb).namenode.argv
         assert float(argv[argv.index("--dead-node-timeout") + 1]) >= MIN_DEAD_BEATS * hb, hb
+
+
+def test_a_test_cluster_whose_namenode_cannot_start_says_why_and_leaves_nothing_running(tmp_path):
+    # It waited 30 s for datanodes, then raised a timeout and left them running.
+    import time
+
+    from dfs.testing.cluster import Cluster
+    c = Cluster(str(tmp_path / "c"), datanodes=1, heartbeat=3.0, dead_timeout=1.0)
+    t = time.monotonic()
+    with pytest.raises(RuntimeError, match=r"the namenode exited \(2\): .*--dead-node-timeout 1"):
+        c.start()
+    assert time.monotonic() - t < 15
+    assert all(node.proc.poll() is not None for node in (c.namenode, *c.datanodes))   # stopped
