@@ -44,7 +44,7 @@ from fsspec.core import get_compression
 from fsspec.utils import read_block
 
 from dfs.client.filesystem import DFSFileSystem
-from dfs.client.fsspec_file import _prefer, _read_parallel
+from dfs.client.fsspec_file import _read_parallel
 
 __all__ = ["Split", "map_blocks", "splits", "hosts_to_workers", "read_bytes", "read_text",
            "read_csv", "read_json", "read_parquet"]
@@ -157,7 +157,7 @@ def _block_task(fs: DFSFileSystem, path: str, offset: int, length: int, func):
     reader = fs.client.open_read(path, start=offset, length=length)   # this block's locations only
     host = _worker_host()
     if host:
-        _prefer(reader, [host])
+        reader.prefer([host])
     return func(_read_parallel(reader, offset, offset + length) if length else b"")
 
 

@@ -448,8 +448,3 @@ def _binary_mode(mode: str) -> str:
     raise NotImplementedError(
         f"dfs: file mode {mode!r} is not supported: a dfs file is written once, sequentially, "
         "and cannot be updated in place (modes: rb, wb, xb, ab, and their text forms)")
-
-
-def _prefer(reader, hosts) -> None:
-    """Have ``reader`` try the replicas on ``hosts`` first."""
-    reader.prefer(hosts)

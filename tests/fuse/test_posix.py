@@ -9,6 +9,7 @@ so it has allow_other and default_permissions).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import mmap
@@ -185,50 +186,43 @@ def test_unlink_open_file_keeps_it_readable(work, fuse_cluster, mnt):
 FAR = 55 << 20
 
 
-def big_file(path: str) -> bytes:
+@contextlib.contextmanager
+def open_big_file(path: str, flags: int = os.O_RDONLY):
+    """Write a file of 60 MiB at ``path``, open it, read its start (its first blocks'
+    locations are loaded) -> (descriptor, its bytes); closed at the end."""
     data = os.urandom(60 << 20)
     write(path, data)
-    return data
+    fd = os.open(path, flags)
+    try:
+        assert os.pread(fd, 10, 0) == data[:10]
+        yield fd, data
+    finally:
+        os.close(fd)
 
 
 def test_unlink_open_big_file_keeps_its_far_blocks_readable(work):
     f = os.path.join(work, "f")
-    data = big_file(f)
-    fd = os.open(f, os.O_RDONLY)
-    try:
-        assert os.pread(fd, 10, 0) == data[:10]
+    with open_big_file(f) as (fd, data):
         os.unlink(f)
         assert os.pread(fd, 100, FAR) == data[FAR : FAR + 100]
-    finally:
-        os.close(fd)
 
 
 def test_rename_open_big_file_and_its_directory_keeps_it_readable(work):
     d = os.path.join(work, "d")
     os.mkdir(d)
-    data = big_file(os.path.join(d, "f"))
-    fd = os.open(os.path.join(d, "f"), os.O_RDONLY)
-    try:
-        assert os.pread(fd, 10, 0) == data[:10]
+    with open_big_file(os.path.join(d, "f")) as (fd, data):
         os.rename(os.path.join(d, "f"), os.path.join(d, "g"))
         os.rename(d, os.path.join(work, "e"))
         assert os.pread(fd, 100, FAR) == data[FAR : FAR + 100]
-    finally:
-        os.close(fd)
 
 
 def test_change_to_big_file_renamed_before_close_is_kept(work):
     # The commit at close reads the unchanged rest of the file through the reader of the
     # version it opened: close failed with ENOENT and the change was lost.
     f = os.path.join(work, "f")
-    data = big_file(f)
-    fd = os.open(f, os.O_RDWR)
-    try:
-        assert os.pread(fd, 10, 0) == data[:10]
+    with open_big_file(f, os.O_RDWR) as (fd, data):
         os.pwrite(fd, b"XYZ", 5)
         os.rename(f, f + ".1")
-    finally:
-        os.close(fd)
     got = read(f + ".1")
     assert len(got) == len(data) and got[:10] == data[:5] + b"XYZ" + data[8:10]
     assert got[10:] == data[10:], "the unchanged rest is the file's"
