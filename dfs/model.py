@@ -70,6 +70,10 @@ class DatanodeDescriptor:
     registered_at: float = 0.0
     admin_state: str = "normal"   # normal | decommissioning | decommissioned
     reported: bool = False        # its full block report since it registered has come
+    # Why its data dir is dead ("" while it works) and since when (the namenode's clock):
+    # it holds no replica and takes none until it restarts, whatever space it reports.
+    storage_failed: str = ""
+    storage_failed_at: float = 0.0
 
     @property
     def host(self) -> str:

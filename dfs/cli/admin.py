@@ -152,12 +152,15 @@ def cmd_report(args) -> int:
     nodes = [datanode_json(d) for d in r.datanodes]
     live = [n for n in nodes if n["state"] != "dead"]
     dead = [n for n in nodes if n["state"] == "dead"]
+    # Beating, but with a dead data dir: its disk needs replacing (HDFS: volume failures).
+    failed = [n for n in live if n["storage_failed"]]
     eta = r.pending_repair_bytes / r.repair_rate if r.repair_rate > 0 else None
     if args.json:
         print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
                           "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
                           "blocks": r.blocks, "files": r.files, "pending_repair_bytes": int(r.pending_repair_bytes),
-                          "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported}))
+                          "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported,
+                          "storage_failed_nodes": len(failed)}))
         return 0
     cap = sum(n["capacity"] for n in live)
     used = sum(n["used"] for n in live)
@@ -169,14 +172,26 @@ def cmd_report(args) -> int:
     if r.pending_repair_bytes:
         rate = f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""
         print(f"To copy: {human(r.pending_repair_bytes)}B{rate}")
-    print(f"\nDatanodes: {len(live)} live, {len(dead)} dead")
+    print(f"\nDatanodes: {len(live)} live, {len(dead)} dead"
+          + (f", {len(failed)} with a dead data dir (replace the disk, restart the datanode)" if failed else ""))
     for n in nodes:
         age = time.time() - n["last_heartbeat"]
         print(f"  {n['address']:22} {n['rack']:14} {n['state']:16} blocks={n['blocks']:<6} "
               f"used={human(n['used'])}B free={human(n['remaining'])}B last heartbeat {age:.1f}s ago"
-              + (" (takes no new blocks: disk full or refusing writes)"
-                 if n["state"] != "dead" and not n["remaining"] else ""))
+              + _node_note(n))
     return 0
+
+
+def _node_note(n: dict) -> str:
+    """Why a datanode takes no new blocks, when it does not."""
+    if n["storage_failed"]:
+        # Said even of a node gone silent since: its disk still needs replacing.
+        ago = max(0.0, time.time() - n["storage_failed_at"]) if n["storage_failed_at"] else 0.0
+        return (f" DATA DIR DEAD for {ago:.0f}s ({n['storage_failed']}): holds and takes no blocks "
+                "until its disk is replaced and it restarts")
+    if n["state"] != "dead" and not n["remaining"]:
+        return " (takes no new blocks: disk full or refusing writes)"
+    return ""
 
 
 def cmd_safemode(args) -> int:

@@ -316,7 +316,8 @@ def cmd_setrep(args) -> int:
             if lost is not None:   # nothing to copy from: no wait would end
                 raise errors.DfsError(f"replication {n} cannot be reached: block {lost.block_id} has no "
                                       "readable replica (the target is set; not waiting)", f.path)
-            why = unreachable_replication(n, [d.state for d in client.report().datanodes])
+            # (a node with a dead data dir can hold no replica: not in service for this)
+            why = unreachable_replication(n, [d.state for d in client.report().datanodes if not d.storage_failed])
             if why:
                 raise errors.DfsError(f"{why} (the target is set; not waiting)", f.path)
             if time.monotonic() > deadline:

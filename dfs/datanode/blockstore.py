@@ -57,6 +57,7 @@ import shutil
 import stat
 import struct
 import threading
+import time
 import uuid as _uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -359,6 +360,7 @@ class BlockStore:
         self._full_free: int | None = None
         self.on_failed = lambda: None   # the datanode beats at once: no more blocks sent here
         self.dead = ""      # why the data dir cannot be read back; for good, until a restart
+        self.dead_since = 0.0   # time.monotonic() when it died (the namenode is told for how long)
         self._strikes = 0   # read checks failed in a row
         self._load()
 
@@ -611,6 +613,7 @@ class BlockStore:
             return err is None
         with self._lock:
             self.dead = err.strerror or str(err)
+            self.dead_since = time.monotonic()
             lost = len(self.replicas)
             self.replicas.clear()
         log.error("data dir %s is dead: it cannot be read back (%s); its %d replicas are no longer "

@@ -107,12 +107,21 @@ class DatanodeServer:
         self._wake.set()
 
     # -- namenode conversation -----------------------------------------
+    def _storage_failure(self) -> dict:
+        """The dead data dir's fields of Register and Heartbeat (none while it works):
+        the namenode shows the node as needing its disk replaced, and places nothing there."""
+        if not self.store.dead:
+            return {}
+        return {"storage_failed": self.store.dead,
+                "storage_failed_for": max(0.0, time.monotonic() - self.store.dead_since)}
+
     def _register(self) -> None:
         cap, used, free = self.store.usage()
         try:
             reply = self.stub.Register(pb.RegisterRequest(
                 uuid=self.store.uuid, address=self.address, rack=self.rack, capacity=cap, used=used,
-                remaining=free, cluster_id=self.store.cluster_id), timeout=RPC_TIMEOUT,
+                remaining=free, cluster_id=self.store.cluster_id, **self._storage_failure()),
+                timeout=RPC_TIMEOUT,
                 # A namenode not listening yet (both started at once, as `cluster up` and
                 # compose do): register as soon as its port opens, not a retry later.
                 wait_for_ready=True)
@@ -163,7 +172,8 @@ class DatanodeServer:
                 uuid=self.store.uuid, capacity=cap, used=used, remaining=free,
                 xceivers=self.transfer.xceivers + self.replicator.active, blocks=len(self.store.replicas),
                 received=received, deleted=deleted, corrupt=corrupt, failed_transfers=failed,
-                repair_bytes=self.replicator.copied_bytes, client_ops=self.transfer.foreground),
+                repair_bytes=self.replicator.copied_bytes, client_ops=self.transfer.foreground,
+                **self._storage_failure()),
                 timeout=RPC_TIMEOUT)
         except grpc.RpcError:
             with self._lock:   # not delivered: send again next time

@@ -139,8 +139,8 @@ class ClusterAdmin:
     def _decommission_outlook(self, d: DatanodeDescriptor) -> dict:
         """See decommission()."""
         now = self.clock()
-        in_service = sum(1 for u in self.members.live_ids(now)
-                         if u != d.uuid and self.members.nodes[u].admin_state == "normal")
+        in_service = sum(1 for u in self.members.live_ids(now) if u != d.uuid
+                         and self.members.nodes[u].admin_state == "normal" and not self.members.nodes[u].storage_failed)
         stuck = top = 0
         for b in self.bmap.by_node.get(d.uuid, ()):
             info = self.bmap.blocks.get(b)

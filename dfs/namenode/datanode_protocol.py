@@ -46,8 +46,10 @@ LIVE_DATANODES_KEY = "live_datanodes"
 class DatanodeProtocol:
     """Registration, heartbeats and block reports; mixed into NameSystem."""
 
-    def register(self, node: DatanodeDescriptor, cluster_id: str = "") -> str:
-        """-> our cluster id, for a datanode that has none yet to record."""
+    def register(self, node: DatanodeDescriptor, cluster_id: str = "", storage_failed: str = "",
+                 storage_failed_for: float = 0.0) -> str:
+        """-> our cluster id, for a datanode that has none yet to record.
+        ``storage_failed``: why its data dir is dead, for ``storage_failed_for`` s (see heartbeat)."""
         reason = foreign_cluster(self.cluster_id, cluster_id)
         if reason:
             log.warning("refused datanode %s: %s", node.address, reason)
@@ -86,6 +88,7 @@ class DatanodeProtocol:
                 log.warning("datanode %s has a new uuid %s (was %s): %d replicas of the old one are gone",
                             node.address, node.uuid, other.uuid, len(lost))
             self.members.register(node, now)
+            self._storage_report(node, storage_failed, storage_failed_for, now)
             self._forget_commands(node.uuid)
             # Copies it was sending or receiving died with its previous life
             # (a datanode wipes tmp/ at start): plan them again.
@@ -119,13 +122,16 @@ class DatanodeProtocol:
     def heartbeat(self, uuid: str, stats: dict, received: list[tuple[int, int, int]],
                   deleted: list[int], corrupt: list[int],
                   failed: list[tuple[int, list[str], str]] = (),
-                  repair_bytes: int | None = None, client_ops: int = 0) -> tuple[bool, NodeCommands]:
+                  repair_bytes: int | None = None, client_ops: int = 0, storage_failed: str = "",
+                  storage_failed_for: float = 0.0) -> tuple[bool, NodeCommands]:
         """A datanode's beat: its stats and news; the reply carries its commands.
 
         failed: copies this node was told to make and could not,
         as (block id, target addresses, reason); repair_bytes: the bytes its
         copies have delivered since it started (a counter, for the repair rate);
-        client_ops: client reads/writes it serves now (copies everywhere yield to them)."""
+        client_ops: client reads/writes it serves now (copies everywhere yield to them);
+        storage_failed: why its data dir is dead ("" while it works), for
+        storage_failed_for seconds: no new replica goes there, the report shows it."""
         with self.lock:
             now = self.clock()
             before = self.members.nodes.get(uuid)
@@ -133,6 +139,7 @@ class DatanodeProtocol:
             node = self.members.heartbeat(uuid, now, **stats)
             if node is None:
                 return True, NodeCommands()
+            self._storage_report(node, storage_failed, storage_failed_for, now)
             if had_room != (node.remaining > 0):   # its disk filled up / refused writes, or recovered
                 if node.remaining > 0:
                     self.monitor.nodes_changed()
@@ -201,6 +208,17 @@ class DatanodeProtocol:
                 cmds.next_heartbeat = self.fast_heartbeat
                 cmds.clients_active = any(t > now - CLIENT_WINDOW for t in self._clients_seen.values())
             return False, cmds
+
+    def _storage_report(self, node: DatanodeDescriptor, failed: str, failed_for: float, now: float) -> None:
+        """Take in what a node says of its data dir (under the lock); said once in the log."""
+        if not self.members.storage_report(node, failed, failed_for, now):
+            return
+        if failed:
+            log.error("datanode %s: its data dir is dead (%s), %.0f s ago: it holds and takes no replicas "
+                      "until its disk is replaced and it restarts", node.address, failed, max(0.0, failed_for))
+        else:
+            log.warning("datanode %s: its data dir works again", node.address)
+            self.monitor.nodes_changed()    # somewhere new for blocks that had nowhere to go
 
     @property
     def fast_heartbeat(self) -> float:

@@ -80,6 +80,18 @@ class Membership:
         node.last_heartbeat = now
         return node
 
+    @staticmethod
+    def storage_report(node: DatanodeDescriptor, failed: str, failed_for: float, now: float) -> bool:
+        """What a node says of its data dir: ``failed`` why it is dead ("" while it
+        works), for ``failed_for`` seconds. -> whether that is news. The time of the
+        failure is kept from the first report (each later one would move it by the
+        beat's latency); a node whose disk is back has restarted and says ""."""
+        if failed == node.storage_failed:
+            return False
+        node.storage_failed = failed
+        node.storage_failed_at = now - max(0.0, failed_for) if failed else 0.0
+        return True
+
     def state(self, node: DatanodeDescriptor, now: float) -> str:
         if node.uuid in self.dead:
             return DEAD

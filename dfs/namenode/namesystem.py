@@ -571,14 +571,18 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                                        name, retry_for=self._restart_wait(now))
         if not writable:
             live = [n for n in self.members.live(now) if n.admin_state == "normal"]
-            if live:  # every one reports no room left: the one case that is ENOSPC
-                raise errors.NoSpaceError(f"no space left: all {len(live)} live datanodes are full",
+            full = [n for n in live if not n.storage_failed]
+            failed = len(live) - len(full)
+            also = f" ({failed} more with a dead data dir)" if failed else ""
+            if full:  # every one reports no room left: the one case that is ENOSPC
+                raise errors.NoSpaceError(f"no space left: all {len(full)} live datanodes are full{also}",
                                           name)
             alive = self.members.live(now)
             leaving = sum(1 for n in alive if n.admin_state != "normal")
+            why = [f"{leaving} of them decommissioning or decommissioned"] if leaving else []
+            why += [f"{failed} with a dead data dir"] if failed else []
             raise errors.NoDatanodesError(
-                f"no live datanodes to write to ({len(alive)} live"
-                + (f", {leaving} of them decommissioning or decommissioned)" if leaving else ")"), name)
+                f"no live datanodes to write to ({', '.join([f'{len(alive)} live', *why])})", name)
         targets = placement.choose_targets(
             f.row["replication"], writable, self.rng, writer_host=caller.host,
             excluded=excluded, block_size=0)
@@ -619,8 +623,10 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
     def writable(self, now: float) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
         fresh node is left (a busy cluster whose heartbeats lag must still take
-        writes; a truly dead node is dropped after the dead-node timeout)."""
-        usable = [n for n in self.members.live(now) if n.admin_state == "normal" and n.remaining > 0]
+        writes; a truly dead node is dropped after the dead-node timeout). Never
+        one whose data dir is dead: it beats on, but stores nothing until a restart."""
+        usable = [n for n in self.members.live(now)
+                  if n.admin_state == "normal" and n.remaining > 0 and not n.storage_failed]
         fresh = [n for n in usable if self.members.state(n, now) == LIVE]
         return fresh or usable
 

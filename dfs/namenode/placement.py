@@ -39,10 +39,11 @@ def choose_targets(n: int, nodes: Iterable[DatanodeDescriptor], rng: random.Rand
 
     ``nodes`` are the writable candidates (live, not stale, not decommissioning);
     ``excluded`` addresses are never chosen; ``chosen`` already hold a replica
-    (re-replication) and count for rack spreading.
+    (re-replication) and count for rack spreading. A node whose data dir is dead
+    (``storage_failed``) is never chosen, whatever free space it last reported.
     """
     skip = set(excluded) | {c.address for c in chosen}
-    pool = [d for d in nodes if d.address not in skip and d.remaining >= block_size]
+    pool = [d for d in nodes if d.address not in skip and d.remaining >= block_size and not d.storage_failed]
     result: list[DatanodeDescriptor] = []
     placed = list(chosen)
 

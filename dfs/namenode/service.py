@@ -238,7 +238,8 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
     def Register(self, r, context):
         cluster_id = self.ns.register(
             DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
-                               capacity=r.capacity, used=r.used, remaining=r.remaining), r.cluster_id)
+                               capacity=r.capacity, used=r.used, remaining=r.remaining), r.cluster_id,
+            r.storage_failed, r.storage_failed_for)
         return pb.RegisterReply(cluster_id=cluster_id, heartbeat_interval=self.ns.members.heartbeat_interval)
 
     @rpc
@@ -249,7 +250,7 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
             [(b.block_id, b.genstamp, b.length) for b in r.received],
             [b.block_id for b in r.deleted], list(r.corrupt),
             [(f.block.block_id, list(f.targets), f.reason) for f in r.failed_transfers],
-            r.repair_bytes, r.client_ops)
+            r.repair_bytes, r.client_ops, r.storage_failed, r.storage_failed_for)
         return pb.HeartbeatReply(
             reregister=rereg, invalidate=sorted(cmds.invalidate),
             transfers=[pb.TransferCommand(block=cpb.Block(block_id=b, genstamp=gs, length=ln), targets=t,

@@ -23,10 +23,12 @@ def status_from_pb(p: pb.FileStatus) -> FileStatus:
 def datanode_to_pb(d: DatanodeDescriptor, state: str = "") -> pb.DatanodeInfo:
     return pb.DatanodeInfo(uuid=d.uuid, address=d.address, rack=d.rack, capacity=d.capacity,
                            used=d.used, remaining=d.remaining, blocks=d.blocks,
-                           last_heartbeat=d.last_heartbeat, state=state, xceivers=d.xceivers)
+                           last_heartbeat=d.last_heartbeat, state=state, xceivers=d.xceivers,
+                           storage_failed=d.storage_failed, storage_failed_at=d.storage_failed_at)
 
 
 def datanode_json(p: pb.DatanodeInfo) -> dict:
     return {"address": p.address, "rack": p.rack, "capacity": p.capacity, "used": p.used,
             "remaining": p.remaining, "blocks": p.blocks, "last_heartbeat": p.last_heartbeat,
-            "state": p.state, "xceivers": p.xceivers, "uuid": p.uuid}
+            "state": p.state, "xceivers": p.xceivers, "uuid": p.uuid,
+            "storage_failed": p.storage_failed, "storage_failed_at": p.storage_failed_at or None}

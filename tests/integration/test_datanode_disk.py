@@ -273,6 +273,61 @@ def test_a_dead_disk_is_found_by_the_read_check_and_its_replicas_copied_elsewher
     print(f"dead disk noticed by fsck in {took:.1f}s")
 
 
+def _shown(c, node) -> dict:
+    r = c.report()
+    [n] = [n for n in r["live"] + r["dead"] if n["address"] == node.address]
+    return {**n, "storage_failed_nodes": r["storage_failed_nodes"]}
+
+
+def test_a_dead_data_dir_is_flagged_in_the_report_and_gets_no_new_block(make_cluster, ext4):
+    # The node beats on with its data dir dead: the report showed an ordinary live node
+    # (free 0, as a full one), nothing saying its disk needs replacing (HDFS: volume failures).
+    c = make_cluster(datanodes=4, start=False)
+    bad = c.datanodes[0]
+    image = ext4(bad.data_dir)
+    c.start()
+    here = {"DFS_CLIENT_HOST": _host(bad)}     # a writer on its host: its first choice
+    files = {f"/d{i}": os.urandom(MiB + 1000 * (i + 1)) for i in range(3)}
+    for p, d in files.items():
+        r = c.cli("put", "-", p, input=d, env=here)
+        assert r.returncode == 0, r.stderr
+    c.wait_for_status("HEALTHY")
+    assert bad.address in _holders(c, files)
+    assert all(not n.get("storage_failed") for n in c.report()["live"])
+    t0 = time.time()
+    kill_disk(bad.data_dir)
+    c.wait_for(lambda: "is dead" in log_text(bad), 15, "the datanode to find its data dir dead")
+    shown = c.wait_for(lambda: (n := _shown(c, bad))["storage_failed"] and n, 10, "the report to flag it")
+    assert shown["state"] == "live" and shown["storage_failed"] == "Input/output error", shown
+    assert t0 - 1 < shown["storage_failed_at"] <= time.time(), (t0, shown)
+    assert shown["storage_failed_nodes"] == 1
+    others = [_shown(c, d) for d in c.datanodes[1:]]
+    assert all(n["storage_failed"] == "" and n["storage_failed_at"] is None for n in others), others
+    text = c.cli("admin", "report", check=True).stdout.decode()
+    assert "Datanodes: 4 live, 0 dead, 1 with a dead data dir" in text, text
+    [line] = [ln for ln in text.splitlines() if bad.address in ln]
+    assert "DATA DIR DEAD for" in line and "(Input/output error)" in line, text
+    assert f"datanode {bad.address}: its data dir is dead (Input/output error)" in log_text(c.namenode)
+    # New files, written from its host, and the copies of what it held: never there.
+    for i in range(4):
+        d = os.urandom(MiB + 7 * i)
+        r = c.cli("put", "-", f"/new{i}", input=d, env=here)
+        assert r.returncode == 0, r.stderr
+        files[f"/new{i}"] = d
+    c.wait_for_status("HEALTHY", timeout=30)
+    assert bad.address not in _holders(c, files)
+    assert "rejected block" not in log_text(bad)      # not even offered one
+    check_all(c, files)
+    # A new disk (here: the old one mounted again) and a restart: no longer flagged.
+    c.kill(bad)
+    subprocess.run(["umount", bad.data_dir], check=True)
+    subprocess.run(["mount", "-o", "loop", image, bad.data_dir], check=True)
+    c.restart(bad)
+    c.wait_for(lambda: not _shown(c, bad)["storage_failed"] and _shown(c, bad)["state"] == "live", 15,
+               "the restarted node to be shown working")
+    assert c.report()["storage_failed_nodes"] == 0
+
+
 def test_a_data_dir_removed_under_a_running_datanode_is_dead_in_one_line(make_cluster):
     c = make_cluster(datanodes=4)
     gone = c.datanodes[0]

@@ -15,6 +15,7 @@ from dfs.namenode.membership import still_avoided
 from dfs.namenode.namespace import LEASE_SOFT_LIMIT, Caller
 from dfs.namenode.namesystem import LocatedBlock, NameSystem, NodeCommands
 from dfs.namenode.store import SqliteStore
+from dfs.rpc import convert
 
 ROOT = Caller("root", ("supergroup",), client_name="client-1", host="10.9.9.9")
 BS = 64 * 1024
@@ -280,6 +281,82 @@ def test_full_datanodes_are_no_space_but_no_datanodes_is_not():
     assert "full" in str(ei.value)
     ns.heartbeat(nodes[0].uuid, {"remaining": 1 << 30, "xceivers": 0}, [], [], [])
     assert ns.add_block(ROOT, row["id"], None, [], []).locations[0].uuid == nodes[0].uuid
+
+
+DISK_DEAD = "Input/output error"
+
+
+def test_a_node_with_a_dead_data_dir_is_shown_and_takes_no_block_nor_copy(caplog):
+    """A datanode whose data dir died beats on (docs/healing.md, a dead data dir). The
+    namenode keeps why and since when, shows it in the report, and never places a new
+    replica or a repair copy there -- even were its free space not 0."""
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 4)
+    bad, good = nodes[0], nodes[1:]
+
+    def beat_all(**failure):
+        beat(ns, good)
+        ns.heartbeat(bad.uuid, {"remaining": 10 << 30, "xceivers": 0}, [], [], [], **failure)
+
+    beat_all(storage_failed=DISK_DEAD, storage_failed_for=4.0)
+    node = ns.members.nodes[bad.uuid]
+    assert (node.storage_failed, node.storage_failed_at) == (DISK_DEAD, clock.t - 4)
+    clock.advance(HB)
+    beat_all(storage_failed=DISK_DEAD, storage_failed_for=4.0 + HB + 0.2)   # a beat's latency
+    assert node.storage_failed_at == clock.t - HB - 4                       # kept from the first
+    assert [r.getMessage() for r in caplog.records if "data dir is dead" in r.getMessage()] == [
+        f"datanode {bad.address}: its data dir is dead ({DISK_DEAD}), 4 s ago: it holds and takes no "
+        "replicas until its disk is replaced and it restarts"]
+    [(shown, state)] = [(d, s) for d, s in ns.report()["nodes"] if d.uuid == bad.uuid]
+    assert state == "live" and shown.storage_failed == DISK_DEAD
+    info = convert.datanode_json(convert.datanode_to_pb(shown, state))
+    assert (info["storage_failed"], info["storage_failed_at"]) == (DISK_DEAD, clock.t - HB - 4)
+    assert convert.datanode_json(convert.datanode_to_pb(good[0], "live"))["storage_failed_at"] is None
+
+    _, blocks, _ = write(ns, "/f", [10] * 20)
+    assert all(bad.address not in where for _, where in blocks)
+    # A holder dies: the only node without a replica is the one with the dead data dir.
+    victim, rest = good[0], good[1:]
+    for _ in range(int(DEAD // HB) + 1):
+        clock.advance(HB)
+        beat(ns, rest)
+        ns.heartbeat(bad.uuid, {"remaining": 10 << 30, "xceivers": 0}, [], [], [], storage_failed=DISK_DEAD)
+        ns.tick()
+    assert ns.node_state(victim, clock.t) == "dead"
+    cmds = beat(ns, rest)
+    assert not [t for c in cmds.values() for t in c.transfers]       # nowhere to copy to
+    for d in rest:
+        ns.heartbeat(d.uuid, {"remaining": 0, "xceivers": 0}, [], [], [])
+    with pytest.raises(errors.NoSpaceError, match=r"all 2 live datanodes are full \(1 more with a dead data dir"):
+        ns.add_block(ROOT, start(ns, "/g")["id"], None, [], [])
+    spare = dn(9, "/r1")
+    ns.register(spare)
+    ns.block_report(spare.uuid, [])
+    ns.tick()
+    transfers = [t for c in beat(ns, rest).values() for t in c.transfers]
+    assert transfers and all(t[3] == [spare.address] for t in transfers)
+    # Nor is it in service for what a decommission can still reach.
+    assert ns.decommission(rest[0].address)["in_service"] == 2     # rest[1] and spare
+    # Restarted with its disk replaced: it registers without the failure, and takes blocks.
+    ns.register(dn(1, bad.rack))
+    assert ns.members.nodes[bad.uuid].storage_failed == ""
+    assert bad.uuid in {d.uuid for d in ns.writable(clock.t)}
+
+
+def test_only_nodes_with_a_dead_data_dir_left_is_no_datanodes_not_no_space():
+    ns = make()
+    nodes = register(ns, 2)
+    for d in nodes:
+        ns.heartbeat(d.uuid, {"remaining": 0, "xceivers": 0}, [], [], [], storage_failed=DISK_DEAD)
+    with pytest.raises(errors.NoDatanodesError) as ei:
+        ns.add_block(ROOT, start(ns, "/f")["id"], None, [], [])
+    assert not isinstance(ei.value, errors.NoSpaceError)
+    assert "no live datanodes to write to (2 live, 2 with a dead data dir)" in str(ei.value)
+    # A datanode registering with its data dir already dead (the namenode restarted).
+    ns.register(dn(5), storage_failed=DISK_DEAD, storage_failed_for=60.0)
+    assert ns.members.nodes["dn5"].storage_failed == DISK_DEAD
+    assert not ns.writable(ns.clock())
 
 
 def test_fewer_datanodes_than_replication_still_writes():

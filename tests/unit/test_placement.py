@@ -107,6 +107,20 @@ def test_choose_targets_edge_cases():
         assert out[0] is busy
 
 
+def test_a_node_with_a_dead_data_dir_is_never_chosen():
+    # Emptiest, idlest, on the writer's host, the only node of its rack: still never
+    # a target, for a write or a repair -- whatever room it last reported.
+    for seed in SEEDS:
+        rng = random.Random(seed)
+        nodes = [node(i, f"/r{i % 2}", remaining=1 << 20, xceivers=3) for i in range(5)]
+        dead = node(9, "/r9", host="10.9.9.9", remaining=1 << 40)
+        dead.storage_failed = "Input/output error"
+        out = choose_targets(3, nodes + [dead], rng, writer_host="10.9.9.9")
+        assert dead not in out and len(out) == 3
+        assert dead not in choose_targets(1, [nodes[0], dead], rng, chosen=[nodes[1]], block_size=1 << 10)
+    assert choose_targets(1, [dead], random.Random(0)) == []
+
+
 def test_choose_targets_does_not_mutate_inputs():
     nodes = [node(i, f"/r{i % 2}") for i in range(6)]
     before = list(nodes)

@@ -436,7 +436,7 @@ class DecommissionReply(_message.Message):
     def __init__(self, stuck_blocks: _Optional[int] = ..., in_service: _Optional[int] = ..., max_replication: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id")
+    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id", "storage_failed", "storage_failed_for")
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
@@ -444,6 +444,8 @@ class RegisterRequest(_message.Message):
     USED_FIELD_NUMBER: _ClassVar[int]
     REMAINING_FIELD_NUMBER: _ClassVar[int]
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FAILED_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FAILED_FOR_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     address: str
     rack: str
@@ -451,7 +453,9 @@ class RegisterRequest(_message.Message):
     used: int
     remaining: int
     cluster_id: str
-    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., cluster_id: _Optional[str] = ...) -> None: ...
+    storage_failed: str
+    storage_failed_for: float
+    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., cluster_id: _Optional[str] = ..., storage_failed: _Optional[str] = ..., storage_failed_for: _Optional[float] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("cluster_id", "heartbeat_interval")
@@ -462,7 +466,7 @@ class RegisterReply(_message.Message):
     def __init__(self, cluster_id: _Optional[str] = ..., heartbeat_interval: _Optional[float] = ...) -> None: ...
 
 class HeartbeatRequest(_message.Message):
-    __slots__ = ("uuid", "capacity", "used", "remaining", "xceivers", "blocks", "received", "deleted", "corrupt", "failed_transfers", "repair_bytes", "client_ops")
+    __slots__ = ("uuid", "capacity", "used", "remaining", "xceivers", "blocks", "received", "deleted", "corrupt", "failed_transfers", "repair_bytes", "client_ops", "storage_failed", "storage_failed_for")
     UUID_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     USED_FIELD_NUMBER: _ClassVar[int]
@@ -475,6 +479,8 @@ class HeartbeatRequest(_message.Message):
     FAILED_TRANSFERS_FIELD_NUMBER: _ClassVar[int]
     REPAIR_BYTES_FIELD_NUMBER: _ClassVar[int]
     CLIENT_OPS_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FAILED_FIELD_NUMBER: _ClassVar[int]
+    STORAGE_FAILED_FOR_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     capacity: int
     used: int
@@ -487,7 +493,9 @@ class HeartbeatRequest(_message.Message):
     failed_transfers: _containers.RepeatedCompositeFieldContainer[TransferFailure]
     repair_bytes: int
     client_ops: int
-    def __init__(self, uuid: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., xceivers: _Optional[int] = ..., blocks: _Optional[int] = ..., received: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., deleted: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., corrupt: _Optional[_Iterable[int]] = ..., failed_transfers: _Optional[_Iterable[_Union[TransferFailure, _Mapping]]] = ..., repair_bytes: _Optional[int] = ..., client_ops: _Optional[int] = ...) -> None: ...
+    storage_failed: str
+    storage_failed_for: float
+    def __init__(self, uuid: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., xceivers: _Optional[int] = ..., blocks: _Optional[int] = ..., received: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., deleted: _Optional[_Iterable[_Union[_common_pb2.Block, _Mapping]]] = ..., corrupt: _Optional[_Iterable[int]] = ..., failed_transfers: _Optional[_Iterable[_Union[TransferFailure, _Mapping]]] = ..., repair_bytes: _Optional[int] = ..., client_ops: _Optional[int] = ..., storage_failed: _Optional[str] = ..., storage_failed_for: _Optional[float] = ...) -> None: ...
 
 class TransferFailure(_message.Message):
     __slots__ = ("block", "targets", "reason")
