@@ -202,7 +202,7 @@ class OpenFile:
                 out.append(self.pages.read(i, po, take))
             elif pos < self.base_len:
                 n = min(take, self.base_len - pos)
-                out.append(self.ctx.cache.read(self._version(), pos, n))
+                out.append(self._read_base(pos, n))
                 if n < take:
                     out.append(ZERO_PAGE[: take - n])
             else:
@@ -323,7 +323,18 @@ class OpenFile:
         start = i * PAGE
         if start >= self.base_len:
             return b""
-        return self.ctx.cache.read(self._version(), start, min(PAGE, self.base_len - start))
+        return self._read_base(start, min(PAGE, self.base_len - start))
+
+    def _read_base(self, off: int, n: int) -> bytes:
+        """Bytes of the committed version this content is built on. Another client's
+        commit (or removal) of the file deletes that version's blocks: what is built on
+        it is stale, as its commit would say (ESTALE), not a missing file. An O_APPEND
+        write that read-modify-writes the last page got ENOENT, when the other client's
+        new version came between this open and that read (two mounts appending, loaded)."""
+        try:
+            return self.ctx.cache.read(self._version(), off, n)
+        except errors.DfsFileNotFoundError as e:
+            raise errors.StaleVersionError(path=self.path) from e
 
     def _push(self) -> None:
         """Send completed pages down the stream, starting one for a file written in order."""
@@ -406,7 +417,7 @@ class OpenFile:
                     data = self.pages.read(i, 0, take)
                 elif pos < self.base_len:
                     n = min(take, self.base_len - pos)
-                    data = self.ctx.cache.read(self._version(), pos, n)
+                    data = self._read_base(pos, n)
                     if n < take:
                         data += ZERO_PAGE[: take - n]
                 else:

@@ -226,6 +226,40 @@ def test_appending_to_an_empty_file_another_client_wrote_meanwhile_is_estale(wor
     assert _read(f) == b"theirs\nagain\n"
 
 
+def test_a_write_on_a_version_another_client_replaced_is_estale_not_enoent(
+    work, strict_mnt, fuse_cluster
+):
+    """An append read-modify-writes its last page from the version this open loaded.
+    When another client committed a new version in between, and that one's blocks were
+    already deleted, the write failed with ENOENT (two mounts appending, under load)."""
+    f = os.path.join(work, "log")
+    other = os.path.join(strict_mnt, os.path.relpath(f, os.path.dirname(work)))
+    path = "/" + os.path.relpath(f, os.path.dirname(work))
+    client = fuse_cluster.client()
+    client.write_bytes(path, b"base\n")   # this mount has never opened it
+    old = client.open_read(path)
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)   # loads that version's block list
+    try:
+        _append(other, b"two\n")
+        deadline = time.monotonic() + 30   # its blocks go with the datanodes' next heartbeat
+        while time.monotonic() < deadline:
+            try:
+                old.read_range(0, 5)
+            except FileNotFoundError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the replaced version's block was never deleted")
+        with pytest.raises(OSError) as ei:
+            os.write(fd, b"mine\n")
+        assert ei.value.errno == errno.ESTALE
+    finally:
+        os.close(fd)   # nothing was staged: nothing to commit
+    assert _read(other) == b"base\ntwo\n"
+    _append(f, b"again\n")
+    assert _read(other) == b"base\ntwo\nagain\n"
+
+
 APPENDER = r"""
 import errno, os, sys
 path, tag, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
