@@ -146,13 +146,18 @@ class DfsClient:
         return FileReader(self, path, pool=self._pool, start=start, length=length)
 
     def create(self, path: str, *, overwrite: bool = False, replication: int = 0, block_size: int = 0,
-               mode: int = 0o644, create_parent: bool = True, replaces: int = 0) -> FileWriter:
+               mode: int = 0o644, create_parent: bool = True, replaces: int = 0,
+               keep_attributes: bool = False) -> FileWriter:
         """A writer; the file appears, complete, when it is closed. With ``replaces`` (a
         file's inode id, and overwrite) it appears only in place of that file: if the
-        path holds anything else, at create or at close, StaleVersionError."""
+        path holds anything else, at create or at close, StaleVersionError. With
+        ``keep_attributes`` it is a new version of the file it replaces: it takes that
+        file's mode, owner, group and replication as they are when it is closed (not
+        ``mode`` and ``replication``; those serve when there is none)."""
         from dfs.client.writer import FileWriter
         return FileWriter(self, path, overwrite=overwrite, replication=replication, block_size=block_size,
-                          mode=mode, create_parent=create_parent, replaces=replaces, pool=self._pool)
+                          mode=mode, create_parent=create_parent, replaces=replaces,
+                          keep_attributes=keep_attributes, pool=self._pool)
 
     def read_bytes(self, path: str, offset: int = 0, length: int | None = None) -> bytes:
         """``length`` bytes (to the end: None) from ``offset``."""

@@ -151,10 +151,11 @@ class FileWriter:
 
     def __init__(self, client, path: str, *, overwrite: bool = False, replication: int = 0,
                  block_size: int = 0, mode: int = 0o644, create_parent: bool = True,
-                 replaces: int = 0, pool: ThreadPoolExecutor):
+                 replaces: int = 0, keep_attributes: bool = False, pool: ThreadPoolExecutor):
         self.client, self.path = client, path
         self._opts = dict(overwrite=overwrite, replication=replication, block_size=block_size,
-                          mode=mode, create_parent=create_parent, replaces=replaces)
+                          mode=mode, create_parent=create_parent, replaces=replaces,
+                          keep_attributes=keep_attributes)
         self._pool = pool
         self.file_id = 0
         self.codec: ChunkCodec | None = None
@@ -226,10 +227,14 @@ class FileWriter:
         """Create ``path`` as an empty file and, in the same namenode call, begin its
         next version: -> (the empty file's status, a writer of the next version).
         A FUSE create() is followed by writes and a close that replaces the empty
-        file; this saves that close a Create call."""
-        w = cls(client, path, overwrite=True, mode=mode, create_parent=False, pool=client._pool)
+        file; this saves that close a Create call. The next version keeps the empty
+        file's attributes as they are at its close (``keep_attributes``: a chmod
+        or chown of the file meanwhile holds)."""
+        w = cls(client, path, overwrite=True, mode=mode, create_parent=False, keep_attributes=True,
+                pool=client._pool)
         r = client.nn.call("Create", pb.CreateRequest(path=path, complete=True, add_block=True,
-                                                      overwrite=False, mode=mode, create_parent=False))
+                                                      overwrite=False, mode=mode, create_parent=False,
+                                                      keep_attributes=True))
         w._adopt(r)
         return r.status, w
 
@@ -600,7 +605,7 @@ class FileWriter:
             # A first block allocated with the file and never written (an empty file
             # opened by fsspec) is dropped by Complete itself: no AbandonBlock call.
             self._first = None
-            req = pb.CompleteRequest(file_id=self.file_id)
+            req = pb.CompleteRequest(file_id=self.file_id, keep_attributes=self._opts["keep_attributes"])
             if self.mtime is not None:
                 req.has_mtime, req.mtime = True, self.mtime
             if self._unreported:

@@ -450,7 +450,8 @@ class Namespace:
     # -- files under construction ---------------------------------------
     def create(self, path: str, caller: Caller, now: float, *, overwrite: bool, replication: int,
                block_size: int, mode: int, create_parent: bool, key_for=None,
-               complete: bool = False, replaces: int = 0) -> tuple[dict, list[int]]:
+               complete: bool = False, replaces: int = 0,
+               keep_attributes: bool = False) -> tuple[dict, list[int]]:
         """Start writing path: the inode stays invisible until complete().
 
         With ``complete`` the file is created empty and visible at once (one
@@ -458,8 +459,9 @@ class Namespace:
         new file may only take the place of that file: checked here and again
         by complete(), so a file another client put at the path meanwhile (a
         rename over it) is never overwritten unseen (a compare-and-swap, for
-        the FUSE mount's read-modify-write commits). Returns (row, blocks to
-        invalidate)."""
+        the FUSE mount's read-modify-write commits). With ``keep_attributes`` the
+        new file is a new version of the one it replaces (``_inherited``), here and
+        again at complete(). Returns (row, blocks to invalidate)."""
         parent, name = self._parent(path, caller, create=create_parent, now=now, new=True)
         self._check(parent, caller, _stat.S_IWOTH, path)
         existing = self.store.lookup(parent["id"], name)
@@ -491,6 +493,8 @@ class Namespace:
         fields = dict(parent=parent["id"], is_dir=0, mode=mode & 0o7777, owner=caller.user, grp=parent["grp"],
                       mtime=now, ctime=now, replication=replication, block_size=block_size,
                       chunk_size=chunk, length=0, **fields_key)
+        if keep_attributes and existing is not None:
+            fields.update(self._inherited(existing, caller))
         if complete:
             if existing is not None:
                 dropped += self.store.delete_subtree(existing["id"])
@@ -501,6 +505,20 @@ class Namespace:
                                     replaces=replaces or None, lease_holder=caller.client_name,
                                     lease_expiry=now + self.lease_limit, **fields)
         return row, dropped
+
+    def _inherited(self, existing: dict, caller: Caller | None) -> dict:
+        """What a new version of ``existing`` keeps of it (a FUSE mount's commit: to its
+        users it is the same file, written to): mode, owner, group and replication, as
+        they are now, so a chmod, chown or setrep made by anyone while it was being
+        written holds, as on a local disk (the mount used to restore those it saw at
+        open, undoing another client's). Set-user-ID, and set-group-ID with group
+        execute, are cleared unless the caller is the superuser, as Linux's write does
+        for a caller without CAP_FSETID: the content is the caller's, not the owner's."""
+        mode = existing["mode"]
+        if caller is not None and not self.is_superuser(caller):
+            mode &= ~(_stat.S_ISUID | (_stat.S_ISGID if mode & _stat.S_IXGRP else 0))
+        return dict(mode=mode, owner=existing["owner"], grp=existing["grp"],
+                    replication=existing["replication"])
 
     def _check_lease_free(self, parent_id: int, name: str, caller: Caller, now: float, path: str) -> list[int]:
         """Refuse to create ``name`` while another client writes it (holds a live lease on a
@@ -580,8 +598,9 @@ class Namespace:
             f.blocks = self._last_blocks(f.row)
 
     def complete(self, f: OpenFile, caller: Caller | None, now: float,
-                 mtime: float | None = None) -> tuple[FileStatus, list[int]]:
-        """Give the file its name with its final length and ``mtime`` (default: now).
+                 mtime: float | None = None, keep_attributes: bool = False) -> tuple[FileStatus, list[int]]:
+        """Give the file its name with its final length and ``mtime`` (default: now); with
+        ``keep_attributes``, the attributes the file it replaces has now (``_inherited``).
         Returns (status, blocks to invalidate)."""
         row = f.row
         if mtime is not None:
@@ -599,6 +618,7 @@ class Namespace:
         path = self._path_of(parent) + row["pending_name"]
         if row["replaces"] and (existing is None or existing["id"] != row["replaces"]):
             raise errors.StaleVersionError(path=path)
+        kept: dict = {}
         if existing is not None:
             if existing["is_dir"]:
                 raise errors.DfsIsADirectoryError(path=path)
@@ -606,10 +626,12 @@ class Namespace:
                 raise errors.DfsFileExistsError(path=path)
             if caller is not None:
                 self._may_replace(existing, caller, path)
+            if keep_attributes:
+                kept = self._inherited(existing, caller)
             dropped += self.store.delete_subtree(existing["id"])
         self.store.update(row["id"], name=row["pending_name"], pending_name=None, state="C",
                           length=length, mtime=now if mtime is None else mtime, lease_holder=None,
-                          lease_expiry=None)
+                          lease_expiry=None, **kept)
         self.store.update(parent["id"], mtime=now)
         return self.status(self.store.get(row["id"]), path), dropped  # type: ignore[arg-type]
 

@@ -434,12 +434,16 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
     def set_replication(self, caller: Caller, path: str, n: int) -> FileStatus:
         def op():
             st, blocks = self.ns.set_replication(path, n, caller)
-            known = [b for b in blocks if b in self.bmap.blocks]
-            for b in known:
-                self.bmap.blocks[b].replication = n
-            self.monitor.want(known)
+            self._retarget(blocks, n)
             return st
         return self._mutate(op)
+
+    def _retarget(self, blocks: list[int], n: int) -> None:
+        """``blocks``' file now wants ``n`` replicas: the monitor adds or trims them."""
+        known = [b for b in blocks if b in self.bmap.blocks]
+        for b in known:
+            self.bmap.blocks[b].replication = n
+        self.monitor.want(known)
 
     def content_summary(self, caller: Caller, path: str) -> dict:
         _, rows, _ = self.read_subtree(caller, path)
@@ -471,15 +475,16 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     # -- writing --------------------------------------------------------
     def create(self, caller: Caller, path: str, *, overwrite: bool, replication: int, block_size: int,
-               mode: int, create_parent: bool, complete: bool, replaces: int = 0
-               ) -> tuple[dict, bytes, FileStatus | None]:
+               mode: int, create_parent: bool, complete: bool, replaces: int = 0,
+               keep_attributes: bool = False) -> tuple[dict, bytes, FileStatus | None]:
         data_key = keys.new_key()
 
         def op():
             row, dropped = self.ns.create(
                 path, caller, self.clock(), overwrite=overwrite, replication=replication,
                 block_size=block_size, mode=mode, create_parent=create_parent, complete=complete,
-                replaces=replaces, key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
+                replaces=replaces, keep_attributes=keep_attributes,
+                key_for=lambda fid: keys.wrap(self.master_key, data_key, fid))
             self._invalidate_blocks(dropped)
             if complete or dropped:
                 self.store.want_durable()   # visible at once
@@ -489,7 +494,8 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     def create_with_block(self, caller: Caller, path: str, *, overwrite: bool, replication: int,
                           block_size: int, mode: int, create_parent: bool, empty_first: bool = False,
-                          replaces: int = 0) -> tuple[dict, bytes, FileStatus | None, LocatedBlock]:
+                          replaces: int = 0, keep_attributes: bool = False
+                          ) -> tuple[dict, bytes, FileStatus | None, LocatedBlock]:
         """Create ``path`` for writing and allocate its first block in one transaction
         (a small file is then this, one pipeline and Complete). With ``empty_first``
         ``path`` first appears as an empty complete file, durable at once (a FUSE
@@ -510,7 +516,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self.store.want_durable()   # visible at once
             row, more = self.ns.create(
                 path, caller, now, overwrite=overwrite or empty_first, create_parent=create_parent,
-                complete=False, replaces=0 if empty_first else replaces,
+                complete=False, replaces=0 if empty_first else replaces, keep_attributes=keep_attributes,
                 key_for=lambda fid: keys.wrap(self.master_key, data_key, fid), **common)
             lb = self._allocate(OpenFile(row), caller, [], now, path=normalize(path))
             self._invalidate_blocks(dropped + more)   # in memory: only once nothing can fail
@@ -645,7 +651,8 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
 
     def complete(self, caller: Caller, file_id: int, last: tuple[int, int] | None,
                  last_nodes: list[str], previous: tuple[int, int] | None = None,
-                 previous_nodes: list[str] = (), mtime: float | None = None) -> FileStatus:
+                 previous_nodes: list[str] = (), mtime: float | None = None,
+                 keep_attributes: bool = False) -> FileStatus:
         def op():
             again = self.ns.completed_already(file_id, last, previous)
             if again is not None:   # a retry without a call id (none of our clients sends one)
@@ -655,8 +662,11 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self._commit(f, previous[0], previous[1], list(previous_nodes))
             if last is not None:
                 self._commit(f, last[0], last[1], last_nodes)
-            st, dropped = self.ns.complete(f, caller, self.clock(), mtime=mtime)
+            st, dropped = self.ns.complete(f, caller, self.clock(), mtime=mtime,
+                                           keep_attributes=keep_attributes)
             self._invalidate_blocks(dropped)
+            if st.replication != f.row["replication"]:   # kept: a setrep while it was written
+                self._retarget([b["id"] for b in self.store.blocks(file_id)], st.replication)
             return st
         return self._mutate(op, caller=caller)
 

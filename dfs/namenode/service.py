@@ -111,7 +111,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         caller = _caller(r.caller, context, r.add_block)
         opts = dict(overwrite=r.overwrite, replication=r.replication, block_size=r.block_size,
                     mode=r.mode if r.HasField("mode") else 0o644,
-                    create_parent=r.create_parent, replaces=r.replaces)
+                    create_parent=r.create_parent, replaces=r.replaces, keep_attributes=r.keep_attributes)
         if r.add_block:
             # With complete too: an empty complete file, plus its next version under
             # construction with a first block (a FUSE create); the status is the empty file's.
@@ -153,7 +153,7 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         prev = (r.previous.block_id, r.previous.length) if r.has_previous else None
         st = self.ns.complete(_caller(r.caller, context), r.file_id, last, list(r.last_nodes),
                               previous=prev, previous_nodes=list(r.previous_nodes),
-                              mtime=r.mtime if r.has_mtime else None)
+                              mtime=r.mtime if r.has_mtime else None, keep_attributes=r.keep_attributes)
         _applied("Complete")
         return _status(st)
 

@@ -22,10 +22,12 @@ staged, reading unchanged ranges from that version.
 ``commit`` runs on flush (a close by the descriptor's opener, see
 operations.py), fsync and release: close-to-open consistency - once close()
 returns, every client sees the new content. The
-new version keeps the file's mode, owner, group and any mtime set while it
-was dirty. Every method takes ``lock`` (an RLock). ``FileTable`` maps paths
-and handle numbers to OpenFiles under its own lock, the innermost one: it may
-be taken while an OpenFile's lock is held, never the other way round.
+new version keeps any mtime set while it was dirty, and the namenode gives it
+the mode, owner, group and replication the file has at that moment
+(``keep_attributes``), whoever changed them meanwhile. Every method takes
+``lock`` (an RLock). ``FileTable`` maps paths and handle numbers to OpenFiles
+under its own lock, the innermost one: it may be taken while an OpenFile's
+lock is held, never the other way round.
 """
 
 from __future__ import annotations
@@ -377,6 +379,10 @@ class OpenFile:
         # and again at complete, if another client replaced or removed that file meanwhile
         # (ours on top of the old content would be a lost update, acknowledged to the
         # other writer). Without base_id (a new file, O_TRUNC) the last close wins.
+        # Either way it is a new version of the file there, which the namenode gives
+        # that file's mode, owner, group and replication as they are at complete: a
+        # chmod, chown or setrep made by anyone while this was written holds (restored
+        # here from our status, another client's was undone at every commit).
         return self.ctx.client.create(
             self.path,
             overwrite=True,
@@ -385,6 +391,7 @@ class OpenFile:
             block_size=st.block_size,
             create_parent=False,
             replaces=self.base_id or 0,
+            keep_attributes=True,
         )
 
     # -- committing -----------------------------------------------------
@@ -430,9 +437,6 @@ class OpenFile:
             if start:
                 self._break(e)
             raise
-        want = self.status
-        owner = want.owner if want.owner != st.owner else ""
-        group = want.group if want.group != st.group else ""
         self.pages.clear()
         self.version, self.streamed, self.dirty = None, 0, False
         self.size = self.base_len = st.size
@@ -443,13 +447,6 @@ class OpenFile:
         # read-only mmap of a file just changed in place here still works).
         with self.ctx.idents_lock:
             self.ctx.kernel_idents.pop(self.path, None)
-        if owner or group:
-            try:
-                st = self.ctx.client.chown(self.path, owner, group)
-            except errors.DfsError as e:
-                log.warning("%s: could not restore owner %s:%s: %s", self.path, owner, group, e)
-        if st.mode != want.mode:  # a stream was created before a chmod (cp -p)
-            st = self.ctx.client.chmod(self.path, want.mode)
         if self.pending_mtime is not None and abs(st.mtime - self.pending_mtime) > 1e-6:
             # not set by Complete: the file was made by a Create (empty, never opened)
             st = self.ctx.client.set_times(self.path, self.pending_mtime)

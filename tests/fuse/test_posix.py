@@ -321,6 +321,53 @@ def test_chown(work, fuse_cluster, mnt):
     assert b'"owner": "nobody"' in fuse_cluster.cli("stat", "--json", dfs_path(mnt, f)).stdout
 
 
+def test_attributes_changed_elsewhere_while_a_file_is_written_hold(work, fuse_cluster, mnt, strict_mnt):
+    """A commit restored the mode, owner and group the mount saw at open (and created the
+    version with that replication): an admin's chmod 600, chown or setrep of a file a
+    mount was writing, made by another client or mount, was undone at the writer's next
+    close or fsync. The namenode now gives each new version the file's attributes as
+    they are at complete (keep_attributes); this mount's own changes still hold."""
+    client = fuse_cluster.client()
+    f = os.path.join(work, "f")
+    p = dfs_path(mnt, f)
+    write(f, b"base\n")
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"more\n")
+    client.chmod(p, 0o600)
+    client.chown(p, "nobody", "")
+    client.set_replication(p, 1)
+    os.close(fd)
+    st = client.stat(p)
+    assert (oct(st.mode), st.owner, st.replication) == (oct(0o600), "nobody", 1)
+    assert stat.S_IMODE(os.stat(f).st_mode) == 0o600 and os.stat(f).st_uid == NOBODY.pw_uid
+    # fsync on a long-lived descriptor; the change made through another mount
+    fd = os.open(f, os.O_WRONLY | os.O_APPEND)
+    os.write(fd, b"1\n")
+    os.fsync(fd)
+    os.chmod(os.path.join(strict_mnt, p.lstrip("/")), 0o640)
+    os.write(fd, b"2\n")
+    os.fsync(fd)
+    assert oct(client.stat(p).mode) == oct(0o640)
+    os.fchmod(fd, 0o604)   # this mount's own, while open
+    os.write(fd, b"3\n")
+    os.close(fd)
+    assert oct(client.stat(p).mode) == oct(0o604) and read(f) == b"base\nmore\n1\n2\n3\n"
+    # Last-close-wins commits too: an O_TRUNC rewrite, and a new file that streams.
+    fd = os.open(f, os.O_WRONLY | os.O_TRUNC)
+    os.write(fd, b"new\n")
+    client.chmod(p, 0o660)
+    os.close(fd)
+    assert oct(client.stat(p).mode) == oct(0o660) and read(f) == b"new\n"
+    g = os.path.join(work, "g")
+    fd = os.open(g, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"x" * (3 << 20))
+    client.chmod(dfs_path(mnt, g), 0o600)
+    os.write(fd, b"y")
+    os.close(fd)
+    assert oct(client.stat(dfs_path(mnt, g)).mode) == oct(0o600)
+    assert os.path.getsize(g) == (3 << 20) + 1
+
+
 def test_utimens_ns_now_omit(work):
     f = os.path.join(work, "f")
     write(f, b"x")

@@ -1282,6 +1282,49 @@ def test_a_file_renamed_over_the_path_while_writing_is_not_overwritten(ns):
     assert ns.stat("/f", ROOT).inode_id == theirs.inode_id and ns.stat("/f", ROOT).size == 20
 
 
+def test_a_new_version_keeps_the_attributes_the_file_has_at_complete(ns):
+    """keep_attributes (the mount's commits): a chmod, chown or setrep made by anyone
+    while the new version was written holds; it used to be undone by the writer's
+    restore of the attributes it saw at open."""
+    _, old = write_file(ns, "/f", [10], mode=0o644)
+    row = create(ns, "/f", overwrite=True, replaces=old.inode_id, mode=0o644, replication=3,
+                 keep_attributes=True)
+    ns.chmod("/f", 0o600, ROOT)
+    ns.chown("/f", "alice", "users", ROOT)
+    ns.set_replication("/f", 1, ROOT)
+    st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 2.0, keep_attributes=True)
+    assert (st.mode, st.owner, st.group, st.replication) == (0o600, "alice", "users", 1)
+    assert st.inode_id == row["id"] and ns.stat("/f", ROOT).mode == 0o600
+
+
+def test_a_new_version_begins_with_the_attributes_the_file_has_at_create(ns):
+    """Kept at create too: what the file is put back with when another client renamed
+    it away meanwhile (a last-close-wins commit, O_TRUNC), and the replication its
+    blocks are placed for."""
+    write_file(ns, "/f", [10], mode=0o640, replication=2)
+    ns.chown("/f", "alice", "users", ROOT)
+    row = create(ns, "/f", overwrite=True, mode=0o644, replication=3, keep_attributes=True)
+    assert (row["mode"], row["owner"], row["grp"], row["replication"]) == (0o640, "alice", "users", 2)
+    ns.rename("/f", "/g", ROOT, 2.0)
+    st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 3.0, keep_attributes=True)
+    assert (st.mode, st.owner, st.group, st.replication) == (0o640, "alice", "users", 2)
+
+
+def test_a_new_version_by_another_user_loses_setuid_and_a_plain_overwrite_keeps_nothing(ns):
+    ns.mkdir("/d", ROOT, 1.0, mode=0o777)
+    _, old = write_file(ns, "/d/prog", [10], mode=0o6777)
+    row = create(ns, "/d/prog", BOB, overwrite=True, replaces=old.inode_id, keep_attributes=True)
+    st, _ = ns.complete(ns.open_file(row["id"], BOB), BOB, 2.0, keep_attributes=True)
+    assert (st.mode, st.owner) == (0o777, "root")   # as Linux's write without CAP_FSETID
+    row = create(ns, "/d/prog", ROOT, overwrite=True, keep_attributes=True)
+    ns.chmod("/d/prog", 0o4757, ROOT)
+    st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 3.0, keep_attributes=True)
+    assert st.mode == 0o4757                          # the superuser's keeps them
+    write_file(ns, "/d/prog", [5], BOB, 4.0, overwrite=True, mode=0o644)
+    st = ns.stat("/d/prog", ROOT)                     # put -f, HDFS's create-overwrite
+    assert (st.mode, st.owner) == (0o644, "bob")
+
+
 def test_a_delete_of_files_only_refuses_a_directory(ns):
     # rm without -r stat-ed, then deleted: a directory made at the name in between
     # was removed. The namenode refuses it where the delete happens.

@@ -765,6 +765,24 @@ def test_set_replication_down_invalidates_excess():
     assert ns.fsck(ROOT, "/f")["status"] == "HEALTHY"
 
 
+def test_a_new_version_kept_a_setrep_made_while_it_was_written_and_its_blocks_follow():
+    """keep_attributes (a mount's commit): the file's replication at complete, not the
+    one its blocks were placed for; the monitor trims (or adds) copies to match."""
+    ns = make()
+    nodes = register(ns, 3)
+    fid, _, _ = write(ns, "/f", [10])
+    row, _, _ = ns.create(ROOT, "/f", overwrite=True, replication=3, block_size=BS, mode=0o644,
+                          create_parent=False, complete=False, replaces=fid, keep_attributes=True)
+    lb = ns.add_block(ROOT, row["id"], None, [], [])
+    ns.set_replication(ROOT, "/f", 1)
+    st = ns.complete(ROOT, row["id"], (lb.block_id, 10), [d.address for d in lb.locations],
+                     keep_attributes=True)
+    assert st.replication == 1 and ns.bmap.blocks[lb.block_id].replication == 1
+    ns.tick()
+    beat(ns, nodes)
+    assert len(holders(ns, lb.block_id)) == 1
+
+
 def test_late_received_report_does_not_undo_a_surplus_drop():
     """A node's report that it received a block, sent before it learns the copy is
     surplus, must not count the copy again (setrep -w saw 2, then 3)."""

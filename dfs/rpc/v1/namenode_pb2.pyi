@@ -146,7 +146,7 @@ class BoolReply(_message.Message):
     def __init__(self, value: _Optional[bool] = ...) -> None: ...
 
 class CreateRequest(_message.Message):
-    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete", "add_block", "replaces")
+    __slots__ = ("caller", "path", "overwrite", "replication", "block_size", "mode", "create_parent", "complete", "add_block", "replaces", "keep_attributes")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     OVERWRITE_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,7 @@ class CreateRequest(_message.Message):
     COMPLETE_FIELD_NUMBER: _ClassVar[int]
     ADD_BLOCK_FIELD_NUMBER: _ClassVar[int]
     REPLACES_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     overwrite: bool
@@ -167,7 +168,8 @@ class CreateRequest(_message.Message):
     complete: bool
     add_block: bool
     replaces: int
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ..., replaces: _Optional[int] = ...) -> None: ...
+    keep_attributes: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ..., replaces: _Optional[int] = ..., keep_attributes: _Optional[bool] = ...) -> None: ...
 
 class CreateReply(_message.Message):
     __slots__ = ("status", "key", "file_id", "block")
@@ -218,7 +220,7 @@ class AbandonBlockRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., block_id: _Optional[int] = ...) -> None: ...
 
 class CompleteRequest(_message.Message):
-    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last", "previous", "previous_nodes", "has_previous", "mtime", "has_mtime")
+    __slots__ = ("caller", "file_id", "last", "last_nodes", "has_last", "previous", "previous_nodes", "has_previous", "mtime", "has_mtime", "keep_attributes")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
@@ -229,6 +231,7 @@ class CompleteRequest(_message.Message):
     HAS_PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     MTIME_FIELD_NUMBER: _ClassVar[int]
     HAS_MTIME_FIELD_NUMBER: _ClassVar[int]
+    KEEP_ATTRIBUTES_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     file_id: int
     last: _common_pb2.Block
@@ -239,7 +242,8 @@ class CompleteRequest(_message.Message):
     has_previous: bool
     mtime: float
     has_mtime: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., mtime: _Optional[float] = ..., has_mtime: _Optional[bool] = ...) -> None: ...
+    keep_attributes: bool
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., file_id: _Optional[int] = ..., last: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., last_nodes: _Optional[_Iterable[str]] = ..., has_last: _Optional[bool] = ..., previous: _Optional[_Union[_common_pb2.Block, _Mapping]] = ..., previous_nodes: _Optional[_Iterable[str]] = ..., has_previous: _Optional[bool] = ..., mtime: _Optional[float] = ..., has_mtime: _Optional[bool] = ..., keep_attributes: _Optional[bool] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("caller",)
