@@ -111,9 +111,11 @@ class DfsClient:
         reply = self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode))
         return convert.status_from_pb(reply.status)
 
-    def delete(self, path: str, *, recursive: bool = False, files_only: bool = False) -> bool:
+    def delete(self, path: str, *, recursive: bool = False, files_only: bool = False,
+               inode_id: int = 0) -> bool:
+        """With ``inode_id``: only while ``path`` holds that file (else not found)."""
         return self.nn.call("Delete", pb.DeleteRequest(path=path, recursive=recursive,
-                                                       files_only=files_only)).value
+                                                       files_only=files_only, inode_id=inode_id)).value
 
     def rename(self, src: str, dst: str, *, overwrite: bool = False) -> FileStatus:
         reply = self.nn.call("Rename", pb.RenameRequest(src=src, dst=dst, overwrite=overwrite))

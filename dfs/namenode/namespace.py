@@ -295,10 +295,12 @@ class Namespace:
 
     # -- delete / rename ------------------------------------------------
     def delete(self, path: str, caller: Caller, now: float, *, recursive: bool = False,
-               files_only: bool = False) -> list[int]:
+               files_only: bool = False, inode_id: int = 0) -> list[int]:
         """Remove path; returns the block ids to invalidate on datanodes. ``files_only``:
         a directory there is refused (rm without -r: a check made by the client before
-        the call would race with a directory made at that name meanwhile)."""
+        the call would race with a directory made at that name meanwhile). ``inode_id``:
+        only while the path holds that file, and not its writers (a FUSE mount's late
+        removal of a file libfuse hid: one put at the name since is not removed)."""
         parts = split_path(path)
         if not parts:
             raise errors.InvalidPathError("cannot delete the root", path)
@@ -309,6 +311,10 @@ class Namespace:
         writing = self.store.pending(rows[-1]["id"], parts[-1]) if len(rows) == len(parts) else []
         if row is not None and not row["is_dir"]:
             writing = self.store.pending(row["parent"], parts[-1])
+        if inode_id:
+            writing = []
+            if row is not None and row["id"] != inode_id:
+                row = None
         if row is None and not writing:
             raise errors.DfsFileNotFoundError(path=path)
         parent = self.store.get(row["parent"]) if row is not None else rows[-1]

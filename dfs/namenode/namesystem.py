@@ -408,10 +408,11 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         return self._mutate(
             lambda: self.ns.mkdir(path, caller, self.clock(), parents=parents, mode=mode), caller=caller)
 
-    def delete(self, caller: Caller, path: str, recursive: bool, files_only: bool = False) -> bool:
+    def delete(self, caller: Caller, path: str, recursive: bool, files_only: bool = False,
+               inode_id: int = 0) -> bool:
         def op():
             self._invalidate_blocks(self.ns.delete(path, caller, self.clock(), recursive=recursive,
-                                                   files_only=files_only))
+                                                   files_only=files_only, inode_id=inode_id))
             return True
         return self._mutate(op, caller=caller)
 

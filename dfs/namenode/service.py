@@ -80,7 +80,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
 
     @rpc
     def Delete(self, r, context):
-        done = self.ns.delete(_caller(r.caller, context), r.path, r.recursive, files_only=r.files_only)
+        done = self.ns.delete(_caller(r.caller, context), r.path, r.recursive, files_only=r.files_only,
+                              inode_id=r.inode_id)
         _applied("Delete")
         return pb.BoolReply(value=done)
 

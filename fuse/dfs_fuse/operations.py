@@ -154,6 +154,10 @@ class DfsOperations(Operations):
         else:
             check_path(path)
             of = self.files.get(path)
+            if of is None and self.hidden.is_pending(path):
+                # removed as far as anyone here can tell (hidden.py): a lookup before an
+                # O_EXCL create of the name found it (EEXIST), and exists() said True
+                raise FuseOSError(errno.ENOENT)
         over = of.overlay() if of is not None else None
         if over is not None:
             st, size, mtime = over
@@ -241,7 +245,9 @@ class DfsOperations(Operations):
         mode &= 0o7777
         if parent.mode & _stat.S_ISGID:
             mode |= _stat.S_ISGID  # as Linux does: subdirectories of a SGID directory inherit it
+        self.hidden.now(path)
         st = self._own(path, self.client.mkdir(path, mode=mode), parent)
+        self.hidden.replaced(path)
         self.meta.added(path, st)
 
     @_fuse_errors
@@ -255,9 +261,8 @@ class DfsOperations(Operations):
     def unlink(self, path):
         self._writable(path)
         of = self.files.get(path)
-        if of is None and is_hidden(path):
-            self.hidden.later(path)
-            return
+        if self.hidden.unlinked(path, open_here=of is not None):
+            return   # libfuse's, of a file it hid: removed in a moment (hidden.py)
         if of is None:
             self.client.delete(path, recursive=False)
         else:
@@ -268,11 +273,11 @@ class DfsOperations(Operations):
         self.meta.removed(path, is_dir=False)
         self._forget_idents(path)
 
-    def _remove_hidden(self, path: str) -> None:
+    def _remove_hidden(self, path: str, inode_id: int) -> None:
         try:
-            self.client.delete(path, recursive=False)
+            self.client.delete(path, recursive=False, inode_id=inode_id)
         except errors.DfsFileNotFoundError:
-            pass
+            return   # gone, or another file has the name now: not ours to remove
         except errors.DfsError as e:
             log.warning("%s: could not remove: %s", path, e)
         self.meta.removed(path, is_dir=False)
@@ -286,6 +291,9 @@ class DfsOperations(Operations):
         if flags & RENAME_EXCHANGE or flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE):
             raise FuseOSError(errno.EINVAL)
         moving = sorted(self.files.under(old), key=id)
+        # libfuse hiding a file open here (unlinked, or renamed over): its name has the
+        # pattern and the file is open here. A user's rename is neither (or not both).
+        hiding = is_hidden(new) and any(of.path == old for of in moving)
         for of in moving:
             of.lock.acquire()
         try:
@@ -295,11 +303,13 @@ class DfsOperations(Operations):
                     of._commit()
             st = self.client.rename(old, new, overwrite=not flags & RENAME_NOREPLACE)
             self.files.moved(old, new)
-            if is_hidden(new):
+            self.hidden.moved(old, new)
+            if hiding:
                 # libfuse's stand-in for unlinking an open file: it is removed at the last
                 # close, so what is written to it from now on is never uploaded.
+                self.hidden.made(new, st.inode_id)
                 for of in moving:
-                    of.orphan = True
+                    of.orphan = of.orphan or of.path == new
         finally:
             for of in moving:
                 of.lock.release()
@@ -380,6 +390,7 @@ class DfsOperations(Operations):
         """Create an empty file; with ``open_next`` also begin its next version, in the
         same namenode call (the writes that usually follow replace the empty file):
         -> (status, writer of the next version)."""
+        self.hidden.now(path)   # a file hidden here waits at the name: gone, as far as we tell
         parent = self.meta.get(parent_of(path))
         if open_next:
             raw, successor = FileWriter.create_empty_and_open(self.client, path, mode=mode & 0o7777)
@@ -387,6 +398,7 @@ class DfsOperations(Operations):
             w = self.client.create(path, overwrite=False, mode=mode & 0o7777, create_parent=False)
             raw, successor = w.close(), None
         st = self._own(path, convert.status_from_pb(raw), parent)
+        self.hidden.replaced(path)
         self.meta.added(path, st)
         return (st, successor) if open_next else st
 

@@ -569,6 +569,53 @@ def test_a_replaced_file_can_still_be_opened_by_who_looked_it_up(work):
     assert sorted(os.listdir(work)) == ["target"]
 
 
+def test_a_users_files_named_like_libfuses_hidden_ones_are_kept(work, fuse_cluster, mnt):
+    """Any unlink of a .fuse_hidden* name was taken for libfuse's and done two seconds
+    later, by path: a user's file of that name made again after an rm was deleted then
+    (and left out of listings, and O_EXCL failed, meanwhile); and a file open here renamed
+    to such a name had its later writes dropped. Now only what libfuse hid here waits,
+    and only that file is removed."""
+    for name in (".fuse_hiddenmine", ".fuse_hidden0000000a00000001"):   # the second: libfuse's pattern
+        f = os.path.join(work, name)
+        write(f, b"old\n")
+        os.unlink(f)
+        write(f, b"important\n")
+        assert name in os.listdir(work)
+        expect(errno.EEXIST, os.open, f, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
+    g = os.path.join(work, "g")
+    with open(g, "wb") as fh:
+        fh.write(b"before\n")
+        fh.flush()
+        os.rename(g, os.path.join(work, ".fuse_hiddenfoo"))
+        fh.write(b"after\n")
+    time.sleep(3)
+    for name in (".fuse_hiddenmine", ".fuse_hidden0000000a00000001"):
+        assert read(os.path.join(work, name)) == b"important\n"
+        assert cli_cat(fuse_cluster, mnt, os.path.join(work, name)) == b"important\n"
+    assert cli_cat(fuse_cluster, mnt, os.path.join(work, ".fuse_hiddenfoo")) == b"before\nafter\n"
+
+
+def test_a_name_libfuse_hid_a_file_under_can_be_made_again_at_once(work, fuse_cluster, mnt):
+    """The file libfuse hid waits two seconds after its last close, out of listings:
+    a file made at that very name meanwhile is the user's, and stays."""
+    f = os.path.join(work, "f")
+    write(f, b"old")
+    fd = os.open(f, os.O_RDONLY)
+    os.unlink(f)
+    (hidden,) = os.listdir(work)
+    assert hidden.startswith(".fuse_hidden")
+    os.close(fd)
+    time.sleep(0.3)                                 # libfuse's unlink, at the release
+    assert os.listdir(work) == []
+    h = os.path.join(work, hidden)
+    fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, b"mine")
+    os.close(fd)
+    assert os.listdir(work) == [hidden]
+    time.sleep(3)
+    assert read(h) == b"mine" and cli_cat(fuse_cluster, mnt, h) == b"mine"
+
+
 def test_errnos(work):
     f, d = os.path.join(work, "f"), os.path.join(work, "d")
     write(f, b"x")

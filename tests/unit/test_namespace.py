@@ -1325,6 +1325,21 @@ def test_a_new_version_by_another_user_loses_setuid_and_a_plain_overwrite_keeps_
     assert (st.mode, st.owner) == (0o644, "bob")
 
 
+def test_a_delete_by_inode_id_removes_only_that_file(ns):
+    """A FUSE mount's late removal of a file libfuse hid: a file put at the name since
+    (a user's, made again) is not removed with it, nor is a writer of the name."""
+    _, old = write_file(ns, "/.fuse_hidden0000000a00000001", [10])
+    ns.delete("/.fuse_hidden0000000a00000001", ROOT, 2.0)
+    _, mine = write_file(ns, "/.fuse_hidden0000000a00000001", [5], now=3.0)
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.delete("/.fuse_hidden0000000a00000001", ROOT, 4.0, inode_id=old.inode_id)
+    row = create(ns, "/.fuse_hidden0000000a00000001", overwrite=True)
+    ns.delete("/.fuse_hidden0000000a00000001", ROOT, 5.0, inode_id=mine.inode_id)
+    assert ns.open_file(row["id"], ROOT)                       # its writer goes on
+    with pytest.raises(errors.DfsFileNotFoundError):
+        ns.stat("/.fuse_hidden0000000a00000001", ROOT)
+
+
 def test_a_delete_of_files_only_refuses_a_directory(ns):
     # rm without -r stat-ed, then deleted: a directory made at the name in between
     # was removed. The namenode refuses it where the delete happens.

@@ -74,16 +74,18 @@ class MkdirRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., parents: _Optional[bool] = ..., mode: _Optional[int] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
-    __slots__ = ("caller", "path", "recursive", "files_only")
+    __slots__ = ("caller", "path", "recursive", "files_only", "inode_id")
     CALLER_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     RECURSIVE_FIELD_NUMBER: _ClassVar[int]
     FILES_ONLY_FIELD_NUMBER: _ClassVar[int]
+    INODE_ID_FIELD_NUMBER: _ClassVar[int]
     caller: Caller
     path: str
     recursive: bool
     files_only: bool
-    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ..., files_only: _Optional[bool] = ...) -> None: ...
+    inode_id: int
+    def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., recursive: _Optional[bool] = ..., files_only: _Optional[bool] = ..., inode_id: _Optional[int] = ...) -> None: ...
 
 class RenameRequest(_message.Message):
     __slots__ = ("caller", "src", "dst", "overwrite")
