@@ -110,6 +110,18 @@ def _timeout(text: str) -> float:
     return x
 
 
+def _directory(text: str) -> str:
+    """A directory, or a path one can be made at: neither a file nor under one. Such a
+    cache_dir made `dfs mount` fail with only "File exists" (os.makedirs), naming
+    neither the option nor the problem, and a foreground mount failed at its first spill."""
+    p = os.path.abspath(text)
+    while not os.path.exists(p) and os.path.dirname(p) != p:
+        p = os.path.dirname(p)
+    if not os.path.isdir(p):
+        raise ValueError(text)
+    return text
+
+
 def _set(**fields):
     def apply(o: MountOptions) -> None:
         for k, v in fields.items():
@@ -128,7 +140,7 @@ _VALUES = {
     "attr_timeout": (_timeout, _SECONDS), "entry_timeout": (_timeout, _SECONDS),
     "cache_size": (cli_args.size, cli_args.SIZE_FORMS), "readahead": (cli_args.size, cli_args.SIZE_FORMS),
     "write_buffer": (cli_args.size, cli_args.SIZE_FORMS), "direct_read": (cli_args.size, cli_args.SIZE_FORMS),
-    "read_ahead_kb": (cli_args.count, "a whole number >= 0"), "cache_dir": (str, "a directory"),
+    "read_ahead_kb": (cli_args.count, "a whole number >= 0"), "cache_dir": (_directory, "not a directory"),
 }
 
 
@@ -173,7 +185,10 @@ def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | 
 
 
 def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
-    os.makedirs(opts.cache_dir, exist_ok=True)
+    try:
+        os.makedirs(opts.cache_dir, exist_ok=True)
+    except OSError as e:   # not writable (a bad value is refused by parse, exit 2)
+        raise errors.DfsError(f"cannot make cache_dir: {e.strerror}", opts.cache_dir) from None
     log_path = os.path.join(opts.cache_dir, "mount-" + mnt.strip("/").replace("/", "_") + ".log")
     cmd = [sys.executable, "-m", "dfs_fuse", "--namenode", namenode]
     if raw:

@@ -101,6 +101,9 @@ def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
     "cannot reach namenode" (exit 1) instead."""
     mnt = os.path.join(mount_root, "badopts")
     os.makedirs(mnt)
+    afile = os.path.join(mount_root, "afile")   # a cache_dir that is a file: "File exists", exit 1
+    with open(afile, "w") as f:
+        f.write("x")
     env = {**os.environ, "DFS_RETRY_SECONDS": "1"}
     env.pop("DFS_NAMENODE", None)
     dfs_mount = [sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:1", "mount"]
@@ -110,6 +113,9 @@ def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
         (dfs_mount + ["-o", "ro,attr_timeout=-1", mnt], {}, "dfs: mount: invalid mount option attr_timeout=-1"),
         (dfs_mount + ["-o", "readahead", mnt], {}, "dfs: mount: mount option readahead needs a value"),
         (dfs_mount + ["-o", "cache_size=x", mount_root + "/missing"], {}, "invalid mount option cache_size=x"),
+        (dfs_mount + ["-o", f"cache_dir={afile}", mnt], {},
+         f"dfs: mount: invalid mount option cache_dir={afile} (not a directory)"),
+        (serve + ["-o", f"cache_dir={afile}/sub", mnt], {}, "(not a directory)"),
         (serve + ["-o", "write_buffer=1.5G", mnt], {}, "dfs_fuse: invalid mount option write_buffer=1.5G"),
         (serve + ["-o", "read_ahead_kb=-1", mnt], {}, "dfs_fuse: invalid mount option read_ahead_kb=-1"),
         (serve + ["-o", "ro=yes", mnt], {}, "dfs_fuse: mount option ro takes no value"),

@@ -44,3 +44,14 @@ def test_bad_values_are_usage_errors(opt, words):
     with pytest.raises(UsageError, match=words) as e:
         parse(opt)
     assert "\n" not in str(e.value)
+
+
+def test_a_cache_dir_that_is_a_file_or_under_one_is_a_usage_error(tmp_path):
+    """`dfs mount` said only "<path>: File exists" (exit 1), from os.makedirs."""
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for bad in (afile, afile / "sub"):
+        with pytest.raises(UsageError, match=rf"invalid mount option cache_dir={bad} \(not a directory\)"):
+            parse(f"cache_dir={bad}")
+    for good in (tmp_path, tmp_path / "new" / "sub"):
+        assert parse(f"cache_dir={good}").cache_dir == str(good)
