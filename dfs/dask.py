@@ -33,9 +33,11 @@ from __future__ import annotations
 
 import functools
 import io
+import re
 import socket
 import uuid
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import dask
 import distributed
@@ -335,12 +337,116 @@ def _sample(fs: DFSFileSystem, path: str, nbytes: int, compression: str | None =
     return data[:data.rfind(b"\n") + 1]
 
 
-def _csv_part(fs, split, headers: dict, kwargs: dict):
+@dataclass(frozen=True)
+class _FileStart:
+    """Where a CSV file's data rows begin, as pandas reads the file's start."""
+
+    header: bytes   # the line pandas takes for the header (b"": none)
+    end: int        # bytes of the file's start that ``skiprows`` and the header consume
+
+
+def _file_start(sample: bytes, kwargs: dict, *, whole: bool) -> _FileStart | None:
+    """The header line and the end of the rows ``skiprows``/``header`` take, in the
+    first bytes of a CSV file (``whole``: all of it), counted as pandas counts them:
+    ``skiprows`` by physical line, ``header`` by row after those, blank and
+    comment-only lines not counted. None when they are not all in ``sample``; a
+    ValueError for what later splits cannot honour."""
+    header = kwargs.get("header", "infer")
+    if header == "infer":
+        header = 0 if kwargs.get("names") is None else None
+    if not (header is None or (isinstance(header, int) and not isinstance(header, bool) and header >= 0)):
+        raise ValueError(f"header={header!r} is not supported for a file of several splits "
+                         "(one header row, or None)")
+    skiprows = kwargs.get("skiprows")
+    if callable(skiprows):
+        raise ValueError("skiprows as a function is not supported for a file of several splits "
+                         "(later splits cannot know their line numbers); pass a number or a list")
+    skip = set(range(skiprows)) if isinstance(skiprows, int) else set(skiprows or ())
+    comment = kwargs.get("comment")
+    comment = comment.encode(kwargs.get("encoding") or "utf-8") if comment else None
+    skip_blank = kwargs.get("skip_blank_lines", True)
+    line_header, end, row, pos = b"", 0, -1, 0
+    for i, line in enumerate(_lines(sample)):
+        pos += len(line)
+        if not line.endswith(b"\n") and not whole:
+            break                                  # cut by the sample
+        done_skipping = not skip or i >= max(skip)
+        if i in skip:
+            end = pos
+        elif not (comment and line.startswith(comment)) and not (skip_blank and not line.strip(b" \t\r\n")):
+            row += 1
+            if header is not None and row == header:
+                line_header, end = line if line.endswith(b"\n") else line + b"\n", pos
+        if done_skipping and (header is None or row >= header):
+            return _FileStart(line_header, end)
+    return _FileStart(line_header, end) if whole else None
+
+
+def _lines(data: bytes):
+    """The lines of ``data``, each with its ``\\n`` (splits are cut there only)."""
+    pos = 0
+    while pos < len(data):
+        nl = data.find(b"\n", pos)
+        end = len(data) if nl < 0 else nl + 1
+        yield data[pos:end]
+        pos = end
+
+
+def _later_split_kwargs(kwargs: dict) -> dict:
+    """pandas.read_csv keywords for a split after a file's first: its rows are data rows,
+    behind the file's header line (glued on) when it has one."""
+    rest = {k: v for k, v in kwargs.items() if k != "skiprows"}
+    header = kwargs.get("header", "infer")
+    if header is not None and not (header == "infer" and kwargs.get("names") is not None):
+        rest["header"] = 0
+    return rest
+
+
+def _check_file_start(sample: bytes, start: _FileStart, kwargs: dict, rest: dict, path: str) -> None:
+    """Refuse, rather than read wrong columns, a file whose later splits would not parse
+    as its first does: its header line found, glued onto the rows after it, must give
+    the columns pandas gives the file's start."""
+    import pandas as pd
+    def head(kw):
+        return {k: v for k, v in kw.items() if k != "skipfooter"} | {"nrows": 5}
+    want = pd.read_csv(io.BytesIO(sample), **head(kwargs)).columns
+    got = pd.read_csv(io.BytesIO(start.header + sample[start.end:]), **head(rest)).columns
+    if list(got) != list(want):
+        raise ValueError(f"cannot find the header row of {path} for its later splits (found "
+                         f"{start.header[:80]!r}, columns {list(got)[:5]} instead of {list(want)[:5]}); "
+                         "read it with blocksize= larger than the file")
+
+
+def _file_headers(fs, parts: list[Split], first: bytes, sample: int, kwargs: dict, rest_kwargs: dict) -> dict:
+    """{path: the header line its later splits get} for the files of several splits
+    (``first``: the sample of the first file)."""
+    first_split = {s.path: s for s in parts if s.offset == 0}
+    size = {s.path: s.offset + s.length for s in parts}    # the last split of a file ends it
+    headers = {}
+    for p in sorted({s.path for s in parts if s.offset > 0}):
+        for nbytes in (min(sample, 64 << 10), sample):    # a header is rarely far in
+            data = first if p == parts[0].path else _sample(fs, p, nbytes)
+            start = _file_start(data, kwargs, whole=len(data) >= size[p])
+            if start is not None:
+                break
+        else:
+            raise ValueError(f"the rows header={kwargs.get('header', 'infer')!r}, skiprows="
+                             f"{kwargs.get('skiprows')!r} take are not within the first {len(data)} bytes "
+                             f"of {p}: pass a larger sample=")
+        if start.end > first_split[p].length:
+            raise ValueError(f"the rows skiprows/header take ({start.end} bytes) reach past the first "
+                             f"split of {p}: pass a larger blocksize=")
+        _check_file_start(data, start, kwargs, rest_kwargs, p)
+        headers[p] = start.header
+    return headers
+
+
+def _csv_part(fs, split, headers: dict, first_kwargs: dict, rest_kwargs: dict):
     import pandas as pd
     data = read_split(fs, split, b"\n")
-    if split.offset > 0 and headers.get(split.path):
-        data = headers[split.path] + data
-    return pd.read_csv(io.BytesIO(data), **kwargs)
+    if split.offset == 0:
+        return pd.read_csv(io.BytesIO(data), **first_kwargs)
+    return pd.read_csv(io.BytesIO(headers.get(split.path, b"") + data), **rest_kwargs)
 
 
 def read_csv(client: distributed.Client, urlpath, *, blocksize: int | None = None, sample: int = 256 << 10,
@@ -348,10 +454,11 @@ def read_csv(client: distributed.Client, urlpath, *, blocksize: int | None = Non
              storage_options: dict | None = None, **kwargs):
     """A Dask DataFrame of CSV files, one partition per line-aligned split, read where it lives.
 
-    ``kwargs`` go to ``pandas.read_csv`` for every split (so ``skiprows``/``nrows``
-    apply per split, not per file). Column types are inferred from the first
-    ``sample`` bytes and imposed on every partition (unless ``dtype`` is given).
-    Records must not contain quoted newlines (splits are cut at lines).
+    ``kwargs`` go to ``pandas.read_csv``. ``skiprows`` and ``header`` apply to
+    each file's first split; the later splits of a file get its header line
+    (``nrows``/``skipfooter`` apply per split). Column types are inferred from
+    the first ``sample`` bytes and imposed on every partition (unless ``dtype``
+    is given). Records must not contain quoted newlines (splits are cut at lines).
     """
     import dask.dataframe as dd
     import pandas as pd
@@ -361,18 +468,15 @@ def read_csv(client: distributed.Client, urlpath, *, blocksize: int | None = Non
         raise ValueError(f"no data in {urlpath}")
     first = _sample(fs, parts[0].path, sample, parts[0].compression)
     meta = pd.read_csv(io.BytesIO(first), **kwargs).iloc[:0]
-    header_row = kwargs.get("header", "infer")
-    has_header = header_row == 0 or (header_row == "infer" and kwargs.get("names") is None)
-    headers = {}
-    if has_header:
-        for p in {s.path for s in parts if s.offset > 0}:
-            line = _sample(fs, p, 64 << 10)
-            headers[p] = line[:line.find(b"\n") + 1]
-    part_kwargs = dict(kwargs)
+    rest_kwargs = _later_split_kwargs(kwargs)
+    headers = _file_headers(fs, parts, first, sample, kwargs, rest_kwargs)
+    first_kwargs, rest_kwargs = dict(kwargs), dict(rest_kwargs)
     if "dtype" not in kwargs and "converters" not in kwargs:
-        dates = kwargs.get("parse_dates") or ()
-        part_kwargs["dtype"] = {c: t for c, t in meta.dtypes.items() if c not in dates}
-    futures = _submit_splits(client, fs, parts, "dfs-read-csv", _csv_part, headers, part_kwargs)
+        # Dates come from parse_dates in each split (in any of its forms): pandas
+        # refuses a datetime dtype for parsing.
+        dtype = {c: t for c, t in meta.dtypes.items() if not pd.api.types.is_datetime64_any_dtype(t)}
+        first_kwargs["dtype"] = rest_kwargs["dtype"] = dtype
+    futures = _submit_splits(client, fs, parts, "dfs-read-csv", _csv_part, headers, first_kwargs, rest_kwargs)
     return dd.from_delayed(futures, meta=meta, verify_meta=False)
 
 
@@ -420,9 +524,39 @@ def _row_group_range(rg) -> tuple[int, int]:
     return lo or 0, hi
 
 
-def _hive_values(base: str, path: str) -> dict[str, str]:
-    rel = path[len(base):].strip("/").split("/")[:-1] if path.startswith(base) else []
-    return dict(part.split("=", 1) for part in rel if "=" in part)
+#: The directory name Hive and pyarrow give a partition whose value is null.
+_HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"
+_INT32 = re.compile(r"^-?[0-9]+$")
+
+
+def _hive_values(path: str) -> dict[str, str | None]:
+    """The ``key=value`` directories of ``path``, URI-decoded as pyarrow writes and reads
+    them (``j=a%2Fb``: "a/b"; Hive's default partition: None). Every directory counts,
+    as in dask.dataframe.read_parquet, whatever path or glob named the file."""
+    out: dict[str, str | None] = {}
+    for part in path.split("/")[:-1]:
+        if "=" in part:
+            k, v = part.split("=", 1)
+            out[unquote(k)] = None if v == _HIVE_NULL else unquote(v)
+    return out
+
+
+def _partition_dtype(values):
+    """The categorical dtype of a partition column, as dask gives it: its values sorted,
+    int32 when every one is an int32 (pyarrow's inference), else strings."""
+    import pandas as pd
+    present = {v for v in values if v is not None}
+    if present and all(_INT32.match(v) and -(1 << 31) <= int(v) < (1 << 31) for v in present):
+        return pd.CategoricalDtype(pd.Index(sorted(int(v) for v in present), dtype="int32"))
+    return pd.CategoricalDtype(pd.Index(sorted(present), dtype="str"))
+
+
+def _partition_column(dtype, value: str | None, n: int):
+    import numpy as np
+    import pandas as pd
+    cats = dtype.categories
+    code = -1 if value is None else cats.get_loc(int(value) if cats.dtype.kind == "i" else value)
+    return pd.Categorical.from_codes(np.full(n, code), dtype=dtype)
 
 
 def _parquet_part(fs, path: str, rg: int, lo: int, hi: int, metadata, columns, partition_values: dict, meta):
@@ -434,11 +568,11 @@ def _parquet_part(fs, path: str, rg: int, lo: int, hi: int, metadata, columns, p
             rg, columns=[c for c in columns if c not in partition_values] if columns else None)
     df = table.to_pandas()
     for k, v in partition_values.items():
-        if columns is None or k in columns:
-            df[k] = v
+        if k in meta.columns:
+            df[k] = _partition_column(meta.dtypes[k], v, len(df))
     if list(df.columns) != list(meta.columns):
         df = df[list(meta.columns)]
-    return df.astype(meta.dtypes.to_dict()) if partition_values else df
+    return df
 
 
 def read_parquet(client: distributed.Client, urlpath, *, columns: list[str] | None = None,
@@ -447,28 +581,33 @@ def read_parquet(client: distributed.Client, urlpath, *, columns: list[str] | No
 
     ``urlpath``: a file, a glob, a list, or a directory (every file under it, not
     those starting with ``_`` or ``.``). ``key=value`` directories (hive
-    partitioning) become string columns.
+    partitioning) in a file's path become categorical columns, as dask's own
+    ``read_parquet`` makes them (int32 categories when every value is one).
     """
     import dask.dataframe as dd
-    import pandas as pd
     import pyarrow.parquet as pq
     fs = _filesystem(urlpath, fs, storage_options)
     files = _expand(fs, urlpath)
-    base = fs._strip_protocol(urlpath) if isinstance(urlpath, str) and fs.isdir(urlpath) else ""
     locations = fs.get_block_locations_many(files)
-    meta = None
-    tasks = []
+    schema = None
+    found = []
     for f in files:
         with fs.open(f, "rb") as fh:
             md = pq.ParquetFile(fh).metadata
-        values = _hive_values(base, f) if base else {}
-        if meta is None:
+        if schema is None:
             schema = md.schema.to_arrow_schema()
-            meta = schema.empty_table().to_pandas()
-            for k in values:
-                meta[k] = pd.Series([], dtype="str")
-            if columns is not None:
-                meta = meta[list(columns)]
+        # A column the files hold beats a directory of the same name.
+        values = {k: v for k, v in _hive_values(f).items() if k not in schema.names}
+        found.append((f, md, values))
+    keys = list(dict.fromkeys(k for _, _, values in found for k in values))
+    meta = schema.empty_table().to_pandas()
+    for k in keys:
+        meta[k] = _partition_column(_partition_dtype([v.get(k) for _, _, v in found]), None, 0)
+    if columns is not None:
+        meta = meta[list(columns)]
+    tasks = []
+    for f, md, values in found:
+        values = {k: values.get(k) for k in keys}
         for rg in range(md.num_row_groups):
             lo, hi = _row_group_range(md.row_group(rg))
             tasks.append((_best_hosts(locations[f], lo, hi), f, rg, lo, hi, md, columns, values, meta))

@@ -46,7 +46,7 @@ from dfs.client.fsspec_file import (
     _warn_discarded,
     _write_opts,
 )
-from dfs.config import DEFAULT_NAMENODE, default_namenode
+from dfs.config import DEFAULT_NAMENODE, default_namenode, parse_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
 
@@ -173,9 +173,9 @@ def _normalize_namenode(namenode: str) -> str:
     nn = nn.strip("/")
     if not nn:
         return default_namenode()
-    if ":" not in nn.rpartition("]")[2]:
-        nn = f"{nn}:{DEFAULT_NAMENODE.rpartition(':')[2]}"
-    return nn
+    # A malformed address (a port "abc", 0 or 70000, no host) is a ValueError now, as the
+    # CLI's, not "cannot reach namenode" after the client's retries.
+    return parse_namenode(nn, default_port=int(DEFAULT_NAMENODE.rpartition(":")[2]))
 
 
 @functools.lru_cache(maxsize=256)

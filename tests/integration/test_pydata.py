@@ -134,6 +134,88 @@ def test_dfs_dask_readers_on_process_workers(fs, url, frame, dask_client):
     assert sum(sizes) == fs.size("/dd/t.csv")
 
 
+CSV_PREAMBLE = "# exported by tool\n# 2 comment lines\n"
+
+
+@pytest.mark.parametrize("text,kwargs", [
+    (CSV_PREAMBLE + "a,b\n", {"comment": "#"}),
+    ("# exported by tool\na,b\n", {"header": 1}),
+    (CSV_PREAMBLE + "a,b\n", {"skiprows": 2}),
+    ("junk\na,b\njunk\n", {"skiprows": [0, 2]}),
+    ("a,b\n", {"names": ["p", "q"], "header": 0}),
+    ("", {"names": ["p", "q"], "header": None}),
+    ("", {"header": None}),
+], ids=["comment", "header=1", "skiprows=2", "skiprows=[0,2]", "names,header=0", "names", "header=None"])
+def test_dfs_dask_csv_whose_first_line_is_not_the_header_reads_as_pandas(fs, url, dask_client, text, kwargs):
+    # Every later split got the file's first physical line glued on as its header:
+    # with a "# exported by tool" line, 299,998 rows and columns a, b, 128852, 1, 245360.
+    import dfs.dask
+    rows = pd.DataFrame({"a": np.arange(20_000), "b": np.arange(20_000) % 7}).to_csv(index=False, header=False)
+    fs.pipe_file("/dd/pre.csv", (text + rows).encode())
+    ddf = dfs.dask.read_csv(dask_client, f"{url}/dd/pre.csv", blocksize=32 << 10, **kwargs)
+    assert ddf.npartitions > 3
+    pd.testing.assert_frame_equal(ddf.compute().reset_index(drop=True), pd.read_csv(f"{url}/dd/pre.csv", **kwargs))
+
+
+def test_dfs_dask_csv_refuses_what_later_splits_cannot_honour(fs, url, dask_client):
+    import dfs.dask
+    fs.pipe_file("/dd/fn.csv", ("a,b\n" + "1,2\n" * 20_000).encode())
+    with pytest.raises(ValueError, match="skiprows as a function"):
+        dfs.dask.read_csv(dask_client, f"{url}/dd/fn.csv", blocksize=32 << 10, skiprows=lambda i: i == 1)
+    with pytest.raises(ValueError, match="blocksize"):     # skipped rows in the second split
+        dfs.dask.read_csv(dask_client, f"{url}/dd/fn.csv", blocksize=32 << 10, skiprows=[1, 10_000])
+    one = dfs.dask.read_csv(dask_client, f"{url}/dd/fn.csv", skiprows=lambda i: i == 1)   # one split: fine
+    assert len(one.compute()) == 19_999
+
+
+@pytest.mark.filterwarnings("ignore:Could not infer format")
+@pytest.mark.parametrize("kwargs", [{"parse_dates": ["t"]}, {"parse_dates": [0]},
+                                    {"parse_dates": True, "index_col": "t"}, {"parse_dates": ["s"]}],
+                         ids=["names", "positions", "True,index_col", "not a date"])
+def test_dfs_dask_csv_parse_dates_in_the_forms_pandas_takes(fs, url, dask_client, kwargs):
+    # [0] failed in every task ("the dtype datetime64[us] is not supported for parsing"),
+    # True with index_col on the client ("argument of type 'bool' is not iterable").
+    import dfs.dask
+    t = pd.date_range("2024-01-01", periods=8000, freq="min")
+    dates = pd.DataFrame({"t": t, "v": np.arange(8000), "s": [f"s{i}" for i in range(8000)]})
+    dates.to_csv(f"{url}/dd/dates.csv", index=False)
+    got = dfs.dask.read_csv(dask_client, f"{url}/dd/dates.csv", blocksize=32 << 10, **kwargs)
+    assert got.npartitions > 3
+    want = pd.read_csv(f"{url}/dd/dates.csv", **kwargs)
+    out = got.compute()
+    pd.testing.assert_frame_equal(out if "index_col" in kwargs else out.reset_index(drop=True), want)
+    assert dict(got.dtypes) == dict(want.dtypes)
+
+
+def test_dfs_dask_parquet_hive_partitions_as_pyarrow_and_dask_read_them(fs, url, dask_client):
+    # Values came back still URI-encoded ('z%20w'), the null partition as its
+    # directory name, and a glob lost the partition column.
+    import dask.dataframe as dd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import dfs.dask
+    j = ["z w", "a/b", "x=y", "plain", "z w", "plain"]
+    table = pa.table({"a": list(range(6)), "j": j, "k": [1, 2, 3, 1, 2, 10]})
+    pq.write_to_dataset(table, "/dd/hive", partition_cols=["j", "k"], filesystem=fs)
+    assert "/dd/hive/j=z%20w" in fs.ls("/dd/hive", detail=False)
+    for path in ("/dd/hive", "/dd/hive/*/*/*.parquet"):
+        got = dfs.dask.read_parquet(dask_client, url + path)
+        want = dd.read_parquet(url + path)
+        assert dict(got.dtypes) == dict(want.dtypes)              # categoricals: str and int32
+        pd.testing.assert_frame_equal(got.compute().sort_values("a").reset_index(drop=True),
+                                      want.compute().sort_values("a").reset_index(drop=True))
+    k = dfs.dask.read_parquet(dask_client, f"{url}/dd/hive", columns=["a", "k"]).compute()
+    assert list(k.columns) == ["a", "k"] and k.sort_values("a").k.tolist() == [1, 2, 3, 1, 2, 10]
+
+    pq.write_to_dataset(pa.table({"a": [1, 2, 3], "j": ["x y", None, "x y"]}), "/dd/hive_null",
+                        partition_cols=["j"], filesystem=fs)
+    got = dfs.dask.read_parquet(dask_client, f"{url}/dd/hive_null").compute().sort_values("a")
+    want = [r["j"] for r in sorted(pq.read_table("/dd/hive_null", filesystem=fs).to_pylist(), key=lambda r: r["a"])]
+    assert want == ["x y", None, "x y"] and got.j.tolist() == ["x y", np.nan, "x y"]
+    assert list(got.j.cat.categories) == ["x y"]
+
+
 # -- duckdb ---------------------------------------------------------------------
 def test_duckdb(fs, url, frame):
     import duckdb
