@@ -14,6 +14,21 @@ MIN_BLOCK_SIZE = 64 * 1024
 # one that only a multiple of 512 allowed got 512-byte chunks (1 MiB + 512 blocks:
 # ranged reads 800x slower, 5.7% more disk, a mount stalled for minutes).
 BLOCK_SIZE_UNIT = 16 * 1024
+# A writer keeps each block's plaintext until its pipeline acknowledges it, and streams
+# blocks back to back, so it holds up to two blocks: `put`'s peak RSS was 198 MiB with
+# 64 MiB blocks, 578 MiB with 256 MiB, 822 MiB with one 768 MiB block. At 2 GiB a
+# writer may hold 4 GiB; a larger block (2^63 used to reach SQLite) would cost more
+# memory than a node has. HDFS caps it as well (dfs.namenode.fs-limits.max-block-size).
+MAX_BLOCK_SIZE = 2 << 30
+MAX_REPLICATION = 512
+# Modification times a client may set (epoch seconds): the years 1 to 9999, which
+# datetime and `ls`'s strftime can show. 1e300 used to be stored, and then every
+# listing of its directory failed (OverflowError in localtime).
+MIN_MTIME = -62135596800.0       # 0001-01-01T00:00:00Z
+MAX_MTIME = 253402300799.0       # 9999-12-31T23:59:59Z
+# SQLite's largest INTEGER: no id, offset or length is larger. A client clamps read
+# offsets and lengths to it; the namenode refuses any request with a larger one.
+INT64_MAX = (1 << 63) - 1
 DEFAULT_HEARTBEAT = 3.0
 DEFAULT_DEAD_TIMEOUT = 30.0
 
@@ -29,6 +44,30 @@ def parse_size(text: str | int) -> int:
     if not m:
         raise ValueError(f"invalid size: {text!r}")
     return int(m.group(1)) * _UNITS[m.group(2).upper()]
+
+
+def block_size_problem(n: int) -> str:
+    """Why ``n`` is not a block size (the namenode's rule, checked by every client), or ''."""
+    if not MIN_BLOCK_SIZE <= n <= MAX_BLOCK_SIZE or n % BLOCK_SIZE_UNIT:
+        return "block size must be a multiple of 16KiB from 64KiB to 2GiB"
+    return ""
+
+
+def replication_problem(n: int) -> str:
+    """Why ``n`` is not a replication factor, or ''."""
+    return "" if 1 <= n <= MAX_REPLICATION else f"replication must be 1..{MAX_REPLICATION}"
+
+
+def mtime_problem(t: float) -> str:
+    """Why ``t`` is not a modification time a client may set, or '' (NaN is not one:
+    SQLite would store it as NULL)."""
+    return "" if MIN_MTIME <= t <= MAX_MTIME else "mtime must be a time in the years 1 to 9999"
+
+
+def mode_problem(mode: int) -> str:
+    """Why ``mode`` is not a file mode (permission bits, perhaps with st_mode's file
+    type bits, which the namenode drops), or ''."""
+    return "" if 0 <= mode <= 0o177777 else f"invalid mode {mode!r} (permission bits, 0..0o7777)"
 
 
 def parse_address(text: str, default_port: int = 0) -> tuple[str, int]:

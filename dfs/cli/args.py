@@ -14,7 +14,7 @@ import sys
 
 from dfs import config
 
-MAX_REPLICATION = 512      # the namenode's bound (dfs/namenode/namespace.py)
+MAX_REPLICATION = config.MAX_REPLICATION      # the namenode's bound (dfs/namenode/namespace.py)
 SIZE_FORMS = "bytes, or a K/M/G/T or KiB/MiB/GiB/TiB suffix"
 
 
@@ -46,10 +46,10 @@ def size(text: str) -> int:
 
 
 def block_size(text: str) -> int:
-    """A block size: a SIZE of at least 64KiB, a multiple of 16KiB (the namenode's rule)."""
+    """A block size: a SIZE from 64KiB to 2GiB, a multiple of 16KiB (the namenode's rule)."""
     n = size(text)
-    if n < config.MIN_BLOCK_SIZE or n % config.BLOCK_SIZE_UNIT:
-        raise _fail("block size", text, "at least 64KiB and a multiple of 16KiB")
+    if config.block_size_problem(n):
+        raise _fail("block size", text, "a multiple of 16KiB from 64KiB to 2GiB")
     return n
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, BinaryIO
 
-from dfs import errors
+from dfs import config, errors
 from dfs.client.namenode import NamenodeClient
 from dfs.config import default_namenode
 from dfs.model import BlockLocation, FileStatus
@@ -108,6 +108,7 @@ class DfsClient:
             after = out[-1].path.rpartition("/")[2]
 
     def mkdir(self, path: str, *, parents: bool = False, mode: int = 0o755) -> FileStatus:
+        _check(path, config.mode_problem(mode))
         reply = self.nn.call("Mkdir", pb.MkdirRequest(path=path, parents=parents, mode=mode))
         return convert.status_from_pb(reply.status)
 
@@ -122,6 +123,7 @@ class DfsClient:
         return convert.status_from_pb(reply.status)
 
     def chmod(self, path: str, mode: int) -> FileStatus:
+        _check(path, config.mode_problem(mode))
         reply = self.nn.call("SetPermission", pb.SetPermissionRequest(path=path, mode=mode))
         return convert.status_from_pb(reply.status)
 
@@ -130,10 +132,12 @@ class DfsClient:
         return convert.status_from_pb(reply.status)
 
     def set_replication(self, path: str, replication: int) -> FileStatus:
+        _check(path, config.replication_problem(replication))
         return convert.status_from_pb(self.nn.call(
             "SetReplication", pb.SetReplicationRequest(path=path, replication=replication)).status)
 
     def set_times(self, path: str, mtime: float) -> FileStatus:
+        _check(path, config.mtime_problem(mtime))
         return convert.status_from_pb(self.nn.call("SetTimes", pb.SetTimesRequest(path=path, mtime=mtime)).status)
 
     def content_summary(self, path: str) -> dict:
@@ -155,7 +159,11 @@ class DfsClient:
         path holds anything else, at create or at close, StaleVersionError. With
         ``keep_attributes`` it is a new version of the file it replaces: it takes that
         file's mode, owner, group and replication as they are when it is closed (not
-        ``mode`` and ``replication``; those serve when there is none)."""
+        ``mode`` and ``replication``; those serve when there is none). A bad
+        replication, block size or mode is refused here, not at the first megabyte."""
+        _check(path, config.replication_problem(replication) if replication else "")
+        _check(path, config.block_size_problem(block_size) if block_size else "")
+        _check(path, config.mode_problem(mode))
         from dfs.client.writer import FileWriter
         return FileWriter(self, path, overwrite=overwrite, replication=replication, block_size=block_size,
                           mode=mode, create_parent=create_parent, replaces=replaces,
@@ -214,7 +222,8 @@ class DfsClient:
     def block_locations(self, path: str, start: int = 0, length: int | None = None) -> list[BlockLocation]:
         if start < 0 or (length is not None and length < 0):   # not protobuf's "Value out of range"
             raise ValueError(f"start and length must be >= 0, not {start}, {length}")
-        req = pb.GetBlockLocationsRequest(path=path, offset=start, length=length or 0, all=length is None,
+        req = pb.GetBlockLocationsRequest(path=path, offset=min(start, config.INT64_MAX),
+                                          length=min(length or 0, config.INT64_MAX), all=length is None,
                                           stable=True)
         r = self.nn.call("GetBlockLocations", req)
         if r.status.is_dir:
@@ -313,6 +322,13 @@ class DfsClient:
         with self._lock:
             self._leases.discard(file_id)
         return True
+
+
+def _check(path: str, problem: str) -> None:
+    """A bad argument, refused before any RPC: protobuf's "Value out of range" named
+    neither the argument nor the path, and the namenode's SQLite failed on 2^63."""
+    if problem:
+        raise errors.InvalidArgumentError(problem, path)
 
 
 def _rebuild(args: dict) -> DfsClient:

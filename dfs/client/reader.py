@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from dfs import errors
 from dfs.codec import ChunkCodec, checksum_of
 from dfs.codec.chunk import FLAG_ZSTD, OVERHEAD
+from dfs.config import INT64_MAX
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -105,7 +106,8 @@ class FileReader:
         opened = self.status.inode_id if self.status is not None else 0
         try:
             r = self.client.nn.call("GetBlockLocations", pb.GetBlockLocationsRequest(
-                path=self.path, offset=offset, length=length, ahead=ahead, inode_id=opened))
+                path=self.path, offset=min(offset, INT64_MAX), length=min(length, INT64_MAX), ahead=ahead,
+                inode_id=opened))
         except errors.DfsFileNotFoundError:
             if opened:      # deleted (or replaced, and the old one deleted) since we opened it
                 raise errors.DfsFileNotFoundError("file changed while being read", self.path) from None

@@ -8,7 +8,6 @@ with ``store.sync()`` before replying (see service.py).
 
 from __future__ import annotations
 
-import math
 import stat as _stat
 from dataclasses import dataclass, field
 
@@ -96,6 +95,9 @@ class Namespace:
     def __init__(self, store: MetaStore, *, superuser: str, supergroup: str = "supergroup",
                  default_replication: int = 3, default_block_size: int = 64 << 20,
                  chunk_size: int = 1 << 20):
+        for problem in (config.block_size_problem(default_block_size), config.replication_problem(default_replication)):
+            if problem:   # every create of a file would fail (`dfs namenode` checks its arguments)
+                raise ValueError(f"default {problem}")
         self.store = store
         self.superuser = superuser
         self.supergroup = supergroup
@@ -431,8 +433,8 @@ class Namespace:
         return self.stat(path, caller)
 
     def set_replication(self, path: str, replication: int, caller: Caller) -> tuple[FileStatus, list[int]]:
-        if not 1 <= replication <= 512:
-            raise errors.InvalidArgumentError(f"replication must be 1..512, not {replication}", path)
+        if config.replication_problem(replication):
+            raise errors.InvalidArgumentError(f"{config.replication_problem(replication)}, not {replication}", path)
         row = self.resolve(path, caller)
         if row["is_dir"]:
             raise errors.DfsIsADirectoryError(path=path)
@@ -482,10 +484,9 @@ class Namespace:
         dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
         replication = replication or self.default_replication
         block_size = block_size or self.default_block_size
-        if block_size < config.MIN_BLOCK_SIZE or block_size % config.BLOCK_SIZE_UNIT:
-            raise errors.InvalidArgumentError("block size must be a multiple of 16KiB, at least 64KiB", path)
-        if not 1 <= replication <= 512:
-            raise errors.InvalidArgumentError("replication must be 1..512", path)
+        for problem in (config.block_size_problem(block_size), config.replication_problem(replication)):
+            if problem:
+                raise errors.InvalidArgumentError(problem, path)
         chunk = min(self.chunk_size, block_size)
         while block_size % chunk:
             chunk //= 2
@@ -707,5 +708,5 @@ def normalize(path: str) -> str:
 
 
 def _check_time(mtime: float, path: str) -> None:
-    if not math.isfinite(mtime):   # SQLite would store NaN as NULL
-        raise errors.InvalidArgumentError(f"invalid mtime {mtime}", path)
+    if config.mtime_problem(mtime):
+        raise errors.InvalidArgumentError(f"invalid mtime {mtime}: {config.mtime_problem(mtime)}", path)

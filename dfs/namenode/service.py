@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 
+from dfs import config, errors
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.namespace import Caller, check_principal
 from dfs.namenode.namesystem import LocatedBlock, NameSystem
 from dfs.rpc import convert
-from dfs.rpc.status import servicer_method as rpc
+from dfs.rpc.status import servicer_method
 from dfs.rpc.v1 import common_pb2 as cpb
 from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
+
+
+def out_of_range(msg) -> str:
+    """The name of the first uint64 field of ``msg`` (nested ones too) holding 2^63 or more,
+    or ''. No id, offset or length is that large, and SQLite cannot even look one up: a
+    request holding one failed deep in the store with an internal error and a traceback."""
+    for fd, value in msg.ListFields():
+        values = value if fd.is_repeated else (value,)
+        if fd.type == fd.TYPE_MESSAGE:
+            for m in values:
+                inner = out_of_range(m)
+                if inner:
+                    return f"{fd.name}.{inner}"
+        elif fd.type == fd.TYPE_UINT64 and any(v > config.INT64_MAX for v in values):
+            return fd.name
+    return ""
+
+
+def rpc(fn):
+    """A client RPC: ``servicer_method``, refusing first a request ``out_of_range``."""
+
+    @functools.wraps(fn)
+    def checked(self, request, context):
+        field = out_of_range(request)
+        if field:
+            raise errors.InvalidArgumentError(f"{field} out of range (at most 2^63-1)")
+        return fn(self, request, context)
+
+    return servicer_method(checked)
 
 
 def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
@@ -235,7 +266,7 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
     def __init__(self, ns: NameSystem):
         self.ns = ns
 
-    @rpc
+    @servicer_method
     def Register(self, r, context):
         cluster_id = self.ns.register(
             DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
@@ -243,7 +274,7 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
             r.storage_failed, r.storage_failed_for)
         return pb.RegisterReply(cluster_id=cluster_id, heartbeat_interval=self.ns.members.heartbeat_interval)
 
-    @rpc
+    @servicer_method
     def Heartbeat(self, r, context):
         rereg, cmds = self.ns.heartbeat(
             r.uuid, dict(capacity=r.capacity, used=r.used, remaining=r.remaining, xceivers=r.xceivers,
@@ -260,7 +291,7 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
             request_block_report=cmds.request_report, next_heartbeat=cmds.next_heartbeat,
             clients_active=cmds.clients_active)
 
-    @rpc
+    @servicer_method
     def BlockReport(self, r, context):
         self.ns.block_report(r.uuid, [(b.block_id, b.genstamp, b.length) for b in r.blocks])
         return pb.Empty()

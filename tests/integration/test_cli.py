@@ -11,9 +11,11 @@ import subprocess
 import sys
 import time
 
+import fsspec
 import pytest
 
 from dfs import errors
+from dfs.rpc.v1 import namenode_pb2 as pb
 from dfs.testing.cluster import free_port, read_until
 from dfs.testing.faults import locations
 
@@ -714,6 +716,31 @@ def test_usage_errors_are_one_line_and_exit_2_before_any_rpc(c, d, tmp_path):
     r = subprocess.run([sys.executable, "-m", "dfs", "ls", "/"], capture_output=True, timeout=60,
                        env={**os.environ, "DFS_NAMENODE": "a b"})
     assert r.returncode == 2 and b"$DFS_NAMENODE" in r.stderr and r.stderr.count(b"\n") == 1, r.stderr
+
+
+def test_a_huge_block_size_or_id_is_a_bad_argument_never_an_internal_error(c, d):
+    # 2^63 reached the namenode's SQLite (a traceback there, "internal error in namenode"
+    # here); 2^64 failed in the client's protobuf, a line naming no path.
+    for size in ("8388608T", "16777216T", "4G"):
+        r = run(c, "put", "--block-size", size, "-", f"{d}/bs", input=b"x")
+        assert r.returncode == 2 and r.stderr.count(b"\n") == 1, r.stderr
+        assert b"invalid block size" in r.stderr and b"Traceback" not in r.stderr, r.stderr
+    assert run(c, "put", "--block-size", "2G", "-", f"{d}/ok", input=b"x").returncode == 0
+    client = c.client()
+    for request in (pb.CreateRequest(path=f"{d}/raw", block_size=2**63),
+                    pb.CreateRequest(path=f"{d}/raw", block_size=(2 << 30) + 16384),
+                    pb.AddBlockRequest(file_id=2**64 - 1), pb.CompleteRequest(file_id=2**63),
+                    pb.GetBlockLocationsRequest(path=f"{d}/ok", inode_id=2**63),
+                    pb.ReportBadBlocksRequest(replicas=[pb.BadReplica(block_id=2**63, address="x:1")]),
+                    pb.SetTimesRequest(path=f"{d}/ok", mtime=1e300)):
+        with pytest.raises(errors.InvalidArgumentError):
+            client.nn.call(type(request).__name__.removesuffix("Request"), request)
+    assert b"Traceback" not in open(c.namenode.log_path, "rb").read()
+    assert run(c, "ls", d).returncode == 0   # an mtime of 1e300 made every listing fail
+    fs = fsspec.filesystem("dfs", namenode=c.namenode_address, skip_instance_cache=True)
+    with pytest.raises(ValueError, match="block size must be"):
+        fs.open(f"{d}/fs", "wb", dfs_block_size=2**63)
+    assert client.read_bytes(f"{d}/ok", 2**64) == b"" and client.read_bytes(f"{d}/ok", 0, 2**70) == b"x"
 
 
 def _to_closed_pipe(c, *args):

@@ -58,6 +58,8 @@ def test_good_values_are_taken():
     (NN + ["--block-size", "12Q"], "--block-size: invalid size '12Q'"),
     (NN + ["--block-size", "1K"], "invalid block size '1K'"),
     (NN + ["--block-size", "65537"], "invalid block size '65537'"),
+    (NN + ["--block-size", "8388608T"], "invalid block size '8388608T'"),   # 2^63: every create failed
+    (NN + ["--block-size", "3G"], "invalid block size '3G' (a multiple of 16KiB from 64KiB to 2GiB)"),
     (NN + ["--listen", "127.0.0.1"], "--listen: invalid address '127.0.0.1'"),
     (NN + ["--listen", "host:0"], "invalid address 'host:0'"),
     (NN + ["--listen", "host:70000"], "invalid address 'host:70000'"),
