@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 
@@ -152,6 +153,68 @@ def url_user(arg: str) -> str | None:
     if at and not user:
         raise ValueError(f"invalid dfs URL: {arg!r} (an empty user before '@')")
     return user or None
+
+
+class SettingError(ValueError):
+    """A bad value of a $DFS_* environment setting: a usage error. The CLI exits 2
+    with its one line; a server refuses to start; the Python client raises it."""
+
+
+def env_number(name: str, default: float, low: float, high: float, *, whole: bool = False):
+    """$``name``, a number from ``low`` to ``high`` (a whole one if ``whole``), or
+    ``default`` when it is unset or empty. Anything else raises SettingError naming the
+    variable and its value: a bare float() let 'abc' fail a command with a line about
+    neither, and 'nan' or 'inf' made every wait on it endless."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text) if whole else float(text)
+    except ValueError:
+        value = math.nan
+    if not low <= value <= high:   # NaN is never in range
+        kind = "a whole number" if whole else "a number"
+        raise SettingError(f"${name}: invalid value {text!r} ({kind} from {_plain(low)} to {_plain(high)})")
+    return value
+
+
+def _plain(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else str(x)   # 2592000, not 2.592e+06
+
+
+DAY = 86400.0
+# Every numeric $DFS_* setting: (least, most, whole number?). The defaults stay where
+# they are used; docs/cli.md lists them all. The CLI, the servers and the mount check
+# every one that is set before they start (check_settings), so a bad one is one line
+# and exit 2 whichever command meets it, before any RPC, port or data dir.
+SETTINGS: dict[str, tuple[float, float, bool]] = {
+    "DFS_RETRY_SECONDS": (0, 3600, False),               # client: retrying an unreachable namenode
+    "DFS_DATA_TIMEOUT": (0.01, 3600, False),             # client, datanode: a silent peer
+    "DFS_READ_FAILOVER_SECONDS": (0.01, 3600, False),    # client: a silent replica
+    "DFS_WRITE_SETUP_SECONDS": (0.01, 3600, False),      # client: a pipeline's first datanode
+    "DFS_SETREP_TIMEOUT": (0.01, 1e9, False),            # `setrep -w`
+    "DFS_LEASE_SOFT_LIMIT": (0.01, DAY, False),          # namenode
+    "DFS_REPLICATION_MAX_STREAMS": (1, 1024, True),      # namenode
+    "DFS_REPLICATION_HARD_LIMIT": (1, 1024, True),       # namenode
+    "DFS_REPLICATION_MAX_INCOMING": (1, 1024, True),     # namenode
+    "DFS_REPLICATION_MAX_INFLIGHT_GB": (0.001, 1 << 20, False),   # namenode
+    "DFS_REPLICATION_TIMEOUT": (0.01, DAY, False),       # namenode
+    "DFS_REPAIR_YIELD": (0, 1000, False),                # datanode (0: copies never yield)
+    "DFS_BLOCK_REPORT_INTERVAL": (0.01, 30 * DAY, False),   # datanode
+    "DFS_DATANODE_MAX_TRANSFERS": (1, 1024, True),       # datanode
+}
+
+
+def setting(name: str, default: float):
+    """$``name``, one of SETTINGS, checked (``env_number``), or ``default`` if unset."""
+    low, high, whole = SETTINGS[name]
+    return env_number(name, default, low, high, whole=whole)
+
+
+def check_settings() -> None:
+    """Raise SettingError for the first bad one of SETTINGS set in the environment."""
+    for name in SETTINGS:
+        setting(name, 0)
 
 
 def default_namenode() -> str:

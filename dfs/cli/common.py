@@ -10,7 +10,7 @@ import time
 from dfs import errors
 from dfs.cli.args import UsageError
 from dfs.client import DfsClient
-from dfs.config import DEFAULT_NAMENODE, parse_namenode, split_url, url_user
+from dfs.config import DEFAULT_NAMENODE, SettingError, parse_namenode, split_url, url_user
 
 _clients: dict[tuple[str, str | None], DfsClient] = {}
 
@@ -140,7 +140,7 @@ def each(args, items, fn) -> int:
 # Failures of the cluster, not of one path: the next path would fail the same way, after
 # the same retries (8 s each in safe mode: chmod -R of N entries took N x 8 s).
 STOPS_ALL = (errors.NamenodeUnreachableError, errors.SafeModeError, BrokenPipeError, StdoutClosedError,
-             UsageError)
+             UsageError, SettingError)
 PER_ITEM = (errors.DfsError, OSError, ValueError)
 
 

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
 from dfs import errors
 from dfs.cli import args as cli_args
-from dfs.cli.args import UsageError
 from dfs.cli.common import (
     PER_ITEM,
     STOPS_ALL,
@@ -27,6 +25,7 @@ from dfs.cli.common import (
     walk,
 )
 from dfs.cli.transfer import PUT_THREADS, cmd_cat, cmd_cp, cmd_get, cmd_put
+from dfs.config import setting
 
 
 def _at_least_one(text: str) -> int:
@@ -274,13 +273,7 @@ SETREP_TIMEOUT = 600.0   # seconds `setrep -w` waits at most ($DFS_SETREP_TIMEOU
 
 
 def setrep_timeout() -> float:
-    text = os.environ.get("DFS_SETREP_TIMEOUT", "")
-    if not text:
-        return SETREP_TIMEOUT
-    try:
-        return cli_args.seconds(text)
-    except argparse.ArgumentTypeError as e:
-        raise UsageError(f"$DFS_SETREP_TIMEOUT: {e}") from None
+    return setting("DFS_SETREP_TIMEOUT", SETREP_TIMEOUT)
 
 
 def cmd_setrep(args) -> int:

@@ -19,7 +19,7 @@ from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
 from dfs.cli.args import Parser, UsageError
 from dfs.cli.common import ClosedStdout, error_line, namenode_of
-from dfs.config import split_url, url_user
+from dfs.config import SettingError, check_settings, split_url, url_user
 from dfs.tuning import tune_malloc
 
 
@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         # as \u0301, rather than ending the listing (JSON output is ASCII anyway).
         sys.stdout.reconfigure(errors="backslashreplace")
     try:
+        check_settings()   # every $DFS_* number, whichever this command would meet
         _check_addresses(args)
         status = int(args.func(args) or 0)
         sys.stdout.flush()   # here, not at exit: a closed stdout is reported below
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"dfs: {name}: interrupted", file=sys.stderr)
         return 130
-    except UsageError as e:
+    except (UsageError, SettingError) as e:   # SettingError: a bad $DFS_* number
         print(f"dfs: {name}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError as e:

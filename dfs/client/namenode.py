@@ -25,6 +25,7 @@ import uuid
 import grpc
 
 from dfs import errors
+from dfs.config import setting
 from dfs.rpc.channel import make_channel
 from dfs.rpc.status import from_rpc_error
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -43,7 +44,9 @@ _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 class NamenodeClient:
     def __init__(self, address: str, *, user: str | None = None, retry_seconds: float | None = None):
         self.address = address
-        self.retry_seconds = float(os.environ.get("DFS_RETRY_SECONDS", "8")) if retry_seconds is None else retry_seconds
+        if retry_seconds is None:
+            retry_seconds = setting("DFS_RETRY_SECONDS", 8.0)
+        self.retry_seconds = retry_seconds
         user = user or os.environ.get("DFS_USER") or getpass.getuser()
         self.caller = pb.Caller(user=user, groups=_groups(user), client_name=_client_name(),
                                 host=os.environ.get("DFS_CLIENT_HOST", ""))

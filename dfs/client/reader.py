@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from dfs import errors
 from dfs.codec import ChunkCodec, checksum_of
 from dfs.codec.chunk import FLAG_ZSTD, OVERHEAD
-from dfs.config import INT64_MAX
+from dfs.config import INT64_MAX, setting
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -61,7 +61,7 @@ _FREE_RECORDS = 64               # receive buffers kept for reuse, per process
 _free_records: list[bytearray] = []
 # A replica that sends nothing for this long is given up for the next one, when there is a
 # next one (a frozen datanode: SIGSTOP, a hung disk); the last one left gets DATA_TIMEOUT.
-FAILOVER_TIMEOUT = float(os.environ.get("DFS_READ_FAILOVER_SECONDS", "4"))
+FAILOVER_TIMEOUT = setting("DFS_READ_FAILOVER_SECONDS", 4.0)
 
 
 @dataclass(slots=True)

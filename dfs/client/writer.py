@@ -50,7 +50,6 @@ tells the namenode to drop it (AbandonFile); the sender thread ends within
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
@@ -61,6 +60,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 from dfs import errors
 from dfs.codec import ChunkCodec, EncodedChunk
+from dfs.config import setting
 from dfs.rpc import frames
 from dfs.rpc.v1 import common_pb2 as cpb
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
@@ -79,7 +79,7 @@ _IDLE_CHECK = 1.0           # seconds: how soon an idle sender thread notices it
 # ack timeout (17.5 s). A live node answers in milliseconds even on a loaded 2-core
 # box; a later pipeline of the same block waits the full data timeout, so a node that
 # is only slow costs at most one rewrite of a block, never the write.
-SETUP_TIMEOUT = float(os.environ.get("DFS_WRITE_SETUP_SECONDS", "5"))
+SETUP_TIMEOUT = setting("DFS_WRITE_SETUP_SECONDS", 5.0)
 
 
 def required_replicas(replication: int, allocated: int) -> int:

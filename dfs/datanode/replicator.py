@@ -30,13 +30,14 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+from dfs.config import setting
 from dfs.datanode.blockstore import BlockStore, Replica, open_regular
 from dfs.datanode.scanner import verify_replica
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as pb
 
 log = logging.getLogger(__name__)
-YIELD_FACTOR = float(os.environ.get("DFS_REPAIR_YIELD", "3.0"))
+YIELD_FACTOR = setting("DFS_REPAIR_YIELD", 3.0)   # 0: copies never yield
 
 
 class Throttle:

@@ -14,13 +14,13 @@ way. News (a replica received, a copy done) triggers a beat soon: at most
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 
 import grpc
 
 from dfs import datadir, errors
+from dfs.config import setting
 from dfs.datanode.blockstore import BlockStore, Replica
 from dfs.datanode.presence import PresenceCheck
 from dfs.datanode.replicator import Replicator
@@ -36,10 +36,10 @@ from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 log = logging.getLogger("dfs.datanode")
 
 RPC_TIMEOUT = 10.0
-BLOCK_REPORT_INTERVAL = float(os.environ.get("DFS_BLOCK_REPORT_INTERVAL", str(6 * 3600)))
+BLOCK_REPORT_INTERVAL = setting("DFS_BLOCK_REPORT_INTERVAL", 6 * 3600.0)
 NEWS_GAP = 0.5        # seconds between news-triggered heartbeats
 NEWS_GAP_FAST = 0.1   # ... while the namenode asks for fast beats or copies are running
-MAX_TRANSFERS = int(os.environ.get("DFS_DATANODE_MAX_TRANSFERS", "4"))   # copies this node sends at once
+MAX_TRANSFERS = setting("DFS_DATANODE_MAX_TRANSFERS", 4)   # copies this node sends at once
 
 
 class ForeignCluster(Exception):

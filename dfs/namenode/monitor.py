@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import collections
 import logging
-import os
 import threading
 from typing import TYPE_CHECKING
 
+from dfs.config import setting
 from dfs.namenode import replication as planner
 from dfs.namenode.membership import admin_key
 
@@ -31,11 +31,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Replication tuning (see dfs/namenode/replication.py and docs/healing.md).
-MAX_STREAMS = int(os.environ.get("DFS_REPLICATION_MAX_STREAMS", "4"))        # per source, HDFS: 2
-HARD_LIMIT = int(os.environ.get("DFS_REPLICATION_HARD_LIMIT", "6"))          # endangered blocks, HDFS: 4
-MAX_INCOMING = int(os.environ.get("DFS_REPLICATION_MAX_INCOMING", "8"))      # per target
-MAX_INFLIGHT_BYTES = int(float(os.environ.get("DFS_REPLICATION_MAX_INFLIGHT_GB", "4")) * (1 << 30))
-PENDING_TIMEOUT = float(os.environ.get("DFS_REPLICATION_TIMEOUT", "30"))     # HDFS: 300 s
+MAX_STREAMS = setting("DFS_REPLICATION_MAX_STREAMS", 4) # per source, HDFS: 2
+HARD_LIMIT = setting("DFS_REPLICATION_HARD_LIMIT", 6) # endangered blocks, HDFS: 4
+MAX_INCOMING = setting("DFS_REPLICATION_MAX_INCOMING", 8) # per target
+MAX_INFLIGHT_BYTES = int(setting("DFS_REPLICATION_MAX_INFLIGHT_GB", 4.0) * (1 << 30))
+PENDING_TIMEOUT = setting("DFS_REPLICATION_TIMEOUT", 30.0) # HDFS: 300 s
 MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it counts as late
 # The periodic scan (a safety net under the event-driven plans) looks at the block map
 # a slice at a time: one slice at most every SCAN_INTERVAL, SCAN_SLICE blocks each, so

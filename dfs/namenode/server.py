@@ -10,7 +10,9 @@ import threading
 
 from dfs import datadir, errors
 from dfs.codec import keys
+from dfs.config import setting
 from dfs.lifecycle import StopSignals, exit_after
+from dfs.namenode.namespace import LEASE_SOFT_LIMIT
 from dfs.namenode.namesystem import NameSystem
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
@@ -39,6 +41,8 @@ def load_master_key(path: str) -> bytes:
 class NamenodeServer:
     def __init__(self, data_dir: str, listen: str, *, replication: int, block_size: int,
                  heartbeat_interval: float, dead_timeout: float):
+        # Read before anything is opened: a bad value is refused with nothing started.
+        lease_limit = setting("DFS_LEASE_SOFT_LIMIT", LEASE_SOFT_LIMIT)   # tests shorten it
         # One namenode per directory, and never one on a directory of somebody's files.
         self._dir_lock = datadir.open_data_dir(data_dir, "namenode", ("namespace.db", "master.key"))
         # Bound first: a port in use or a bad address is refused before a fresh data dir
@@ -60,9 +64,7 @@ class NamenodeServer:
         except (sqlite3.Error, errors.MetadataStoreError) as e:   # e.g. a full disk
             raise SystemExit(f"dfs: namenode: {db}: cannot open the metadata store: {e}") from None
         self.ns.on_unsyncable = self._halt
-        lease = os.environ.get("DFS_LEASE_SOFT_LIMIT")   # seconds; tests shorten it
-        if lease:
-            self.ns.ns.lease_limit = float(lease)
+        self.ns.ns.lease_limit = lease_limit
         grpc_pb.add_ClientNamenodeServicer_to_server(ClientNamenodeService(self.ns), self.server)
         grpc_pb.add_DatanodeNamenodeServicer_to_server(DatanodeNamenodeService(self.ns), self.server)
         self.listen = listen

@@ -7,18 +7,17 @@ used here has a timeout, so a stalled peer surfaces as an error, not a hang.
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import struct
 import time
 
-from dfs.config import parse_address
+from dfs.config import parse_address, setting
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 
 _LEN = struct.Struct(">I")
 MAX_HEADER = 16 << 20
-DATA_TIMEOUT = float(os.environ.get("DFS_DATA_TIMEOUT", "20"))
+DATA_TIMEOUT = setting("DFS_DATA_TIMEOUT", 20.0)
 # A write pipeline's acknowledgement is waited for longer the more nodes it answers for
 # (HDFS's READ_TIMEOUT_EXTENSION, within DATA_TIMEOUT): the node right before a silent
 # (frozen) one gives up first and names it in its ack. With one timeout everywhere every

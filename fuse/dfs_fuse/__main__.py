@@ -14,6 +14,7 @@ import sys
 from dfs.cli import args as cli_args
 from dfs.cli.args import UsageError
 from dfs.cli.common import namenode_of
+from dfs.config import SettingError, check_settings
 from dfs.tuning import tune_malloc
 
 
@@ -32,12 +33,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", dest="options", action="append", default=[], metavar="OPTIONS")
     p.add_argument("mountpoint", metavar="MOUNTPOINT")
     args = p.parse_args(argv)
-    from dfs_fuse.mount import MountOptions, parse_option_strings, serve
-
     try:   # the same checks as `dfs mount`: a bad value is a usage error, before any RPC
+        check_settings()   # all of them: the reader's are read only when a file is first read
+        from dfs_fuse.mount import MountOptions, parse_option_strings, serve
         namenode = args.namenode or namenode_of(args)
         opts = MountOptions.parse(parse_option_strings(args.options))
-    except UsageError as e:
+    except (UsageError, SettingError) as e:
         p.error(str(e))
     logging.basicConfig(
         level=logging.DEBUG if opts.debug else logging.INFO,

@@ -441,6 +441,39 @@ def test_unreachable_namenode_fails_fast(tmp_path):
     assert elapsed < 15
 
 
+@pytest.mark.parametrize("name, value, argv", [
+    ("DFS_RETRY_SECONDS", "nan", ["ls", "/"]),          # retried for ever
+    ("DFS_RETRY_SECONDS", "inf", ["cat", "/f"]),
+    ("DFS_RETRY_SECONDS", "1e400", ["ls", "/"]),
+    ("DFS_RETRY_SECONDS", "abc", ["ls", "/"]),          # "could not convert string to float", exit 1
+    ("DFS_DATA_TIMEOUT", "abc", ["cat", "/f"]),
+    ("DFS_READ_FAILOVER_SECONDS", "nan", ["get", "/f", "-"]),
+    ("DFS_WRITE_SETUP_SECONDS", "-1", ["put", "-", "/f"]),
+    ("DFS_SETREP_TIMEOUT", "inf", ["setrep", "-w", "2", "/f"]),
+    ("DFS_REPAIR_YIELD", "x", ["ls", "/"]),             # any command checks them all
+    ("DFS_LEASE_SOFT_LIMIT", "nan", ["namenode", "--data-dir", "{tmp}/nn", "--listen", "127.0.0.1:{port}"]),
+    ("DFS_REPLICATION_MAX_STREAMS", "2.5", ["namenode", "--data-dir", "{tmp}/nn", "--listen", "127.0.0.1:{port}"]),
+    ("DFS_DATANODE_MAX_TRANSFERS", "0", ["datanode", "--data-dir", "{tmp}/dn", "--namenode", "127.0.0.1:9",
+                                                         "--listen", "127.0.0.1:{port}"]),
+    ("DFS_BLOCK_REPORT_INTERVAL", "inf", ["datanode", "--data-dir", "{tmp}/dn", "--namenode", "127.0.0.1:9",
+                                                         "--listen", "127.0.0.1:{port}"]),
+    ("DFS_DATA_TIMEOUT", "nan", ["mount", "{tmp}/mnt"]),
+])
+def test_a_bad_numeric_setting_is_a_usage_error_at_once(tmp_path, name, value, argv):
+    # SPEC §3: nothing hangs, usage errors exit 2 with one line. A bare float() of the
+    # variable made 'abc' a failure naming neither, and 'nan' an endless retry.
+    (tmp_path / "mnt").mkdir()
+    argv = [a.format(tmp=tmp_path, port=free_port("127.0.0.1")) for a in argv]
+    start = time.monotonic()
+    r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", "127.0.0.1:9", *argv], capture_output=True,
+                       timeout=30, env={**os.environ, name: value}, input=b"x")
+    assert time.monotonic() - start < 15
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"dfs: {argv[0]}: ${name}: invalid value {value!r} (".encode()), r.stderr
+    assert r.stderr.count(b"\n") == 1 and b"Traceback" not in r.stderr, r.stderr
+    assert not (tmp_path / "nn").exists() and not (tmp_path / "dn").exists()   # nothing started
+
+
 def test_url_argument_names_the_namenode(c, d, tmp_path):
     f = tmp_path / "u.txt"
     f.write_bytes(b"via url")

@@ -6,7 +6,9 @@ client), and one of 2^64 failed in the client's protobuf with "Value out of rang
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 
 import pytest
 
@@ -105,3 +107,52 @@ def test_the_client_refuses_bad_arguments_before_any_rpc():
         with pytest.raises(errors.InvalidArgumentError) as e:
             call()
         assert isinstance(e.value, ValueError) and e.value.path in ("/f", "/d")
+
+
+def test_env_number_takes_a_finite_number_in_range_or_the_default(monkeypatch):
+    monkeypatch.delenv("DFS_X", raising=False)
+    assert config.env_number("DFS_X", 8.0, 0, 3600) == 8.0
+    for text, want in (("", 8.0), (" 2.5 ", 2.5), ("0", 0.0), ("3600", 3600.0)):
+        monkeypatch.setenv("DFS_X", text)
+        assert config.env_number("DFS_X", 8.0, 0, 3600) == want
+    monkeypatch.setenv("DFS_X", "12")
+    assert config.env_number("DFS_X", 4, 1, 1024, whole=True) == 12
+    for text in ("abc", "nan", "inf", "-inf", "1e400", "-1", "3601", "0x10"):
+        monkeypatch.setenv("DFS_X", text)
+        with pytest.raises(config.SettingError) as e:
+            config.env_number("DFS_X", 8.0, 0, 3600)
+        assert str(e.value) == f"$DFS_X: invalid value {text!r} (a number from 0 to 3600)"
+    for text in ("2.5", "0", "abc", "2592001"):
+        monkeypatch.setenv("DFS_X", text)
+        with pytest.raises(config.SettingError, match=r"\(a whole number from 1 to 2592000\)"):
+            config.env_number("DFS_X", 4, 1, 30 * 86400, whole=True)
+
+
+def test_a_bad_retry_setting_fails_a_client_at_once_not_a_call_for_ever(monkeypatch):
+    # DFS_RETRY_SECONDS=nan made every call to an unreachable namenode retry for ever.
+    for text in ("nan", "inf", "abc"):
+        monkeypatch.setenv("DFS_RETRY_SECONDS", text)
+        with pytest.raises(config.SettingError, match="DFS_RETRY_SECONDS"):
+            DfsClient("127.0.0.1:9")
+        with pytest.raises(ValueError, match="DFS_RETRY_SECONDS"):   # fsspec: a ValueError
+            DfsClient("127.0.0.1:9")
+
+
+def test_every_numeric_setting_is_read_through_the_checked_helper():
+    root = Path(__file__).resolve().parents[2]
+    sources = [*(root / "dfs").rglob("*.py"), *(root / "fuse" / "dfs_fuse").rglob("*.py")]
+    used = set()
+    for path in sources:
+        text = path.read_text()
+        assert not re.search(r"(float|int)\(\s*os\.environ", text), path   # a bare float(): 'nan' hung
+        used |= set(re.findall(r'\bsetting\("(DFS_\w+)"', text))
+    assert used == set(config.SETTINGS)
+
+
+def test_check_settings_names_the_first_bad_one(monkeypatch):
+    for name in config.SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    config.check_settings()
+    monkeypatch.setenv("DFS_REPAIR_YIELD", "nan")
+    with pytest.raises(config.SettingError, match=r"^\$DFS_REPAIR_YIELD: invalid value 'nan'"):
+        config.check_settings()
