@@ -89,11 +89,52 @@ def os_message(e: BaseException) -> str:
     return str(e)
 
 
-class StdoutClosedError(OSError):
+class StdoutError(OSError):
+    """Writing our standard output failed (a full disk, EIO): the line's subject is
+    `stdout`, not the path being listed, and no further path is tried (GNU tools stop
+    at a write error too). A reader that went away (EPIPE) is not one: see main.py."""
+
+    def __init__(self, e: OSError):
+        super().__init__(e.errno, e.strerror, "stdout")
+
+
+class CheckedStdout:
+    """sys.stdout (or its ``buffer``) whose failed write or flush raises StdoutError.
+    Every command prints through it, so `dfs ls / >/dev/full` says `dfs: ls: stdout:
+    No space left on device` as `dfs cat` did, not a bare reason or a dfs path."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    @property
+    def buffer(self):
+        return CheckedStdout(self._stream.buffer)
+
+    def write(self, data):
+        try:
+            return self._stream.write(data)
+        except (BrokenPipeError, StdoutError):
+            raise
+        except OSError as e:
+            raise StdoutError(e) from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except (BrokenPipeError, StdoutError):
+            raise
+        except OSError as e:
+            raise StdoutError(e) from None
+
+
+class StdoutClosedError(StdoutError):
     """Our stdout was closed before we started (`dfs cat f >&-`)."""
 
     def __init__(self):
-        super().__init__(errno.EBADF, "Bad file descriptor", "stdout")
+        super().__init__(OSError(errno.EBADF, "Bad file descriptor"))
 
 
 class ClosedStdout:
@@ -139,7 +180,7 @@ def each(args, items, fn) -> int:
 # one item's own: reported, and the other items go on.
 # Failures of the cluster, not of one path: the next path would fail the same way, after
 # the same retries (8 s each in safe mode: chmod -R of N entries took N x 8 s).
-STOPS_ALL = (errors.NamenodeUnreachableError, errors.SafeModeError, BrokenPipeError, StdoutClosedError,
+STOPS_ALL = (errors.NamenodeUnreachableError, errors.SafeModeError, BrokenPipeError, StdoutError,
              UsageError, SettingError)
 PER_ITEM = (errors.DfsError, OSError, ValueError)
 

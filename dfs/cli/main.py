@@ -18,7 +18,7 @@ from dfs import errors
 from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
 from dfs.cli.args import Parser, UsageError
-from dfs.cli.common import ClosedStdout, error_line, namenode_of
+from dfs.cli.common import CheckedStdout, ClosedStdout, StdoutError, error_line, namenode_of
 from dfs.config import SettingError, check_settings, split_url, url_user
 from dfs.tuning import tune_malloc
 
@@ -64,12 +64,21 @@ def main(argv: list[str] | None = None) -> int:
     if extra:   # argparse would name no command: `dfs: unrecognized arguments: ...`
         print(f"dfs: {name}: unrecognized arguments: {' '.join(extra)}; see 'dfs {name} --help'", file=sys.stderr)
         return 2
-    if sys.stdout is None:   # fd 1 closed
-        sys.stdout = ClosedStdout()
-    elif hasattr(sys.stdout, "reconfigure"):
+    stdout = sys.stdout
+    if stdout is None:   # fd 1 closed
+        stdout = ClosedStdout()
+    elif hasattr(stdout, "reconfigure"):
         # A name the terminal's encoding cannot show (LC_ALL=C) is printed escaped,
         # as \u0301, rather than ending the listing (JSON output is ASCII anyway).
-        sys.stdout.reconfigure(errors="backslashreplace")
+        stdout.reconfigure(errors="backslashreplace")
+    sys.stdout = CheckedStdout(stdout)
+    try:
+        return _run(args, name)
+    finally:
+        sys.stdout = stdout
+
+
+def _run(args, name: str) -> int:
     try:
         check_settings()   # every $DFS_* number, whichever this command would meet
         _check_addresses(args)
@@ -88,6 +97,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         print(error_line(name, e, _subject(args)), file=sys.stderr)
+        return 1
+    except StdoutError as e:   # `stdout: No space left on device`
+        _discard_stdout()
+        if args.debug:
+            raise
+        print(error_line(name, e), file=sys.stderr)
         return 1
     except (errors.DfsError, CliError, OSError, ValueError) as e:
         if args.debug:
@@ -137,10 +152,19 @@ def _stdout_closed() -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     if closed:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, fd)
-        os.close(devnull)
+        _discard_stdout()
     return closed
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered for it cannot be written, and
+    the flush at exit would fail again ("Exception ignored ... OSError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _subject(args, e: BaseException | None = None) -> str:

@@ -918,13 +918,19 @@ def test_cluster_up_on_a_base_dir_that_is_a_file(tmp_path):
     assert (r.returncode, r.stderr) == (1, f"dfs: cluster up: {f}: Not a directory\n".encode())
 
 
-def test_cat_into_a_full_output_names_stdout(c, d):
-    # It said only "dfs: cat: No space left on device" (the path form of SPEC §3).
+def test_every_command_writing_to_a_full_output_names_stdout(c, d):
+    # It said only "dfs: cat: No space left on device" (the path form of SPEC §3); then
+    # cat said stdout, but ls, stat, fsck, ... still gave a bare reason, one line per path.
     assert run(c, "put", "-", f"{d}/f", input=os.urandom(3 << 20)).returncode == 0
-    with open("/dev/full", "wb") as full:
-        r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, "cat", f"{d}/f"],
-                           stdout=full, stderr=subprocess.PIPE, timeout=60)
-    assert (r.returncode, r.stderr) == (1, b"dfs: cat: stdout: No space left on device\n")
+    for argv in (["cat", f"{d}/f", f"{d}/f"], ["ls", d, f"{d}/f"], ["ls", "-R", "--json", d],
+                 ["stat", "--json", f"{d}/f"], ["stat", f"{d}/f", d], ["locate", "--json", f"{d}/f"],
+                 ["fsck", d], ["get", f"{d}/f", "-"], ["du", "-s", d], ["admin", "report"],
+                 ["admin", "report", "--json"], ["admin", "safemode", "get"]):
+        with open("/dev/full", "wb") as full:
+            r = subprocess.run([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *argv],
+                               stdout=full, stderr=subprocess.PIPE, timeout=60)
+        name = " ".join(argv[:2]) if argv[0] == "admin" else argv[0]
+        assert (r.returncode, r.stderr) == (1, f"dfs: {name}: stdout: No space left on device\n".encode()), argv
     r = run(c, "cluster")
     assert r.returncode == 2 and b"CLUSTER_COMMAND" in r.stderr and b"cluster_command" not in r.stderr
 

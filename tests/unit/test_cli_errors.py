@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import errno
+import io
+
+import pytest
+
 from dfs import errors
-from dfs.cli.common import error_line, printable
+from dfs.cli.common import STOPS_ALL, CheckedStdout, StdoutError, error_line, printable
 
 
 def test_control_characters_in_a_name_are_escaped():
@@ -15,3 +20,31 @@ def test_control_characters_in_a_name_are_escaped():
 def test_printable_text_is_kept_as_it_is():
     text = "dfs: ls: /données/a b/#?%*[]: Permission denied"
     assert printable(text) is text
+
+
+class _Failing(io.RawIOBase):
+    def __init__(self, err: int):
+        self.err = err
+
+    def writable(self):
+        return True
+
+    def write(self, data):
+        raise OSError(self.err, "No space left on device" if self.err == errno.ENOSPC else "Broken pipe")
+
+
+def test_a_failed_write_to_stdout_names_stdout_and_stops_the_command():
+    out = CheckedStdout(io.TextIOWrapper(io.BufferedWriter(_Failing(errno.ENOSPC), 16)))
+    for write in (lambda: print("x" * 100_000, file=out), lambda: out.buffer.write(b"y" * 100_000),
+                  lambda: (out.write("z"), out.flush())):
+        with pytest.raises(StdoutError) as e:
+            write()
+        assert error_line("ls", e.value) == "dfs: ls: stdout: No space left on device"
+        assert isinstance(e.value, STOPS_ALL)   # the next path would fail the same way
+
+
+def test_a_reader_gone_away_stays_a_broken_pipe():
+    # main.py's quiet exit 141, as `cat` killed by SIGPIPE
+    out = CheckedStdout(io.BufferedWriter(_Failing(errno.EPIPE), 16))
+    with pytest.raises(BrokenPipeError):
+        out.write(b"y" * 64)
