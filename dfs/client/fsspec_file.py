@@ -307,14 +307,23 @@ class DFSFile(AbstractBufferedFile):
         return not self.closed
 
     def _initiate_upload(self):
+        overwrite = self.mode == "wb"
         if self._append_from is not None:
+            # A new version of the file read, in its place only while the path still
+            # holds that one (a compare-and-swap, at create and at complete): two
+            # appenders racing each got their close acknowledged and the last one's
+            # version dropped the other's bytes. The loser's close is ESTALE instead.
+            # It keeps the attributes the file has when it is committed (a chmod or
+            # setrep meanwhile holds), unless this open sets them.
             st = self._append_from.status
             opts = {"replication": st.replication, "block_size": st.block_size, "mode": st.mode,
-                    **self._write_opts}
+                    **self._write_opts, "replaces": st.inode_id,
+                    "keep_attributes": not {"replication", "mode"} & set(self._write_opts)}
+            overwrite = True
         else:
+            # "ab" of a missing file creates it, but never over one made meanwhile.
             opts = self._write_opts
-        self._writer = self.fs.client.create(self.path, overwrite=self.mode != "xb", create_parent=True,
-                                             **opts)
+        self._writer = self.fs.client.create(self.path, overwrite=overwrite, create_parent=True, **opts)
         try:
             self._writer.open()
         except BaseException:

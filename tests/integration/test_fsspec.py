@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import multiprocessing
@@ -398,6 +399,34 @@ def test_append(fs):
     with fs.open("/files/new.log", "ab") as f:
         f.write(b"x")
     assert fs.cat_file("/files/new.log") == b"x"
+
+
+def test_racing_appenders_never_both_acknowledged(fs):
+    """Two "ab" opens of one file: the first close commits, the second is refused
+    (ESTALE) rather than acknowledged and dropping the first one's bytes; a chmod made
+    while an append was open holds. Two "ab" of a missing file: the second close is
+    refused (it exists), never replacing the first."""
+    fs.pipe_file("/files/race.log", b"base\n")
+    f1, f2 = fs.open("/files/race.log", "ab"), fs.open("/files/race.log", "ab")
+    f1.write(b"one\n")
+    fs.chmod("/files/race.log", 0o600)
+    f1.close()
+    f2.write(b"two\n")
+    with pytest.raises(OSError) as e:
+        f2.close()
+    assert e.value.errno == errno.ESTALE
+    assert fs.cat_file("/files/race.log") == b"base\none\n"
+    assert fs.info("/files/race.log")["mode"] & 0o7777 == 0o600
+    with fs.open("/files/race.log", "ab") as f:    # begun after the commit: on top of it
+        f.write(b"three\n")
+    assert fs.cat_file("/files/race.log") == b"base\none\nthree\n"
+    g1, g2 = fs.open("/files/race-new.log", "ab"), fs.open("/files/race-new.log", "ab")
+    g1.write(b"first")
+    g1.close()
+    g2.write(b"second")
+    with pytest.raises(FileExistsError):
+        g2.close()
+    assert fs.cat_file("/files/race-new.log") == b"first"
 
 
 def test_transactions(fs):
