@@ -67,8 +67,9 @@ def mtime_problem(t: float) -> str:
 
 def mode_problem(mode: int) -> str:
     """Why ``mode`` is not a file mode (permission bits, perhaps with st_mode's file
-    type bits, which the namenode drops), or ''."""
-    return "" if 0 <= mode <= 0o177777 else f"invalid mode {mode!r} (permission bits, 0..0o7777)"
+    type bits, which the namenode drops: fsspec's ``info()["mode"]`` has them), or ''."""
+    return "" if 0 <= mode <= 0o177777 else (f"invalid mode {mode!r} (permission bits 0..0o7777, "
+                                             "or an st_mode up to 0o177777)")
 
 
 def parse_address(text: str, default_port: int = 0) -> tuple[str, int]:

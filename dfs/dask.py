@@ -433,7 +433,9 @@ def _file_headers(fs, parts: list[Split], first: bytes, sample: int, kwargs: dic
             raise ValueError(f"the rows header={kwargs.get('header', 'infer')!r}, skiprows="
                              f"{kwargs.get('skiprows')!r} take are not within the first {len(data)} bytes "
                              f"of {p}: pass a larger sample=")
-        if start.end > first_split[p].length:
+        # The first split reads through the end of the line its length ends in (read_block).
+        first_end = data.find(b"\n", first_split[p].length) + 1
+        if start.end > first_end > 0:
             raise ValueError(f"the rows skiprows/header take ({start.end} bytes) reach past the first "
                              f"split of {p}: pass a larger blocksize=")
         _check_file_start(data, start, kwargs, rest_kwargs, p)

@@ -14,7 +14,7 @@ import sys
 
 from dfs import config
 
-MAX_REPLICATION = config.MAX_REPLICATION      # the namenode's bound (dfs/namenode/namespace.py)
+MAX_REPLICATION = config.MAX_REPLICATION      # the bound the namenode checks too (config.replication_problem)
 SIZE_FORMS = "bytes, or a K/M/G/T or KiB/MiB/GiB/TiB suffix"
 
 

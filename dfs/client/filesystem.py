@@ -46,7 +46,7 @@ from dfs.client.fsspec_file import (
     _warn_discarded,
     _write_opts,
 )
-from dfs.config import DEFAULT_NAMENODE, default_namenode, parse_namenode
+from dfs.config import DEFAULT_NAMENODE, default_namenode, format_address, parse_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
 
@@ -225,7 +225,12 @@ class DFSFileSystem(AbstractFileSystem):
                  **storage_options):
         super().__init__(**storage_options)
         if namenode is None and host:
-            namenode = f"{host}:{port}" if port else host
+            # host= is a host: an IPv6 one needs brackets before a port ("[::1]:8020").
+            bare = host.strip("[]")
+            if port:
+                namenode = format_address(bare, port)
+            else:
+                namenode = f"[{bare}]" if bare.count(":") > 1 else host
         self.namenode = _normalize_namenode(namenode) if namenode else default_namenode()
         self._client_args = dict(user=user, retry_seconds=retry_seconds, threads=threads)
         self._client_obj: DfsClient | None = None

@@ -216,6 +216,25 @@ def test_dfs_dask_parquet_hive_partitions_as_pyarrow_and_dask_read_them(fs, url,
     assert list(got.j.cat.categories) == ["x y"]
 
 
+def test_dfs_dask_parquet_key_value_directories_above_the_dataset_count_as_in_dask(fs, url, dask_client):
+    # dask.dataframe.read_parquet lists a directory's *.parquet files and gives pyarrow
+    # the list, so a "run=3" above the directory named is a column too, as for a glob.
+    import dask.dataframe as dd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import dfs.dask
+    pq.write_to_dataset(pa.table({"a": [1, 2, 3], "k": [1, 2, 1]}), "/dd/wh/run=3/table",
+                        partition_cols=["k"], filesystem=fs)
+    files = [url + f for f in sorted(fs.find("/dd/wh/run=3/table"))]
+    for path in (url + "/dd/wh/run=3/table", url + "/dd/wh/run=3/table/*/*.parquet", files):
+        got = dfs.dask.read_parquet(dask_client, path)
+        want = dd.read_parquet(path)
+        assert list(want.columns) == ["a", "run", "k"] and dict(got.dtypes) == dict(want.dtypes)
+        pd.testing.assert_frame_equal(got.compute().sort_values("a").reset_index(drop=True),
+                                      want.compute().sort_values("a").reset_index(drop=True))
+
+
 # -- duckdb ---------------------------------------------------------------------
 def test_duckdb(fs, url, frame):
     import duckdb

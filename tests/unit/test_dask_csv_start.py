@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from dfs.dask import _file_start, _FileStart, _hive_values, _later_split_kwargs, _lines
+from dfs.dask import Split, _file_headers, _file_start, _FileStart, _hive_values, _later_split_kwargs, _lines
 
 ROWS = "".join(f"{i},{i * 7 % 11}\n" for i in range(40))
 PREAMBLE = "# exported by tool\n"
@@ -66,6 +66,21 @@ def test_what_later_splits_cannot_do_is_refused():
     assert _file_start(data[:20], {"header": 10}, whole=False) is None     # past the sample
 
 
+def test_a_header_line_crossing_the_first_splits_length_is_in_that_split():
+    # The first split reads through the end of the line it ends in (fsspec read_block),
+    # so a header starting inside it is its own, however far the line runs.
+    data = ("a" * 30 + ",b\n" + ROWS).encode()
+    for length in (1, 20, 32, 33):
+        parts = [Split("/f.csv", 0, length, ()), Split("/f.csv", length, len(data) - length, ())]
+        assert _file_headers(None, parts, data, 4096, {}, {"header": 0}) == {"/f.csv": data[:33]}
+    junk = b"skip me\n" + data
+    parts = [Split("/f.csv", 0, 5, ()), Split("/f.csv", 5, len(junk) - 5, ())]
+    with pytest.raises(ValueError, match="past the first split"):     # the header is in the second
+        _file_headers(None, parts, junk, 4096, {"skiprows": 1}, {"header": 0})
+    parts = [Split("/f.csv", 0, 8, ()), Split("/f.csv", 8, len(junk) - 8, ())]
+    assert _file_headers(None, parts, junk, 4096, {"skiprows": 1}, {"header": 0}) == {"/f.csv": data[:33]}
+
+
 def test_lines_are_cut_at_newlines_only():
     assert list(_lines(b"a\rb\nc\r\n\nd")) == [b"a\rb\n", b"c\r\n", b"\n", b"d"]
 
@@ -77,3 +92,5 @@ def test_hive_values_are_decoded_as_pyarrow_decodes_them():
     assert _hive_values("/h/k%20b=v/x.parquet") == {"k b": "v"}
     assert _hive_values("/h/j=__HIVE_DEFAULT_PARTITION__/x.parquet") == {"j": None}
     assert _hive_values("/h/plain/x=1.parquet") == {}           # the file's own name is no partition
+    # dask counts the directories above the one read too (it hands pyarrow a list of files)
+    assert _hive_values("/wh/run=3/table/k=1/p.parquet") == {"run": "3", "k": "1"}

@@ -42,8 +42,9 @@ def test_the_pure_checks():
     for bad in (float("nan"), float("inf"), -float("inf"), 1e300, 2**70, config.MAX_MTIME + 1):
         assert config.mtime_problem(bad), bad
     assert config.mode_problem(0o644) == config.mode_problem(0o100644) == ""
-    for bad in (-1, 2**32, 2**40):
-        assert "invalid mode" in config.mode_problem(bad)
+    assert config.mode_problem(0o177777) == ""        # fsspec's info()["mode"] is an st_mode
+    for bad in (-1, 0o200000, 2**32, 2**40):
+        assert "invalid mode" in config.mode_problem(bad) and "0o177777" in config.mode_problem(bad)
 
 
 @pytest.mark.parametrize("text", ["8388608T", "16777216T", "4G", "2049M", str(2**63)])
