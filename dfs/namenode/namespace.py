@@ -518,11 +518,17 @@ class Namespace:
         users it is the same file, written to): mode, owner, group and replication, as
         they are now, so a chmod, chown or setrep made by anyone while it was being
         written holds, as on a local disk (the mount used to restore those it saw at
-        open, undoing another client's). Set-user-ID, and set-group-ID with group
-        execute, are cleared unless the caller is the superuser, as Linux's write does
-        for a caller without CAP_FSETID: the content is the caller's, not the owner's."""
+        open, undoing another client's).
+
+        Set-user-ID, and set-group-ID with group execute, are cleared when the caller
+        is neither the file's owner nor the superuser: the content is the caller's,
+        and must not run as the owner. Linux clears them at every write without
+        CAP_FSETID, the owner's too; here that is the writer's part, at the write (the
+        mount does, as the kernel asks it to), since the namenode sees only the commit,
+        which comes after a chmod u+s that followed the writes (cp -p, tar -p,
+        install -m 4755): cleared here even for the owner, that chmod was undone."""
         mode = existing["mode"]
-        if caller is not None and not self.is_superuser(caller):
+        if caller is not None and caller.user != existing["owner"] and not self.is_superuser(caller):
             mode &= ~(_stat.S_ISUID | (_stat.S_ISGID if mode & _stat.S_IXGRP else 0))
         return dict(mode=mode, owner=existing["owner"], grp=existing["grp"],
                     replication=existing["replication"])
@@ -607,8 +613,9 @@ class Namespace:
     def complete(self, f: OpenFile, caller: Caller | None, now: float,
                  mtime: float | None = None, keep_attributes: bool = False) -> tuple[FileStatus, list[int]]:
         """Give the file its name with its final length and ``mtime`` (default: now); with
-        ``keep_attributes``, the attributes the file it replaces has now (``_inherited``).
-        Returns (status, blocks to invalidate)."""
+        ``keep_attributes``, the attributes the file it replaces has now (``_inherited``),
+        or, when the name is empty, the caller's ownership (the mode stays as taken at
+        create). Returns (status, blocks to invalidate)."""
         row = f.row
         if mtime is not None:
             _check_time(mtime, row["pending_name"])
@@ -636,6 +643,10 @@ class Namespace:
             if keep_attributes:
                 kept = self._inherited(existing, caller)
             dropped += self.store.delete_subtree(existing["id"])
+        elif keep_attributes and caller is not None:
+            # Nothing to be a new version of (renamed away meanwhile): a new file, the
+            # caller's in its directory's group, whoever owned the one there at create.
+            kept = dict(owner=caller.user, grp=parent["grp"])
         self.store.update(row["id"], name=row["pending_name"], pending_name=None, state="C",
                           length=length, mtime=now if mtime is None else mtime, lease_holder=None,
                           lease_expiry=None, **kept)

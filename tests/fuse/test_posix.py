@@ -475,6 +475,36 @@ def test_write_by_other_user_clears_suid(work):
     assert read(f) == b"#!/bin/sh\nmore\n"
 
 
+def test_a_setuid_bit_set_after_the_writes_holds_through_a_users_mount(
+    work, mnt, fuse_cluster, mount_root, fuse_mount
+):
+    """cp -p, tar -p and install -m 4755 write a file, fchmod it 04755, then close it.
+    Through a mount whose dfs user is not the superuser the commit at that close
+    cleared SUID again (0755), over a new file and an existing one alike: Linux clears
+    it at a write, not at the close after one. A write after the chmod still clears it."""
+    client = fuse_cluster.client()
+    os.chmod(work, 0o777)
+    users = os.path.join(mount_root, "as-nobody")
+    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / 'cache-nobody'}",
+               env={"DFS_USER": "nobody"})
+    try:
+        d = os.path.join(users, os.path.relpath(work, mnt))
+        write(os.path.join(d, "existing"), b"old\n")
+        for name in ("new", "existing"):
+            f = os.path.join(d, name)
+            fd = os.open(f, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o700)
+            os.write(fd, b"#!/bin/sh\n")
+            os.fchmod(fd, 0o4755)
+            os.close(fd)
+            st = client.stat(dfs_path(users, f))
+            assert (oct(st.mode), st.owner) == (oct(0o4755), "nobody"), name
+        assert as_nobody("sh", "-c", f"echo more >> {f}").returncode == 0
+        assert oct(client.stat(dfs_path(users, f)).mode) == oct(0o755)
+        assert read(f) == b"#!/bin/sh\nmore\n"
+    finally:
+        fuse_mount.unmount(users)
+
+
 def test_permissions_enforced(work):
     f = os.path.join(work, "secret")
     write(f, b"x")

@@ -1298,16 +1298,44 @@ def test_a_new_version_keeps_the_attributes_the_file_has_at_complete(ns):
 
 
 def test_a_new_version_begins_with_the_attributes_the_file_has_at_create(ns):
-    """Kept at create too: what the file is put back with when another client renamed
-    it away meanwhile (a last-close-wins commit, O_TRUNC), and the replication its
-    blocks are placed for."""
+    """Kept at create too: the mode the file is put back with when another client
+    renamed it away meanwhile (a last-close-wins commit, O_TRUNC), and the replication
+    its blocks are placed for. Not its owner then (the next test)."""
     write_file(ns, "/f", [10], mode=0o640, replication=2)
     ns.chown("/f", "alice", "users", ROOT)
     row = create(ns, "/f", overwrite=True, mode=0o644, replication=3, keep_attributes=True)
     assert (row["mode"], row["owner"], row["grp"], row["replication"]) == (0o640, "alice", "users", 2)
     ns.rename("/f", "/g", ROOT, 2.0)
     st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 3.0, keep_attributes=True)
-    assert (st.mode, st.owner, st.group, st.replication) == (0o640, "alice", "users", 2)
+    assert (st.mode, st.owner, st.group, st.replication) == (0o640, "root", "supergroup", 2)
+
+
+def test_a_new_version_whose_file_is_gone_at_complete_is_the_writers(ns):
+    """Nothing is replaced at complete (the file was renamed away while it was written;
+    a delete removes its writers too): the new file is the caller's, in its directory's
+    group, as any new file. It kept the owner taken at create: bob's content appeared
+    at the name owned by alice after alice had moved her file away."""
+    ns.mkdir("/d", ROOT, 1.0, mode=0o777)
+    ns.chown("/d", "root", "staff", ROOT)
+    write_file(ns, "/d/f", [10], ALICE, mode=0o666)
+    row = create(ns, "/d/f", BOB, overwrite=True, keep_attributes=True)
+    assert (row["owner"], row["mode"]) == ("alice", 0o666)
+    ns.rename("/d/f", "/d/kept", ALICE, 2.0)
+    st, _ = ns.complete(ns.open_file(row["id"], BOB), BOB, 3.0, keep_attributes=True)
+    assert (st.owner, st.group, st.mode) == ("bob", "staff", 0o666)
+
+
+def test_the_owners_chmod_u_s_after_the_writes_holds(ns):
+    """cp -p, tar -p, install -m 4755 through a mount whose user is not the superuser:
+    the file is written, then fchmod-ed 04755 (that goes to the committed version),
+    then closed. Linux clears SUID at a write, not at the close after it; the bits
+    were cleared at complete (0o755). The owner's writes clear them in the mount."""
+    ns.mkdir("/d", ROOT, 1.0, mode=0o777)
+    _, empty = write_file(ns, "/d/prog", [], BOB, 1.0, mode=0o644)
+    row = create(ns, "/d/prog", BOB, overwrite=True, replaces=empty.inode_id, keep_attributes=True)
+    ns.chmod("/d/prog", 0o4755, BOB)
+    st, _ = ns.complete(ns.open_file(row["id"], BOB), BOB, 2.0, keep_attributes=True)
+    assert st.mode == 0o4755
 
 
 def test_a_new_version_by_another_user_loses_setuid_and_a_plain_overwrite_keeps_nothing(ns):
@@ -1316,6 +1344,10 @@ def test_a_new_version_by_another_user_loses_setuid_and_a_plain_overwrite_keeps_
     row = create(ns, "/d/prog", BOB, overwrite=True, replaces=old.inode_id, keep_attributes=True)
     st, _ = ns.complete(ns.open_file(row["id"], BOB), BOB, 2.0, keep_attributes=True)
     assert (st.mode, st.owner) == (0o777, "root")   # as Linux's write without CAP_FSETID
+    row = create(ns, "/d/prog", BOB, overwrite=True, keep_attributes=True)
+    ns.chmod("/d/prog", 0o6777, ROOT)                 # set again while bob writes: bob's
+    st, _ = ns.complete(ns.open_file(row["id"], BOB), BOB, 2.5, keep_attributes=True)
+    assert st.mode == 0o777                           # content never runs as root
     row = create(ns, "/d/prog", ROOT, overwrite=True, keep_attributes=True)
     ns.chmod("/d/prog", 0o4757, ROOT)
     st, _ = ns.complete(ns.open_file(row["id"], ROOT), ROOT, 3.0, keep_attributes=True)
