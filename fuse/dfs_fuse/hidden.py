@@ -5,7 +5,9 @@ open to ``.fuse_hiddenXXXX`` and unlinks that at its last close, even when
 another process that looked the old file up just before is about to open it:
 that open then finds nothing (ENOENT where a local disk opens the old file).
 So a hidden file is removed ``GRACE`` seconds after libfuse asks, and not
-while this mount has it open; meanwhile it is left out of listings.
+while this mount has it open; meanwhile it is left out of listings but still
+found by name (the kernel looks that name up before such an open once the
+attributes it cached expire; an O_EXCL create of the name fails meanwhile).
 
 Only what libfuse hid here: a name of its pattern that a file open here was
 renamed to (``made``). Any other unlink of such a name is a user's, done at
@@ -88,9 +90,10 @@ class HiddenReaper:
         with self._cond:
             return set(self._due)
 
-    def is_pending(self, path: str) -> bool:
+    def waiting(self) -> dict[str, int]:
+        """Path -> inode id of each file waiting to be removed."""
         with self._cond:
-            return path in self._due
+            return {p: inode_id for p, (_, inode_id) in self._due.items()}
 
     def now(self, path: str | None = None) -> None:
         """Remove at once what waits at or under ``path`` (everything if None): a directory

@@ -153,11 +153,11 @@ class DfsOperations(Operations):
             path = of.path
         else:
             check_path(path)
+            # A hidden file waiting to be removed (hidden.py) is still found by name: the
+            # kernel asks this, by that name, before it opens the file for a process that
+            # looked it up before it was replaced, once attributes expire (at once with
+            # -o strict). ENOENT here failed that open, what the wait is for.
             of = self.files.get(path)
-            if of is None and self.hidden.is_pending(path):
-                # removed as far as anyone here can tell (hidden.py): a lookup before an
-                # O_EXCL create of the name found it (EEXIST), and exists() said True
-                raise FuseOSError(errno.ENOENT)
         over = of.overlay() if of is not None else None
         if over is not None:
             st, size, mtime = over
@@ -169,9 +169,9 @@ class DfsOperations(Operations):
     def readdir(self, path, fh):
         check_path(path)
         out = [(".", {"st_mode": _stat.S_IFDIR}, 0), ("..", {"st_mode": _stat.S_IFDIR}, 0)]
-        gone = self.hidden.pending()   # removed as far as anyone here can tell
+        gone = self.hidden.waiting()   # removed as far as a listing can tell
         for e in self.meta.listing(path):
-            if e.path in gone:
+            if gone.get(e.path) == e.inode_id:   # that file; not one put at the name since
                 continue
             kind = _stat.S_IFDIR if e.is_dir else _stat.S_IFREG
             out.append((e.path.rpartition("/")[2], {"st_mode": kind}, 0))
@@ -277,7 +277,10 @@ class DfsOperations(Operations):
         try:
             self.client.delete(path, recursive=False, inode_id=inode_id)
         except errors.DfsFileNotFoundError:
-            return   # gone, or another file has the name now: not ours to remove
+            # gone, or another file has the name now: not ours to remove, and what the
+            # cache holds of the name is not known any more
+            self.meta.forget(path, parent=True)
+            return
         except errors.DfsError as e:
             log.warning("%s: could not remove: %s", path, e)
         self.meta.removed(path, is_dir=False)

@@ -576,6 +576,19 @@ def test_a_replaced_file_can_still_be_opened_by_who_looked_it_up(work):
     (.fuse_hidden*) and unlinks it at its last close, even if such an open is on its
     way: that open failed with ENOENT (~0.3% of opens while a file was replaced in a
     loop). The open is replayed here through an O_PATH descriptor of the old file."""
+    _open_what_was_looked_up(work, wait=0.3)   # (the kernel sends that close on its own time)
+
+
+def test_a_replaced_file_can_still_be_opened_once_its_attributes_expired(strict_mnt, request):
+    """The same after the attribute timeout (at once with -o strict): the kernel asks
+    getattr, by the hidden name, before the open, and getattr said ENOENT for a name
+    waiting to be removed: the open failed, the two seconds' grace did nothing."""
+    d = os.path.join(strict_mnt, request.node.name)
+    os.mkdir(d)
+    _open_what_was_looked_up(d, wait=1.2)
+
+
+def _open_what_was_looked_up(work: str, wait: float) -> None:
     target, tmp = os.path.join(work, "target"), os.path.join(work, "tmp")
     write(target, b"old")
     looked_up = os.open(target, os.O_PATH)         # a lookup, no open
@@ -585,7 +598,7 @@ def test_a_replaced_file_can_still_be_opened_by_who_looked_it_up(work):
         os.rename(tmp, target)
     finally:
         os.close(reader)                            # its last close: libfuse unlinks it
-    time.sleep(0.3)                                 # (the kernel sends that close on its own time)
+    time.sleep(wait)
     try:
         fd = os.open(f"/proc/self/fd/{looked_up}", os.O_RDONLY)
         try:
@@ -627,7 +640,9 @@ def test_a_users_files_named_like_libfuses_hidden_ones_are_kept(work, fuse_clust
 
 def test_a_name_libfuse_hid_a_file_under_can_be_made_again_at_once(work, fuse_cluster, mnt):
     """The file libfuse hid waits two seconds after its last close, out of listings:
-    a file made at that very name meanwhile is the user's, and stays."""
+    a file made at that very name meanwhile is the user's, listed, and stays. It is
+    still found by name then (an open of the hidden file must find it), so O_EXCL
+    at that name, libfuse's own, fails with EEXIST until it is removed."""
     f = os.path.join(work, "f")
     write(f, b"old")
     fd = os.open(f, os.O_RDONLY)
@@ -638,7 +653,8 @@ def test_a_name_libfuse_hid_a_file_under_can_be_made_again_at_once(work, fuse_cl
     time.sleep(0.3)                                 # libfuse's unlink, at the release
     assert os.listdir(work) == []
     h = os.path.join(work, hidden)
-    fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    expect(errno.EEXIST, os.open, h, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    fd = os.open(h, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.write(fd, b"mine")
     os.close(fd)
     assert os.listdir(work) == [hidden]

@@ -86,3 +86,35 @@ def test_now_removes_what_waits_at_a_name_or_under_a_tree_at_once():
     assert r.pending() == {H3}
     r.now()
     assert len(removed) == 3 and r.pending() == set()
+
+
+def test_a_hidden_file_gone_before_its_late_removal_leaves_no_cached_status():
+    """The late removal finds the file gone (or another file at the name): what the
+    mount's cache holds of that name is forgotten, as after a removal that worked;
+    it was kept (a stat, and the kernel, saw the old file) until the cache expired."""
+    from dfs import errors
+    from dfs.model import FileStatus
+    from dfs_fuse.files import MountContext
+    from dfs_fuse.meta import MetaCache
+    from dfs_fuse.operations import DfsOperations
+
+    class Client:
+        stats = 0
+
+        def delete(self, path, recursive=False, inode_id=0):
+            raise errors.DfsFileNotFoundError(path=path)
+
+        def stat(self, path):
+            self.stats += 1
+            return _status(path, 8)
+
+    def _status(path, inode_id):
+        return FileStatus(path=path, type="file", size=3, replication=1, block_size=1 << 20, mode=0o644,
+                          owner="u", group="g", mtime=1.0, inode_id=inode_id)
+
+    client = Client()
+    meta = MetaCache(client, ttl=60.0)
+    ops = DfsOperations(MountContext(client=client, meta=meta, cache=None, budget=None, ids=None))
+    meta.put(H1, _status(H1, 7))
+    ops._remove_hidden(H1, 7)
+    assert meta.get(H1).inode_id == 8 and client.stats == 1
