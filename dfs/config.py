@@ -65,6 +65,12 @@ def mtime_problem(t: float) -> str:
     return "" if MIN_MTIME <= t <= MAX_MTIME else "mtime must be a time in the years 1 to 9999"
 
 
+def clamp_mtime(t: float) -> float:
+    """``t`` brought into the range a client may set, as Linux's file systems clamp a
+    time they cannot keep (timestamp_truncate; ext4: 1901..2446)."""
+    return min(max(t, MIN_MTIME), MAX_MTIME)
+
+
 def mode_problem(mode: int) -> str:
     """Why ``mode`` is not a file mode (permission bits, perhaps with st_mode's file
     type bits, which the namenode drops: fsspec's ``info()["mode"]`` has them), or ''."""

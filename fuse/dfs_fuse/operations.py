@@ -22,7 +22,7 @@ import stat as _stat
 import time
 from collections import OrderedDict
 
-from dfs import errors
+from dfs import config, errors
 from dfs.client.writer import FileWriter
 from dfs.rpc import convert
 from dfs_fuse._binding import FUSE_CAP_HANDLE_KILLPRIV, FuseOSError, Operations, fuse_get_context
@@ -221,6 +221,10 @@ class DfsOperations(Operations):
         # dfs keeps microseconds: truncate, as the kernel does for a coarser file system
         # (rounding made `cp -p`'s copy up to 500 ns newer than its source: find -newer, make).
         mtime = time.time() if mtime_ns == UTIME_NOW else (mtime_ns // 1000) / 1e6
+        # dfs keeps the years 1..9999: clamped, as a local file system clamps. Unchecked,
+        # one set on a file being written was kept here and refused by the namenode at
+        # Complete: the close failed with EINVAL and the data was not published.
+        mtime = config.clamp_mtime(mtime)
         self._set_attr(path, lambda: self.client.set_times(path, mtime), mtime=mtime)
 
     def _set_attr(self, path: str, rpc, *, mtime: float | None = None) -> None:

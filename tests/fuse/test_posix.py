@@ -392,6 +392,23 @@ def test_mtime_set_while_writing_survives_close(work, fuse_cluster, mnt):
     assert read(f) == b"data"
 
 
+def test_an_mtime_out_of_range_is_clamped_as_a_local_file_system_does(work, fuse_cluster, mnt):
+    """dfs keeps mtimes in the years 1 to 9999. Set on a file being written, one past
+    that was taken, and the close failed with EINVAL, its data unpublished (the
+    namenode checks it at Complete); set on a closed file, utimens failed. Linux's
+    file systems clamp to what they can keep (ext4: 1901..2446), and so does the mount."""
+    last = 253402300799   # 9999-12-31T23:59:59Z
+    f = os.path.join(work, "f")
+    with open(f, "wb") as fh:
+        fh.write(b"data")
+        fh.flush()
+        os.utime(fh.fileno(), ns=(0, (last + 3600) * 10**9))
+    assert os.stat(f).st_mtime_ns == last * 10**9
+    assert cli_cat(fuse_cluster, mnt, f) == b"data"
+    os.utime(f, ns=(0, -(10**12) * 10**9))
+    assert os.stat(f).st_mtime == -62135596800.0   # 0001-01-01T00:00:00Z
+
+
 def test_mtime_is_the_last_writes_and_o_trunc_marks_it(work, fuse_cluster, mnt):
     # The close's commit stamped the time of the close (3 s after the write here), and
     # an O_TRUNC open of an empty file left mtime as it was (POSIX open(): marked).
