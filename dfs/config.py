@@ -54,6 +54,14 @@ def block_size_problem(n: int) -> str:
     return ""
 
 
+def block_size_of_copy(n: int) -> int:
+    """The block size for a copy, or a new version, of a file of block size ``n``: the
+    same, except that a file made before MAX_BLOCK_SIZE was a limit may have larger
+    blocks, and a new file cannot (DfsClient.create refused it: such files could no
+    longer be copied, nor changed through a mount)."""
+    return min(n, MAX_BLOCK_SIZE)
+
+
 def replication_problem(n: int) -> str:
     """Why ``n`` is not a replication factor, or ''."""
     return "" if 1 <= n <= MAX_REPLICATION else f"replication must be 1..{MAX_REPLICATION}"

@@ -9,7 +9,7 @@ import sys
 import tempfile
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 
-from dfs import errors
+from dfs import config, errors
 from dfs.cli.common import (
     PER_ITEM,
     STOPS_ALL,
@@ -413,7 +413,8 @@ def _copy_file(client, sclient, spath: str, target: str, st, *, force: bool, pro
         progress = Progress(basename(spath), st.size)
     try:
         client.write_pieces(sclient.open_read(spath).iter_range(), target, progress=progress, overwrite=force,
-                            replication=st.replication, block_size=st.block_size, create_parent=False)
+                            replication=st.replication, block_size=config.block_size_of_copy(st.block_size),
+                            create_parent=False)
     finally:
         if own:
             progress.close()   # ends the bar's line before any error is printed

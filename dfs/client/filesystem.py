@@ -36,7 +36,7 @@ from fsspec.callbacks import DEFAULT_CALLBACK
 from fsspec.spec import AbstractFileSystem, make_instance
 from fsspec.utils import isfilelike, stringify_path
 
-from dfs import errors
+from dfs import config, errors
 from dfs.client.client import DfsClient
 from dfs.client.fsspec_file import (
     DEFAULT_BUFFER_SIZE,
@@ -519,12 +519,13 @@ class DFSFileSystem(AbstractFileSystem):
         except IsADirectoryError:
             self.makedirs(dst, exist_ok=True)
             return
+        block_size = config.block_size_of_copy(reader.status.block_size)
         if self._intrans:
             self._write_in_transaction(dst, reader.iter_range(), replication=reader.status.replication,
-                                       dfs_block_size=reader.status.block_size)
+                                       dfs_block_size=block_size)
             return
         w = self.client.create(dst, overwrite=True, replication=reader.status.replication,
-                               block_size=reader.status.block_size, create_parent=True)
+                               block_size=block_size, create_parent=True)
         try:
             for piece in reader.iter_range():
                 w.write(piece)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import fsspec.core
 from fsspec.spec import AbstractBufferedFile
 
+from dfs.config import block_size_of_copy
 from dfs.rpc import convert
 
 if TYPE_CHECKING:
@@ -316,7 +317,7 @@ class DFSFile(AbstractBufferedFile):
             # It keeps the attributes the file has when it is committed (a chmod or
             # setrep meanwhile holds), unless this open sets them.
             st = self._append_from.status
-            opts = {"replication": st.replication, "block_size": st.block_size, "mode": st.mode,
+            opts = {"replication": st.replication, "block_size": block_size_of_copy(st.block_size), "mode": st.mode,
                     **self._write_opts, "replaces": st.inode_id,
                     "keep_attributes": not {"replication", "mode"} & set(self._write_opts)}
             overwrite = True

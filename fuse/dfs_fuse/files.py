@@ -41,7 +41,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dfs import errors
+from dfs import config, errors
 from dfs.model import FileStatus
 from dfs.rpc import convert
 from dfs_fuse.cache import BlockCache, Version
@@ -388,7 +388,7 @@ class OpenFile:
             overwrite=True,
             mode=st.mode & 0o7777,
             replication=st.replication,
-            block_size=st.block_size,
+            block_size=config.block_size_of_copy(st.block_size),
             create_parent=False,
             replaces=self.base_id or 0,
             keep_attributes=True,
