@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from dfs.rpc.protocol import DATA_TRANSFER
+
 
 @dataclass(frozen=True)
 class FileStatus:
@@ -74,6 +76,9 @@ class DatanodeDescriptor:
     # it holds no replica and takes none until it restarts, whatever space it reports.
     storage_failed: str = ""
     storage_failed_at: float = 0.0
+    # The data-transfer protocol it registered with (dfs/rpc/protocol.py): the Register
+    # service passes what the node sent (0 from one that says none); ours by default.
+    protocol: int = DATA_TRANSFER
 
     @property
     def host(self) -> str:

@@ -154,13 +154,14 @@ def cmd_report(args) -> int:
     dead = [n for n in nodes if n["state"] == "dead"]
     # Beating, but with a dead data dir: its disk needs replacing (HDFS: volume failures).
     failed = [n for n in live if n["storage_failed"]]
+    older = [n for n in live if n["outdated"]]   # mid rolling upgrade (docs/healing.md, Upgrading)
     eta = r.pending_repair_bytes / r.repair_rate if r.repair_rate > 0 else None
     if args.json:
         print(json.dumps({"safemode": r.safemode, "live": live, "dead": dead,
                           "under_replicated": r.under_replicated, "missing": r.missing, "corrupt": r.corrupt,
                           "blocks": r.blocks, "files": r.files, "pending_repair_bytes": int(r.pending_repair_bytes),
                           "repair_rate": r.repair_rate, "eta_seconds": eta, "unreported": r.unreported,
-                          "storage_failed_nodes": len(failed)}))
+                          "storage_failed_nodes": len(failed), "outdated_nodes": len(older)}))
         return 0
     cap = sum(n["capacity"] for n in live)
     used = sum(n["used"] for n in live)
@@ -173,11 +174,14 @@ def cmd_report(args) -> int:
         rate = f" at {human(r.repair_rate)}B/s, about {eta:.0f} s" if eta else ""
         print(f"To copy: {human(r.pending_repair_bytes)}B{rate}")
     print(f"\nDatanodes: {len(live)} live, {len(dead)} dead"
-          + (f", {len(failed)} with a dead data dir (replace the disk, restart the datanode)" if failed else ""))
+          + (f", {len(failed)} with a dead data dir (replace the disk, restart the datanode)" if failed else "")
+          + (f", {len(older)} running an older dfs (upgrade {'them' if len(older) > 1 else 'it'})"
+             if older else ""))
     for n in nodes:
         age = time.time() - n["last_heartbeat"]
         print(f"  {n['address']:22} {n['rack']:14} {n['state']:16} blocks={n['blocks']:<6} "
-              f"used={human(n['used'])}B free={human(n['remaining'])}B last heartbeat {age:.1f}s ago"
+              f"used={human(n['used'])}B free={human(n['remaining'])}B protocol={n['protocol']} "
+              f"last heartbeat {age:.1f}s ago"
               + _node_note(n))
     return 0
 
@@ -191,6 +195,8 @@ def _node_note(n: dict) -> str:
                 "until its disk is replaced and it restarts")
     if n["state"] != "dead" and not n["remaining"]:
         return " (takes no new blocks: disk full or refusing writes)"
+    if n["outdated"]:
+        return " runs an older dfs: upgrade it (writes go to upgraded datanodes; it serves reads and repairs)"
     return ""
 
 

@@ -464,6 +464,9 @@ class FileWriter:
             # one before a silent node names it (frames.ack_timeout)
             sock.settimeout(frames.ack_timeout(len(block.targets)))
             ack = frames.recv_msg(sock, dpb.WriteAck)
+        except frames.OlderDatanodeError as e:   # said again if the write fails for want of nodes
+            self._refusals[block.targets[0]] = str(e)
+            return block.targets[:1]
         except (OSError, frames.FrameError):
             return block.targets[:1]
         finally:

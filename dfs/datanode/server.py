@@ -27,7 +27,7 @@ from dfs.datanode.replicator import Replicator
 from dfs.datanode.scanner import Scanner
 from dfs.datanode.transfer import TransferServer
 from dfs.lifecycle import StopSignals, exit_after
-from dfs.rpc import status
+from dfs.rpc import protocol, status
 from dfs.rpc.channel import make_channel
 from dfs.rpc.v1 import common_pb2 as cpb
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -120,7 +120,8 @@ class DatanodeServer:
         try:
             reply = self.stub.Register(pb.RegisterRequest(
                 uuid=self.store.uuid, address=self.address, rack=self.rack, capacity=cap, used=used,
-                remaining=free, cluster_id=self.store.cluster_id, **self._storage_failure()),
+                remaining=free, cluster_id=self.store.cluster_id, protocol=protocol.DATA_TRANSFER,
+                **self._storage_failure()),
                 timeout=RPC_TIMEOUT,
                 # A namenode not listening yet (both started at once, as `cluster up` and
                 # compose do): register as soon as its port opens, not a retry later.

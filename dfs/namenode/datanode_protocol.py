@@ -18,6 +18,7 @@ from dfs import errors
 from dfs.datadir import foreign_cluster
 from dfs.model import DatanodeDescriptor
 from dfs.namenode.membership import LIVE, admin_key
+from dfs.rpc import protocol
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,21 @@ class NodeCommands:
 
 #: Meta key of the datanodes live when last recorded (a JSON list of uuids).
 LIVE_DATANODES_KEY = "live_datanodes"
+
+
+def older_protocol(number: int) -> str:
+    """How the log and errors name an older datanode's data-transfer protocol."""
+    said = f"protocol {number}" if number else "no protocol number"
+    return f"{said}; writers need {protocol.WRITE_PIPELINE}"
+
+
+def older_only(nodes: list[DatanodeDescriptor]) -> str:
+    """Why a write has nowhere to go when every datanode that could take it runs an older
+    dfs (``nodes``): not "every live one failed this write", which sent operators after
+    failing disks during a rolling upgrade (the writer adds what each node said)."""
+    n = len(nodes)
+    return (f"no datanode can take this write: {n} live datanode{'s' * (n != 1)} run{'s' * (n == 1)} an "
+            f"older dfs (upgrade {'them' if n != 1 else 'it'}): {', '.join(sorted(d.address for d in nodes))}")
 
 
 class DatanodeProtocol:
@@ -100,6 +116,11 @@ class DatanodeProtocol:
                     node.admin_state = saved
             if was_dead:
                 log.info("datanode %s is back (was dead); it re-registers and reports its blocks", node.address)
+            if not protocol.takes_writes(node.protocol):
+                log.warning("datanode %s runs an older dfs (%s): upgrade it. It serves reads and repair "
+                            "copies, and takes %s", node.address, older_protocol(node.protocol),
+                            "writes only when no upgraded datanode can"
+                            if protocol.may_take_writes(node.protocol) else "no writes")
             recorded = self._record_live(node.uuid, True)
         if recorded:
             self._sync()

@@ -37,11 +37,12 @@ from dfs.namenode import placement
 from dfs.namenode.admin import ClusterAdmin
 from dfs.namenode.block_index import FileBlockIndex
 from dfs.namenode.blockmap import BlockInfo, BlockMap
-from dfs.namenode.datanode_protocol import LIVE_DATANODES_KEY, DatanodeProtocol, NodeCommands
+from dfs.namenode.datanode_protocol import LIVE_DATANODES_KEY, DatanodeProtocol, NodeCommands, older_only
 from dfs.namenode.membership import DEAD, LIVE, STALE, Membership, admin_key, still_avoided
 from dfs.namenode.monitor import ReplicationMonitor
 from dfs.namenode.namespace import Caller, Namespace, OpenFile, normalize, summarize
 from dfs.namenode.store import MetaStore, store_error
+from dfs.rpc import protocol
 
 log = logging.getLogger(__name__)
 
@@ -590,9 +591,17 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             why += [f"{failed} with a dead data dir"] if failed else []
             raise errors.NoDatanodesError(
                 f"no live datanodes to write to ({', '.join([f'{len(alive)} live', *why])})", name)
-        targets = placement.choose_targets(
-            f.row["replication"], writable, self.rng, writer_host=caller.host,
-            excluded=excluded, block_size=0)
+        def choose(pool: list[DatanodeDescriptor]) -> list[DatanodeDescriptor]:
+            return placement.choose_targets(f.row["replication"], pool, self.rng, writer_host=caller.host,
+                                            excluded=excluded, block_size=0)
+        current = self.writable(now, protocol.takes_writes)
+        targets = choose(current)
+        if not targets:
+            # A datanode that runs an older dfs only when no upgraded one can take the block:
+            # one that said no protocol number may speak enough (protocol.may_take_writes).
+            targets = choose(self.writable(now, protocol.may_take_writes))
+        if not targets and not current:
+            raise errors.NoDatanodesError(older_only(writable), name)
         if not targets:
             # Every writable node is one this writer gave up on and that has not restarted
             # since: name them, and which are silent now (frozen); the others are up, just
@@ -627,13 +636,16 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             return writable < min(replication, len(self.expected_at_start))
         return not self.members.nodes and not self.recorded_live and bool(self.bmap.blocks)
 
-    def writable(self, now: float) -> list[DatanodeDescriptor]:
+    def writable(self, now: float, speaks: Callable[[int], bool] | None = None) -> list[DatanodeDescriptor]:
         """Nodes that may take new replicas: fresh ones; stale ones only when no
         fresh node is left (a busy cluster whose heartbeats lag must still take
         writes; a truly dead node is dropped after the dead-node timeout). Never
-        one whose data dir is dead: it beats on, but stores nothing until a restart."""
+        one whose data dir is dead: it beats on, but stores nothing until a restart.
+        ``speaks``: only nodes whose data-transfer protocol it accepts (a client's
+        write pipeline: dfs/rpc/protocol.py); repair copies go to any."""
         usable = [n for n in self.members.live(now)
-                  if n.admin_state == "normal" and n.remaining > 0 and not n.storage_failed]
+                  if n.admin_state == "normal" and n.remaining > 0 and not n.storage_failed
+                  and (speaks is None or speaks(n.protocol))]
         fresh = [n for n in usable if self.members.state(n, now) == LIVE]
         return fresh or usable
 

@@ -270,7 +270,8 @@ class DatanodeNamenodeService(grpc_pb.DatanodeNamenodeServicer):
     def Register(self, r, context):
         cluster_id = self.ns.register(
             DatanodeDescriptor(uuid=r.uuid, address=r.address, rack=r.rack or "/default-rack",
-                               capacity=r.capacity, used=r.used, remaining=r.remaining), r.cluster_id,
+                               capacity=r.capacity, used=r.used, remaining=r.remaining,
+                               protocol=r.protocol), r.cluster_id,
             r.storage_failed, r.storage_failed_for)
         return pb.RegisterReply(cluster_id=cluster_id, heartbeat_interval=self.ns.members.heartbeat_interval)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dfs.model import DatanodeDescriptor, FileStatus
+from dfs.rpc import protocol
 from dfs.rpc.v1 import common_pb2 as pb
 
 
@@ -24,11 +25,13 @@ def datanode_to_pb(d: DatanodeDescriptor, state: str = "") -> pb.DatanodeInfo:
     return pb.DatanodeInfo(uuid=d.uuid, address=d.address, rack=d.rack, capacity=d.capacity,
                            used=d.used, remaining=d.remaining, blocks=d.blocks,
                            last_heartbeat=d.last_heartbeat, state=state, xceivers=d.xceivers,
-                           storage_failed=d.storage_failed, storage_failed_at=d.storage_failed_at)
+                           storage_failed=d.storage_failed, storage_failed_at=d.storage_failed_at,
+                           protocol=d.protocol, outdated=not protocol.takes_writes(d.protocol))
 
 
 def datanode_json(p: pb.DatanodeInfo) -> dict:
     return {"address": p.address, "rack": p.rack, "capacity": p.capacity, "used": p.used,
             "remaining": p.remaining, "blocks": p.blocks, "last_heartbeat": p.last_heartbeat,
             "state": p.state, "xceivers": p.xceivers, "uuid": p.uuid,
-            "storage_failed": p.storage_failed, "storage_failed_at": p.storage_failed_at or None}
+            "storage_failed": p.storage_failed, "storage_failed_at": p.storage_failed_at or None,
+            "protocol": p.protocol, "outdated": p.outdated}

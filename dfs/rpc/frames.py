@@ -35,6 +35,10 @@ class FrameError(ConnectionError):
     pass
 
 
+class OlderDatanodeError(FrameError):
+    """A pipeline node speaks a data-transfer protocol older than the one asked of it."""
+
+
 def read_setup_reply(sock: socket.socket, due: float, wait: bool, node: str) -> bool:
     """Read the setup reply (a WriteAck with ``ready``) of pipeline node ``node``.
     -> True once read. Without ``wait``, when it has not come and ``due`` (monotonic)
@@ -45,8 +49,13 @@ def read_setup_reply(sock: socket.socket, due: float, wait: bool, node: str) -> 
         sock.settimeout(left)
         return False
     sock.settimeout(max(left, 0.001))
-    if not recv_msg(sock, dpb.WriteAck).ready:
-        raise FrameError(f"datanode {node} sent no pipeline setup reply")
+    ack = recv_msg(sock, dpb.WriteAck)
+    if not ack.ready:
+        # Every datanode that knows ready_reply answers it before anything else: one that
+        # answers with the block's final acknowledgement ignored it (dfs/rpc/protocol.py).
+        raise OlderDatanodeError(
+            f"datanode {node} runs an older dfs: it answered the pipeline setup with the block's final "
+            f"acknowledgement, not a setup reply (upgrade it)" + (f"; it said: {ack.error}" if ack.error else ""))
     sock.settimeout(DATA_TIMEOUT)
     return True
 

@@ -60,6 +60,7 @@ class Node:
     log_path: str
     rack: str = ""
     proc: subprocess.Popen | None = field(default=None, repr=False)
+    env: dict = field(default_factory=dict)   # over the cluster's: e.g. PYTHONPATH of an older dfs
 
     @property
     def alive(self) -> bool:
@@ -95,7 +96,7 @@ class Cluster:
         self._clients: list[DfsClient] = []
         self._stacks_dumped = False   # dump_logs then shows them (they are long)
 
-    def _new_datanode(self, rack: str) -> Node:
+    def _new_datanode(self, rack: str, env: dict | None = None) -> Node:
         i = len(self.datanodes)
         host = _host()
         addr = f"{host}:{free_port(host)}"
@@ -106,7 +107,8 @@ class Cluster:
             argv += ["--scan-interval", str(self.scan_interval)]
         if self.replica_check_interval:
             argv += ["--replica-check-interval", str(self.replica_check_interval)]
-        node = Node(f"datanode{i}", argv, data, addr, os.path.join(self.base, f"datanode{i}.log"), rack)
+        node = Node(f"datanode{i}", argv, data, addr, os.path.join(self.base, f"datanode{i}.log"), rack,
+                    env=env or {})
         self.datanodes.append(node)
         return node
 
@@ -114,7 +116,7 @@ class Cluster:
     def _spawn(self, node: Node) -> None:
         log = open(node.log_path, "ab")
         node.proc = subprocess.Popen([sys.executable, "-m", "dfs", *node.argv], stdout=log,
-                                     stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
+                                     stderr=subprocess.STDOUT, env={**self.env, **node.env}, start_new_session=True)
         log.close()
 
     def start(self, wait: bool = True) -> Cluster:
@@ -161,8 +163,9 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def add_datanode(self, rack: str = "/rack1", start: bool = True) -> Node:
-        node = self._new_datanode(rack)
+    def add_datanode(self, rack: str = "/rack1", start: bool = True, env: dict | None = None) -> Node:
+        """``env``: this node's environment over the cluster's."""
+        node = self._new_datanode(rack, env)
         if start:
             self._spawn(node)
         return node

@@ -61,12 +61,16 @@ def test_a_head_that_answered_is_ready_however_late_the_writer_looks(pair):
     assert list(frames.recv_msg(writer, dpb.WriteAck).stored) == ["10.0.0.1:1"]
 
 
-def test_a_reply_that_is_not_the_setup_reply_is_a_failed_head(pair):
+def test_a_reply_that_is_not_the_setup_reply_is_a_failed_head_running_an_older_dfs(pair):
+    # A datanode from before ready_reply ignores it: its first answer is the block's final
+    # acknowledgement. It was "sent no pipeline setup reply", which sent a rolling upgrade's
+    # operator after a failing node (dfs/rpc/protocol.py).
     writer, head = pair
     block = _block(5)
     frames.send_msg(head, dpb.WriteAck(error="disk full", failed=["10.0.0.1:1"]))
     w = object.__new__(writer_mod.FileWriter)
-    with pytest.raises(frames.FrameError, match="no pipeline setup reply"):
+    with pytest.raises(frames.OlderDatanodeError,
+                       match=r"datanode 10\.0\.0\.1:1 runs an older dfs: .* \(upgrade it\); it said: disk full"):
         writer_mod.FileWriter._await_ready(w, block, writer)
 
 

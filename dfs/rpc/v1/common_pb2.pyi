@@ -39,7 +39,7 @@ class FileStatus(_message.Message):
     def __init__(self, path: _Optional[str] = ..., is_dir: _Optional[bool] = ..., length: _Optional[int] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., owner: _Optional[str] = ..., group: _Optional[str] = ..., mtime: _Optional[float] = ..., ctime: _Optional[float] = ..., inode_id: _Optional[int] = ..., chunk_size: _Optional[int] = ..., children: _Optional[int] = ..., subdirs: _Optional[int] = ...) -> None: ...
 
 class DatanodeInfo(_message.Message):
-    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "blocks", "last_heartbeat", "state", "xceivers", "storage_failed", "storage_failed_at")
+    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "blocks", "last_heartbeat", "state", "xceivers", "storage_failed", "storage_failed_at", "protocol", "outdated")
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +52,8 @@ class DatanodeInfo(_message.Message):
     XCEIVERS_FIELD_NUMBER: _ClassVar[int]
     STORAGE_FAILED_FIELD_NUMBER: _ClassVar[int]
     STORAGE_FAILED_AT_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    OUTDATED_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     address: str
     rack: str
@@ -64,7 +66,9 @@ class DatanodeInfo(_message.Message):
     xceivers: int
     storage_failed: str
     storage_failed_at: float
-    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., blocks: _Optional[int] = ..., last_heartbeat: _Optional[float] = ..., state: _Optional[str] = ..., xceivers: _Optional[int] = ..., storage_failed: _Optional[str] = ..., storage_failed_at: _Optional[float] = ...) -> None: ...
+    protocol: int
+    outdated: bool
+    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., blocks: _Optional[int] = ..., last_heartbeat: _Optional[float] = ..., state: _Optional[str] = ..., xceivers: _Optional[int] = ..., storage_failed: _Optional[str] = ..., storage_failed_at: _Optional[float] = ..., protocol: _Optional[int] = ..., outdated: _Optional[bool] = ...) -> None: ...
 
 class Block(_message.Message):
     __slots__ = ("block_id", "genstamp", "length")

@@ -442,7 +442,7 @@ class DecommissionReply(_message.Message):
     def __init__(self, stuck_blocks: _Optional[int] = ..., in_service: _Optional[int] = ..., max_replication: _Optional[int] = ...) -> None: ...
 
 class RegisterRequest(_message.Message):
-    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id", "storage_failed", "storage_failed_for")
+    __slots__ = ("uuid", "address", "rack", "capacity", "used", "remaining", "cluster_id", "storage_failed", "storage_failed_for", "protocol")
     UUID_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     RACK_FIELD_NUMBER: _ClassVar[int]
@@ -452,6 +452,7 @@ class RegisterRequest(_message.Message):
     CLUSTER_ID_FIELD_NUMBER: _ClassVar[int]
     STORAGE_FAILED_FIELD_NUMBER: _ClassVar[int]
     STORAGE_FAILED_FOR_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     uuid: str
     address: str
     rack: str
@@ -461,7 +462,8 @@ class RegisterRequest(_message.Message):
     cluster_id: str
     storage_failed: str
     storage_failed_for: float
-    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., cluster_id: _Optional[str] = ..., storage_failed: _Optional[str] = ..., storage_failed_for: _Optional[float] = ...) -> None: ...
+    protocol: int
+    def __init__(self, uuid: _Optional[str] = ..., address: _Optional[str] = ..., rack: _Optional[str] = ..., capacity: _Optional[int] = ..., used: _Optional[int] = ..., remaining: _Optional[int] = ..., cluster_id: _Optional[str] = ..., storage_failed: _Optional[str] = ..., storage_failed_for: _Optional[float] = ..., protocol: _Optional[int] = ...) -> None: ...
 
 class RegisterReply(_message.Message):
     __slots__ = ("cluster_id", "heartbeat_interval")
