@@ -96,7 +96,15 @@ class Replica:
     data_path: str
     meta_path: str
     corrupt: bool = False
-    stored_bytes: int = 0
+    stored_bytes: int = 0  # the data file's length (its records)
+    # The data and index files' space on disk (whole file-system blocks, st_blocks): what
+    # the node reports as used. A 100-byte file's replica takes ~8 KiB here, not 129 B.
+    disk_bytes: int = 0
+
+
+def _allocated(st: os.stat_result) -> int:
+    """Bytes a file takes on disk (as du counts them), not its length."""
+    return st.st_blocks * 512
 
 
 def encode_meta(chunk_size: int, entries: list[ChunkEntry]) -> bytes:
@@ -419,9 +427,12 @@ class BlockStore:
                     self._unlink(rep)
                     continue
                 try:
+                    rep.disk_bytes = _allocated(os.stat(rep.meta_path))
                     _, rep.length, entries = self.read_meta(rep)
                     rep.stored_bytes = sum(e.stored_length for e in entries)
-                    size = os.path.getsize(data)
+                    st = os.stat(data)
+                    rep.disk_bytes += _allocated(st)
+                    size = st.st_size
                     if size != rep.stored_bytes:
                         raise ValueError(f"data file holds {size} bytes, its index says {rep.stored_bytes}")
                 except (OSError, ValueError) as e:
@@ -495,9 +506,13 @@ class BlockStore:
                 except FileNotFoundError:
                     pass
             raise
+        try:
+            on_disk = _allocated(os.fstat(w.fd)) + _allocated(os.fstat(meta_fd))
+        except OSError:
+            on_disk = w.stored
         with self._lock:
             rep = Replica(w.block_id, w.genstamp, sum(e.plain_length for e in w.entries),
-                          stem + ".data", stem + ".meta", stored_bytes=w.stored)
+                          stem + ".data", stem + ".meta", stored_bytes=w.stored, disk_bytes=on_disk)
             self.replicas[w.block_id] = rep
             if old is not None and old.genstamp != w.genstamp:
                 self._unlink(old)
@@ -627,10 +642,10 @@ class BlockStore:
         (and used too, once it is dead)."""
         if not self.check_readable():
             with self._lock:   # no statfs: a removed data dir has none
-                return 0, sum(r.stored_bytes for r in self.replicas.values()), 0
+                return 0, sum(r.disk_bytes for r in self.replicas.values()), 0
         du = shutil.disk_usage(self.root)
         with self._lock:
-            used = sum(r.stored_bytes for r in self.replicas.values())
+            used = sum(r.disk_bytes for r in self.replicas.values())
             failed = self.failed
         if failed:
             if not self._writable_again(du.free):

@@ -198,3 +198,26 @@ def test_a_read_only_or_full_data_dir_is_not_dead(tmp_path, monkeypatch):
     for _ in range(3):
         store.usage()
     assert store.failed and not store.dead and store.get(7) is not None
+
+
+def _du(root) -> int:
+    """Bytes the replica files take on disk, as `du` counts them."""
+    return sum(os.stat(os.path.join(d, f)).st_blocks * 512
+               for d, _, files in os.walk(os.path.join(root, "current")) for f in files)
+
+
+def test_used_is_what_the_replicas_take_on_disk_not_their_records(tmp_path):
+    """A small file's replica is two files of a few hundred bytes each taking whole
+    file-system blocks: "used" counts those (as HDFS's du-based DFS Used), also after a
+    restart. It counted the data records alone: 100 x 100 bytes said 10 KB, not ~800 KB."""
+    root = str(tmp_path / "dn")
+    store = BlockStore(root)
+    for b in range(100):
+        _store_one(store, b + 1)
+    on_disk = _du(root)
+    assert on_disk >= 100 * 2 * 512                       # two files per replica, each blocks of its own
+    assert store.usage()[1] == on_disk
+    store.delete(50)
+    assert store.usage()[1] == _du(root) < on_disk
+    os.close(store._dir_lock)                            # as the process's exit would
+    assert BlockStore(root).usage()[1] == _du(root)      # loaded from disk at a restart
