@@ -769,8 +769,10 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
             now = self.clock()
             paused = self.members.witness(now)
             if paused:
-                log.warning("namenode was not running for %.1fs (paused?): datanodes' silence during it "
-                            "is not held against them", paused)
+                # Measured between monitor rounds: a stopped process, but also one starved
+                # of CPU or whose lock a big block report held (a scale pass saw both).
+                log.warning("namenode was not running for %.1fs (paused, starved of CPU, or busy under "
+                            "its lock): datanodes' silence during it is not held against them", paused)
             for node in self.members.newly_dead(now):
                 self._record_live(node.uuid, False)    # not waited for after a restart
                 lost = self.bmap.remove_node(node.uuid)
