@@ -314,12 +314,14 @@ class DFSFile(AbstractBufferedFile):
             # holds that one (a compare-and-swap, at create and at complete): two
             # appenders racing each got their close acknowledged and the last one's
             # version dropped the other's bytes. The loser's close is ESTALE instead.
-            # It keeps the attributes the file has when it is committed (a chmod or
-            # setrep meanwhile holds), unless this open sets them.
+            # It keeps the owner, mode and replication the file has when it is committed
+            # (a chmod or setrep meanwhile holds), as HDFS's append, which takes none:
+            # replication= and permissions= serve only an append that creates the file.
+            # (Taking them here made the appender the new version's owner with the old
+            # mode: root appending to alice's setuid file made a setuid-root one.)
             st = self._append_from.status
-            opts = {"replication": st.replication, "block_size": block_size_of_copy(st.block_size), "mode": st.mode,
-                    **self._write_opts, "replaces": st.inode_id,
-                    "keep_attributes": not {"replication", "mode"} & set(self._write_opts)}
+            opts = {"replication": st.replication, "block_size": block_size_of_copy(st.block_size),
+                    "mode": st.mode, "replaces": st.inode_id, "keep_attributes": True}
             overwrite = True
         else:
             # "ab" of a missing file creates it, but never over one made meanwhile.

@@ -429,6 +429,28 @@ def test_racing_appenders_never_both_acknowledged(fs):
     assert fs.cat_file("/files/race-new.log") == b"first"
 
 
+def test_an_append_keeps_the_files_owner_mode_and_replication(fs, nn):
+    """An "ab" of an existing file is a new version of it: alice's setuid file appended
+    to by the superuser with replication= and permissions= stays alice's, setuid, at its
+    replication (it became root's, setuid: a setuid-root file of alice's content); by
+    bob, a non-owner, it stays alice's and loses set-user-ID, as a write on Linux."""
+    fs.mkdir("/files/pub")
+    fs.chmod("/files/pub", 0o777)
+    alice = DFSFileSystem(namenode=nn, user="alice", skip_instance_cache=True)
+    bob = DFSFileSystem(namenode=nn, user="bob", skip_instance_cache=True)
+    alice.pipe_file("/files/pub/tool", b"#!/bin/sh\n")
+    alice.chmod("/files/pub/tool", 0o4777)
+    with fs.open("/files/pub/tool", "ab", replication=2, permissions=0o644) as f:
+        f.write(b"# root\n")
+    info = fs.info("/files/pub/tool")
+    assert (info["owner"], info["mode"] & 0o7777, info["replication"]) == ("alice", 0o4777, 3)
+    with bob.open("/files/pub/tool", "ab", replication=2) as f:
+        f.write(b"# bob\n")
+    info = fs.info("/files/pub/tool")
+    assert (info["owner"], info["mode"] & 0o7777, info["replication"]) == ("alice", 0o777, 3)
+    assert fs.cat_file("/files/pub/tool") == b"#!/bin/sh\n# root\n# bob\n"
+
+
 def test_transactions(fs):
     with fs.transaction:
         with fs.open("/tx/a", "wb") as f:
