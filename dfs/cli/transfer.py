@@ -292,13 +292,18 @@ def _download_beside(client, path: str, target: str, named: str, size: int, prog
     except OSError as e:   # say it of the target the user named, not of our temporary name
         raise OSError(e.errno, e.strerror, named) from None
     try:
-        if size >= DIRECT_IO_MIN:
-            os.close(fd)
-            with DirectFile(tmp) as f:
-                client.download(path, f, progress=progress)
-        else:
-            with os.fdopen(fd, "wb") as f:
-                client.download(path, f, progress=progress)
+        try:
+            if size >= DIRECT_IO_MIN:
+                os.close(fd)
+                with DirectFile(tmp) as f:
+                    client.download(path, f, progress=progress)
+            else:
+                with os.fdopen(fd, "wb") as f:
+                    client.download(path, f, progress=progress)
+        except OSError as e:   # writing our temporary file (a full disk): say it of the target
+            if isinstance(e, errors.DfsError):
+                raise
+            raise OSError(e.errno, e.strerror, named) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)

@@ -935,6 +935,18 @@ def test_every_command_writing_to_a_full_output_names_stdout(c, d):
     assert r.returncode == 2 and b"CLUSTER_COMMAND" in r.stderr and b"cluster_command" not in r.stderr
 
 
+def test_get_into_a_full_disk_names_the_target(c, d, tmp_path, tmpfs):
+    """It said "dfs: get: No space left on device", naming nothing (the write was to
+    get's temporary file); the temporary file is removed and the target never appears."""
+    full = str(tmp_path / "full")
+    tmpfs(full, "64k")
+    assert run(c, "put", "-", f"{d}/big", input=os.urandom(256 << 10)).returncode == 0
+    target = os.path.join(full, "out")
+    r = run(c, "get", f"{d}/big", target)
+    assert (r.returncode, r.stderr) == (1, f"dfs: get: {target}: No space left on device\n".encode())
+    assert os.listdir(full) == []
+
+
 def test_rm_removes_a_file_still_being_written(c, d):
     """stat does not see a file's first version until it is closed: rm stat-ed first,
     so it said "No such file" (and rm -f exited 0 while the file appeared on close)."""
