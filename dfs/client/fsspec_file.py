@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import fsspec.core
 from fsspec.spec import AbstractBufferedFile
 
+from dfs import config, errors
 from dfs.config import block_size_of_copy
 from dfs.rpc import convert
 
@@ -59,13 +60,24 @@ def _fetch_pool() -> ThreadPoolExecutor:
 
 
 def _write_opts(kwargs: dict) -> dict:
+    """create()'s keywords from fsspec's: each one given is checked as the CLI checks
+    it (replication=0 meant the default, and 2.5 was cut to 2, silently)."""
     out = {}
-    if kwargs.get("replication"):
-        out["replication"] = int(kwargs["replication"])
-    if kwargs.get("dfs_block_size"):
-        out["block_size"] = int(kwargs["dfs_block_size"])
-    if kwargs.get("permissions") is not None:
-        out["mode"] = int(kwargs["permissions"])
+    for ours, name, problem in (("replication", "replication", config.replication_problem),
+                                ("block_size", "dfs_block_size", config.block_size_problem),
+                                ("mode", "permissions", config.mode_problem)):
+        v = kwargs.get(name)
+        if v is None:
+            continue
+        try:
+            n = int(v)
+            whole = n == v or isinstance(v, str)
+        except (TypeError, ValueError):
+            whole = False
+        why = problem(n) if whole else f"not a whole number: {v!r}"
+        if why:
+            raise errors.InvalidArgumentError(f"{name}: {why}")
+        out[ours] = n
     return out
 
 
@@ -236,7 +248,7 @@ class DFSFile(AbstractBufferedFile):
     """
 
     def __init__(self, fs: DFSFileSystem, path, mode="rb", block_size=None, autocommit=True,
-                 cache_type=None, cache_options=None, size=None, replication=0, dfs_block_size=0,
+                 cache_type=None, cache_options=None, size=None, replication=None, dfs_block_size=None,
                  permissions=None, prefer_hosts=None, window=None, **kwargs):
         mode = _binary_mode(mode)
         path = fs._strip_protocol(path)

@@ -157,3 +157,20 @@ def test_check_settings_names_the_first_bad_one(monkeypatch):
     monkeypatch.setenv("DFS_REPAIR_YIELD", "nan")
     with pytest.raises(config.SettingError, match=r"^\$DFS_REPAIR_YIELD: invalid value 'nan'"):
         config.check_settings()
+
+
+@pytest.mark.parametrize("kw", [{"replication": 0}, {"replication": 2.5}, {"replication": "x"},
+                                {"dfs_block_size": 0}, {"dfs_block_size": 100_000}, {"permissions": -1}])
+def test_fsspec_write_options_are_checked_not_defaulted_or_truncated(kw):
+    """fs.open(p, "wb", replication=0) wrote at the default replication and 2.5 at 2:
+    each option given is checked, as the CLI checks it."""
+    from dfs.client.fsspec_file import _write_opts
+    with pytest.raises(errors.InvalidArgumentError, match=next(iter(kw))):
+        _write_opts(kw)
+
+
+def test_fsspec_write_options_in_range_pass():
+    from dfs.client.fsspec_file import _write_opts
+    assert _write_opts({"replication": 2, "dfs_block_size": 1 << 20, "permissions": 0o640}) == \
+        {"replication": 2, "block_size": 1 << 20, "mode": 0o640}
+    assert _write_opts({"replication": 2.0, "dfs_block_size": None}) == {"replication": 2}
