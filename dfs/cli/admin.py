@@ -240,7 +240,8 @@ def cmd_mount(args) -> int:
     try:
         from dfs_fuse.mount import mount
     except ImportError as e:
-        raise errors.DfsError(f"FUSE support is not available ({e}); pip install 'dfs[fuse]'") from None
+        raise errors.DfsError(f"FUSE support is not available ({e}); "
+                              "pip install -e '.[fuse]' in dfs's checkout") from None
     client, _ = resolve(args, "/")
     opts = {}
     for group in args.options:

@@ -138,7 +138,7 @@ def datanode_port(namenode_port: int) -> int:
     """The port `cluster up` gives its datanodes: 9866 beside the default 8020, and
     in general a one-to-one function of the namenode's port, so two local clusters
     (distinct --port) never share a datanode address, and one cluster restarted
-    keeps its datanodes' addresses. Datanode i listens on 127.0.0.(i+2), the
+    keeps its datanodes' addresses. Datanode i (from 0) listens on 127.0.0.(i+2), the
     namenode on 127.0.0.1, so this port may equal another cluster's namenode port.
     Unprivileged ports map onto unprivileged ports; a privileged one (root) is kept."""
     if namenode_port < 1024:

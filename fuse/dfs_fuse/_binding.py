@@ -34,7 +34,7 @@ try:
     )
 except ImportError as e:  # the package itself is missing
     raise ImportError(
-        f"the FUSE binding mfusepy is not installed ({e}); pip install 'dfs[fuse]'"
+        f"the FUSE binding mfusepy is not installed ({e}); pip install -e '.[fuse]' in dfs's checkout"
     ) from None
 except OSError as e:  # mfusepy found no libfuse
     raise ImportError(

@@ -82,7 +82,7 @@ def test_mount_errors(fuse_cluster, mount_root, tmp_path):
             env={**os.environ, "PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"},
         )
         assert r.returncode == 1, (how, r.stderr)
-        assert r.stderr.startswith(f"dfs: mount: {mnt}: ") and "pip install 'dfs[fuse]'" in r.stderr, r.stderr
+        assert r.stderr.startswith(f"dfs: mount: {mnt}: ") and "pip install -e '.[fuse]'" in r.stderr, r.stderr
         assert r.stderr.count("\n") == 1 and "internal error" not in r.stderr, r.stderr
     assert not os.path.ismount(mnt)
     # An option libfuse does not know: its own reason, our prefix once (it was
