@@ -70,6 +70,7 @@ class TransferServer:
         self._buffers: list[bytearray] = []
         self._closed = False
         self._accepting = 0        # threads waiting in accept (or about to)
+        self._spawn_failed_logged = -1e9
         self._dropper = _DropLater()
 
     def serve_forever(self) -> None:
@@ -92,13 +93,33 @@ class TransferServer:
                 spawn = self._accepting == 1   # this was the last one waiting: keep one waiting
                 if not spawn:
                     self._accepting -= 1
-            if spawn:
-                threading.Thread(target=self._serve, daemon=True, name="xceiver").start()
+            if spawn and not self._spawn_acceptor():
+                # No thread to take over accepting (out of memory or of threads): turn
+                # this connection away and stay the one waiting in accept. Handling it
+                # here left nobody accepting, and a failed start used to kill this
+                # thread with the port's last acceptor counted: the port never
+                # answered again while the node beat on, live.
+                conn.close()
+                time.sleep(0.01)
+                continue
             self._handle(conn)
             with self._lock:
                 if self._accepting >= IDLE_THREADS:
                     return
                 self._accepting += 1
+
+    def _spawn_acceptor(self) -> bool:
+        """Start a thread to wait in accept in this one's place. -> False if none can start."""
+        try:
+            threading.Thread(target=self._serve, daemon=True, name="xceiver").start()
+            return True
+        except RuntimeError as e:   # "can't start new thread": ENOMEM, EAGAIN (a limit)
+            now = time.monotonic()
+            if now - self._spawn_failed_logged > 10:
+                self._spawn_failed_logged = now
+                log.warning("cannot start a connection thread (%s): turning connections away "
+                            "until one can start", e)
+            return False
 
     def close(self) -> None:
         self._closed = True

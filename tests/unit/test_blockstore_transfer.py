@@ -81,3 +81,24 @@ def test_idle_threads_are_bounded(server, monkeypatch):
         assert time.monotonic() < deadline, len(xceivers())
         time.sleep(0.01)
     assert read_missing(server) == "no such replica"   # and still serves
+
+
+def test_a_connection_thread_that_cannot_start_does_not_wedge_the_port(server, monkeypatch):
+    """Out of threads or memory when the last thread waiting in accept hands over: that
+    connection is turned away and the port keeps answering. The failed start killed the
+    acceptor with the count saying one was waiting: nothing accepted again, for good."""
+    start = threading.Thread.start
+    failed = []
+
+    def start_once_failing(self):
+        if self.name == "xceiver" and not failed:
+            failed.append(self)
+            raise RuntimeError("can't start new thread")
+        return start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start_once_failing)
+    with pytest.raises(OSError):   # turned away: closed before any reply
+        read_missing(server)
+    assert failed
+    assert read_missing(server) == "no such replica"
+    assert read_missing(server) == "no such replica"
