@@ -42,6 +42,11 @@ log = logging.getLogger(__name__)
 DROP_BEHIND_MIN = 16 << 20
 _DROP_PIECE = 8 << 20
 IDLE_THREADS = 16   # connection threads kept waiting in accept when idle
+# Connections handled at once, beyond which new ones are turned away (closed at once:
+# the client goes to another replica or pipeline), as HDFS's
+# dfs.datanode.max.transfer.threads (4096). Without it 1,000 idle connections held
+# 1,000 threads, and under a memory limit new ones sat unanswered in the backlog.
+MAX_TRANSFER_THREADS = 4096
 # Errors of a sendfile that come from reading the replica, not from the socket: an I/O
 # error, or the file system finding its own structures damaged (ext4: EFSCORRUPTED =
 # EUCLEAN, EFSBADCRC = EBADMSG).
@@ -70,7 +75,8 @@ class TransferServer:
         self._buffers: list[bytearray] = []
         self._closed = False
         self._accepting = 0        # threads waiting in accept (or about to)
-        self._spawn_failed_logged = -1e9
+        self._turned_away_logged = -1e9
+        self._why_turned_away = ""
         self._dropper = _DropLater()
 
     def serve_forever(self) -> None:
@@ -90,6 +96,11 @@ class TransferServer:
                 time.sleep(0.01)   # e.g. out of file descriptors: do not spin
                 continue
             with self._lock:
+                full = self.xceivers >= MAX_TRANSFER_THREADS
+            if full:
+                self._turn_away(conn, f"{MAX_TRANSFER_THREADS} connections in hand")
+                continue
+            with self._lock:
                 spawn = self._accepting == 1   # this was the last one waiting: keep one waiting
                 if not spawn:
                     self._accepting -= 1
@@ -99,7 +110,7 @@ class TransferServer:
                 # here left nobody accepting, and a failed start used to kill this
                 # thread with the port's last acceptor counted: the port never
                 # answered again while the node beat on, live.
-                conn.close()
+                self._turn_away(conn, "")
                 time.sleep(0.01)
                 continue
             self._handle(conn)
@@ -114,12 +125,17 @@ class TransferServer:
             threading.Thread(target=self._serve, daemon=True, name="xceiver").start()
             return True
         except RuntimeError as e:   # "can't start new thread": ENOMEM, EAGAIN (a limit)
-            now = time.monotonic()
-            if now - self._spawn_failed_logged > 10:
-                self._spawn_failed_logged = now
-                log.warning("cannot start a connection thread (%s): turning connections away "
-                            "until one can start", e)
+            self._why_turned_away = f"cannot start a connection thread ({e})"
             return False
+
+    def _turn_away(self, conn: socket.socket, why: str) -> None:
+        """Close a connection unanswered; said in the log once per 10 s."""
+        conn.close()
+        why = why or self._why_turned_away
+        now = time.monotonic()
+        if now - self._turned_away_logged > 10:
+            self._turned_away_logged = now
+            log.warning("turning connections away: %s", why)
 
     def close(self) -> None:
         self._closed = True

@@ -102,3 +102,26 @@ def test_a_connection_thread_that_cannot_start_does_not_wedge_the_port(server, m
     assert failed
     assert read_missing(server) == "no such replica"
     assert read_missing(server) == "no such replica"
+
+
+def test_connections_beyond_the_limit_are_turned_away_at_once(server, monkeypatch):
+    """As HDFS's dfs.datanode.max.transfer.threads: past the limit a connection is closed
+    unanswered (the client goes elsewhere) instead of one more thread each, without end."""
+    monkeypatch.setattr(transfer, "MAX_TRANSFER_THREADS", 2)
+    held = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(2)]
+    try:
+        deadline = time.monotonic() + 5
+        while server.xceivers < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert server.xceivers == 2
+        t = time.monotonic()
+        with pytest.raises(OSError):
+            read_missing(server)
+        assert time.monotonic() - t < 2
+    finally:
+        for s in held:
+            s.close()
+    deadline = time.monotonic() + 5
+    while server.xceivers and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert read_missing(server) == "no such replica"
