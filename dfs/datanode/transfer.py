@@ -97,13 +97,12 @@ class TransferServer:
                 continue
             with self._lock:
                 full = self.xceivers >= MAX_TRANSFER_THREADS
-            if full:
+                spawn = self._accepting == 1   # this was the last one waiting: keep one waiting
+                if not full and not spawn:
+                    self._accepting -= 1
+            if full:   # this thread stays in accept
                 self._turn_away(conn, f"{MAX_TRANSFER_THREADS} connections in hand")
                 continue
-            with self._lock:
-                spawn = self._accepting == 1   # this was the last one waiting: keep one waiting
-                if not spawn:
-                    self._accepting -= 1
             if spawn and not self._spawn_acceptor():
                 # No thread to take over accepting (out of memory or of threads): turn
                 # this connection away and stay the one waiting in accept. Handling it

@@ -594,7 +594,10 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         def choose(pool: list[DatanodeDescriptor]) -> list[DatanodeDescriptor]:
             return placement.choose_targets(f.row["replication"], pool, self.rng, writer_host=caller.host,
                                             excluded=excluded, block_size=0)
-        current = self.writable(now, protocol.takes_writes)
+        # The same nodes as ``writable`` when all of them take writes (the usual case):
+        # only a cluster with an older datanode scans them again.
+        current = writable if all(protocol.takes_writes(n.protocol) for n in writable) \
+            else self.writable(now, protocol.takes_writes)
         targets = choose(current)
         if not targets:
             # A datanode that runs an older dfs only when no upgraded one can take the block:

@@ -86,10 +86,6 @@ class HiddenReaper:
                 self._thread.start()
             self._cond.notify()
 
-    def pending(self) -> set[str]:
-        with self._cond:
-            return set(self._due)
-
     def waiting(self) -> dict[str, int]:
         """Path -> inode id of each file waiting to be removed."""
         with self._cond:

@@ -30,10 +30,10 @@ def test_removed_after_the_grace_by_its_inode_and_listed_as_pending_until_then()
     r.made(H1, 7)
     t = time.monotonic()
     assert r.unlinked(H1, open_here=False)
-    assert r.pending() == {H1} and removed == []
+    assert set(r.waiting()) == {H1} and removed == []
     assert done.wait(5)
     assert time.monotonic() - t >= 0.2
-    assert removed == [(H1, 7)] and r.pending() == set()
+    assert removed == [(H1, 7)] and set(r.waiting()) == set()
 
 
 def test_an_unlink_of_a_name_libfuse_did_not_hide_here_is_the_callers_to_do_now():
@@ -50,7 +50,7 @@ def test_an_unlink_of_a_name_libfuse_did_not_hide_here_is_the_callers_to_do_now(
     r.made(H3, 9)
     r.replaced(H3)                                      # a new file made at the name here
     assert not r.unlinked(H3, open_here=False)
-    assert removed == [(H1, 7)] and r.pending() == set()
+    assert removed == [(H1, 7)] and set(r.waiting()) == set()
 
 
 def test_a_rename_carries_what_libfuse_hid_along():
@@ -68,7 +68,7 @@ def test_not_removed_while_open():
     r.made(H1, 7)
     r.unlinked(H1, open_here=False)
     time.sleep(0.7)
-    assert removed == [] and r.pending() == {H1}
+    assert removed == [] and set(r.waiting()) == {H1}
     opened.clear()                       # closed: removed at the next due time
     assert done.wait(5)
     assert removed == [(H1, 7)]
@@ -83,9 +83,9 @@ def test_now_removes_what_waits_at_a_name_or_under_a_tree_at_once():
     assert removed == [(H1, 0)]
     r.now("/d")
     assert sorted(removed) == [(H1, 0), (H2, 1)]
-    assert r.pending() == {H3}
+    assert set(r.waiting()) == {H3}
     r.now()
-    assert len(removed) == 3 and r.pending() == set()
+    assert len(removed) == 3 and set(r.waiting()) == set()
 
 
 def test_a_hidden_file_gone_before_its_late_removal_leaves_no_cached_status():
