@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import signal
 import sys
 
 from dfs import config
@@ -31,6 +33,32 @@ class Parser(argparse.ArgumentParser):
         where = f"dfs: {command}: " if command else "dfs: "
         sys.stderr.write(f"{where}{message}; see '{self.prog} --help'\n")
         sys.exit(2)
+
+    def print_help(self, file=None) -> None:
+        """--help. argparse drops a failed write of the text, so `dfs --help >/dev/full`
+        exited 0 having printed nothing; here it fails as any command's output does
+        (`dfs: stdout: No space left on device`, 1; a closed pipe: quietly, 141)."""
+        out = file or sys.stdout
+        try:
+            out.write(self.format_help())
+            out.flush()
+        except OSError as e:
+            _discard_stdout()   # the exit's flush would fail again ("Exception ignored")
+            if isinstance(e, BrokenPipeError):
+                sys.exit(128 + signal.SIGPIPE)
+            command = self.prog.removeprefix("dfs").strip()
+            sys.stderr.write(f"dfs: {command + ': ' if command else ''}stdout: {e.strerror}\n")
+            sys.exit(1)
+
+
+def _discard_stdout() -> None:
+    """Point fd 1 at /dev/null, dropping what is still buffered for it."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _fail(what: str, text: str, expected: str) -> argparse.ArgumentTypeError:

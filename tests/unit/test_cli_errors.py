@@ -48,3 +48,17 @@ def test_a_reader_gone_away_stays_a_broken_pipe():
     out = CheckedStdout(io.BufferedWriter(_Failing(errno.EPIPE), 16))
     with pytest.raises(BrokenPipeError):
         out.write(b"y" * 64)
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ls", "--help"], ["admin", "report", "--help"]])
+def test_help_to_a_full_output_fails_naming_stdout(argv):
+    """argparse drops a failed write of its help: `dfs --help >/dev/full` exited 0."""
+    import subprocess
+    import sys
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([sys.executable, "-m", "dfs", *argv], stdout=full, stderr=subprocess.PIPE, timeout=60)
+    name = " ".join(argv[:-1])
+    where = f"dfs: {name}: " if name else "dfs: "
+    assert (r.returncode, r.stderr) == (1, f"{where}stdout: No space left on device\n".encode())
+    ok = subprocess.run([sys.executable, "-m", "dfs", *argv], capture_output=True, timeout=60)
+    assert ok.returncode == 0 and ok.stdout.startswith(b"usage: dfs") and ok.stderr == b""
