@@ -83,10 +83,11 @@ def test_a_writer_dropped_unclosed_is_abandoned(cluster, size):
             time.sleep(0.1)
     assert other.read_bytes("/dropped") == b"new"
 
-    assert _alive("dfs-lease") >= renewers + 1     # kept's lease is still renewed
+    assert client._lease_thread is not None and client._lease_thread.is_alive()   # kept's lease is renewed
     kept.close()
     assert client.read_bytes("/kept") == b"k" * 100
-    assert _until(lambda: _alive("dfs-lease") == renewers), "the lease thread outlived the last writer"
+    # (<=: a renewer of an earlier test's client may have been lingering, LEASE_LINGER)
+    assert _until(lambda: _alive("dfs-lease") <= renewers), "the lease thread outlived the last writer"
 
 
 def test_an_fsspec_write_handle_dropped_unclosed_publishes_nothing(cluster):
@@ -105,7 +106,7 @@ def test_an_fsspec_write_handle_dropped_unclosed_publishes_nothing(cluster):
     assert ref() is None
     assert any(issubclass(w.category, ResourceWarning) for w in seen)
     assert not fs.exists("/fs-dropped")
-    assert _until(lambda: _alive("dfs-writer") == writers and _alive("dfs-lease") == renewers)
+    assert _until(lambda: _alive("dfs-writer") == writers and _alive("dfs-lease") <= renewers)
     cluster.client().write_bytes("/fs-dropped", b"new", overwrite=False)   # no lease holds it
     assert fs.cat_file("/fs-dropped") == b"new"
 

@@ -661,27 +661,62 @@ def test_mv_and_transactions_like_local_filesystem(fs, tmp_path):
 def test_a_closed_client_leaves_no_lease_thread_behind(nn):
     # Each client that had written kept its lease renewer ~20 s after its last writer
     # closed, and close() did not end it: a process making a client per task piled up
-    # thousands of threads.
-    import threading
-
+    # thousands of threads. (Each client's own renewer is looked at: other tests'
+    # clients may have one lingering.)
     from dfs.client import DfsClient
 
-    def renewers():
-        return sum(t.name == "dfs-lease" and t.is_alive() for t in threading.enumerate())
-    before = renewers()
+    def renewing(cl):
+        t = cl._lease_thread
+        return t is not None and t.is_alive()
+    clients = []
     for i in range(20):
         cl = DfsClient(nn)
         cl.write_bytes(f"/audit/lease{i % 4}", b"x" * 100, overwrite=True)
         cl.close()
+        clients.append(cl)
     deadline = time.monotonic() + 2
-    while renewers() > before and time.monotonic() < deadline:
+    while any(map(renewing, clients)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert renewers() <= before
+    assert not any(map(renewing, clients))
     kept = DfsClient(nn)
     w = kept.create("/audit/lease-open", overwrite=True)
     w.open()   # the file is created (a lease taken) now, not at its first block or close
     w.write(b"y")
     time.sleep(0.3)
-    assert renewers() == before + 1       # a writer still open keeps its lease renewed
+    assert renewing(kept)       # a writer still open keeps its lease renewed
     w.close()
     kept.close()
+
+
+def test_one_lease_renewer_serves_a_stream_of_writes_then_ends(nn):
+    # A renewer was started and ended for every file written (150 us of CPU a file):
+    # it now lingers LEASE_LINGER after the last writer closed, and is then gone
+    # without client.close().
+    import threading
+
+    from dfs.client import DfsClient
+    from dfs.client.client import LEASE_LINGER
+
+    cl = DfsClient(nn)
+    started = []
+    real_start = threading.Thread.start
+
+    def counting_start(t):
+        if t.name == "dfs-lease":
+            started.append(t)
+        return real_start(t)
+
+    threading.Thread.start = counting_start
+    try:
+        for i in range(10):
+            cl.write_bytes(f"/audit/linger{i}", b"z" * 10, overwrite=True)
+    finally:
+        threading.Thread.start = real_start
+    assert len(started) == 1
+    deadline = time.monotonic() + LEASE_LINGER + 2
+    while started[0].is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not started[0].is_alive()
+    cl.write_bytes("/audit/linger-again", b"z", overwrite=True)   # a new one when needed
+    assert cl._lease_thread is not None and cl._lease_thread is not started[0]
+    cl.close()
