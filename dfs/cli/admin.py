@@ -11,7 +11,7 @@ import time
 
 from dfs import errors
 from dfs.cli import args as cli_args
-from dfs.cli.common import human, resolve
+from dfs.cli.common import human, names_shown_on, resolve
 from dfs.rpc.convert import datanode_json
 
 
@@ -84,14 +84,16 @@ def cmd_fsck(args) -> int:
             out["details"] = [_file_json(f, args) for f in r.details]
         print(json.dumps(out))
     else:
+        shown = names_shown_on(sys.stdout)
         if not listed:
             # the files that are not HEALTHY, one line each (as HDFS's fsck): the summary
             # alone said "Corrupt blocks: 1" without naming the file
             for f in r.details:
-                print(f"{f.path}: {f.status}")
+                print(shown(f"{f.path}: {f.status}"))
         else:
             for f in r.details:
-                print(f"{f.path} {f.length} bytes, replication {f.replication}, {len(f.blocks)} block(s): {f.status}")
+                print(shown(f"{f.path} {f.length} bytes, replication {f.replication}, "
+                            f"{len(f.blocks)} block(s): {f.status}"))
                 if args.blocks or args.locations:
                     for b in f.blocks:
                         live, leaving = _replica_counts(b)
@@ -120,7 +122,7 @@ def cmd_fsck(args) -> int:
             print(f" Blocks not reported yet:\t{r.unreported}")
         print(f" Decommissioning replicas:\t{r.decommissioning_replicas}")
         print(f" Decommissioned replicas:\t{r.decommissioned_replicas}")
-        print(f"The filesystem under path '{path}' is {r.status}"
+        print(shown(f"The filesystem under path '{path}' is {r.status}")
               + (" (namenode in safe mode: waiting for block reports)" if r.unreported else ""))
     return 0 if r.status == "HEALTHY" else 1
 

@@ -6,13 +6,17 @@ import errno
 import os
 import sys
 import time
+from collections.abc import Callable
 
 from dfs import errors
 from dfs.cli.args import UsageError
 from dfs.client import DfsClient
+from dfs.client.namenode import acting_user
 from dfs.config import DEFAULT_NAMENODE, SettingError, parse_namenode, split_url, url_user
 
-_clients: dict[tuple[str, str | None], DfsClient] = {}
+# One client per (namenode, user acted as): `dfs://bob@nn/a` and `/b` with DFS_USER=bob
+# share one, so mv can tell "same cluster, same user" by identity.
+_clients: dict[tuple[str, str], DfsClient] = {}
 
 
 def namenode_of(args) -> str:
@@ -38,7 +42,7 @@ def resolve(args, arg: str) -> tuple[DfsClient, str]:
     an existing file so fails with `Not a directory`, as coreutils do.
     """
     try:
-        user = url_user(arg)   # dfs://USER@HOST:PORT/path: that user instead of $DFS_USER
+        named = url_user(arg)   # dfs://USER@HOST:PORT/path: that user instead of $DFS_USER
         host, path = split_url(arg)
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -47,6 +51,7 @@ def resolve(args, arg: str) -> tuple[DfsClient, str]:
         raise errors.DfsFileNotFoundError(path="''")
     if not path.startswith("/"):
         path = "/" + path
+    user = acting_user(named)
     if (address, user) not in _clients:
         _clients[address, user] = DfsClient(address, user=user)
     client = _clients[address, user]
@@ -77,6 +82,25 @@ def printable(text: str) -> str:
         return text
     return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
                    for c in text)
+
+
+def names_shown_on(stream) -> Callable[[str], str]:
+    """How text holding names from the namespace is written to ``stream``: escaped by
+    ``printable`` on a terminal, where a name holding ESC drove another user's terminal
+    and one holding a newline split its line in two; as it is to a pipe or a file,
+    which scripts read the names back from (GNU ls quotes only for a terminal too)."""
+    return printable if is_terminal(stream) else _as_is
+
+
+def _as_is(text: str) -> str:
+    return text
+
+
+def is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, OSError, ValueError):   # a closed stdout (ClosedStdout) is none
+        return False
 
 
 def os_message(e: BaseException) -> str:
@@ -223,7 +247,8 @@ class Progress:
 
     def __init__(self, label: str, total: int | None):
         self.enabled = sys.stderr.isatty()
-        self.label, self.total, self.done = label, total, 0
+        # Only ever drawn on a terminal: a name in the label is shown escaped.
+        self.label, self.total, self.done = printable(label), total, 0
         self.start = self.last = time.monotonic()
 
     def __call__(self, n: int) -> None:

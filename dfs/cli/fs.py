@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 from dfs import errors
@@ -18,6 +19,7 @@ from dfs.cli.common import (
     each,
     human,
     mode_string,
+    names_shown_on,
     report,
     resolve,
     stat_or_none,
@@ -146,6 +148,7 @@ def _ls_line(st, human_sizes: bool) -> str:
 
 def cmd_ls(args) -> int:
     everything = []
+    shown = names_shown_on(sys.stdout)
 
     unlisted: list[tuple[str, BaseException]] = []   # subdirectories ls -R could not read
 
@@ -164,7 +167,7 @@ def cmd_ls(args) -> int:
         if st.is_dir and not args.recursive:
             print(f"Found {len(entries)} items")
         for e in entries:
-            print(_ls_line(e, args.human))
+            print(shown(_ls_line(e, args.human)))
     status = each(args, args.paths, ls)
     if args.json:
         print(json.dumps(everything, indent=None))
@@ -176,6 +179,8 @@ def cmd_ls(args) -> int:
 def cmd_stat(args) -> int:
     """One path: its status (an object with --json). Several: each in turn (with
     --json one object per line)."""
+    shown = names_shown_on(sys.stdout)
+
     def stat(arg: str) -> None:
         client, path = resolve(args, arg)
         st = client.stat(path)
@@ -183,7 +188,7 @@ def cmd_stat(args) -> int:
             print(json.dumps(st.to_json()))
         else:
             for k, v in st.to_json().items():
-                print(f"{k}: {v}")
+                print(shown(f"{k}: {v}"))
     return each(args, args.paths, stat)
 
 
@@ -191,14 +196,15 @@ def cmd_du(args) -> int:
     client, path = resolve(args, args.path)
     st = client.stat(path)
     fmt = human if args.human else str
+    shown = names_shown_on(sys.stdout)
     if args.summary or not st.is_dir:
         s = client.content_summary(path)
-        print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {path}")
+        print(shown(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {path}"))
         return 0
     status = 0
     for e in client.listdir(path):
         if not e.is_dir:   # the listing has its size: no call per file
-            print(f"{fmt(e.size)}  {fmt(e.size * e.replication)}  {e.path}")
+            print(shown(f"{fmt(e.size)}  {fmt(e.size * e.replication)}  {e.path}"))
             continue
         try:
             s = client.content_summary(e.path)
@@ -210,7 +216,7 @@ def cmd_du(args) -> int:
             report(args, err, e.path)
             status = 1
             continue
-        print(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {e.path}")
+        print(shown(f"{fmt(s['length'])}  {fmt(s['space_consumed'])}  {e.path}"))
     return status
 
 
@@ -245,8 +251,12 @@ def cmd_mv(args) -> int:
 
     def mv(src: str) -> None:
         sclient, spath = resolve(args, src)
-        if sclient is not client:
+        if sclient.namenode != client.namenode:
             raise errors.InvalidArgumentError("cannot move between clusters", src)
+        if sclient is not client:   # a rename is one request, made as one user
+            raise errors.InvalidArgumentError(
+                f"source and destination name different users ({sclient.nn.caller.user}, "
+                f"{client.nn.caller.user}): a rename is made as one user", src)
         target = target_for(client, dest, basename(spath), many)
         if target.rstrip("/") == spath.rstrip("/"):
             raise errors.InvalidArgumentError(f"'{spath}' and '{target}' are the same file", spath)

@@ -53,6 +53,8 @@ from dfs.tuning import tune_malloc
 __all__ = ["DFSFileSystem", "DFSFile"]
 
 _SLASHES = re.compile("/{2,}")
+# The keyword that carries walk's error handler down to its subdirectories (see walk).
+_WALK_ON_ERROR = "_dfs_walk_on_error"
 
 
 class _TextWriter(io.TextIOWrapper):
@@ -380,14 +382,20 @@ class DFSFileSystem(AbstractFileSystem):
 
     def walk(self, path, maxdepth=None, topdown=True, on_error="omit", **kwargs):
         # fsspec's walk hands every OSError to on_error ("omit": an empty listing); only
-        # a path that is not there (or no longer) is omitted here. find and glob walk.
-        def handle(e: OSError) -> None:
-            if on_error == "raise" or not isinstance(e, (*self._ABSENT, PermissionError)):
-                raise e
-            if callable(on_error):
-                on_error(e)
-
-        return super().walk(path, maxdepth=maxdepth, topdown=topdown, on_error=handle, **kwargs)
+        # a path that is not there (or no longer), or one the caller may not read, is
+        # omitted here. find and glob walk.
+        handle = kwargs.pop(_WALK_ON_ERROR, None)
+        if handle is None:
+            def handle(e: OSError) -> None:
+                if on_error == "raise" or not isinstance(e, (*self._ABSENT, PermissionError)):
+                    raise e
+                if callable(on_error):
+                    on_error(e)
+        # fsspec's walk calls itself for each subdirectory without on_error (each
+        # would omit an unreadable one silently, whatever the caller asked): the
+        # handler rides down in the keywords it does pass on (to ls, which ignores it).
+        return super().walk(path, maxdepth=maxdepth, topdown=topdown, on_error=handle,
+                            **{_WALK_ON_ERROR: handle}, **kwargs)
 
     def ukey(self, path) -> str:
         info = self.info(path)

@@ -41,13 +41,18 @@ MAX_RESTART_WAIT = 60.0
 _RETRY_CODES = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 
 
+def acting_user(user: str | None = None) -> str:
+    """The user a client acts as: ``user``, else $DFS_USER, else the login name."""
+    return user or os.environ.get("DFS_USER") or getpass.getuser()
+
+
 class NamenodeClient:
     def __init__(self, address: str, *, user: str | None = None, retry_seconds: float | None = None):
         self.address = address
         if retry_seconds is None:
             retry_seconds = setting("DFS_RETRY_SECONDS", 8.0)
         self.retry_seconds = retry_seconds
-        user = user or os.environ.get("DFS_USER") or getpass.getuser()
+        user = acting_user(user)
         self.caller = pb.Caller(user=user, groups=_groups(user), client_name=_client_name(),
                                 host=os.environ.get("DFS_CLIENT_HOST", ""))
         self._lock = threading.Lock()

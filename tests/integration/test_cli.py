@@ -986,3 +986,66 @@ def test_listing_and_fsck_blocks_take_the_permissions_stat_and_locate_do(c, d):
     assert run(c, "chmod", "744", d).returncode == 0       # read without search
     fails(run(c, "ls", d, env=bob), b"Permission denied")
     fails(run(c, "stat", f"{d}/secret", env=bob), b"Permission denied")
+
+
+def test_mv_with_a_url_naming_a_user(c, d):
+    """`mv dfs://bob@NN/a b` said "cannot move between clusters": the clients were told
+    apart by how the user was written. The same user written two ways renames; two
+    users are refused for what they are (a rename is one request, by one user); cp
+    reads as one and writes as the other."""
+    assert run(c, "chmod", "777", d).returncode == 0
+    bob = {"DFS_USER": "bob"}
+    assert run(c, "put", "-", f"{d}/mvx", input=b"b", env=bob).returncode == 0
+    url = f"dfs://bob@{c.namenode_address}{d}/mvx"
+    r = run(c, "mv", url, f"{d}/mvx2", env=bob)
+    assert r.returncode == 0, r.stderr
+    assert run(c, "cat", f"{d}/mvx2").stdout == b"b"
+    url = f"dfs://bob@{c.namenode_address}{d}/mvx2"
+    r = run(c, "mv", url, f"{d}/mvx3", env={"DFS_USER": "alice"})
+    fails(r, f"{url}: source and destination name different users (bob, alice)".encode())
+    assert run(c, "test", "-e", f"{d}/mvx2").returncode == 0
+    fails(run(c, "mv", f"dfs://127.0.0.1:9{d}/mvx2", f"{d}/mvx3"), b"cannot move between clusters")
+    r = run(c, "cp", url, f"{d}/cpx", env={"DFS_USER": "alice"})
+    assert r.returncode == 0, r.stderr
+    assert json.loads(run(c, "stat", "--json", f"{d}/cpx").stdout)["owner"] == "alice"
+    r = run(c, "cp", url, f"dfs://alice@{c.namenode_address}{d}/mvx2")
+    fails(r, b"are the same file")
+
+
+def _stdout_on_a_terminal(c, *args) -> bytes:
+    master, slave = pty.openpty()
+    p = subprocess.Popen([sys.executable, "-m", "dfs", "--namenode", c.namenode_address, *args],
+                         stdin=subprocess.DEVNULL, stdout=slave, stderr=subprocess.PIPE,
+                         env={**os.environ, "DFS_NAMENODE": ""})
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            piece = os.read(master, 4096)
+        except OSError:   # EIO: the child closed the terminal
+            break
+        if not piece:
+            break
+        out += piece
+    assert p.wait(timeout=60) == 0, (out, p.stderr.read())
+    os.close(master)
+    return out.replace(b"\r\n", b"\n")   # the terminal's own line endings
+
+
+def test_names_with_control_characters_are_escaped_on_a_terminal_only(c, d, tmp_path):
+    """A name holding ESC reached another user's terminal as a live escape sequence, and
+    one holding a newline split its ls line in two. On a terminal, ls, du, stat, fsck
+    and the progress bar show such names escaped, as the error lines do; to a pipe or a
+    file they are written as they are, for scripts (GNU ls does the same)."""
+    name = f"{d}/red\x1b[31m\nx"
+    escaped = f"{d}/red\\x1b[31m\\nx".encode()
+    assert run(c, "put", "-", name, input=b"r").returncode == 0
+    for args in (("ls", d), ("ls", "-R", d), ("ls", name), ("du", d), ("du", "-s", name), ("stat", name),
+                 ("fsck", "--files", d)):
+        shown = _stdout_on_a_terminal(c, *args)
+        assert escaped in shown and b"\x1b" not in shown, (args, shown)
+        r = run(c, *args)
+        assert r.returncode == 0 and name.encode() in r.stdout, (args, r.stdout)
+    assert len(_stdout_on_a_terminal(c, "ls", d).splitlines()) == 2   # Found 1 items, the file
+    bar = _stderr_on_a_terminal(c, "get", name, str(tmp_path / "got"))
+    assert b"red\\x1b[31m" in bar and b"\x1b" not in bar, bar

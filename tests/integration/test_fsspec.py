@@ -169,6 +169,30 @@ def test_standard_exceptions(fs, nn):
         other.pipe_file("/err/locked/x", b"no")
 
 
+def test_walk_hands_an_unreadable_subdirectory_to_on_error(fs, nn):
+    """on_error ("raise", or a callable) holds for every directory of the walk, as
+    os.walk's onerror does, not only for the top one: fsspec's walk drops it when it
+    recurses, so an unreadable subdirectory was left out silently whatever was asked."""
+    fs.pipe_file("/walkerr/top/closed/secret", b"s")
+    fs.pipe_file("/walkerr/top/open", b"o")
+    fs.chmod("/walkerr/top/closed", 0o700)
+    bob = DFSFileSystem(namenode=nn, user="bob", skip_instance_cache=True)
+    readable = [("/walkerr", ["top"], []), ("/walkerr/top", ["closed"], ["open"])]
+    with pytest.raises(PermissionError):
+        list(bob.walk("/walkerr", on_error="raise"))
+    seen = []
+    assert list(bob.walk("/walkerr", on_error=seen.append)) == readable
+    assert [e.filename for e in seen] == ["/walkerr/top/closed"] and isinstance(seen[0], PermissionError)
+    seen = []
+    assert list(bob.walk("/walkerr", topdown=False, on_error=seen.append)) == readable[::-1]
+    assert len(seen) == 1
+    assert list(bob.walk("/walkerr")) == readable                       # "omit"
+    assert list(bob.walk("/walkerr", maxdepth=2, on_error="raise")) == readable   # not reached
+    with pytest.raises(PermissionError):
+        bob.find("/walkerr", on_error="raise")
+    assert bob.find("/walkerr") == ["/walkerr/top/open"]
+
+
 def test_mkdir_makedirs_rmdir(fs):
     fs.mkdir("/mk/a/b/c")                     # create_parents=True by default
     assert fs.isdir("/mk/a/b/c")

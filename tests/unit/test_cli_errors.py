@@ -8,7 +8,15 @@ import io
 import pytest
 
 from dfs import errors
-from dfs.cli.common import STOPS_ALL, CheckedStdout, StdoutError, error_line, printable
+from dfs.cli.common import (
+    STOPS_ALL,
+    CheckedStdout,
+    ClosedStdout,
+    StdoutError,
+    error_line,
+    names_shown_on,
+    printable,
+)
 
 
 def test_control_characters_in_a_name_are_escaped():
@@ -20,6 +28,19 @@ def test_control_characters_in_a_name_are_escaped():
 def test_printable_text_is_kept_as_it_is():
     text = "dfs: ls: /données/a b/#?%*[]: Permission denied"
     assert printable(text) is text
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_names_are_escaped_for_a_terminal_only():
+    line = "-rw-r--r--   3 bob bob  1 2026-01-01 00:00 /red\x1b[31m\nx"
+    assert names_shown_on(_Terminal())(line) == "-rw-r--r--   3 bob bob  1 2026-01-01 00:00 /red\\x1b[31m\\nx"
+    for not_a_terminal in (io.StringIO(), CheckedStdout(io.StringIO()), ClosedStdout()):
+        assert names_shown_on(not_a_terminal)(line) is line   # a pipe or file: what scripts read back
+    assert names_shown_on(CheckedStdout(_Terminal()))(line).isprintable()
 
 
 class _Failing(io.RawIOBase):
