@@ -197,13 +197,23 @@ class Namespace:
         if not self.allowed(row, caller, bits_other):
             raise errors.DfsPermissionError(path=path)
 
-    def _may_replace(self, existing: dict, caller: Caller, path: str) -> None:
+    def _may_replace(self, parent: dict, existing: dict, caller: Caller, path: str,
+                     keeps_attributes: bool) -> None:
         """Overwriting another user's file takes write permission on it, as HDFS's create
         with overwrite: a 0644 file of bob's is not alice's to replace, even in a
         directory she may write. Its owner may always (a chmod away; the FUSE mount
-        commits files made read-only while written: tar, cp -p)."""
+        commits files made read-only while written: tar, cp -p).
+
+        In a sticky directory a new file in its place (``put -f``: the caller's, with
+        the caller's mode) is a removal of it, as a rename over it: only its owner, the
+        directory's owner or the superuser may (else bob took alice's 0666 file in /tmp
+        and could chmod it 0600). A new version that ``keeps_attributes`` (the mount's
+        O_TRUNC write, an fsspec append) stays hers: a write into it, which write
+        permission on it allows (POSIX)."""
         if existing["owner"] != caller.user:
             self._check(existing, caller, _stat.S_IWOTH, path)
+            if not keeps_attributes:
+                self._check_sticky(parent, existing, caller, path)
 
     def check_block_readable(self, block_id: int, caller: Caller) -> None:
         """Only a caller who may read a block's file can have read it, and so report one
@@ -344,6 +354,21 @@ class Namespace:
         # Directories only: a tree of a million files read whole took ~20 s under the lock.
         dirs = [r for r in self.store.subdirs(top["id"]) if r["nchildren"] or self.store.has_pending(r["id"])]
         self._check_dirs(dirs, caller, (_stat.S_IROTH, _stat.S_IWOTH, _stat.S_IXOTH))
+        self._check_sticky_entries(dirs, caller)
+
+    def _check_sticky_entries(self, dirs: list[dict], caller: Caller) -> None:
+        """The sticky rule inside a tree being removed whole, for a caller who is not the
+        superuser: an entry of a sticky directory goes only by its owner or the
+        directory's. POSIX rm -r unlinks entry by entry, each checked, and so does the
+        mount; one Delete RPC (dfs rm -r, fsspec rm) was a way around it, taking bob's
+        file from alice's 1777 directory inside carol's. A refusal names the entry.
+        Only entries of sticky directories not the caller's are looked at."""
+        for d in dirs:
+            if d["mode"] & _stat.S_ISVTX and d["owner"] != caller.user:
+                other = self.store.entry_not_owned_by(d["id"], caller.user)
+                if other is not None:
+                    name = other["name"] if other["name"] is not None else other["pending_name"]
+                    raise errors.DfsPermissionError(path=self._path_of(d) + name)
 
     def _check_dirs(self, dirs: list[dict], caller: Caller, bits: tuple[int, ...]) -> None:
         """Every one of ``bits`` on every directory of ``dirs`` (``_check`` passes when
@@ -478,7 +503,7 @@ class Namespace:
                 raise errors.DfsIsADirectoryError(path=path)
             if not overwrite:
                 raise errors.DfsFileExistsError(path=path)
-            self._may_replace(existing, caller, path)
+            self._may_replace(parent, existing, caller, path, keep_attributes)
         if replaces and (existing is None or existing["id"] != replaces or not overwrite):
             raise errors.StaleVersionError(path=path)
         dropped: list[int] = self._check_lease_free(parent["id"], name, caller, now, path)
@@ -639,7 +664,7 @@ class Namespace:
             if not row["overwrite"]:
                 raise errors.DfsFileExistsError(path=path)
             if caller is not None:
-                self._may_replace(existing, caller, path)
+                self._may_replace(parent, existing, caller, path, keep_attributes)
             if keep_attributes:
                 kept = self._inherited(existing, caller)
             dropped += self.store.delete_subtree(existing["id"])

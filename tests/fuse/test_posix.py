@@ -462,6 +462,37 @@ def test_sticky_directory(work):
     assert not os.path.exists(mine)
 
 
+def test_another_users_o_trunc_write_in_a_sticky_directory_keeps_the_file_theirs(
+    work, mnt, fuse_cluster, mount_root, fuse_mount
+):
+    """The namenode refuses a non-owner's replace of a file in a sticky directory (put -f
+    would make it theirs), but not the mount's O_TRUNC write: its commit keeps the file's
+    owner and mode (keep_attributes), a write into it, which 0666 allows anyone. Through
+    a mount whose dfs user is not the superuser, so the namenode's rules apply."""
+    client = fuse_cluster.client()
+    os.chmod(work, 0o1777)
+    f = os.path.join(work, "alices")
+    alice = {"DFS_USER": "alice"}
+    assert fuse_cluster.cli("put", "-", dfs_path(mnt, f), input=b"alice\n", env=alice).returncode == 0
+    assert fuse_cluster.cli("chmod", "666", dfs_path(mnt, f), env=alice).returncode == 0
+    users = os.path.join(mount_root, "as-nobody-sticky")
+    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / 'cache-nobody-sticky'}",
+               env={"DFS_USER": "nobody"})
+    try:
+        theirs = os.path.join(users, os.path.relpath(f, mnt))
+        fd = os.open(theirs, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"nobody\n")
+        os.close(fd)
+        st = client.stat(dfs_path(mnt, f))
+        assert (st.owner, oct(st.mode)) == ("alice", oct(0o666))
+        assert cli_cat(fuse_cluster, mnt, f) == b"nobody\n"
+        with pytest.raises(PermissionError):   # a removal is not nobody's to make
+            os.unlink(theirs)
+        assert client.stat(dfs_path(mnt, f)).owner == "alice"
+    finally:
+        fuse_mount.unmount(users)
+
+
 def test_sgid_directory_inheritance(work):
     d = os.path.join(work, "shared")
     os.mkdir(d)

@@ -847,6 +847,39 @@ def test_chmod_chown_and_setrep_of_a_tree_go_on_past_a_failure(c, d):
     assert reps == {"a": 2, "b": 3, "c": 2}
 
 
+def test_rm_r_keeps_the_sticky_rule_inside_the_tree(c, d):
+    # One recursive Delete took bob's file out of alice's 1777 directory inside carol's
+    # 0777 one, though rm of the file itself is refused carol (GNU rm -r refuses it too).
+    assert run(c, "chmod", "1777", d).returncode == 0
+    carol, alice, bob = ({"DFS_USER": u} for u in ("carol", "alice", "bob"))
+    for cmd, who in ((["mkdir", f"{d}/c"], carol), (["chmod", "777", f"{d}/c"], carol),
+                     (["mkdir", f"{d}/c/s"], alice), (["chmod", "1777", f"{d}/c/s"], alice)):
+        assert run(c, *cmd, env=who).returncode == 0, (cmd, who)
+    assert run(c, "put", "-", f"{d}/c/s/bobfile", input=b"b\n", env=bob).returncode == 0
+    fails(run(c, "rm", f"{d}/c/s/bobfile", env=carol), b"Permission denied")
+    fails(run(c, "rm", "-r", f"{d}/c", env=carol), f"{d}/c/s/bobfile: Permission denied".encode())
+    assert run(c, "cat", f"{d}/c/s/bobfile").stdout == b"b\n"
+    assert run(c, "rm", "-r", f"{d}/c/s", env=alice).returncode == 0   # the sticky one's owner may
+    assert run(c, "rm", "-r", f"{d}/c", env=carol).returncode == 0
+
+
+def test_put_f_and_cp_f_may_not_take_another_users_file_in_a_sticky_directory(c, d, tmp_path):
+    # bob's put -f over alice's 0666 file in a 1777 directory made it his, 0644 (he could
+    # then lock her out); rm of it is refused him, and a replace is a removal.
+    assert run(c, "chmod", "1777", d).returncode == 0
+    alice, bob = {"DFS_USER": "alice"}, {"DFS_USER": "bob"}
+    assert run(c, "put", "-", f"{d}/s", input=b"alice\n", env=alice).returncode == 0
+    assert run(c, "chmod", "666", f"{d}/s", env=alice).returncode == 0
+    assert run(c, "put", "-", f"{d}/bobs", input=b"bob\n", env=bob).returncode == 0
+    fails(run(c, "rm", f"{d}/s", env=bob), b"Permission denied")
+    fails(run(c, "put", "-f", "-", f"{d}/s", input=b"bob\n", env=bob), b"Permission denied")
+    fails(run(c, "cp", "-f", f"{d}/bobs", f"{d}/s", env=bob), b"Permission denied")
+    st = json.loads(run(c, "stat", "--json", f"{d}/s").stdout)
+    assert (st["owner"], st["mode"]) == ("alice", "0666")
+    assert run(c, "cat", f"{d}/s").stdout == b"alice\n"
+    assert run(c, "put", "-f", "-", f"{d}/s", input=b"again\n", env=alice).returncode == 0   # hers
+
+
 def test_a_frozen_namenode_is_reported_unreachable_within_15_s(make_cluster):
     # SPEC §3. fsck's own deadline is 60 s (a large namespace): it took 20 s, gRPC's
     # connect timeout, against a SIGSTOPped namenode. Commands run side by side.

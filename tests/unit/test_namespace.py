@@ -810,8 +810,10 @@ def test_supergroup_members_are_superusers_for_chmod_chown_and_sticky(shared):
 
 def test_overwrite_needs_write_permission_on_another_users_file(shared):
     # As HDFS's create with overwrite: bob's 0644 file in a directory alice may write
-    # (sticky or not) is not alice's to replace, at create nor at complete.
+    # is not alice's to replace, at create nor at complete. (/tmp made not sticky: a
+    # sticky one refuses more, see test_overwrite_in_a_sticky_directory_...)
     ns = shared
+    ns.chmod("/tmp", 0o777, ROOT)
     write_file(ns, "/tmp/bobs", [1], caller=BOB)
     with pytest.raises(errors.DfsPermissionError):
         create(ns, "/tmp/bobs", ALICE, overwrite=True)
@@ -832,6 +834,80 @@ def test_overwrite_needs_write_permission_on_another_users_file(shared):
     write_file(ns, "/tmp/bobs", [4], caller=ALICE, overwrite=True, mode=0o444)
     write_file(ns, "/tmp/bobs", [5], caller=ROOT, overwrite=True)
     assert ns.stat("/tmp/bobs", ROOT).size == 5
+
+
+def test_overwrite_in_a_sticky_directory_is_a_removal_unless_the_file_stays_its_owners(shared):
+    # put -f / cp -f of bob's 0666 file in 1777 /tmp made it alice's, 0644: she could
+    # chmod it 0600 and lock bob out, though rm of it is refused her (sticky).
+    ns = shared
+    write_file(ns, "/tmp/bobs", [1], caller=BOB)
+    ns.chmod("/tmp/bobs", 0o666, BOB)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/tmp/bobs", ALICE, overwrite=True)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/tmp/bobs", ALICE, overwrite=True, complete=True)
+    row = create(ns, "/tmp/later", ALICE, overwrite=True)      # nothing there yet
+    write_file(ns, "/tmp/bobtmp", [2], caller=BOB)
+    ns.chmod("/tmp/bobtmp", 0o666, BOB)
+    ns.rename("/tmp/bobtmp", "/tmp/later", BOB, 1.5)            # bob's file lands meanwhile
+    with pytest.raises(errors.DfsPermissionError) as e:
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0)
+    assert e.value.path == "/tmp/later"
+    st = ns.stat("/tmp/bobs", BOB)
+    assert (st.owner, st.mode, st.size) == ("bob", 0o666, 1)
+    assert ns.stat("/tmp/later", BOB).owner == "bob"
+    # A new version that keeps bob's attributes (the mount's O_TRUNC write, an fsspec
+    # append) is a write into his file, which 0666 lets alice make: it stays his.
+    row = create(ns, "/tmp/bobs", ALICE, overwrite=True, keep_attributes=True)
+    st, _ = ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0, keep_attributes=True)
+    assert (st.owner, st.mode) == ("bob", 0o666)
+    # but not one that keeps them at create only: the file would be alice's new one
+    row = create(ns, "/tmp/bobs", ALICE, overwrite=True, keep_attributes=True)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0)
+    ns.store.delete_subtree(row["id"])                          # abandoned (AbandonFile)
+    # the directory's owner and the superuser may replace it
+    ns.mkdir("/tmp/alices", ALICE, 1.0, mode=0o1777)
+    write_file(ns, "/tmp/alices/bobs", [4], caller=BOB)
+    ns.chmod("/tmp/alices/bobs", 0o666, BOB)
+    write_file(ns, "/tmp/alices/bobs", [5], caller=ALICE, overwrite=True)
+    assert ns.stat("/tmp/alices/bobs", ALICE).owner == "alice"
+    write_file(ns, "/tmp/bobs", [6], caller=ROOT, overwrite=True)
+    assert ns.stat("/tmp/bobs", ROOT).owner == "root"
+
+
+def test_a_recursive_delete_keeps_the_sticky_rule_inside_the_tree(shared):
+    # carol's 0777 /tmp/c holds alice's 1777 /tmp/c/s holding bob's file: carol may not
+    # rm it, nor rm -r /tmp/c (GNU rm -r refuses it; it took bob's file). Nothing goes.
+    ns = shared
+    carol = Caller("carol", ("users",), client_name="carol-1")
+    ns.mkdir("/tmp/c", carol, 1.0, mode=0o777)
+    ns.mkdir("/tmp/c/s", ALICE, 1.0, mode=0o1777)
+    write_file(ns, "/tmp/c/s/bobfile", [1], caller=BOB)
+    write_file(ns, "/tmp/c/carols", [2], caller=carol)
+    with pytest.raises(errors.DfsPermissionError):
+        ns.delete("/tmp/c/s/bobfile", carol, 1.0)
+    for top in ("/tmp/c", "/tmp/c/s"):
+        with pytest.raises(errors.DfsPermissionError) as e:
+            ns.delete(top, carol, 1.0, recursive=True)
+        assert e.value.path == "/tmp/c/s/bobfile"
+    assert names(ns, "/tmp/c") == ["carols", "s"] and names(ns, "/tmp/c/s") == ["bobfile"]
+    # a file being written there is an entry too
+    ns.delete("/tmp/c/s/bobfile", BOB, 1.0)
+    create(ns, "/tmp/c/s/writing", BOB)
+    with pytest.raises(errors.DfsPermissionError) as e:
+        ns.delete("/tmp/c", carol, 1.0, recursive=True)
+    assert e.value.path == "/tmp/c/s/writing"
+    # the sticky directory's owner may, and anyone may take their own entries
+    ns.delete("/tmp/c/s", ALICE, 1.0, recursive=True)
+    ns.mkdir("/tmp/c/s", ALICE, 1.0, mode=0o1777)
+    write_file(ns, "/tmp/c/s/carols", [3], caller=carol)
+    ns.delete("/tmp/c", carol, 1.0, recursive=True)
+    assert names(ns, "/tmp") == []
+    # and the superuser
+    ns.mkdir("/tmp/d/s", ALICE, 1.0, parents=True, mode=0o1777)
+    write_file(ns, "/tmp/d/s/bobfile", [1], caller=BOB)
+    ns.delete("/tmp/d", ROOT, 1.0, recursive=True)
 
 
 def test_summaries_need_read_and_search_over_the_whole_tree(shared):
