@@ -307,8 +307,10 @@ def walk(client, path, on_error=None):
     """Every entry under directory ``path``, depth first (pre-order, each directory's
     entries in listing order). With ``on_error(dir, e)`` a subdirectory that cannot be
     listed (no read permission) is reported there and skipped and the walk goes on, as
-    ls -R and cp -r do; without it, the error ends the walk. A stack of iterators, not
-    recursion: the namespace allows trees deeper than Python's recursion limit."""
+    ls -R and cp -r do; without it, the error ends the walk. A directory is listed
+    only when the caller asks for the entry after it, so the caller may change it
+    first (chmod -R). A stack of iterators, not recursion: the namespace allows trees
+    deeper than Python's recursion limit."""
     stack = [iter(client.listdir(path))]
     while stack:
         st = next(stack[-1], None)

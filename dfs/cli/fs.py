@@ -26,6 +26,7 @@ from dfs.cli.common import (
     target_for,
     walk,
 )
+from dfs.cli.mode import apply_mode, compile_mode, parse_mode
 from dfs.cli.transfer import PUT_THREADS, cmd_cat, cmd_cp, cmd_get, cmd_put
 from dfs.config import setting
 
@@ -293,7 +294,7 @@ def cmd_setrep(args) -> int:
     namenode goes on working towards it, as in HDFS."""
     timeout = setrep_timeout() if args.wait else 0.0
     client, path = resolve(args, args.path)
-    entries, status = _tree(args, client, path, True)
+    entries, status = _tree(args, client, path)
     files = [f for f in entries if not f.is_dir]
     done = []
     for f in files:
@@ -353,7 +354,7 @@ def cmd_test(args) -> int:
 
 
 def _mode_arg(text: str) -> str:
-    """MODE as chmod takes it: 1-4 octal digits, or clauses like u+x,go-w; checked
+    """MODE as chmod takes it: octal, or clauses like u+x,go-w,g+s (dfs/cli/mode.py); checked
     when the command line is parsed (a bad one is a usage error)."""
     try:
         parse_mode(text, 0)
@@ -370,76 +371,63 @@ def _owner_arg(text: str) -> str:
     return text
 
 
-def parse_mode(text: str, current: int, is_dir: bool = False) -> int:
-    """A chmod MODE applied to ``current``: octal, or clauses like u+x,go-w,a+X (X: x
-    for directories, and for files someone may already execute, as chmod(1))."""
-    if text.isdigit():
-        if len(text) > 4 or set(text) - set("01234567"):
-            raise errors.InvalidArgumentError(f"invalid mode: {text}")
-        return int(text, 8)
-    mode = current
-    for clause in text.split(","):
-        who, op, perms = "", "", ""
-        i = 0
-        while i < len(clause) and clause[i] in "ugoa":
-            who += clause[i]
-            i += 1
-        if i >= len(clause) or clause[i] not in "+-=":
-            raise errors.InvalidArgumentError(f"invalid mode: {text}")
-        op, perms = clause[i], clause[i + 1:]
-        if set(perms) - set("rwxXt"):
-            raise errors.InvalidArgumentError(f"invalid mode: {text}")
-        who = who or "a"
-        if "X" in perms:
-            perms = perms.replace("X", "x" if is_dir or current & 0o111 else "")
-        bits = 0
-        for w in ("u", "g", "o"):
-            if w in who or "a" in who:
-                shift = {"u": 6, "g": 3, "o": 0}[w]
-                bits |= sum({"r": 4, "w": 2, "x": 1}.get(c, 0) for c in perms) << shift
-        if "t" in perms:
-            bits |= 0o1000
-        if op == "+":
-            mode |= bits
-        elif op == "-":
-            mode &= ~bits
-        else:
-            mask = sum(7 << {"u": 6, "g": 3, "o": 0}[w] for w in "ugo" if w in who or "a" in who)
-            mode = (mode & ~mask) | bits
-    return mode
-
-
-def _tree(args, client, path: str, recursive: bool) -> tuple[list, int]:
-    """``path``'s status, then with ``recursive`` every entry under it -> (entries,
-    1 if a directory could not be listed: reported on its own line, the walk goes on)."""
+def _tree(args, client, path: str) -> tuple[list, int]:
+    """``path``'s status, then every entry under it -> (entries, 1 if a directory could
+    not be listed: reported on its own line, the walk goes on). setrep's: it changes
+    files only, so listing all before changing any loses nothing."""
     st = client.stat(path)
     unlisted = []
     entries = [st] + (list(walk(client, path, on_error=lambda d, e: unlisted.append(e)))
-                      if recursive and st.is_dir else [])
+                      if st.is_dir else [])
     for e in unlisted:
         report(args, e)
     return entries, int(bool(unlisted))
 
 
 def _each_entry(args, path: str, fn) -> int:
-    """``fn(client, status)`` for ``path`` and, with -R, everything under it; a failure
-    prints its line and the rest go on, as chmod -R and hdfs dfs -chmod -R do."""
+    """``fn(client, status)`` for ``path`` and, with -R, everything under it, each
+    directory before it is listed (pre-order, as GNU chmod -R and hdfs dfs -chmod -R:
+    ``chmod -R 755`` opens up a tree its owner could not read). A failure, to change an
+    entry or to list a directory, prints its line and the rest go on (exit 1)."""
     client, path = resolve(args, path)
-    entries, status = _tree(args, client, path, args.recursive)
-    for st in entries:
-        try:
-            fn(client, st)
-        except STOPS_ALL:
-            raise
-        except PER_ITEM as e:
-            report(args, e, st.path)
-            status = 1
-    return status
+    top = client.stat(path)
+    status = _apply(args, fn, client, top)
+    if not (args.recursive and top.is_dir):
+        return status
+    unlisted = []
+
+    def unreadable(d, e) -> None:
+        report(args, e)
+        unlisted.append(d)
+    try:
+        # lazily: walk lists each directory only once this loop has changed it
+        for st in walk(client, path, on_error=unreadable):
+            status |= _apply(args, fn, client, st)
+    except STOPS_ALL:
+        raise
+    except PER_ITEM as e:   # the listing of ``path`` itself (walk reports the others)
+        report(args, e)
+        status = 1
+    return status | bool(unlisted)
+
+
+def _apply(args, fn, client, st) -> int:
+    """``fn(client, st)`` -> 0, or 1 once its failure is reported."""
+    try:
+        fn(client, st)
+    except STOPS_ALL:
+        raise
+    except PER_ITEM as e:
+        report(args, e, st.path)
+        return 1
+    return 0
 
 
 def cmd_chmod(args) -> int:
+    changes = compile_mode(args.mode)
+
     def chmod(client, st) -> None:
-        client.chmod(st.path, parse_mode(args.mode, st.mode, st.is_dir))
+        client.chmod(st.path, apply_mode(changes, st.mode, st.is_dir))
     return _each_entry(args, args.path, chmod)
 
 

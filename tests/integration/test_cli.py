@@ -880,6 +880,38 @@ def test_put_f_and_cp_f_may_not_take_another_users_file_in_a_sticky_directory(c,
     assert run(c, "put", "-f", "-", f"{d}/s", input=b"again\n", env=alice).returncode == 0   # hers
 
 
+def test_chmod_R_changes_a_directory_before_listing_it(c, d):
+    # As GNU chmod -R and hdfs dfs -chmod -R: an owner's chmod -R 755 opens a tree it
+    # cannot read. It listed the whole tree first: "t: Permission denied", nothing changed.
+    alice = {"DFS_USER": "alice"}
+    assert c.cli("chown", "alice", d).returncode == 0
+    assert c.cli("mkdir", "-p", f"{d}/t/sub", env=alice).returncode == 0
+    assert c.cli("put", "-", f"{d}/t/sub/f", input=b"hi", env=alice).returncode == 0
+
+    def modes():
+        return {p: json.loads(c.cli("stat", "--json", f"{d}/{p}").stdout)["mode"] for p in ("t", "t/sub", "t/sub/f")}
+    for closed in ("t", "t/sub"):
+        assert c.cli("chmod", "000", f"{d}/{closed}", env=alice).returncode == 0
+        r = c.cli("chmod", "-R", "755", f"{d}/t", env=alice)
+        assert (r.returncode, r.stderr) == (0, b""), (closed, r.stderr)
+        assert modes() == {"t": "0755", "t/sub": "0755", "t/sub/f": "0755"}, closed
+    # The other way round ends where GNU's does: t changed, then it cannot be listed.
+    fails(c.cli("chmod", "-R", "000", f"{d}/t", env=alice), f"dfs: chmod: {d}/t: Permission denied".encode())
+    assert modes() == {"t": "0000", "t/sub": "0755", "t/sub/f": "0755"}
+    # A directory the caller may neither change nor list: a line for each, the rest done.
+    assert c.cli("chmod", "755", f"{d}/t", env=alice).returncode == 0
+    assert c.cli("mkdir", f"{d}/t/bobs").returncode == 0
+    assert c.cli("chmod", "000", f"{d}/t/bobs").returncode == 0
+    r = c.cli("chmod", "-R", "u=rwx,go=", f"{d}/t", env=alice)
+    assert r.returncode == 1 and r.stderr.count(f"dfs: chmod: {d}/t/bobs: Permission denied".encode()) == 2, r.stderr
+    assert modes() == {"t": "0700", "t/sub": "0700", "t/sub/f": "0700"}
+    # Symbolic = clears the sticky bit, and u+s / g+s are modes (GNU chmod).
+    assert c.cli("chmod", "1777", f"{d}/t", env=alice).returncode == 0
+    assert c.cli("chmod", "a=rx", f"{d}/t", env=alice).returncode == 0
+    assert c.cli("chmod", "g+s", f"{d}/t/sub/f", env=alice).returncode == 0
+    assert modes() == {"t": "0555", "t/sub": "0700", "t/sub/f": "2700"}
+
+
 def test_a_frozen_namenode_is_reported_unreachable_within_15_s(make_cluster):
     # SPEC §3. fsck's own deadline is 60 s (a large namespace): it took 20 s, gRPC's
     # connect timeout, against a SIGSTOPped namenode. Commands run side by side.
