@@ -265,9 +265,15 @@ def cmd_umount(args) -> int:
         if not os.path.lexists(target):
             raise errors.DfsFileNotFoundError(path=mnt)
         raise errors.DfsError("not a mount point", mnt)
-    fstype, source = info
+    fstype, source, options = info
     if not (fstype == "fuse.dfs" or (fstype.startswith("fuse") and source.startswith("dfs:"))):
         raise errors.DfsError(f"not a dfs mount (a {fstype} file system)", mnt)
+    owner = mounted_by(options)
+    if owner is not None and os.geteuid() not in (0, owner):
+        # fusermount would say "entry for M not found in /etc/mtab": it looks for the
+        # caller's own mounts only.
+        raise errors.DfsError(f"mounted by another user (uid {owner}); only they or root can unmount it",
+                              mnt)
     lazy = ["-z"] if args.lazy else []
     for tool in (["fusermount3", "-u", *lazy], ["fusermount", "-u", *lazy],
                  ["umount", *(["-l"] if args.lazy else [])]):
@@ -288,12 +294,15 @@ def cmd_umount(args) -> int:
     raise errors.DfsError("no fusermount or umount found", mnt)
 
 
-def mount_info(path: str) -> tuple[str, str] | None:
-    """(file system type, source) of the mount on exactly ``path``, from
+MOUNTINFO = "/proc/self/mountinfo"
+
+
+def mount_info(path: str) -> tuple[str, str, str] | None:
+    """(file system type, source, super options) of the mount on exactly ``path``, from
     /proc/self/mountinfo (the topmost one when mounts are stacked); None if none is."""
     found = None
     try:
-        with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        with open(MOUNTINFO, encoding="utf-8", errors="surrogateescape") as f:
             for line in f:
                 fields = line.split()
                 try:
@@ -301,10 +310,16 @@ def mount_info(path: str) -> tuple[str, str] | None:
                 except ValueError:
                     continue
                 if _unescape(fields[4]) == path and len(fields) > sep + 2:
-                    found = (fields[sep + 1], _unescape(fields[sep + 2]))
+                    found = (fields[sep + 1], _unescape(fields[sep + 2]), " ".join(fields[sep + 3:]))
     except OSError as e:
-        raise errors.DfsError(f"cannot read /proc/self/mountinfo: {e.strerror}") from None
+        raise errors.DfsError(f"cannot read {MOUNTINFO}: {e.strerror}") from None
     return found
+
+
+def mounted_by(super_options: str) -> int | None:
+    """The uid that made a FUSE mount (its ``user_id=`` super option); None if not said."""
+    m = re.search(r"(?:^|,)user_id=(\d+)(?:,|$)", super_options)
+    return int(m[1]) if m else None
 
 
 def _unescape(field: str) -> str:

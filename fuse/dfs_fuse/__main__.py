@@ -51,8 +51,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from dfs import errors
     from dfs.client import DfsClient
+    from dfs_fuse import cachedir
     from dfs_fuse.mount import _SIGNALS
 
+    try:   # as `dfs mount` does: see cachedir.py
+        cachedir.ensure(opts.cache_dir)
+    except errors.DfsError as e:
+        print(f"dfs_fuse: {e}", file=sys.stderr)
+        return 1
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before gRPC's threads: see mount.py
     client = DfsClient(namenode)
     try:   # run by hand or a supervisor: one line, not a mount whose every call fails

@@ -24,7 +24,9 @@ Options (``-o a,b=c``; unknown ones go to libfuse as they are):
                      cache (32MiB; see docs/fuse.md); write-only handles always do
     page_cache       never bypass it
     write_buffer=SIZE  staged pages in memory before spilling (256MiB)
-    cache_dir=DIR    spill files and the background mount's log
+    cache_dir=DIR    spill files and the background mount's log: made 0700, and
+                     refused unless a real directory of ours no one else can write
+                     (cachedir.py)
     nostream         stage whole files until close, never stream (diagnostics)
     writeback        commit after close in the background (see writeback.py)
     allow_other      let other users in (default when mounted by root)
@@ -49,6 +51,8 @@ from dataclasses import dataclass, field
 from dfs import errors
 from dfs.cli import args as cli_args
 from dfs.cli.args import UsageError
+from dfs_fuse import cachedir
+from dfs_fuse.logline import escape_logs
 
 log = logging.getLogger(__name__)
 READY_TIMEOUT = 30.0
@@ -176,6 +180,7 @@ def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | 
         except OSError as e:
             raise errors.DfsError(f"{e.strerror} (a stale mount? dfs umount {mnt})", mnt) from None
         raise errors.DfsError("already a mount point", mnt)
+    cachedir.ensure(opts.cache_dir)   # a local refusal, before the namenode is called
     if foreground:
         signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before ping() starts gRPC's threads
     client.ping()  # a clear "cannot reach namenode" now rather than a dead mount later
@@ -185,17 +190,13 @@ def mount(client, mountpoint: str, *, foreground: bool = False, options: dict | 
 
 
 def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
-    try:
-        os.makedirs(opts.cache_dir, exist_ok=True)
-    except OSError as e:   # not writable (a bad value is refused by parse, exit 2)
-        raise errors.DfsError(f"cannot make cache_dir: {e.strerror}", opts.cache_dir) from None
     log_path = os.path.join(opts.cache_dir, "mount-" + mnt.strip("/").replace("/", "_") + ".log")
     cmd = [sys.executable, "-m", "dfs_fuse", "--namenode", namenode]
     if raw:
         cmd += ["-o", option_string(raw)]
     cmd.append(mnt)
-    with open(log_path, "ab") as logf:
-        logged_before = logf.tell()
+    with open(cachedir.open_log(log_path), "ab") as logf:
+        logged_before = logf.seek(0, os.SEEK_END)
         proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
@@ -228,17 +229,18 @@ def _background(namenode: str, mnt: str, raw: dict, opts: MountOptions) -> int:
 
 
 def _failure(path: str, mnt: str, start: int) -> str:
-    """Why the mount process ended, from its log: libfuse's own line when it wrote
-    one (``fuse: unknown option(s): `-o bogus'``: the process's last line then says
-    only "FUSE failed (3)"), else the last line, without our own prefix (it is
-    said once, by the caller)."""
+    """Why the mount process ended, from its log: libfuse's or fusermount's own line
+    when one was written (``fuse: unknown option(s): `-o bogus'``, ``fusermount3: user
+    has no write access to mountpoint M``: the process's last line then says only
+    "FUSE failed (3)"), else the last line, without our own prefix (it is said once,
+    by the caller)."""
     try:
         with open(path, errors="replace") as f:
             f.seek(start)   # this attempt's lines only: the log is appended to
             lines = [ln.strip() for ln in f.readlines()[-20:] if ln.strip()]
     except OSError:
         return ""
-    fuse_says = [ln for ln in lines if ln.startswith("fuse:")]
+    fuse_says = [ln for ln in lines if ln.startswith(("fuse:", "fusermount3:", "fusermount:"))]
     line = fuse_says[-1] if fuse_says else lines[-1] if lines else ""
     return line.removeprefix(f"dfs: mount: {mnt}: ")
 
@@ -255,6 +257,7 @@ def _unmount(mnt: str, timeout: float = 30) -> None:
 def serve(namenode: str, mountpoint: str, opts: MountOptions, *, user: str | None = None) -> int:
     """Serve the mount in this process until it is unmounted. Returns an exit code."""
     signal.pthread_sigmask(signal.SIG_BLOCK, _SIGNALS)  # before any thread: see the docstring
+    escape_logs()
     from dfs.client import DfsClient
     try:
         from dfs_fuse._binding import DfsFUSE, fuse_version_major, fuse_version_minor

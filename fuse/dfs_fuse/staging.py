@@ -69,7 +69,9 @@ class Pages:
             self.mem[i] = bytearray(fill)
             return
         if self._fd is None:
-            os.makedirs(self.budget.spill_dir, exist_ok=True)
+            # mount() checked the directory; this remakes it if a tmp cleaner took it. mkstemp
+            # (O_EXCL, 0600) keeps the file ours even in a directory that is not.
+            os.makedirs(self.budget.spill_dir, mode=0o700, exist_ok=True)
             fd, name = tempfile.mkstemp(prefix="spill-", dir=self.budget.spill_dir)
             os.unlink(name)
             self._fd = fd

@@ -180,6 +180,32 @@ def test_a_child_closing_last_still_commits(fuse_cluster, work):
 # -- 2. dfs umount ---------------------------------------------------------------------------
 
 
+AS_OTHER_USER = """
+import os, sys
+os.geteuid = lambda: 65534   # nobody: only dfs's own check is fooled, fusermount still runs as root
+from dfs.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_umount_of_another_users_mount_says_whose(fuse_cluster, mount_root, fuse_mount):
+    """fusermount3 said "entry for M not found in /etc/mtab" of a mount that was there:
+    it looks for the caller's own. (Faked: root's venv is not nobody's to run.)"""
+    if os.geteuid() == 65534:
+        pytest.skip("run as nobody: the faked other user is us")
+    mnt = os.path.join(mount_root, "roots")
+    fuse_mount(fuse_cluster, mnt)
+    try:
+        r = subprocess.run([sys.executable, "-c", AS_OTHER_USER, "umount", mnt],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1
+        assert one_line(r.stderr) == (f"dfs: umount: {mnt}: mounted by another user (uid {os.geteuid()}); "
+                                      "only they or root can unmount it")
+        assert os.path.ismount(mnt)
+    finally:
+        fuse_mount.unmount(mnt)
+
+
 def test_umount_refusals_are_one_clear_line(fuse_cluster, mount_root, tmp_path, fuse_mount):
     nn = fuse_cluster.namenode_address
     r = dfs(nn, "umount", str(tmp_path))

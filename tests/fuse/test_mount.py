@@ -94,6 +94,56 @@ def test_mount_errors(fuse_cluster, mount_root, tmp_path):
         assert not os.path.ismount(mnt)
 
 
+def test_a_cache_dir_another_user_planted_is_refused(fuse_cluster, mount_root, tmp_path, fuse_mount):
+    """An exploratory tester's attack: another user makes the default cache_dir
+    ($TMPDIR/dfs-fuse-UID) first, with a symbolic link at the log's name, and root's
+    `dfs mount` appended its log to the file it pointed to. Now the mount is refused,
+    one line, exit 1, in the background and the foreground alike, and a cache_dir
+    it makes is 0700 with a 0600 log."""
+    euid = os.geteuid()
+    if euid != 0:
+        pytest.skip("planting another user's directory needs root")
+    shared = tmp_path / "T"
+    shared.mkdir()
+    os.chmod(shared, 0o1777)
+    victim = tmp_path / "victim"
+    victim.write_text("secret\n")
+    os.chmod(victim, 0o600)
+    mnt = os.path.join(mount_root, "planted")
+    os.makedirs(mnt)
+    planted = shared / f"dfs-fuse-{euid}"
+    planted.mkdir()
+    os.chmod(planted, 0o777)
+    log_name = "mount-" + mnt.strip("/").replace("/", "_") + ".log"
+    os.symlink(victim, planted / log_name)
+    for p in (planted, planted / log_name):
+        os.lchown(p, 65534, 65534)
+    env = {"TMPDIR": str(shared)}
+    for how in ([], ["--foreground"], ["-o", f"cache_dir={planted}"]):
+        r = dfs(fuse_cluster, "mount", *how, mnt, env=env)
+        assert r.returncode == 1 and r.stderr.count("\n") == 1, (how, r.stderr)
+        assert r.stderr.startswith(f"dfs: mount: {planted}: cache_dir is owned by another user (uid 65534);"), r.stderr
+        assert not os.path.ismount(mnt)
+    assert victim.read_text() == "secret\n"
+    os.chown(planted, euid, -1)   # ours, but still a link at the log's name (and 0777)
+    os.chmod(planted, 0o700)
+    r = dfs(fuse_cluster, "mount", mnt, env=env)
+    assert r.returncode == 1 and r.stderr.strip() == (
+        f"dfs: mount: {planted / log_name}: cannot open the mount's log: is a symbolic link"), r.stderr
+    assert victim.read_text() == "secret\n" and not os.path.ismount(mnt)
+
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    r = dfs(fuse_cluster, "mount", mnt, env={"TMPDIR": str(fresh)})
+    try:
+        assert r.returncode == 0, r.stderr
+        made = fresh / f"dfs-fuse-{euid}"
+        assert oct(os.lstat(made).st_mode & 0o7777) == oct(0o700)
+        assert oct(os.lstat(made / log_name).st_mode & 0o7777) == oct(0o600)
+    finally:
+        fuse_mount.unmount(mnt)
+
+
 def test_bad_option_values_and_addresses_are_usage_errors(mount_root):
     """`dfs mount -o` and `python -m dfs_fuse` check values (and the namenode address,
     as the CLI does) before anything else: exit 2, one line, nothing mounted. The
