@@ -11,13 +11,19 @@ the next heartbeat so the copy is retried at once from another source or to
 another target.
 
 Bandwidth: all copies of one node share a token bucket (``--repair-bandwidth``
-bytes/s, 0 = unlimited). While clients are being served -- by this node, or
-by any datanode as the namenode tells in heartbeat replies -- copies yield:
-after every record each waits for as long as the record took times
-``YIELD_FACTOR`` times the copies running, so together they get at most a
-quarter of one stream's time and foreground reads and writes keep the disks,
-network and CPU (the scheme behind Ceph's recovery sleep). Copies of blocks
-with a single good replica left ("urgent") never yield.
+bytes/s, 0 = unlimited) each record waits on before it goes. While clients are
+being served -- by this node, or by any datanode as the namenode tells in
+heartbeat replies -- copies yield: after every record each waits for as long
+as the record took times ``YIELD_FACTOR`` times the copies running, so
+together they get at most a quarter of one stream's time and foreground reads
+and writes keep the disks, network and CPU (the scheme behind Ceph's recovery
+sleep). Copies of blocks with a single good replica left ("urgent") never
+yield.
+
+``copied_bytes`` (the counter heartbeats carry, behind the repair rate and the
+pending bytes of ``dfs admin report``) counts a record's block bytes once it
+has been sent, after its wait for bandwidth: counted before, a block of one
+record counted as delivered a second before it went at 1 MiB/s.
 """
 
 from __future__ import annotations
@@ -41,11 +47,15 @@ YIELD_FACTOR = setting("DFS_REPAIR_YIELD", 3.0)   # 0: copies never yield
 
 
 class Throttle:
-    """A token bucket shared by threads: ``take(n)`` blocks until n bytes may go."""
+    """A token bucket shared by threads: ``take(n)`` blocks until n bytes may go.
+
+    It holds at most a quarter of a second's bytes (``burst``), so an idle node's
+    copies start at about the rate too (a floor of 4 MiB let a node capped at
+    1 MiB/s send 4 s of copying at once)."""
 
     def __init__(self, rate: float, burst: float | None = None):
         self.rate = float(rate)
-        self.burst = burst if burst is not None else max(4 << 20, self.rate / 4)
+        self.burst = burst if burst is not None else self.rate / 4
         self._tokens = self.burst
         self._last = time.monotonic()
         self._lock = threading.Lock()
@@ -161,8 +171,12 @@ class Replicator:
             self.store.mark_corrupt(rep.block_id)
             self.on_corrupt(rep.block_id)
 
-    def _pace(self, nbytes: int, took: float, urgent: bool) -> None:
+    def _wait_for_bandwidth(self, nbytes: int) -> None:
         self.throttle.take(nbytes, self._stopping)
+        if self._stopping.is_set():
+            raise OSError("datanode stopping")
+
+    def _yield_to_clients(self, took: float, urgent: bool) -> None:
         if YIELD_FACTOR > 0 and not urgent and self.foreground():
             # All copies together get at most 1/(1+YIELD_FACTOR) of one stream's time.
             self._stopping.wait(min(0.5, took * YIELD_FACTOR * max(1, self._running)))
@@ -192,15 +206,16 @@ class Replicator:
                 off = 0
                 try:
                     for e in entries:
+                        self._wait_for_bandwidth(e.stored_length)   # the cap is on what goes on the wire
                         t0 = time.monotonic()
                         frames.send_msg(s, pb.ChunkFrame(meta=pb.ChunkMeta(
                             stored_length=e.stored_length, plain_length=e.plain_length, checksum=e.checksum)))
                         if s.sendfile(f, off, e.stored_length) != e.stored_length:
                             raise ValueError(f"local replica of block {rep.block_id} ended early")
                         off += e.stored_length
-                        with self._lock:   # what the pipeline will have written
-                            self.copied_bytes += e.stored_length * len(targets)
-                        self._pace(e.stored_length, time.monotonic() - t0, urgent)
+                        with self._lock:   # block bytes (as the namenode counts) the pipeline will have written
+                            self.copied_bytes += e.plain_length * len(targets)
+                        self._yield_to_clients(time.monotonic() - t0, urgent)
                     frames.send_msg(s, pb.ChunkFrame(end=True))
                 except OSError:
                     if self._stopping.is_set():

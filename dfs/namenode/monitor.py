@@ -16,7 +16,6 @@ its lock: every method here runs with ``NameSystem.lock`` held, except
 
 from __future__ import annotations
 
-import collections
 import logging
 import threading
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ from typing import TYPE_CHECKING
 from dfs.config import setting
 from dfs.namenode import replication as planner
 from dfs.namenode.membership import admin_key
+from dfs.namenode.repair_progress import RepairProgress, copies_of
 
 if TYPE_CHECKING:
     from dfs.namenode.namesystem import NameSystem
@@ -44,7 +44,6 @@ MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it c
 # A pass over N blocks takes N / SCAN_SLICE seconds, then the next pass begins.
 SCAN_INTERVAL = 1.0
 SCAN_SLICE = 20_000
-RATE_WINDOW = 10.0                # seconds of copying behind the repair rate
 DECOMMISSION_LOG_EVERY = 60.0     # seconds between "stays decommissioning" lines per node
 
 
@@ -59,12 +58,8 @@ class ReplicationMonitor:
         self._scan: list[int] = []             # block ids the current scan pass has still to look at
         self._corrupt_seen: dict[int, float] = {}   # block -> when a replica of it was last found corrupt
         # The repair under way (None: none), for the rate and the pending bytes of the report.
-        self.repair_started: float | None = None
-        self.repaired_bytes = 0.0
-        self._repaired: collections.deque[tuple[float, int]] = collections.deque()   # (when, bytes)
+        self.repair: RepairProgress | None = None
         self._sent_counter: dict[str, int] = {}     # datanode -> its cumulative repair bytes, last heard
-        self._sent: collections.deque[tuple[float, int]] = collections.deque()       # (when, bytes)
-        self.repair_sent = 0                        # bytes copies delivered in this repair (incl. partial)
         self.deferred: set[int] = set()        # blocks known before a restart, planned once its grace is over
         self.stuck: set[int] = set()           # blocks no node can take a copy of (until one joins or has room)
         self._decom_short: dict[str, float] = {}    # decommissioning node -> when its progress was last logged
@@ -89,6 +84,8 @@ class ReplicationMonitor:
     def node_gone(self, uuid: str, lost) -> None:
         """A node died or restarted: its replicas (``lost``) and its copies need planning."""
         self.needed |= set(lost) | self.in_flight.drop_node(uuid)
+        if self.repair is not None:
+            self.repair.forget(uuid)
 
     def corrupt_found(self, block_id: int, now: float) -> None:
         self._corrupt_seen[block_id] = now
@@ -99,9 +96,9 @@ class ReplicationMonitor:
         slot is free again: worth planning at once)."""
         if not self.in_flight.is_pending(block_id, uuid):
             return False
-        self.in_flight.done(block_id, uuid)
-        self._repaired.append((now, length))
-        self.repaired_bytes += length
+        source = self.in_flight.done(block_id, uuid)
+        if self.repair is not None:
+            self.repair.landed(source, length, now)
         return True
 
     def copy_failed(self, block_id: int, source: str, targets: list[str], now: float) -> bool:
@@ -113,9 +110,8 @@ class ReplicationMonitor:
         """A datanode's cumulative count of bytes its copies delivered."""
         last = self._sent_counter.get(uuid)
         self._sent_counter[uuid] = counter
-        if last is not None and counter > last and self.repair_started is not None:
-            self._sent.append((now, counter - last))
-            self.repair_sent += counter - last
+        if last is not None and counter > last and self.repair is not None:
+            self.repair.sent(uuid, counter - last, now, self.in_flight.bytes_from.get(uuid, 0))
 
     def busy(self, uuid: str) -> bool:
         """Whether ``uuid`` should beat fast: repairs anywhere, or copies of its own."""
@@ -211,17 +207,15 @@ class ReplicationMonitor:
             # (the source may have other copies queued ahead of it).
             slack = (self.in_flight.per_source.get(c.source, 0) + 1) * info.length * len(addrs) / MIN_COPY_RATE
             self.in_flight.add(c, now + max(PENDING_TIMEOUT, 10 * hb) + slack)
-            if self.repair_started is None:
-                self.repair_started, self.repaired_bytes, self.repair_sent = now, 0.0, 0
-                self._repaired.clear()
-                self._sent.clear()
+            if self.repair is None:
+                self.repair = RepairProgress(now)
             log.debug("copy block %d (%s) from %s to %s", c.block_id, planner.PRIORITY_NAMES[c.priority],
                       s.address_of(c.source), ",".join(addrs))
         for d in drops:
             s.cmds(d.node).invalidate.add(d.block_id)
             s.bmap.remove_replica(d.block_id, d.node)
         if not copies and not self.in_flight.targets and not backlog:
-            self.repair_started = None
+            self.repair = None
         self.hurry = bool(self.in_flight.targets or backlog or stale
                           or any(c.transfers or c.invalidate for c in s.commands.values()))
 
@@ -261,32 +255,23 @@ class ReplicationMonitor:
     def pending_bytes(self, live: set[str]) -> int:
         """Bytes still to copy: each repairable block's length times the replicas it lacks
         (on nodes in service; a decommissioning node's copies are being moved off), less
-        what copies in flight have already delivered."""
+        what copies in flight have already delivered (see repair_progress.py)."""
         s = self.sys
-        total = 0
         nodes = s.members.nodes
+        lacking: dict[int, int] = {}     # block -> replicas it lacks
+        total = 0
         for b, info in s.bmap.blocks.items():
             if not info.complete:
                 continue
             good = [u for u in s.bmap.replicas.get(b, ()) if u in live]
             usable = sum(1 for u in good if nodes[u].admin_state == "normal")
             if good and usable < info.replication:
-                total += info.length * (info.replication - usable)
-        if self.repair_started is None:
+                lacking[b] = info.replication - usable
+                total += info.length * lacking[b]
+        if self.repair is None:
             return total
-        partial = min(self.in_flight.bytes, max(0, self.repair_sent - int(self.repaired_bytes)))
-        return max(0, total - partial)
+        return self.repair.pending(total, copies_of(lacking, self.in_flight.copies()))
 
     def repair_rate(self, now: float) -> float:
-        """Bytes/s copied over the last RATE_WINDOW seconds of this repair: from the
-        datanodes' byte counters, or from completed copies if they send none."""
-        if self.repair_started is None:
-            return 0.0
-        for q in (self._sent, self._repaired):
-            while q and q[0][0] < now - RATE_WINDOW:
-                q.popleft()
-        span = min(RATE_WINDOW, now - self.repair_started)
-        q = self._sent or self._repaired
-        if span <= 0 or not q:
-            return 0.0
-        return sum(n for _, n in q) / span
+        """Bytes/s copied over the last seconds of this repair (0: none, or not known yet)."""
+        return 0.0 if self.repair is None else self.repair.rate(now)

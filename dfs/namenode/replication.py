@@ -72,6 +72,7 @@ class InFlight:
     sources: dict[tuple[int, str], str] = field(default_factory=dict)     # (block, target) -> source
     per_target: dict[str, int] = field(default_factory=dict)
     bytes: int = 0
+    bytes_from: dict[str, int] = field(default_factory=dict)                # source -> bytes of its copies
     avoid: dict[int, dict[str, float]] = field(default_factory=dict)       # block -> {node: until}
     _serving: dict[tuple[int, str], int] = field(default_factory=dict)     # (block, source) -> targets
     _lengths: dict[tuple[int, str], int] = field(default_factory=dict)     # (block, target) -> bytes
@@ -91,6 +92,7 @@ class InFlight:
             self.per_target[t] = self.per_target.get(t, 0) + 1
             self._lengths[(r.block_id, t)] = length
             self.bytes += length
+            self.bytes_from[r.source] = self.bytes_from.get(r.source, 0) + length
 
     def done(self, block_id: int, target: str) -> str | None:
         """The copy of ``block_id`` to ``target`` is over (landed or given up). Returns its source."""
@@ -101,9 +103,15 @@ class InFlight:
         if not t:
             del self.targets[block_id]
         self.per_target[target] = max(0, self.per_target.get(target, 0) - 1)
-        self.bytes = max(0, self.bytes - self._lengths.pop((block_id, target), 0))
+        length = self._lengths.pop((block_id, target), 0)
+        self.bytes = max(0, self.bytes - length)
         src = self.sources.pop((block_id, target), None)
         if src is not None:
+            left_bytes = self.bytes_from.get(src, 0) - length
+            if left_bytes > 0:
+                self.bytes_from[src] = left_bytes
+            else:
+                self.bytes_from.pop(src, None)
             key = (block_id, src)
             left = self._serving.get(key, 1) - 1
             if left > 0:
@@ -160,6 +168,10 @@ class InFlight:
         for t in list(self.targets.get(block_id, ())):
             self.done(block_id, t)
         self.avoid.pop(block_id, None)
+
+    def copies(self) -> list[tuple[int, str, int]]:
+        """Every copy in flight, as (block, source, length): one per target."""
+        return [(b, s, self._lengths.get((b, t), 0)) for (b, t), s in self.sources.items()]
 
     def is_pending(self, block_id: int, target: str) -> bool:
         return target in self.targets.get(block_id, {})

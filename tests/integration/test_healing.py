@@ -542,3 +542,39 @@ def test_admin_report_shows_states_counts_and_eta(make_cluster):
     text = c.cli("admin", "report").stdout.decode()
     assert "dead" in text and victim.address in text
     check_all(c, {"/v": data})
+
+
+def test_a_throttled_repair_shows_what_is_left_and_a_fair_eta_until_it_is_done(make_cluster):
+    """Datanodes capped at 1 MiB/s: the pending bytes were 0 (ETA 0 s) with a third of the
+    blocks still to copy, and the rate 25 times the caps early on (copies counted before
+    their wait for bandwidth, a 4 MiB burst, a rate over the first fraction of a second)."""
+    cap = MiB
+    c = make_cluster(datanodes=4, start=False)        # 1 MiB blocks: a record each
+    for d in c.datanodes:
+        d.argv += ["--repair-bandwidth", str(cap)]
+    c.start()
+    data = os.urandom(24 * MiB)
+    put_bytes(c, "/slow", data)
+    victim = busiest(c)
+    c.kill(victim, signal.SIGKILL)
+    wait_state(c, victim, "dead")
+    seen = []
+    while True:
+        rep = c.report()
+        seen.append((time.monotonic(), rep))
+        if rep["under_replicated"] == 0:
+            break
+        assert time.monotonic() - seen[0][0] < 30, seen[-1]
+        time.sleep(0.2)
+    done = seen[-1][0]
+    etas = []
+    for t, rep in seen[:-1]:
+        assert rep["pending_repair_bytes"] >= MiB, rep          # a block or more: none has landed yet
+        assert rep["repair_rate"] < 2 * 3 * cap, rep              # three sources at 1 MiB/s each
+        if rep["eta_seconds"] is not None and done - t > 1.5:
+            etas.append((rep["eta_seconds"], done - t))
+    assert etas, seen
+    for eta, left in etas:
+        assert left / 2.5 < eta < left * 2.5, etas
+    assert seen[-1][1]["pending_repair_bytes"] == 0
+    check_all(c, {"/slow": data})

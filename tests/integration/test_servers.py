@@ -203,7 +203,7 @@ def test_sigterm_breaks_off_a_running_repair_copy(make_cluster):
     for the copy to end (the interpreter joins the copy threads at exit)."""
     c = make_cluster(datanodes=3, replication=2, block_size="8MiB", start=False)
     for d in c.datanodes:
-        d.argv += ["--repair-bandwidth", "512KiB"]   # 4 MiB burst, then ~8 s for the rest
+        d.argv += ["--repair-bandwidth", "512KiB"]   # ~16 s for the block
     c.start()
     put_bytes(c, "/a", os.urandom(8 * MiB))
     holders = [d for d in c.datanodes if d.address in locations(c, "/a")[0]["names"]]

@@ -360,14 +360,16 @@ def test_in_flight_failed_and_drop_node_free_slots_and_avoid():
     fl = InFlight()
     fl.add(Replicate(1, "s", ("t1", "t2"), length=10), 100.0)
     fl.add(Replicate(2, "s", ("t3",), length=20), 100.0)
-    assert fl.bytes == 40 and fl.per_target == {"t1": 1, "t2": 1, "t3": 1}
+    assert fl.bytes == 40 and fl.per_target == {"t1": 1, "t2": 1, "t3": 1} and fl.bytes_from == {"s": 40}
+    assert sorted(fl.copies()) == [(1, "s", 10), (1, "s", 10), (2, "s", 20)]
     assert fl.failed(1, "s", ["t2"], now=5.0, avoid_for=10.0) == ["t2"]
     assert fl.is_pending(1, "t1") and not fl.is_pending(1, "t2") and fl.per_source["s"] == 2
     assert fl.avoided(1, 6.0) == {"t2"} and fl.avoided(1, 16.0) == set()
     assert fl.drop_node("t3") == {2}
-    assert fl.per_source["s"] == 1 and fl.bytes == 10
+    assert fl.per_source["s"] == 1 and fl.bytes == 10 and fl.bytes_from == {"s": 10}
     assert fl.drop_node("s") == {1}
     assert fl.targets == {} and fl.sources == {} and fl.bytes == 0 and fl.per_source["s"] == 0
+    assert fl.bytes_from == {} and fl.copies() == []
 
 
 def test_expired_copy_is_retried_from_another_source_and_target():
