@@ -73,10 +73,11 @@ class ClusterAdmin:
                                       self._safemode_progress() if self.safemode_auto else "")
             return out
 
-    def _admin_only(self, caller: Caller | None, what: str) -> None:
-        """Cluster-wide switches are the superuser's (as HDFS's dfsadmin)."""
+    def _admin_only(self, caller: Caller | None, what: str, subject: str = "") -> None:
+        """Cluster-wide switches are the superuser's (as HDFS's dfsadmin). ``subject``:
+        what the refused call was about (a datanode's HOST:PORT), shown before the reason."""
         if caller is not None and not self.ns.is_superuser(caller):
-            raise errors.DfsPermissionError(f"Permission denied: {what} needs the superuser")
+            raise errors.DfsPermissionError(f"Permission denied: {what} needs the superuser", subject)
 
     def safemode(self, action: str, caller: Caller | None = None) -> tuple[bool, str]:
         if action != "get":
@@ -99,7 +100,7 @@ class ClusterAdmin:
         highest being ``max_replication``: those cannot all be copied off, so the node
         stays decommissioning until datanodes join or the replication is lowered (HDFS
         accepts it too; the CLI warns: it used to be said only in the namenode's log)."""
-        self._admin_only(caller, "decommission")
+        self._admin_only(caller, "decommission", address)
         out = {"stuck_blocks": 0, "in_service": 0, "max_replication": 0}
         with self.lock:
             d = self.members.by_address(address)

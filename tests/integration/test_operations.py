@@ -276,6 +276,9 @@ def test_a_decommission_is_cancelled_with_cancel(make_cluster):
     r = c.cli("admin", "decommission", "--cancel", "127.0.0.1:1")
     assert r.returncode == 1 and r.stderr.decode().splitlines() == [
         "dfs: admin decommission: 127.0.0.1:1: no such datanode"], r.stderr
+    r = c.cli("admin", "decommission", node.address, env={"DFS_USER": "bob"})   # SPEC §3: the node is the subject
+    assert r.returncode == 1 and r.stderr.decode().splitlines() == [
+        f"dfs: admin decommission: {node.address}: Permission denied: decommission needs the superuser"], r.stderr
     check_all(c, {"/b": data})
 
 

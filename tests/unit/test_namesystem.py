@@ -555,8 +555,9 @@ def test_safemode_and_decommission_are_the_superusers():
     for action in ("enter", "leave"):
         with pytest.raises(errors.DfsPermissionError):
             ns.safemode(action, bob)
-    with pytest.raises(errors.DfsPermissionError):
+    with pytest.raises(errors.DfsPermissionError) as e:
         ns.decommission("127.0.0.1:9866", bob)
+    assert str(e.value) == "127.0.0.1:9866: Permission denied: decommission needs the superuser"
     assert ns.safemode("get", bob) == (False, "")
     assert ns.safemode("enter", ROOT)[0] and ns.safemode("leave", ROOT) == (False, "")
     admin = Caller("ann", ("supergroup",), client_name="ann-1")
