@@ -9,6 +9,7 @@ tests/unit/test_cli_args.py exercise them directly.
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import signal
@@ -37,22 +38,31 @@ class Parser(argparse.ArgumentParser):
     def print_help(self, file=None) -> None:
         """--help. argparse drops a failed write of the text, so `dfs --help >/dev/full`
         exited 0 having printed nothing; here it fails as any command's output does
-        (`dfs: stdout: No space left on device`, 1; a closed pipe: quietly, 141)."""
+        (`dfs: stdout: No space left on device`, 1; closed: `Bad file descriptor`, 1;
+        a reader gone away: quietly, 141)."""
         out = file or sys.stdout
         try:
+            if out is None:   # fd 1 closed (`dfs --help >&-`): Python made no sys.stdout
+                raise OSError(errno.EBADF, os.strerror(errno.EBADF))
             out.write(self.format_help())
             out.flush()
         except OSError as e:
-            _discard_stdout()   # the exit's flush would fail again ("Exception ignored")
+            discard_stdout()   # the exit's flush would fail again ("Exception ignored")
             if isinstance(e, BrokenPipeError):
-                sys.exit(128 + signal.SIGPIPE)
+                sys.exit(EXIT_BROKEN_PIPE)
             command = self.prog.removeprefix("dfs").strip()
             sys.stderr.write(f"dfs: {command + ': ' if command else ''}stdout: {e.strerror}\n")
             sys.exit(1)
 
 
-def _discard_stdout() -> None:
-    """Point fd 1 at /dev/null, dropping what is still buffered for it."""
+# A reader that closed our stdout (`dfs cat f | head -c1`): exit quietly with the
+# status a Unix tool killed by SIGPIPE has (128 + 13), as `cat` does. See docs/cli.md.
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
+
+
+def discard_stdout() -> None:
+    """Point fd 1 at /dev/null: what is still buffered for it cannot be written, and
+    the flush at exit would fail again ("Exception ignored ... OSError")."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -13,6 +13,7 @@ from dfs.cli.args import UsageError
 from dfs.client import DfsClient
 from dfs.client.namenode import acting_user
 from dfs.config import DEFAULT_NAMENODE, SettingError, parse_namenode, split_url, url_user
+from dfs.text import printable
 
 # One client per (namenode, user acted as): `dfs://bob@nn/a` and `/b` with DFS_USER=bob
 # share one, so mv can tell "same cluster, same user" by identity.
@@ -73,15 +74,6 @@ def error_line(command: str, e: BaseException, subject: str = "") -> str:
     else:
         line = f"dfs: {command}: {os_message(e)}"
     return printable(line)
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped (\\n, \\x1b): a name holding a newline
-    split the one error line in two, and one holding ESC reached the terminal raw."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for c in text)
 
 
 def names_shown_on(stream) -> Callable[[str], str]:

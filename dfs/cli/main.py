@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import select
-import signal
 import sys
 
 from dfs import errors
 from dfs.cli import admin, fs, servers
 from dfs.cli import args as cli_args
-from dfs.cli.args import Parser, UsageError
+from dfs.cli.args import EXIT_BROKEN_PIPE, Parser, UsageError, discard_stdout
 from dfs.cli.common import CheckedStdout, ClosedStdout, StdoutError, error_line, namenode_of
 from dfs.config import SettingError, check_settings, split_url, url_user
 from dfs.tuning import tune_malloc
@@ -30,9 +28,6 @@ class CliError(Exception):
         super().__init__(f"{path}: {reason}" if path else reason)
 
 
-# A reader that closed our stdout (`dfs cat f | head -c1`): exit quietly with the
-# status a Unix tool killed by SIGPIPE has (128 + 13), as `cat` does. See docs/cli.md.
-EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,7 +94,7 @@ def _run(args, name: str) -> int:
         print(error_line(name, e, _subject(args)), file=sys.stderr)
         return 1
     except StdoutError as e:   # `stdout: No space left on device`
-        _discard_stdout()
+        discard_stdout()
         if args.debug:
             raise
         print(error_line(name, e), file=sys.stderr)
@@ -152,19 +147,8 @@ def _stdout_closed() -> bool:
     except (OSError, ValueError, AttributeError):
         return False
     if closed:
-        _discard_stdout()
+        discard_stdout()
     return closed
-
-
-def _discard_stdout() -> None:
-    """Point fd 1 at /dev/null: what is still buffered for it cannot be written, and
-    the flush at exit would fail again ("Exception ignored ... OSError")."""
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-    except (OSError, ValueError, AttributeError):
-        pass
 
 
 def _subject(args, e: BaseException | None = None) -> str:

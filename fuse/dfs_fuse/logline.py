@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 
-from dfs.cli.common import printable
+from dfs.text import printable
 
 
 class EscapeControls(logging.Filter):

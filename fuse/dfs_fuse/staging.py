@@ -19,6 +19,8 @@ import os
 import tempfile
 import threading
 
+from dfs_fuse import cachedir
+
 PAGE = 1 << 20
 ZERO_PAGE = bytes(PAGE)
 
@@ -69,9 +71,11 @@ class Pages:
             self.mem[i] = bytearray(fill)
             return
         if self._fd is None:
-            # mount() checked the directory; this remakes it if a tmp cleaner took it. mkstemp
-            # (O_EXCL, 0600) keeps the file ours even in a directory that is not.
-            os.makedirs(self.budget.spill_dir, mode=0o700, exist_ok=True)
+            # mount() checked the directory; a tmp cleaner may have taken it since, and
+            # another user made one at its name: checked again, as the mount checked it
+            # (mkstemp's 0600 is not enough in a directory another user owns: its owner
+            # can rename the file away before our unlink, and keep the staged data).
+            cachedir.ensure(self.budget.spill_dir)
             fd, name = tempfile.mkstemp(prefix="spill-", dir=self.budget.spill_dir)
             os.unlink(name)
             self._fd = fd

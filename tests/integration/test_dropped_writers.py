@@ -25,6 +25,12 @@ def _alive(name: str) -> int:
     return sum(t.name == name and t.is_alive() for t in threading.enumerate())
 
 
+def _renewing(client) -> bool:
+    """Whether ``client``'s own lease renewer runs (another test's may be lingering)."""
+    t = client._lease_thread
+    return t is not None and t.is_alive()
+
+
 def _until(predicate, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate() and time.monotonic() < deadline:
@@ -48,7 +54,7 @@ def _drop(make) -> tuple[weakref.ref, list]:
 @pytest.mark.parametrize("size", [SMALL_FILE // 2, 3 * MiB + 5], ids=["small", "streamed"])
 def test_a_writer_dropped_unclosed_is_abandoned(cluster, size):
     client = cluster.client()
-    writers, renewers = _alive("dfs-writer"), _alive("dfs-lease")
+    writers = _alive("dfs-writer")
     data = os.urandom(size)
     # Another writer of the same client stays open: the client's lease is renewed all
     # along, so the dropped file must be abandoned by the namenode, not just left to lapse.
@@ -86,15 +92,14 @@ def test_a_writer_dropped_unclosed_is_abandoned(cluster, size):
     assert client._lease_thread is not None and client._lease_thread.is_alive()   # kept's lease is renewed
     kept.close()
     assert client.read_bytes("/kept") == b"k" * 100
-    # (<=: a renewer of an earlier test's client may have been lingering, LEASE_LINGER)
-    assert _until(lambda: _alive("dfs-lease") <= renewers), "the lease thread outlived the last writer"
+    assert _until(lambda: not _renewing(client)), "the lease thread outlived the last writer"
 
 
 def test_an_fsspec_write_handle_dropped_unclosed_publishes_nothing(cluster):
     # fsspec's AbstractBufferedFile.__del__ closes, which publishes; DFSFile discards
     # instead (docs/fsspec.md: "a writer never closed ... discarded").
     fs = DFSFileSystem(namenode=cluster.namenode_address, skip_instance_cache=True)
-    writers, renewers = _alive("dfs-writer"), _alive("dfs-lease")
+    writers = _alive("dfs-writer")
 
     def make():
         f = fs.open("/fs-dropped", "wb")
@@ -106,7 +111,7 @@ def test_an_fsspec_write_handle_dropped_unclosed_publishes_nothing(cluster):
     assert ref() is None
     assert any(issubclass(w.category, ResourceWarning) for w in seen)
     assert not fs.exists("/fs-dropped")
-    assert _until(lambda: _alive("dfs-writer") == writers and _alive("dfs-lease") <= renewers)
+    assert _until(lambda: _alive("dfs-writer") == writers and not _renewing(fs.client))
     cluster.client().write_bytes("/fs-dropped", b"new", overwrite=False)   # no lease holds it
     assert fs.cat_file("/fs-dropped") == b"new"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import io
+import os
 
 import pytest
 
@@ -83,3 +84,7 @@ def test_help_to_a_full_output_fails_naming_stdout(argv):
     assert (r.returncode, r.stderr) == (1, f"{where}stdout: No space left on device\n".encode())
     ok = subprocess.run([sys.executable, "-m", "dfs", *argv], capture_output=True, timeout=60)
     assert ok.returncode == 0 and ok.stdout.startswith(b"usage: dfs") and ok.stderr == b""
+    # fd 1 closed (`dfs --help >&-`): Python has no sys.stdout; not a traceback
+    closed = subprocess.run([sys.executable, "-m", "dfs", *argv], capture_output=True,
+                            preexec_fn=lambda: os.close(1), timeout=60)
+    assert (closed.returncode, closed.stderr) == (1, f"{where}stdout: Bad file descriptor\n".encode())

@@ -123,3 +123,12 @@ def test_every_mode_on_every_start_as_the_local_gnu_chmod(tmp_path):
                 except errors.InvalidArgumentError:
                     mine = "bad"
                 assert mine == want, (text, oct(start), "dir" if is_dir else "file")
+
+
+def test_mode_strings_show_setuid_setgid_and_sticky_as_ls_does():
+    from dfs.cli.common import mode_string
+    assert mode_string(True, 0o1777) == "drwxrwxrwt"
+    assert mode_string(True, 0o1776) == "drwxrwxrwT"
+    assert mode_string(False, 0o7777) == "-rwsrwsrwt"
+    assert mode_string(False, 0o6644) == "-rwSr-Sr--"
+    assert mode_string(False, 0o644) == "-rw-r--r--"

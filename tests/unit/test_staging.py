@@ -1,5 +1,7 @@
 """The FUSE mount's staged pages (fuse/dfs_fuse/staging.py): pure, no mount."""
 
+import os
+
 from dfs_fuse.staging import PAGE, PageBudget, Pages
 
 
@@ -32,3 +34,18 @@ def test_pages_spill_to_disk_past_the_budget(tmp_path):
     assert p.take(1)[:7] == b"on disk"
     p.clear()
     assert budget.used == 0 and len(p) == 0
+
+
+def test_a_spill_directory_remade_by_another_user_is_not_used(tmp_path):
+    # A tmp cleaner took the mount's spill directory and another user made one at its
+    # name: a spill file there could be renamed away by its owner before our unlink.
+    import pytest
+
+    from dfs import errors
+    spill = tmp_path / "spill"
+    spill.mkdir(mode=0o700)
+    os.chown(spill, 65534, 65534)
+    p = Pages(PageBudget(0, str(spill)))
+    with pytest.raises(errors.DfsError, match="owned by another user"):
+        p.new(0, b"data")
+    assert os.listdir(spill) == []
