@@ -11,6 +11,8 @@ fsspec transaction). ``_read_parallel`` serves ``cat_file`` and dfs.dask.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 import threading
@@ -253,6 +255,7 @@ class DFSFile(AbstractBufferedFile):
         mode = _binary_mode(mode)
         path = fs._strip_protocol(path)
         self._writer = None
+        self._failure: BaseException | None = None   # a write failed: the file was discarded
         self._chunks: _ChunkCache | None = None
         self._write_opts = _write_opts(dict(replication=replication, dfs_block_size=dfs_block_size,
                                             permissions=permissions))
@@ -355,13 +358,32 @@ class DFSFile(AbstractBufferedFile):
                 self._writer.abort()
                 raise
 
+    def write(self, data):
+        self._raise_failure()
+        return super().write(data)
+
+    def flush(self, force=False):
+        self._raise_failure()
+        super().flush(force)
+
+    def _raise_failure(self) -> None:
+        """After a failed write, every write, flush and the close() raise its error again,
+        as io's BufferedWriter (which tries the write again): fsspec's flush keeps the
+        buffer and would send it to the aborted writer. Callers close whatever happened
+        (pandas, gzip's trailer, ``finally:``): that close raised ValueError("write to
+        closed file"), and the OSError that said why was lost."""
+        if self._failure is not None and not self.closed:
+            raise self._failure
+
     def _upload_chunk(self, final=False):
         data = self.buffer.getvalue()
         if data:
             try:
                 self._writer.write(data)
-            except BaseException:
+            except BaseException as e:
                 self._writer.abort()
+                self._failure = _failure_to_repeat(e, self.path)
+                self.buffer = io.BytesIO()   # never sent now
                 raise
         if final and self.autocommit:
             self.commit()
@@ -383,7 +405,7 @@ class DFSFile(AbstractBufferedFile):
     def discard(self):
         """Give the file up: nothing appears at its path (fsspec's discard; also what an
         exception in the ``with`` block or an unclosed file's collection does)."""
-        if self._writer is not None:
+        if self._writer is not None and self._failure is None:   # (a failure aborted it)
             self._writer.abort()
 
     def _abandon(self) -> None:
@@ -407,6 +429,9 @@ class DFSFile(AbstractBufferedFile):
         # discarded instead, like an exception inside ``with``.
         if getattr(self, "_closed", True):
             return
+        if getattr(self, "_failure", None) is not None:   # discarded, and the error said so
+            self.closed = True
+            return
         if self.mode == "rb":
             self.close()
             return
@@ -425,11 +450,28 @@ class DFSFile(AbstractBufferedFile):
         if self.mode != "rb" and _open_file_exiting_on_error():
             self._abandon()   # `with fsspec.open(url, "wb")` left by an exception
             return
+        if self._failure is not None:   # once more, as io's close() flushing; closed after it
+            self.closed = True
+            self.buffer = None
+            # ... unless closed while an exception propagates (a `finally:`, pandas' `with`):
+            # the failed write raised it, or it is an interrupt, which must go on as it is.
+            # (Raised again, io.TextIOWrapper.close made the failure its own __context__.)
+            if sys.exc_info()[1] is None:
+                raise self._failure
+            return
         try:
             super().close()
         finally:
             if self._chunks is not None:
                 self._chunks.close()
+
+
+def _failure_to_repeat(e: BaseException, path: str) -> BaseException:
+    """What the writes and the close() after a write that failed with ``e`` raise: ``e``,
+    but an OSError for an interruption (KeyboardInterrupt happened once, not again)."""
+    if isinstance(e, Exception):
+        return e
+    return InterruptedError(errno.EINTR, "write interrupted: the file was discarded", path)
 
 
 def _open_file_exiting_on_error() -> bool:

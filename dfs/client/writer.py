@@ -166,6 +166,9 @@ class FileWriter:
         self._queue: queue.Queue | None = None   # made when sending begins (an empty file never does)
         self._sender: threading.Thread | None = None
         self._error: BaseException | None = None
+        # The sending's failure an abort() followed (fsspec's close flushes what is left
+        # into the aborted writer): later writes raise it, not "write to closed file".
+        self._failed_with: BaseException | None = None
         # Datanodes to avoid -> when the pipeline they failed was set up (monotonic). The
         # namenode stops avoiding one that has re-registered since (a restart).
         self._excluded: dict[str, float] = {}
@@ -297,6 +300,8 @@ class FileWriter:
     # -- writing --------------------------------------------------------
     def write(self, data) -> int:
         if self.closed:
+            if self._failed_with is not None:   # aborted because sending failed: that, again
+                raise self._failed_with
             raise ValueError("write to closed file")
         self._raise_sender_error()
         view = memoryview(data).cast("B")
@@ -633,6 +638,8 @@ class FileWriter:
             self._release()
 
     def _stop_sending(self) -> None:
+        if not self.closed:   # (close() sets closed first: a write after it is io's ValueError)
+            self._failed_with = self._error
         self.closed = True
         if self._sender is not None and self._sender.is_alive():
             self._error = self._error or errors.DfsError("aborted")

@@ -11,7 +11,10 @@ import os
 import signal
 import threading
 import time
+import warnings
 
+import fsspec
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -135,6 +138,91 @@ def test_rm_of_a_file_being_written_fails_its_writer(shared_cluster):
         f.close()
     assert not fs.exists("/rmw/g.bin")
 
+
+
+def _write_until_it_fails(f, chunk: bytes, tries: int = 40) -> OSError:
+    for _ in range(tries):
+        try:
+            f.write(chunk)
+        except OSError as e:
+            return e
+    pytest.fail(f"{tries} writes after the file was removed all succeeded")
+
+
+def _resource_warnings(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
+
+
+def test_a_failed_write_is_raised_again_by_later_writes_and_close(shared_cluster):
+    # close() after a failed write (pandas, gzip and `finally:` all close) flushed what
+    # was left into the aborted writer: ValueError("write to closed file"), not an
+    # OSError, hid the real error; the handle stayed open and warned when collected.
+    fs, other = _fs(shared_cluster), _fs(shared_cluster)
+    chunk = os.urandom(MiB)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        f = fs.open("/wfail/a.bin", "wb")
+        f.write(chunk * 8)
+        f.flush()
+        other.rm("/wfail/a.bin")
+        first = _write_until_it_fails(f, chunk)
+        assert isinstance(first, FileNotFoundError), repr(first)
+        assert "/wfail/a.bin: file is not open for writing" in str(first)
+        with pytest.raises(type(first)) as again:          # as io: the same failure again
+            f.write(chunk)
+        assert str(again.value) == str(first)
+        with pytest.raises(type(first)) as at_close:       # close() says it once, and closes
+            f.close()
+        assert str(at_close.value) == str(first) and f.closed
+        f.close()
+        with pytest.raises(ValueError):                   # closed: as any closed file
+            f.write(b"x")
+        # never closed after its failure: collected quietly (it said what went wrong)
+        g = fs.open("/wfail/b.bin", "wb")
+        g.write(chunk * 8)
+        g.flush()
+        other.rm("/wfail/b.bin")
+        _write_until_it_fails(g, chunk)
+        # an interrupted write: the interrupt goes on through close(); a later write is an
+        # OSError (the file was discarded), not the interrupt again
+        h = fs.open("/wfail/c.bin", "wb")
+        h._writer.write = lambda data: (_ for _ in ()).throw(KeyboardInterrupt())
+        with pytest.raises(KeyboardInterrupt):
+            try:
+                h.write(chunk * 5)                        # past the buffer: sent
+            finally:
+                with pytest.raises(InterruptedError):
+                    h.write(chunk)
+                h.close()
+        assert h.closed
+        del f, g, h
+        gc.collect()
+    assert _resource_warnings(caught) == []
+    for p in ("/wfail/a.bin", "/wfail/b.bin", "/wfail/c.bin"):
+        assert not fs.exists(p)
+        _other_client_can_create(shared_cluster, p)
+
+
+def test_a_failed_compressed_write_raises_its_oserror_from_fsspec_open(shared_cluster):
+    # fsspec's OpenFile closes the compressor, which writes its trailer into the file
+    # whose writer had failed: ValueError("write to closed file") replaced the error.
+    other = _fs(shared_cluster)
+    url = f"dfs://{shared_cluster.namenode_address}/wfail/g.gz"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(OSError) as e:
+            with fsspec.open(url, "wb", compression="gzip") as g:
+                g.write(os.urandom(8 * MiB))
+                g.flush()
+                other.rm("/wfail/g.gz")
+                for _ in range(40):
+                    g.write(os.urandom(MiB))
+        del g
+        gc.collect()
+    assert isinstance(e.value, FileNotFoundError), repr(e.value)
+    assert "/wfail/g.gz: file is not open for writing" in str(e.value)
+    assert _resource_warnings(caught) == []
+    assert not other.exists("/wfail/g.gz")
 
 def test_rmdir_of_a_directory_holding_only_a_file_being_written_refuses(shared_cluster):
     """The unfinished file is a child (as in HDFS): a non-recursive removal of its
@@ -452,6 +540,29 @@ def test_io_failures_are_oserrors_with_an_errno(make_cluster):
                       (errors.ChecksumError(), errno.EIO), (errors.DecryptionError(), errno.EIO)):
         assert isinstance(err, OSError) and err.errno == want == errors.errno_for(err)
 
+
+
+def test_pandas_writes_with_every_datanode_dead_raise_the_real_oserror(make_cluster):
+    # pandas closes its handle whatever happened: that close raised ValueError("write to
+    # closed file") over the NoDatanodesError of the write before it.
+    c = make_cluster(dead_timeout=600)   # still live to the namenode: each write tries them
+    for dn in c.datanodes:
+        c.kill(dn)
+    fs = _fs(c, retry_seconds=1)
+    df = pd.DataFrame({"x": np.random.default_rng(1).random(1_500_000)})   # ~30 MB of CSV
+    url = f"dfs://{c.namenode_address}/pd"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for name, write in (("df.csv", lambda u: df.to_csv(u, index=False)),
+                            ("df.parquet", lambda u: df.to_parquet(u, compression=None))):
+            with pytest.raises(OSError, match="no datanode left for the block") as e:
+                write(f"{url}/{name}")
+            assert isinstance(e.value, errors.NoDatanodesError), repr(e.value)
+            assert e.value.errno == errno.EIO
+            assert e.value.__context__ is not e.value     # not raised again by the close
+            assert not fs.exists(f"/pd/{name}")
+        gc.collect()
+    assert _resource_warnings(caught) == []
 
 def test_a_reader_of_a_replaced_file_never_reads_on_in_the_new_one(make_cluster):
     # Its next read after the old blocks were deleted failed once ("file changed"), and
