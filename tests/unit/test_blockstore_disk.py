@@ -194,6 +194,11 @@ def test_a_read_only_or_full_data_dir_is_not_dead(tmp_path, monkeypatch):
         assert store.get(7) is not None
     finally:
         subprocess.run(["chattr", "-i", store.tmp], check=True)
+    # The free space held still: other processes on this disk (a parallel test deleting
+    # a big file) could free FULL_MARGIN meanwhile, which is "writable again".
+    frozen = blockstore.shutil.disk_usage(store.root)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(blockstore.shutil, "disk_usage", lambda path: usage(*frozen))
     store.refused(OSError(errno.ENOSPC, "No space left on device"), "writing block 9")
     for _ in range(3):
         store.usage()
