@@ -19,6 +19,7 @@ from dfs import config
 
 MAX_REPLICATION = config.MAX_REPLICATION      # the bound the namenode checks too (config.replication_problem)
 SIZE_FORMS = "bytes, or a K/M/G/T or KiB/MiB/GiB/TiB suffix"
+MAX_SECONDS = 1e9   # ~31 years; a longer wait overflows (threading.TIMEOUT_MAX, time_t)
 
 
 class UsageError(Exception):
@@ -124,13 +125,14 @@ def positive_count(text: str) -> int:
 
 
 def seconds(text: str) -> float:
-    """An interval: a finite number of seconds > 0 (0 would make a loop spin; inf overflows a wait)."""
+    """An interval: seconds, 0 < x < 1e9 (0 would make a loop spin; inf overflows a wait).
+    The message names both bounds: '1e300' refused as "not > 0" read as a contradiction."""
     try:
         x = float(text)
     except ValueError:
         x = math.nan
-    if not 0 < x < 1e9:
-        raise _fail("interval", text, "a number of seconds > 0")
+    if not 0 < x < MAX_SECONDS:
+        raise _fail("interval", text, "a number of seconds > 0 and < 1e9")
     return x
 
 

@@ -98,6 +98,9 @@ def test_a_malformed_url_is_a_usage_error_before_any_rpc(monkeypatch, capsys):
     (["admin", "decommission", "dn1"], "admin decommission: argument HOST:PORT: invalid address 'dn1'"),
     (["chown", "", "/a"], "chown: argument OWNER[:GROUP]: invalid owner ''"),
     (["chown", "a:b:c", "/a"], "invalid owner 'a:b:c'"),
+    # too large: the message names the upper bound too, not only "> 0"
+    (["admin", "safemode", "wait", "--timeout", "1e300"],
+     "admin safemode: argument --timeout: invalid interval '1e300' (a number of seconds > 0 and < 1e9)"),
     ([], "the following arguments are required: COMMAND"),
 ])
 def test_usage_errors_are_one_line(capsys, argv, words):

@@ -92,5 +92,5 @@ def test_a_bad_interval_is_one_clear_line(tmp_path, value):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2   # a usage error (SPEC §3), found by the parser: see docs/cli.md
     assert r.stderr == (f"dfs: datanode: argument --replica-check-interval: invalid interval '{value}' "
-                        "(a number of seconds > 0); see 'dfs datanode --help'\n")
+                        "(a number of seconds > 0 and < 1e9); see 'dfs datanode --help'\n")
     assert not (tmp_path / "dn").exists()

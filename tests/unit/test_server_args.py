@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from dfs import config
@@ -53,6 +55,8 @@ def test_good_values_are_taken():
     (NN + ["--heartbeat-interval", "nan"], "invalid interval 'nan'"),
     (NN + ["--dead-node-timeout", "0"], "--dead-node-timeout: invalid interval '0'"),
     (NN + ["--dead-node-timeout", "soon"], "invalid interval 'soon'"),
+    (NN + ["--heartbeat-interval", "1e12"], "invalid interval '1e12' (a number of seconds > 0 and < 1e9)"),
+    (NN + ["--heartbeat-interval", "1e9"], "invalid interval '1e9' (a number of seconds > 0 and < 1e9)"),
     (NN + ["--replication", "0"], "--replication: invalid replication '0'"),
     (NN + ["--replication", "513"], "invalid replication '513'"),
     (NN + ["--block-size", "12Q"], "--block-size: invalid size '12Q'"),
@@ -74,6 +78,8 @@ def test_good_values_are_taken():
     (DN + ["--scan-interval", "0"], "--scan-interval: invalid interval '0'"),
     (DN + ["--replica-check-interval", "-5"], "--replica-check-interval: invalid interval '-5'"),
     (DN + ["--heartbeat-interval", "0"], "--heartbeat-interval: invalid interval '0'"),
+    (DN + ["--scan-interval", "1e300"],
+     "--scan-interval: invalid interval '1e300' (a number of seconds > 0 and < 1e9)"),
     (DN + ["--scan-rate", "0"], "--scan-rate: invalid rate '0'"),
     (DN + ["--scan-rate", "1x"], "--scan-rate: invalid size '1x'"),
     (DN + ["--repair-bandwidth", "fast"], "--repair-bandwidth: invalid size 'fast'"),
@@ -97,6 +103,23 @@ def test_datanode_port_is_9866_for_the_default_and_never_shared_between_clusters
     assert all(1024 <= p < 65536 for p in ports[1023:])   # unprivileged stays unprivileged
     assert len(set(ports)) == len(ports)       # one-to-one: distinct --port, distinct datanode ports
     assert datanode_port(9020) == 10866
+
+
+def test_every_seconds_option_shares_one_check():
+    # One function, so one message: an option with its own float() check would drift from the rest.
+    from dfs.cli import args as a
+    parser = build_parser()
+    seen = []
+    def walk(p, path):
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + [name])
+            elif action.metavar == "SECS":
+                seen.append((" ".join(path), action.dest))
+                assert action.type is a.seconds, (path, action.dest)
+    walk(parser, [])
+    assert ("admin safemode", "timeout") in seen and ("namenode", "heartbeat_interval") in seen, seen
 
 
 def test_every_server_default_is_a_valid_value():
