@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 import re
@@ -94,6 +95,18 @@ def parse_address(text: str, default_port: int = 0) -> tuple[str, int]:
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"invalid address: {text!r} (expected HOST:PORT)")
     return host.strip("[]"), int(port)
+
+
+def bare_host(host: str) -> str:
+    """A host as sockets and Dask name it, for comparing hosts: an IPv6 literal without
+    its brackets, in its canonical form ('[0:0::1]' -> '::1'); a name as it is. Block
+    locations' ``hosts`` keep the brackets (the host part of '[::1]:9866'), a Dask
+    worker's host has none: compared as they came, no IPv6 replica was ever local."""
+    host = host.strip("[]")
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        return host
 
 
 def format_address(host: str, port: int) -> str:

@@ -45,6 +45,7 @@ import fsspec
 from fsspec.core import get_compression
 from fsspec.utils import read_block
 
+from dfs import config
 from dfs.client.filesystem import DFSFileSystem
 from dfs.client.fsspec_file import _read_parallel
 
@@ -75,6 +76,9 @@ class Split:
 def _filesystem(urlpath, fs=None, storage_options=None) -> DFSFileSystem:
     if fs is None:
         first = urlpath[0] if isinstance(urlpath, (list, tuple)) else urlpath
+        if isinstance(first, str) and first.startswith("dfs://"):
+            # Not url_to_fs: it cuts "dfs://[::1]:8020/x" at "::" (fsspec's URL chaining).
+            return DFSFileSystem(**{**DFSFileSystem._get_kwargs_from_urls(first), **(storage_options or {})})
         fs, _ = fsspec.core.url_to_fs(first, **(storage_options or {}))
     if not isinstance(fs, DFSFileSystem):
         raise TypeError(f"dfs.dask needs a dfs:// path or a DFSFileSystem, got {type(fs).__name__}")
@@ -103,8 +107,11 @@ def _expand(fs: DFSFileSystem, urlpath, skip_hidden: bool = True) -> list[str]:
 
 @functools.lru_cache(maxsize=1024)
 def _addresses(host: str) -> tuple[str, ...]:
+    """``host`` and the addresses it resolves to, each as ``config.bare_host`` gives it
+    (a block's IPv6 host is '[::1]': resolving it as such failed)."""
+    host = config.bare_host(host)
     try:
-        return tuple({host, *(ai[4][0] for ai in socket.getaddrinfo(host, None))})
+        return tuple({host, *(config.bare_host(ai[4][0]) for ai in socket.getaddrinfo(host, None))})
     except OSError:
         return (host,)
 
@@ -116,17 +123,24 @@ def hosts_to_workers(client: distributed.Client, hosts) -> list[str]:
     resolution, or through the worker's name (start workers with
     ``--name $(hostname)`` when hosts are names the resolver does not know).
     """
-    return _Placement(client).hosts_for(hosts)
+    return _Placement.of(client).hosts_for(hosts)
 
 
 class _Placement:
-    def __init__(self, client: distributed.Client):
+    """Block hosts -> the hosts of the Dask workers on them, as the scheduler knows them."""
+
+    def __init__(self, workers: dict):
+        """``workers``: the scheduler's ``{address: info}`` (``scheduler_info()["workers"]``)."""
         self.index: dict[str, str] = {}
-        for addr, w in client.scheduler_info(n_workers=-1)["workers"].items():
+        for addr, w in workers.items():
             host = w.get("host") or distributed.comm.get_address_host(addr)
-            self.index.setdefault(host, host)
+            self.index.setdefault(config.bare_host(host), host)
             if w.get("name") is not None:
                 self.index.setdefault(str(w["name"]), host)
+
+    @classmethod
+    def of(cls, client: distributed.Client) -> _Placement:
+        return cls(client.scheduler_info(n_workers=-1)["workers"])
 
     def restrict(self, hosts) -> dict:
         """``client.submit`` keywords: a soft restriction to the workers on ``hosts`` (none if none)."""
@@ -174,7 +188,7 @@ def map_blocks(client: distributed.Client, func, path, *, fs: DFSFileSystem | No
     fs = _filesystem(path, fs, storage_options)
     p = fs._strip_protocol(path)
     blocks = fs.get_block_locations(p)
-    place = _Placement(client)
+    place = _Placement.of(client)
     name = _name(f"dfs-map-blocks-{dask.utils.funcname(func)}")
     futures = []
     for i, b in enumerate(blocks):
@@ -279,7 +293,7 @@ def read_split(fs: DFSFileSystem, split: Split, delimiter: bytes | None = b"\n")
 
 
 def _submit_splits(client, fs, parts: list[Split], prefix: str, func, *args) -> list[distributed.Future]:
-    place = _Placement(client)
+    place = _Placement.of(client)
     name = _name(prefix)
     return [client.submit(func, fs, s, *args, key=f"{name}-{i}", pure=False, **place.restrict(s.best or s.hosts))
             for i, s in enumerate(parts)]
@@ -615,7 +629,7 @@ def read_parquet(client: distributed.Client, urlpath, *, columns: list[str] | No
             tasks.append((_best_hosts(locations[f], lo, hi), f, rg, lo, hi, md, columns, values, meta))
     if not tasks:
         raise ValueError(f"no row groups in {urlpath}")
-    place = _Placement(client)
+    place = _Placement.of(client)
     name = _name("dfs-read-parquet")
     futures = [client.submit(_parquet_part, fs, *t[1:], key=f"{name}-{i}", pure=False, **place.restrict(t[0]))
                for i, t in enumerate(tasks)]

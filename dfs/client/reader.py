@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from dfs import errors
 from dfs.codec import ChunkCodec, checksum_of
 from dfs.codec.chunk import FLAG_ZSTD, OVERHEAD
-from dfs.config import INT64_MAX, setting
+from dfs.config import INT64_MAX, bare_host, setting
 from dfs.rpc import frames
 from dfs.rpc.v1 import datatransfer_pb2 as dpb
 from dfs.rpc.v1 import namenode_pb2 as pb
@@ -190,7 +190,7 @@ class FileReader:
 
     def prefer(self, hosts) -> None:
         """Try the replicas on ``hosts`` first, in the blocks loaded now and later."""
-        self._hosts = set(hosts)
+        self._hosts = {bare_host(h) for h in hosts}
         with self._loading:
             for b in self.blocks:
                 _put_first(b, self._hosts)
@@ -666,9 +666,9 @@ def _merged(index: tuple[list, list[int]], new: list) -> tuple[list, list[int]]:
 
 
 def _put_first(block, hosts: set[str]) -> None:
-    """Order ``block``'s replicas so those on ``hosts`` are tried first."""
+    """Order ``block``'s replicas so those on ``hosts`` (``bare_host`` forms) are tried first."""
     locs = list(block.locations)
-    ordered = sorted(locs, key=lambda d: d.address.rpartition(":")[0] not in hosts)
+    ordered = sorted(locs, key=lambda d: bare_host(d.address.rpartition(":")[0]) not in hosts)
     if ordered != locs:
         del block.locations[:]
         block.locations.extend(ordered)

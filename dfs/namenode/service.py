@@ -50,8 +50,11 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
     """The caller; its host (for placement and replica order) only when asked."""
     host = c.host
     if not host and need_host:
-        peer = context.peer() or ""          # "ipv4:127.0.0.2:51234"
-        if peer.startswith("ipv4:"):
+        # "ipv4:127.0.0.2:51234", "ipv6:[::1]:51234": the host part as in a datanode's
+        # address ("[::1]:9866"), which it is compared with. An IPv6 caller used to have
+        # none, so its replicas were never ordered nearest first.
+        peer = context.peer() or ""
+        if peer.startswith(("ipv4:", "ipv6:")):
             host = peer[5:].rpartition(":")[0]
     user = c.user or "nobody"
     check_principal(user)   # it owns what it creates; its groups are only matched against

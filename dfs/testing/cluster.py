@@ -21,6 +21,7 @@ import warnings
 from dataclasses import dataclass, field
 
 from dfs.client import DfsClient
+from dfs.config import format_address
 
 # pytest-xdist runs workers side by side: each takes its own range of addresses.
 _WORKER = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
@@ -28,7 +29,7 @@ _next_host = itertools.count(10 + 6000 * (int(_WORKER) if _WORKER.isdigit() else
 
 
 def free_port(host: str) -> int:
-    with socket.socket() as s:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
         s.bind((host, 0))
         return s.getsockname()[1]
 
@@ -71,8 +72,11 @@ class Cluster:
     def __init__(self, base_dir: str, *, datanodes: int = 3, replication: int | None = None,
                  block_size: str = "1MiB", heartbeat: float = 0.5, dead_timeout: float | None = None,
                  racks: list[str] | None = None, scan_interval: float | None = None,
-                 replica_check_interval: float | None = None, env: dict | None = None):
+                 replica_check_interval: float | None = None, env: dict | None = None,
+                 ipv6: bool = False):
+        """``ipv6``: every node on [::1] (IPv6 has one loopback address), on its own port."""
         self.base = base_dir
+        self._host = (lambda: "::1") if ipv6 else _host
         os.makedirs(base_dir, exist_ok=True)
         self.replication = replication or min(3, datanodes)
         self.heartbeat = heartbeat
@@ -82,8 +86,8 @@ class Cluster:
         self.replica_check_interval = replica_check_interval
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env.pop("DFS_NAMENODE", None)
-        host = _host()
-        self.namenode_address = f"{host}:{free_port(host)}"
+        host = self._host()
+        self.namenode_address = format_address(host, free_port(host))
         self.namenode = Node("namenode", [
             "namenode", "--data-dir", os.path.join(base_dir, "namenode"), "--listen", self.namenode_address,
             "--replication", str(self.replication), "--block-size", block_size,
@@ -98,8 +102,8 @@ class Cluster:
 
     def _new_datanode(self, rack: str, env: dict | None = None) -> Node:
         i = len(self.datanodes)
-        host = _host()
-        addr = f"{host}:{free_port(host)}"
+        host = self._host()
+        addr = format_address(host, free_port(host))
         data = os.path.join(self.base, f"datanode{i}")
         argv = ["datanode", "--data-dir", data, "--namenode", self.namenode_address, "--listen", addr,
                 "--rack", rack, "--heartbeat-interval", str(self.heartbeat)]

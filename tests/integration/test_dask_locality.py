@@ -263,3 +263,37 @@ def test_job_completes_with_one_host_killed(env):
     again = client.gather(dfs.dask.map_blocks(client, _where, f"dfs://{fs.namenode}/loc/survive.bin"))
     assert {r[0] for r in again} <= survivors
     assert [r[2] for r in again] == [r[2] for r in results]
+
+
+def _has_ipv6_loopback() -> bool:
+    import socket
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback ([::1]) here")
+def test_ipv6_blocks_are_placed_on_the_workers_of_their_host(tmp_path):
+    """On an IPv6 cluster block hosts are "[::1]" (the host part of "[::1]:9866", SPEC
+    §3) and a Dask worker's host is "::1": they never matched, so no task was restricted
+    to its block's host (locality lost, silently). IPv6 has one loopback address, so the
+    datanodes differ by port and every worker is on every block's host."""
+    from distributed import LocalCluster
+    with Cluster(str(tmp_path / "dfs"), datanodes=2, replication=2, block_size="256KiB", ipv6=True) as cluster, \
+            LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="[::1]", protocol="tcp://",
+                         dashboard_address=None) as dask_cluster, Client(dask_cluster) as client:
+        fs = DFSFileSystem(namenode=cluster.namenode_address, skip_instance_cache=True)
+        fs.pipe_file("/v6/data.bin", os.urandom(2 * BLOCK + 10))
+        blocks = fs.get_block_locations("/v6/data.bin")
+        assert [b["hosts"] for b in blocks] == [["[::1]", "[::1]"]] * 3         # the SPEC's shape, kept
+        assert dfs.dask.hosts_to_workers(client, blocks[0]["hosts"]) == ["::1"]
+        futures = dfs.dask.map_blocks(client, len, f"dfs://{fs.namenode}/v6/data.bin")
+        assert client.gather(futures) == [b["length"] for b in blocks]
+        keys = {f.key for f in futures}
+        restrictions = client.run_on_scheduler(
+            lambda dask_scheduler: [(ts.host_restrictions, ts.loose_restrictions)
+                                    for k, ts in dask_scheduler.tasks.items() if k in keys])
+        assert restrictions == [({"::1"}, True)] * 3

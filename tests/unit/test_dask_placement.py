@@ -50,3 +50,26 @@ def test_blocksize_takes_sizes_as_dask_does_and_refuses_nonsense():
     for bad in (-1, 0, "lots", 1.5, True):
         with pytest.raises(ValueError):
             splits(fs, "/f", bad)
+
+
+def test_an_ipv6_block_host_matches_the_worker_on_it():
+    # Block locations name an IPv6 datanode's host "[::1]" (the host part of
+    # "[::1]:9866"), the scheduler a worker's host "::1": resolving "[::1]" failed and
+    # the two never compared equal, so no IPv6 block was ever placed on its host.
+    from dfs.dask import _Placement
+    place = _Placement({"tcp://[::1]:40001": {"host": "::1", "name": 0},
+                        "tcp://127.0.0.3:40002": {"host": "127.0.0.3", "name": "dn3"}})
+    assert place.hosts_for(["[::1]"]) == ["::1"]
+    assert place.hosts_for(["[0:0::1]", "127.0.0.3"]) == ["::1", "127.0.0.3"]
+    assert place.restrict(["[::1]"]) == {"workers": ["::1"], "allow_other_workers": True}
+    assert place.hosts_for(["dn3"]) == ["127.0.0.3"]                    # by the worker's name
+    assert place.hosts_for(["[::2]", "[fe80::1]"]) == [] and place.restrict(["[::2]"]) == {}
+
+
+def test_a_worker_prefers_its_own_ipv6_replica():
+    from dfs.client.reader import _put_first
+    from dfs.rpc.v1 import common_pb2 as cpb
+    block = cpb.LocatedBlock(locations=[cpb.DatanodeInfo(address=a) for a in
+                                        ("127.0.0.2:9866", "[::2]:9866", "[::1]:9867")])
+    _put_first(block, {"::1"})          # a Dask worker's host, as _worker_host gives it
+    assert block.locations[0].address == "[::1]:9867"

@@ -251,3 +251,23 @@ def test_choose_excess_takes_from_the_rack_with_the_most_replicas():
     (dropped,) = choose_excess(r1 + r2, 4)
     assert dropped.rack == "/r1"
     assert sorted(d.rack for d in choose_excess(r1 + r2, 2)) == ["/r1", "/r1", "/r2"]
+
+
+def test_an_ipv6_caller_is_near_its_own_datanode():
+    # The namenode takes a caller's host from its gRPC peer. "ipv6:[::1]:51234" gave
+    # none, so an IPv6 client's own replica was never put first.
+    from dfs.namenode.service import _caller
+    from dfs.rpc.v1 import namenode_pb2 as pb
+
+    class Peer:
+        def __init__(self, peer):
+            self._peer = peer
+
+        def peer(self):
+            return self._peer
+
+    here, there = node(1, "/r1", "[::1]"), node(2, "/r1", "[::2]")
+    for peer, host in (("ipv6:[::1]:51234", "[::1]"), ("ipv4:127.0.0.2:51234", "127.0.0.2")):
+        assert _caller(pb.Caller(user="u"), Peer(peer), need_host=True).host == host
+    caller = _caller(pb.Caller(user="u"), Peer("ipv6:[::1]:51234"), need_host=True)
+    assert [d.uuid for d in sort_for_reader([there, here], caller.host, None, set(), 7)] == ["dn1", "dn2"]
