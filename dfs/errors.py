@@ -125,14 +125,17 @@ class InvalidArgumentError(DfsError, ValueError):
 
 
 class SafeModeError(DfsError, OSError):
-    """Retryable. ``retry_for``: how many more seconds the namenode expects this may
-    last (it has just restarted and datanodes may still re-register); 0 = no estimate.
-    It travels as the reply's trailing metadata (dfs/rpc/status.py)."""
+    """Retryable, unless ``manual``. ``retry_for``: how many more seconds the namenode
+    expects this may last (it has just restarted and datanodes may still re-register);
+    0 = no estimate. It travels as the reply's trailing metadata (dfs/rpc/status.py).
+    ``manual``: an administrator's safe mode, which lasts until one leaves it: not
+    retried (as HDFS retries only a starting namenode's); it travels as the status code."""
     reason = "namenode is in safe mode"
 
-    def __init__(self, message: str = "", path: str = "", retry_for: float = 0.0):
+    def __init__(self, message: str = "", path: str = "", retry_for: float = 0.0, manual: bool = False):
         super().__init__(message, path)
         self.retry_for = retry_for
+        self.manual = manual
 
 
 class NoDatanodesError(DfsError, OSError):

@@ -228,6 +228,9 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
                 self.bmap.writing.add(bid)
 
     def _mutating(self) -> None:
+        if self.safemode_manual:    # waiting would not help: say what does (as `safemode get`)
+            raise errors.SafeModeError("namenode is in safe mode, entered by an administrator "
+                                       "(dfs admin safemode leave ends it)", manual=True)
         if self.in_safemode():
             raise errors.SafeModeError("namenode is in safe mode (dfs admin safemode wait)",
                                        retry_for=self._restart_wait(self.clock()))

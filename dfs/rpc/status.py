@@ -47,6 +47,10 @@ def _retry_for(e: grpc.RpcError) -> float:
 
 
 def _code_for(exc: errors.DfsError) -> grpc.StatusCode:
+    if isinstance(exc, errors.SafeModeError) and exc.manual:
+        # Not UNAVAILABLE: clients retry that (8 s by default), and waiting does not end
+        # an administrator's safe mode. A client of any version takes it at once.
+        return grpc.StatusCode.FAILED_PRECONDITION
     for cls in type(exc).__mro__:
         if cls in CODES:
             return CODES[cls]  # type: ignore[index]
@@ -86,6 +90,7 @@ def from_rpc_error(e: grpc.RpcError, address: str) -> errors.DfsError:
         err = cls(detail, path)
         if isinstance(err, errors.SafeModeError):
             err.retry_for = _retry_for(e)
+            err.manual = code == grpc.StatusCode.FAILED_PRECONDITION
         return err
     if code == grpc.StatusCode.UNIMPLEMENTED or any(m in details for m in _NOT_GRPC):
         # Something answered, but not our service: an HTTP server (its reply is not HTTP/2,

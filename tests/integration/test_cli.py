@@ -298,6 +298,30 @@ def test_errors_are_one_line_with_the_right_reason(c, d, tmp_path):
     assert r.returncode == 2
 
 
+def test_an_administrators_safe_mode_is_not_waited_out(c, d, tmp_path):
+    """A write under `dfs admin safemode enter` was retried for 8 s, then told to `dfs
+    admin safemode wait`, which would wait until an administrator leaves it. It fails
+    at once, saying who entered it and what ends it (as `safemode get` does)."""
+    src = tmp_path / "local.txt"
+    src.write_bytes(b"x")
+    client = c.client()
+    assert run(c, "admin", "safemode", "enter").returncode == 0
+    try:
+        assert run(c, "admin", "safemode", "get").stdout == b"Safe mode is ON (entered by an administrator)\n"
+        start = time.monotonic()
+        r = run(c, "put", str(src), f"{d}/up.txt")           # the default retries: 8 s
+        fails(r, f"dfs: put: {d}/up.txt: namenode is in safe mode, entered by an administrator "
+                 "(dfs admin safemode leave ends it)".encode())
+        assert time.monotonic() - start < 4
+        start = time.monotonic()
+        with pytest.raises(errors.SafeModeError, match="entered by an administrator") as ei:
+            client.mkdir(f"{d}/sub")
+        assert time.monotonic() - start < 1 and ei.value.manual and ei.value.retry_for == 0
+    finally:
+        assert run(c, "admin", "safemode", "leave").returncode == 0
+    assert run(c, "put", str(src), f"{d}/up.txt").returncode == 0
+
+
 def test_recursive_commands_go_past_an_unreadable_directory(c, d, tmp_path):
     """ls -R, get and cp -r of a tree holding a directory the caller may not read list
     or copy everything else, say one line for that directory and exit 1 (as GNU ls -R

@@ -157,3 +157,18 @@ def test_the_wait_a_namenode_asks_for_is_bounded(monkeypatch):
     with pytest.raises(errors.SafeModeError) as ei:
         _client(stub, retry_seconds=0.1).call("Mkdir")
     assert 0.5 < time.monotonic() - t0 < 3 and ei.value.retry_for == 3600
+
+
+def test_an_administrators_safe_mode_is_not_retried():
+    # It lasts until an administrator leaves it: retrying only delayed the error 8 s.
+    stub = _Stub([_Status(grpc.StatusCode.FAILED_PRECONDITION,
+                          "SafeModeError\0/f\0namenode is in safe mode, entered by an administrator")] * 50)
+    with pytest.raises(errors.SafeModeError, match="entered by an administrator") as ei:
+        _client(stub, retry_seconds=5.0).call("Mkdir")
+    assert stub.calls == 1 and ei.value.manual
+
+
+def test_the_namenode_sends_an_administrators_safe_mode_as_not_retryable():
+    from dfs.rpc.status import _code_for
+    assert _code_for(errors.SafeModeError("x", manual=True)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert _code_for(errors.SafeModeError("x", retry_for=3)) == grpc.StatusCode.UNAVAILABLE

@@ -539,8 +539,9 @@ def test_reported_blocks_this_namespace_never_made_are_kept_not_deleted():
 def test_manual_safemode():
     ns = make()
     ns.safemode("enter")
-    with pytest.raises(errors.SafeModeError):
+    with pytest.raises(errors.SafeModeError, match="entered by an administrator .dfs admin safemode leave") as ei:
         ns.mkdir(ROOT, "/d", False, 0o755)
+    assert ei.value.manual and ei.value.retry_for == 0     # waiting would not end it: not retried
     assert ns.safemode("get") == (True, "entered by an administrator")
     ns.safemode("leave")
     ns.mkdir(ROOT, "/d", False, 0o755)
