@@ -105,7 +105,7 @@ class ClusterAdmin:
         with self.lock:
             d = self.members.by_address(address)
             if d is None:
-                raise errors.DfsFileNotFoundError("no such datanode", address)
+                raise errors.DfsFileNotFoundError(_unknown_datanode(self.clock() - self.started), address)
             if cancel:
                 # Back in service (a decommission by mistake was for good: remembered by
                 # the node's uuid, it outlived restarts). Its replicas count again: the
@@ -153,3 +153,19 @@ class ClusterAdmin:
             log.warning("datanode %s will stay decommissioning: %d of its blocks have replication up to %d, "
                         "%d other datanodes are in service", d.address, stuck, top, in_service)
         return {"stuck_blocks": stuck, "in_service": in_service, "max_replication": top}
+
+
+def _unknown_datanode(since_start: float) -> str:
+    """Why an address names no datanode. The namenode knows only those that registered
+    since it started (a decommission is remembered by uuid, and applies when the node
+    is back): right after a restart "no such datanode" read as "the decommission was
+    lost" for a node that had only not re-registered yet."""
+    return (f"no such datanode: none has registered at this address since the namenode started "
+            f"{_age(since_start)} ago (dfs admin report lists those that have)")
+
+
+def _age(seconds: float) -> str:
+    for unit, size, up_to in (("s", 1, 120), ("min", 60, 7200), ("h", 3600, 172800)):
+        if seconds < up_to:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds / 86400:.0f} days"

@@ -932,6 +932,32 @@ def test_decommission():
     assert leaving.address not in more[0][1]
 
 
+def test_a_decommission_outlives_a_restart_and_a_node_not_back_yet_is_named_so(tmp_path):
+    # After a restart the namenode knows a datanode only once it has registered again:
+    # "no such datanode" for one that was decommissioning read as a lost decommission.
+    db, master, clock = str(tmp_path / "meta.db"), os.urandom(32), Clock()
+    ns1 = make(SqliteStore(db), clock, master_key=master)
+    nodes = register(ns1, 4)
+    ns1.decommission(nodes[0].address)
+    ns1.store.close()
+    ns2 = make(SqliteStore(db), clock, master_key=master)
+    clock.advance(5)
+    for address in (nodes[1].address, "10.1.1.1:1"):
+        with pytest.raises(errors.DfsFileNotFoundError) as e:
+            ns2.decommission(address)
+        assert str(e.value) == (f"{address}: no such datanode: none has registered at this address since the "
+                                "namenode started 5 s ago (dfs admin report lists those that have)")
+    back = register(ns2, 2)
+    assert [d.admin_state for d in back] == ["decommissioning", "normal"]    # remembered by uuid
+    ns2.decommission(back[1].address)
+
+
+def test_a_namenodes_age_reads_in_a_fitting_unit():
+    from dfs.namenode.admin import _age
+    assert [_age(x) for x in (0.4, 119, 120, 7199, 7200, 86400 * 3)] == \
+        ["0 s", "119 s", "2 min", "120 min", "2 h", "3 days"]
+
+
 def test_decommission_that_would_leave_fewer_nodes_than_the_replication_waits_for_one_more():
     """3 datanodes, replication 3: the leaving node's replicas cannot go anywhere. It
     stays decommissioning (it was declared decommissioned at once, fsck HEALTHY, and
