@@ -49,7 +49,8 @@ def add_parsers(sub) -> None:
     p.add_argument("--rack", type=a.rack, default="/default-rack", metavar="/RACK",
                    help="for rack-aware placement (default /default-rack)")
     p.add_argument("--heartbeat-interval", type=a.seconds, default=config.DEFAULT_HEARTBEAT, metavar="SECS",
-                   help=f"until the namenode says otherwise (default {config.DEFAULT_HEARTBEAT:g})")
+                   help=f"at most; the namenode's --heartbeat-interval when shorter "
+                        f"(default {config.DEFAULT_HEARTBEAT:g})")
     p.add_argument("--scan-interval", type=a.seconds, default=6 * 3600.0, metavar="SECS",
                    help="seconds between full checksum scans of every replica (default 6 h)")
     p.add_argument("--scan-rate", type=_rate, default=256 << 20, metavar="SIZE",

@@ -42,6 +42,14 @@ NEWS_GAP_FAST = 0.1   # ... while the namenode asks for fast beats or copies are
 MAX_TRANSFERS = setting("DFS_DATANODE_MAX_TRANSFERS", 4)   # copies this node sends at once
 
 
+def beat_interval(own: float, namenode_says: float) -> float:
+    """The interval a datanode beats at: the namenode's when it is shorter than its own.
+    The namenode reckons silence (stale after 2 intervals, dead after its dead-node
+    timeout) in its own interval: beating slower, healthy nodes were declared dead over
+    and over. Beating faster costs only RPCs. 0: a namenode that does not say."""
+    return min(own, namenode_says) if namenode_says > 0 else own
+
+
 class ForeignCluster(Exception):
     """The namenode refused us: our data dir belongs to another cluster."""
 
@@ -57,7 +65,8 @@ class DatanodeServer:
         self.store.on_failed = self._wake.set   # the namenode hears "no room" now, not in a beat
         self.namenode = namenode
         self.rack = rack
-        self.interval = heartbeat_interval
+        self.own_interval = heartbeat_interval   # --heartbeat-interval
+        self.interval = heartbeat_interval       # what it beats at: see beat_interval
         self.transfer = TransferServer(self.store, listen, listen, self._received,
                                        on_corrupt=self._found_corrupt, on_lost=self._lost)
         self.address = listen
@@ -139,9 +148,18 @@ class DatanodeServer:
             raise ForeignCluster(reason)
         if reply.cluster_id and not self.store.cluster_id:
             self.store.join_cluster(reply.cluster_id)
+        self._adopt_interval(reply.heartbeat_interval)
         self._block_report()
         self._registered = True
         log.info("registered with namenode %s as %s", self.namenode, self.address)
+
+    def _adopt_interval(self, namenode_says: float) -> None:
+        """At every registration: a namenode restarted with another interval is heeded."""
+        interval = beat_interval(self.own_interval, namenode_says)
+        if interval != self.interval:
+            log.info("heartbeat every %g s (namenode %s's interval %g s, our --heartbeat-interval %g s)",
+                     interval, self.namenode, namenode_says, self.own_interval)
+        self.interval = interval
 
     def _block_report(self) -> None:
         with self._lock:

@@ -73,13 +73,16 @@ class Cluster:
                  block_size: str = "1MiB", heartbeat: float = 0.5, dead_timeout: float | None = None,
                  racks: list[str] | None = None, scan_interval: float | None = None,
                  replica_check_interval: float | None = None, env: dict | None = None,
-                 ipv6: bool = False):
-        """``ipv6``: every node on [::1] (IPv6 has one loopback address), on its own port."""
+                 ipv6: bool = False, datanode_heartbeat: float | None = None):
+        """``ipv6``: every node on [::1] (IPv6 has one loopback address), on its own port.
+        ``datanode_heartbeat``: the datanodes' --heartbeat-interval, when not the
+        namenode's ``heartbeat`` (they beat at the shorter of the two)."""
         self.base = base_dir
         self._host = (lambda: "::1") if ipv6 else _host
         os.makedirs(base_dir, exist_ok=True)
         self.replication = replication or min(3, datanodes)
         self.heartbeat = heartbeat
+        self.datanode_heartbeat = datanode_heartbeat or heartbeat
         if dead_timeout is None:   # 6 s, or 4 beats of slow ones (the namenode wants at least 3)
             dead_timeout = max(6.0, 4 * heartbeat)
         self.scan_interval = scan_interval
@@ -106,7 +109,7 @@ class Cluster:
         addr = format_address(host, free_port(host))
         data = os.path.join(self.base, f"datanode{i}")
         argv = ["datanode", "--data-dir", data, "--namenode", self.namenode_address, "--listen", addr,
-                "--rack", rack, "--heartbeat-interval", str(self.heartbeat)]
+                "--rack", rack, "--heartbeat-interval", str(self.datanode_heartbeat)]
         if self.scan_interval:
             argv += ["--scan-interval", str(self.scan_interval)]
         if self.replica_check_interval:

@@ -92,6 +92,37 @@ def test_stopped_datanode_is_stale_skipped_for_writes_and_last_for_reads(make_cl
     check_all(c, files)
 
 
+def _set_flag(argv: list[str], flag: str, value: float) -> None:
+    argv[argv.index(flag) + 1] = str(value)
+
+
+def test_datanodes_beat_at_the_namenodes_shorter_interval_also_after_its_restart(make_cluster):
+    # Each datanode kept its own --heartbeat-interval (3 s by default) whatever the
+    # namenode's (RegisterReply.heartbeat_interval was never read): against a namenode
+    # at 1 s / dead after 3 s, healthy nodes were declared dead over and over, and their
+    # blocks copied each time (5 deaths and 56 copies in 50 s, 4 datanodes).
+    c = make_cluster(datanodes=2, replication=2, heartbeat=1.0, dead_timeout=3.5, datanode_heartbeat=5.0)
+    files = {"/f": os.urandom(MiB)}
+    put_bytes(c, "/f", files["/f"])
+    time.sleep(8)
+    assert "declared dead" not in log_text(c.namenode)
+    assert all(node_state(c, d.address) == "live" for d in c.datanodes)
+    assert all("heartbeat every 1 s (namenode" in log_text(d) for d in c.datanodes)
+
+    # Restarted with a shorter interval, the namenode is heeded at re-registration:
+    # at the 1 s taken from the first one, both would be dead within 1.2 s.
+    c.kill(c.namenode, signal.SIGTERM)
+    _set_flag(c.namenode.argv, "--heartbeat-interval", 0.3)
+    _set_flag(c.namenode.argv, "--dead-node-timeout", 1.2)
+    c.restart(c.namenode)
+    c.wait_for_datanodes(2)
+    time.sleep(5)
+    assert "declared dead" not in log_text(c.namenode)
+    assert all(node_state(c, d.address) == "live" for d in c.datanodes)
+    assert all("heartbeat every 0.3 s (namenode" in log_text(d) for d in c.datanodes)
+    check_all(c, files)
+
+
 def test_datanode_killed_before_and_after_writes(make_cluster):
     """With 3 nodes and replication 3 a dead node leaves every block short:
     writes still succeed (2 replicas, DEGRADED) and heal when it is back."""
