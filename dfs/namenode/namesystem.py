@@ -87,6 +87,13 @@ class _Tx:
         self.error: errors.MetadataStoreError | None = None   # set if the commit failed
 
 
+CLUSTER_ID_KEY = "cluster_id"   # in the store's meta table
+
+
+def new_cluster_id() -> str:
+    return f"CID-{uuid.uuid4()}"
+
+
 class NameSystem(DatanodeProtocol, ClusterAdmin):
     def __init__(self, store: MetaStore, master_key: bytes, *, superuser: str,
                  replication: int = 3, block_size: int = 64 << 20, chunk_size: int = 1 << 20,
@@ -133,10 +140,10 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         """This namespace's cluster id, made at its first start (as HDFS's clusterID). A
         datanode records it when it first registers; one that brings another's is refused,
         so a data dir of another cluster is never taken for ours (nor emptied as surplus)."""
-        cid = self.store.get_meta("cluster_id")
+        cid = self.store.get_meta(CLUSTER_ID_KEY)
         if not cid:
-            cid = f"CID-{uuid.uuid4()}"
-            self.store.set_meta("cluster_id", cid)
+            cid = new_cluster_id()
+            self.store.set_meta(CLUSTER_ID_KEY, cid)
             self.store.want_durable()
             self._sync()
         return cid

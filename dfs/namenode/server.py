@@ -13,7 +13,7 @@ from dfs.codec import keys
 from dfs.config import setting
 from dfs.lifecycle import StopSignals, exit_after
 from dfs.namenode.namespace import LEASE_SOFT_LIMIT
-from dfs.namenode.namesystem import NameSystem
+from dfs.namenode.namesystem import CLUSTER_ID_KEY, NameSystem, new_cluster_id
 from dfs.namenode.service import ClientNamenodeService, DatanodeNamenodeService
 from dfs.namenode.store import SqliteStore
 from dfs.rpc.channel import make_server
@@ -38,6 +38,32 @@ def load_master_key(path: str) -> bytes:
     return key
 
 
+def lost_namespace(db: str) -> str:
+    """What is wrong with ``db`` as the namespace of a master.key beside it ("" if
+    nothing): missing, empty, or without a cluster id, which a namespace records
+    before its key is made. One made before cluster ids existed still holds its
+    root directory. A file SQLite cannot read is left to SqliteStore to refuse."""
+    if not os.path.exists(db):
+        return "missing"
+    if os.path.isfile(db) and os.path.getsize(db) == 0:
+        return "empty (0 bytes)"
+    try:
+        con = sqlite3.connect(db)
+        try:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if not {"meta", "inode"} <= tables:
+                return "holds no namespace (no dfs tables)"
+            if con.execute("SELECT 1 FROM meta WHERE k=? AND v != ''", (CLUSTER_ID_KEY,)).fetchone():
+                return ""
+            if con.execute("SELECT 1 FROM inode LIMIT 1").fetchone():
+                return ""     # a namespace from before cluster ids: it gets one now
+            return "holds no namespace (no cluster id, no root directory)"
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return ""
+
+
 class NamenodeServer:
     def __init__(self, data_dir: str, listen: str, *, replication: int, block_size: int,
                  heartbeat_interval: float, dead_timeout: float):
@@ -49,14 +75,21 @@ class NamenodeServer:
         # gets a namespace and a key.
         self.server, self.port = make_server(listen, max_workers=32)
         db = os.path.join(data_dir, "namespace.db")
-        if os.path.exists(os.path.join(data_dir, "master.key")) and not os.path.exists(db):
-            # The key is made after the namespace: this one lost its namespace. A new empty
-            # one got a new cluster id, and every datanode was told its data dir was another
-            # cluster's, "start the datanode on an empty directory": the only copies.
-            raise SystemExit(f"dfs: namenode: {db}: missing beside master.key: restore it from a "
+        lost = os.path.exists(os.path.join(data_dir, "master.key")) and lost_namespace(db)
+        if lost:
+            # The key is made after the namespace's cluster id: this one lost its namespace.
+            # A new empty one got a new cluster id, and every datanode was told its data dir
+            # was another cluster's, "start the datanode on an empty directory": the only copies.
+            raise SystemExit(f"dfs: namenode: {db}: {lost} beside master.key: restore it from a "
                              "backup (to start a new, empty cluster here, remove master.key too)")
         try:
             self.store = SqliteStore(db)
+            if not self.store.get_meta(CLUSTER_ID_KEY):   # a new namespace
+                # Durable before master.key is made, so that a key beside a namespace
+                # without an id is always a namespace lost, never a first start cut short.
+                self.store.set_meta(CLUSTER_ID_KEY, new_cluster_id())
+                self.store.want_durable()
+                self.store.sync()
             self.ns = NameSystem(self.store, self._master_key(os.path.join(data_dir, "master.key"), db),
                                  superuser=getpass.getuser(), replication=replication,
                                  block_size=block_size, heartbeat_interval=heartbeat_interval,

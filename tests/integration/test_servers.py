@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 
@@ -160,11 +161,25 @@ def test_a_namenode_refuses_a_master_key_without_its_namespace(make_cluster):
             saved[name] = os.path.join(nn, name + ".saved")
             os.rename(os.path.join(nn, name), saved[name])
     host = c.namenode_address.rpartition(":")[0]
-    r = run_server(c, "namenode", "--data-dir", nn, "--listen", f"{host}:{free_port(host)}")
+    argv = ("namenode", "--data-dir", nn, "--listen", f"{host}:{free_port(host)}")
+    r = run_server(c, *argv)
     assert r.returncode == 1 and error_lines(r, "namenode") == [
         f"dfs: namenode: {db}: missing beside master.key: restore it from a backup (to start a "
         "new, empty cluster here, remove master.key too)"], r.stderr
     assert not os.path.exists(db)
+    # An empty file (a truncating copy, a full disk) or a database of no namespace was
+    # taken for a first start: a new empty namespace under a new cluster id, as above.
+    for what, make in [("empty (0 bytes)", lambda: open(db, "wb").close()),
+                       ("holds no namespace (no dfs tables)",
+                        lambda: sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close())]:
+        make()
+        before = os.path.getsize(db)
+        r = run_server(c, *argv)
+        assert r.returncode == 1 and error_lines(r, "namenode") == [
+            f"dfs: namenode: {db}: {what} beside master.key: restore it from a backup (to start a "
+            "new, empty cluster here, remove master.key too)"], r.stderr
+        assert os.path.getsize(db) == before
+        os.remove(db)
     for name, path in saved.items():
         os.rename(path, os.path.join(nn, name))
     c.restart(c.namenode)

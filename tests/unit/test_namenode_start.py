@@ -1,0 +1,38 @@
+"""What a namenode checks in its data dir before it starts (dfs/namenode/server.py)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from dfs.namenode.namesystem import NameSystem
+from dfs.namenode.server import lost_namespace
+from dfs.namenode.store import SqliteStore
+
+
+def test_a_namespace_beside_master_key_must_hold_its_cluster_id(tmp_path):
+    db = str(tmp_path / "namespace.db")
+    assert lost_namespace(db) == "missing"
+    open(db, "wb").close()
+    assert lost_namespace(db) == "empty (0 bytes)"
+    os.remove(db)
+    sqlite3.connect(db).execute("CREATE TABLE t (x)").connection.close()
+    assert lost_namespace(db) == "holds no namespace (no dfs tables)"
+    os.remove(db)
+
+    store = SqliteStore(db)   # the schema, but no cluster id and no root directory
+    store.close()
+    assert lost_namespace(db) == "holds no namespace (no cluster id, no root directory)"
+    store = SqliteStore(db)
+    NameSystem(store, os.urandom(32), superuser="me")   # the root directory and a cluster id
+    store.close()
+    assert lost_namespace(db) == ""
+    con = sqlite3.connect(db)
+    con.execute("DELETE FROM meta WHERE k='cluster_id'")   # one made before cluster ids
+    con.commit()
+    con.close()
+    assert lost_namespace(db) == ""
+
+    with open(db, "wb") as f:   # SqliteStore refuses it: "cannot open the metadata store"
+        f.write(os.urandom(8192))
+    assert lost_namespace(db) == ""
