@@ -68,8 +68,15 @@ def lock(path: str, role: str) -> int:
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
         os.close(fd)
         raise DataDirError(path, f"in use by another {role} (pid {holder or '?'})", errno.EBUSY) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    pid = f"{os.getpid()}\n".encode()
+    try:
+        # Over the old pid, then cut to length: the file's block is reused, not freed
+        # and asked for again (a restart on a full disk).
+        os.pwrite(fd, pid, 0)
+        os.ftruncate(fd, len(pid))
+    except OSError as e:   # a full disk: named (SPEC: `dfs: CMD: PATH: REASON`)
+        os.close(fd)
+        raise OSError(e.errno, e.strerror, lock_path) from None
     return fd
 
 

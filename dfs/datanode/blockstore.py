@@ -45,6 +45,7 @@ Nothing is deleted; a restart loads whatever the disk holds then.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import fcntl
 import itertools
@@ -386,12 +387,19 @@ class BlockStore:
 
     def _write_identity(self, ident: dict) -> None:
         path = os.path.join(self.root, "datanode.json")
-        with open(path + ".tmp", "w") as f:
-            json.dump(ident, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
-        _fsync_dir(self.root)
+        try:
+            with open(path + ".tmp", "w") as f:
+                json.dump(ident, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+            _fsync_dir(self.root)
+        except OSError as e:
+            # A full disk fails the flush, which names no file; nor is a half-written
+            # datanode.json.tmp left behind.
+            with contextlib.suppress(OSError):
+                os.unlink(path + ".tmp")
+            raise OSError(e.errno, e.strerror, path) from None
 
     def join_cluster(self, cluster_id: str) -> None:
         """Record the namenode's cluster id at the first registration: from then on this

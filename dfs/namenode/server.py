@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import logging
 import os
@@ -25,12 +26,17 @@ log = logging.getLogger("dfs.namenode")
 def load_master_key(path: str) -> bytes:
     """The master key wraps every file's data key; created 0600 at first start."""
     if not os.path.exists(path):
-        fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(os.urandom(32))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(path + ".tmp", path)
+        try:
+            fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(os.urandom(32))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(path + ".tmp", path)
+        except OSError as e:   # a full disk fails the flush, which names no file
+            with contextlib.suppress(OSError):
+                os.unlink(path + ".tmp")
+            raise OSError(e.errno, e.strerror, path) from None
     with open(path, "rb") as f:
         key = f.read()
     if len(key) != 32:

@@ -14,7 +14,17 @@ import time
 import pytest
 
 from dfs import errors
-from dfs.testing.faults import MiB, check_all, error_lines, put_bytes, replicas_on_disk, run_server, until
+from dfs.testing.cluster import free_port
+from dfs.testing.faults import (
+    MiB,
+    check_all,
+    error_lines,
+    put_bytes,
+    replicas_on_disk,
+    run_datanode,
+    run_server,
+    until,
+)
 
 
 def _fill(directory: str) -> str:
@@ -188,6 +198,34 @@ def test_a_namenode_that_cannot_write_its_store_exits_with_one_line(make_cluster
     db = os.path.join(c.namenode.data_dir, "namespace.db")
     assert err.strip().splitlines()[-1] == \
         f"dfs: namenode: {db}: cannot open the metadata store: database or disk is full"
+
+
+def test_servers_starting_on_a_full_disk_name_the_file(make_cluster, tmpfs, tmp_path):
+    # They said "dfs: datanode: No space left on device", naming nothing: the pid
+    # written into in_use.lock and the flush of datanode.json.tmp raise without a file
+    # name (and datanode.json.tmp was left behind).
+    c = make_cluster(datanodes=0, start=False)
+    disk = tmpfs(str(tmp_path / "disk"), "64k")
+    filler = _fill(disk)
+    dn, nn = os.path.join(disk, "dn"), os.path.join(disk, "nn")
+    r = run_datanode(c, dn)
+    assert r.returncode == 1 and error_lines(r, "datanode") == [
+        f"dfs: datanode: {dn}/in_use.lock: No space left on device"], r.stderr
+    host = c.namenode_address.rpartition(":")[0]
+    r = run_server(c, "namenode", "--data-dir", nn, "--listen", f"{host}:{free_port(host)}")
+    assert r.returncode == 1 and error_lines(r, "namenode") == [
+        f"dfs: namenode: {nn}/in_use.lock: No space left on device"], r.stderr
+
+    # A lock file left by an earlier start: the pid goes into its block, datanode.json
+    # finds no room.
+    os.unlink(filler)
+    with open(os.path.join(dn, "in_use.lock"), "w") as f:
+        f.write("4242\n")
+    _fill(disk)
+    r = run_datanode(c, dn)
+    assert r.returncode == 1 and error_lines(r, "datanode") == [
+        f"dfs: datanode: {dn}/datanode.json: No space left on device"], r.stderr
+    assert os.listdir(dn) == ["in_use.lock"]
 
 
 def test_a_namenode_whose_log_fsync_fails_stops_and_deletes_no_replica(make_cluster, tmp_path):
