@@ -334,6 +334,24 @@ class ReplicaWriter:
                 pass
 
 
+class IdentityError(ValueError):
+    """datanode.json parses, but does not say who this datanode is."""
+
+
+def parse_identity(ident: object) -> tuple[str, str]:
+    """datanode.json's content -> (uuid, cluster id or "" before the first registration).
+    A hand-edited one of the wrong shape is refused at start: a uuid of 5 was taken, and
+    every heartbeat then failed with a TypeError, for ever, the node "listening"."""
+    if not isinstance(ident, dict):
+        raise IdentityError(f"not a JSON object: {type(ident).__name__}")
+    uuid, cluster_id = ident.get("uuid"), ident.get("cluster_id", "")
+    if not isinstance(uuid, str) or not uuid.strip():
+        raise IdentityError(f'"uuid" is {json.dumps(uuid)[:40]}: a non-empty string expected')
+    if not isinstance(cluster_id, str):
+        raise IdentityError(f'"cluster_id" is {json.dumps(cluster_id)[:40]}: a string expected')
+    return uuid, cluster_id
+
+
 class BlockStore:
     """The replicas of one datanode. Thread-safe."""
 
@@ -380,10 +398,10 @@ class BlockStore:
             self._write_identity({"uuid": str(_uuid.uuid4())})
         try:
             with open(path) as f:
-                ident = json.load(f)
-            return ident["uuid"], ident.get("cluster_id", "")
-        except (ValueError, KeyError, TypeError):
-            raise datadir.DataDirError(path, "damaged datanode identity file") from None
+                return parse_identity(json.load(f))
+        except ValueError as e:   # json's errors are ValueErrors too
+            why = f" ({e})" if isinstance(e, IdentityError) else ""
+            raise datadir.DataDirError(path, f"damaged datanode identity file{why}") from None
 
     def _write_identity(self, ident: dict) -> None:
         path = os.path.join(self.root, "datanode.json")

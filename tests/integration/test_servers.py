@@ -85,6 +85,25 @@ def test_datanode_refuses_a_dir_of_other_files_a_file_and_a_read_only_dir(make_c
         subprocess.run(["umount", "-l", str(ro)], check=False)
 
 
+def test_datanode_refuses_a_hand_edited_identity_of_the_wrong_shape(make_cluster):
+    # {"uuid": 5} was taken: "listening", then a `heartbeat failed` TypeError traceback
+    # every beat, for ever. Now one line and exit 1, as a datanode.json that is not JSON.
+    c = make_cluster(datanodes=1, replication=1)
+    dn = c.datanodes[0]
+    c.kill(dn, signal.SIGTERM)
+    path = os.path.join(dn.data_dir, "datanode.json")
+    os.rename(path, path + ".saved")
+    for text, why in [('{"uuid": 5}', '"uuid" is 5'), ('{"uuid": ""}', '"uuid" is ""')]:
+        with open(path, "w") as f:
+            f.write(text)
+        r = run_datanode(c, dn.data_dir)
+        assert r.returncode == 1 and error_lines(r, "datanode") == [
+            f"dfs: datanode: {path}: damaged datanode identity file ({why}: a non-empty string expected)"], r.stderr
+    os.replace(path + ".saved", path)
+    c.restart(dn)
+    c.wait_for_datanodes(1)
+
+
 def test_a_second_server_on_a_data_dir_or_address_in_use_is_refused(make_cluster):
     c = make_cluster(datanodes=1, replication=1)
     put_bytes(c, "/x", b"x" * 1000)

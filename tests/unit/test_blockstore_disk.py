@@ -226,3 +226,25 @@ def test_used_is_what_the_replicas_take_on_disk_not_their_records(tmp_path):
     assert store.usage()[1] == _du(root) < on_disk
     os.close(store._dir_lock)                            # as the process's exit would
     assert BlockStore(root).usage()[1] == _du(root)      # loaded from disk at a restart
+
+
+def test_a_hand_edited_identity_of_the_wrong_shape_is_refused_at_start(tmp_path):
+    # {"uuid": 5} was taken: the datanode said "listening", then logged a heartbeat
+    # TypeError every beat, for ever; {"uuid": ""} registered as "".
+    assert blockstore.parse_identity({"uuid": "u1"}) == ("u1", "")
+    assert blockstore.parse_identity({"uuid": "u1", "cluster_id": "CID-x"}) == ("u1", "CID-x")
+    bad = [('{"uuid": 5}', '"uuid" is 5: a non-empty string expected'),
+           ('{"uuid": ""}', '"uuid" is "": a non-empty string expected'),
+           ('{"cluster_id": "CID-x"}', '"uuid" is null: a non-empty string expected'),
+           ('{"uuid": "u1", "cluster_id": ["CID-x"]}', '"cluster_id" is ["CID-x"]: a string expected'),
+           ('["u1"]', "not a JSON object: list"),
+           ('{"uuid": ', "")]   # not JSON: as before
+    for i, (text, why) in enumerate(bad):
+        root = tmp_path / f"dn{i}"   # a BlockStore that refuses to start keeps its dir locked
+        root.mkdir()
+        ident = root / "datanode.json"
+        ident.write_text(text)
+        with pytest.raises(OSError) as e:
+            BlockStore(str(root))
+        assert (e.value.filename, e.value.strerror) == (
+            str(ident), "damaged datanode identity file" + (f" ({why})" if why else "")), text
