@@ -7,6 +7,7 @@ import getpass
 import logging
 import os
 import sqlite3
+import stat
 import threading
 
 from dfs import datadir, errors
@@ -21,6 +22,16 @@ from dfs.rpc.channel import make_server
 from dfs.rpc.v1 import namenode_pb2_grpc as grpc_pb
 
 log = logging.getLogger("dfs.namenode")
+
+
+def key_too_open(mode: int) -> str:
+    """Why a master.key of this mode is refused ("" if it is not). The key unwraps every
+    file's data key: like ssh with a private key ("UNPROTECTED PRIVATE KEY FILE"), any
+    access for group or others is refused rather than warned about, a warning being
+    one more line in a log nobody reads. dfs makes it 0600."""
+    if mode & 0o077:
+        return f"permissions {stat.S_IMODE(mode):04o} are too open (the key decrypts every file)"
+    return ""
 
 
 def load_master_key(path: str) -> bytes:
@@ -38,6 +49,9 @@ def load_master_key(path: str) -> bytes:
                 os.unlink(path + ".tmp")
             raise OSError(e.errno, e.strerror, path) from None
     with open(path, "rb") as f:
+        too_open = key_too_open(os.fstat(f.fileno()).st_mode)
+        if too_open:
+            raise SystemExit(f"dfs: namenode: {path}: {too_open}: chmod 600 {path}")
         key = f.read()
     if len(key) != 32:
         raise SystemExit(f"dfs: namenode: {path}: master key is corrupt")

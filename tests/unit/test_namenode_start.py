@@ -6,7 +6,7 @@ import os
 import sqlite3
 
 from dfs.namenode.namesystem import NameSystem
-from dfs.namenode.server import lost_namespace
+from dfs.namenode.server import key_too_open, lost_namespace
 from dfs.namenode.store import SqliteStore
 
 
@@ -36,3 +36,10 @@ def test_a_namespace_beside_master_key_must_hold_its_cluster_id(tmp_path):
     with open(db, "wb") as f:   # SqliteStore refuses it: "cannot open the metadata store"
         f.write(os.urandom(8192))
     assert lost_namespace(db) == ""
+
+
+def test_a_master_key_open_to_group_or_others_is_refused():
+    assert key_too_open(0o100600) == key_too_open(0o100400) == ""
+    for mode in (0o100644, 0o100640, 0o100604, 0o100610, 0o100660, 0o100777):
+        assert key_too_open(mode) == (f"permissions {mode & 0o777:04o} are too open "
+                                      "(the key decrypts every file)"), oct(mode)
