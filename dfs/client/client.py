@@ -29,6 +29,8 @@ if TYPE_CHECKING:   # imported on first use: `dfs ls` and the like never load th
     from dfs.client.reader import FileReader
     from dfs.client.writer import FileWriter
 
+# How often a client renews its leases when the namenode did not say its lease period
+# (an older namenode: 60 s). A namenode that says it shortens this (renew_interval).
 LEASE_RENEW_INTERVAL = 20.0
 # The renewer waits this long after its client's last writer closed before it ends
 # (HDFS's LeaseRenewer has a grace period too): a thread started and ended per file
@@ -61,6 +63,8 @@ class DfsClient:
         # nothing that keeps a writer alive (one dropped unclosed must be collected).
         self._leases: set[int] = set()
         self._lease_thread: threading.Thread | None = None
+        # The renewal period: the shortest any Create reply's lease period asked for.
+        self._renew_every = LEASE_RENEW_INTERVAL
         # Wakes the lease thread: _WAKE (check whether any lease is left), or the file id
         # of a writer dropped unclosed (abandon it). A SimpleQueue: put from a finalizer.
         self._lease_jobs: queue.SimpleQueue = queue.SimpleQueue()
@@ -271,6 +275,10 @@ class DfsClient:
     def _lease_acquired(self, w: FileWriter) -> None:
         with self._lock:
             self._leases.add(w.file_id)
+            every = renew_interval(w.lease_period)
+            if every < self._renew_every:
+                self._renew_every = every
+                self._lease_jobs.put(_WAKE)   # a running renewer was waiting for the longer one
             if self._lease_thread is None or not self._lease_thread.is_alive():
                 self._lease_thread = threading.Thread(target=self._renew_leases, name="dfs-lease", daemon=True)
                 self._lease_thread.start()
@@ -293,10 +301,11 @@ class DfsClient:
                       ResourceWarning, stacklevel=1)   # no caller: a garbage collection
 
     def _renew_leases(self) -> None:
-        due = time.monotonic() + LEASE_RENEW_INTERVAL
+        renewed = time.monotonic()   # the Create of the lease that started this renewed it
         dropped: list[tuple[int, float]] = []   # files of writers dropped unclosed, and when to give up
         idle_until: float | None = None   # no lease left: when to end, unless one is taken by then
         while True:
+            due = renewed + self._renew_every   # read each time: a Create may have shortened it
             wake = due if idle_until is None else min(due, idle_until)
             try:
                 job = self._lease_jobs.get(timeout=max(0.0, wake - time.monotonic()))
@@ -315,11 +324,11 @@ class DfsClient:
                         self._lease_thread = None
                         return
                     if now >= due:   # nothing to renew
-                        due = now + LEASE_RENEW_INTERVAL
+                        renewed = now
                     continue
                 idle_until = None
             if time.monotonic() >= due:
-                due = time.monotonic() + LEASE_RENEW_INTERVAL
+                renewed = time.monotonic()
                 try:
                     self.nn.call("RenewLease", pb.RenewLeaseRequest(), timeout=5.0)
                 except errors.DfsError:
@@ -339,6 +348,16 @@ class DfsClient:
         with self._lock:
             self._leases.discard(file_id)
         return True
+
+
+def renew_interval(lease_period: float) -> float:
+    """Seconds between a client's lease renewals under a namenode lease of ``lease_period``
+    seconds (0: an older namenode that did not say: its 60 s). A third of it, as the 20 s
+    default is of 60 s: a renewal lost (a call timing out, the namenode restarting) still
+    leaves another before the lease lapses; HDFS's half leaves none."""
+    if lease_period <= 0:
+        return LEASE_RENEW_INTERVAL
+    return min(LEASE_RENEW_INTERVAL, lease_period / 3)
 
 
 def _check(path: str, problem: str) -> None:

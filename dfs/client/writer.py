@@ -158,6 +158,7 @@ class FileWriter:
                           keep_attributes=keep_attributes)
         self._pool = pool
         self.file_id = 0
+        self.lease_period = 0.0   # the namenode's, as its Create said (0: not said)
         self.codec: ChunkCodec | None = None
         self.chunk_size = 0
         self.block_size = block_size
@@ -214,6 +215,7 @@ class FileWriter:
         self.replication = r.status.replication or self.replication
         if r.HasField("block"):
             self._first = _Block(r.block)
+        self.lease_period = r.lease_period
         self.client._lease_acquired(self)
         # Not at interpreter exit: the process's end lapses the lease, as a kill would.
         self._abandon_if_dropped = weakref.finalize(self, self.client._writer_dropped, self.file_id, self.path)

@@ -154,7 +154,8 @@ class ClientNamenodeService(grpc_pb.ClientNamenodeServicer):
         else:
             (row, key, st), lb = self.ns.create(caller, r.path, complete=r.complete, **opts), None
         _applied("Create")
-        reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]))
+        reply = pb.CreateReply(file_id=row["id"], key=cpb.FileKey(key=key, chunk_size=row["chunk_size"]),
+                               lease_period=self.ns.ns.lease_limit)
         if lb is not None:
             reply.block.CopyFrom(_located(lb, self.ns))
         if st is not None:

@@ -151,6 +151,21 @@ def test_an_add_block_retried_after_the_namenode_died_having_committed_it_gets_t
     check_all(c, {"/f": data})
 
 
+def test_a_slow_writer_keeps_its_lease_when_the_namenode_lease_is_shorter_than_20s(make_cluster):
+    # The client renewed every 20 s whatever the namenode's lease: under a 2 s one, a live
+    # writer pausing between writes (a slow producer) had its file removed. The Create reply
+    # says the lease period; the client renews within it.
+    c = make_cluster(datanodes=1, replication=1, env={"DFS_LEASE_SOFT_LIMIT": "2"})
+    data = os.urandom(6 * MiB)
+    w = c.client().create("/slow", block_size=4 * MiB)
+    w.write(data[:5 * MiB])                        # the second block open: AddBlock renewed it
+    time.sleep(5)                                  # two and a half lease periods, no write
+    w.write(data[5 * MiB:])
+    w.close()
+    check_all(c, {"/slow": data})
+    assert "expired" not in open(c.namenode.log_path).read()
+
+
 def test_a_writer_whose_lease_expired_is_told_so_of_its_path(make_cluster):
     # Its pipeline fails after the namenode recovered the lease: the AbandonBlock of the
     # retry is refused, naming the file by its id; write() must say the user's path.

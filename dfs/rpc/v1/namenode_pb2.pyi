@@ -174,16 +174,18 @@ class CreateRequest(_message.Message):
     def __init__(self, caller: _Optional[_Union[Caller, _Mapping]] = ..., path: _Optional[str] = ..., overwrite: _Optional[bool] = ..., replication: _Optional[int] = ..., block_size: _Optional[int] = ..., mode: _Optional[int] = ..., create_parent: _Optional[bool] = ..., complete: _Optional[bool] = ..., add_block: _Optional[bool] = ..., replaces: _Optional[int] = ..., keep_attributes: _Optional[bool] = ...) -> None: ...
 
 class CreateReply(_message.Message):
-    __slots__ = ("status", "key", "file_id", "block")
+    __slots__ = ("status", "key", "file_id", "block", "lease_period")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     FILE_ID_FIELD_NUMBER: _ClassVar[int]
     BLOCK_FIELD_NUMBER: _ClassVar[int]
+    LEASE_PERIOD_FIELD_NUMBER: _ClassVar[int]
     status: _common_pb2.FileStatus
     key: _common_pb2.FileKey
     file_id: int
     block: _common_pb2.LocatedBlock
-    def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ..., block: _Optional[_Union[_common_pb2.LocatedBlock, _Mapping]] = ...) -> None: ...
+    lease_period: float
+    def __init__(self, status: _Optional[_Union[_common_pb2.FileStatus, _Mapping]] = ..., key: _Optional[_Union[_common_pb2.FileKey, _Mapping]] = ..., file_id: _Optional[int] = ..., block: _Optional[_Union[_common_pb2.LocatedBlock, _Mapping]] = ..., lease_period: _Optional[float] = ...) -> None: ...
 
 class AddBlockRequest(_message.Message):
     __slots__ = ("caller", "file_id", "previous", "previous_nodes", "excluded", "has_previous", "draining", "excluded_age")
