@@ -453,8 +453,9 @@ class DFSFile(AbstractBufferedFile):
         if self._failure is not None:   # once more, as io's close() flushing; closed after it
             self.closed = True
             self.buffer = None
-            # ... unless closed while an exception propagates (a `finally:`, pandas' `with`):
-            # the failed write raised it, or it is an interrupt, which must go on as it is.
+            # ... unless closed while an exception is being handled (a `finally:` or `with`
+            # left by one, as pandas' is; any `except:` block too, harmlessly): the failed
+            # write raised it already, or it is an interrupt, which must go on as it is.
             # (Raised again, io.TextIOWrapper.close made the failure its own __context__.)
             if sys.exc_info()[1] is None:
                 raise self._failure

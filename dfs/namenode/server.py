@@ -39,6 +39,7 @@ def load_master_key(path: str) -> bytes:
     if not os.path.exists(path):
         try:
             fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            os.fchmod(fd, 0o600)   # a .tmp left from before keeps its mode through O_CREAT
             with os.fdopen(fd, "wb") as f:
                 f.write(os.urandom(32))
                 f.flush()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import signal
+import urllib.parse
 
 from dfs import config, errors
 from dfs.model import DatanodeDescriptor
@@ -50,10 +51,11 @@ def _caller(c: pb.Caller, context, need_host: bool = False) -> Caller:
     """The caller; its host (for placement and replica order) only when asked."""
     host = c.host
     if not host and need_host:
-        # "ipv4:127.0.0.2:51234", "ipv6:[::1]:51234": the host part as in a datanode's
-        # address ("[::1]:9866"), which it is compared with. An IPv6 caller used to have
-        # none, so its replicas were never ordered nearest first.
-        peer = context.peer() or ""
+        # "ipv4:127.0.0.2:51234", "ipv6:%5B::1%5D:51234" (grpc quotes the brackets):
+        # the host part as in a datanode's address ("[::1]:9866"), which it is compared
+        # with. An IPv6 caller used to have none, so its replicas were never ordered
+        # nearest first.
+        peer = urllib.parse.unquote(context.peer() or "")
         if peer.startswith(("ipv4:", "ipv6:")):
             host = peer[5:].rpartition(":")[0]
     user = c.user or "nobody"
