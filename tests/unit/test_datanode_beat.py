@@ -33,5 +33,5 @@ def test_beats_come_at_the_interval_not_the_news_gap():
     dn._stop.set()
     dn._wake.set()
     t.join(5)
-    gaps = sorted(b - a for a, b in zip(beats, beats[1:]))
+    gaps = sorted(b - a for a, b in zip(beats, beats[1:], strict=False))
     assert len(gaps) >= 4 and gaps[len(gaps) // 2] < 0.35, gaps
