@@ -43,3 +43,14 @@ def test_a_master_key_open_to_group_or_others_is_refused():
     for mode in (0o100644, 0o100640, 0o100604, 0o100610, 0o100660, 0o100777):
         assert key_too_open(mode) == (f"permissions {mode & 0o777:04o} are too open "
                                       "(the key decrypts every file)"), oct(mode)
+
+
+def test_a_key_made_over_a_leftover_tmp_file_is_0600(tmp_path):
+    # O_CREAT keeps the mode of a master.key.tmp left from before (0644): dfs refused,
+    # as too open, the key it had just made.
+    from dfs.namenode.server import load_master_key
+    tmp = tmp_path / "master.key.tmp"
+    tmp.write_bytes(b"junk")
+    tmp.chmod(0o644)
+    assert len(load_master_key(str(tmp_path / "master.key"))) == 32
+    assert (tmp_path / "master.key").stat().st_mode & 0o777 == 0o600
