@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import io
+import operator
 import os
 import sys
 import threading
@@ -232,6 +233,12 @@ class _ChunkCache:
             return pieces[0] if isinstance(pieces[0], bytes) else bytes(pieces[0])
         return b"".join(pieces)
 
+    def chunk_at(self, pos: int) -> tuple[int, bytes]:
+        """(offset, bytes) of the whole chunk holding byte ``pos`` (< size), read as any
+        other range (cached, read ahead). One bytes copy per chunk, of a cached view."""
+        s, e, _ = self._units(pos, pos + 1)[0]   # (no lock: only the reader's blocks, locked there)
+        return s, self.read(s, e)
+
     def close(self) -> None:
         with self.lock:
             self.cache.clear()
@@ -257,6 +264,7 @@ class DFSFile(AbstractBufferedFile):
         self._writer = None
         self._failure: BaseException | None = None   # a write failed: the file was discarded
         self._chunks: _ChunkCache | None = None
+        self._line_chunk: tuple[int, bytes] = (0, b"")   # (offset, bytes): the chunk lines are cut from
         self._write_opts = _write_opts(dict(replication=replication, dfs_block_size=dfs_block_size,
                                             permissions=permissions))
         block_size = block_size or DEFAULT_BUFFER_SIZE
@@ -297,6 +305,64 @@ class DFSFile(AbstractBufferedFile):
     # -- reading ----------------------------------------------------------------
     def _fetch_range(self, start, end):
         return self._chunks.read(start, end)
+
+    # fsspec's readuntil (readline, `for line in f`) reads `blocksize` (4 MiB) for every
+    # line and seeks back: each line joined 4 MiB of cached chunks, ~8,000 lines/s where
+    # text mode does millions. Lines are cut from the chunk holding the position instead.
+    def readuntil(self, char=b"\n", blocks=None):
+        """The bytes up to and including the next ``char``, or to the end of the file.
+        (``blocks``, fsspec's read size, is ignored: the file's chunks are scanned.)"""
+        return self._read_until(char, -1)
+
+    def readline(self, size=-1):
+        """The next line, its newline included; at most ``size`` bytes if ``size`` >= 0, as io's."""
+        return self._read_until(b"\n", -1 if size is None else operator.index(size))
+
+    def __next__(self):   # (not through readline: a call less per line)
+        line = self._read_until(b"\n", -1)
+        if not line:
+            raise StopIteration
+        return line
+
+    def readlines(self, hint=-1):
+        """The lines left, as a local file's: stop once they exceed ``hint`` bytes if ``hint`` > 0.
+        (fsspec's returned [b""] at the end of the file, where io returns [].)"""
+        hint = -1 if hint is None else operator.index(hint)
+        if hint <= 0:   # all of them: io's C splitting of one read is faster than line by line
+            return io.BytesIO(self.read()).readlines()
+        lines, total = [], 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if total > hint:
+                break
+        return lines
+
+    def _read_until(self, char: bytes, limit: int) -> bytes:
+        """From the position to the end of the first ``char``, at most ``limit`` bytes (if >= 0)."""
+        if self.mode != "rb":
+            raise ValueError("File not in read mode")
+        if self.closed:
+            raise ValueError("I/O operation on closed file.")
+        start, chunk = self._line_chunk
+        a = self.loc - start
+        if limit < 0 and a >= 0 and (i := chunk.find(char, a)) >= 0:   # most lines: one find, one slice
+            self.loc = start + i + len(char)
+            return chunk[a:i + len(char)]
+        out: list[bytes] = []
+        end = -1
+        while end < 0 and limit != 0 and self.loc < self.size:
+            start, chunk = self._line_chunk
+            if not start <= self.loc < start + len(chunk):
+                start, chunk = self._line_chunk = self._chunks.chunk_at(self.loc)
+            a = self.loc - start
+            b = len(chunk) if limit < 0 else min(len(chunk), a + limit)
+            end = _end_of_first(char, chunk, a, b, out[-1] if out else b"")
+            piece = chunk[a:b if end < 0 else end]
+            out.append(piece)
+            self.loc += len(piece)
+            limit -= len(piece)
+        return b"".join(out)
 
     @property
     def chunk_stats(self) -> dict:
@@ -463,8 +529,22 @@ class DFSFile(AbstractBufferedFile):
         try:
             super().close()
         finally:
+            self._line_chunk = (0, b"")
             if self._chunks is not None:
                 self._chunks.close()
+
+
+def _end_of_first(char: bytes, data: bytes, start: int, stop: int, before: bytes) -> int:
+    """Where the first ``char`` in ``data[start:stop]`` ends, or -1. ``before``: the bytes
+    of the line just before ``start`` (from the previous chunk), where a delimiter of
+    several bytes (CRLF) may begin and end in this chunk."""
+    tail = before[-(len(char) - 1):] if len(char) > 1 else b""
+    if tail:
+        i = (tail + data[start:min(stop, start + len(char) - 1)]).find(char)
+        if i >= 0:
+            return start + i + len(char) - len(tail)
+    i = data.find(char, start, stop)
+    return -1 if i < 0 else i + len(char)
 
 
 def _failure_to_repeat(e: BaseException, path: str) -> BaseException:
