@@ -12,6 +12,7 @@ import argparse
 import errno
 import math
 import os
+import re
 import signal
 import sys
 
@@ -70,6 +71,32 @@ def discard_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError, AttributeError):
         pass
+
+
+_MODE_LIKE = re.compile(r"-(?:[rwxXst]+|[0-7]+)")
+
+
+def mode_as_operand(argv: list[str]) -> list[str]:
+    """``argv`` with a chmod MODE that starts with '-' (`dfs chmod -w f`, as GNU chmod
+    takes it) put after '--', the options that follow it (-R) before: argparse took
+    `-w` for an unknown option and the path for MODE ("invalid mode: '/f'")."""
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):   # dfs's own options come first
+        i += 2 if argv[i] == "--namenode" else 1
+    if i >= len(argv) or argv[i] != "chmod":
+        return argv
+    for j in range(i + 1, len(argv)):
+        a = argv[j]
+        if a == "--" or not a.startswith("-"):
+            return argv   # the first operand is the MODE, or '--' is there already
+        if _MODE_LIKE.fullmatch(a):
+            rest = argv[j + 1:]
+            k = next((n for n, r in enumerate(rest) if not r.startswith("-") or r == "--"), len(rest))
+            opts, operands = rest[:k], rest[k:]
+            if operands[:1] == ["--"]:
+                operands = operands[1:]
+            return argv[:j] + opts + ["--", a] + operands
+    return argv
 
 
 def _fail(what: str, text: str, expected: str) -> argparse.ArgumentTypeError:

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     tune_malloc()
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(cli_args.mode_as_operand(sys.argv[1:] if argv is None else argv))
     # Client commands keep stderr to the one error line (SPEC §3): replica
     # failover and pipeline retries are logged only with --debug.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,

@@ -76,9 +76,7 @@ class DfsClient:
     @property
     def _pool(self) -> ThreadPoolExecutor:
         if self._pool_obj is None or self._pool_pid != os.getpid():
-            if self._lock_pid != os.getpid():
-                # A forked child: a thread the fork did not copy may hold the lock for ever.
-                self._lock, self._lock_pid = threading.Lock(), os.getpid()
+            self._after_fork()
             with self._lock:
                 if self._pool_obj is None or self._pool_pid != os.getpid():
                     self._pool_obj = ThreadPoolExecutor(self._threads, thread_name_prefix="dfs-codec")
@@ -271,8 +269,19 @@ class DfsClient:
         the ``in_service`` datanodes left (it stays decommissioning)."""
         return self.nn.call("Decommission", pb.DecommissionRequest(address=address, cancel=cancel))
 
+    def _after_fork(self) -> None:
+        """In a forked child, at its first use of what follows: a lock of its own (a thread
+        the fork did not copy may hold the parent's for ever), and no leases: the parent's
+        writers are the parent's to renew. Copied, their ids kept the child's renewer from
+        ever ending (a RenewLease every lease/3 for the child's whole life)."""
+        if self._lock_pid != os.getpid():
+            self._lock, self._lock_pid = threading.Lock(), os.getpid()
+            self._leases, self._lease_thread = set(), None
+            self._lease_jobs = queue.SimpleQueue()
+
     # -- leases ---------------------------------------------------------
     def _lease_acquired(self, w: FileWriter) -> None:
+        self._after_fork()
         with self._lock:
             self._leases.add(w.file_id)
             every = renew_interval(w.lease_period)

@@ -386,7 +386,12 @@ class FileWriter:
         except BaseException as e:   # surfaced to the writing thread
             st.drop()
             # e.g. an AbandonBlock refused after the lease expired
-            self._error = self._named(e) if isinstance(e, errors.DfsError) else errors.DatanodeError(str(e), self.path)
+            if getattr(self.client, "_closed", False):   # its codec pool shut: "cannot schedule
+                # new futures after shutdown" blamed a datanode
+                self._error = errors.DfsError("its client was closed while it was being written", self.path)
+            else:
+                self._error = self._named(e) if isinstance(e, errors.DfsError) else \
+                    errors.DatanodeError(str(e), self.path)
             while True:   # unblock a producer waiting on a full queue
                 try:
                     self._queue.get_nowait()

@@ -345,8 +345,9 @@ def parse_identity(ident: object) -> tuple[str, str]:
     if not isinstance(ident, dict):
         raise IdentityError(f"not a JSON object: {type(ident).__name__}")
     uuid, cluster_id = ident.get("uuid"), ident.get("cluster_id", "")
-    if not isinstance(uuid, str) or not uuid.strip():
-        raise IdentityError(f'"uuid" is {json.dumps(uuid)[:40]}: a non-empty string expected')
+    if not isinstance(uuid, str) or not uuid.strip() or not uuid.isprintable():
+        raise IdentityError(f'"uuid" is {json.dumps(uuid)[:40]}: a non-empty string of printable '
+                            'characters expected')   # it is in log lines: "a\nb" split one
     if not isinstance(cluster_id, str):
         raise IdentityError(f'"cluster_id" is {json.dumps(cluster_id)[:40]}: a string expected')
     return uuid, cluster_id
@@ -399,8 +400,8 @@ class BlockStore:
         try:
             with open(path) as f:
                 return parse_identity(json.load(f))
-        except ValueError as e:   # json's errors are ValueErrors too
-            why = f" ({e})" if isinstance(e, IdentityError) else ""
+        except (ValueError, RecursionError) as e:   # json's errors are ValueErrors too
+            why = f" ({e})" if isinstance(e, IdentityError) else ""   # (nesting 100,000 deep)
             raise datadir.DataDirError(path, f"damaged datanode identity file{why}") from None
 
     def _write_identity(self, ident: dict) -> None:

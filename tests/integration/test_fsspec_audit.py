@@ -720,3 +720,48 @@ def test_one_lease_renewer_serves_a_stream_of_writes_then_ends(nn):
     cl.write_bytes("/audit/linger-again", b"z", overwrite=True)   # a new one when needed
     assert cl._lease_thread is not None and cl._lease_thread is not started[0]
     cl.close()
+
+
+def test_a_forked_childs_lease_renewer_ends_after_its_own_writers(nn):
+    # The parent's open writers were copied into the child's lease set: once the child
+    # wrote a file, its renewer never ended (a RenewLease every lease/3, for good).
+    import os
+
+    from dfs.client import DfsClient
+    from dfs.client.client import LEASE_LINGER
+
+    c = DfsClient(nn)
+    w = c.create("/audit/fork-parent", overwrite=True)
+    w.open()
+    w.write(b"p")
+    pid = os.fork()
+    if pid == 0:   # the child: no assertion may raise out of here
+        ok = False
+        try:
+            c.write_bytes("/audit/fork-child", b"child", overwrite=True)
+            deadline = time.monotonic() + LEASE_LINGER + 5
+            while c._lease_thread is not None and c._lease_thread.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            ok = not c._leases and not (c._lease_thread is not None and c._lease_thread.is_alive())
+        finally:
+            os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    w.close()
+    c.close()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_writer_used_after_its_client_is_closed_says_so(nn):
+    # "DatanodeError: cannot schedule new futures after shutdown" blamed a datanode.
+    from dfs import errors
+    from dfs.client import DfsClient
+
+    c = DfsClient(nn)
+    w = c.create("/audit/after-close", overwrite=True)
+    w.open()
+    w.write(b"x")
+    c.close()
+    with pytest.raises(errors.DfsError, match="its client was closed") as e:
+        w.close()
+    assert not isinstance(e.value, errors.DatanodeError)
+    assert not DfsClient(nn).exists("/audit/after-close")

@@ -98,7 +98,8 @@ def test_datanode_refuses_a_hand_edited_identity_of_the_wrong_shape(make_cluster
             f.write(text)
         r = run_datanode(c, dn.data_dir)
         assert r.returncode == 1 and error_lines(r, "datanode") == [
-            f"dfs: datanode: {path}: damaged datanode identity file ({why}: a non-empty string expected)"], r.stderr
+            f"dfs: datanode: {path}: damaged datanode identity file "
+            f"({why}: a non-empty string of printable characters expected)"], r.stderr
     os.replace(path + ".saved", path)
     c.restart(dn)
     c.wait_for_datanodes(1)

@@ -233,10 +233,12 @@ def test_a_hand_edited_identity_of_the_wrong_shape_is_refused_at_start(tmp_path)
     # TypeError every beat, for ever; {"uuid": ""} registered as "".
     assert blockstore.parse_identity({"uuid": "u1"}) == ("u1", "")
     assert blockstore.parse_identity({"uuid": "u1", "cluster_id": "CID-x"}) == ("u1", "CID-x")
-    bad = [('{"uuid": 5}', '"uuid" is 5: a non-empty string expected'),
-           ('{"uuid": ""}', '"uuid" is "": a non-empty string expected'),
-           ('{"cluster_id": "CID-x"}', '"uuid" is null: a non-empty string expected'),
+    bad = [('{"uuid": 5}', '"uuid" is 5: a non-empty string of printable characters expected'),
+           ('{"uuid": ""}', '"uuid" is "": a non-empty string of printable characters expected'),
+           ('{"cluster_id": "CID-x"}', '"uuid" is null: a non-empty string of printable characters expected'),
            ('{"uuid": "u1", "cluster_id": ["CID-x"]}', '"cluster_id" is ["CID-x"]: a string expected'),
+           ('{"uuid": "a\\nb"}', '"uuid" is "a\\nb": a non-empty string of printable characters expected'),
+           ('[' * 100000 + ']' * 100000, ""),   # a RecursionError in json: a traceback
            ('["u1"]', "not a JSON object: list"),
            ('{"uuid": ', "")]   # not JSON: as before
     for i, (text, why) in enumerate(bad):

@@ -198,3 +198,17 @@ def test_an_unexpected_exception_is_one_line_and_a_traceback_only_with_debug(mon
         "dfs: stat: internal error: KeyError: 'boom' (--debug shows the traceback)\n"
     with pytest.raises(KeyError):
         main(["--debug", "stat", "/x"])
+
+
+def test_a_chmod_mode_starting_with_a_dash_is_an_operand():
+    # `dfs chmod -w f` said "invalid mode: '/f'": argparse took -w for an option.
+    from dfs.cli.args import mode_as_operand as m
+    assert m(["chmod", "-w", "/f"]) == ["chmod", "--", "-w", "/f"]
+    assert m(["--namenode", "h:1", "chmod", "-R", "-rwx", "/f"]) == \
+        ["--namenode", "h:1", "chmod", "-R", "--", "-rwx", "/f"]
+    assert m(["--debug", "chmod", "-w", "-R", "/f", "/g"]) == ["--debug", "chmod", "-R", "--", "-w", "/f", "/g"]
+    assert m(["chmod", "-w", "--", "/f"]) == ["chmod", "--", "-w", "/f"]
+    assert m(["chmod", "-6000", "/f"]) == ["chmod", "--", "-6000", "/f"]
+    for same in (["chmod", "755", "/f"], ["chmod", "--", "-w", "/f"], ["chmod", "-R", "a-w", "/f"],
+                 ["chmod", "-h"], ["put", "chmod", "-w"], ["ls", "-w"]):
+        assert m(same) == same
