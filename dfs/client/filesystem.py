@@ -46,6 +46,7 @@ from dfs.client.fsspec_file import (
     _warn_discarded,
     _write_opts,
 )
+from dfs.client.ranges import read_ranges, resolve
 from dfs.config import DEFAULT_NAMENODE, default_namenode, format_address, parse_namenode
 from dfs.model import FileStatus
 from dfs.tuning import tune_malloc
@@ -560,7 +561,8 @@ class DFSFileSystem(AbstractFileSystem):
 
     def cat_ranges(self, paths, starts, ends, max_gap=None, on_error="return", **kwargs):
         """fsspec's, with one ``GetBlockLocations`` per distinct file instead of one per
-        range (fsspec's blockcache and parquet precaching ask for many ranges of a file)."""
+        range, and each chunk fetched once however many ranges it holds (fsspec's
+        blockcache, parquet precaching and kerchunk ask for many ranges of a file)."""
         if max_gap is not None or not isinstance(paths, list):
             return super().cat_ranges(paths, starts, ends, max_gap=max_gap, on_error=on_error,
                                       **kwargs)
@@ -568,35 +570,33 @@ class DFSFileSystem(AbstractFileSystem):
         ends = ends if isinstance(ends, list) else [ends] * len(paths)
         if len(starts) != len(paths) or len(ends) != len(paths):
             raise ValueError("paths, starts and ends must have the same length")
-        readers: dict[str, object] = {}
-        ranges: dict[str, list] = {}
-        for path, start, end in zip(paths, starts, ends, strict=True):
-            ranges.setdefault(self._strip_protocol(path), []).append((start, end))
-        out = []
-        for path, start, end in zip(paths, starts, ends, strict=True):
+        by_file: dict[str, list[int]] = {}      # path -> indexes of its ranges
+        out: list = [None] * len(paths)
+        for i, path in enumerate(paths):
             try:
-                p = self._strip_protocol(path)
-                if p not in readers:
-                    try:
-                        first, length = _span(ranges[p])
-                        readers[p] = self.client.open_read(p, start=first, length=length)
-                    except Exception as e:   # noqa: BLE001 - the same answer for each range
-                        readers[p] = e
-                reader = readers[p]
-                if isinstance(reader, Exception):
-                    raise reader
-                out.append(self._cat_reader(reader, start, end))
-            except Exception as e:
-                if on_error != "return":
-                    raise
-                out.append(e)
+                by_file.setdefault(self._strip_protocol(path), []).append(i)
+            except Exception as e:   # noqa: BLE001 - a URL of another namenode: that range's answer
+                out[i] = e
+        for p, indexes in by_file.items():
+            try:
+                first, length = _span([(starts[i], ends[i]) for i in indexes])
+                reader = self.client.open_read(p, start=first, length=length)
+            except Exception as e:   # noqa: BLE001 - the same answer for each range
+                for i in indexes:
+                    out[i] = e
+                continue
+            got = read_ranges(reader, [resolve(reader.size, starts[i], ends[i]) for i in indexes])
+            for i, data in zip(indexes, got, strict=True):
+                out[i] = data
+        if on_error != "return":
+            for data in out:
+                if isinstance(data, Exception):
+                    raise data
         return out
 
     @staticmethod
     def _cat_reader(reader, start, end) -> bytes:
-        size = reader.size
-        start = 0 if start is None else (max(0, size + start) if start < 0 else start)
-        end = size if end is None else (max(0, size + end) if end < 0 else min(end, size))
+        start, end = resolve(reader.size, start, end)
         if start >= end:
             return b""
         return _read_parallel(reader, start, end)

@@ -6,7 +6,8 @@ Parquet footer and the row groups after it never fetch the same chunk twice,
 reads ahead on sequential access and fetches runs of chunks in parallel on a
 per-process pool. Writes stream into the block pipeline as the buffer
 fills; the file appears, complete, on close (or at ``commit()`` inside an
-fsspec transaction). ``_read_parallel`` serves ``cat_file`` and dfs.dask.
+fsspec transaction). ``_read_parallel`` serves ``cat_file`` and dfs.dask;
+``cat_ranges`` cuts its ranges from a ``_ChunkCache`` (dfs/client/ranges.py).
 """
 
 from __future__ import annotations
@@ -190,6 +191,23 @@ class _ChunkCache:
                 _, old = self.cache.popitem(last=False)
                 self.cached_bytes -= len(old)
         fut.set_result(pieces)
+
+    def prefetch(self, spans) -> None:
+        """Start fetching, on the pool, the units of the (start, end) ``spans`` neither
+        cached nor in flight: those of neighbouring spans in shared runs."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        pool = _fetch_pool()
+        with self.lock:
+            units = sorted({u for start, end in spans for u in self._units(start, end)})
+            for run in self._runs(units):
+                self._start(run, pool)
+
+    def forget_before(self, offset: int) -> None:
+        """Drop the cached units that end at or before ``offset``."""
+        with self.lock:
+            for s in [s for s, piece in self.cache.items() if s + len(piece) <= offset]:
+                self.cached_bytes -= len(self.cache.pop(s))
 
     # -- reading ------------------------------------------------------------------
     def read(self, start: int, end: int) -> bytes:
