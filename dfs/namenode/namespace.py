@@ -215,6 +215,21 @@ class Namespace:
             if not keeps_attributes:
                 self._check_sticky(parent, existing, caller, path)
 
+    def _may_write_name(self, parent: dict, existing: dict | None, caller: Caller, path: str,
+                        keeps_attributes: bool) -> None:
+        """Write permission on the directory, unless what is written is a new version of
+        the file at the name that ``keeps_attributes`` (stays its owner's: an fsspec
+        append, the mount's commit of a write or an O_TRUNC): that is a write into the
+        file, which only write permission on it allows (``_may_replace``), as POSIX's
+        open(O_APPEND or O_TRUNC) and HDFS's append; carol could not append to bob's
+        0666 log in his 0755 directory. Anything else gives the name a new file (the
+        caller's: a new name, ``put -f``), a change of the directory. Asked at create
+        and again at complete, of the file there then and of complete's own
+        ``keep_attributes``: one kept at create only, or a file gone or replaced by a
+        writable one meanwhile, is judged by what the name holds when it is given."""
+        if not (keeps_attributes and existing is not None and not existing["is_dir"]):
+            self._check(parent, caller, _stat.S_IWOTH, path)
+
     def check_block_readable(self, block_id: int, caller: Caller) -> None:
         """Only a caller who may read a block's file can have read it, and so report one
         of its replicas corrupt: a report is believed (a datanode cannot check what it
@@ -496,8 +511,8 @@ class Namespace:
         new file is a new version of the one it replaces (``_inherited``), here and
         again at complete(). Returns (row, blocks to invalidate)."""
         parent, name = self._parent(path, caller, create=create_parent, now=now, new=True)
-        self._check(parent, caller, _stat.S_IWOTH, path)
         existing = self.store.lookup(parent["id"], name)
+        self._may_write_name(parent, existing, caller, path, keep_attributes and overwrite)
         if existing is not None:
             if existing["is_dir"]:
                 raise errors.DfsIsADirectoryError(path=path)
@@ -657,6 +672,8 @@ class Namespace:
         path = self._path_of(parent) + row["pending_name"]
         if row["replaces"] and (existing is None or existing["id"] != row["replaces"]):
             raise errors.StaleVersionError(path=path)
+        if caller is not None:
+            self._may_write_name(parent, existing, caller, path, keep_attributes and bool(row["overwrite"]))
         kept: dict = {}
         if existing is not None:
             if existing["is_dir"]:

@@ -493,6 +493,45 @@ def test_another_users_o_trunc_write_in_a_sticky_directory_keeps_the_file_theirs
         fuse_mount.unmount(users)
 
 
+def test_another_users_writable_file_may_be_appended_and_truncated_in_a_directory_not_ours(
+    work, mnt, fuse_cluster, mount_root, fuse_mount
+):
+    """O_APPEND and O_TRUNC writes into alice's 0666 file in her 0755 directory through a
+    mount whose dfs user (nobody) may write the file but not the directory: writes into
+    the file, which POSIX allows, and it stays hers. The namenode asked write on the
+    directory at the commit: close() was EACCES and the data lost (dash's `echo x >> f`
+    exited 0). A new file there is still refused (the kernel lets root by; the namenode
+    does not let nobody)."""
+    client = fuse_cluster.client()
+    d = dfs_path(mnt, work)
+    client.chown(d, "alice", "")
+    client.chmod(d, 0o755)
+    f = os.path.join(work, "shared.log")
+    alice = {"DFS_USER": "alice"}
+    assert fuse_cluster.cli("put", "-", dfs_path(mnt, f), input=b"line1\n", env=alice).returncode == 0
+    assert fuse_cluster.cli("chmod", "666", dfs_path(mnt, f), env=alice).returncode == 0
+    users = os.path.join(mount_root, "as-nobody-append")
+    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / 'cache-nobody-append'}",
+               env={"DFS_USER": "nobody"})
+    try:
+        theirs = os.path.join(users, os.path.relpath(f, mnt))
+        fd = os.open(theirs, os.O_WRONLY | os.O_APPEND)
+        os.write(fd, b"line2\n")
+        os.close(fd)
+        assert cli_cat(fuse_cluster, mnt, f) == b"line1\nline2\n"
+        fd = os.open(theirs, os.O_WRONLY | os.O_TRUNC)
+        os.write(fd, b"nobody\n")
+        os.close(fd)
+        assert cli_cat(fuse_cluster, mnt, f) == b"nobody\n"
+        st = client.stat(dfs_path(mnt, f))
+        assert (st.owner, oct(st.mode)) == ("alice", oct(0o666))
+        with pytest.raises(PermissionError):
+            os.close(os.open(os.path.join(os.path.dirname(theirs), "new"), os.O_WRONLY | os.O_CREAT, 0o644))
+        assert [e.path.rsplit("/", 1)[-1] for e in client.listdir(d)] == ["shared.log"]
+    finally:
+        fuse_mount.unmount(users)
+
+
 def test_sgid_directory_inheritance(work):
     d = os.path.join(work, "shared")
     os.mkdir(d)

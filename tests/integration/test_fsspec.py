@@ -475,6 +475,33 @@ def test_an_append_keeps_the_files_owner_mode_and_replication(fs, nn):
     assert fs.cat_file("/files/pub/tool") == b"#!/bin/sh\n# root\n# bob\n"
 
 
+def test_an_append_takes_write_permission_on_the_file_not_on_its_directory(fs, nn):
+    """carol's "ab" of bob's 0666 log in his 0755 directory is a write into the file,
+    which POSIX and HDFS's append allow her (it was a PermissionError: the namenode
+    asked write on the directory); the file stays bob's. A "wb" over it would put
+    carol's file there, a change of the directory: still refused, as an "ab" of a file
+    she may not write."""
+    fs.mkdir("/files/bobdir")
+    fs.chown("/files/bobdir", "bob")
+    bob = DFSFileSystem(namenode=nn, user="bob", skip_instance_cache=True)
+    carol = DFSFileSystem(namenode=nn, user="carol", skip_instance_cache=True)
+    bob.pipe_file("/files/bobdir/shared.log", b"line1\n")
+    bob.chmod("/files/bobdir/shared.log", 0o666)
+    with carol.open("/files/bobdir/shared.log", "ab") as f:
+        f.write(b"line2\n")
+    assert fs.cat_file("/files/bobdir/shared.log") == b"line1\nline2\n"
+    info = fs.info("/files/bobdir/shared.log")
+    assert (info["owner"], info["mode"] & 0o7777) == ("bob", 0o666)
+    with pytest.raises(PermissionError):
+        with carol.open("/files/bobdir/shared.log", "wb") as f:
+            f.write(b"carol's\n")
+    bob.chmod("/files/bobdir/shared.log", 0o644)
+    with pytest.raises(PermissionError):
+        with carol.open("/files/bobdir/shared.log", "ab") as f:
+            f.write(b"line3\n")
+    assert fs.cat_file("/files/bobdir/shared.log") == b"line1\nline2\n"
+
+
 def test_transactions(fs):
     with fs.transaction:
         with fs.open("/tx/a", "wb") as f:

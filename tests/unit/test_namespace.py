@@ -876,6 +876,56 @@ def test_overwrite_in_a_sticky_directory_is_a_removal_unless_the_file_stays_its_
     assert ns.stat("/tmp/bobs", ROOT).owner == "root"
 
 
+def test_a_new_version_kept_its_owners_takes_write_on_the_file_not_on_its_directory(shared):
+    # An fsspec append or a mount's O_APPEND/O_TRUNC commit of bob's 0666 log in his 0755
+    # directory: a write into the file, which POSIX and HDFS's append allow alice.
+    # Create asked write on the directory whatever was written: refused, the mount's
+    # close EACCES with the data lost.
+    ns = shared
+    ns.mkdir("/bobdir", ROOT, 1.0)
+    ns.chown("/bobdir", "bob", "users", ROOT)                   # 0755: alice may not write it
+    _, log = write_file(ns, "/bobdir/log", [1], caller=BOB, mode=0o666)
+
+    def kept(caller=ALICE, at_complete=True, **kw):
+        row = create(ns, "/bobdir/log", caller, overwrite=True, keep_attributes=True, **kw)
+        return ns.complete(ns.open_file(row["id"], caller), caller, 2.0, keep_attributes=at_complete)[0]
+
+    st = kept(replaces=log.inode_id)                           # fsspec "ab"
+    assert (st.owner, st.mode, st.path) == ("bob", 0o666, "/bobdir/log")
+    st = kept()                                                # the mount's O_TRUNC: no replaces
+    assert (st.owner, st.mode) == ("bob", 0o666) and ns.stat("/bobdir/log", BOB).inode_id == st.inode_id
+    # Anything that puts a new file at the name is a change of the directory: refused.
+    for kw in ({}, {"complete": True}, {"mode": 0o666}):
+        with pytest.raises(errors.DfsPermissionError):
+            create(ns, "/bobdir/log", ALICE, overwrite=True, **kw)
+    with pytest.raises(errors.DfsPermissionError):
+        create(ns, "/bobdir/new", ALICE, keep_attributes=True)  # nothing to keep: a new name
+    row = create(ns, "/bobdir/log", ALICE, overwrite=True, keep_attributes=True)
+    with pytest.raises(errors.DfsPermissionError):             # kept at create only: alice's file
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0)
+    ns.store.delete_subtree(row["id"])                          # abandoned (AbandonFile)
+    # Judged by the file the name holds at complete, not the one it held at create.
+    row = create(ns, "/bobdir/log", ALICE, overwrite=True, keep_attributes=True)
+    write_file(ns, "/bobdir/new", [2], caller=BOB, mode=0o644)
+    ns.rename("/bobdir/new", "/bobdir/log", BOB, 1.5, overwrite=True)   # bob's 0644 one now
+    with pytest.raises(errors.DfsPermissionError):
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 2.0, keep_attributes=True)
+    ns.store.delete_subtree(row["id"])                          # abandoned (AbandonFile)
+    ns.chmod("/bobdir/log", 0o666, BOB)
+    row = create(ns, "/bobdir/log", ALICE, overwrite=True, keep_attributes=True)
+    ns.rename("/bobdir/log", "/bobdir/old", BOB, 2.0)          # gone: completing it adds a name
+    with pytest.raises(errors.DfsPermissionError):
+        ns.complete(ns.open_file(row["id"], ALICE), ALICE, 3.0, keep_attributes=True)
+    ns.store.delete_subtree(row["id"])
+    assert names(ns, "/bobdir") == ["old"]
+    # Without write permission on the file, no version of it either.
+    _, log = write_file(ns, "/bobdir/log", [1], caller=BOB, mode=0o644)
+    with pytest.raises(errors.DfsPermissionError):
+        kept(replaces=log.inode_id)
+    assert ns.stat("/bobdir/log", BOB).inode_id == log.inode_id
+    assert kept(caller=BOB).owner == "bob" and kept(caller=ROOT).owner == "bob"
+
+
 def test_a_recursive_delete_keeps_the_sticky_rule_inside_the_tree(shared):
     # carol's 0777 /tmp/c holds alice's 1777 /tmp/c/s holding bob's file: carol may not
     # rm it, nor rm -r /tmp/c (GNU rm -r refuses it; it took bob's file). Nothing goes.
