@@ -32,6 +32,7 @@ lock is held, never the other way round.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import itertools
 import logging
@@ -137,7 +138,9 @@ class OpenFile:
         """A read-only descriptor keeps the version it opened, as one on a local disk
         keeps the file it opened when another is renamed over it: a later open here of
         a version another client made switched it mid-read (reads mixed the two, or
-        ended short). Changes made through this mount (``gen``) still show in it."""
+        ended short). Changes made through this mount (``gen``) still show in it. It
+        lasts as long as that version's blocks: reads after another client's replacement
+        deleted them are stale (``_stale_if_gone``)."""
         with self.lock:
             if self._clean():
                 h.pinned, h.pin_gen = self._version(), self.gen
@@ -165,7 +168,8 @@ class OpenFile:
                     # A new open (revalidate) of a file another client replaced: its size
                     # is the new version's, not the one an older open here knew. Clamping
                     # to the old one gave the new open a short file (a short read is EOF).
-                    self._version()
+                    with self._stale_if_gone():
+                        self._version()
                 end = min(off + size, self.size)
                 if off < end:
                     staged = self.pages and any(
@@ -173,8 +177,32 @@ class OpenFile:
                     )
                     if staged or end > self.base_len:
                         return self._read_mixed(off, end)
-                    v = self._version()
-        return self._serve(v, off, end, h) if off < end else b""
+                    with self._stale_if_gone():
+                        v = self._version()
+        if off >= end:
+            return b""
+        with self._stale_if_gone():
+            return self._serve(v, off, end, h)
+
+    @contextlib.contextmanager
+    def _stale_if_gone(self, applies: bool = True):
+        """The file this was opened on is gone: another client replaced or removed it (or
+        its directory), and the namenode has forgotten the version read here, the datanodes
+        deleted its blocks, or the next version being written went with the name. To a
+        descriptor opened before that it is stale (ESTALE, as NFS answers), not a missing
+        file: read(2) and close(2) of an open file never say ENOENT (``cat: -: No such
+        file or directory``). The client says DfsFileNotFoundError (whose errno the CLI
+        and fsspec keep). ``applies``: False for content tied to no version (a file
+        created here, or truncated to 0: ``base_id`` None), whose commit is made at the
+        path, whatever is there: ENOENT then says its directory is gone."""
+        try:
+            yield
+        except errors.DfsFileNotFoundError as e:
+            if not applies:
+                raise
+            raise errors.StaleVersionError(
+                "replaced or removed by another client since it was opened here", self.path
+            ) from e
 
     def _serve(self, v, off: int, end: int, h: Handle) -> bytes:
         """Clean range of a committed version: served without holding the lock."""
@@ -333,10 +361,8 @@ class OpenFile:
         it is stale, as its commit would say (ESTALE), not a missing file. An O_APPEND
         write that read-modify-writes the last page got ENOENT, when the other client's
         new version came between this open and that read (two mounts appending, loaded)."""
-        try:
+        with self._stale_if_gone():
             return self.ctx.cache.read(self._version(), off, n)
-        except errors.DfsFileNotFoundError as e:
-            raise errors.StaleVersionError(path=self.path) from e
 
     def _push(self) -> None:
         """Send completed pages down the stream, starting one for a file written in order."""
@@ -351,7 +377,8 @@ class OpenFile:
             w = self._writer()
             if self.base_id is not None:   # an existing empty file, appended to: checked now
                 try:
-                    w.open()
+                    with self._stale_if_gone():
+                        w.open()
                 except BaseException:
                     w.abort()
                     raise
@@ -364,7 +391,8 @@ class OpenFile:
 
     def _stream_write(self, data) -> None:
         try:
-            self.stream.write(data)
+            with self._stale_if_gone(self.base_id is not None):
+                self.stream.write(data)
         except BaseException as e:
             self._break(e)
             raise
@@ -414,24 +442,29 @@ class OpenFile:
         # the close's: carried by the Complete call, no set_times afterwards.
         w.mtime = self.pending_mtime if self.pending_mtime is not None else self.mtime
         try:
-            if not start and self.base_id is not None:
-                w.open()   # the lease, and the namenode's check of base_id, before any data
-            pos = start
-            while pos < self.size:
-                i = pos // PAGE
-                take = min(PAGE, self.size - pos)
-                if i in self.pages:
-                    data = self.pages.read(i, 0, take)
-                elif pos < self.base_len:
-                    n = min(take, self.base_len - pos)
-                    data = self._read_base(pos, n)
-                    if n < take:
-                        data += ZERO_PAGE[: take - n]
-                else:
-                    data = ZERO_PAGE[:take]
-                w.write(data)
-                pos += take
-            st = convert.status_from_pb(w.close())
+            # The version this builds on removed by another client, with its directory
+            # (Create finds no parent), or with the version being written (a removal
+            # takes the name's writers: AddBlock or Complete finds no file): ESTALE, as
+            # when the namenode finds it replaced. It said ENOENT for the directory.
+            with self._stale_if_gone(self.base_id is not None):
+                if not start and self.base_id is not None:
+                    w.open()   # the lease, and the namenode's check of base_id, before any data
+                pos = start
+                while pos < self.size:
+                    i = pos // PAGE
+                    take = min(PAGE, self.size - pos)
+                    if i in self.pages:
+                        data = self.pages.read(i, 0, take)
+                    elif pos < self.base_len:
+                        n = min(take, self.base_len - pos)
+                        data = self._read_base(pos, n)
+                        if n < take:
+                            data += ZERO_PAGE[: take - n]
+                    else:
+                        data = ZERO_PAGE[:take]
+                    w.write(data)
+                    pos += take
+                st = convert.status_from_pb(w.close())
         except BaseException as e:
             w.abort()
             if start:
