@@ -226,6 +226,7 @@ SETTINGS: dict[str, tuple[float, float, bool]] = {
     "DFS_REPLICATION_HARD_LIMIT": (1, 1024, True),       # namenode
     "DFS_REPLICATION_MAX_INCOMING": (1, 1024, True),     # namenode
     "DFS_REPLICATION_MAX_INFLIGHT_GB": (0.001, 1 << 20, False),   # namenode
+    "DFS_REPLICATION_STREAM_MB": (0, 1 << 20, False),    # namenode (0: streams counted, not bytes)
     "DFS_REPLICATION_TIMEOUT": (0.01, DAY, False),       # namenode
     "DFS_REPAIR_YIELD": (0, 1000, False),                # datanode (0: copies never yield)
     "DFS_BLOCK_REPORT_INTERVAL": (0.01, 30 * DAY, False),   # datanode

@@ -4,7 +4,8 @@ Events mark blocks as ``needed`` (a node died or restarted, a replica landed,
 vanished or was found corrupt, a copy failed or timed out, setrep, a
 decommission, a block report); a periodic scan walks the whole block map a
 slice at a time as a safety net. Each ``plan`` hands those blocks to the pure
-planner (replication.py), queues the copies and deletions it decides as
+planner (replication.py), which files them in the repair queue it keeps here
+and plans copies from it; ``plan`` queues the copies and deletions it decides as
 heartbeat commands, and tracks the repair under way: copies in flight, bytes
 delivered, the repair rate ``dfs admin report`` shows. Decommissioning nodes
 whose every block has its replicas elsewhere are marked decommissioned.
@@ -24,6 +25,7 @@ from dfs.config import setting
 from dfs.namenode import replication as planner
 from dfs.namenode.membership import admin_key
 from dfs.namenode.repair_progress import RepairProgress, copies_of
+from dfs.namenode.repair_queue import RepairQueue
 
 if TYPE_CHECKING:
     from dfs.namenode.namesystem import NameSystem
@@ -35,6 +37,9 @@ MAX_STREAMS = setting("DFS_REPLICATION_MAX_STREAMS", 4) # per source, HDFS: 2
 HARD_LIMIT = setting("DFS_REPLICATION_HARD_LIMIT", 6) # endangered blocks, HDFS: 4
 MAX_INCOMING = setting("DFS_REPLICATION_MAX_INCOMING", 8) # per target
 MAX_INFLIGHT_BYTES = int(setting("DFS_REPLICATION_MAX_INFLIGHT_GB", 4.0) * (1 << 30))
+# A node at its limit of copies takes more small ones while their bytes fit in that many
+# streams of this size (replication.has_room; docs/healing.md, "Small blocks").
+STREAM_BYTES = int(setting("DFS_REPLICATION_STREAM_MB", 1.0) * (1 << 20)) or None
 PENDING_TIMEOUT = setting("DFS_REPLICATION_TIMEOUT", 30.0) # HDFS: 300 s
 MIN_COPY_RATE = 8 << 20           # bytes/s a queued copy is allowed before it counts as late
 # The periodic scan (a safety net under the event-driven plans) looks at the block map
@@ -52,6 +57,7 @@ class ReplicationMonitor:
         self.sys = system
         self.in_flight = planner.InFlight()
         self.needed: set[int] = set()          # blocks to look at in the next plan (events add them)
+        self.queue = RepairQueue()             # blocks waiting for a copy (a free stream, target or budget)
         self.hurry = False                     # repairs under way: datanodes should beat fast
         self._work = threading.Event()         # wakes the monitor: something to plan, or to stop
         self._last_scan = float("-inf")
@@ -87,6 +93,11 @@ class ReplicationMonitor:
         if self.repair is not None:
             self.repair.forget(uuid)
 
+    def forget_block(self, block_id: int) -> None:
+        """The block is gone (its file was deleted)."""
+        self.in_flight.forget_block(block_id)
+        self.queue.discard(block_id)
+
     def corrupt_found(self, block_id: int, now: float) -> None:
         self._corrupt_seen[block_id] = now
         self.want((block_id,))
@@ -110,8 +121,14 @@ class ReplicationMonitor:
         """A datanode's cumulative count of bytes its copies delivered."""
         last = self._sent_counter.get(uuid)
         self._sent_counter[uuid] = counter
-        if last is not None and counter > last and self.repair is not None:
-            self.repair.sent(uuid, counter - last, now, self.in_flight.bytes_from.get(uuid, 0))
+        if last is None:
+            grown = 0                  # first heard of: what it counted before is no news
+        elif counter >= last:
+            grown = counter - last
+        else:
+            grown = counter            # restarted from 0 with its datanode: all of it is new
+        if grown > 0 and self.repair is not None:
+            self.repair.sent(uuid, grown, now, self.in_flight.bytes_from.get(uuid, 0))
 
     def busy(self, uuid: str) -> bool:
         """Whether ``uuid`` should beat fast: repairs anywhere, or copies of its own."""
@@ -176,11 +193,10 @@ class ReplicationMonitor:
             if blocks is not None:
                 blocks |= self.deferred
             self.deferred = set()
-        backlog: set[int] = set()
         stuck: set[int] = set()
         copies: list[planner.Replicate] = []
         drops: list[planner.Invalidate] = []
-        if blocks is None or blocks:
+        if blocks is None or blocks or self.queue:
             writable = {n.uuid for n in s.writable(now)}
             # A corrupt replica may go before its replacement exists (its node being the
             # only possible target) once no other replica of the block was found bad lately.
@@ -191,9 +207,9 @@ class ReplicationMonitor:
             copies, drops = planner.plan(
                 s.bmap, s.members.nodes, live, writable, self.in_flight, s.rng,
                 max_streams=MAX_STREAMS, hard_limit=HARD_LIMIT, max_incoming=MAX_INCOMING,
-                max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, backlog=backlog,
-                fix_racks=True, delete_first=settled, now=now, stuck=stuck, leaving=s.replicas_leaving())
-        self.needed = backlog   # waiting for a free stream: looked at again when one frees up
+                max_bytes=MAX_INFLIGHT_BYTES, stale=stale, blocks=blocks, queue=self.queue,
+                stream_bytes=STREAM_BYTES, fix_racks=True, delete_first=settled, now=now, stuck=stuck,
+                leaving=s.replicas_leaving())
         # Nowhere to copy to: looked at again when the nodes change (nodes_changed), or by the scan.
         self.stuck = (self.stuck - (blocks if blocks is not None else set(s.bmap.blocks))) | stuck
         hb = s.members.heartbeat_interval
@@ -214,9 +230,9 @@ class ReplicationMonitor:
         for d in drops:
             s.cmds(d.node).invalidate.add(d.block_id)
             s.bmap.remove_replica(d.block_id, d.node)
-        if not copies and not self.in_flight.targets and not backlog:
+        if not copies and not self.in_flight.targets and not self.queue:
             self.repair = None
-        self.hurry = bool(self.in_flight.targets or backlog or stale
+        self.hurry = bool(self.in_flight.targets or self.queue or stale
                           or any(c.transfers or c.invalidate for c in s.commands.values()))
 
     def check_decommission(self, now: float) -> None:

@@ -209,7 +209,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         for b in tx.dropped:
             for node in self.bmap.remove_block(b):
                 self.cmds(node).invalidate.add(b)
-            self.monitor.in_flight.forget_block(b)
+            self.monitor.forget_block(b)
 
     def _lost(self, tx: _Tx, e: errors.MetadataStoreError) -> None:
         """A transaction could not be stored (the store rolled it back): fail each
@@ -223,7 +223,7 @@ class NameSystem(DatanodeProtocol, ClusterAdmin):
         for b in [b for b in self.bmap.blocks if b not in stored]:
             for node in self.bmap.remove_block(b):      # allocated by a lost call: in no file
                 self.cmds(node).invalidate.add(b)
-            self.monitor.in_flight.forget_block(b)
+            self.monitor.forget_block(b)
         for bid, inode, gs, length, repl, complete in stored.values():
             info = self.bmap.blocks.get(bid)
             if info is None:

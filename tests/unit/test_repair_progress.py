@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dfs.namenode.repair_progress import MIN_RATE_SPAN, RATE_WINDOW, UNCONFIRMED_RESERVE, RepairProgress, copies_of
-from tests.unit.test_namesystem import DEAD, Clock, holders, make, register, write
+from tests.unit.test_namesystem import DEAD, ROOT, Clock, holders, make, register, write
 
 MiB = 1 << 20
 
@@ -133,3 +133,69 @@ def test_the_report_keeps_copies_pending_until_they_land_and_its_rate_waits_for_
         _beat(ns, d, counters[d.uuid], received.get(d.uuid, ()))
     rep = ns.report()
     assert rep["under_replicated"] == 0 and rep["pending_repair_bytes"] == 0
+
+
+def test_a_datanode_whose_counter_restarts_from_zero_is_credited_from_its_first_beat():
+    ns = make(clock=Clock())
+    m = ns.monitor
+    m.repair = RepairProgress(0.0)
+    m.repair_progress("a", 900 * MiB, 1.0)         # its counter from earlier repairs
+    m.repair_progress("a", 901 * MiB, 2.0)
+    # Restarted: its counter starts again from 0 and has reached 1 MiB at its first beat.
+    for t in range(3, 13):
+        m.repair_progress("a", (t - 2) * MiB, float(t))
+    assert m.repair_rate(12.0) == pytest.approx(10 * MiB / RATE_WINDOW)   # was 9 MiB: the first beat lost
+
+
+def test_copies_cancelled_by_a_setrep_down_leave_the_next_repairs_rate_right():
+    clock = Clock()
+    ns = make(clock=clock)
+    nodes = register(ns, 3)
+    _, blocks, _ = write(ns, "/f", [60_000] * 12, replication=1)
+    counters = {d.uuid: 0 for d in nodes}
+    by_addr = {d.address: d for d in nodes}
+
+    def copy_all(transfers):
+        received: dict[str, list] = {}
+        for uuid, copies in transfers.items():
+            for bid, gs, length, targets in copies:
+                counters[uuid] += length * len(targets)
+                for t in targets:
+                    received.setdefault(by_addr[t].uuid, []).append((bid, gs, length))
+        return received
+
+    ns.set_replication(ROOT, "/f", 3)
+    ns.tick()
+    cancelled = {d.uuid: list(_beat(ns, d, 0).transfers) for d in nodes}
+    assert sum(map(len, cancelled.values())) == 12
+    ns.set_replication(ROOT, "/f", 1)               # cancelled while the copies run
+    ns.tick()
+    clock.advance(1.0)
+    received = copy_all(cancelled)
+    for d in nodes:
+        _beat(ns, d, counters[d.uuid], received.get(d.uuid, ()))
+    ns.tick()
+    for d in nodes:                                  # the surplus goes
+        _beat(ns, d, counters[d.uuid])
+    assert ns.report()["pending_repair_bytes"] == 0
+    clock.advance(30.0)
+    ns.set_replication(ROOT, "/f", 3)
+    ns.tick()
+    checked = False
+    done, queued = 0, {d.uuid: [] for d in nodes}
+    while ns.report()["under_replicated"]:
+        clock.advance(0.5)
+        for d in nodes:
+            queued[d.uuid] += _beat(ns, d, counters[d.uuid]).transfers
+        now = {u: q[:1] for u, q in queued.items()}       # one copy per node and beat
+        queued = {u: q[1:] for u, q in queued.items()}
+        received = copy_all(now)
+        done += sum(length * len(t) for c in now.values() for _, _, length, t in c)
+        for d in nodes:
+            _beat(ns, d, counters[d.uuid], received.get(d.uuid, ()))
+        span = min(RATE_WINDOW, clock() - ns.monitor.repair.started) if ns.monitor.repair else 0.0
+        if span >= MIN_RATE_SPAN:
+            assert ns.report()["repair_rate"] == pytest.approx(done / span, rel=0.2)
+            checked = True
+        ns.tick()
+    assert checked
