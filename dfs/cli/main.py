@@ -51,7 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     # failover and pipeline retries are logged only with --debug.
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.CRITICAL,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command in ("namenode", "datanode", "cluster"):
+    # A server logs what it does; so does a mount served here (--foreground), whose
+    # stderr is its log: "changes lost" went nowhere at CRITICAL.
+    if args.command in ("namenode", "datanode", "cluster") or (args.command == "mount" and args.foreground):
         logging.getLogger().setLevel(logging.DEBUG if args.debug else logging.INFO)
     sub = {"admin": "admin_command", "cluster": "cluster_command"}.get(args.command)
     name = f"{args.command} {getattr(args, sub, '') or ''}".strip() if sub else args.command

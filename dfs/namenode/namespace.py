@@ -740,7 +740,10 @@ class Namespace:
         file. Returns (what happened, blocks to invalidate)."""
         row = self.store.get(file_id)
         name = (row or {}).get("pending_name") or f"#{file_id}"
-        return f"removed unfinished file {name}", self.store.delete_subtree(file_id)
+        # Not "removed file": the name, and any file completed at it, is untouched; a reader
+        # of the log took a mount's orphaned version for the loss of the user's file.
+        return (f"dropped the unfinished version of {name} (never closed; what is at that name is untouched)",
+                self.store.delete_subtree(file_id))
 
 
 def summarize(rows: list[dict]) -> dict:

@@ -218,6 +218,10 @@ def test_foreground_signal_unmounts_cleanly(fuse_cluster, mount_root, fuse_mount
         assert r.stdout == b"written before the signal", r.stderr
         f.close()  # the lazily unmounted file system lets go now
         assert proc.wait(timeout=20) == 0, proc.stderr.read()
+        # A foreground mount logs to its stderr, as a background one to its log: it
+        # logged nothing, not even "changes lost" (the CLI's CRITICAL level).
+        err = proc.stderr.read().decode()
+        assert "INFO dfs_fuse.mount: serving dfs://" in err and f"{sig.name}: unmounting" in err, err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -118,7 +118,7 @@ def test_client_sigkill_mid_put_lease_expires_and_file_is_removed(make_cluster):
     p.kill()                                           # SIGKILL: no close, no abandon
     p.wait()
     assert c.cli("test", "-e", "/orphan").returncode == 1   # never visible
-    until(lambda: "removed unfinished file orphan" in log_text(c.namenode), 20,
+    until(lambda: "dropped the unfinished version of orphan" in log_text(c.namenode), 20,
           "the namenode to recover the lease")
     assert c.cli("test", "-e", "/orphan").returncode == 1
     # its blocks leave the datanodes; only /keep's replicas remain
@@ -136,3 +136,24 @@ def _ids_on_disk(c: Cluster) -> set[int]:
     for d in c.datanodes:
         out |= block_ids_on(d)
     return out
+
+
+def test_a_close_failing_in_a_namenode_outage_takes_its_retry_time_not_three(make_cluster):
+    # The FUSE mount's close() in an outage returned EIO after 22.5 s, the docs saying
+    # ~8 s: Complete waited out retry_seconds, then abort()'s AbandonFile did too (its
+    # timeout= was one try's), and the mount's own abort() a third time.
+    c = make_cluster()
+    client = c.client(retry_seconds=8)
+    w = client.create("/outage")
+    w.write(b"x" * 1000)
+    w.open()
+    c.kill(c.namenode, signal.SIGKILL)
+    t = time.monotonic()
+    try:
+        w.close()
+        raise AssertionError("a close() with the namenode down succeeded")
+    except errors.DfsError:
+        pass
+    w.abort()   # the mount aborts again after a failed close: no second wait
+    took = time.monotonic() - t
+    assert took < 13, took   # Complete's 8 s and one 2 s AbandonFile; it was 24 s

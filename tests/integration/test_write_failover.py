@@ -174,7 +174,7 @@ def test_a_writer_whose_lease_expired_is_told_so_of_its_path(make_cluster):
     client._lease_acquired = lambda w: None      # its renewals stop, as in a paused process
     w = client.create("/f", block_size=4 * MiB)
     w.write(os.urandom(3 * MiB))                   # sending: its pipeline is open
-    c.wait_for(lambda: "removed unfinished file f" in open(c.namenode.log_path).read(), 30,
+    c.wait_for(lambda: "dropped the unfinished version of f " in open(c.namenode.log_path).read(), 30,
                "the namenode to recover the lease")
     c.kill(c.datanodes[0])                         # the pipeline fails: abandon, then retry
     err = None
