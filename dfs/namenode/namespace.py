@@ -473,8 +473,8 @@ class Namespace:
         return self.stat(path, caller)
 
     def set_replication(self, path: str, replication: int, caller: Caller) -> tuple[FileStatus, list[int]]:
-        if config.replication_problem(replication):
-            raise errors.InvalidArgumentError(f"{config.replication_problem(replication)}, not {replication}", path)
+        if problem := config.replication_problem(replication):
+            raise errors.InvalidArgumentError(f"{problem}, not {replication}", path)
         row = self.resolve(path, caller)
         if row["is_dir"]:
             raise errors.DfsIsADirectoryError(path=path)
@@ -764,5 +764,5 @@ def normalize(path: str) -> str:
 
 
 def _check_time(mtime: float, path: str) -> None:
-    if config.mtime_problem(mtime):
-        raise errors.InvalidArgumentError(f"invalid mtime {mtime}: {config.mtime_problem(mtime)}", path)
+    if problem := config.mtime_problem(mtime):
+        raise errors.InvalidArgumentError(f"invalid mtime {mtime}: {problem}", path)

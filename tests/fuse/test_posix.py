@@ -511,6 +511,23 @@ def test_sticky_directory(work):
     assert not os.path.exists(mine)
 
 
+@contextlib.contextmanager
+def _alices_0666_file_seen_by_nobody(f, data, name, mnt, fuse_cluster, mount_root, fuse_mount):
+    """``f`` (a path in ``mnt``) put by alice with ``data`` and made 0666, and a second
+    mount whose dfs user is nobody (not the superuser: the namenode's rules apply);
+    -> ``f``'s path in that mount, unmounted on the way out."""
+    alice = {"DFS_USER": "alice"}
+    assert fuse_cluster.cli("put", "-", dfs_path(mnt, f), input=data, env=alice).returncode == 0
+    assert fuse_cluster.cli("chmod", "666", dfs_path(mnt, f), env=alice).returncode == 0
+    users = os.path.join(mount_root, f"as-nobody-{name}")
+    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / f'cache-nobody-{name}'}",
+               env={"DFS_USER": "nobody"})
+    try:
+        yield os.path.join(users, os.path.relpath(f, mnt))
+    finally:
+        fuse_mount.unmount(users)
+
+
 def test_another_users_o_trunc_write_in_a_sticky_directory_keeps_the_file_theirs(
     work, mnt, fuse_cluster, mount_root, fuse_mount
 ):
@@ -521,14 +538,8 @@ def test_another_users_o_trunc_write_in_a_sticky_directory_keeps_the_file_theirs
     client = fuse_cluster.client()
     os.chmod(work, 0o1777)
     f = os.path.join(work, "alices")
-    alice = {"DFS_USER": "alice"}
-    assert fuse_cluster.cli("put", "-", dfs_path(mnt, f), input=b"alice\n", env=alice).returncode == 0
-    assert fuse_cluster.cli("chmod", "666", dfs_path(mnt, f), env=alice).returncode == 0
-    users = os.path.join(mount_root, "as-nobody-sticky")
-    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / 'cache-nobody-sticky'}",
-               env={"DFS_USER": "nobody"})
-    try:
-        theirs = os.path.join(users, os.path.relpath(f, mnt))
+    with _alices_0666_file_seen_by_nobody(f, b"alice\n", "sticky", mnt, fuse_cluster, mount_root,
+                                          fuse_mount) as theirs:
         fd = os.open(theirs, os.O_WRONLY | os.O_TRUNC)
         os.write(fd, b"nobody\n")
         os.close(fd)
@@ -538,8 +549,6 @@ def test_another_users_o_trunc_write_in_a_sticky_directory_keeps_the_file_theirs
         with pytest.raises(PermissionError):   # a removal is not nobody's to make
             os.unlink(theirs)
         assert client.stat(dfs_path(mnt, f)).owner == "alice"
-    finally:
-        fuse_mount.unmount(users)
 
 
 def test_another_users_writable_file_may_be_appended_and_truncated_in_a_directory_not_ours(
@@ -556,14 +565,8 @@ def test_another_users_writable_file_may_be_appended_and_truncated_in_a_director
     client.chown(d, "alice", "")
     client.chmod(d, 0o755)
     f = os.path.join(work, "shared.log")
-    alice = {"DFS_USER": "alice"}
-    assert fuse_cluster.cli("put", "-", dfs_path(mnt, f), input=b"line1\n", env=alice).returncode == 0
-    assert fuse_cluster.cli("chmod", "666", dfs_path(mnt, f), env=alice).returncode == 0
-    users = os.path.join(mount_root, "as-nobody-append")
-    fuse_mount(fuse_cluster, users, f"cache_dir={fuse_cluster.base_path / 'cache-nobody-append'}",
-               env={"DFS_USER": "nobody"})
-    try:
-        theirs = os.path.join(users, os.path.relpath(f, mnt))
+    with _alices_0666_file_seen_by_nobody(f, b"line1\n", "append", mnt, fuse_cluster, mount_root,
+                                          fuse_mount) as theirs:
         fd = os.open(theirs, os.O_WRONLY | os.O_APPEND)
         os.write(fd, b"line2\n")
         os.close(fd)
@@ -577,8 +580,6 @@ def test_another_users_writable_file_may_be_appended_and_truncated_in_a_director
         with pytest.raises(PermissionError):
             os.close(os.open(os.path.join(os.path.dirname(theirs), "new"), os.O_WRONLY | os.O_CREAT, 0o644))
         assert [e.path.rsplit("/", 1)[-1] for e in client.listdir(d)] == ["shared.log"]
-    finally:
-        fuse_mount.unmount(users)
 
 
 def test_sgid_directory_inheritance(work):
